@@ -1,0 +1,1 @@
+"""The promotion decision: is the candidate strictly better than the champion?"""

@@ -1,0 +1,55 @@
+"""Split, train and measure the Ridge model. Plain scikit-learn: no platform imports."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
+
+TARGET = "Y"
+FEATURES = ["AGE", "SEX", "BMI", "BP", "S1", "S2", "S3", "S4", "S5", "S6"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Features and targets for training and held-out testing."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def split_data(df: pd.DataFrame, test_size: float = 0.2, random_state: int = 0) -> Split:
+    """Split the frame 80/20 into train and test sets, reproducibly."""
+    missing = [c for c in FEATURES + [TARGET] if c not in df.columns]
+    if missing:
+        raise ValueError(f"data is missing column(s): {', '.join(missing)}")
+    x = df[FEATURES].to_numpy(dtype=float)
+    y = df[TARGET].to_numpy(dtype=float)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=random_state
+    )
+    return Split(x_train, x_test, y_train, y_test)
+
+
+def train_model(split: Split, alpha: float) -> Ridge:
+    """Fit a Ridge regression with the given regularisation strength."""
+    model = Ridge(alpha=alpha)
+    model.fit(split.x_train, split.y_train)
+    return model
+
+
+def get_model_metrics(model: Ridge, split: Split) -> dict[str, float]:
+    """mse, rmse, mae and r2 of the model on the held-out split."""
+    predictions = model.predict(split.x_test)
+    mse = float(mean_squared_error(split.y_test, predictions))
+    return {
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mae": float(mean_absolute_error(split.y_test, predictions)),
+        "r2": float(r2_score(split.y_test, predictions)),
+    }

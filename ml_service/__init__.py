@@ -1,0 +1,1 @@
+"""The platform: workspace, ML pipelines, local CI engine, serving and deployment. Model-agnostic."""

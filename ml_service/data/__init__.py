@@ -1,0 +1,1 @@
+"""Data contracts: Great Expectations suites kept in the repository, run against files."""

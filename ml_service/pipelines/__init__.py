@@ -1,0 +1,1 @@
+"""ML pipelines: definitions as data, a runner with step reuse, compute targets, publishing."""

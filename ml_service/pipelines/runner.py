@@ -1,0 +1,374 @@
+"""Run a pipeline: one parent MLflow run, one nested child run per step, step reuse.
+
+Steps run in their own processes (see compute.py); only this runner writes to the tracking store,
+except a step that registers a model. Outputs pass between steps through the artifact store: a
+step's output folder is logged as the `outputs` artifact of its run and downloaded for the next.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ml_service.config import Settings
+from ml_service.pipelines import reuse
+from ml_service.pipelines.compute import get_compute
+from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
+from ml_service.workspace import registry, tracking
+from ml_service.workspace.gitinfo import read_git_info
+from ml_service.workspace.snapshot import write_snapshot
+
+OUTPUTS = "outputs"
+RESULT_FILE = "step_result.json"
+EXECUTED_TAG = "mlops.step.executed"
+REUSED_TAG = "mlops.step.reused_from"
+OUTCOME_TAG = "mlops.outcome"
+
+
+@dataclass
+class StepRecord:
+    """What happened to one step in this run."""
+
+    name: str
+    status: str = "pending"  # done | reused | skipped | failed
+    run_id: str = ""
+    source_run_id: str = ""  # the run whose outputs this step uses (itself, or the reused one)
+    seconds: float = 0.0
+    metrics: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    outcome: str = ""
+    error: str = ""
+    output_dir: Path | None = None
+    output_digest: str = ""
+
+
+@dataclass
+class PipelineResult:
+    """The pipeline run as a whole."""
+
+    run_id: str
+    status: str  # FINISHED | FAILED
+    outcome: str
+    steps: list[StepRecord]
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the pipeline finished (promoted or not)."""
+        return self.status == "FINISHED"
+
+
+class StepFailed(Exception):
+    """A step did not complete; the pipeline stops there."""
+
+
+def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = True,
+                 report: Callable[[StepRecord], None] | None = None,
+                 published: tuple[str, str] | None = None) -> PipelineResult:
+    """Run every step of pipeline in order, recording everything in the workspace."""
+    client = tracking.connect(settings)
+    experiment_id = tracking.ensure_experiment(client, settings)
+    git = read_git_info(settings.root)
+    tags = {
+        "mlops.kind": "pipeline",
+        "mlops.pipeline.name": pipeline.name,
+        "mlops.pid": str(os.getpid()),
+        "mlflow.source.name": pipeline.name,
+        "mlflow.source.type": "PIPELINE",
+        **git.tags(),
+    }
+    if settings.user:
+        tags["mlflow.user"] = settings.user
+    if published:
+        tags["mlops.pipeline.published_version"] = published[1]
+    if settings.build_id:
+        tags["BuildId"] = settings.build_id
+    if settings.build_uri:
+        tags["BuildUri"] = settings.build_uri
+    parent = client.create_run(experiment_id, run_name=pipeline.name, tags=tags)
+    parent_id = parent.info.run_id
+    _log_params(client, parent_id, pipeline.params)
+
+    runner = _Runner(settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report)
+    try:
+        runner.snapshot()
+        runner.run_all()
+    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError) as exc:
+        client.set_tag(parent_id, "mlops.error", str(exc)[:5000])
+        client.set_terminated(parent_id, "FAILED")
+        return PipelineResult(parent_id, "FAILED", "failed", runner.records, error=str(exc))
+    except BaseException as exc:  # interrupted (Ctrl-C) or a bug: never leave the run RUNNING
+        client.set_tag(parent_id, "mlops.error", f"interrupted: {type(exc).__name__}: {exc}"[:5000])
+        client.set_terminated(parent_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    finally:
+        runner.cleanup()
+    outcome = runner.outcome()
+    client.set_tag(parent_id, OUTCOME_TAG, outcome)
+    client.set_terminated(parent_id, "FINISHED")
+    return PipelineResult(parent_id, "FINISHED", outcome, runner.records)
+
+
+def _log_params(client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    if params:
+        client.log_batch(run_id, params=[Param(k, "" if v is None else str(v)) for k, v in params.items()])
+
+
+class _Runner:
+    def __init__(self, settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report):
+        self.settings = settings
+        self.client = client
+        self.experiment_id = experiment_id
+        self.pipeline = pipeline
+        self.parent_id = parent_id
+        self.git = git
+        self.reuse_steps = reuse_steps
+        self.report = report or (lambda record: None)
+        self.records: list[StepRecord] = []
+        self.datasets: dict[str, dict] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="mlops-pipeline-")
+        self.workdir = Path(self._tmp.name)
+
+    def cleanup(self) -> None:
+        self._tmp.cleanup()
+
+    def snapshot(self) -> None:
+        path = self.workdir / "snapshot.zip"
+        write_snapshot(self.settings.root, path, extra_ignores=[_relative_ignore(self.settings)])
+        self.client.log_artifact(self.parent_id, str(path))
+
+    def record(self, name: str) -> StepRecord | None:
+        return next((r for r in self.records if r.name == name), None)
+
+    def outcome(self) -> str:
+        outcomes = [r.outcome for r in self.records if r.outcome and r.status != "skipped"]
+        return outcomes[-1] if outcomes else "completed"
+
+    def run_all(self) -> None:
+        for step in self.pipeline.steps:
+            record = StepRecord(step.name)
+            self.records.append(record)
+            self.report(record)  # status "pending": the step is about to start
+            started = time.monotonic()
+            try:
+                if step.when and not self._condition(step.when):
+                    record.status = "skipped"
+                    self.client.set_tag(self.parent_id, f"mlops.step.{step.name}", "skipped")
+                else:
+                    self._run_step(step, record)
+            finally:
+                record.seconds = time.monotonic() - started
+                if record.status == "pending":
+                    record.status = "failed"
+                self.report(record)
+
+    def _condition(self, when: str) -> bool:
+        step_name, key = when.split(".", 1)
+        upstream = self.record(step_name)
+        return bool(upstream and upstream.status in ("done", "reused") and upstream.values.get(key))
+
+    def _run_step(self, step: Step, record: StepRecord) -> None:
+        inputs, digests = self._materialize_inputs(step)
+        params = {k: self.pipeline.resolve(v) for k, v in step.params.items()}
+        key = reuse.step_key(step, self.pipeline, params, digests, self.settings.root)
+        source = self._find_reusable(key) if (self.reuse_steps and step.reuse) else None
+        tags = {
+            "mlflow.parentRunId": self.parent_id,
+            "mlops.kind": "step",
+            "mlops.step.name": step.name,
+            "mlops.step.function": step.function,
+            "mlops.step.compute": step.compute,
+            reuse.KEY_TAG: key,
+            **self.git.tags(),
+        }
+        child = self.client.create_run(self.experiment_id, run_name=step.name, tags=tags)
+        record.run_id = child.info.run_id
+        _log_params(self.client, record.run_id, params)
+        self._log_datasets(step, inputs, record.run_id)
+
+        out_dir = self.workdir / OUTPUTS / step.name
+        if source is not None:
+            self._reuse(source, record, out_dir)
+        else:
+            self._execute(step, record, inputs, params, out_dir)
+        record.output_dir = out_dir
+        record.output_digest = reuse.digest_path(out_dir)
+        self.client.set_terminated(record.run_id, "FINISHED")
+
+    def _materialize_inputs(self, step: Step) -> tuple[dict[str, Path], dict[str, str]]:
+        inputs: dict[str, Path] = {}
+        digests: dict[str, str] = {}
+        for name, spec in step.inputs.items():
+            if spec.kind == "path":
+                path = self._path(spec)
+                inputs[name], digests[name] = path, reuse.digest_path(path)
+            elif spec.kind == "step":
+                upstream = self.record(spec.value)
+                if upstream is None or upstream.output_dir is None:
+                    raise StepFailed(f"step '{step.name}' needs the outputs of '{spec.value}', which did not run")
+                inputs[name], digests[name] = upstream.output_dir, upstream.output_digest
+            else:
+                path = self.workdir / "inputs" / step.name / f"{name}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(self._alias_info(spec.value), sort_keys=True))
+                inputs[name], digests[name] = path, reuse.digest_path(path)
+        return inputs, digests
+
+    def _path(self, spec: Input) -> Path:
+        value = str(self.pipeline.resolve(spec.value))
+        path = Path(value) if Path(value).is_absolute() else self.settings.root / value
+        if not path.exists():
+            raise FileNotFoundError(f"input file not found: {path}")
+        return path
+
+    def _alias_info(self, alias: str) -> dict:
+        version = registry.get_alias(self.client, self.settings.model_name, alias)
+        if version is None:
+            return {"name": self.settings.model_name, "alias": alias, "version": None}
+        return {"name": version.name, "alias": alias, "version": str(version.version),
+                "run_id": version.tags.get("run_id", ""), "tags": dict(version.tags)}
+
+    def _log_datasets(self, step: Step, inputs: dict[str, Path], run_id: str) -> None:
+        specs = [(name, spec) for name, spec in step.inputs.items() if spec.kind == "path" and spec.dataset]
+        if not specs:
+            return
+        from ml_service.workspace.datasets import dataset_input
+
+        entries = []
+        for name, spec in specs:
+            entry, info = dataset_input(inputs[name], spec.dataset, spec.targets or None)
+            if entry is None:
+                continue
+            entries.append(entry)
+            if info["digest"] not in self.datasets:
+                self.datasets[info["digest"]] = info
+                self.client.log_inputs(self.parent_id, datasets=[entry])
+        if entries:
+            self.client.log_inputs(run_id, datasets=entries)
+
+    def _find_reusable(self, key: str):
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{reuse.KEY_TAG}` = '{key}' and tags.`{EXECUTED_TAG}` = 'true' "
+                          "and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    def _reuse(self, source, record: StepRecord, out_dir: Path) -> None:
+        from mlflow.entities import Metric
+
+        record.status = "reused"
+        record.source_run_id = source.info.run_id
+        self.client.set_tag(record.run_id, REUSED_TAG, source.info.run_id)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.client.download_artifacts(source.info.run_id, OUTPUTS, str(out_dir.parent))
+        result = json.loads((out_dir.parent / OUTPUTS / RESULT_FILE).read_text()) \
+            if (out_dir.parent / OUTPUTS / RESULT_FILE).exists() else {}
+        self._move_downloaded(out_dir)
+        record.metrics, record.values, record.outcome = result.get("metrics", {}), result.get("values", {}), \
+            result.get("outcome", "")
+        now = int(time.time() * 1000)
+        if record.metrics:
+            self.client.log_batch(record.run_id, metrics=[Metric(k, v, now, 0) for k, v in record.metrics.items()])
+
+    def _move_downloaded(self, out_dir: Path) -> None:
+        downloaded = out_dir.parent / OUTPUTS
+        target = out_dir
+        if target.exists():
+            target.rmdir()
+        downloaded.rename(target)
+        (target / RESULT_FILE).unlink(missing_ok=True)
+
+    def _execute(self, step: Step, record: StepRecord, inputs: dict[str, Path], params: dict,
+                 out_dir: Path) -> None:
+        from mlflow.entities import Metric
+
+        step_dir = self.workdir / "steps" / step.name
+        step_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "function": step.function,
+            "inputs": {k: str(v) for k, v in inputs.items()},
+            "params": params,
+            "output_dir": str(out_dir),
+            "result_path": str(step_dir / "result.json"),
+            "error_path": str(step_dir / "error.json"),
+            "context": self._context(record),
+        }
+        (step_dir / "spec.json").write_text(json.dumps(spec))
+        log_path = step_dir / "step.log"
+        compute = get_compute(step.compute)
+        argv = [sys.executable, "-m", "ml_service.pipelines.step_host", str(step_dir / "spec.json")]
+        outcome = compute.run(argv, self._env(), self.settings.root, log_path, step.timeout_minutes * 60)
+        self.client.log_artifact(record.run_id, str(log_path), "logs")
+        if not outcome.ok:
+            error = _error_message(step_dir / "error.json", log_path, outcome.describe())
+            record.status, record.error = "failed", error
+            self.client.set_tag(record.run_id, "mlops.step.error", error[:5000])
+            self.client.set_terminated(record.run_id, "FAILED")
+            raise StepFailed(f"step '{step.name}' failed: {error}")
+        result = json.loads((step_dir / "result.json").read_text())
+        record.status = "done"
+        record.source_run_id = record.run_id
+        record.metrics, record.values, record.outcome = result["metrics"], result["values"], result["outcome"]
+        now = int(time.time() * 1000)
+        if record.metrics:
+            self.client.log_batch(record.run_id, metrics=[Metric(k, float(v), now, 0)
+                                                          for k, v in record.metrics.items()])
+        (out_dir / RESULT_FILE).write_text(json.dumps(result))
+        self.client.log_artifacts(record.run_id, str(out_dir), OUTPUTS)
+        (out_dir / RESULT_FILE).unlink()
+        self.client.set_tag(record.run_id, EXECUTED_TAG, "true")
+        if record.outcome:
+            self.client.set_tag(record.run_id, OUTCOME_TAG, record.outcome)
+
+    def _context(self, record: StepRecord) -> dict:
+        return {
+            "tracking_uri": self.settings.tracking_uri,
+            "experiment_name": self.settings.experiment,
+            "model_name": self.settings.model_name,
+            "pipeline": self.pipeline.name,
+            "parent_run_id": self.parent_id,
+            "run_id": record.run_id,
+            "source_runs": {r.name: r.source_run_id for r in self.records if r.source_run_id},
+            "datasets": list(self.datasets.values()),
+            "git": {"commit": self.git.commit, "branch": self.git.branch, "dirty": self.git.dirty},
+            "build_id": self.settings.build_id,
+            "build_uri": self.settings.build_uri,
+            "reports_dir": str(self.settings.reports_dir),
+        }
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env["MLOPS_ROOT"] = str(self.settings.root)
+        env["MLOPS_TRACKING_URI"] = self.settings.tracking_uri
+        env["MLOPS_STATE_DIR"] = str(self.settings.state_dir)
+        env["MLOPS_ARTIFACT_ROOT"] = str(self.settings.artifact_root)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+
+def _error_message(error_path: Path, log_path: Path, how: str) -> str:
+    if error_path.exists():
+        error = json.loads(error_path.read_text())
+        return f"{error['type']}: {error['message']}"
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-10:] if log_path.exists() else []
+    return how + ("\n" + "\n".join(tail) if tail else "")
+
+
+def _relative_ignore(settings: Settings) -> str:
+    """An ignore line for the workspace state folder when it lives inside the project."""
+    try:
+        return settings.state_dir.relative_to(settings.root).as_posix() + "/"
+    except ValueError:
+        return ".mlops/"

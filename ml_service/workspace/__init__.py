@@ -1,0 +1,1 @@
+"""The workspace on MLflow: tracking wiring, datasets, snapshots, git info, registry helpers."""

@@ -1,0 +1,42 @@
+"""MLflow wiring for a workspace. MLflow is imported here, lazily, never at CLI start-up."""
+from __future__ import annotations
+
+import os
+
+from ml_service.config import Settings
+
+
+def is_local_store(settings: Settings) -> bool:
+    """True for the embedded sqlite/file store, whose artifacts live under artifact_root."""
+    return settings.tracking_uri.startswith(("sqlite:", "file:", "/"))
+
+
+def connect(settings: Settings):
+    """Point MLflow at the workspace and return an MlflowClient."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if is_local_store(settings):
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    import logging
+
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def ensure_experiment(client, settings: Settings, name: str | None = None) -> str:
+    """The id of the named experiment (default: the workspace's), created with our artifact root."""
+    name = name or settings.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    location = None
+    if is_local_store(settings):
+        location = (settings.artifact_root / name).as_uri()
+    return client.create_experiment(name, artifact_location=location)
