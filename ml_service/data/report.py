@@ -19,11 +19,13 @@ def write_report(result: ValidationResult, reports_dir: Path) -> Path:
         f"<td>{html.escape(c.detail)}</td></tr>"
         for c in result.checks
     )
-    verdict = "passed" if result.success else f"FAILED ({len(result.failures)} of {len(result.checks)})"
+    failed = len(result.failures)
+    verdict = "passed" if result.success else f"FAILED ({failed} of {len(result.checks)})"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Data validation: {html.escape(str(result.data_path))}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} tr.bad{{background:#fdd}} tr.ok{{background:#efe}}</style>
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
+tr.bad{{background:#fdd}} tr.ok{{background:#efe}}</style>
 </head><body>
 <h1>Data validation {verdict}</h1>
 <p>File: <code>{html.escape(str(result.data_path))}</code> ({result.rows} rows)<br>

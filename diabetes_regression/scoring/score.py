@@ -1,0 +1,86 @@
+"""The scoring contract: init() loads the model once; run(data) returns predictions.
+
+The model directory comes from MODEL_DIR (an MLflow model folder, or a folder holding model.pkl),
+or a registry URI such as models:/diabetes_regression_model@production (needs MLflow). The
+scoring service wraps this module; it never writes HTTP code.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from pathlib import Path
+
+import yaml
+
+N_FEATURES = 10
+FEATURES = ["AGE", "SEX", "BMI", "BP", "S1", "S2", "S3", "S4", "S5", "S6"]
+
+_model = None
+
+
+class ScoringError(ValueError):
+    """The request data is not something this model can score; the message says why."""
+
+
+def _model_file(model_dir: Path) -> Path:
+    mlmodel = model_dir / "MLmodel"
+    if mlmodel.is_file():
+        flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
+        sklearn = flavors.get("sklearn")
+        if not sklearn:
+            raise RuntimeError(f"{mlmodel}: no sklearn flavor (found: {', '.join(flavors) or 'none'})")
+        if sklearn.get("serialization_format", "pickle") != "pickle":
+            raise RuntimeError(f"{mlmodel}: serialization {sklearn['serialization_format']!r} is not supported")
+        return model_dir / sklearn.get("pickled_model", "model.pkl")
+    return model_dir / "model.pkl"
+
+
+def _resolve(model_dir: str) -> Path:
+    if model_dir.startswith(("models:/", "runs:/")):
+        import mlflow.artifacts
+
+        return Path(mlflow.artifacts.download_artifacts(model_dir))
+    return Path(model_dir)
+
+
+def init(model_dir: str | os.PathLike | None = None) -> None:
+    """Load the model once, from model_dir or $MODEL_DIR. Raises a clear error when it cannot."""
+    global _model
+    source = str(model_dir or os.environ.get("MODEL_DIR", ""))
+    if not source:
+        raise RuntimeError("no model: set MODEL_DIR to a model folder or a models:/ URI")
+    path = _model_file(_resolve(source))
+    try:
+        with open(path, "rb") as handle:
+            model = pickle.load(handle)
+    except FileNotFoundError:
+        raise RuntimeError(f"model file not found: {path}") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+        raise RuntimeError(f"model file {path} is corrupt or incompatible: {exc}") from None
+    if not hasattr(model, "predict"):
+        raise RuntimeError(f"model file {path} holds a {type(model).__name__}, which has no predict()")
+    _model = model
+
+
+def check_rows(data) -> list[list[float]]:
+    """Validate a batch: a non-empty list of rows of 10 finite numbers."""
+    if not isinstance(data, list) or not data:
+        raise ScoringError("'data' must be a non-empty list of rows")
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != N_FEATURES:
+            raise ScoringError(f"row {i} must be a list of {N_FEATURES} numbers ({', '.join(FEATURES)})")
+        for j, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ScoringError(f"row {i}, column {j} ({FEATURES[j]}) is not a number: {value!r}")
+            if not math.isfinite(value):
+                raise ScoringError(f"row {i}, column {j} ({FEATURES[j]}) is not finite: {value!r}")
+    return data
+
+
+def run(data) -> list[float]:
+    """Predict Y for each row of data (a list of rows of 10 numbers)."""
+    if _model is None:
+        raise RuntimeError("init() has not loaded a model")
+    rows = check_rows(data)
+    return [float(y) for y in _model.predict(rows)]

@@ -1,0 +1,35 @@
+"""Shared fixtures. Every workspace is a real MLflow sqlite store in a temporary folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml_service.config import PACKAGE_ROOT, load_settings
+
+ROOT = PACKAGE_ROOT
+DATA = ROOT / "data" / "diabetes.csv"
+SUITE = ROOT / "data" / "contract" / "diabetes_suite.json"
+FIXTURES = ROOT / "data" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def diabetes() -> pd.DataFrame:
+    """The good data file."""
+    return pd.read_csv(DATA)
+
+
+def workspace_env(state_dir: Path) -> dict[str, str]:
+    """Environment that points the project at a workspace under state_dir."""
+    return {"MLOPS_ROOT": str(ROOT), "MLOPS_STATE_DIR": str(state_dir), "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """Settings for a fresh, empty workspace in a temp dir (environment patched for subprocesses too)."""
+    for key, value in workspace_env(tmp_path / "ws").items():
+        monkeypatch.setenv(key, value)
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_BUILD_ID", "MLOPS_BUILD_URI"):
+        monkeypatch.delenv(key, raising=False)
+    return load_settings()

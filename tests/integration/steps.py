@@ -1,0 +1,26 @@
+"""Step functions used by integration-test pipelines (imported by the step host process)."""
+import os
+import signal
+import subprocess
+import time
+
+
+def write_output(inputs, params, output_dir, context):
+    (output_dir / "out.txt").write_text("ok")
+    return {"metrics": {"value": 1.0}, "outcome": "wrote output"}
+
+
+def kill_self(inputs, params, output_dir, context):
+    print("about to be killed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def spawn_and_hang(inputs, params, output_dir, context):
+    child = subprocess.Popen(["sleep", "300"])
+    with open(params["pid_file"], "w") as handle:
+        handle.write(str(child.pid))
+    time.sleep(300)
+
+
+def raise_error(inputs, params, output_dir, context):
+    raise ValueError("the step found something wrong")
