@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +36,23 @@ class ProcessResult:
 
 
 class LocalCompute:
-    """Run the step on this machine in a new session, so its whole tree can be killed."""
+    """Run the step on this machine in a new session, so its whole tree can be killed.
+
+    With a fork server (zygote.py) a step that declares heavy imports is forked from it;
+    any other step starts a fresh interpreter.
+    """
 
     name = "local"
 
-    def run(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
-            timeout_s: float) -> ProcessResult:
-        """Run argv with stdout and stderr to log_path; kill the process group on timeout or interrupt."""
+    def __init__(self, zygote=None):
+        self.zygote = zygote
+
+    def run(self, spec_path: Path, env: dict[str, str], cwd: Path, log_path: Path, timeout_s: float,
+            preloaded: bool = False) -> ProcessResult:
+        """Run the step described by spec_path, output to log_path; kill its tree on timeout or interrupt."""
+        if preloaded and self.zygote is not None and self.zygote.wait_ready():
+            return self.zygote.run(spec_path, cwd, log_path, timeout_s)
+        argv = [sys.executable, "-m", "ml_service.pipelines.step_host", str(spec_path)]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -63,8 +74,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def get_compute(name: str):
+def get_compute(name: str, zygote=None):
     """The compute target called name."""
     if name == "local":
-        return LocalCompute()
+        return LocalCompute(zygote)
     raise ComputeError(f"unknown compute target '{name}' (available here: local)")

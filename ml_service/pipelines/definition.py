@@ -12,6 +12,7 @@
           champion: {alias: champion}              # the registry version holding an alias
         params: {alpha: $alpha}
         code: [package/training]                   # extra files whose change forces a rerun
+        imports: [sklearn]                         # heavy modules to preload (see zygote.py)
         after: [validate]                          # ordering without passing data
         when: evaluate.promote                     # run only if a value of a step is true
         reuse: true                                # false: always run (e.g. it writes the registry)
@@ -27,7 +28,8 @@ from typing import Any
 import yaml
 
 INPUT_KINDS = ("path", "step", "alias")
-STEP_KEYS = {"function", "inputs", "params", "code", "after", "when", "reuse", "compute", "timeout_minutes"}
+STEP_KEYS = {"function", "inputs", "params", "code", "imports", "after", "when", "reuse", "compute",
+             "timeout_minutes"}
 
 
 class PipelineError(Exception):
@@ -53,6 +55,7 @@ class Step:
     inputs: dict[str, Input] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     code: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     when: str = ""
     reuse: bool = True
@@ -78,6 +81,11 @@ class Pipeline:
     description: str = ""
     requirements: tuple[str, ...] = ()
     source: str = ""
+
+    @property
+    def preload(self) -> list[str]:
+        """Every module a step declares under imports:, in order, once."""
+        return list(dict.fromkeys(m for step in self.steps for m in step.imports))
 
     def with_params(self, overrides: dict[str, Any]) -> "Pipeline":
         """A copy with parameter overrides; unknown names are refused."""
@@ -173,6 +181,7 @@ def _parse_step(name: str, body: Any, params: dict, where: str) -> Step:
     return Step(
         name=name, function=function, inputs=inputs, params=dict(step_params),
         code=tuple(_as_list(body.get("code"), f"{where}.code")),
+        imports=tuple(_as_list(body.get("imports"), f"{where}.imports")),
         after=tuple(_as_list(body.get("after"), f"{where}.after")),
         when=when, reuse=_as_bool(body.get("reuse", True), f"{where}.reuse"),
         compute=compute, timeout_minutes=timeout,

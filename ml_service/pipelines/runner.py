@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -71,6 +70,21 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
                  report: Callable[[StepRecord], None] | None = None,
                  published: tuple[str, str] | None = None) -> PipelineResult:
     """Run every step of pipeline in order, recording everything in the workspace."""
+    workdir = tempfile.TemporaryDirectory(prefix="mlops-pipeline-")
+    zygote = None
+    if pipeline.preload:  # start importing on the other core while this process opens the store
+        from ml_service.pipelines.zygote import Zygote
+
+        zygote = Zygote(pipeline.preload, step_env(settings), settings.root, Path(workdir.name) / "zygote.log")
+    try:
+        return _run(settings, pipeline, reuse_steps, report, published, Path(workdir.name), zygote)
+    finally:
+        if zygote is not None:
+            zygote.close()
+        workdir.cleanup()
+
+
+def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote) -> PipelineResult:
     client = tracking.connect(settings)
     experiment_id = tracking.ensure_experiment(client, settings)
     git = read_git_info(settings.root)
@@ -94,7 +108,7 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
     parent_id = parent.info.run_id
     _log_params(client, parent_id, pipeline.params)
 
-    runner = _Runner(settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report)
+    runner = _Runner(settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report, workdir, zygote)
     try:
         runner.snapshot()
         runner.run_all()
@@ -106,8 +120,6 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
         client.set_tag(parent_id, "mlops.error", f"interrupted: {type(exc).__name__}: {exc}"[:5000])
         client.set_terminated(parent_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    finally:
-        runner.cleanup()
     outcome = runner.outcome()
     client.set_tag(parent_id, OUTCOME_TAG, outcome)
     client.set_terminated(parent_id, "FINISHED")
@@ -122,7 +134,8 @@ def _log_params(client, run_id: str, params: dict) -> None:
 
 
 class _Runner:
-    def __init__(self, settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report):
+    def __init__(self, settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report, workdir,
+                 zygote):
         self.settings = settings
         self.client = client
         self.experiment_id = experiment_id
@@ -133,11 +146,8 @@ class _Runner:
         self.report = report or (lambda record: None)
         self.records: list[StepRecord] = []
         self.datasets: dict[str, dict] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="mlops-pipeline-")
-        self.workdir = Path(self._tmp.name)
-
-    def cleanup(self) -> None:
-        self._tmp.cleanup()
+        self.workdir = workdir
+        self.zygote = zygote
 
     def snapshot(self) -> None:
         path = self.workdir / "snapshot.zip"
@@ -244,8 +254,6 @@ class _Runner:
         entries = []
         for name, spec in specs:
             entry, info = dataset_input(inputs[name], spec.dataset, spec.targets or None)
-            if entry is None:
-                continue
             entries.append(entry)
             if info["digest"] not in self.datasets:
                 self.datasets[info["digest"]] = info
@@ -306,9 +314,9 @@ class _Runner:
         }
         (step_dir / "spec.json").write_text(json.dumps(spec))
         log_path = step_dir / "step.log"
-        compute = get_compute(step.compute)
-        argv = [sys.executable, "-m", "ml_service.pipelines.step_host", str(step_dir / "spec.json")]
-        outcome = compute.run(argv, self._env(), self.settings.root, log_path, step.timeout_minutes * 60)
+        compute = get_compute(step.compute, self.zygote)
+        outcome = compute.run(step_dir / "spec.json", step_env(self.settings), self.settings.root, log_path,
+                              step.timeout_minutes * 60, preloaded=bool(step.imports))
         self.client.log_artifact(record.run_id, str(log_path), "logs")
         if not outcome.ok:
             error = _error_message(step_dir / "error.json", log_path, outcome.describe())
@@ -347,15 +355,20 @@ class _Runner:
             "reports_dir": str(self.settings.reports_dir),
         }
 
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        env["MLOPS_ROOT"] = str(self.settings.root)
-        env["MLOPS_TRACKING_URI"] = self.settings.tracking_uri
-        env["MLOPS_STATE_DIR"] = str(self.settings.state_dir)
-        env["MLOPS_ARTIFACT_ROOT"] = str(self.settings.artifact_root)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
+
+def step_env(settings: Settings) -> dict[str, str]:
+    """The environment of a step process: ours, pinned to this workspace, no telemetry."""
+    env = dict(os.environ)
+    env.update({
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLOPS_ROOT": str(settings.root),
+        "MLOPS_TRACKING_URI": settings.tracking_uri,
+        "MLOPS_STATE_DIR": str(settings.state_dir),
+        "MLOPS_ARTIFACT_ROOT": str(settings.artifact_root),
+    })
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
 
 
 def _error_message(error_path: Path, log_path: Path, how: str) -> str:

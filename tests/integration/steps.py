@@ -24,3 +24,8 @@ def spawn_and_hang(inputs, params, output_dir, context):
 
 def raise_error(inputs, params, output_dir, context):
     raise ValueError("the step found something wrong")
+
+
+def report_parent(inputs, params, output_dir, context):
+    (output_dir / "ppid").write_text(str(os.getppid()))
+    return {"values": {"preloaded": "json" in __import__("sys").modules}}

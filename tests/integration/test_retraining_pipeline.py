@@ -140,14 +140,20 @@ def write_pipeline(tmp_path, body: str):
     return path
 
 
-def test_killing_a_step_fails_that_run_cleanly_and_keeps_earlier_records(ws, client, tmp_path):
+# A step runs in a fresh interpreter, or forked from the preloading server when it declares imports.
+PROCESS_MODES = {"fresh": "reuse: false", "forked": "reuse: false, imports: [json]"}
+
+
+@pytest.mark.parametrize("mode", sorted(PROCESS_MODES))
+def test_killing_a_step_fails_that_run_cleanly_and_keeps_earlier_records(ws, client, tmp_path, mode):
     before = {r.info.run_id: r.info.status for r in pipeline_runs(client, ws)}
-    path = write_pipeline(tmp_path, """
+    extra = PROCESS_MODES[mode]
+    path = write_pipeline(tmp_path, f"""
 name: killed
 steps:
-  first: {function: "tests.integration.steps:write_output"}
-  second: {function: "tests.integration.steps:kill_self", after: [first]}
-  third: {function: "tests.integration.steps:write_output", after: [second]}
+  first: {{function: "tests.integration.steps:write_output", {extra}}}
+  second: {{function: "tests.integration.steps:kill_self", after: [first], {extra}}}
+  third: {{function: "tests.integration.steps:write_output", after: [second]}}
 """)
     result = mlops("pipeline", "run", str(path))
     assert result.returncode == 1
@@ -171,7 +177,8 @@ def test_a_step_exception_is_recorded_with_its_message(ws, tmp_path):
     assert "ValueError: the step found something wrong" in result.stderr
 
 
-def test_a_timeout_kills_the_steps_whole_process_tree(ws, tmp_path):
+@pytest.mark.parametrize("mode", sorted(PROCESS_MODES))
+def test_a_timeout_kills_the_steps_whole_process_tree(ws, tmp_path, mode):
     pid_file = tmp_path / "child.pid"
     path = write_pipeline(tmp_path, f"""
 name: hangs
@@ -180,6 +187,7 @@ steps:
     function: "tests.integration.steps:spawn_and_hang"
     params: {{pid_file: "{pid_file}"}}
     timeout_minutes: 0.05
+    {PROCESS_MODES[mode].replace(", ", chr(10) + "    ")}
 """)
     result = mlops("pipeline", "run", str(path))
     assert result.returncode == 1 and "timed out" in result.stderr
