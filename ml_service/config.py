@@ -38,6 +38,8 @@ class Settings:
     build_id: str = ""
     build_uri: str = ""
     user: str = ""
+    base_image: str = "mlops-python:3.11-bookworm"
+    image_registry: str = ""
     environments: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,6 +58,8 @@ _ENV_FIELDS = {
     "BUILD_ID": "build_id",
     "BUILD_URI": "build_uri",
     "USER": "user",
+    "BASE_IMAGE": "base_image",
+    "IMAGE_REGISTRY": "image_registry",
 }
 
 
@@ -95,6 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     workspace = _section(data, "workspace", path)
     model = _section(data, "model", path)
     environments = _section(data, "environments", path)
+    deploy = _section(data, "deploy", path)
 
     values: dict[str, Any] = {
         "state_dir": workspace.get("state_dir", ".mlops"),
@@ -105,6 +110,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "project": model.get("project", ""),
         "pipeline_file": model.get("pipeline", ""),
         "parameters_file": model.get("parameters", ""),
+        "base_image": deploy.get("base_image", Settings.base_image),
+        "image_registry": deploy.get("registry", ""),
     }
     for suffix, name in _ENV_FIELDS.items():
         if env.get(f"MLOPS_{suffix}"):
@@ -133,6 +140,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         build_id=str(values.get("build_id", "")),
         build_uri=str(values.get("build_uri", "")),
         user=str(values.get("user", "")),
+        base_image=str(values["base_image"]),
+        image_registry=str(values["image_registry"] or ""),
         environments=environments,
     )
 

@@ -33,3 +33,17 @@ def workspace(tmp_path, monkeypatch):
     for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_BUILD_ID", "MLOPS_BUILD_URI"):
         monkeypatch.delenv(key, raising=False)
     return load_settings()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, diabetes):
+    """A trained Ridge model saved the way the registry stores it (MLmodel + model.pkl)."""
+    import pickle
+
+    from diabetes_regression.training.train import split_data, train_model
+
+    path = tmp_path_factory.mktemp("model")
+    (path / "model.pkl").write_bytes(pickle.dumps(train_model(split_data(diabetes), 0.4)))
+    (path / "MLmodel").write_text("flavors:\n  sklearn:\n    pickled_model: model.pkl\n"
+                                  "    serialization_format: pickle\n")
+    return path

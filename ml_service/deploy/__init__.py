@@ -1,0 +1,1 @@
+"""Deployment: scoring images, QA on Docker, production on Kubernetes, smoke tests."""

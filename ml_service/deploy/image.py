@@ -1,0 +1,177 @@
+"""Scoring images: `mlops image build --model NAME:VERSION`.
+
+The build context is assembled under .mlops/build/: the Dockerfile, a wheelhouse built on the
+host (the exact package versions of this environment, so the pickled model loads the same),
+the serving code, and the model version's files, downloaded from the registry.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_service.config import Settings
+
+SCORING_PACKAGES = ["scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl", "pyyaml", "uvicorn", "httptools",
+                    "uvloop", "click", "h11", "prometheus-client"]
+# The code a scoring container runs: the service and the model project's scoring package.
+APP_PATHS = ["ml_service/__init__.py", "ml_service/serving", "diabetes_regression/__init__.py",
+             "diabetes_regression/scoring"]
+
+
+class ImageError(Exception):
+    """An image could not be built; the message says which part failed."""
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A scoring image for one model version."""
+
+    tag: str
+    model_name: str
+    model_version: str
+    id: str
+    size_bytes: int
+    seconds: float
+    pushed: str = ""
+
+
+def image_repository(settings: Settings, model_name: str) -> str:
+    """mlops/<model name>, under the configured registry if any."""
+    repo = f"mlops/{model_name.lower()}"
+    return f"{settings.image_registry.rstrip('/')}/{repo}" if settings.image_registry else repo
+
+
+def docker_client():
+    """A Docker SDK client, with a clear error when no engine answers."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+        return client
+    except DockerException as exc:
+        raise ImageError(f"no Docker engine answers ({exc}); start one with environment_setup/docker_engine.sh") \
+            from None
+
+
+def ensure_base_image(settings: Settings, client) -> None:
+    """Build the offline base image once, if it is missing."""
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(settings.base_image)
+    except ImageNotFound:
+        script = settings.root / "environment_setup" / "base_image.sh"
+        result = subprocess.run(["bash", str(script), settings.base_image], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ImageError(f"building the base image {settings.base_image} failed:\n{result.stderr[-2000:]}")
+
+
+def requirements() -> str:
+    """Pinned scoring requirements: the versions installed here."""
+    lines = []
+    for name in SCORING_PACKAGES:
+        try:
+            lines.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            raise ImageError(f"package {name} is not installed here; run `make install`") from None
+    return "\n".join(lines) + "\n"
+
+
+def ensure_wheelhouse(settings: Settings) -> Path:
+    """Wheels for the scoring requirements under .mlops/wheelhouse/<digest>, downloaded once."""
+    text = requirements()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    target = settings.state_dir / "wheelhouse" / digest
+    if (target / "requirements.txt").is_file():
+        return target
+    partial = target.with_name(digest + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    (partial / "requirements.txt").write_text(text)
+    result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+                             "--dest", str(partial), "-r", str(partial / "requirements.txt")],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ImageError(f"pip download of the scoring wheels failed:\n{result.stderr[-2000:]}")
+    partial.rename(target)
+    return target
+
+
+def assemble_context(settings: Settings, model_dir: Path, dest: Path) -> Path:
+    """Write the build context for one model into dest."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    shutil.copy(settings.root / "environment_setup" / "Dockerfile.scoring", dest / "Dockerfile")
+    shutil.copytree(ensure_wheelhouse(settings), dest / "wheelhouse")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for rel in APP_PATHS:
+        source, target = settings.root / rel, dest / "app" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copy(source, target)
+    shutil.copytree(model_dir, dest / "model", ignore=ignore)
+    return dest
+
+
+def build_image(settings: Settings, model_name: str, version: str, model_dir: Path,
+                labels: dict[str, str] | None = None, push: bool = True) -> BuiltImage:
+    """Build (and push when a registry is configured) the scoring image for one model version."""
+    from docker.errors import APIError, BuildError
+
+    client = docker_client()
+    ensure_base_image(settings, client)
+    started = time.monotonic()
+    context = assemble_context(settings, model_dir, settings.state_dir / "build" / f"{model_name}-{version}")
+    tag = f"{image_repository(settings, model_name)}:{version}"
+    all_labels = {"mlops.model.name": model_name, "mlops.model.version": str(version), **(labels or {})}
+    try:
+        image, _ = client.images.build(path=str(context), tag=tag, rm=True, forcerm=True, labels=all_labels,
+                                       buildargs={"BASE_IMAGE": settings.base_image, "MODEL_NAME": model_name,
+                                                  "MODEL_VERSION": str(version)})
+    except BuildError as exc:
+        log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
+        raise ImageError(f"docker build of {tag} failed: {exc.msg}\n{log[-3000:]}") from None
+    except APIError as exc:
+        raise ImageError(f"docker build of {tag} failed: {exc.explanation}") from None
+    pushed = ""
+    if push and settings.image_registry:
+        for line in client.images.push(image_repository(settings, model_name), tag=str(version), stream=True,
+                                       decode=True):
+            if "error" in line:
+                raise ImageError(f"docker push of {tag} failed: {line['error']}")
+        pushed = tag
+    return BuiltImage(tag, model_name, str(version), image.id, int(image.attrs.get("Size", 0)),
+                      time.monotonic() - started, pushed)
+
+
+def build_for_version(settings: Settings, ref: str) -> BuiltImage:
+    """Build the image for a registered version (NAME:VERSION, NAME@ALIAS)."""
+    import tempfile
+
+    from ml_service.workspace import registry, tracking
+
+    client = tracking.connect(settings)
+    version = registry.resolve_version(client, ref)
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        model_dir = download_model(version, Path(tmp))
+        labels = {"org.opencontainers.image.revision": version.tags.get("git_commit", ""),
+                  "mlops.model.run_id": version.tags.get("run_id", "")}
+        return build_image(settings, version.name, str(version.version), model_dir, labels)
+
+
+def download_model(version, dest: Path) -> Path:
+    """The files of a registered model version, in dest/model."""
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}",
+                                                    dst_path=str(dest / "model")))
