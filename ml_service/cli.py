@@ -184,6 +184,100 @@ def cmd_ui(args) -> int:
         return 0
 
 
+# --- serving and deployment -----------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    """Serve a registered model version locally with the scoring service."""
+    import os
+    import tempfile
+
+    from ml_service.deploy.image import download_model
+    from ml_service.serving.__main__ import serve
+    from ml_service.workspace import registry, tracking
+
+    settings = _settings(args)
+    ref = args.model or f"models:/{settings.model_name}@champion"
+    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
+    if "/" in ref:
+        ref = ref.replace("/", ":", 1)
+    version = registry.resolve_version(tracking.connect(settings), ref)
+    with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
+        model_dir = download_model(version, Path(tmp))
+        os.environ.update({"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": version.name,
+                           "MLOPS_MODEL_VERSION": str(version.version)})
+        print(f"serving {version.name} version {version.version} on http://127.0.0.1:{args.port} "
+              f"(docs: /docs, metrics: /metrics; Ctrl-C to stop)", flush=True)
+        serve("127.0.0.1", args.port, args.workers)
+    return 0
+
+
+def cmd_smoke_test(args) -> int:
+    """Smoke-test an environment's live deployment or a URL."""
+    import os
+
+    from ml_service.deploy.smoke import SmokeTestError, smoke_test
+
+    url = args.target
+    if not url.startswith(("http://", "https://")):
+        from ml_service.deploy import records
+
+        deployment = records.current(_settings(args), url)
+        if deployment is None or not deployment.url:
+            raise CommandError(f"no live deployment with a URL in environment '{url}' (see `mlops deploy list`)")
+        url = deployment.url
+    try:
+        result = smoke_test(url, key=os.environ.get(args.key_env) or None, timeout_s=args.timeout)
+    except SmokeTestError as exc:
+        print(f"smoke test FAILED for {url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"smoke test passed for {url}: {', '.join(result.checks)}; result {result.result}")
+    return 0
+
+
+def cmd_image_build(args) -> int:
+    """Build the scoring image of a registered model version."""
+    from ml_service.deploy.image import build_for_version
+
+    built = build_for_version(_settings(args), args.model)
+    print(f"built {built.tag} ({built.size_bytes / 1e6:.0f} MB) in {built.seconds:.1f}s"
+          + (f"; pushed {built.pushed}" if built.pushed else ""))
+    return 0
+
+
+def cmd_deploy_qa(args) -> int:
+    """Deploy a registered model version to QA (one Docker container)."""
+    from ml_service.deploy.qa import deploy_qa
+
+    deployment = deploy_qa(_settings(args), args.model, timeout_s=args.timeout)
+    print(f"QA now serves {deployment.model_name} version {deployment.version} at {deployment.url} "
+          f"(container {deployment.target}); alias 'qa' moved")
+    return 0
+
+
+def cmd_deploy_list(args) -> int:
+    """Show what runs where."""
+    from ml_service.deploy import records
+
+    rows = records.list_deployments(_settings(args))
+    if not args.all:
+        rows = [d for d in rows if d.status in (records.LIVE, records.DESIRED)]
+        seen, latest = set(), []
+        for d in rows:
+            if (d.environment, d.status) not in seen:
+                seen.add((d.environment, d.status))
+                latest.append(d)
+        rows = latest
+    if not rows:
+        print("nothing deployed yet")
+        return 0
+    print(f"{'ENVIRONMENT':<12} {'VERSION':>7}  {'STATUS':<9} {'MODE':<8} {'SINCE':<19}  {'URL / TARGET':<30} IMAGE")
+    for d in rows:
+        where = d.url or d.target
+        print(f"{d.environment:<12} {d.version:>7}  {d.status:<9} {d.mode:<8} {records.format_time(d.time):<19}  "
+              f"{where:<30} {d.image}")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +319,35 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--suite", help="expectation suite JSON (default: data/contract/diabetes_suite.json)")
     validate.set_defaults(func=cmd_data_validate)
 
+    serve = groups.add_parser("serve", help="serve a registered model locally (the scoring service)")
+    serve.add_argument("--model", help="models:/NAME@ALIAS, NAME:VERSION ... (default: models:/<model>@champion)")
+    serve.add_argument("--port", type=int, default=5001, help="port on 127.0.0.1 (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    serve.set_defaults(func=cmd_serve)
+
+    smoke = groups.add_parser("smoke-test", help="smoke-test an environment (qa, production) or a URL")
+    smoke.add_argument("target", help="environment name or http://127.0.0.1:PORT")
+    smoke.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness (default: 60)")
+    smoke.add_argument("--key-env", default="MLOPS_SCORING_KEY",
+                       help="environment variable holding the scoring key, if auth is on (default: %(default)s)")
+    smoke.set_defaults(func=cmd_smoke_test)
+
+    image = groups.add_parser("image", help="scoring images")
+    i_sub = image.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = i_sub.add_parser("build", help="build the scoring image of a model version")
+    build.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    build.set_defaults(func=cmd_image_build)
+
+    deploy = groups.add_parser("deploy", help="deploy model versions and list deployments")
+    dep_sub = deploy.add_subparsers(dest="action", metavar="ACTION", required=True)
+    qa = dep_sub.add_parser("qa", help="deploy to QA: one Docker container on 127.0.0.1")
+    qa.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    qa.add_argument("--timeout", type=float, default=120, help="seconds to wait for readiness (default: 120)")
+    qa.set_defaults(func=cmd_deploy_qa)
+    dlist = dep_sub.add_parser("list", help="what runs where")
+    dlist.add_argument("--all", action="store_true", help="every deployment, not just the current ones")
+    dlist.set_defaults(func=cmd_deploy_list)
+
     ui = groups.add_parser("ui", help="serve the MLflow UI for the workspace on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     ui.set_defaults(func=cmd_ui)
@@ -241,16 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     from ml_service.data.contract import DataContractError
     from ml_service.pipelines.definition import PipelineError
 
-    known = (CommandError, ConfigError, DataContractError, PipelineError)
+    usage_errors = (CommandError, ConfigError, DataContractError, PipelineError)
     try:
         return args.func(args)
-    except known as exc:
+    except usage_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        from ml_service.workspace.registry import RegistryError
-
-        if isinstance(exc, RegistryError):
+        if type(exc).__name__ in ("RegistryError", "ImageError", "DeployError", "ServingConfigError"):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise
