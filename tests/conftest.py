@@ -47,3 +47,22 @@ def model_dir(tmp_path_factory, diabetes):
     (path / "MLmodel").write_text("flavors:\n  sklearn:\n    pickled_model: model.pkl\n"
                                   "    serialization_format: pickle\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A Docker SDK client. Without an engine: skip, or fail when MLOPS_REQUIRE_DOCKER=1 (CI)."""
+    import os
+
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+        return client
+    except DockerException as exc:
+        message = f"no Docker engine ({exc}); start one with environment_setup/docker_engine.sh"
+        if os.environ.get("MLOPS_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)

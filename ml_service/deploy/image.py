@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -85,11 +86,17 @@ def requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
+def wheelhouse_cache() -> Path:
+    """Shared by every workspace on this machine: its content depends only on the requirements."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mlops-template" / "wheelhouse"
+
+
 def ensure_wheelhouse(settings: Settings) -> Path:
-    """Wheels for the scoring requirements under .mlops/wheelhouse/<digest>, downloaded once."""
+    """Wheels for the scoring requirements, downloaded once per set of pinned versions."""
     text = requirements()
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    target = settings.state_dir / "wheelhouse" / digest
+    target = wheelhouse_cache() / digest
     if (target / "requirements.txt").is_file():
         return target
     partial = target.with_name(digest + ".partial")

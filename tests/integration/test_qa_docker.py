@@ -1,0 +1,127 @@
+"""QA on a real Docker engine: build the image, run it, smoke-test it, replace it safely."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ml_service.config import load_settings
+from tests.conftest import ROOT, workspace_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+MODEL = "test_qa_model"
+KEY = "qa-test-scoring-key-0123456789"
+
+
+def mlops(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=900, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def qa(docker_engine, tmp_path_factory):
+    """A workspace with version 1 registered and deployed to QA; containers and images removed after."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {**workspace_env(tmp_path_factory.mktemp("qa")), "MLOPS_MODEL_NAME": MODEL}.items():
+            patch.setenv(key, value)
+        patch.delenv("MLOPS_SCORING_KEYS", raising=False)
+        settings = load_settings()
+        run = mlops("pipeline", "run")
+        assert run.returncode == 0 and f"registered {MODEL} version 1" in run.stdout, run.stderr
+        deployed = mlops("deploy", "qa", "--model", f"{MODEL}:1")
+        assert deployed.returncode == 0, deployed.stderr
+        yield settings
+    for container in docker_engine.containers.list(all=True, filters={"label": f"mlops.model.name={MODEL}"}):
+        container.remove(force=True)
+    for image in docker_engine.images.list(name=f"mlops/{MODEL}"):
+        docker_engine.images.remove(image.id, force=True)
+
+
+def qa_containers(docker_engine):
+    return docker_engine.containers.list(filters={"label": ["mlops.environment=qa", f"mlops.model.name={MODEL}"]})
+
+
+def test_the_image_is_versioned_labelled_non_root_and_healthchecked(qa, docker_engine):
+    image = docker_engine.images.get(f"mlops/{MODEL}:1")
+    config = image.attrs["Config"]
+    assert config["Labels"]["mlops.model.version"] == "1" and config["Labels"]["mlops.model.name"] == MODEL
+    assert len(config["Labels"]["org.opencontainers.image.revision"]) == 40
+    assert config["User"] == "10001"
+    assert "/v2/health/live" in " ".join(config["Healthcheck"]["Test"])
+
+
+def test_qa_runs_exactly_one_container_with_the_qa_limits_on_loopback(qa, docker_engine):
+    containers = qa_containers(docker_engine)
+    assert len(containers) == 1
+    host = containers[0].attrs["HostConfig"]
+    assert host["NanoCpus"] == 1_000_000_000 and host["Memory"] == 4096 * 1024 * 1024
+    assert host["PortBindings"]["5001/tcp"][0]["HostIp"] == "127.0.0.1"
+
+
+def test_smoke_test_of_the_qa_environment_passes(qa):
+    result = mlops("smoke-test", "qa")
+    assert result.returncode == 0, result.stderr
+    assert "ready, score, v2 infer, malformed request refused" in result.stdout
+
+
+def test_deploy_list_shows_the_live_version_and_alias_moved(qa):
+    listing = mlops("deploy", "list").stdout
+    assert "qa" in listing and "live" in listing and f"mlops/{MODEL}:1" in listing
+    from ml_service.workspace.tracking import connect
+
+    assert str(connect(qa).get_model_version_by_alias(MODEL, "qa").version) == "1"
+
+
+def test_a_broken_image_does_not_replace_the_healthy_qa_container(qa, docker_engine, tmp_path):
+    from ml_service.deploy.image import build_image
+    from ml_service.deploy.qa import DeployError, deploy_image
+    from ml_service.deploy.smoke import smoke_test
+
+    before = qa_containers(docker_engine)
+    (tmp_path / "model.pkl").write_bytes(b"this is not a model")
+    broken = build_image(qa, MODEL, "99", tmp_path)
+    with pytest.raises(DeployError, match="corrupt or incompatible") as failure:
+        deploy_image(qa, broken.tag, MODEL, "99", timeout_s=60)
+    assert before[0].name in str(failure.value)  # says what keeps serving
+    after = qa_containers(docker_engine)
+    assert [c.id for c in after] == [c.id for c in before]
+    from ml_service.deploy import records
+
+    assert smoke_test(records.current(qa, "qa").url, timeout_s=10).checks[-1] == "malformed request refused"
+    assert records.list_deployments(qa, "qa")[0].status == "failed"
+
+
+def test_auth_on_in_the_container(qa, docker_engine):
+    from ml_service.deploy.qa import start_container
+    from ml_service.deploy.smoke import SmokeTestError, smoke_test
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_SCORING_KEYS", KEY)
+        container, url = start_container(qa, f"mlops/{MODEL}:1", MODEL, "1", environment="auth-test")
+    try:
+        with pytest.raises(SmokeTestError, match="401"):
+            smoke_test(url, timeout_s=10)
+        assert smoke_test(url, key=KEY, timeout_s=10).checks[-1] == "malformed request refused"
+        assert KEY not in container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def test_a_new_model_version_changes_only_the_last_layer(qa, docker_engine, model_dir, tmp_path, diabetes):
+    import pickle
+    import shutil
+
+    from diabetes_regression.training.train import split_data, train_model
+    from ml_service.deploy.image import build_image
+
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    (other / "model.pkl").write_bytes(pickle.dumps(train_model(split_data(diabetes), 5.0)))
+    first = build_image(qa, MODEL, "50", model_dir)
+    second = build_image(qa, MODEL, "51", other)
+    layers = [docker_engine.images.get(tag).attrs["RootFS"]["Layers"] for tag in (first.tag, second.tag)]
+    assert len(layers[0]) == len(layers[1])
+    assert layers[0][:-1] == layers[1][:-1]  # base, user, packages, code: shared
+    assert layers[0][-1] != layers[1][-1]  # the model layer: new
