@@ -47,9 +47,10 @@ lint: install
 data: install
 	$(BIN)/python -m diabetes_regression.data
 
-## Benchmarks (numbers, not pass/fail): pipeline cold run and no-op rerun
+## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image
 bench: install
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/serving.py
 
 ## Serve the MLflow UI for the workspace on 127.0.0.1:5000
 ui: install

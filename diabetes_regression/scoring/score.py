@@ -7,6 +7,7 @@ scoring service wraps this module; it never writes HTTP code.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import pickle
 from pathlib import Path
@@ -75,13 +76,15 @@ def check_rows(data) -> list[list[float]]:
     if not isinstance(data, list) or not data:
         raise ScoringError("'data' must be a non-empty list of rows")
     for i, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != N_FEATURES:
+        if type(row) is not list or len(row) != N_FEATURES:
             raise ScoringError(f"row {i} must be a list of {N_FEATURES} numbers ({', '.join(FEATURES)})")
         for j, value in enumerate(row):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if type(value) is not float and type(value) is not int:  # bool is not a number here
                 raise ScoringError(f"row {i}, column {j} ({FEATURES[j]}) is not a number: {value!r}")
-            if not math.isfinite(value):
-                raise ScoringError(f"row {i}, column {j} ({FEATURES[j]}) is not finite: {value!r}")
+        if not math.isfinite(sum(row)):
+            for j, value in enumerate(row):
+                if not math.isfinite(value):
+                    raise ScoringError(f"row {i}, column {j} ({FEATURES[j]}) is not finite: {value!r}")
     return data
 
 
@@ -92,5 +95,5 @@ def run(data) -> list[float]:
     rows = check_rows(data)
     if _linear is not None and len(rows) <= SMALL_BATCH:
         coef, intercept = _linear
-        return [sum(c * x for c, x in zip(coef, row)) + intercept for row in rows]
+        return [sum(map(operator.mul, coef, row)) + intercept for row in rows]
     return [float(y) for y in _model.predict(rows)]

@@ -6,13 +6,15 @@ exception inside run() is a 500 with a request id and no traceback; no request s
 """
 from __future__ import annotations
 
+import asyncio
+import gc
 import importlib
 import json
 import math
+import os
 import sys
 import time
 import traceback
-import uuid
 
 from ml_service.serving import openapi
 from ml_service.serving.auth import authorized
@@ -22,6 +24,8 @@ from ml_service.serving.metrics import Metrics
 
 JSON = [(b"content-type", b"application/json")]
 PUBLIC = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/docs"}
+NUMBER_TYPES = (float, int)
+LOG_FLUSH_SECONDS = 0.2
 V2_TYPES = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}
 
 
@@ -41,15 +45,17 @@ def check_matrix(data, n_features: int | None, where: str = "data") -> list:
     if not data:
         raise HTTPError(422, f"'{where}' is empty: send at least one row")
     for i, row in enumerate(data):
-        if not isinstance(row, list):
+        if type(row) is not list:
             raise HTTPError(422, f"{where}[{i}] must be a list of numbers, got {type(row).__name__}")
         if n_features is not None and len(row) != n_features:
             raise HTTPError(422, f"{where}[{i}] has {len(row)} features; the model expects {n_features}")
         for j, value in enumerate(row):
-            if value.__class__ is not float and (value.__class__ is not int):
+            if type(value) not in NUMBER_TYPES:
                 raise HTTPError(422, f"{where}[{i}][{j}] is not a number: {value!r}")
-            if value.__class__ is float and not math.isfinite(value):
-                raise HTTPError(422, f"{where}[{i}][{j}] is not finite: {value!r}")
+        if not math.isfinite(sum(row)):  # fast path; find the culprit only when something is off
+            for j, value in enumerate(row):
+                if not math.isfinite(value):
+                    raise HTTPError(422, f"{where}[{i}][{j}] is not finite: {value!r}")
     return data
 
 
@@ -77,6 +83,8 @@ class ScoringApp:
             "/docs": self._docs,
         }
         self._model_prefix = "/v2/models/"
+        self._log_lines: list[str] = []
+        self._flusher = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -88,17 +96,34 @@ class ScoringApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                gc.freeze()  # the loaded model and libraries are long-lived: keep them out of every GC pass
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_logs_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._flusher is not None:
+                    self._flusher.cancel()
+                self.flush_logs()
                 if self.collector is not None:
                     self.collector.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _flush_logs_forever(self):
+        while True:
+            await asyncio.sleep(LOG_FLUSH_SECONDS)
+            self.flush_logs()
+
+    def flush_logs(self) -> None:
+        """Write the buffered request log lines (one JSON object a line) to stdout."""
+        if self._log_lines:
+            lines, self._log_lines = self._log_lines, []
+            sys.stdout.write("".join(lines))
+            sys.stdout.flush()
+
     async def _http(self, scope, receive, send):
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128] or os.urandom(16).hex()
         path = scope["path"]
         route = path
         log = {"request_id": request_id, "traceparent": headers.get(b"traceparent", b"").decode("latin-1")[:128]}
@@ -140,7 +165,9 @@ class ScoringApp:
         log.pop("inputs", None)
         log.update(path=path, status=status, model=self.settings.model_name,
                    model_version=self.settings.model_version, latency_ms=round(seconds * 1000, 3))
-        sys.stdout.write(json.dumps(log, separators=(",", ":")) + "\n")
+        self._log_lines.append(json.dumps(log, separators=(",", ":")) + "\n")
+        if self._flusher is None or len(self._log_lines) >= 1000:  # no event loop task (tests), or a burst
+            self.flush_logs()
 
     async def _read_json(self, scope, receive, headers) -> object:
         if scope["method"] != "POST":

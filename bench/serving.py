@@ -1,0 +1,201 @@
+"""Benchmark (not a test): single-row scoring throughput and latency on 127.0.0.1.
+
+Compares, with the same load generator (wrk), one worker each, on this machine:
+  (a) our scoring service (`python -m ml_service.serving`, request logging on, to a file)
+  (b) `mlflow models serve --env-manager local` serving the same registered model
+  (c) a bare endpoint returning a constant on the same server stack (uvicorn, httptools, uvloop):
+      the ceiling, both as a raw ASGI callable (what our app is) and as a Starlette route (the
+      reference the issue quotes, about 18,000 req/s on this machine)
+then our p99 latency at about half of our peak rate, and (with Docker) the scoring image size and
+the rebuild time for a new model version with a warm cache.
+
+Usage: python bench/serving.py [--seconds 10]. Needs wrk (apt-get install wrk).
+Targets: ours >= 20x MLflow's throughput, >= 50% of the ceiling, p99 <= 5 ms at half our peak,
+rebuild <= 15 s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ROW = "[59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]"
+CONNECTIONS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk_script(path: Path, body: str, delay_ms: int = 0) -> Path:
+    lua = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"', f"wrk.body = '{body}'"]
+    if delay_ms:
+        lua.append(f"function delay() return {delay_ms} end")
+    path.write_text("\n".join(lua) + "\n")
+    return path
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int = CONNECTIONS) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        sys.exit(f"{url} answered {non2xx.group(1)} errors:\n{out}")
+
+    def ms(label):
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50"), "p99": ms("99")}
+
+
+def start(argv: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
+    from ml_service.deploy.smoke import wait_ready
+
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, 120) if "ml_service.serving" in argv else _wait_port(url, proc)
+    except Exception:
+        proc.kill()
+        raise
+    return proc
+
+
+def _wait_port(url: str, proc, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited: see its log ({proc.args})")
+        try:
+            urllib.request.urlopen(f"{url}/ping" if "mlflow" in str(proc.args) else url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.3)
+    sys.exit(f"{url} did not come up")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, 15)
+    proc.wait(30)
+
+
+def registered_model(workspace: Path) -> tuple[dict, Path, str]:
+    env = {**os.environ, "MLOPS_ROOT": str(ROOT), "MLOPS_STATE_DIR": str(workspace), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLOPS_TRACKING_URI", None)
+    subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "run"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    model_dir = next((workspace / "artifacts").rglob("MLmodel")).parent
+    return env, model_dir, f"sqlite:///{workspace}/mlflow.db"
+
+
+def image_numbers(workspace_env: dict, model_dir: Path, tmp: Path) -> str:
+    try:
+        from ml_service.config import load_settings
+        from ml_service.deploy.image import build_image, docker_client
+
+        client = docker_client()
+    except Exception as exc:
+        return f"  image: skipped ({exc})"
+    os.environ.update({k: v for k, v in workspace_env.items() if k.startswith("MLOPS_")})
+    settings = load_settings()
+    from sklearn.linear_model import Ridge
+
+    build_image(settings, "bench_model", "1", model_dir)  # warm the cache
+    other = tmp / "other-model"
+    shutil.copytree(model_dir, other)
+    model = pickle.loads((model_dir / "model.pkl").read_bytes())
+    retrained = Ridge(alpha=model.alpha * 2).fit([[float(i + j) for j in range(10)] for i in range(20)], range(20))
+    (other / "model.pkl").write_bytes(pickle.dumps(retrained))
+    started = time.perf_counter()
+    second = build_image(settings, "bench_model", "2", other)
+    rebuild = time.perf_counter() - started
+    for tag in ("bench_model:1", "bench_model:2"):
+        client.images.remove(f"mlops/{tag}", force=True)
+    return (f"  image: {second.size_bytes / 1e6:.0f} MB; rebuild for a new model version (warm cache): "
+            f"{rebuild:.1f} s (target <= 15 s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each load run (default: %(default)s)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
+        tmp = Path(tmp)
+        env, model_dir, tracking_uri = registered_model(tmp / "ws")
+        score = wrk_script(tmp / "score.lua", f'{{"data": [{ROW}]}}')
+        results = {}
+
+        port = free_port()
+        ours_env = {"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": "diabetes_regression_model",
+                    "MLOPS_MODEL_VERSION": "1"}
+        proc = start([sys.executable, "-m", "ml_service.serving", "--port", str(port)], ours_env, port,
+                     tmp / "ours.log")
+        try:
+            url = f"http://127.0.0.1:{port}/score"
+            wrk(url, score, 2)  # warm-up
+            results["ours"] = wrk(url, score, args.seconds)
+            half = results["ours"]["rps"] / 2
+            delay_ms = 4
+            paced = max(1, round(half * delay_ms / 1000))
+            results["ours at half peak"] = wrk(url, wrk_script(tmp / "paced.lua", f'{{"data": [{ROW}]}}', delay_ms),
+                                               args.seconds, connections=paced)
+        finally:
+            stop(proc)
+
+        for name, app in (("ceiling (raw ASGI)", "app"), ("ceiling (Starlette)", "starlette_app")):
+            port = free_port()
+            proc = start([sys.executable, "-m", "uvicorn", f"bench.ceiling_app:{app}", "--port", str(port),
+                          "--workers", "1", "--http", "httptools", "--loop", "uvloop", "--no-access-log",
+                          "--log-level", "warning"], {}, port, tmp / "ceiling.log")
+            try:
+                wrk(f"http://127.0.0.1:{port}/score", score, 2)
+                results[name] = wrk(f"http://127.0.0.1:{port}/score", score, args.seconds)
+            finally:
+                stop(proc)
+
+        port = free_port()
+        proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/diabetes_regression_model/1",
+                      "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                     {"MLFLOW_TRACKING_URI": tracking_uri,  # it starts `uvicorn` from PATH
+                      "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+                     port, tmp / "mlflow.log")
+        try:
+            invocations = wrk_script(tmp / "mlflow.lua", f'{{"inputs": [{ROW}]}}')
+            wrk(f"http://127.0.0.1:{port}/invocations", invocations, 2)
+            results["mlflow"] = wrk(f"http://127.0.0.1:{port}/invocations", invocations, args.seconds)
+        finally:
+            stop(proc)
+
+        print(f"serving benchmark: single-row requests, wrk -t1 -c{CONNECTIONS}, {args.seconds}s each, "
+              f"1 worker, {os.cpu_count()} cores")
+        for name, r in results.items():
+            print(f"  {name:<18} {r['rps']:9.0f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms")
+        ours, mlflow_rps = results["ours"]["rps"], results["mlflow"]["rps"]
+        print(f"  ours / mlflow               = {ours / mlflow_rps:6.1f}x  (target >= 20x)")
+        for name in ("ceiling (raw ASGI)", "ceiling (Starlette)"):
+            print(f"  ours / {name:<20} = {ours / results[name]['rps']:6.0%}   (target >= 50%)")
+        print(f"  p99 at {results['ours at half peak']['rps']:.0f} req/s (about half our peak) = "
+              f"{results['ours at half peak']['p99']:.2f} ms (target <= 5 ms)")
+        print(image_numbers(env, model_dir, tmp))
+
+
+if __name__ == "__main__":
+    main()
