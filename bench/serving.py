@@ -76,6 +76,7 @@ def start(argv: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
 
 
 def _wait_port(url: str, proc, timeout: float = 120) -> None:
+    import urllib.error
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -85,7 +86,9 @@ def _wait_port(url: str, proc, timeout: float = 120) -> None:
         try:
             urllib.request.urlopen(f"{url}/ping" if "mlflow" in str(proc.args) else url, timeout=1)
             return
-        except Exception:
+        except urllib.error.HTTPError:
+            return  # it answers HTTP: it is up
+        except (urllib.error.URLError, OSError):
             time.sleep(0.3)
     sys.exit(f"{url} did not come up")
 

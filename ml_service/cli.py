@@ -348,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     dlist.add_argument("--all", action="store_true", help="every deployment, not just the current ones")
     dlist.set_defaults(func=cmd_deploy_list)
 
+    from ml_service.ci.commands import add_commands
+
+    add_commands(groups)
+
     ui = groups.add_parser("ui", help="serve the MLflow UI for the workspace on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     ui.set_defaults(func=cmd_ui)
@@ -371,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        if type(exc).__name__ in ("RegistryError", "ImageError", "DeployError", "ServingConfigError"):
+        if type(exc).__name__ in ("RegistryError", "ImageError", "DeployError", "ServingConfigError", "CIError",
+                                  "TemplateError", "EngineError", "VariableError", "KeyError"):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         raise

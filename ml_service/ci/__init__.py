@@ -1,0 +1,1 @@
+"""Local Azure Pipelines engine: templates, expressions, triggers, run store, approvals, git hooks."""

@@ -1,0 +1,263 @@
+"""`mlops ci ...`: run pipelines locally, list and inspect runs, approvals, git hooks."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+SYMBOLS = {"Succeeded": "ok", "SucceededWithIssues": "ok!", "Failed": "FAIL", "Skipped": "skip",
+           "Canceled": "cancel"}
+
+
+class Progress:
+    """stage > job > step lines as the run goes (live on a terminal, plain lines otherwise)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.names: dict[str, str] = {}
+        self.started: dict[str, float] = {}
+
+    def __call__(self, path: str, record: dict) -> None:
+        if record.get("display"):
+            self.names[path] = record["display"]
+        depth = path.count("/")
+        label = "  " * depth + self.names.get(path, path.rsplit("/", 1)[-1])
+        status = record.get("status")
+        if status == "running":
+            self.started[path] = time.monotonic()
+            if self.tty or depth < 2:
+                print(f"{'..':<6} {label}", file=self.stream, flush=True)
+        elif status == "waiting":
+            print(f"{'WAIT':<6} {label}: {record.get('detail') or 'waiting for approval'}", file=self.stream,
+                  flush=True)
+        elif status == "completed":
+            result = record.get("result", "")
+            took = f" {time.monotonic() - self.started[path]:.1f}s" if path in self.started else ""
+            detail = f"  ({record['detail']})" if record.get("detail") and result != "Succeeded" else ""
+            print(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}", file=self.stream, flush=True)
+
+
+def _settings():
+    from ml_service.config import load_settings
+
+    return load_settings()
+
+
+def _store(settings):
+    from ml_service.ci.service import open_store
+
+    return open_store(settings)
+
+
+def _summary(store, run_ids: list[int]) -> int:
+    code = 0
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        if run.status == "waiting":
+            pending = store.approvals(run_id, "pending")
+            stage = pending[0]["stage"] if pending else "?"
+            print(f"run {run_id} ({run.pipeline}) is waiting for approval of stage {stage} "
+                  f"(environment {pending[0]['environment'] if pending else '?'}).")
+            print(f"  approve: mlops ci approve {run_id} --comment \"...\"    reject: mlops ci reject {run_id}")
+        else:
+            print(f"run {run_id} ({run.pipeline}): {run.result}")
+            if run.result not in ("succeeded", "succeededWithIssues"):
+                code = 1
+    return code
+
+
+def cmd_run(args) -> int:
+    """Queue a pipeline and run it here, then what its completion triggers."""
+    from ml_service.ci import service
+    from ml_service.pipelines.definition import parse_param
+
+    settings = _settings()
+    store = _store(settings)
+    file = service.resolve_file(settings, args.pipeline)
+    params = dict(parse_param(p) for p in args.param)
+    run_id = service.queue(settings, store, file, args.reason, params)
+    run = store.get_run(run_id)
+    print(f"run {run_id}: {run.pipeline} ({run.reason}) on {run.branch or '-'}@{run.commit_sha[:8] or '-'}")
+    ran = service.execute(settings, store, run_id, Progress(), chain=not args.no_triggers)
+    return _summary(store, ran)
+
+
+def cmd_list(args) -> int:
+    """Recent runs."""
+    store = _store(_settings())
+    runs = store.list_runs(args.limit)
+    if not runs:
+        print("no runs yet (mlops ci run build)")
+        return 0
+    print(f"{'RUN':>5}  {'PIPELINE':<10} {'REASON':<16} {'BRANCH':<14} {'COMMIT':<8}  {'STATUS':<10} {'RESULT':<20}"
+          f" {'QUEUED':<19}  TOOK")
+    for run in runs:
+        took = f"{run.finished - run.started:.0f}s" if run.finished and run.started else ""
+        queued = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created))
+        print(f"{run.id:>5}  {run.pipeline:<10} {run.reason:<16} {run.branch[:14]:<14} {run.commit_sha[:8]:<8}  "
+              f"{run.status:<10} {run.result:<20} {queued:<19}  {took}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    """A run with every stage, job and step."""
+    store = _store(_settings())
+    run = store.get_run(args.run)
+    print(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
+          f"commit {run.commit_sha}, requested by {run.requested_by}\n  status {run.status} {run.result}")
+    if run.resources:
+        for alias, resource in run.resources.items():
+            print(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
+    for record in store.records(run.id):
+        depth = record["path"].count("/")
+        took = f"{record['finished'] - record['started']:.1f}s" if record["finished"] and record["started"] else ""
+        status = record["result"] or record["status"]
+        detail = f"  {record['detail']}" if record["detail"] else ""
+        print(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
+    for approval in store.approvals(run.id):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
+        print(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
+              f"{approval['approver'] or ''} {when} {approval['comment'] or ''}".rstrip())
+    artifacts = store.artifacts_dir(run.id)
+    if artifacts.is_dir():
+        print(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    """Logs of a run (every step, or the steps whose name or display name contains --step)."""
+    store = _store(_settings())
+    shown = 0
+    for record in store.records(args.run):
+        if record["kind"] != "step" or not record["log"]:
+            continue
+        names = f"{record['name']} {record['display']}".lower()
+        if args.step and args.step.lower() not in names:
+            continue
+        print(f"===== {record['path']} {record['display']} ({record['result'] or record['status']})")
+        path = Path(record["log"])
+        print(path.read_text(errors="replace") if path.exists() else "(no output)", end="")
+        shown += 1
+    if not shown:
+        print("no matching step logs", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_rerun(args) -> int:
+    """Queue the same pipeline again with the same source, parameters and resources."""
+    from ml_service.ci import service
+
+    settings = _settings()
+    store = _store(settings)
+    old = store.get_run(args.run)
+    run_id = service.queue(settings, store, Path(old.file), f"Manual (rerun of {old.id})", old.params,
+                           Path(old.source_dir), old.branch, old.commit_sha, old.resources, old.triggered_by)
+    print(f"run {run_id}: rerun of {old.id} ({old.pipeline})")
+    return _summary(store, service.execute(settings, store, run_id, Progress()))
+
+
+def cmd_cancel(args) -> int:
+    """Cancel a run."""
+    from ml_service.ci import service
+
+    print(f"run {args.run}: {service.cancel(_store(_settings()), args.run)}")
+    return 0
+
+
+def cmd_pending(args) -> int:
+    """Runs waiting for an approval."""
+    store = _store(_settings())
+    pending = store.approvals(status="pending")
+    if not pending:
+        print("nothing waits for approval")
+        return 0
+    for approval in pending:
+        run = store.get_run(approval["run_id"])
+        left = max(0, approval["timeout_at"] - time.time()) / 60
+        print(f"run {run.id} ({run.pipeline}) stage {approval['stage']} -> environment {approval['environment']}, "
+              f"requested by {run.requested_by}, times out in {left:.0f} min: mlops ci approve {run.id}")
+    return 0
+
+
+def cmd_decide(args) -> int:
+    """Approve (and resume) or reject a waiting run."""
+    from ml_service.ci import service
+
+    settings = _settings()
+    store = _store(settings)
+    approve = args.action == "approve"
+    approval = service.decide(settings, store, args.run, approve, args.comment, args.stage)
+    verb = "approved" if approve else "rejected"
+    print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']}")
+    if not approve:
+        return 0
+    return _summary(store, service.execute(settings, store, args.run, Progress()))
+
+
+def cmd_hooks_install(args) -> int:
+    """Install the git hook that runs pipelines on `git push`."""
+    from ml_service.ci import hooks
+
+    repo = hooks.install(_settings(), Path(args.remote) if args.remote else None)
+    print(f"post-receive hook installed in {repo}; remote 'mlops' points there.\n"
+          f"  git push mlops main   # runs the pipelines whose triggers match, in the background")
+    return 0
+
+
+def cmd_on_push(args) -> int:
+    """Called by the post-receive hook."""
+    from ml_service.ci import hooks
+
+    hooks.on_push(_settings(), Path(args.repo), args.updates)
+    return 0
+
+
+def add_commands(groups) -> None:
+    """Register `mlops ci` and its actions on the top-level parser."""
+    ci = groups.add_parser("ci", help="run the .pipelines/ YAML locally: runs, approvals, git hooks")
+    sub = ci.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = sub.add_parser("run", help="run a pipeline (name or file) here, then what its completion triggers")
+    run.add_argument("pipeline", help="build, retrain, release, pr ... or a YAML file")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
+    run.add_argument("--reason", default="Manual", help="Build.Reason (default: %(default)s)")
+    run.add_argument("--no-triggers", action="store_true", help="do not run completion-triggered pipelines")
+    run.set_defaults(func=cmd_run)
+    lst = sub.add_parser("list", help="recent runs")
+    lst.add_argument("--limit", type=int, default=30, help="how many (default: %(default)s)")
+    lst.set_defaults(func=cmd_list)
+    for name, func, text in (("show", cmd_show, "a run with its stages, jobs, steps and approvals"),
+                             ("rerun", cmd_rerun, "run a run's pipeline again, same source and parameters"),
+                             ("cancel", cmd_cancel, "cancel a queued, running or waiting run")):
+        parser = sub.add_parser(name, help=text)
+        parser.add_argument("run", type=int)
+        parser.set_defaults(func=func)
+    logs = sub.add_parser("logs", help="step logs of a run (secrets masked)")
+    logs.add_argument("run", type=int)
+    logs.add_argument("--step", help="only steps whose name contains this")
+    logs.set_defaults(func=cmd_logs)
+    pending = sub.add_parser("pending", help="runs waiting for approval")
+    pending.set_defaults(func=cmd_pending)
+    for name in ("approve", "reject"):
+        parser = sub.add_parser(name, help=f"{name} a run waiting on an environment (identity: MLOPS_USER or "
+                                           "git user.email)")
+        parser.add_argument("run", type=int)
+        parser.add_argument("--stage", help="the waiting stage (default: the first one)")
+        parser.add_argument("--comment", default="", help="recorded with the decision")
+        parser.set_defaults(func=cmd_decide, action=name)
+    hooks = sub.add_parser("hooks", help="git hooks")
+    hooks_sub = hooks.add_subparsers(dest="hooks_action", metavar="ACTION", required=True)
+    install = hooks_sub.add_parser("install", help="bare remote + post-receive hook: `git push mlops` runs pipelines")
+    install.add_argument("--remote", help="an existing bare repository to use (default: .mlops/ci/remote.git)")
+    install.set_defaults(func=cmd_hooks_install)
+    on_push = sub.add_parser("on-push", help=argparse_suppress())
+    on_push.add_argument("--repo", required=True)
+    on_push.add_argument("--updates", required=True)
+    on_push.set_defaults(func=cmd_on_push)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS

@@ -1,0 +1,225 @@
+"""Queue, run, resume, approve, cancel and chain pipeline runs (the local agent and server together)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from ml_service.ci import triggers
+from ml_service.ci.engine import Engine, EngineError, Var
+from ml_service.ci.store import Store
+from ml_service.ci.template import Compiler, TemplateError
+from ml_service.ci.variables import VariableError, parse_variables, variable_groups
+from ml_service.config import Settings
+
+PIPELINES_DIR = ".pipelines"
+
+
+class CIError(Exception):
+    """A CI command cannot be carried out; the message says why."""
+
+
+def open_store(settings: Settings) -> Store:
+    """The run store of this workspace, reconciled (killed runs marked, expired approvals timed out)."""
+    store = Store(settings.state_dir / "ci")
+    store.reconcile()
+    return store
+
+
+def identity(settings: Settings) -> str:
+    """Who is acting: MLOPS_USER, else git user.email, else the login name."""
+    if settings.user:
+        return settings.user
+    result = subprocess.run(["git", "-C", str(settings.root), "config", "user.email"], capture_output=True, text=True)
+    return result.stdout.strip() or os.environ.get("USER", "unknown")
+
+
+def pipeline_files(source_dir: Path) -> dict[str, Path]:
+    """Pipeline name (file stem) -> file, for .pipelines/*.yml."""
+    folder = Path(source_dir) / PIPELINES_DIR
+    return {p.stem: p for p in sorted(folder.glob("*.yml"))}
+
+
+def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -> Path:
+    """A pipeline by file path or by name."""
+    path = Path(ref)
+    if path.is_file():
+        return path.resolve()
+    files = pipeline_files(source_dir or settings.root)
+    if ref in files:
+        return files[ref]
+    raise CIError(f"no pipeline '{ref}' (known: {', '.join(files) or 'none'})")
+
+
+def git_facts(source_dir: Path) -> tuple[str, str]:
+    """(branch, commit) of a checkout; empty when not a git repository."""
+    def git(*args):
+        result = subprocess.run(["git", "-C", str(source_dir), *args], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else ""
+    return git("rev-parse", "--abbrev-ref", "HEAD"), git("rev-parse", "HEAD")
+
+
+def queue(settings: Settings, store: Store, file: Path, reason: str, params: dict | None = None,
+          source_dir: Path | None = None, branch: str = "", commit: str = "", resources: dict | None = None,
+          triggered_by: int = 0) -> int:
+    """Record a queued run of file."""
+    source_dir = Path(source_dir or settings.root)
+    if not branch or not commit:
+        found_branch, found_commit = git_facts(source_dir)
+        branch, commit = branch or found_branch, commit or found_commit
+    return store.create_run(Path(file).stem, str(file), reason, branch, commit, identity(settings), params or {},
+                            str(source_dir), resources, triggered_by)
+
+
+def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
+    """The agent's predefined variables for a run."""
+    work = store.work_dir(run.id)
+    for sub in ("a", "b", "_temp"):
+        (work / sub).mkdir(exist_ok=True)
+    branch = run.branch or "main"
+    values = {
+        "Build.BuildId": str(run.id), "Build.BuildNumber": f"{time.strftime('%Y%m%d', time.localtime(run.created))}"
+        f".{run.id}", "Build.DefinitionName": run.pipeline, "Build.Reason": run.reason,
+        "Build.SourceBranch": branch if branch.startswith("refs/") else f"refs/heads/{branch}",
+        "Build.SourceBranchName": branch.rsplit("/", 1)[-1], "Build.SourceVersion": run.commit_sha,
+        "Build.Repository.LocalPath": run.source_dir, "Build.SourcesDirectory": run.source_dir,
+        "Build.Repository.Name": Path(settings.root).name, "Build.RequestedFor": run.requested_by,
+        "Build.BuildUri": f"mlops-ci://{Path(settings.root).name}/runs/{run.id}",
+        "Build.ArtifactStagingDirectory": str(work / "a"), "Build.BinariesDirectory": str(work / "b"),
+        "System.DefaultWorkingDirectory": run.source_dir, "System.TeamProject": Path(settings.root).name,
+        "System.DefinitionName": run.pipeline, "Agent.TempDirectory": str(work / "_temp"),
+        "Agent.BuildDirectory": str(work), "Pipeline.Workspace": str(work), "Agent.OS": "Linux",
+        "Agent.Name": "local", "Agent.WorkFolder": str(store.directory / "work"),
+    }
+    for alias, resource in (run.resources or {}).items():
+        for key in ("runID", "runName", "pipelineName", "sourceBranch", "sourceCommit"):
+            values[f"Resources.Pipeline.{alias}.{key}"] = str(resource.get(key, ""))
+    return {name: Var(value, readonly=True) for name, value in values.items()}
+
+
+def approval_config(settings: Settings, environment: str) -> dict | None:
+    """The approval check of an environment, or None when it has none."""
+    env = (settings.environments or {}).get(environment) or {}
+    approval = env.get("approval")
+    return approval if isinstance(approval, dict) else None
+
+
+def execute(settings: Settings, store: Store, run_id: int,
+            report: Callable[[str, dict], None] | None = None, chain: bool = True) -> list[int]:
+    """Run (or resume) a run in this process; then queue and run completion-triggered runs. Returns run ids."""
+    run = store.get_run(run_id)
+    store.update_run(run_id, status="running", pid=os.getpid(), started=run.started or time.time())
+    try:
+        document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
+        groups = variable_groups(_ci_config(settings).get("variable_groups"), settings.root)
+        variables = predefined(settings, store, run)
+        for name, var in parse_variables(document.get("variables"), groups).items():
+            if name in variables:
+                raise CIError(f"variable {name} is predefined and read-only")
+            variables[name] = var
+        engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
+                        groups)
+        outcome = engine.run()
+    except (TemplateError, EngineError, VariableError, CIError) as exc:
+        store.set_record(run_id, "__compile", "error", name="compile", display="compile", status="completed",
+                         result="Failed", detail=str(exc)[:4000])
+        store.update_run(run_id, status="completed", result="failed", finished=time.time())
+        raise CIError(f"run {run_id} ({run.pipeline}): {exc}") from None
+    except KeyboardInterrupt:
+        store.update_run(run_id, status="completed", result="canceled", finished=time.time())
+        for record in store.records(run_id):
+            if record["status"] in ("running", "pending"):
+                store.set_record(run_id, record["path"], record["kind"], status="completed", result="Canceled")
+        return [run_id]
+    if outcome.status == "waiting":
+        store.update_run(run_id, status="waiting")
+        return [run_id]
+    store.update_run(run_id, status="completed", result=_run_result(outcome.result), finished=time.time())
+    ran = [run_id]
+    if chain and outcome.result in ("Succeeded", "SucceededWithIssues"):
+        for triggered in completion_triggers(settings, store, run_id):
+            ran += execute(settings, store, triggered, report, chain)
+    return ran
+
+
+def _ci_config(settings: Settings) -> dict:
+    try:
+        data = yaml.safe_load((settings.root / "mlops.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data.get("ci") or {}
+
+
+def _run_result(result: str) -> str:
+    return {"Succeeded": "succeeded", "SucceededWithIssues": "succeededWithIssues", "Failed": "failed",
+            "Canceled": "canceled"}.get(result, result.lower())
+
+
+def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[int]:
+    """Queue every pipeline whose resources.pipelines trigger on the completion of run_id."""
+    run = store.get_run(run_id)
+    queued = []
+    for name, path in pipeline_files(Path(run.source_dir)).items():
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            continue
+        resources = ((document.get("resources") or {}).get("pipelines")) or []
+        for resource in resources:
+            if resource.get("source") != run.pipeline or not triggers.resource_trigger_matches(resource, run.branch):
+                continue
+            alias = str(resource.get("pipeline"))
+            info = {alias: {"runID": run.id, "runName": f"{run.pipeline} #{run.id}", "pipelineName": run.pipeline,
+                            "sourceBranch": f"refs/heads/{run.branch}", "sourceCommit": run.commit_sha}}
+            queued.append(queue(settings, store, path, "ResourceTrigger", {}, Path(run.source_dir), run.branch,
+                                run.commit_sha, info, triggered_by=run.id))
+    return queued
+
+
+def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment: str,
+           stage: str | None = None) -> dict:
+    """Approve or reject the pending approval of a run; refuses identities not among the approvers."""
+    pending = [a for a in store.approvals(run_id, "pending") if stage is None or a["stage"] == stage]
+    if not pending:
+        raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
+    approval = pending[0]
+    who = identity(settings)
+    check = approval_config(settings, approval["environment"]) or {}
+    approvers = [str(a).lower() for a in check.get("approvers") or []]
+    if approvers and who.lower() not in approvers:
+        raise CIError(f"{who} is not an approver of environment {approval['environment']} "
+                      f"(approvers: {', '.join(check['approvers'])})")
+    run = store.get_run(run_id)
+    if approve and not check.get("allow_self_approval", True) and who.lower() == run.requested_by.lower():
+        raise CIError(f"{who} requested run {run_id} and may not approve it (allow_self_approval is false)")
+    store.decide(approval["id"], "approved" if approve else "rejected", who, comment)
+    if not approve:
+        now = time.time()
+        for record in store.records(run_id):
+            if record["status"] == "waiting":
+                store.set_record(run_id, record["path"], record["kind"], status="completed", result="Failed",
+                                 finished=now, detail=f"rejected by {who}: {comment}")
+        store.update_run(run_id, status="completed", result="rejected", finished=now)
+    return {**approval, "approver": who}
+
+
+def cancel(store: Store, run_id: int) -> str:
+    """Cancel a queued, running or waiting run."""
+    run = store.get_run(run_id)
+    if run.status == "completed":
+        raise CIError(f"run {run_id} has already completed ({run.result})")
+    if run.status == "running" and run.pid:
+        try:
+            os.kill(run.pid, signal.SIGTERM)
+            return "cancel requested"
+        except ProcessLookupError:
+            pass
+    for approval in store.approvals(run_id, "pending"):
+        store.decide(approval["id"], "rejected", "", "run canceled")
+    store.update_run(run_id, status="completed", result="canceled", finished=time.time())
+    return "canceled"

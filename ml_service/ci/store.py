@@ -1,0 +1,258 @@
+"""The local CI run store: sqlite under .mlops/ci, logs and artifacts in files beside it.
+
+Every write is one short transaction (WAL mode, busy timeout), so several runs can record at
+once. A run whose process died (kill -9) is marked interrupted by the next command that opens
+the store; its logs and everything else stay.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, file TEXT NOT NULL, reason TEXT NOT NULL,
+  branch TEXT, commit_sha TEXT, status TEXT NOT NULL, result TEXT, requested_by TEXT, created REAL,
+  started REAL, finished REAL, pid INTEGER, params TEXT, source_dir TEXT, resources TEXT,
+  triggered_by INTEGER, state TEXT
+);
+CREATE TABLE IF NOT EXISTS records (
+  run_id INTEGER NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, display TEXT, position INTEGER,
+  status TEXT NOT NULL, result TEXT, started REAL, finished REAL, log TEXT, detail TEXT,
+  PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS approvals (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, stage TEXT NOT NULL, job TEXT NOT NULL,
+  environment TEXT NOT NULL, status TEXT NOT NULL, requested REAL, timeout_at REAL, decided REAL,
+  approver TEXT, comment TEXT
+);
+"""
+
+# Run status: queued, running, waiting, completed. Result when completed: succeeded,
+# succeededWithIssues, failed, canceled, interrupted, rejected.
+
+
+@dataclass
+class Run:
+    """One run of one pipeline."""
+
+    id: int
+    pipeline: str
+    file: str
+    reason: str
+    branch: str
+    commit_sha: str
+    status: str
+    result: str
+    requested_by: str
+    created: float
+    started: float
+    finished: float
+    pid: int
+    params: dict
+    source_dir: str
+    resources: dict
+    triggered_by: int
+    state: dict
+
+
+class Store:
+    """Access to runs, records, approvals, logs and artifacts."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "runs.db"
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
+            db.executescript(SCHEMA)
+        finally:
+            db.close()
+
+    @contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def create_run(self, pipeline: str, file: str, reason: str, branch: str, commit: str, requested_by: str,
+                   params: dict, source_dir: str, resources: dict | None = None, triggered_by: int = 0) -> int:
+        """Queue a run; returns its id (the Build.BuildId)."""
+        with self._db() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (pipeline, file, reason, branch, commit_sha, status, result, requested_by, created,"
+                " params, source_dir, resources, triggered_by, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (pipeline, file, reason, branch, commit, "queued", "", requested_by, time.time(),
+                 json.dumps(params), source_dir, json.dumps(resources or {}), triggered_by, "{}"))
+            return int(cursor.lastrowid)
+
+    def update_run(self, run_id: int, **fields) -> None:
+        """Set columns of a run (state, params and resources are stored as JSON)."""
+        for key in ("state", "params", "resources"):
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
+        columns = ", ".join(f"{k} = ?" for k in fields)
+        with self._db() as db:
+            db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))
+
+    def get_run(self, run_id: int) -> Run:
+        """One run; KeyError if there is none."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id}")
+        return _run(row)
+
+    def list_runs(self, limit: int = 50) -> list[Run]:
+        """Newest first."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_run(row) for row in rows]
+
+    # --- records (stages, jobs, steps) --------------------------------------------------
+
+    def set_record(self, run_id: int, path: str, kind: str, **fields) -> None:
+        """Insert or update the record of a stage, job or step."""
+        with self._db() as db:
+            exists = db.execute("SELECT 1 FROM records WHERE run_id = ? AND path = ?", (run_id, path)).fetchone()
+            if exists:
+                columns = ", ".join(f"{k} = ?" for k in fields)
+                db.execute(f"UPDATE records SET {columns} WHERE run_id = ? AND path = ?",
+                           (*fields.values(), run_id, path))
+            else:
+                position = db.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (run_id,)).fetchone()[0]
+                fields.setdefault("status", "pending")
+                names = ", ".join(["run_id", "path", "kind", "position", *fields])
+                marks = ", ".join("?" * (4 + len(fields)))
+                db.execute(f"INSERT INTO records ({names}) VALUES ({marks})",
+                           (run_id, path, kind, position, *fields.values()))
+
+    def records(self, run_id: int) -> list[dict]:
+        """Records of a run in the order they were created."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM records WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+        return [dict(row) for row in rows]
+
+    # --- approvals ----------------------------------------------------------------------
+
+    def request_approval(self, run_id: int, stage: str, job: str, environment: str, timeout_s: float) -> int:
+        """A pending approval (reused if one is already pending for this stage)."""
+        with self._db() as db:
+            row = db.execute("SELECT id FROM approvals WHERE run_id = ? AND stage = ? AND status = 'pending'",
+                             (run_id, stage)).fetchone()
+            if row:
+                return int(row["id"])
+            now = time.time()
+            cursor = db.execute("INSERT INTO approvals (run_id, stage, job, environment, status, requested, "
+                                "timeout_at) VALUES (?,?,?,?,?,?,?)",
+                                (run_id, stage, job, environment, "pending", now, now + timeout_s))
+            return int(cursor.lastrowid)
+
+    def approvals(self, run_id: int | None = None, status: str | None = None) -> list[dict]:
+        """Approvals, optionally of one run and/or one status."""
+        query, args = "SELECT * FROM approvals WHERE 1 = 1", []
+        if run_id is not None:
+            query += " AND run_id = ?"
+            args.append(run_id)
+        if status:
+            query += " AND status = ?"
+            args.append(status)
+        with self._db() as db:
+            return [dict(row) for row in db.execute(query + " ORDER BY id", args).fetchall()]
+
+    def decide(self, approval_id: int, status: str, approver: str, comment: str) -> None:
+        """Record an approval decision (approved, rejected, timed out)."""
+        with self._db() as db:
+            db.execute("UPDATE approvals SET status = ?, approver = ?, comment = ?, decided = ? WHERE id = ?",
+                       (status, approver, comment, time.time(), approval_id))
+
+    # --- files --------------------------------------------------------------------------
+
+    def log_path(self, run_id: int, name: str) -> Path:
+        """Where a record's log goes."""
+        path = self.directory / "logs" / str(run_id) / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifacts_dir(self, run_id: int) -> Path:
+        """Where a run's published artifacts live."""
+        return self.directory / "artifacts" / str(run_id)
+
+    def work_dir(self, run_id: int) -> Path:
+        """The agent directory of a run (Pipeline.Workspace)."""
+        path = self.directory / "work" / str(run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- crash recovery -----------------------------------------------------------------
+
+    def reconcile(self) -> list[int]:
+        """Mark runs whose process is gone as interrupted; time out expired approvals. Returns changed runs."""
+        changed = []
+        with self._db() as db:
+            rows = db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+        for row in rows:
+            if not _alive(row["pid"]):
+                now = time.time()
+                with self._db() as db:
+                    db.execute("UPDATE runs SET status = 'completed', result = 'interrupted', finished = ? "
+                               "WHERE id = ? AND status = 'running'", (now, row["id"]))
+                    db.execute("UPDATE records SET status = 'completed', result = 'Failed', finished = ?, "
+                               "detail = 'interrupted: the run process ended unexpectedly' "
+                               "WHERE run_id = ? AND status IN ('running', 'pending')", (now, row["id"]))
+                changed.append(row["id"])
+        for approval in self.approvals(status="pending"):
+            if approval["timeout_at"] and approval["timeout_at"] < time.time():
+                self.decide(approval["id"], "timed out", "", "approval timed out")
+                now = time.time()
+                with self._db() as db:
+                    db.execute("UPDATE runs SET status = 'completed', result = 'rejected', finished = ? "
+                               "WHERE id = ? AND status = 'waiting'", (now, approval["run_id"]))
+                    db.execute("UPDATE records SET status = 'completed', result = 'Failed', finished = ?, "
+                               "detail = 'approval timed out' WHERE run_id = ? AND status = 'waiting'",
+                               (now, approval["run_id"]))
+                changed.append(approval["run_id"])
+        return changed
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _run(row) -> Run:
+    return Run(id=row["id"], pipeline=row["pipeline"], file=row["file"], reason=row["reason"],
+               branch=row["branch"] or "", commit_sha=row["commit_sha"] or "", status=row["status"],
+               result=row["result"] or "", requested_by=row["requested_by"] or "", created=row["created"] or 0,
+               started=row["started"] or 0, finished=row["finished"] or 0, pid=row["pid"] or 0,
+               params=json.loads(row["params"] or "{}"), source_dir=row["source_dir"] or "",
+               resources=json.loads(row["resources"] or "{}"), triggered_by=row["triggered_by"] or 0,
+               state=json.loads(row["state"] or "{}"))

@@ -1,0 +1,231 @@
+"""Compile-time processing of Azure Pipelines YAML, as Azure DevOps does before a run starts.
+
+Typed parameters (defaults, allowed values), ${{ }} expressions, ${{ if }} / ${{ elseif }} /
+${{ else }} and ${{ each }} insertion in mappings and sequences, and `template:` references for
+steps, jobs, stages and variables (each template with its own typed parameters).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ml_service.ci import expressions as ex
+
+EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL)
+EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
+PARAM_TYPES = {"string", "number", "boolean", "object", "step", "stepList", "job", "jobList", "deployment",
+               "deploymentList", "stage", "stageList"}
+BOOLEAN_WORDS = {"true": True, "y": True, "yes": True, "on": True, "false": False, "n": False, "no": False,
+                 "off": False}
+
+
+class TemplateError(Exception):
+    """A pipeline file or template cannot be compiled; the message names the file and the problem."""
+
+
+def read_yaml(path: Path) -> Any:
+    """Load one YAML file with a clear error."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise TemplateError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path}: malformed YAML: {exc}") from None
+
+
+def _typed(name: str, kind: str, value: Any, where: str) -> Any:
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word not in BOOLEAN_WORDS:
+            raise TemplateError(f"{where}: parameter '{name}' must be a boolean, got {value!r}")
+        return BOOLEAN_WORDS[word]
+    if kind == "number":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise TemplateError(f"{where}: parameter '{name}' must be a number, got {value!r}") from None
+        return int(number) if number.is_integer() else number
+    if kind == "string":
+        if isinstance(value, (dict, list)):
+            raise TemplateError(f"{where}: parameter '{name}' must be a string")
+        return ex.to_str(value) if isinstance(value, bool) else ("" if value is None else str(value))
+    if kind.endswith("List") and not isinstance(value, list):
+        raise TemplateError(f"{where}: parameter '{name}' must be a list ({kind})")
+    return value
+
+
+def resolve_parameters(declared: Any, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """Apply defaults, types and allowed values; refuse unknown and missing parameters."""
+    if declared is None:
+        declared = []
+    if isinstance(declared, dict):  # the old shorthand: name: default
+        declared = [{"name": k, "default": v, "type": "object"} for k, v in declared.items()]
+    if not isinstance(declared, list):
+        raise TemplateError(f"{where}: 'parameters' must be a list")
+    known = {p.get("name") for p in declared if isinstance(p, dict)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        declared_names = ", ".join(sorted(known)) or "none"
+        raise TemplateError(f"{where}: unknown parameter(s) {', '.join(unknown)} (declared: {declared_names})")
+    values = {}
+    for spec in declared:
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise TemplateError(f"{where}: every parameter needs a name")
+        name, kind = spec["name"], spec.get("type", "string")
+        if kind not in PARAM_TYPES:
+            raise TemplateError(f"{where}: parameter '{name}' has unknown type '{kind}'")
+        if name in given:
+            value = given[name]
+        elif "default" in spec:
+            value = spec["default"]
+        else:
+            raise TemplateError(f"{where}: parameter '{name}' is required and has no default")
+        value = _typed(name, kind, value, where)
+        allowed = spec.get("values")
+        if allowed is not None and not any(ex.equals(value, a) for a in allowed):
+            raise TemplateError(f"{where}: parameter '{name}' must be one of {allowed}, got {value!r}")
+        values[name] = value
+    return values
+
+
+class Compiler:
+    """Expands one pipeline file (and the templates it references)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def compile(self, path: Path, parameters: dict[str, Any] | None = None) -> dict:
+        """The expanded pipeline document."""
+        path = Path(path)
+        document = read_yaml(path)
+        if not isinstance(document, dict):
+            raise TemplateError(f"{path}: a pipeline must be a mapping")
+        if "extends" in document:
+            raise TemplateError(f"{path}: 'extends' templates are not supported locally")
+        params = resolve_parameters(document.get("parameters"), parameters or {}, str(path))
+        static = document.get("variables") if isinstance(document.get("variables"), dict) else {}
+        context = {"parameters": params, "variables": dict(static)}
+        body = {k: v for k, v in document.items() if k != "parameters"}
+        return self.expand(body, context, path)
+
+    def expand(self, node: Any, context: dict, path: Path) -> Any:
+        """Evaluate template expressions and insertions in node."""
+        if isinstance(node, str):
+            return self._string(node, context, path)
+        if isinstance(node, list):
+            return self._sequence(node, context, path)
+        if isinstance(node, dict):
+            return self._mapping(node, context, path)
+        return node
+
+    def _eval(self, text: str, context: dict, path: Path) -> Any:
+        try:
+            return ex.run(text, ex.Context(context))
+        except ex.ExpressionError as exc:
+            raise TemplateError(f"{path}: {exc}") from None
+
+    def _string(self, text: str, context: dict, path: Path) -> Any:
+        whole = EXPR.fullmatch(text.strip())
+        if whole and "${{" not in whole.group(1):
+            value = self._eval(whole.group(1), context, path)
+            return None if isinstance(value, ex._Missing) else value
+        return EXPR.sub(lambda m: ex.to_str(self._eval(m.group(1), context, path)), text)
+
+    def _directive(self, key: Any):
+        if isinstance(key, str):
+            match = DIRECTIVE.match(key.strip())
+            if match:
+                return match.group(1), match.group(2).strip()
+        return None
+
+    def _conditional_branches(self, items, context, path):
+        """Yield the values of if/elseif/else chains that apply; other items unchanged."""
+        chain_open, chain_taken = False, False
+        for key, value in items:
+            directive = self._directive(key)
+            if directive and directive[0] in ("if", "elseif", "else"):
+                kind, condition = directive
+                if kind == "if":
+                    chain_open, chain_taken = True, False
+                elif not chain_open:
+                    raise TemplateError(f"{path}: '${{{{ {kind} }}}}' without a preceding '${{{{ if }}}}'")
+                if chain_taken:
+                    continue
+                if kind == "else" or ex.to_bool(self._eval(condition, context, path)):
+                    chain_taken = True
+                    yield ("insert", value)
+                if kind == "else":
+                    chain_open = False
+                continue
+            chain_open = False
+            if directive and directive[0] == "each":
+                match = EACH.match(directive[1])
+                if not match:
+                    raise TemplateError(f"{path}: malformed '${{{{ each }}}}': {key}")
+                collection = self._eval(match.group(2), context, path)
+                if isinstance(collection, dict):
+                    collection = [{"key": k, "value": v} for k, v in collection.items()]
+                for item in collection or []:
+                    yield ("insert-with", (value, {**context, match.group(1): item}))
+                continue
+            yield ("item", (key, value))
+
+    def _mapping(self, node: dict, context: dict, path: Path) -> dict:
+        result: dict = {}
+        for kind, payload in self._conditional_branches(node.items(), context, path):
+            if kind == "item":
+                key, value = payload
+                result[self._string(key, context, path) if isinstance(key, str) else key] = \
+                    self.expand(value, context, path)
+                continue
+            value, scope = (payload, context) if kind == "insert" else payload
+            expanded = self.expand(value, scope, path)
+            if expanded is None:
+                continue
+            if not isinstance(expanded, dict):
+                raise TemplateError(f"{path}: a conditional insertion in a mapping must hold a mapping")
+            result.update(expanded)
+        return result
+
+    def _sequence(self, node: list, context: dict, path: Path) -> list:
+        result: list = []
+        for item in node:
+            if isinstance(item, dict) and len(item) >= 1 and all(self._directive(k) for k in item):
+                for kind, payload in self._conditional_branches(item.items(), context, path):
+                    value, scope = (payload, context) if kind == "insert" else payload
+                    expanded = self.expand(value, scope, path)
+                    if expanded is None:
+                        continue
+                    result.extend(expanded if isinstance(expanded, list) else [expanded])
+                continue
+            if isinstance(item, dict) and "template" in item:
+                result.extend(self._include(item, context, path))
+                continue
+            result.append(self.expand(item, context, path))
+        return result
+
+    def _include(self, item: dict, context: dict, path: Path) -> list:
+        """Expand a `- template: file` reference into the items it contributes."""
+        ref = self._string(str(item["template"]), context, path)
+        target = (path.parent / ref) if not str(ref).startswith("/") else self.root / str(ref).lstrip("/")
+        given = self.expand(item.get("parameters") or {}, context, path)
+        document = read_yaml(target)
+        if not isinstance(document, dict):
+            raise TemplateError(f"{target}: a template must be a mapping")
+        params = resolve_parameters(document.get("parameters"), given, str(target))
+        scope = {"parameters": params, "variables": context.get("variables", {})}
+        for section in ("steps", "jobs", "stages", "variables"):
+            if section in document:
+                expanded = self.expand(document[section], scope, target)
+                if isinstance(expanded, dict) and section == "variables":
+                    expanded = [{"name": k, "value": v} for k, v in expanded.items()]
+                return expanded or []
+        raise TemplateError(f"{target}: a template needs steps, jobs, stages or variables")
