@@ -3,12 +3,20 @@
 SHELL := /bin/bash
 
 PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+REPORTS ?= .mlops/test-results
+TESTS ?= tests/unit tests/data tests/model
 export MLFLOW_DISABLE_TELEMETRY := true
+ifdef MLOPS_VENV
+# Inside a local pipeline run: use the environment that runs the engine; never install into it.
+VENV := $(MLOPS_VENV)
+STAMP :=
+else
+VENV := .venv
+STAMP := $(VENV)/.installed
+endif
+BIN := $(VENV)/bin
 
-.PHONY: help install run test test-fast lint data bench ui clean
+.PHONY: help install run test test-fast lint ci-lint ci-test data bench ui clean
 
 ## Show this help
 help:
@@ -42,6 +50,18 @@ test-fast: install
 ## flake8 (configured in .flake8)
 lint: install
 	$(BIN)/python -m flake8
+
+## flake8 with a JUnit report (used by the pipelines' quality gate)
+ci-lint: install
+	@mkdir -p $(REPORTS)
+	$(BIN)/python -m flake8 --format junit-xml --output-file $(REPORTS)/flake8-junit.xml || \
+		{ $(BIN)/python -m flake8; exit 1; }
+
+## pytest on $(TESTS) with JUnit and Cobertura reports (used by the pipelines' quality gate)
+ci-test: install
+	@mkdir -p $(REPORTS)
+	$(BIN)/python -m pytest $(TESTS) --cov --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
+		--junitxml=$(REPORTS)/junit.xml
 
 ## Regenerate data/diabetes.csv and the bad fixtures from scikit-learn's bundled copy
 data: install

@@ -74,6 +74,14 @@ def cmd_pipeline_run(args) -> int:
     result = run_pipeline(settings, pipeline, reuse_steps=not args.no_reuse, report=_step_reporter(),
                           published=published)
     took = time.monotonic() - started
+    if args.output_json:
+        import json
+
+        registered = next((r.values.get("registered_version") for r in result.steps
+                           if r.status == "done" and r.values.get("registered_version")), None)
+        Path(args.output_json).write_text(json.dumps({
+            "run_id": result.run_id, "status": result.status, "outcome": result.outcome, "error": result.error,
+            "model_name": settings.model_name, "registered_version": registered}, indent=2))
     if not result.ok:
         print(f"pipeline run {result.run_id} FAILED after {took:.1f}s:\n{result.error}", file=sys.stderr)
         return EXIT_FAILED
@@ -295,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-reuse", action="store_true", help="run every step even if its inputs are unchanged")
     run.add_argument("--build-id", help="CI build id recorded on the runs and the registered version")
     run.add_argument("--build-uri", help="CI build URI recorded on the runs and the registered version")
+    run.add_argument("--output-json", metavar="FILE", help="write run id, outcome and registered version as JSON")
     run.set_defaults(func=cmd_pipeline_run)
     pub = p_sub.add_parser("publish", help="record a pipeline definition as a new published version")
     pub.add_argument("file", nargs="?", help="pipeline YAML (default: mlops.yml model.pipeline)")

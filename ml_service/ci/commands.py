@@ -24,7 +24,9 @@ class Progress:
         depth = path.count("/")
         label = "  " * depth + self.names.get(path, path.rsplit("/", 1)[-1])
         status = record.get("status")
-        if status == "running":
+        if status == "header":
+            print(record["display"], file=self.stream, flush=True)
+        elif status == "running":
             self.started[path] = time.monotonic()
             if self.tty or depth < 2:
                 print(f"{'..':<6} {label}", file=self.stream, flush=True)

@@ -97,9 +97,10 @@ def normalize(document: dict) -> list[Stage]:
     if "stages" in document:
         raw_stages = document["stages"] or []
     elif "jobs" in document:
-        raw_stages = [{"stage": "__default", "jobs": document["jobs"]}]
+        raw_stages = [{"stage": "__default", "displayName": "Jobs", "jobs": document["jobs"]}]
     elif "steps" in document:
-        raw_stages = [{"stage": "__default", "jobs": [{"job": "__default", "steps": document["steps"]}]}]
+        raw_stages = [{"stage": "__default", "displayName": "Jobs",
+                       "jobs": [{"job": "__default", "displayName": "Job", "steps": document["steps"]}]}]
     else:
         raise EngineError("a pipeline needs stages, jobs or steps")
     stages, previous = [], None
@@ -198,6 +199,7 @@ class Engine:
         self.state.setdefault("results", {})
         self.state.setdefault("outputs", {})
         self.canceled = False
+        self.prepended: list[str] = []
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -369,6 +371,7 @@ class Engine:
         if job.environment:
             variables["Environment.Name"] = Var(job.environment)
         deadline = started + job.timeout_minutes * 60
+        self.prepended: list[str] = []  # task.prependpath lasts for the rest of the job
         results: list[str] = []
         for index, step in enumerate(job.steps):
             step_path = f"{path}/{index:02d}"
@@ -448,7 +451,7 @@ class Engine:
         for key, value in (step.get("env") or {}).items():
             env[str(key)] = self._expand(ex.to_str(value) if not isinstance(value, str) else value, variables)
         bin_dir = str(Path(sys.executable).parent)
-        env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
+        env["PATH"] = ":".join([*reversed(self.prepended), bin_dir, env.get("PATH", "")])
         env["MLOPS_VENV"] = sys.prefix
         return env
 
@@ -463,8 +466,9 @@ class Engine:
             return "Failed", f"step '{kind}' is not supported locally (no PowerShell on this agent)"
         if kind in ("task", "download", "publish"):
             inputs = {k: self._expand(ex.to_str(v), variables) for k, v in (step.get("inputs") or {}).items()}
+            expanded = {k: self._expand(v, variables) if isinstance(v, str) else v for k, v in step.items()}
             try:
-                message = run_task(kind, step, inputs, self._task_context(variables))
+                message = run_task(kind, expanded, inputs, self._task_context(variables))
             except TaskError as exc:
                 with open(log_path, "a") as log:
                     log.write(self.masker(f"##[error]{exc}\n"))
@@ -552,6 +556,8 @@ class Engine:
                 self._save()
             else:
                 variables[var_name] = var
+        elif area == "task.prependpath":
+            self.prepended.append(message)
         elif area == "task.logissue":
             issues.append(f"{fields.get('type', 'warning')}: {message}")
         elif area == "task.complete":

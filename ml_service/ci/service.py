@@ -113,6 +113,9 @@ def execute(settings: Settings, store: Store, run_id: int,
             report: Callable[[str, dict], None] | None = None, chain: bool = True) -> list[int]:
     """Run (or resume) a run in this process; then queue and run completion-triggered runs. Returns run ids."""
     run = store.get_run(run_id)
+    if report is not None and run.triggered_by:
+        header = f"run {run_id}: {run.pipeline} ({run.reason}, after run {run.triggered_by})"
+        report(f"run:{run_id}", {"kind": "run", "status": "header", "display": header})
     store.update_run(run_id, status="running", pid=os.getpid(), started=run.started or time.time())
     try:
         document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
