@@ -195,6 +195,11 @@ class Engine:
         for var in variables.values():
             if var.secret:
                 self.masker.add(var.value)
+        runtime = {name: var for name, var in variables.items() if RUNTIME.match(var.value)}
+        if runtime:  # pipeline-level $[ ] variables: evaluated when the run starts
+            plain = {name: var for name, var in variables.items() if name not in runtime}
+            self.variables = {**plain, **self._declare([{"name": k, "value": v.value} for k, v in runtime.items()],
+                                                       plain, {})}
         self.state = store.get_run(run_id).state or {}
         self.state.setdefault("results", {})
         self.state.setdefault("outputs", {})
@@ -446,7 +451,10 @@ class Engine:
     def _env(self, step: dict, variables: dict[str, Var]) -> dict[str, str]:
         env = dict(os.environ)
         for name, var in variables.items():
-            if not var.secret:
+            if var.secret:  # only through env: (it may also sit in our own environment, its source)
+                env.pop(name, None)
+                env.pop(name.upper().replace(".", "_"), None)
+            else:
                 env[name.upper().replace(".", "_")] = var.value
         for key, value in (step.get("env") or {}).items():
             env[str(key)] = self._expand(ex.to_str(value) if not isinstance(value, str) else value, variables)

@@ -35,8 +35,9 @@ def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
 
 
-def install(settings: Settings, remote: Path | None = None) -> Path:
-    """Create (if needed) the bare repository, install the hook, add the `mlops` remote. Returns the repo path."""
+def install(settings: Settings, remote: Path | None = None, work_repo: Path | None = None) -> Path:
+    """Create (if needed) the bare repository, install the hook, add the `mlops` remote to work_repo
+    (default: the project). Returns the bare repository's path."""
     repo = Path(remote) if remote else settings.state_dir / "ci" / "remote.git"
     if not (repo / "HEAD").exists():
         repo.parent.mkdir(parents=True, exist_ok=True)
@@ -49,10 +50,11 @@ def install(settings: Settings, remote: Path | None = None) -> Path:
     hook.write_text(HOOK.format(root=shlex.quote(str(settings.root)), state=shlex.quote(str(settings.state_dir)),
                                 python=shlex.quote(sys.executable), log=shlex.quote(str(log))))
     hook.chmod(0o755)
-    if (settings.root / ".git").exists():
-        existing = _git("remote", "get-url", "mlops", cwd=settings.root)
+    work_repo = Path(work_repo or settings.root)
+    if (work_repo / ".git").exists():
+        existing = _git("remote", "get-url", "mlops", cwd=work_repo)
         verb = "set-url" if existing.returncode == 0 else "add"
-        _git("remote", verb, "mlops", str(repo), cwd=settings.root)
+        _git("remote", verb, "mlops", str(repo), cwd=work_repo)
     return repo
 
 

@@ -197,19 +197,26 @@ class Compiler:
 
     def _sequence(self, node: list, context: dict, path: Path) -> list:
         result: list = []
-        for item in node:
-            if isinstance(item, dict) and len(item) >= 1 and all(self._directive(k) for k in item):
-                for kind, payload in self._conditional_branches(item.items(), context, path):
-                    value, scope = (payload, context) if kind == "insert" else payload
-                    expanded = self.expand(value, scope, path)
-                    if expanded is None:
-                        continue
+        pending: list = []  # consecutive directive items: one if/elseif/else chain can span several
+
+        def flush():
+            for kind, payload in self._conditional_branches(pending, context, path):
+                value, scope = (payload, context) if kind == "insert" else payload
+                expanded = self.expand(value, scope, path)
+                if expanded is not None:
                     result.extend(expanded if isinstance(expanded, list) else [expanded])
+            pending.clear()
+
+        for item in node:
+            if isinstance(item, dict) and item and all(self._directive(k) for k in item):
+                pending.extend(item.items())
                 continue
+            flush()
             if isinstance(item, dict) and "template" in item:
                 result.extend(self._include(item, context, path))
-                continue
-            result.append(self.expand(item, context, path))
+            else:
+                result.append(self.expand(item, context, path))
+        flush()
         return result
 
     def _include(self, item: dict, context: dict, path: Path) -> list:
