@@ -96,6 +96,11 @@ def matching_pipelines(source: Path, branch: str, changed: list[str] | None) -> 
 
 def on_push(settings: Settings, repo: Path, updates: str, report=None) -> list[int]:
     """Handle the lines 'old new ref' a post-receive hook reads; run what they trigger. Returns run ids."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("GIT_")]:  # the hook's GIT_DIR=. must not leak into
+        del os.environ[key]                                        # our git calls or the pipelines' steps
+    repo = Path(repo).resolve()
     store = service.open_store(settings)
     ran: list[int] = []
     for line in updates.strip().splitlines():

@@ -1,0 +1,189 @@
+"""The local CI engine with real git repositories, real hooks, real processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ml_service.ci import service
+from ml_service.ci.template import Compiler
+from ml_service.config import load_settings
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+BUILD = """
+trigger:
+  branches: {include: [main]}
+  paths: {include: [src]}
+pr: none
+steps:
+  - script: |
+      while [ -n "$GO_FILE" ] && [ ! -f "$GO_FILE" ]; do sleep 0.1; done
+      echo "built $(Build.SourceVersion) of $(Build.SourceBranchName) because $(Build.Reason)"
+"""
+PR = """
+trigger: none
+pr:
+  branches: {include: [main]}
+steps:
+  - script: echo "validated a pull request"
+"""
+SLOW = """
+steps:
+  - script: echo "started"; sleep 120; echo "never printed"
+    displayName: slow
+"""
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def mlops(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "mlops.yml").write_text("model: {name: m, project: p, pipeline: p.yml, parameters: q.yml}\n")
+    monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLOPS_USER", "dev@example.com")
+    return load_settings()
+
+
+def wait_for_runs(store, count, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = store.list_runs()
+        if len(runs) >= count and all(r.status == "completed" for r in runs):
+            return runs
+        time.sleep(0.3)
+    raise AssertionError(f"expected {count} completed runs, have {[(r.id, r.status) for r in store.list_runs()]}")
+
+
+def test_git_push_runs_matching_pipelines_in_the_background(project, tmp_path):
+    from ml_service.ci import hooks
+
+    work = tmp_path / "work"
+    (work / ".pipelines").mkdir(parents=True)
+    (work / ".pipelines" / "build.yml").write_text(BUILD)
+    (work / ".pipelines" / "pr.yml").write_text(PR)
+    (work / "src").mkdir()
+    (work / "src" / "app.py").write_text("x = 1\n")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "first")
+    remote = hooks.install(project, tmp_path / "remote.git", work_repo=work)
+    assert (remote / "hooks" / "post-receive").stat().st_mode & 0o111
+
+    go = tmp_path / "go"  # the pipeline's step waits for this file, created only after the push returned:
+    pushed = subprocess.run(["git", "push", "-q", "mlops", "main"], cwd=work, capture_output=True, text=True,
+                            env={**os.environ, "GO_FILE": str(go)}, timeout=120)  # a blocking push would hang
+    assert pushed.returncode == 0, pushed.stderr
+    assert "queued in the background" in pushed.stderr
+    go.write_text("go")
+    store = service.open_store(project)
+    runs = wait_for_runs(store, 1)
+    head = git(work, "rev-parse", "HEAD").strip()
+    assert [(r.pipeline, r.reason, r.branch, r.commit_sha) for r in runs] == [("build", "IndividualCI", "main", head)]
+    log = Path(store.records(runs[0].id)[-1]["log"]).read_text()
+    assert f"built {head} of main because IndividualCI" in log
+
+    # a change outside the path filter queues nothing
+    (work / "README.md").write_text("docs\n")
+    git(work, "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "docs")
+    subprocess.run(["git", "push", "-q", "mlops", "main"], cwd=work, check=True, capture_output=True)
+    (work / "src" / "app.py").write_text("x = 2\n")
+    git(work, "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "code")
+    subprocess.run(["git", "push", "-q", "mlops", "main"], cwd=work, check=True, capture_output=True)
+    runs = wait_for_runs(store, 2)
+    assert [r.pipeline for r in runs] == ["build", "build"]
+    assert runs[0].commit_sha == git(work, "rev-parse", "HEAD").strip()  # the docs-only push ran nothing
+
+    # a feature branch is validated like a pull request into main
+    git(work, "checkout", "-q", "-b", "feature")
+    subprocess.run(["git", "push", "-q", "mlops", "feature"], cwd=work, check=True, capture_output=True)
+    runs = wait_for_runs(store, 3)
+    assert (runs[0].pipeline, runs[0].reason, runs[0].branch) == ("pr", "PullRequest", "feature")
+    listing = mlops("ci", "list").stdout
+    assert "PullRequest" in listing and "IndividualCI" in listing
+
+
+def test_a_killed_run_is_shown_interrupted_with_its_logs_intact(project, tmp_path):
+    pipeline = tmp_path / "slow.yml"
+    pipeline.write_text(SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", str(pipeline)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    store = service.open_store(project)
+    deadline = time.monotonic() + 60
+    log = None
+    while time.monotonic() < deadline:
+        records = [r for r in store.records(1) if r["kind"] == "step"] if store.list_runs() else []
+        if records and records[0]["log"] and Path(records[0]["log"]).exists() and \
+                "started" in Path(records[0]["log"]).read_text():
+            log = Path(records[0]["log"])
+            break
+        time.sleep(0.2)
+    assert log is not None, "the run never started its step"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    shown = mlops("ci", "show", "1")
+    assert shown.returncode == 0
+    assert "status completed interrupted" in shown.stdout
+    assert "interrupted" in shown.stdout
+    assert "started" in mlops("ci", "logs", "1").stdout
+    other = tmp_path / "quick.yml"
+    other.write_text("steps:\n  - script: echo quick\n")
+    assert mlops("ci", "run", str(other)).returncode == 0  # the store still works
+    assert [r.result for r in service.open_store(project).list_runs()] == ["succeeded", "interrupted"]
+
+
+def test_two_runs_at_once_do_not_corrupt_the_store(project, tmp_path):
+    pipeline = tmp_path / "p.yml"
+    pipeline.write_text("steps:\n" + "".join(f"  - script: echo step {i}\n" for i in range(8)))
+    procs = [subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", str(pipeline)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    store = service.open_store(project)
+    runs = store.list_runs()
+    assert len(runs) == 3 and all(r.result == "succeeded" for r in runs)
+    assert all(len([r for r in store.records(run.id) if r["kind"] == "step"]) == 8 for run in runs)
+
+
+PIPELINES = sorted((ROOT / ".pipelines").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=[p.name for p in PIPELINES])
+def test_every_pipeline_validates_against_the_azure_schema(path):
+    result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.azure-pipelines",
+                             "--regex-variant", "nonunicode", "--data-transform", "azure-pipelines", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=[p.name for p in PIPELINES])
+def test_every_pipeline_compiles_for_the_local_engine(path):
+    from ml_service.ci.engine import normalize
+
+    stages = normalize(Compiler(ROOT).compile(path))
+    assert stages and all(stage.jobs for stage in stages)
+
+
+def test_release_waits_for_approval_on_production():
+    from ml_service.ci.engine import normalize
+
+    stages = {s.name: s for s in normalize(Compiler(ROOT).compile(ROOT / ".pipelines" / "release.yml"))}
+    assert list(stages) == ["Model", "QA", "Production"]
+    assert stages["Production"].jobs[0].environment == "production"
+    assert service.approval_config(load_settings({"MLOPS_ROOT": str(ROOT)}), "production") is not None
