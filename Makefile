@@ -31,11 +31,12 @@ $(STAMP): pyproject.toml
 ## Create .venv and install the project with its dev tools (idempotent)
 install: $(STAMP)
 
-## Main job on embedded defaults: validate the data, publish and run the retraining pipeline
+## Main job on embedded defaults: build -> retrain -> release up to the approval (APPROVE=1: through production)
 run: install
-	$(BIN)/mlops data validate data/diabetes.csv
-	$(BIN)/mlops pipeline publish
-	$(BIN)/mlops pipeline run diabetes-retrain
+	@$(BIN)/mlops ci run build
+	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1"; fi
+	@$(BIN)/mlops ci list --limit 5
+	@$(BIN)/mlops deploy list
 	@echo "Browse runs, metrics and models: $(BIN)/mlops ui   (then open http://127.0.0.1:5000)"
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)

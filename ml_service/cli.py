@@ -262,6 +262,16 @@ def cmd_deploy_qa(args) -> int:
     return 0
 
 
+def cmd_deploy_prod(args) -> int:
+    """Deploy a registered model version to production (GitOps desired state on these machines)."""
+    from ml_service.ci.service import identity
+    from ml_service.deploy.production import deploy_prod
+
+    settings = _settings(args)
+    print(deploy_prod(settings, args.model, identity(settings)).message)
+    return 0
+
+
 def cmd_deploy_list(args) -> int:
     """Show what runs where."""
     from ml_service.deploy import records
@@ -353,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
     qa.add_argument("--timeout", type=float, default=120, help="seconds to wait for readiness (default: 120)")
     qa.set_defaults(func=cmd_deploy_qa)
+    prod = dep_sub.add_parser("prod", help="deploy to production (on a machine without a cluster: commit the "
+                                           "desired state to the GitOps target, apply nothing)")
+    prod.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    prod.set_defaults(func=cmd_deploy_prod)
     dlist = dep_sub.add_parser("list", help="what runs where")
     dlist.add_argument("--all", action="store_true", help="every deployment, not just the current ones")
     dlist.set_defaults(func=cmd_deploy_list)

@@ -190,6 +190,12 @@ def cmd_decide(args) -> int:
     settings = _settings()
     store = _store(settings)
     approve = args.action == "approve"
+    if args.run is None:
+        pending = store.approvals(status="pending")
+        if not pending:
+            print("nothing waits for approval")
+            return 0
+        args.run = pending[-1]["run_id"]
     approval = service.decide(settings, store, args.run, approve, args.comment, args.stage)
     verb = "approved" if approve else "rejected"
     print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']}")
@@ -244,7 +250,7 @@ def add_commands(groups) -> None:
     for name in ("approve", "reject"):
         parser = sub.add_parser(name, help=f"{name} a run waiting on an environment (identity: MLOPS_USER or "
                                            "git user.email)")
-        parser.add_argument("run", type=int)
+        parser.add_argument("run", type=int, nargs="?", help="run id (default: the newest waiting run)")
         parser.add_argument("--stage", help="the waiting stage (default: the first one)")
         parser.add_argument("--comment", default="", help="recorded with the decision")
         parser.set_defaults(func=cmd_decide, action=name)
