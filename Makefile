@@ -41,6 +41,7 @@ run: install
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
 test: install lint
+	@$(BIN)/python -m coverage erase
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:.mlops/test-results/coverage.xml \
 		--junitxml=.mlops/test-results/junit.xml
 
@@ -61,6 +62,7 @@ ci-lint: install
 ## pytest on $(TESTS) with JUnit and Cobertura reports (used by the pipelines' quality gate)
 ci-test: install
 	@mkdir -p $(REPORTS)
+	@$(BIN)/python -m coverage erase
 	$(BIN)/python -m pytest $(TESTS) --cov --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
 		--junitxml=$(REPORTS)/junit.xml
 

@@ -198,6 +198,8 @@ class ScoringApp:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise HTTPError(400, "invalid JSON: nested too deeply") from None
 
     def _predict(self, rows: list, log: dict, where: str) -> list:
         check_matrix(rows, self.n_features, where)

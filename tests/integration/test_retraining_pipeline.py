@@ -222,6 +222,25 @@ def test_model_list_and_show(ws):
     assert "aliases:  champion" in shown.stdout and "dataset_digest" in shown.stdout
 
 
+def test_deploy_prod_without_a_cluster_commits_the_desired_state_and_applies_nothing(ws, client):
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1")
+    assert result.returncode == 0, result.stderr
+    assert "GitOps mode" in result.stdout and "NOTHING WAS APPLIED TO A CLUSTER" in result.stdout
+    repo = ws.state_dir / "gitops"
+    values = (repo / "production" / "values-prod.yaml").read_text()
+    assert "tag: '1'" in values and f"name: {ws.model_name}" in values
+    log = subprocess.run(["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True).stdout
+    assert f"production: {ws.model_name} version 1" in log
+    again = mlops("deploy", "prod", "--model", f"{ws.model_name}:1")
+    assert "unchanged" in again.stdout  # committing the same desired state twice makes no new commit
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(ws.model_name, "production")
+    listing = mlops("deploy", "list").stdout
+    assert "production" in listing and "desired" in listing and "gitops" in listing
+
+
 def test_corrupted_data_fails_the_pipeline_before_training(workspace):
     result = mlops("pipeline", "run", "--param", f"data={FIXTURES / 'out_of_range.csv'}")
     assert result.returncode == 1

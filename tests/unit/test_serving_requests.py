@@ -32,6 +32,7 @@ def test_fast_linear_path_matches_the_model(app, model_dir):
 @pytest.mark.parametrize("name, body, headers, status, message", [
     ("invalid JSON", b'{"data": [', JSON, 400, "invalid JSON"),
     ("empty body", b"", JSON, 400, "empty request body"),
+    ("deeply nested JSON", b"[" * 1500, JSON, 400, "nested too deeply"),
     ("not an object", [1, 2], JSON, 422, "expected a JSON object"),
     ("wrong feature count", {"data": [[1, 2, 3]]}, JSON, 422, "has 3 features; the model expects 10"),
     ("rows not lists", {"data": [1, 2]}, JSON, 422, "must be a list of numbers"),
