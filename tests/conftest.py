@@ -54,15 +54,11 @@ def docker_engine():
     """A Docker SDK client. Without an engine: skip, or fail when MLOPS_REQUIRE_DOCKER=1 (CI)."""
     import os
 
-    import docker
-    from docker.errors import DockerException
+    from ml_service.deploy.image import ImageError, docker_client
 
     try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-        return client
-    except DockerException as exc:
-        message = f"no Docker engine ({exc}); start one with environment_setup/docker_engine.sh"
+        return docker_client()
+    except ImageError as exc:
         if os.environ.get("MLOPS_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -601,8 +600,3 @@ def _kill_tree(proc) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def clean_workspace(path: Path) -> None:
-    """Remove an agent work directory."""
-    shutil.rmtree(path, ignore_errors=True)

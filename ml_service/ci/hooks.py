@@ -87,9 +87,9 @@ def matching_pipelines(source: Path, branch: str, changed: list[str] | None) -> 
         except yaml.YAMLError:
             continue
         if branch == DEFAULT_BRANCH:
-            if triggers.ci_trigger_matches(document.get("trigger"), branch, changed):
+            if triggers.trigger_matches(document.get("trigger"), branch, changed):
                 found.append((path, "IndividualCI"))
-        elif triggers.pr_trigger_matches(document.get("pr"), DEFAULT_BRANCH, changed):
+        elif triggers.trigger_matches(document.get("pr"), DEFAULT_BRANCH, changed):
             found.append((path, "PullRequest"))
     return found
 

@@ -52,26 +52,17 @@ def paths_filter_matches(spec, changed: list[str] | None) -> bool:
     return False
 
 
-def ci_trigger_matches(trigger, branch: str, changed: list[str] | None) -> bool:
-    """`trigger:` semantics: absent means every branch; `none` means never; a list names branches."""
-    if trigger is None:
+def trigger_matches(spec, branch: str, changed: list[str] | None) -> bool:
+    """`trigger:` (branch = the pushed branch) and `pr:` (branch = the target branch) semantics:
+    absent means every branch; `none` means never; a list names branches; a mapping filters
+    branches and paths."""
+    if spec is None:
         return True
-    if trigger == "none" or trigger is False:
+    if spec == "none" or spec is False:
         return False
-    if isinstance(trigger, list):
-        return any(_branch_matches(p, branch) for p in trigger)
-    return branch_filter_matches(trigger, branch) and paths_filter_matches(trigger, changed)
-
-
-def pr_trigger_matches(pr, target_branch: str, changed: list[str] | None) -> bool:
-    """`pr:` semantics for a pull request into target_branch."""
-    if pr is None:
-        return True
-    if pr == "none" or pr is False:
-        return False
-    if isinstance(pr, list):
-        return any(_branch_matches(p, target_branch) for p in pr)
-    return branch_filter_matches(pr, target_branch) and paths_filter_matches(pr, changed)
+    if isinstance(spec, list):
+        return any(_branch_matches(p, branch) for p in spec)
+    return branch_filter_matches(spec, branch) and paths_filter_matches(spec, changed)
 
 
 def resource_trigger_matches(resource: dict, branch: str) -> bool:

@@ -187,3 +187,25 @@ def test_release_waits_for_approval_on_production():
     assert list(stages) == ["Model", "QA", "Production"]
     assert stages["Production"].jobs[0].environment == "production"
     assert service.approval_config(load_settings({"MLOPS_ROOT": str(ROOT)}), "production") is not None
+
+
+def test_cancel_stops_a_running_run_and_records_it(project, tmp_path):
+    pipeline = tmp_path / "slow.yml"
+    pipeline.write_text(SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", str(pipeline)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    store = service.open_store(project)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        steps = [r for r in store.records(1) if r["kind"] == "step"] if store.list_runs() else []
+        if steps and steps[0]["log"] and "started" in Path(steps[0]["log"]).read_text():
+            break
+        time.sleep(0.2)
+    cancel = mlops("ci", "cancel", "1")
+    assert cancel.returncode == 0 and "cancel requested" in cancel.stdout
+    proc.wait(timeout=60)
+    run = store.get_run(1)
+    assert run.status == "completed" and run.result == "canceled"
+    assert [r["result"] for r in store.records(1) if r["kind"] == "step"] == ["Canceled"]
+    assert "never printed" not in mlops("ci", "logs", "1").stdout
+    assert mlops("ci", "cancel", "1").returncode == 1  # already completed: a clear error

@@ -57,14 +57,14 @@ def test_malformed_expressions_are_errors():
 def test_branch_and_path_filters():
     spec = {"branches": {"include": ["main", "release/*"], "exclude": ["release/old"]},
             "paths": {"include": ["src"], "exclude": ["src/docs"]}}
-    assert triggers.ci_trigger_matches(spec, "main", ["src/a.py"])
-    assert triggers.ci_trigger_matches(spec, "release/1.0", ["src/a.py"])
-    assert not triggers.ci_trigger_matches(spec, "release/old", ["src/a.py"])
-    assert not triggers.ci_trigger_matches(spec, "feature", ["src/a.py"])
-    assert not triggers.ci_trigger_matches(spec, "main", ["README.md"])  # a path filter prevents the trigger
-    assert not triggers.ci_trigger_matches(spec, "main", ["src/docs/x.md"])
-    assert triggers.ci_trigger_matches(None, "any", [])
-    assert not triggers.ci_trigger_matches("none", "main", ["src/a.py"])
-    assert triggers.pr_trigger_matches({"branches": {"include": ["main"]}}, "main", None)
+    assert triggers.trigger_matches(spec, "main", ["src/a.py"])
+    assert triggers.trigger_matches(spec, "release/1.0", ["src/a.py"])
+    assert not triggers.trigger_matches(spec, "release/old", ["src/a.py"])
+    assert not triggers.trigger_matches(spec, "feature", ["src/a.py"])
+    assert not triggers.trigger_matches(spec, "main", ["README.md"])  # a path filter prevents the trigger
+    assert not triggers.trigger_matches(spec, "main", ["src/docs/x.md"])
+    assert triggers.trigger_matches(None, "any", [])
+    assert not triggers.trigger_matches("none", "main", ["src/a.py"])
+    assert triggers.trigger_matches({"branches": {"include": ["main"]}}, "main", None)
     assert triggers.resource_trigger_matches({"trigger": {"branches": {"include": ["main"]}}}, "main")
     assert not triggers.resource_trigger_matches({}, "main")
