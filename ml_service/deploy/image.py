@@ -92,9 +92,32 @@ def wheelhouse_cache() -> Path:
     return base / "mlops-template" / "wheelhouse"
 
 
-def ensure_wheelhouse(settings: Settings) -> Path:
-    """Wheels for the scoring requirements, downloaded once per set of pinned versions."""
-    text = requirements()
+def runtime_closure() -> str:
+    """Pinned requirements of everything the project needs at run time (its dependency closure)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned: dict[str, str] = {}
+    todo = ["mlops-template"]
+    while todo:
+        for raw in importlib.metadata.distribution(todo.pop()).requires or []:
+            requirement = Requirement(raw)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            key = canonicalize_name(requirement.name)
+            if key in pinned:
+                continue
+            try:
+                pinned[key] = importlib.metadata.version(requirement.name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            todo.append(requirement.name)
+    return "".join(f"{name}=={version}\n" for name, version in sorted(pinned.items()))
+
+
+def ensure_wheelhouse(settings: Settings, text: str | None = None, resolve: bool = True) -> Path:
+    """Wheels for pinned requirements (default: the scoring ones), downloaded once per set of versions."""
+    text = text or requirements()
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     target = wheelhouse_cache() / digest
     if (target / "requirements.txt").is_file():
@@ -104,10 +127,10 @@ def ensure_wheelhouse(settings: Settings) -> Path:
     partial.mkdir(parents=True)
     (partial / "requirements.txt").write_text(text)
     result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-                             "--dest", str(partial), "-r", str(partial / "requirements.txt")],
-                            capture_output=True, text=True)
+                             *([] if resolve else ["--no-deps"]), "--dest", str(partial),
+                             "-r", str(partial / "requirements.txt")], capture_output=True, text=True)
     if result.returncode != 0:
-        raise ImageError(f"pip download of the scoring wheels failed:\n{result.stderr[-2000:]}")
+        raise ImageError(f"pip download of the wheels failed:\n{result.stderr[-2000:]}")
     partial.rename(target)
     return target
 

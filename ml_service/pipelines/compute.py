@@ -74,8 +74,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def get_compute(name: str, zygote=None):
+def get_compute(name: str, zygote=None, settings=None):
     """The compute target called name."""
     if name == "local":
         return LocalCompute(zygote)
-    raise ComputeError(f"unknown compute target '{name}' (available here: local)")
+    if name == "docker" and settings is not None:
+        from ml_service.pipelines.docker_compute import DockerCompute
+
+        return DockerCompute(settings)
+    raise ComputeError(f"unknown compute target '{name}' (available: local, docker)")

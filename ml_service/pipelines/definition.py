@@ -16,7 +16,7 @@
         after: [validate]                          # ordering without passing data
         when: evaluate.promote                     # run only if a value of a step is true
         reuse: true                                # false: always run (e.g. it writes the registry)
-        compute: local
+        compute: local                             # or docker: in the training image
         timeout_minutes: 30
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 INPUT_KINDS = ("path", "step", "alias")
+COMPUTE_TARGETS = ("local", "docker")
 STEP_KEYS = {"function", "inputs", "params", "code", "imports", "after", "when", "reuse", "compute",
              "timeout_minutes"}
 
@@ -174,6 +175,8 @@ def _parse_step(name: str, body: Any, params: dict, where: str) -> Step:
     if when and "." not in when:
         raise PipelineError(f"{where}.when: expected 'step.value', got '{when}'")
     compute = str(body.get("compute", "local"))
+    if compute not in COMPUTE_TARGETS:
+        raise PipelineError(f"{where}.compute: unknown target '{compute}' (available: {', '.join(COMPUTE_TARGETS)})")
     try:
         timeout = float(body.get("timeout_minutes", 60))
     except (TypeError, ValueError):

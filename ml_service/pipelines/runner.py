@@ -16,7 +16,7 @@ from typing import Callable
 
 from ml_service.config import Settings
 from ml_service.pipelines import reuse
-from ml_service.pipelines.compute import get_compute
+from ml_service.pipelines.compute import ComputeError, get_compute
 from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
 from ml_service.workspace import registry, tracking
 from ml_service.workspace.gitinfo import read_git_info
@@ -112,7 +112,7 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote) ->
     try:
         runner.snapshot()
         runner.run_all()
-    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError) as exc:
+    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError, ComputeError) as exc:
         client.set_tag(parent_id, "mlops.error", str(exc)[:5000])
         client.set_terminated(parent_id, "FAILED")
         return PipelineResult(parent_id, "FAILED", "failed", runner.records, error=str(exc))
@@ -314,7 +314,7 @@ class _Runner:
         }
         (step_dir / "spec.json").write_text(json.dumps(spec))
         log_path = step_dir / "step.log"
-        compute = get_compute(step.compute, self.zygote)
+        compute = get_compute(step.compute, self.zygote, self.settings)
         outcome = compute.run(step_dir / "spec.json", step_env(self.settings), self.settings.root, log_path,
                               step.timeout_minutes * 60, preloaded=bool(step.imports))
         self.client.log_artifact(record.run_id, str(log_path), "logs")

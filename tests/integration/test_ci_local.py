@@ -209,3 +209,59 @@ def test_cancel_stops_a_running_run_and_records_it(project, tmp_path):
     assert [r["result"] for r in store.records(1) if r["kind"] == "step"] == ["Canceled"]
     assert "never printed" not in mlops("ci", "logs", "1").stdout
     assert mlops("ci", "cancel", "1").returncode == 1  # already completed: a clear error
+
+
+UPSTREAM = """
+trigger: none
+parameters:
+  - name: publish
+    type: boolean
+    default: 'true'
+steps:
+  - bash: |
+      mkdir -p "$(Build.ArtifactStagingDirectory)/model"
+      echo '{"version": "5"}' > "$(Build.ArtifactStagingDirectory)/model/model.json"
+  - ${{ if eq(parameters.publish, true) }}:
+    - publish: $(Build.ArtifactStagingDirectory)/model
+      artifact: model
+"""
+DOWNSTREAM = """
+trigger: none
+resources:
+  pipelines:
+    - pipeline: up
+      source: upstream
+      trigger: {branches: {include: [main]}}
+steps:
+  - download: up
+    artifact: model
+    continueOnError: 'true'
+  - bash: |
+      if [ -f "$(Pipeline.Workspace)/up/model/model.json" ]; then
+        echo "deploying $(cat "$(Pipeline.Workspace)/up/model/model.json") from run $(Resources.Pipeline.up.RunID)"
+      else
+        echo "nothing to deploy"
+      fi
+"""
+
+
+def test_a_completion_trigger_passes_the_artifact_or_does_nothing_without_one(project, tmp_path):
+    source = tmp_path / "repo"
+    (source / ".pipelines").mkdir(parents=True)
+    (source / ".pipelines" / "upstream.yml").write_text(UPSTREAM)
+    (source / ".pipelines" / "downstream.yml").write_text(DOWNSTREAM)
+    store = service.open_store(project)
+    first = service.queue(project, store, source / ".pipelines" / "upstream.yml", "Manual", {}, source, "main", "c1")
+    ran = service.execute(project, store, first)
+    assert len(ran) == 2
+    down = store.get_run(ran[1])
+    assert (down.pipeline, down.reason, down.resources["up"]["runID"]) == ("downstream", "ResourceTrigger", first)
+    logs = "".join(Path(r["log"]).read_text() for r in store.records(down.id) if r["log"])
+    assert f'deploying {{"version": "5"}} from run {first}' in logs
+    second = service.queue(project, store, source / ".pipelines" / "upstream.yml", "Manual", {"publish": "false"},
+                           source, "main", "c2")
+    ran = service.execute(project, store, second)
+    logs = "".join(Path(r["log"]).read_text() for r in store.records(ran[1]) if r["log"])
+    assert "nothing to deploy" in logs and "deploying" not in logs
+    other = service.queue(project, store, source / ".pipelines" / "upstream.yml", "Manual", {}, source, "dev", "c3")
+    assert service.execute(project, store, other) == [other]  # the branch filter stops the trigger
