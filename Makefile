@@ -6,6 +6,8 @@ PYTHON ?= python3
 REPORTS ?= .mlops/test-results
 TESTS ?= tests/unit tests/data tests/model
 export MLFLOW_DISABLE_TELEMETRY := true
+# Subprocesses started by tests (in other folders too) must measure coverage the same way.
+export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
 ifdef MLOPS_VENV
 # Inside a local pipeline run: use the environment that runs the engine; never install into it.
 VENV := $(MLOPS_VENV)
@@ -42,7 +44,7 @@ run: install
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
 test: install lint
 	@$(BIN)/python -m coverage erase
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:.mlops/test-results/coverage.xml \
+	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term --cov-report=xml:.mlops/test-results/coverage.xml \
 		--junitxml=.mlops/test-results/junit.xml
 
 ## Unit, data and model tests only (no integration)
@@ -63,7 +65,7 @@ ci-lint: install
 ci-test: install
 	@mkdir -p $(REPORTS)
 	@$(BIN)/python -m coverage erase
-	$(BIN)/python -m pytest $(TESTS) --cov --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
+	$(BIN)/python -m pytest $(TESTS) --cov --cov-branch --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
 		--junitxml=$(REPORTS)/junit.xml
 
 ## Regenerate data/diabetes.csv and the bad fixtures from scikit-learn's bundled copy
