@@ -268,7 +268,7 @@ def cmd_deploy_prod(args) -> int:
     from ml_service.deploy.production import deploy_prod
 
     settings = _settings(args)
-    print(deploy_prod(settings, args.model, identity(settings)).message)
+    print(deploy_prod(settings, args.model, identity(settings), smoke_timeout=args.smoke_timeout).message)
     return 0
 
 
@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     prod = dep_sub.add_parser("prod", help="deploy to production (on a machine without a cluster: commit the "
                                            "desired state to the GitOps target, apply nothing)")
     prod.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    prod.add_argument("--smoke-timeout", type=float, default=120, help="seconds for the smoke test (default: 120)")
     prod.set_defaults(func=cmd_deploy_prod)
     dlist = dep_sub.add_parser("list", help="what runs where")
     dlist.add_argument("--all", action="store_true", help="every deployment, not just the current ones")

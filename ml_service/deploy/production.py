@@ -1,11 +1,19 @@
-"""Production deployment. On these machines no Kubernetes API and no helm exist, so production runs
-in GitOps mode: the desired state (image and model version, as chart values) is committed to the
-GitOps target named in mlops.yml, recorded as "desired state committed, not applied", and the
-`production` alias stays where it was. Nothing is ever reported as deployed that was not.
+"""Production deployment, in the mode the machine allows, never reporting what did not happen.
+
+1. A cluster answers (kubeconfig) and helm is on PATH: `helm upgrade --install --atomic --wait`,
+   smoke test through the Service (kubectl port-forward on 127.0.0.1), `helm rollback` if the
+   smoke test fails; the deployment is recorded and the `production` alias moves only on success.
+2. Otherwise (these machines): the desired state (chart values with the new image and model
+   version) is validated offline and committed to the GitOps target named in mlops.yml, recorded
+   as "desired state committed, not applied", and the `production` alias stays where it was.
+Both modes first validate the values against values.schema.json and the rendered manifests with
+kubernetes-validate --strict.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,41 +21,87 @@ from pathlib import Path
 import yaml
 
 from ml_service.config import Settings
-from ml_service.deploy import records
+from ml_service.deploy import chart, records
 from ml_service.deploy.image import image_repository
 from ml_service.deploy.qa import DeployError
+from ml_service.deploy.smoke import SmokeTestError, smoke_test
+
+KUBERNETES_VERSION = "1.37"
 
 
 @dataclass(frozen=True)
 class ProductionResult:
     """What `mlops deploy prod` did."""
 
-    mode: str  # gitops
+    mode: str  # helm | gitops
     applied: bool
     message: str
     commit: str = ""
     values_file: str = ""
 
 
+def production_config(settings: Settings) -> dict:
+    """environments.production from mlops.yml."""
+    return (settings.environments or {}).get("production") or {}
+
+
+def chart_dir(settings: Settings) -> Path:
+    """The scoring chart."""
+    return settings.root / "charts" / "scoring"
+
+
 def gitops_target(settings: Settings) -> tuple[Path, str]:
     """(git repository, values file inside it) from environments.production.gitops in mlops.yml."""
-    config = ((settings.environments or {}).get("production") or {}).get("gitops") or {}
+    config = production_config(settings).get("gitops") or {}
     repo = Path(config.get("repo") or settings.state_dir / "gitops")
     repo = repo if repo.is_absolute() else settings.root / repo
     return repo, str(config.get("values_file") or "production/values-prod.yaml")
 
 
-def cluster_reason() -> str:
-    """Why GitOps mode applies on this machine (no helm, or no reachable cluster)."""
+def cluster_mode() -> tuple[bool, str]:
+    """(True, "") when helm and a reachable cluster exist, else (False, why not)."""
     if shutil.which("helm") is None:
-        return "no helm binary on PATH"
+        return False, "no helm binary on PATH"
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        return "no kubectl on PATH"
+        return False, "no kubectl on PATH"
     probe = subprocess.run([kubectl, "cluster-info", "--request-timeout=5s"], capture_output=True, text=True)
     if probe.returncode != 0:
-        return "no reachable Kubernetes cluster (kubectl cluster-info failed)"
-    return "helm and a cluster are reachable, but applying to a cluster is not implemented yet"
+        return False, "no reachable Kubernetes cluster (kubectl cluster-info failed)"
+    return True, ""
+
+
+def desired_values(settings: Settings, model_name: str, version: str) -> dict:
+    """Chart values for the new image and model version (what values-prod.yaml holds)."""
+    return {"image": {"repository": image_repository(settings, model_name), "tag": str(version)},
+            "model": {"name": model_name, "version": str(version)}}
+
+
+def validate_offline(settings: Settings, desired: dict) -> list[dict]:
+    """Values against the schema, rendered objects with kubernetes-validate --strict; the objects."""
+    import kubernetes_validate
+
+    directory = chart_dir(settings)
+    values = chart.load_values(directory)
+    values = chart._merge(values, desired)
+    try:
+        chart.validate_values(directory, values)
+        objects = chart.render(directory, values)
+    except chart.ChartError as exc:
+        raise DeployError(f"the production state is invalid: {exc}") from None
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            raise DeployError(f"rendered {obj.get('kind')}/{obj['metadata'].get('name')} is invalid for Kubernetes "
+                              f"{KUBERNETES_VERSION}: {exc.message}") from None
+    return objects
+
+
+def _values_text(desired: dict) -> str:
+    return ("# Desired production state, written by `mlops deploy prod`.\n"
+            "# Apply with: helm upgrade --install scoring charts/scoring -f <this file>, or a GitOps controller.\n"
+            + yaml.safe_dump(desired, sort_keys=False))
 
 
 def _git(repo: Path, *args: str, identity: str = "") -> subprocess.CompletedProcess:
@@ -55,14 +109,8 @@ def _git(repo: Path, *args: str, identity: str = "") -> subprocess.CompletedProc
     return subprocess.run(["git", "-C", str(repo), *who, *args], capture_output=True, text=True)
 
 
-def desired_values(settings: Settings, model_name: str, version: str) -> dict:
-    """Chart values for the new image and model version."""
-    return {"image": {"repository": image_repository(settings, model_name), "tag": str(version)},
-            "model": {"name": model_name, "version": str(version)}}
-
-
-def commit_desired_state(settings: Settings, model_name: str, version: str, who: str) -> ProductionResult:
-    """Write and commit the desired production state to the GitOps repository."""
+def commit_desired_state(settings: Settings, desired: dict, who: str) -> tuple[str, str, str]:
+    """Write and commit values-prod.yaml to the GitOps repository: (values file, commit, committed|unchanged)."""
     repo, rel = gitops_target(settings)
     if not (repo / ".git").exists():
         repo.mkdir(parents=True, exist_ok=True)
@@ -70,34 +118,80 @@ def commit_desired_state(settings: Settings, model_name: str, version: str, who:
             raise DeployError(f"cannot create the GitOps repository {repo}")
     path = repo / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = ("# Desired production state, committed by `mlops deploy prod`.\n"
-              "# Apply with: helm upgrade --install scoring charts/scoring -f <this file>, or a GitOps controller.\n")
-    path.write_text(header + yaml.safe_dump(desired_values(settings, model_name, version), sort_keys=False))
+    path.write_text(_values_text(desired))
     _git(repo, "add", rel)
     if _git(repo, "diff", "--cached", "--quiet").returncode == 0:
-        commit = _git(repo, "rev-parse", "HEAD").stdout.strip()
-        note = "unchanged"
-    else:
-        done = _git(repo, "commit", "-q", "-m", f"production: {model_name} version {version}", identity=who)
-        if done.returncode != 0:
-            raise DeployError(f"git commit in {repo} failed: {done.stderr.strip()}")
-        commit = _git(repo, "rev-parse", "HEAD").stdout.strip()
-        note = "committed"
-    return ProductionResult("gitops", False, note, commit, str(path))
+        return str(path), _git(repo, "rev-parse", "HEAD").stdout.strip(), "unchanged"
+    model = desired["model"]
+    done = _git(repo, "commit", "-q", "-m", f"production: {model['name']} version {model['version']}", identity=who)
+    if done.returncode != 0:
+        raise DeployError(f"git commit in {repo} failed: {done.stderr.strip()}")
+    return str(path), _git(repo, "rev-parse", "HEAD").stdout.strip(), "committed"
 
 
-def deploy_prod(settings: Settings, ref: str, who: str = "") -> ProductionResult:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _helm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["helm", *args], capture_output=True, text=True)
+
+
+def deploy_to_cluster(settings: Settings, desired: dict, smoke_timeout: float) -> str:
+    """helm upgrade --atomic --wait, smoke test through the Service, rollback if it fails."""
+    config = production_config(settings)
+    release = str(config.get("release") or "scoring")
+    values_file = settings.state_dir / "deploy" / "values-prod.yaml"
+    values_file.parent.mkdir(parents=True, exist_ok=True)
+    values_file.write_text(_values_text(desired))
+    upgrade = _helm("upgrade", "--install", release, str(chart_dir(settings)), "-f", str(values_file),
+                    "--atomic", "--wait", "--timeout", "10m")
+    if upgrade.returncode != 0:
+        raise DeployError(f"helm upgrade failed (helm --atomic rolled it back): {upgrade.stderr.strip()[-2000:]}")
+    port = _free_port()
+    forward = subprocess.Popen(["kubectl", "port-forward", f"svc/{release}", f"{port}:80", "--address", "127.0.0.1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        smoke_test(f"http://127.0.0.1:{port}", key=os.environ.get("MLOPS_SCORING_KEY") or None,
+                   timeout_s=smoke_timeout)
+    except SmokeTestError as exc:
+        rollback = _helm("rollback", release, "0", "--wait")
+        state = "rolled back to the previous revision" if rollback.returncode == 0 \
+            else f"ROLLBACK FAILED: {rollback.stderr.strip()}"
+        raise DeployError(f"smoke test through the service failed ({exc}); {state}") from None
+    finally:
+        forward.terminate()
+        forward.wait(10)
+    return release
+
+
+def deploy_prod(settings: Settings, ref: str, who: str = "", smoke_timeout: float = 120.0) -> ProductionResult:
     """Deploy a registered version to production in the mode this machine allows."""
     from ml_service.workspace import registry, tracking
 
-    version = registry.resolve_version(tracking.connect(settings), ref)
-    reason = cluster_reason()
-    result = commit_desired_state(settings, version.name, str(version.version), who)
-    image = f"{image_repository(settings, version.name)}:{version.version}"
-    records.record(settings, "production", version.name, str(version.version), image, "", records.DESIRED,
-                   "gitops", detail=f"desired state {result.message} at {result.commit[:12]}; not applied: {reason}",
-                   target=result.values_file)
-    message = (f"GitOps mode ({reason}): desired state for {version.name} version {version.version} "
-               f"{result.message} in {result.values_file} at commit {result.commit[:12]}.\n"
+    client = tracking.connect(settings)
+    version = registry.resolve_version(client, ref)
+    name, number = version.name, str(version.version)
+    desired = desired_values(settings, name, number)
+    validate_offline(settings, desired)
+    image = f"{desired['image']['repository']}:{number}"
+    available, reason = cluster_mode()
+    if available:
+        try:
+            release = deploy_to_cluster(settings, desired, smoke_timeout)
+        except DeployError as exc:
+            records.record(settings, "production", name, number, image, "", records.FAILED, "helm", detail=str(exc))
+            raise
+        records.record(settings, "production", name, number, image, "", records.LIVE, "helm", target=release)
+        client.set_registered_model_alias(name, "production", number)
+        return ProductionResult("helm", True, f"production now serves {name} version {number} (helm release "
+                                              f"{release}, smoke test passed); alias 'production' moved")
+    values_file, commit, state = commit_desired_state(settings, desired, who)
+    records.record(settings, "production", name, number, image, "", records.DESIRED, "gitops",
+                   detail=f"desired state {state} at {commit[:12]}; not applied: {reason}", target=values_file)
+    message = (f"GitOps mode ({reason}): desired state for {name} version {number} validated offline and "
+               f"{state} in {values_file} at commit {commit[:12]}.\n"
                f"NOTHING WAS APPLIED TO A CLUSTER; the 'production' alias was not moved.")
-    return ProductionResult(result.mode, False, message, result.commit, result.values_file)
+    return ProductionResult("gitops", False, message, commit, values_file)

@@ -1,0 +1,96 @@
+"""Production deployment: GitOps mode for real, cluster mode against FAKE helm and kubectl executables.
+
+No Kubernetes API server and no helm can exist on these machines, so the cluster-side code runs
+against the fakes in tests/integration/fakes/ (named as fakes): they record their calls, and the
+fake `kubectl port-forward` serves the real scoring service, so the smoke test is real HTTP.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ml_service.config import load_settings
+from tests.conftest import ROOT, workspace_env
+
+pytestmark = pytest.mark.integration
+FAKES = ROOT / "tests" / "integration" / "fakes"
+
+
+def mlops(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in workspace_env(tmp_path_factory.mktemp("prod")).items():
+            patch.setenv(key, value)
+        patch.delenv("MLOPS_TRACKING_URI", raising=False)
+        settings = load_settings()
+        first = mlops("pipeline", "run")
+        second = mlops("pipeline", "run", "--param", "alpha=0.1")
+        assert "version 1" in first.stdout and "version 2" in second.stdout, first.stderr + second.stderr
+        yield settings
+
+
+def production_alias(ws):
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.workspace.tracking import connect
+
+    try:
+        return str(connect(ws).get_model_version_by_alias(ws.model_name, "production").version)
+    except MlflowException:
+        return None
+
+
+def fake_cluster(tmp_path, model_dir, **extra):
+    log = tmp_path / "calls.log"
+    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_PYTHON": sys.executable,
+           "MODEL_DIR": str(model_dir), **extra}
+    return env, log
+
+
+def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws):
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1")
+    assert result.returncode == 0, result.stderr
+    assert "GitOps mode (no helm binary on PATH)" in result.stdout and "validated offline" in result.stdout
+    assert "NOTHING WAS APPLIED TO A CLUSTER" in result.stdout
+    values = (ws.state_dir / "gitops" / "production" / "values-prod.yaml").read_text()
+    assert "tag: '1'" in values and "version: '1'" in values
+    log = subprocess.run(["git", "-C", str(ws.state_dir / "gitops"), "log", "--format=%s"], capture_output=True,
+                         text=True).stdout
+    assert f"production: {ws.model_name} version 1" in log
+    assert production_alias(ws) is None
+
+
+def test_cluster_mode_upgrades_smoke_tests_and_moves_the_alias(ws, tmp_path, model_dir):
+    env, log = fake_cluster(tmp_path, model_dir)
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:2", "--smoke-timeout", "30", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "production now serves" in result.stdout and "smoke test passed" in result.stdout
+    calls = log.read_text()
+    assert "helm upgrade --install scoring" in calls and "--atomic --wait" in calls
+    assert "kubectl port-forward svc/scoring" in calls and "helm rollback" not in calls
+    assert production_alias(ws) == "2"
+    assert "live" in mlops("deploy", "list").stdout
+
+
+def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_dir):
+    env, log = fake_cluster(tmp_path, model_dir, FAKE_SERVICE="broken")
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "3", env=env)
+    assert result.returncode == 1
+    assert "smoke test through the service failed" in result.stderr and "rolled back" in result.stderr
+    assert "helm rollback scoring 0 --wait" in log.read_text()
+    assert production_alias(ws) == "2"  # unchanged
+
+
+def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model_dir):
+    env, log = fake_cluster(tmp_path, model_dir, FAKE_HELM_FAIL="upgrade")
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=env)
+    assert result.returncode == 1 and "helm upgrade failed" in result.stderr
+    assert "port-forward" not in log.read_text() and production_alias(ws) == "2"
