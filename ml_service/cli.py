@@ -153,6 +153,20 @@ def cmd_model_show(args) -> int:
     return 0
 
 
+def cmd_model_delete(args) -> int:
+    """Delete a model version that nothing uses."""
+    from ml_service.deploy import records
+    from ml_service.workspace import registry, tracking
+
+    settings = _settings(args)
+    if ":" not in args.ref:
+        raise CommandError("name the version to delete as NAME:VERSION")
+    name, version = args.ref.rsplit(":", 1)
+    registry.delete_version(tracking.connect(settings), name, version, records.live_versions(settings, name))
+    print(f"deleted {name} version {version}")
+    return 0
+
+
 # --- data -----------------------------------------------------------------------------------
 
 def cmd_data_validate(args) -> int:
@@ -330,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     m_show = m_sub.add_parser("show", help="show one version: NAME:VERSION, NAME@ALIAS or NAME")
     m_show.add_argument("ref", nargs="?", help="default: <model>@champion")
     m_show.set_defaults(func=cmd_model_show)
+    m_delete = m_sub.add_parser("delete", help="delete a version nothing serves (refused for live or desired ones)")
+    m_delete.add_argument("ref", help="NAME:VERSION")
+    m_delete.set_defaults(func=cmd_model_delete)
 
     data = groups.add_parser("data", help="data contracts")
     d_sub = data.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -34,9 +34,17 @@ def qa_limits(settings: Settings) -> tuple[float, float]:
         raise DeployError(f"{path}: cannot read containerResourceRequirements cpu/memoryInGB: {exc}") from None
 
 
-def qa_containers(client, model_name: str):
-    """Containers of the QA environment for this model (running or not)."""
-    return client.containers.list(all=True, filters={"label": [f"{ENV_LABEL}=qa", f"mlops.model.name={model_name}"]})
+def workspace_label(settings: Settings) -> str:
+    """Identifies the workspace a container belongs to (several can share one Docker engine)."""
+    import hashlib
+
+    return hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:16]
+
+
+def qa_containers(client, settings: Settings, model_name: str):
+    """Containers of this workspace's QA environment for this model (running or not)."""
+    return client.containers.list(all=True, filters={"label": [
+        f"{ENV_LABEL}=qa", f"mlops.model.name={model_name}", f"mlops.workspace={workspace_label(settings)}"]})
 
 
 def start_container(settings: Settings, image: str, model_name: str, version: str, environment: str = "qa",
@@ -54,7 +62,8 @@ def start_container(settings: Settings, image: str, model_name: str, version: st
         container = client.containers.run(
             image, name=name, detach=True, ports={CONTAINER_PORT: ("127.0.0.1", None)},
             nano_cpus=int(cpus * 1e9), mem_limit=f"{int(memory_gb * 1024)}m", environment=environment_vars,
-            labels={ENV_LABEL: environment, "mlops.model.name": model_name, "mlops.model.version": str(version)},
+            labels={ENV_LABEL: environment, "mlops.model.name": model_name, "mlops.model.version": str(version),
+                    "mlops.workspace": workspace_label(settings)},
             restart_policy={"Name": "on-failure", "MaximumRetryCount": 3},
         )
     except ImageNotFound:
@@ -92,7 +101,7 @@ def deploy_image(settings: Settings, image: str, model_name: str, version: str,
                  timeout_s: float = 120.0) -> records.Deployment:
     """Replace the QA container by one running image, only once the new one is ready."""
     client = docker_client()
-    previous = qa_containers(client, model_name)
+    previous = qa_containers(client, settings, model_name)
     try:
         container, url = start_container(settings, image, model_name, version, "qa", timeout_s)
     except DeployError as exc:

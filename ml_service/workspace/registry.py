@@ -101,3 +101,21 @@ def resolve_version(client, ref: str):
         return client.get_model_version(ref, versions[0].version)
     except MlflowException as exc:
         raise RegistryError(f"cannot find model '{ref}': {exc.message}") from None
+
+
+def delete_version(client, name: str, version: str, in_use: dict[str, set[str]]) -> None:
+    """Delete a version unless an environment serves it, production's desired state names it, or it
+    holds an alias (champion, qa, production). in_use: version -> environments (from the deployment records)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"model '{name}' has no version {version}") from None
+    reasons = sorted(in_use.get(str(version), set()))
+    aliases = sorted(found.aliases or [])
+    if reasons or aliases:
+        why = "; ".join(filter(None, [f"in use by {', '.join(reasons)}" if reasons else "",
+                                      f"holds alias(es) {', '.join(aliases)}" if aliases else ""]))
+        raise RegistryError(f"refusing to delete {name} version {version}: {why}")
+    client.delete_model_version(name, version)

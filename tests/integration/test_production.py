@@ -94,3 +94,19 @@ def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=env)
     assert result.returncode == 1 and "helm upgrade failed" in result.stderr
     assert "port-forward" not in log.read_text() and production_alias(ws) == "2"
+
+
+def test_model_delete_refuses_versions_in_use_and_deletes_the_rest(ws):
+    refused = mlops("model", "delete", f"{ws.model_name}:2")  # live in production (fake cluster) and champion
+    assert refused.returncode == 1 and "refusing to delete" in refused.stderr and "production" in refused.stderr
+    refused = mlops("model", "delete", f"{ws.model_name}:1")  # production's desired state (GitOps) names it
+    assert refused.returncode == 1 and "production (desired state)" in refused.stderr
+    from ml_service.workspace.tracking import connect
+
+    client = connect(ws)
+    spare = client.create_model_version(ws.model_name, client.get_model_version(ws.model_name, "1").source)
+    assert mlops("model", "delete", f"{ws.model_name}:99").returncode == 1
+    deleted = mlops("model", "delete", f"{ws.model_name}:{spare.version}")
+    assert deleted.returncode == 0, deleted.stderr
+    versions = {str(v.version) for v in client.search_model_versions(f"name='{ws.model_name}'")}
+    assert str(spare.version) not in versions and {"1", "2"} <= versions

@@ -1,6 +1,7 @@
 """The Helm chart: values against values.schema.json, rendered manifests against Kubernetes' schemas."""
 import shutil
 import subprocess
+import sys
 
 import kubernetes_validate
 import pytest
@@ -84,3 +85,9 @@ def test_helm_lint_and_template_agree_with_the_offline_renderer(tmp_path):
     helm_objects = [d for d in yaml.safe_load_all(out) if d]
     ours = chart.render(CHART, chart.load_values(CHART, CHART / "values-prod.yaml"))
     assert sorted(o["kind"] for o in helm_objects) == sorted(o["kind"] for o in ours)
+
+
+def test_the_github_workflow_validates_against_its_schema():
+    result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                             str(ROOT / ".github" / "workflows" / "release.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
