@@ -130,6 +130,12 @@ def cmd_show(args) -> int:
 def cmd_logs(args) -> int:
     """Logs of a run (every step, or the steps whose name or display name contains --step)."""
     store = _store(_settings())
+    if args.run is None:
+        runs = store.list_runs(1)
+        if not runs:
+            print("no runs yet", file=sys.stderr)
+            return 1
+        args.run = runs[0].id
     shown = 0
     for record in store.records(args.run):
         if record["kind"] != "step" or not record["log"]:
@@ -242,7 +248,7 @@ def add_commands(groups) -> None:
         parser.add_argument("run", type=int)
         parser.set_defaults(func=func)
     logs = sub.add_parser("logs", help="step logs of a run (secrets masked)")
-    logs.add_argument("run", type=int)
+    logs.add_argument("run", type=int, nargs="?", help="run id (default: the newest run)")
     logs.add_argument("--step", help="only steps whose name contains this")
     logs.set_defaults(func=cmd_logs)
     pending = sub.add_parser("pending", help="runs waiting for approval")

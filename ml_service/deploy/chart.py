@@ -26,15 +26,16 @@ def load_values(chart: Path, *files: Path) -> dict:
     """values.yaml merged with the given files (later files win, mappings merged deeply)."""
     values = yaml.safe_load((chart / "values.yaml").read_text()) or {}
     for file in files:
-        values = _merge(values, yaml.safe_load(Path(file).read_text()) or {})
+        values = merge_values(values, yaml.safe_load(Path(file).read_text()) or {})
     return values
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge_values(base: dict, extra: dict) -> dict:
+    """base with extra merged in: mappings deeply, anything else replaced."""
     merged = dict(base)
     for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_values(merged[key], value) if both_mappings else value
     return merged
 
 

@@ -83,7 +83,7 @@ def validate_offline(settings: Settings, desired: dict) -> list[dict]:
 
     directory = chart_dir(settings)
     values = chart.load_values(directory)
-    values = chart._merge(values, desired)
+    values = chart.merge_values(values, desired)
     try:
         chart.validate_values(directory, values)
         objects = chart.render(directory, values)

@@ -65,7 +65,7 @@ def test_the_canary_release_is_labelled_and_has_fixed_replicas():
 ])
 def test_invalid_values_are_refused_naming_the_key(bad, where):
     with pytest.raises(chart.ChartError, match=where.replace(".", r"\.")):
-        chart.validate_values(CHART, chart._merge(chart.load_values(CHART), bad))
+        chart.validate_values(CHART, chart.merge_values(chart.load_values(CHART), bad))
 
 
 def test_the_renderer_refuses_what_it_does_not_support():
