@@ -1,0 +1,36 @@
+"""The data collector, in process: what it writes, how it rotates, and that a full queue drops instead of waiting."""
+import json
+
+from ml_service.serving.collector import Collector
+
+
+def _records(directory):
+    return [json.loads(line) for f in sorted(directory.glob("*.jsonl")) for line in f.read_text().splitlines()]
+
+
+def test_close_writes_every_queued_record_in_order(tmp_path):
+    collector = Collector(str(tmp_path), max_bytes=1_000_000)
+    for i in range(50):
+        collector.collect({"i": i, "result": [float(i)]})
+    collector.close()
+    assert [r["i"] for r in _records(tmp_path)] == list(range(50))
+
+
+def test_rotates_to_a_new_file_past_max_bytes(tmp_path):
+    collector = Collector(str(tmp_path), max_bytes=100)
+    for i in range(20):
+        collector.collect({"i": i, "data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]})
+    collector.close()
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert len(files) > 1
+    assert all(f.stat().st_size <= 100 for f in files)
+    assert len(_records(tmp_path)) == 20
+
+
+def test_full_queue_drops_and_counts_without_blocking(tmp_path):
+    dropped = []
+    collector = Collector(str(tmp_path), on_drop=lambda: dropped.append(1), capacity=1)
+    collector.close()  # the writer has stopped: nothing drains the queue any more
+    collector.collect({"i": 1})  # fills the one slot
+    collector.collect({"i": 2})  # must return at once, dropped and counted
+    assert dropped == [1]
