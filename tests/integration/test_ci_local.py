@@ -119,22 +119,26 @@ def test_git_push_runs_matching_pipelines_in_the_background(project, tmp_path):
     assert "PullRequest" in listing and "IndividualCI" in listing
 
 
-def test_a_killed_run_is_shown_interrupted_with_its_logs_intact(project, tmp_path):
+def start_slow_run(project, tmp_path):
+    """Start the SLOW pipeline as run 1 in its own process; return it once its step has printed 'started'."""
     pipeline = tmp_path / "slow.yml"
     pipeline.write_text(SLOW)
     proc = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", str(pipeline)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     store = service.open_store(project)
     deadline = time.monotonic() + 60
-    log = None
     while time.monotonic() < deadline:
-        records = [r for r in store.records(1) if r["kind"] == "step"] if store.list_runs() else []
-        if records and records[0]["log"] and Path(records[0]["log"]).exists() and \
-                "started" in Path(records[0]["log"]).read_text():
-            log = Path(records[0]["log"])
-            break
+        steps = [r for r in store.records(1) if r["kind"] == "step"] if store.list_runs() else []
+        if steps and steps[0]["log"] and Path(steps[0]["log"]).exists() and \
+                "started" in Path(steps[0]["log"]).read_text():
+            return proc, store
         time.sleep(0.2)
-    assert log is not None, "the run never started its step"
+    proc.kill()
+    raise AssertionError("the run never started its step")
+
+
+def test_a_killed_run_is_shown_interrupted_with_its_logs_intact(project, tmp_path):
+    proc, _ = start_slow_run(project, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     shown = mlops("ci", "show", "1")
@@ -190,17 +194,7 @@ def test_release_waits_for_approval_on_production():
 
 
 def test_cancel_stops_a_running_run_and_records_it(project, tmp_path):
-    pipeline = tmp_path / "slow.yml"
-    pipeline.write_text(SLOW)
-    proc = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", str(pipeline)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    store = service.open_store(project)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        steps = [r for r in store.records(1) if r["kind"] == "step"] if store.list_runs() else []
-        if steps and steps[0]["log"] and "started" in Path(steps[0]["log"]).read_text():
-            break
-        time.sleep(0.2)
+    proc, store = start_slow_run(project, tmp_path)
     cancel = mlops("ci", "cancel", "1")
     assert cancel.returncode == 0 and "cancel requested" in cancel.stdout
     proc.wait(timeout=60)
