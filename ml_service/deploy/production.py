@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,12 @@ def chart_dir(settings: Settings) -> Path:
     return settings.root / "charts" / "scoring"
 
 
-def gitops_target(settings: Settings) -> tuple[Path, str]:
-    """(git repository, values file inside it) from environments.production.gitops in mlops.yml."""
+def gitops_target(settings: Settings) -> tuple[Path, str, str]:
+    """(git repository, values file inside it, branch or "") from environments.production.gitops in mlops.yml."""
     config = production_config(settings).get("gitops") or {}
     repo = Path(config.get("repo") or settings.state_dir / "gitops")
     repo = repo if repo.is_absolute() else settings.root / repo
-    return repo, str(config.get("values_file") or "production/values-prod.yaml")
+    return repo, str(config.get("values_file") or "production/values-prod.yaml"), str(config.get("branch") or "")
 
 
 def cluster_mode() -> tuple[bool, str]:
@@ -104,26 +105,75 @@ def _values_text(desired: dict) -> str:
             + yaml.safe_dump(desired, sort_keys=False))
 
 
-def _git(repo: Path, *args: str, identity: str = "") -> subprocess.CompletedProcess:
+def _git(repo: Path, *args: str, identity: str = "", stdin: str | None = None,
+         env: dict | None = None) -> subprocess.CompletedProcess:
     who = ["-c", "user.name=mlops", "-c", f"user.email={identity or 'mlops@localhost'}"]
-    return subprocess.run(["git", "-C", str(repo), *who, *args], capture_output=True, text=True)
+    return subprocess.run(["git", "-C", str(repo), *who, *args], capture_output=True, text=True, input=stdin,
+                          env={**os.environ, **env} if env else None)
+
+
+def _is_repository(repo: Path) -> bool:
+    """A work tree with .git, or a bare repository (not merely a folder inside some other repository)."""
+    return (repo / ".git").exists() or ((repo / "HEAD").is_file() and (repo / "objects").is_dir())
+
+
+def _commit_message(desired: dict) -> str:
+    return f"production: {desired['model']['name']} version {desired['model']['version']}"
+
+
+def _commit_to_branch(repo: Path, branch: str, rel: str, text: str, who: str) -> tuple[str, str]:
+    """Commit one file to `branch` with git plumbing: no checkout, the work tree and HEAD stay as they are."""
+    ref = f"refs/heads/{branch}"
+    if _git(repo, "check-ref-format", ref).returncode != 0:
+        raise DeployError(f"environments.production.gitops.branch: {branch!r} is not a valid branch name")
+    if _git(repo, "symbolic-ref", "-q", "HEAD").stdout.strip() == ref and (repo / ".git").exists():
+        raise DeployError(f"the GitOps branch {branch!r} is checked out in {repo}; committing to it behind the work "
+                          "tree's back would be confusing: check out another branch or leave gitops.branch empty")
+    parent = _git(repo, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}").stdout.strip()
+    blob = _git(repo, "hash-object", "-w", "--stdin", stdin=text).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        if parent:
+            _git(repo, "read-tree", parent, env=index)
+        _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=index)
+        tree = _git(repo, "write-tree", env=index).stdout.strip()
+    if parent and tree == _git(repo, "rev-parse", f"{parent}^{{tree}}").stdout.strip():
+        return parent, "unchanged"
+    message = _commit_message(yaml.safe_load(text))
+    made = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, identity=who)
+    commit = made.stdout.strip()
+    # compare-and-swap: a concurrent deploy that moved the branch meanwhile makes this fail, not vanish
+    moved = _git(repo, "update-ref", "-m", message, ref, commit, parent or "0" * 40) if made.returncode == 0 else made
+    if moved.returncode != 0:
+        raise DeployError(f"committing to branch {branch!r} of {repo} failed: {moved.stderr.strip()}")
+    return commit, "committed"
 
 
 def commit_desired_state(settings: Settings, desired: dict, who: str) -> tuple[str, str, str]:
-    """Write and commit values-prod.yaml to the GitOps repository: (values file, commit, committed|unchanged)."""
-    repo, rel = gitops_target(settings)
-    if not (repo / ".git").exists():
+    """Commit values-prod.yaml to the GitOps target: (where, commit, committed|unchanged).
+
+    Without gitops.branch the file is written in the repository's work tree and committed on its
+    current branch; with one, it is committed to that branch without touching the work tree.
+    """
+    repo, rel, branch = gitops_target(settings)
+    if not _is_repository(repo):
         repo.mkdir(parents=True, exist_ok=True)
         if _git(repo, "init", "-q", "-b", "main").returncode != 0:
             raise DeployError(f"cannot create the GitOps repository {repo}")
+    text = _values_text(desired)
+    if branch:
+        commit, state = _commit_to_branch(repo, branch, rel, text, who)
+        return f"{repo} (branch {branch}) {rel}", commit, state
+    if not (repo / ".git").exists():
+        raise DeployError(f"{repo} is a bare repository: set environments.production.gitops.branch to commit to it")
     path = repo / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_values_text(desired))
+    path.write_text(text)
     _git(repo, "add", rel)
-    if _git(repo, "diff", "--cached", "--quiet").returncode == 0:
+    if _git(repo, "diff", "--cached", "--quiet", "--", rel).returncode == 0:
         return str(path), _git(repo, "rev-parse", "HEAD").stdout.strip(), "unchanged"
-    model = desired["model"]
-    done = _git(repo, "commit", "-q", "-m", f"production: {model['name']} version {model['version']}", identity=who)
+    # only this file: whatever else the owner of the repository has staged stays staged, uncommitted
+    done = _git(repo, "commit", "-q", "-m", _commit_message(desired), "--", rel, identity=who)
     if done.returncode != 0:
         raise DeployError(f"git commit in {repo} failed: {done.stderr.strip()}")
     return str(path), _git(repo, "rev-parse", "HEAD").stdout.strip(), "committed"

@@ -110,3 +110,58 @@ def test_model_delete_refuses_versions_in_use_and_deletes_the_rest(ws):
     assert deleted.returncode == 0, deleted.stderr
     versions = {str(v.version) for v in client.search_model_versions(f"name='{ws.model_name}'")}
     assert str(spare.version) not in versions and {"1", "2"} <= versions
+
+
+def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_path):
+    import dataclasses
+
+    from ml_service.deploy import production
+
+    repo = tmp_path / "project"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "README").write_text("work tree\n")
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "init",
+                    "--allow-empty"], check=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    gitops = {"repo": str(repo), "branch": "production-state", "values_file": "prod/values-prod.yaml"}
+    settings = dataclasses.replace(ws, environments={"production": {"gitops": gitops}})
+
+    def show(rev):
+        return subprocess.run(["git", "-C", str(repo), "show", rev], capture_output=True, text=True).stdout
+
+    where, first, state = production.commit_desired_state(settings, production.desired_values(ws, "m", "1"), "x@y")
+    assert state == "committed" and "branch production-state" in where
+    assert "tag: '1'" in show("production-state:prod/values-prod.yaml")
+    assert production.commit_desired_state(settings, production.desired_values(ws, "m", "1"), "x@y")[1:] == \
+        (first, "unchanged")
+    _, second, _ = production.commit_desired_state(settings, production.desired_values(ws, "m", "2"), "x@y")
+    assert "tag: '2'" in show("production-state:prod/values-prod.yaml")
+    assert subprocess.run(["git", "-C", str(repo), "rev-parse", f"{second}^"], capture_output=True,
+                          text=True).stdout.strip() == first
+    # the owner's work tree, HEAD and untracked files are as they were
+    assert subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout == head
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout
+    assert status == "?? README\n" and not (repo / "prod").exists()
+
+    checked_out = dataclasses.replace(ws, environments={"production": {"gitops": {**gitops, "branch": "main"}}})
+    with pytest.raises(production.DeployError, match="checked out"):
+        production.commit_desired_state(checked_out, production.desired_values(ws, "m", "3"), "x@y")
+
+
+def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
+    import dataclasses
+
+    from ml_service.deploy import production
+
+    repo = tmp_path / "state"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "unrelated.txt").write_text("staged by its owner\n")
+    subprocess.run(["git", "-C", str(repo), "add", "unrelated.txt"], check=True)
+    settings = dataclasses.replace(ws, environments={"production": {"gitops": {"repo": str(repo)}}})
+    _, _, state = production.commit_desired_state(settings, production.desired_values(ws, "m", "1"), "x@y")
+    assert state == "committed"
+    files = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"], capture_output=True,
+                           text=True).stdout.split()
+    assert files == ["production/values-prod.yaml"]
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout
+    assert status == "A  unrelated.txt\n"
