@@ -26,13 +26,14 @@ def _settings(args):
 # --- pipeline -------------------------------------------------------------------------------
 
 def _step_reporter():
-    tty = sys.stdout.isatty()
+    from ml_service.live import LiveLine
+
+    out = LiveLine()
     symbols = {"done": "ok", "reused": "ok", "skipped": "--", "failed": "!!"}
 
     def report(record) -> None:
         if record.status == "pending":
-            if tty:
-                print(f"  .. {record.name:<12} running", end="\r", flush=True)
+            out.start(f"  .. {record.name:<12} running")
             return
         detail = {
             "done": "done",
@@ -40,7 +41,7 @@ def _step_reporter():
             "skipped": "skipped (condition not met)",
             "failed": "FAILED",
         }[record.status]
-        print(f"  {symbols[record.status]} {record.name:<12} {detail:<32} {record.seconds:6.2f}s", flush=True)
+        out.line(f"  {symbols[record.status]} {record.name:<12} {detail:<32} {record.seconds:6.2f}s")
     return report
 
 

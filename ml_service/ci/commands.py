@@ -10,11 +10,12 @@ SYMBOLS = {"Succeeded": "ok", "SucceededWithIssues": "ok!", "Failed": "FAIL", "S
 
 
 class Progress:
-    """stage > job > step lines as the run goes (live on a terminal, plain lines otherwise)."""
+    """stage > job > step lines as the run goes; on a terminal the running step ticks in place."""
 
     def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty()
+        from ml_service.live import LiveLine
+
+        self.out = LiveLine(stream)
         self.names: dict[str, str] = {}
         self.started: dict[str, float] = {}
 
@@ -25,19 +26,20 @@ class Progress:
         label = "  " * depth + self.names.get(path, path.rsplit("/", 1)[-1])
         status = record.get("status")
         if status == "header":
-            print(record["display"], file=self.stream, flush=True)
+            self.out.line(record["display"])
         elif status == "running":
             self.started[path] = time.monotonic()
-            if self.tty or depth < 2:
-                print(f"{'..':<6} {label}", file=self.stream, flush=True)
+            if depth < 2:
+                self.out.line(f"{'..':<6} {label}")
+            else:
+                self.out.start(f"{'..':<6} {label}")
         elif status == "waiting":
-            print(f"{'WAIT':<6} {label}: {record.get('detail') or 'waiting for approval'}", file=self.stream,
-                  flush=True)
+            self.out.line(f"{'WAIT':<6} {label}: {record.get('detail') or 'waiting for approval'}")
         elif status == "completed":
             result = record.get("result", "")
             took = f" {time.monotonic() - self.started[path]:.1f}s" if path in self.started else ""
             detail = f"  ({record['detail']})" if record.get("detail") and result != "Succeeded" else ""
-            print(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}", file=self.stream, flush=True)
+            self.out.line(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}")
 
 
 def _settings():
