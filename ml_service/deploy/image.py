@@ -175,10 +175,13 @@ def build_image(settings: Settings, model_name: str, version: str, model_dir: Pa
         raise ImageError(f"docker build of {tag} failed: {exc.explanation}") from None
     pushed = ""
     if push and settings.image_registry:
-        for line in client.images.push(image_repository(settings, model_name), tag=str(version), stream=True,
-                                       decode=True):
-            if "error" in line:
-                raise ImageError(f"docker push of {tag} failed: {line['error']}")
+        try:
+            for line in client.images.push(image_repository(settings, model_name), tag=str(version), stream=True,
+                                           decode=True):
+                if "error" in line:
+                    raise ImageError(f"docker push of {tag} failed: {line['error']}")
+        except APIError as exc:
+            raise ImageError(f"docker push of {tag} failed: {exc.explanation}") from None
         pushed = tag
     return BuiltImage(tag, model_name, str(version), image.id, int(image.attrs.get("Size", 0)),
                       time.monotonic() - started, pushed)

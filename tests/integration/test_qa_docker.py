@@ -125,3 +125,28 @@ def test_a_new_model_version_changes_only_the_last_layer(qa, docker_engine, mode
     assert len(layers[0]) == len(layers[1])
     assert layers[0][:-1] == layers[1][:-1]  # base, user, packages, code: shared
     assert layers[0][-1] != layers[1][-1]  # the model layer: new
+
+
+def test_image_build_pushes_to_a_configured_registry(qa, docker_engine, image_registry):
+    import json
+    import urllib.request
+
+    result = mlops("image", "build", "--model", f"{MODEL}:1", env={"MLOPS_IMAGE_REGISTRY": image_registry})
+    assert result.returncode == 0, result.stderr
+    assert f"{image_registry}/mlops/{MODEL}:1" in result.stdout
+    with urllib.request.urlopen(f"http://{image_registry}/v2/mlops/{MODEL}/tags/list", timeout=10) as response:
+        assert json.load(response)["tags"] == ["1"]
+    docker_engine.images.remove(f"{image_registry}/mlops/{MODEL}:1")  # the tag only: QA still runs the image
+
+
+def test_a_push_to_an_unreachable_registry_fails_clearly(qa, docker_engine):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{s.getsockname()[1]}"
+    result = mlops("image", "build", "--model", f"{MODEL}:1", env={"MLOPS_IMAGE_REGISTRY": nowhere})
+    assert result.returncode == 1
+    assert f"docker push of {nowhere}/mlops/{MODEL}:1 failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    docker_engine.images.remove(f"{nowhere}/mlops/{MODEL}:1")
