@@ -121,7 +121,7 @@ def _commit_message(desired: dict) -> str:
     return f"production: {desired['model']['name']} version {desired['model']['version']}"
 
 
-def _commit_to_branch(repo: Path, branch: str, rel: str, text: str, who: str) -> tuple[str, str]:
+def _commit_to_branch(repo: Path, branch: str, rel: str, text: str, message: str, who: str) -> tuple[str, str]:
     """Commit one file to `branch` with git plumbing: no checkout, the work tree and HEAD stay as they are."""
     ref = f"refs/heads/{branch}"
     if _git(repo, "check-ref-format", ref).returncode != 0:
@@ -139,7 +139,6 @@ def _commit_to_branch(repo: Path, branch: str, rel: str, text: str, who: str) ->
         tree = _git(repo, "write-tree", env=index).stdout.strip()
     if parent and tree == _git(repo, "rev-parse", f"{parent}^{{tree}}").stdout.strip():
         return parent, "unchanged"
-    message = _commit_message(yaml.safe_load(text))
     made = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, identity=who)
     commit = made.stdout.strip()
     # compare-and-swap: a concurrent deploy that moved the branch meanwhile makes this fail, not vanish
@@ -162,7 +161,7 @@ def commit_desired_state(settings: Settings, desired: dict, who: str) -> tuple[s
             raise DeployError(f"cannot create the GitOps repository {repo}")
     text = _values_text(desired)
     if branch:
-        commit, state = _commit_to_branch(repo, branch, rel, text, who)
+        commit, state = _commit_to_branch(repo, branch, rel, text, _commit_message(desired), who)
         return f"{repo} (branch {branch}) {rel}", commit, state
     if not (repo / ".git").exists():
         raise DeployError(f"{repo} is a bare repository: set environments.production.gitops.branch to commit to it")

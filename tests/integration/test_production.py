@@ -143,6 +143,14 @@ def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_pat
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout
     assert status == "?? README\n" and not (repo / "prod").exists()
 
+    bare = tmp_path / "state.git"  # what a GitOps controller would watch
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    to_bare = dataclasses.replace(ws, environments={"production": {"gitops": {**gitops, "repo": str(bare)}}})
+    production.commit_desired_state(to_bare, production.desired_values(ws, "m", "4"), "x@y")
+    shown = subprocess.run(["git", "-C", str(bare), "show", "production-state:prod/values-prod.yaml"],
+                           capture_output=True, text=True).stdout
+    assert "tag: '4'" in shown
+
     checked_out = dataclasses.replace(ws, environments={"production": {"gitops": {**gitops, "branch": "main"}}})
     with pytest.raises(production.DeployError, match="checked out"):
         production.commit_desired_state(checked_out, production.desired_values(ws, "m", "3"), "x@y")
