@@ -4,7 +4,8 @@ The chart's templates stay within a small Go-template subset: `{{ .Values.x.y }}
 `.Chart.Name`, `quote`, `printf`, `not`, pipes, and `if` / `else` / `end` with `{{-` / `-}}`
 whitespace trimming. This module renders exactly that subset, so the templates are the one source
 of truth for the Kubernetes objects: helm installs them, this renders them for validation (and a
-template using anything else fails here, loudly). With helm on PATH, `helm template` is used instead.
+template using anything else fails here, loudly). Where helm is on PATH, a test runs `helm lint` and
+checks that `helm template` renders the same objects as this module.
 """
 from __future__ import annotations
 
