@@ -44,11 +44,11 @@ def bad_fixtures(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def write_all(data_dir: Path = DATA_DIR) -> list[Path]:
     """Write diabetes.csv and fixtures/*.csv under data_dir; return the written paths."""
     df = load_frame()
-    (data_dir / "fixtures").mkdir(parents=True, exist_ok=True)
+    (data_dir / "fixtures" / "diabetes").mkdir(parents=True, exist_ok=True)
     written = [data_dir / "diabetes.csv"]
     df.to_csv(written[0], index=False)
     for name, frame in bad_fixtures(df).items():
-        written.append(data_dir / "fixtures" / f"{name}.csv")
+        written.append(data_dir / "fixtures" / "diabetes" / f"{name}.csv")
         frame.to_csv(written[-1], index=False)
     return written
 

@@ -2,12 +2,14 @@
 
 Every path is resolved from one project root (the folder holding mlops.yml), never from the
 current directory by accident. Secrets are never read from mlops.yml: only from the
-environment.
+environment. `models:` lists the model projects of the repository; one of them is selected
+(the first, or MLOPS_MODEL / --model) and the platform never names one itself.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,10 +18,43 @@ import yaml
 
 CONFIG_FILE = "mlops.yml"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("regression", "classification")
+PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 class ConfigError(Exception):
     """The workspace configuration is malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ModelProject:
+    """One model project of the repository, as declared under `models:` in mlops.yml."""
+
+    project: str
+    name: str
+    folder: Path
+    task: str = "regression"
+    data: Path | None = None
+    contract: Path | None = None
+    target: str = ""
+    dataset: str = ""
+    experiment: str = ""
+    pipeline_file: Path | None = None
+    parameters_file: Path | None = None
+    score_module: str = ""
+    smoke_payload: Path | None = None
+
+    def builtin_params(self, root: Path) -> dict[str, str]:
+        """The pipeline parameters every pipeline of this project has ($data, $contract, $target, $dataset)."""
+        def rel(path: Path | None) -> str:
+            if path is None:
+                return ""
+            try:
+                return path.relative_to(root).as_posix()
+            except ValueError:
+                return str(path)
+        return {"data": rel(self.data), "contract": rel(self.contract), "target": self.target,
+                "dataset": self.dataset}
 
 
 @dataclass(frozen=True)
@@ -30,22 +65,73 @@ class Settings:
     state_dir: Path
     tracking_uri: str
     artifact_root: Path
-    experiment: str
-    model_name: str
-    project: str
-    pipeline_file: Path
-    parameters_file: Path
+    models: tuple[ModelProject, ...] = ()
+    selected: str = ""
     build_id: str = ""
     build_uri: str = ""
     user: str = ""
     base_image: str = "mlops-python:3.11-bookworm"
     image_registry: str = ""
     environments: Mapping[str, Any] = field(default_factory=dict)
+    ci: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def reports_dir(self) -> Path:
         """Where human-readable reports (data validation, ...) are written."""
         return self.state_dir / "reports"
+
+    @property
+    def model(self) -> ModelProject:
+        """The selected model project (the first in mlops.yml unless MLOPS_MODEL / --model says otherwise)."""
+        if not self.models:
+            raise ConfigError(f"{self.root / CONFIG_FILE}: no model projects under 'models:' "
+                              "(add one with `mlops init NAME --data FILE.csv --target COLUMN`)")
+        if not self.selected:
+            return self.models[0]
+        for model in self.models:
+            if self.selected in (model.project, model.name):
+                return model
+        known = ", ".join(m.project for m in self.models)
+        raise ConfigError(f"no model project '{self.selected}' in {self.root / CONFIG_FILE} (known: {known})")
+
+    # The selected model's facts, under the names the platform has always used.
+    @property
+    def model_name(self) -> str:
+        """Registered model name of the selected project."""
+        return self.model.name
+
+    @property
+    def project(self) -> str:
+        """Folder and package of the selected project."""
+        return self.model.project
+
+    @property
+    def experiment(self) -> str:
+        """MLflow experiment of the selected project."""
+        return self.model.experiment
+
+    @property
+    def pipeline_file(self) -> Path:
+        """The selected project's retraining pipeline."""
+        return self.model.pipeline_file
+
+    @property
+    def parameters_file(self) -> Path:
+        """The selected project's parameters.yml."""
+        return self.model.parameters_file
+
+    def select(self, model: str) -> "Settings":
+        """A copy with another model project selected (by project or registered name); checked."""
+        chosen = dataclasses.replace(self, selected=model)
+        chosen.model  # noqa: B018 - raises ConfigError for an unknown model
+        return chosen
+
+    def for_registered(self, name: str) -> "Settings":
+        """A copy selecting the project whose registered model is name (unchanged when none is)."""
+        for model in self.models:
+            if model.name == name:
+                return dataclasses.replace(self, selected=model.project)
+        return self
 
 
 # Fields that MLOPS_<NAME> may override, with how to read them.
@@ -53,13 +139,12 @@ _ENV_FIELDS = {
     "STATE_DIR": "state_dir",
     "TRACKING_URI": "tracking_uri",
     "ARTIFACT_ROOT": "artifact_root",
-    "EXPERIMENT": "experiment",
-    "MODEL_NAME": "model_name",
     "BUILD_ID": "build_id",
     "BUILD_URI": "build_uri",
     "USER": "user",
     "BASE_IMAGE": "base_image",
     "IMAGE_REGISTRY": "image_registry",
+    "MODEL": "selected",
 }
 
 
@@ -71,7 +156,8 @@ def find_root(env: Mapping[str, str] | None = None) -> Path:
     return PACKAGE_ROOT
 
 
-def _read_yaml(path: Path) -> dict:
+def read_config(path: Path) -> dict:
+    """mlops.yml as a mapping, with a clear error naming the file."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -90,35 +176,84 @@ def _section(data: dict, name: str, path: Path) -> dict:
     return value
 
 
+def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str], selected: bool) -> ModelProject:
+    where = f"{path}: models[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping with at least 'project' and 'name'")
+    for key in ("project", "name"):
+        if not entry.get(key) or not isinstance(entry[key], str):
+            raise ConfigError(f"{where}.{key} is required (a string)")
+    project = entry["project"]
+    if not PROJECT_NAME.match(project):
+        raise ConfigError(f"{where}.project: {project!r} must be a Python package name (lowercase, digits, _)")
+    task = str(entry.get("task") or "regression")
+    if task not in TASKS:
+        raise ConfigError(f"{where}.task: {task!r} is not one of {', '.join(TASKS)}")
+    folder = root / project
+
+    def path_of(key: str, default: str | None) -> Path | None:
+        value = entry.get(key, default)
+        return _resolve(root, value) if value else None
+
+    data = path_of("data", None)
+    name = entry["name"]
+    experiment = str(entry.get("experiment") or project)
+    if selected:  # MLOPS_MODEL_NAME / MLOPS_EXPERIMENT rename the selected model (tests, forks)
+        name = env.get("MLOPS_MODEL_NAME") or name
+        experiment = env.get("MLOPS_EXPERIMENT") or experiment
+    score_module = entry.get("score_module")
+    if score_module is None:
+        score_module = f"{project}.scoring.score" if (folder / "scoring" / "score.py").is_file() else ""
+    return ModelProject(
+        project=project, name=name, folder=folder, task=task, data=data,
+        contract=path_of("contract", None), target=str(entry.get("target") or ""),
+        dataset=str(entry.get("dataset") or (data.stem if data else project)),
+        experiment=experiment,
+        pipeline_file=path_of("pipeline", f"{project}/pipeline.yml"),
+        parameters_file=path_of("parameters", f"{project}/parameters.yml"),
+        score_module=str(score_module), smoke_payload=path_of("smoke_payload", f"{project}/scoring/smoke.json"),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read mlops.yml at the project root and apply MLOPS_* overrides."""
     env = os.environ if env is None else env
     root = find_root(env)
     path = root / CONFIG_FILE
-    data = _read_yaml(path)
+    data = read_config(path)
+    if "model" in data:
+        raise ConfigError(f"{path}: 'model:' is now 'models:', a list of model projects "
+                          "(see docs/model-projects.md)")
     workspace = _section(data, "workspace", path)
-    model = _section(data, "model", path)
     environments = _section(data, "environments", path)
     deploy = _section(data, "deploy", path)
+    ci = _section(data, "ci", path)
 
     values: dict[str, Any] = {
         "state_dir": workspace.get("state_dir", ".mlops"),
         "tracking_uri": workspace.get("tracking_uri", ""),
         "artifact_root": workspace.get("artifact_root", ""),
-        "experiment": workspace.get("experiment", "default"),
-        "model_name": model.get("name", ""),
-        "project": model.get("project", ""),
-        "pipeline_file": model.get("pipeline", ""),
-        "parameters_file": model.get("parameters", ""),
         "base_image": deploy.get("base_image", Settings.base_image),
         "image_registry": deploy.get("registry", ""),
+        "selected": "",
     }
     for suffix, name in _ENV_FIELDS.items():
         if env.get(f"MLOPS_{suffix}"):
             values[name] = env[f"MLOPS_{suffix}"]
-    for required in ("model_name", "project", "pipeline_file", "parameters_file"):
-        if not values[required]:
-            raise ConfigError(f"{path}: model.{_yaml_key(required)} is required")
+
+    raw_models = data.get("models") or []
+    if not isinstance(raw_models, list):
+        raise ConfigError(f"{path}: 'models' must be a list of model projects")
+    projects = [m.get("project") if isinstance(m, dict) else None for m in raw_models]
+    chosen = values["selected"] or (projects[0] if projects else "")
+    models = tuple(_model(entry, i, root, path, env,
+                          selected=chosen in (projects[i], entry.get("name") if isinstance(entry, dict) else None))
+                   for i, entry in enumerate(raw_models))
+    for key in ("project", "name"):
+        seen = [getattr(m, key) for m in models]
+        duplicates = sorted({v for v in seen if seen.count(v) > 1})
+        if duplicates:
+            raise ConfigError(f"{path}: models: {key} {', '.join(duplicates)} appears more than once")
 
     state_dir = _resolve(root, values["state_dir"])
     artifact_root = _resolve(root, values["artifact_root"] or state_dir / "artifacts")
@@ -127,23 +262,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # A relative sqlite path is relative to the project root, not the current directory.
         tracking_uri = f"sqlite:///{_resolve(root, tracking_uri[len('sqlite:///'):])}"
 
-    return Settings(
+    settings = Settings(
         root=root,
         state_dir=state_dir,
         tracking_uri=tracking_uri,
         artifact_root=artifact_root,
-        experiment=values["experiment"],
-        model_name=values["model_name"],
-        project=values["project"],
-        pipeline_file=_resolve(root, values["pipeline_file"]),
-        parameters_file=_resolve(root, values["parameters_file"]),
+        models=models,
+        selected=str(values["selected"] or ""),
         build_id=str(values.get("build_id", "")),
         build_uri=str(values.get("build_uri", "")),
         user=str(values.get("user", "")),
         base_image=str(values["base_image"]),
         image_registry=str(values["image_registry"] or ""),
         environments=environments,
+        ci=ci,
     )
+    if settings.selected:
+        settings.model  # noqa: B018 - an unknown MLOPS_MODEL is an error now, not later
+    return settings
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:
@@ -154,7 +290,3 @@ def replace(settings: Settings, **changes: Any) -> Settings:
 def _resolve(root: Path, value: str | Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (root / path).resolve()
-
-
-def _yaml_key(name: str) -> str:
-    return {"model_name": "name", "pipeline_file": "pipeline", "parameters_file": "parameters"}.get(name, name)

@@ -1,23 +1,17 @@
-"""Shared fixtures. Every workspace is a real MLflow sqlite store in a temporary folder."""
+"""Shared fixtures of the platform's tests. Every workspace is a real MLflow sqlite store in a temp folder.
+
+The platform's tests name no model project: the ones that need one use the default project of
+mlops.yml (`load_settings().model`), whatever it is.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from ml_service.config import PACKAGE_ROOT, load_settings
 
 ROOT = PACKAGE_ROOT
-DATA = ROOT / "data" / "diabetes.csv"
-SUITE = ROOT / "data" / "contract" / "diabetes_suite.json"
-FIXTURES = ROOT / "data" / "fixtures"
-
-
-@pytest.fixture(scope="session")
-def diabetes() -> pd.DataFrame:
-    """The good data file."""
-    return pd.read_csv(DATA)
 
 
 def workspace_env(state_dir: Path) -> dict[str, str]:
@@ -30,23 +24,10 @@ def workspace(tmp_path, monkeypatch):
     """Settings for a fresh, empty workspace in a temp dir (environment patched for subprocesses too)."""
     for key, value in workspace_env(tmp_path / "ws").items():
         monkeypatch.setenv(key, value)
-    for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_BUILD_ID", "MLOPS_BUILD_URI"):
+    for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_BUILD_ID", "MLOPS_BUILD_URI", "MLOPS_MODEL",
+                "MLOPS_MODEL_NAME", "MLOPS_EXPERIMENT"):
         monkeypatch.delenv(key, raising=False)
     return load_settings()
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, diabetes):
-    """A trained Ridge model saved the way the registry stores it (MLmodel + model.pkl)."""
-    import pickle
-
-    from diabetes_regression.training.train import split_data, train_model
-
-    path = tmp_path_factory.mktemp("model")
-    (path / "model.pkl").write_bytes(pickle.dumps(train_model(split_data(diabetes), 0.4)))
-    (path / "MLmodel").write_text("flavors:\n  sklearn:\n    pickled_model: model.pkl\n"
-                                  "    serialization_format: pickle\n")
-    return path
 
 
 @pytest.fixture(scope="session")

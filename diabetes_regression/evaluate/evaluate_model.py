@@ -1,50 +1,40 @@
-"""Promotion decision. Pure: numbers in, decision out; plus the pipeline step that applies it."""
+"""The evaluate step: the candidate against the champion re-scored on the candidate's own test split.
+
+The promotion rule itself (strictly better, direction, min_improvement) is the platform's
+(`ml_service.workspace.promotion`); this project only says how to measure a model.
+"""
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether to register the candidate, and why, in one line."""
-
-    promote: bool
-    reason: str
+from diabetes_regression.scoring.score import load_model
+from diabetes_regression.training.train import TARGET, features_and_target, metrics_of
+from ml_service.workspace import promotion
 
 
-def decide(metric: str, candidate: float, champion: float | None, lower_is_better: bool = True,
-           champion_version: str | None = None) -> Decision:
-    """Promote only if the candidate is strictly better than the champion (or there is no champion)."""
-    if not math.isfinite(candidate):
-        return Decision(False, f"not promoted: candidate {metric} is {candidate}")
-    if champion is None:
-        return Decision(True, f"promoted: no champion yet (candidate {metric} {candidate:.4f})")
-    better = candidate < champion if lower_is_better else candidate > champion
-    versus = f"candidate {metric} {candidate:.4f} vs champion v{champion_version} {metric} {champion:.4f}"
-    if better:
-        return Decision(True, f"promoted: {versus}")
-    return Decision(False, f"not promoted: {versus} (not strictly better)")
+def rescorer(test: pd.DataFrame, metric: str, target: str = TARGET):
+    """A function model_dir -> metric of the model stored there, on the rows of test."""
+    x, y = features_and_target(test, target)
+
+    def rescore(model_dir: Path) -> float:
+        return metrics_of(load_model(model_dir), x, y)[metric]
+    return rescore
 
 
 def run(inputs: dict[str, Path], params: dict, output_dir: Path, context: dict) -> dict:
-    """Pipeline step: compare the trained candidate with the champion from the registry."""
-    config = yaml.safe_load(inputs["parameters"].read_text())["evaluation"]
-    metric = config["metric"]
+    """Pipeline step: decide whether the trained candidate beats the champion on the same test split."""
+    evaluation = yaml.safe_load(inputs["parameters"].read_text())["evaluation"]
+    metric = evaluation["metric"]
     candidate = json.loads((inputs["train"] / "metrics.json").read_text())[metric]
-    champion = json.loads(inputs["champion"].read_text())
-    champion_value = None
-    if champion.get("version") is not None:
-        raw = champion.get("tags", {}).get(metric)
-        champion_value = float(raw) if raw not in (None, "") else None
-        if champion_value is None:
-            raise ValueError(f"champion version {champion['version']} has no '{metric}' tag to compare with")
-    decision = decide(metric, candidate, champion_value, bool(config.get("lower_is_better", True)),
-                      champion.get("version"))
-    (output_dir / "decision.json").write_text(json.dumps(decision.__dict__))
-    return {"values": {"promote": decision.promote}, "outcome": decision.reason,
-            "metrics": {f"candidate_{metric}": candidate}}
+    test = pd.read_csv(inputs["train"] / "test.csv")
+    result = promotion.evaluate_candidate(
+        context, json.loads(inputs["champion"].read_text()), metric, candidate,
+        rescorer(test, metric, context.get("target") or TARGET),
+        higher_is_better=promotion.direction(evaluation),
+        min_improvement=float(evaluation.get("min_improvement", 0.0)))
+    (output_dir / "decision.json").write_text(json.dumps(result["values"]))
+    return result

@@ -2,7 +2,9 @@
 
 The model directory comes from MODEL_DIR (an MLflow model folder, or a folder holding model.pkl),
 or a registry URI such as models:/diabetes_regression_model@production (needs MLflow). The
-scoring service wraps this module; it never writes HTTP code.
+scoring service wraps this module; it never writes HTTP code. It validates every request against
+the model's signature first and, since INPUT = "rows", hands run() plain lists in schema order:
+a linear model then scores small batches without numpy or pandas at all.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+INPUT = "rows"
 N_FEATURES = 10
 FEATURES = ["AGE", "SEX", "BMI", "BP", "S1", "S2", "S3", "S4", "S5", "S6"]
 
@@ -47,13 +50,9 @@ def _resolve(model_dir: str) -> Path:
     return Path(model_dir)
 
 
-def init(model_dir: str | os.PathLike | None = None) -> None:
-    """Load the model once, from model_dir or $MODEL_DIR. Raises a clear error when it cannot."""
-    global _model, _linear
-    source = str(model_dir or os.environ.get("MODEL_DIR", ""))
-    if not source:
-        raise RuntimeError("no model: set MODEL_DIR to a model folder or a models:/ URI")
-    path = _model_file(_resolve(source))
+def load_model(model_dir: str | os.PathLike):
+    """The scikit-learn model stored in model_dir (an MLflow sklearn model folder, or model.pkl)."""
+    path = _model_file(Path(model_dir))
     try:
         with open(path, "rb") as handle:
             model = pickle.load(handle)
@@ -63,6 +62,16 @@ def init(model_dir: str | os.PathLike | None = None) -> None:
         raise RuntimeError(f"model file {path} is corrupt or incompatible: {exc}") from None
     if not hasattr(model, "predict"):
         raise RuntimeError(f"model file {path} holds a {type(model).__name__}, which has no predict()")
+    return model
+
+
+def init(model_dir: str | os.PathLike | None = None) -> None:
+    """Load the model once, from model_dir or $MODEL_DIR. Raises a clear error when it cannot."""
+    global _model, _linear
+    source = str(model_dir or os.environ.get("MODEL_DIR", ""))
+    if not source:
+        raise RuntimeError("no model: set MODEL_DIR to a model folder or a models:/ URI")
+    model = load_model(_resolve(source))
     _model = model
     coef, intercept = getattr(model, "coef_", None), getattr(model, "intercept_", None)
     if coef is not None and getattr(coef, "ndim", 0) == 1 and len(coef) == N_FEATURES and intercept is not None:

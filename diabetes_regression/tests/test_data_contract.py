@@ -1,11 +1,12 @@
 """The data contract passes the good file and catches every deliberately bad fixture."""
+import os
 import subprocess
 import sys
 
 import pytest
 
 from ml_service.data.contract import DataContractError, validate_file
-from tests.conftest import DATA, FIXTURES, SUITE
+from diabetes_regression.tests.conftest import DATA, FIXTURES, ROOT, SUITE
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +47,24 @@ def test_unreadable_files_get_a_clear_error(tmp_path):
         validate_file(DATA, tmp_path / "suite.json")
 
 
-def test_cli_exits_non_zero_naming_failures_and_writes_an_html_report(tmp_path, workspace):
-    result = subprocess.run([sys.executable, "-m", "ml_service.cli", "data", "validate",
-                             str(FIXTURES / "out_of_range.csv")], capture_output=True, text=True)
+def mlops(tmp_path, *args):
+    env = {**os.environ, "MLOPS_ROOT": str(ROOT), "MLOPS_STATE_DIR": str(tmp_path / "ws"),
+           "MLOPS_MODEL": "diabetes_regression"}
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_uses_this_projects_contract_exits_non_zero_naming_failures_and_writes_a_report(tmp_path):
+    result = mlops(tmp_path, "data", "validate", str(FIXTURES / "out_of_range.csv"))
     assert result.returncode == 1
     assert "expect_column_values_to_be_between [AGE]" in result.stdout
-    report = workspace.reports_dir / "data_validation.html"
+    report = tmp_path / "ws" / "reports" / "data_validation.html"
     assert "FAIL" in report.read_text() and "AGE" in report.read_text()
 
 
-def test_cli_passes_the_good_file(workspace):
-    result = subprocess.run([sys.executable, "-m", "ml_service.cli", "data", "validate", str(DATA)],
-                            capture_output=True, text=True)
+def test_cli_passes_this_projects_own_data_by_default(tmp_path):
+    result = mlops(tmp_path, "data", "validate")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "passed" in result.stdout
+    assert "passed" in result.stdout and str(DATA) in result.stdout
 
 
 def test_committed_data_matches_the_generator(tmp_path):

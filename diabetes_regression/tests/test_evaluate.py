@@ -1,39 +1,30 @@
 import json
+import pickle
 
 import pytest
 
-from diabetes_regression.evaluate.evaluate_model import decide, run
-from tests.conftest import ROOT
+from diabetes_regression.evaluate.evaluate_model import rescorer, run
+from diabetes_regression.tests.conftest import ROOT
+from diabetes_regression.training.train import held_out_frame, metrics_of, split_data
 
 
-def test_no_champion_promotes():
-    assert decide("mse", 3000.0, None).promote
+def test_rescorer_measures_a_stored_model_on_the_given_rows(diabetes, trained_model_dir):
+    split = split_data(diabetes)
+    model = pickle.loads((trained_model_dir / "model.pkl").read_bytes())
+    expected = metrics_of(model, split.x_test, split.y_test)["mse"]
+    assert rescorer(held_out_frame(split), "mse")(trained_model_dir) == pytest.approx(expected)
 
 
-def test_strictly_better_promotes_and_says_why():
-    decision = decide("mse", 2999.0, 3000.0, champion_version="4")
-    assert decision.promote and "champion v4" in decision.reason
-
-
-@pytest.mark.parametrize("candidate", [3000.0, 3000.1, float("nan")])
-def test_equal_worse_or_nan_is_not_promoted(candidate):
-    decision = decide("mse", candidate, 3000.0)
-    assert not decision.promote and decision.reason.startswith("not promoted")
-
-
-def test_higher_is_better_metrics_are_supported():
-    assert decide("r2", 0.5, 0.4, lower_is_better=False).promote
-    assert not decide("r2", 0.4, 0.5, lower_is_better=False).promote
-
-
-def test_step_reads_the_champion_metric_from_its_tags(tmp_path):
-    (tmp_path / "train").mkdir()
-    (tmp_path / "train" / "metrics.json").write_text(json.dumps({"mse": 10.0}))
-    (tmp_path / "champion.json").write_text(json.dumps({"version": "2", "tags": {"mse": "9.5"}}))
+def test_without_a_champion_the_step_promotes_and_records_the_decision(tmp_path, diabetes):
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "metrics.json").write_text(json.dumps({"mse": 10.0}))
+    held_out_frame(split_data(diabetes)).to_csv(train / "test.csv", index=False)
+    (tmp_path / "champion.json").write_text(json.dumps({"version": None}))
     out = tmp_path / "out"
     out.mkdir()
-    inputs = {"train": tmp_path / "train", "champion": tmp_path / "champion.json",
+    inputs = {"train": train, "champion": tmp_path / "champion.json",
               "parameters": ROOT / "diabetes_regression" / "parameters.yml"}
-    result = run(inputs, {}, out, {})
-    assert result["values"] == {"promote": False}
-    assert json.loads((out / "decision.json").read_text())["promote"] is False
+    result = run(inputs, {}, out, {"target": "Y"})
+    assert result["values"]["promote"] is True and result["values"]["champion_version"] == ""
+    assert json.loads((out / "decision.json").read_text())["promote"] is True

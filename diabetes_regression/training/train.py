@@ -23,17 +23,28 @@ class Split:
     y_test: np.ndarray
 
 
-def split_data(df: pd.DataFrame, test_size: float = 0.2, random_state: int = 0) -> Split:
-    """Split the frame 80/20 into train and test sets, reproducibly."""
-    missing = [c for c in FEATURES + [TARGET] if c not in df.columns]
+def features_and_target(df: pd.DataFrame, target: str = TARGET) -> tuple[np.ndarray, np.ndarray]:
+    """The feature matrix (FEATURES, in order) and the target vector of a frame."""
+    missing = [c for c in FEATURES + [target] if c not in df.columns]
     if missing:
         raise ValueError(f"data is missing column(s): {', '.join(missing)}")
-    x = df[FEATURES].to_numpy(dtype=float)
-    y = df[TARGET].to_numpy(dtype=float)
+    return df[FEATURES].to_numpy(dtype=float), df[target].to_numpy(dtype=float)
+
+
+def split_data(df: pd.DataFrame, test_size: float = 0.2, random_state: int = 0, target: str = TARGET) -> Split:
+    """Split the frame 80/20 into train and test sets, reproducibly."""
+    x, y = features_and_target(df, target)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, random_state=random_state
     )
     return Split(x_train, x_test, y_train, y_test)
+
+
+def held_out_frame(split: Split, target: str = TARGET) -> pd.DataFrame:
+    """The held-out split as a frame (features and target), to re-score other models on the same rows."""
+    frame = pd.DataFrame(split.x_test, columns=FEATURES)
+    frame[target] = split.y_test
+    return frame
 
 
 def train_model(split: Split, alpha: float) -> Ridge:
@@ -43,13 +54,18 @@ def train_model(split: Split, alpha: float) -> Ridge:
     return model
 
 
-def get_model_metrics(model: Ridge, split: Split) -> dict[str, float]:
-    """mse, rmse, mae and r2 of the model on the held-out split."""
-    predictions = model.predict(split.x_test)
-    mse = float(mean_squared_error(split.y_test, predictions))
+def metrics_of(model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """mse, rmse, mae and r2 of any model with predict() on (x, y)."""
+    predictions = model.predict(x)
+    mse = float(mean_squared_error(y, predictions))
     return {
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
-        "mae": float(mean_absolute_error(split.y_test, predictions)),
-        "r2": float(r2_score(split.y_test, predictions)),
+        "mae": float(mean_absolute_error(y, predictions)),
+        "r2": float(r2_score(y, predictions)),
     }
+
+
+def get_model_metrics(model, split: Split) -> dict[str, float]:
+    """mse, rmse, mae and r2 of the model on the held-out split."""
+    return metrics_of(model, split.x_test, split.y_test)

@@ -18,11 +18,13 @@ from pathlib import Path
 
 from ml_service.config import Settings
 
-SCORING_PACKAGES = ["scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl", "pyyaml", "uvicorn", "httptools",
-                    "uvloop", "click", "h11", "prometheus-client"]
-# The code a scoring container runs: the service and the model project's scoring package.
-APP_PATHS = ["ml_service/__init__.py", "ml_service/serving", "diabetes_regression/__init__.py",
-             "diabetes_regression/scoring"]
+# What the scoring service itself needs; the model adds its own (its MLflow requirements.txt).
+SERVICE_PACKAGES = ["numpy", "pandas", "pyyaml", "uvicorn", "httptools", "uvloop", "click", "h11",
+                    "prometheus-client"]
+# Served without a score module, a model is loaded with mlflow.pyfunc: the light MLflow distribution.
+PYFUNC_PACKAGES = ["mlflow-skinny"]
+# The platform code a scoring container runs; the model project's scoring package is added to it.
+SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/serving"]
 
 
 class ImageError(Exception):
@@ -75,15 +77,63 @@ def ensure_base_image(settings: Settings, client) -> None:
             raise ImageError(f"building the base image {settings.base_image} failed:\n{result.stderr[-2000:]}")
 
 
-def requirements() -> str:
-    """Pinned scoring requirements: the versions installed here."""
-    lines = []
-    for name in SCORING_PACKAGES:
+def model_requirements(model_dir: Path) -> list[str]:
+    """Distribution names the model needs, from its MLflow requirements.txt (MLflow itself left out)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    path = Path(model_dir) / "requirements.txt"
+    names = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line or line.startswith("-"):
+                continue
+            try:
+                name = Requirement(line).name
+            except InvalidRequirement:
+                raise ImageError(f"{path}: cannot read the requirement {line!r}") from None
+            if name.lower() not in ("mlflow", "mlflow-skinny"):
+                names.append(name)
+    return names
+
+
+def requirements(model_dir: Path | None = None, score_module: str = "x") -> str:
+    """Pinned scoring requirements: the service's, the model's, pinned to the versions installed here
+    (with their dependencies), so that a pickled model loads in the image as it does here."""
+    names = list(SERVICE_PACKAGES)
+    if model_dir is not None:
+        names += model_requirements(model_dir)
+    if not score_module:
+        names += PYFUNC_PACKAGES
+    return pinned_closure(names)
+
+
+def pinned_closure(names: list[str]) -> str:
+    """name==version lines for names and everything they depend on, at the versions installed here."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned: dict[str, str] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        key = canonicalize_name(name)
+        if key in pinned:
+            continue
         try:
-            lines.append(f"{name}=={importlib.metadata.version(name)}")
+            distribution = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise ImageError(f"package {name} is not installed here; run `make install`") from None
-    return "\n".join(lines) + "\n"
+            if name in names:
+                raise ImageError(f"package {name} is not installed here; run `make install` or add it to "
+                                 "the project's dependencies") from None
+            continue
+        pinned[key] = distribution.version
+        for raw in distribution.requires or []:
+            requirement = Requirement(raw)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            todo.append(requirement.name)
+    return "".join(f"{name}=={version}\n" for name, version in sorted(pinned.items()))
 
 
 def wheelhouse_cache() -> Path:
@@ -94,29 +144,14 @@ def wheelhouse_cache() -> Path:
 
 def runtime_closure() -> str:
     """Pinned requirements of everything the project needs at run time (its dependency closure)."""
-    from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    pinned: dict[str, str] = {}
-    todo = ["mlops-template"]
-    while todo:
-        for raw in importlib.metadata.distribution(todo.pop()).requires or []:
-            requirement = Requirement(raw)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            key = canonicalize_name(requirement.name)
-            if key in pinned:
-                continue
-            try:
-                pinned[key] = importlib.metadata.version(requirement.name)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-            todo.append(requirement.name)
-    return "".join(f"{name}=={version}\n" for name, version in sorted(pinned.items()))
+    lines = pinned_closure(["mlops-template"]).splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith(canonicalize_name("mlops-template") + "=="))
 
 
 def ensure_wheelhouse(settings: Settings, text: str | None = None, resolve: bool = True) -> Path:
-    """Wheels for pinned requirements (default: the scoring ones), downloaded once per set of versions."""
+    """Wheels for pinned requirements (default: the service's own), downloaded once per set of versions."""
     text = text or requirements()
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     target = wheelhouse_cache() / digest
@@ -135,14 +170,33 @@ def ensure_wheelhouse(settings: Settings, text: str | None = None, resolve: bool
     return target
 
 
+def app_paths(settings: Settings) -> list[str]:
+    """The code the image runs: the scoring service, and the model project's scoring package if it has one."""
+    paths = list(SERVICE_PATHS)
+    if settings.models and settings.model.score_module:
+        package = settings.model.score_module.split(".")
+        for depth in range(1, len(package)):
+            init = "/".join(package[:depth]) + "/__init__.py"
+            if (settings.root / init).is_file():
+                paths.append(init)
+        paths.append("/".join(package[:-1]) if len(package) > 1 else package[0] + ".py")
+    return list(dict.fromkeys(paths))
+
+
+def score_module(settings: Settings) -> str:
+    """The module the image's service hosts: the project's score module, else the pyfunc one."""
+    return (settings.model.score_module if settings.models else "") or "ml_service.serving.pyfunc_score"
+
+
 def assemble_context(settings: Settings, model_dir: Path, dest: Path) -> Path:
     """Write the build context for one model into dest."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     shutil.copy(settings.root / "environment_setup" / "Dockerfile.scoring", dest / "Dockerfile")
-    shutil.copytree(ensure_wheelhouse(settings), dest / "wheelhouse")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for rel in APP_PATHS:
+    own_module = settings.model.score_module if settings.models else ""
+    shutil.copytree(ensure_wheelhouse(settings, requirements(model_dir, own_module)), dest / "wheelhouse")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    for rel in app_paths(settings):
         source, target = settings.root / rel, dest / "app" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
@@ -167,7 +221,8 @@ def build_image(settings: Settings, model_name: str, version: str, model_dir: Pa
     try:
         image, _ = client.images.build(path=str(context), tag=tag, rm=True, forcerm=True, labels=all_labels,
                                        buildargs={"BASE_IMAGE": settings.base_image, "MODEL_NAME": model_name,
-                                                  "MODEL_VERSION": str(version)})
+                                                  "MODEL_VERSION": str(version),
+                                                  "SCORE_MODULE": score_module(settings)})
     except BuildError as exc:
         log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
         raise ImageError(f"docker build of {tag} failed: {exc.msg}\n{log[-3000:]}") from None
@@ -195,6 +250,7 @@ def build_for_version(settings: Settings, ref: str) -> BuiltImage:
 
     client = tracking.connect(settings)
     version = registry.resolve_version(client, ref)
+    settings = settings.for_registered(version.name)
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
         model_dir = download_model(version, Path(tmp))
         labels = {"org.opencontainers.image.revision": version.tags.get("git_commit", ""),

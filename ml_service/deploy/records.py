@@ -53,7 +53,7 @@ def record(settings: Settings, environment: str, model_name: str, version: str, 
     client, experiment_id = _store(settings)
     if status == LIVE:
         for previous in list_deployments(settings, environment):
-            if previous.status == LIVE:
+            if previous.status == LIVE and previous.model_name == model_name:
                 client.set_tag(previous.id, "status", REPLACED)
     tags = {"mlops.kind": "deployment", "environment": environment, "model_name": model_name,
             "model_version": str(version), "image": image, "url": url, "status": status, "mode": mode,
@@ -75,9 +75,21 @@ def list_deployments(settings: Settings, environment: str | None = None) -> list
     return [_from_run(run) for run in runs]
 
 
-def current(settings: Settings, environment: str) -> Deployment | None:
-    """The live deployment of an environment, if any."""
-    return next((d for d in list_deployments(settings, environment) if d.status == LIVE), None)
+def current(settings: Settings, environment: str, model_name: str | None = None) -> Deployment | None:
+    """The live deployment of an environment (of one model, when named), if any."""
+    return next((d for d in list_deployments(settings, environment)
+                 if d.status == LIVE and model_name in (None, d.model_name)), None)
+
+
+def current_rows(rows: list[Deployment]) -> list[Deployment]:
+    """Of deployments newest first: the latest live and desired one per model and environment."""
+    seen, latest = set(), []
+    for d in rows:
+        key = (d.model_name, d.environment, d.status)
+        if d.status in (LIVE, DESIRED) and key not in seen:
+            seen.add(key)
+            latest.append(d)
+    return latest
 
 
 def live_versions(settings: Settings, model_name: str) -> dict[str, set[str]]:
@@ -94,6 +106,11 @@ def live_versions(settings: Settings, model_name: str) -> dict[str, set[str]]:
     for environment, deployment in latest.items():
         found.setdefault(deployment.version, set()).add(f"{environment} (desired state)")
     return found
+
+
+def iso_time(seconds: float) -> str:
+    """UTC time in ISO 8601, for JSON."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def format_time(seconds: float) -> str:

@@ -1,13 +1,13 @@
 """An ML pipeline defined as data (YAML): steps, their inputs, parameters and ordering.
 
     name: my-pipeline
-    params: {data: data/train.csv, alpha: null}
+    params: {alpha: null}                    # plus the built-ins $data, $contract, $target, $dataset
     requirements: [pyproject.toml]          # hashed into every step's reuse key
     steps:
       train:
         function: package.module:function   # run in its own process
         inputs:
-          data: {path: $data, dataset: diabetes}   # a file; logged as an MLflow dataset
+          data: {path: $data, dataset: $dataset}   # a file; logged as an MLflow dataset
           previous: {step: validate}               # another step's outputs
           champion: {alias: champion}              # the registry version holding an alias
         params: {alpha: $alpha}
@@ -29,6 +29,8 @@ import yaml
 
 INPUT_KINDS = ("path", "step", "alias")
 COMPUTE_TARGETS = ("local", "docker")
+# Parameters every pipeline has, filled from the model's entry in mlops.yml (a params: entry overrides).
+BUILTIN_PARAMS = ("data", "contract", "target", "dataset")
 STEP_KEYS = {"function", "inputs", "params", "code", "imports", "after", "when", "reuse", "compute",
              "timeout_minutes"}
 
@@ -88,9 +90,15 @@ class Pipeline:
         """Every module a step declares under imports:, in order, once."""
         return list(dict.fromkeys(m for step in self.steps for m in step.imports))
 
+    def with_builtins(self, values: dict[str, Any]) -> "Pipeline":
+        """A copy with the built-in parameters filled (values the file's own params: do not override)."""
+        filled = {k: v for k, v in values.items() if k in BUILTIN_PARAMS and k not in self.params}
+        return Pipeline(self.name, self.steps, {**filled, **self.params}, self.description, self.requirements,
+                        self.source)
+
     def with_params(self, overrides: dict[str, Any]) -> "Pipeline":
         """A copy with parameter overrides; unknown names are refused."""
-        unknown = sorted(set(overrides) - set(self.params))
+        unknown = sorted(set(overrides) - set(self.params) - set(BUILTIN_PARAMS))
         if unknown:
             known = ", ".join(sorted(self.params)) or "none"
             raise PipelineError(f"pipeline '{self.name}' has no parameter {', '.join(unknown)} (known: {known})")
@@ -100,6 +108,9 @@ class Pipeline:
     def resolve(self, value: Any) -> Any:
         """Replace a '$param' string by the parameter's value."""
         if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in self.params:
+                raise PipelineError(f"pipeline '{self.name}': parameter '{value}' has no value (built-in parameters "
+                                    "come from the model's entry in mlops.yml)")
             return self.params[value[1:]]
         return value
 
@@ -199,12 +210,15 @@ def _parse_input(spec: Any, params: dict, where: str) -> Input:
         raise PipelineError(f"{where}: needs exactly one of {', '.join(INPUT_KINDS)}")
     value = spec[kinds[0]]
     _check_ref(value, params, where)
+    for key in ("dataset", "targets"):
+        _check_ref(spec.get(key), params, f"{where}.{key}")
     return Input(kind=kinds[0], value=str(value), dataset=str(spec.get("dataset", "")),
                  targets=str(spec.get("targets", "")))
 
 
 def _check_ref(value: Any, params: dict, where: str) -> None:
-    if isinstance(value, str) and value.startswith("$") and value[1:] not in params:
+    if isinstance(value, str) and value.startswith("$") and value[1:] not in params \
+            and value[1:] not in BUILTIN_PARAMS:
         raise PipelineError(f"{where}: refers to unknown parameter '{value}'")
 
 

@@ -30,6 +30,7 @@ class Published:
     created: int
     default: bool
     new: bool = False
+    project: str = ""
 
 
 def _store(settings: Settings):
@@ -49,7 +50,7 @@ def _versions(client, experiment_id: str, name: str | None = None) -> list[Publi
         version = int(run.data.tags["mlops.pipeline.version"])
         default = experiment.tags.get(f"default.{run_name}") == str(version)
         found.append(Published(run_name, version, run.info.run_id, run.data.tags.get("mlops.pipeline.digest", ""),
-                               run.info.start_time, default))
+                               run.info.start_time, default, project=run.data.tags.get("mlops.model.project", "")))
     return sorted(found, key=lambda p: (p.name, p.version))
 
 
@@ -63,13 +64,14 @@ def publish(settings: Settings, pipeline: Pipeline, make_default: bool = True) -
         if make_default and not latest.default:
             client.set_experiment_tag(experiment_id, f"default.{pipeline.name}", str(latest.version))
         return Published(latest.name, latest.version, latest.id, digest, latest.created,
-                         make_default or latest.default)
+                         make_default or latest.default, project=latest.project)
     version = versions[-1].version + 1 if versions else 1
     run = client.create_run(experiment_id, run_name=f"{pipeline.name} v{version}", tags={
         "mlops.kind": "published_pipeline",
         "mlops.pipeline.name": pipeline.name,
         "mlops.pipeline.version": str(version),
         "mlops.pipeline.digest": digest,
+        "mlops.model.project": settings.project if settings.models else "",
         "mlflow.note.content": pipeline.description,
     })
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +82,7 @@ def publish(settings: Settings, pipeline: Pipeline, make_default: bool = True) -
     if make_default or not versions:
         client.set_experiment_tag(experiment_id, f"default.{pipeline.name}", str(version))
     return Published(pipeline.name, version, run.info.run_id, digest, run.info.start_time,
-                     make_default or not versions, new=True)
+                     make_default or not versions, new=True, project=settings.project if settings.models else "")
 
 
 def list_published(settings: Settings) -> list[Published]:

@@ -91,6 +91,8 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote) ->
     tags = {
         "mlops.kind": "pipeline",
         "mlops.pipeline.name": pipeline.name,
+        "mlops.model.project": settings.project,
+        "mlops.model.name": settings.model_name,
         "mlops.pid": str(os.getpid()),
         "mlflow.source.name": pipeline.name,
         "mlflow.source.type": "PIPELINE",
@@ -253,7 +255,8 @@ class _Runner:
 
         entries = []
         for name, spec in specs:
-            entry, info = dataset_input(inputs[name], spec.dataset, spec.targets or None)
+            dataset, targets = self.pipeline.resolve(spec.dataset), self.pipeline.resolve(spec.targets)
+            entry, info = dataset_input(inputs[name], str(dataset), str(targets or "") or None)
             entries.append(entry)
             if info["digest"] not in self.datasets:
                 self.datasets[info["digest"]] = info
@@ -344,6 +347,10 @@ class _Runner:
             "tracking_uri": self.settings.tracking_uri,
             "experiment_name": self.settings.experiment,
             "model_name": self.settings.model_name,
+            "project": self.settings.project,
+            "task": self.settings.model.task,
+            "target": str(self.pipeline.params.get("target") or self.settings.model.target),
+            "state_dir": str(self.settings.state_dir),
             "pipeline": self.pipeline.name,
             "parent_run_id": self.parent_id,
             "run_id": record.run_id,
@@ -367,6 +374,8 @@ def step_env(settings: Settings) -> dict[str, str]:
         "MLOPS_STATE_DIR": str(settings.state_dir),
         "MLOPS_ARTIFACT_ROOT": str(settings.artifact_root),
     })
+    if settings.models:
+        env["MLOPS_MODEL"] = settings.project
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

@@ -1,11 +1,126 @@
-"""Registration of a promoted candidate, called from a pipeline step's own process."""
+"""The promotion rule, shared by every model project: fair comparison and safe registration.
+
+A candidate is compared with the champion **re-scored on the candidate's own test split** (the
+model project says how to score a model: `rescore(model_dir) -> metric`), never with a number
+stored when the champion was registered on other data. Registering and moving `champion` is a
+compare-and-set against the champion the decision was made on: under a workspace lock, if the
+champion changed meanwhile, the candidate is re-decided against the new one before anything is
+written. "Not promoted" is a normal, successful outcome.
+"""
 from __future__ import annotations
 
-import json
-import pickle
+import fcntl
+import hashlib
+import math
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from ml_service.workspace import registry
+
+Rescore = Callable[[Path], float]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to register the candidate, and why, in one line."""
+
+    promote: bool
+    reason: str
+
+
+def decide(metric: str, candidate: float, champion: float | None, higher_is_better: bool = False,
+           champion_version: str | None = None, min_improvement: float = 0.0) -> Decision:
+    """Promote only if the candidate is strictly better than the champion (by more than min_improvement).
+
+    No champion: promote. A non-finite candidate is never promoted; a non-finite champion score
+    (a champion that cannot score this data) is beaten by any finite candidate.
+    """
+    if not math.isfinite(candidate):
+        return Decision(False, f"not promoted: candidate {metric} is {candidate}")
+    if champion is None:
+        return Decision(True, f"promoted: no champion yet (candidate {metric} {candidate:.4f})")
+    versus = (f"candidate {metric} {candidate:.4f} vs champion v{champion_version} {champion:.4f} "
+              "on the same test split")
+    if not math.isfinite(champion):
+        return Decision(True, f"promoted: {versus}")
+    gain = candidate - champion if higher_is_better else champion - candidate
+    if gain > min_improvement:
+        return Decision(True, f"promoted: {versus}")
+    rule = "not strictly better"
+    if min_improvement > 0:
+        rule = f"improvement {gain:.4f} <= min_improvement {min_improvement}"
+    return Decision(False, f"not promoted: {versus} ({rule})")
+
+
+def direction(evaluation: dict) -> bool:
+    """higher_is_better from parameters.yml's evaluation: section (lower_is_better is accepted too)."""
+    if "higher_is_better" in evaluation:
+        return bool(evaluation["higher_is_better"])
+    return not bool(evaluation.get("lower_is_better", True))
+
+
+def _client(context: dict):
+    import mlflow
+
+    mlflow.set_tracking_uri(context["tracking_uri"])
+    mlflow.set_registry_uri(context["tracking_uri"])
+    return mlflow.MlflowClient(tracking_uri=context["tracking_uri"], registry_uri=context["tracking_uri"])
+
+
+@contextmanager
+def champion_model_dir(context: dict, version: str) -> Iterator[Path]:
+    """The registered files of model_name version (an MLflow model folder), in a temporary folder."""
+    import mlflow.artifacts
+
+    _client(context)  # points this process's MLflow at the workspace (models:/ URIs use the registry)
+    with tempfile.TemporaryDirectory(prefix="mlops-champion-") as tmp:
+        uri = f"models:/{context['model_name']}/{version}"
+        yield Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp, tracking_uri=context["tracking_uri"]))
+
+
+def rescore_champion(context: dict, version: str, rescore: Rescore) -> float:
+    """The champion's metric on the candidate's test split; nan when it cannot score that data."""
+    with champion_model_dir(context, version) as model_dir:
+        try:
+            return float(rescore(model_dir))
+        except Exception as exc:  # e.g. the data changed shape: the champion cannot compete on it
+            print(f"champion v{version} could not be scored on this test split: {type(exc).__name__}: {exc}")
+            return float("nan")
+
+
+def evaluate_candidate(context: dict, champion: dict, metric: str, candidate_value: float, rescore: Rescore,
+                       higher_is_better: bool = False, min_improvement: float = 0.0) -> dict:
+    """The evaluate step's result: decision, both numbers as metrics, the outcome in words.
+
+    champion: the alias input of the step ({"version": "3" | None, ...}).
+    """
+    version = champion.get("version")
+    champion_value = rescore_champion(context, str(version), rescore) if version else None
+    decision = decide(metric, candidate_value, champion_value, higher_is_better, version, min_improvement)
+    metrics = {f"candidate_{metric}": candidate_value}
+    if champion_value is not None and math.isfinite(champion_value):
+        metrics[f"champion_{metric}"] = champion_value
+    return {"values": {"promote": decision.promote, "champion_version": str(version or ""),
+                       "reason": decision.reason},
+            "metrics": metrics, "outcome": decision.reason}
+
+
+@contextmanager
+def registry_lock(context: dict, model_name: str) -> Iterator[None]:
+    """One registration of model_name at a time in this workspace (a file lock in the state dir)."""
+    state_dir = Path(context.get("state_dir") or tempfile.gettempdir())
+    locks = state_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{context['tracking_uri']}|{model_name}".encode()).hexdigest()[:16]
+    with open(locks / f"register-{key}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def registration_tags(context: dict, metric: str, value: float, project_tags: dict) -> dict[str, str]:
@@ -30,15 +145,18 @@ def registration_tags(context: dict, metric: str, value: float, project_tags: di
     return {k: v for k, v in tags.items() if v != ""}
 
 
-def register_candidate(model_dir: Path, metric: str, project_tags: dict, train_step: str,
-                       context: dict) -> dict:
-    """Log the pickled scikit-learn model as an MLflow model, register it, move `champion` to it."""
-    import mlflow
-    import sklearn
+def register_candidate(context: dict, log_model: Callable[[], str], metric: str, candidate_value: float,
+                       decided_against: str | None, rescore: Rescore | None = None,
+                       higher_is_better: bool = False, min_improvement: float = 0.0,
+                       project_tags: dict | None = None, train_step: str = "train") -> dict:
+    """Register the candidate and move `champion` to it, if it still beats the current champion.
 
-    client = mlflow.MlflowClient(tracking_uri=context["tracking_uri"], registry_uri=context["tracking_uri"])
-    mlflow.set_tracking_uri(context["tracking_uri"])
-    mlflow.set_registry_uri(context["tracking_uri"])
+    log_model() logs the model in the project's MLflow flavor (the step's run is active) and
+    returns its URI. decided_against: the champion version evaluate compared with (None: none).
+    """
+    import mlflow
+
+    client = _client(context)
     name = context["model_name"]
     train_run = context["source_runs"][train_step]
     existing = registry.versions_for_run(client, name, train_run)
@@ -46,18 +164,34 @@ def register_candidate(model_dir: Path, metric: str, project_tags: dict, train_s
         raise registry.RegistryError(
             f"run {train_run} is already registered as {name} version {existing[0].version}; "
             "a run can be registered only once")
-
-    value = json.loads((model_dir / "metrics.json").read_text())[metric]
-    with open(model_dir / "model.pkl", "rb") as handle:
-        model = pickle.load(handle)
-    with mlflow.start_run(run_id=context["run_id"]):
-        info = mlflow.sklearn.log_model(
-            model, name="model", serialization_format="pickle",
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-    tags = registration_tags(context, metric, value, project_tags)
-    version = registry.register_model(client, name, info.model_uri, train_run, tags)
+    with registry_lock(context, name):
+        current = registry.get_alias(client, name, registry.CHAMPION)
+        current_version = str(current.version) if current is not None else None
+        note = ""
+        if current_version != (str(decided_against) if decided_against else None):
+            if current_version is None:  # the champion alias was removed meanwhile: refuse, never guess
+                return _not_promoted(f"not promoted: champion v{decided_against} was removed while this run "
+                                     "evaluated; set one with `mlops model promote` and retrain")
+            if rescore is None:
+                return _not_promoted(f"not promoted: the champion changed from v{decided_against} to "
+                                     f"v{current_version} while this run evaluated")
+            value = rescore_champion(context, current_version, rescore)
+            decision = decide(metric, candidate_value, value, higher_is_better, current_version, min_improvement)
+            before = f"v{decided_against}" if decided_against else "none"
+            note = f" (re-decided: the champion changed from {before} to v{current_version})"
+            if not decision.promote:
+                return _not_promoted(decision.reason + note)
+        with mlflow.start_run(run_id=context["run_id"]):
+            model_uri = log_model()
+        tags = registration_tags(context, metric, candidate_value, project_tags or {})
+        version = registry.register_model(client, name, model_uri, train_run, tags)
     return {
         "values": {"registered_version": str(version.version)},
-        "outcome": f"registered {name} version {version.version} ({metric} {value:.4f}); champion moved",
+        "outcome": f"registered {name} version {version.version} ({metric} {candidate_value:.4f}); "
+                   f"champion moved{note}",
     }
+
+
+def _not_promoted(reason: str) -> dict:
+    print(reason)
+    return {"values": {"registered_version": ""}, "outcome": reason}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ml_service.config import Settings
 
@@ -25,7 +26,29 @@ def connect(settings: Settings):
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
+    if settings.tracking_uri.startswith("sqlite:///"):
+        return _create_store_once(settings.tracking_uri, Path(settings.tracking_uri[len("sqlite:///"):]))
     return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def _create_store_once(uri: str, database: Path):
+    """A client; when several processes start on a fresh workspace, one creates the schema (MLflow's
+    migrations race otherwise) while the others wait for it."""
+    import fcntl
+
+    import mlflow
+
+    ready = database.with_name(database.name + ".ready")
+    if ready.exists() and database.exists():
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # creates and migrates the store
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+        ready.touch()
+    return client
 
 
 def ensure_experiment(client, settings: Settings, name: str | None = None) -> str:

@@ -1,0 +1,30 @@
+"""What every `mlops` command module shares: the settings of a command, its errors, exit codes."""
+from __future__ import annotations
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A command cannot proceed; the message is for the user."""
+
+
+def command_settings(args=None, registered: str | None = None):
+    """The workspace settings for a command: the selected model project (MLOPS_MODEL, --project), or the
+    project whose registered model is `registered`, with --build-id / --build-uri applied."""
+    from ml_service.config import load_settings, replace
+
+    settings = load_settings()
+    if registered:
+        settings = settings.for_registered(registered)
+    changes = {k: v for k, v in (("build_id", getattr(args, "build_id", None)),
+                                 ("build_uri", getattr(args, "build_uri", None))) if v}
+    return replace(settings, **changes) if changes else settings
+
+
+def model_of(ref: str) -> str:
+    """The registered model name in NAME:VERSION, NAME@ALIAS, models:/NAME@ALIAS or NAME."""
+    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
+    for separator in ("@", ":", "/"):
+        ref = ref.split(separator, 1)[0]
+    return ref

@@ -1,0 +1,169 @@
+"""`mlops serve`, `mlops smoke-test`, `mlops image ...`, `mlops deploy ...`: serving and releases."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings, model_of
+
+
+def smoke_payload(settings) -> dict | None:
+    """The model project's smoke payload ({"data": [...]}), or None to use the service's own example."""
+    path = settings.model.smoke_payload if settings.models else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except ValueError as exc:
+        raise CommandError(f"{path}: malformed JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list) or not payload["data"]:
+        raise CommandError(f'{path}: expected {{"data": [rows or records, ...]}} with at least one row')
+    return payload
+
+
+def cmd_serve(args) -> int:
+    """Serve a registered model version locally with the scoring service."""
+    import os
+    import tempfile
+
+    from ml_service.deploy.image import download_model
+    from ml_service.serving.__main__ import serve
+    from ml_service.workspace import registry, tracking
+
+    settings = command_settings(args)
+    ref = args.model or f"models:/{settings.model_name}@champion"
+    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
+    if "/" in ref:
+        ref = ref.replace("/", ":", 1)
+    settings = settings.for_registered(model_of(ref))
+    version = registry.resolve_version(tracking.connect(settings), ref)
+    with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
+        model_dir = download_model(version, Path(tmp))
+        os.environ.update({"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": version.name,
+                           "MLOPS_MODEL_VERSION": str(version.version)})
+        if settings.models and settings.model.name == version.name and settings.model.score_module:
+            os.environ["MLOPS_SCORE_MODULE"] = settings.model.score_module
+        print(f"serving {version.name} version {version.version} on http://127.0.0.1:{args.port} "
+              f"(docs: /docs, metrics: /metrics; Ctrl-C to stop)", flush=True)
+        serve("127.0.0.1", args.port, args.workers)
+    return 0
+
+
+def cmd_smoke_test(args) -> int:
+    """Smoke-test an environment's live deployment of the model, or a URL."""
+    import os
+
+    from ml_service.deploy.smoke import SmokeTestError, smoke_test
+
+    settings = command_settings(args)
+    url = args.target
+    if not url.startswith(("http://", "https://")):
+        from ml_service.deploy import records
+
+        deployment = records.current(settings, url, settings.model_name)
+        if deployment is None or not deployment.url:
+            raise CommandError(f"no live deployment of {settings.model_name} with a URL in environment '{url}' "
+                               "(see `mlops deploy list`)")
+        url = deployment.url
+    try:
+        result = smoke_test(url, key=os.environ.get(args.key_env) or None, timeout_s=args.timeout,
+                            payload=smoke_payload(settings))
+    except SmokeTestError as exc:
+        print(f"smoke test FAILED for {url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"smoke test passed for {url}: {', '.join(result.checks)}; result {result.result}")
+    return 0
+
+
+def cmd_image_build(args) -> int:
+    """Build the scoring image of a registered model version."""
+    from ml_service.deploy.image import build_for_version
+
+    built = build_for_version(command_settings(args, model_of(args.model)), args.model)
+    print(f"built {built.tag} ({built.size_bytes / 1e6:.0f} MB) in {built.seconds:.1f}s"
+          + (f"; pushed {built.pushed}" if built.pushed else ""))
+    return 0
+
+
+def cmd_deploy_qa(args) -> int:
+    """Deploy a registered model version to QA (one Docker container)."""
+    from ml_service.deploy.qa import deploy_qa
+
+    deployment = deploy_qa(command_settings(args, model_of(args.model)), args.model, timeout_s=args.timeout)
+    print(f"QA now serves {deployment.model_name} version {deployment.version} at {deployment.url} "
+          f"(container {deployment.target}); alias 'qa' moved")
+    return 0
+
+
+def cmd_deploy_prod(args) -> int:
+    """Deploy a registered model version to production (GitOps desired state on these machines)."""
+    from ml_service.ci.service import identity
+    from ml_service.deploy.production import deploy_prod
+
+    settings = command_settings(args, model_of(args.model))
+    print(deploy_prod(settings, args.model, identity(settings), smoke_timeout=args.smoke_timeout).message)
+    return 0
+
+
+def cmd_deploy_list(args) -> int:
+    """Show what runs where, for every model (as a table, or JSON for scripts)."""
+    from ml_service.deploy import records
+
+    rows = records.list_deployments(command_settings(args))
+    if not args.all:
+        rows = records.current_rows(rows)
+    if args.json:
+        print(json.dumps([{"model": d.model_name, "version": d.version, "environment": d.environment,
+                           "status": d.status, "url": d.url, "image": d.image, "mode": d.mode,
+                           "target": d.target, "since": records.iso_time(d.time)} for d in rows], indent=2))
+        return 0
+    if not rows:
+        print("nothing deployed yet")
+        return 0
+    print(f"{'MODEL':<28} {'ENVIRONMENT':<12} {'VERSION':>7}  {'STATUS':<9} {'MODE':<8} {'SINCE':<19}  "
+          f"{'URL / TARGET':<30} IMAGE")
+    for d in rows:
+        where = d.url or d.target
+        print(f"{d.model_name:<28} {d.environment:<12} {d.version:>7}  {d.status:<9} {d.mode:<8} "
+              f"{records.format_time(d.time):<19}  {where:<30} {d.image}")
+    return 0
+
+
+def add_commands(groups) -> None:
+    """Register `mlops serve`, `mlops smoke-test`, `mlops image` and `mlops deploy`."""
+    serve = groups.add_parser("serve", help="serve a registered model locally (the scoring service)")
+    serve.add_argument("--model", help="models:/NAME@ALIAS, NAME:VERSION ... (default: models:/<model>@champion)")
+    serve.add_argument("--port", type=int, default=5001, help="port on 127.0.0.1 (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    serve.set_defaults(func=cmd_serve)
+
+    smoke = groups.add_parser("smoke-test", help="smoke-test an environment (qa, production) or a URL")
+    smoke.add_argument("target", help="environment name or http://127.0.0.1:PORT")
+    smoke.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness (default: 60)")
+    smoke.add_argument("--key-env", default="MLOPS_SCORING_KEY",
+                       help="environment variable holding the scoring key, if auth is on (default: %(default)s)")
+    smoke.set_defaults(func=cmd_smoke_test)
+
+    image = groups.add_parser("image", help="scoring images")
+    i_sub = image.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = i_sub.add_parser("build", help="build the scoring image of a model version")
+    build.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    build.set_defaults(func=cmd_image_build)
+
+    deploy = groups.add_parser("deploy", help="deploy model versions and list deployments")
+    dep_sub = deploy.add_subparsers(dest="action", metavar="ACTION", required=True)
+    qa = dep_sub.add_parser("qa", help="deploy to QA: one Docker container on 127.0.0.1")
+    qa.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    qa.add_argument("--timeout", type=float, default=120, help="seconds to wait for readiness (default: 120)")
+    qa.set_defaults(func=cmd_deploy_qa)
+    prod = dep_sub.add_parser("prod", help="deploy to production (on a machine without a cluster: commit the "
+                                           "desired state to the GitOps target, apply nothing)")
+    prod.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    prod.add_argument("--smoke-timeout", type=float, default=120, help="seconds for the smoke test (default: 120)")
+    prod.set_defaults(func=cmd_deploy_prod)
+    dlist = dep_sub.add_parser("list", help="what runs where (every model)")
+    dlist.add_argument("--all", action="store_true", help="every deployment, not just the current ones")
+    dlist.add_argument("--json", action="store_true", help="JSON for scripts: model, version, environment, "
+                                                           "status, url, image, mode, target, since")
+    dlist.set_defaults(func=cmd_deploy_list)
