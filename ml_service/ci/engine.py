@@ -81,10 +81,6 @@ class Outcome:
     waiting: list[str] = field(default_factory=list)
 
 
-def _as_bool(value) -> bool:
-    return ex.to_bool(value) if not isinstance(value, str) else value.strip().lower() in ("true", "yes", "y", "on")
-
-
 def _list(value) -> list[str]:
     if value is None:
         return []
@@ -147,7 +143,7 @@ def _job(raw: dict, stage: str) -> Job:
                condition=str(raw.get("condition") or "succeeded()"), steps=steps,
                variables=raw.get("variables") or [], display=str(raw.get("displayName") or name),
                environment=environment, timeout_minutes=float(raw.get("timeoutInMinutes") or 60),
-               continue_on_error=_as_bool(raw.get("continueOnError", False)))
+               continue_on_error=ex.as_bool(raw.get("continueOnError", False)))
 
 
 def worst(results: list[str]) -> str:
@@ -410,7 +406,7 @@ class Engine:
         display = self._expand(str(step.get("displayName") or self._default_display(kind, step)), variables)
         name = str(step.get("name") or "")
         self._record(path, "step", name=name or display, display=display, status="pending")
-        if not _as_bool(step.get("enabled", True)):
+        if not ex.as_bool(step.get("enabled", True)):
             self._record(path, "step", status="completed", result="Skipped", detail="disabled")
             return "Skipped"
         roots = {"variables": self._values(variables)}
@@ -430,7 +426,7 @@ class Engine:
             result, detail = self._execute(kind, step, name, stage, job, variables, log_path, deadline)
             if result != "Failed" or self.canceled:
                 break
-        if result == "Failed" and _as_bool(step.get("continueOnError", False)):
+        if result == "Failed" and ex.as_bool(step.get("continueOnError", False)):
             result, detail = "SucceededWithIssues", f"continued on error: {detail}"
         self._record(path, "step", status="completed", result=result, finished=time.time(), detail=detail[:4000])
         return result

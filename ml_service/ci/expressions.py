@@ -131,6 +131,13 @@ def to_bool(value: Any) -> bool:
     return True
 
 
+def as_bool(value: Any) -> bool:
+    """A YAML boolean setting written either way (true or 'true', yes, on ...), as Azure reads it."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "y", "on")
+    return to_bool(value)
+
+
 def to_str(value: Any) -> str:
     """Azure string conversion (booleans as True / False, whole numbers without .0)."""
     if value is None or isinstance(value, _Missing):

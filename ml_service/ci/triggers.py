@@ -1,7 +1,18 @@
-"""trigger:, pr: and resources.pipelines filters, with Azure's branch and path matching."""
+"""trigger:, pr: and resources.pipelines filters, with Azure's branch and path matching.
+
+Paths: a pattern without wildcards matches that file or everything under that folder; with
+wildcards it matches whole paths, `*` and `?` within one path segment, `**` across segments
+(`**/*.md`: every Markdown file, at the root too). Completion triggers fire when the source run
+succeeded, or, with a `stages:` filter, when every listed stage of it succeeded.
+"""
 from __future__ import annotations
 
 import fnmatch
+import re
+
+from ml_service.ci.expressions import as_bool
+
+OK = ("Succeeded", "SucceededWithIssues")
 
 
 def _branch(name: str) -> str:
@@ -12,10 +23,37 @@ def _branch_matches(pattern: str, branch: str) -> bool:
     return fnmatch.fnmatchcase(_branch(branch), _branch(str(pattern)))
 
 
+def _glob(pattern: str) -> re.Pattern:
+    """A path wildcard as a regular expression: `*` and `?` stay in a segment, `**` crosses them."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
 def _path_matches(pattern: str, path: str) -> bool:
     pattern = str(pattern).strip("/")
     if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern + "/*")
+        return _glob(pattern).fullmatch(path) is not None
     return path == pattern or path.startswith(pattern + "/")
 
 
@@ -65,11 +103,28 @@ def trigger_matches(spec, branch: str, changed: list[str] | None) -> bool:
     return branch_filter_matches(spec, branch) and paths_filter_matches(spec, changed)
 
 
-def resource_trigger_matches(resource: dict, branch: str) -> bool:
-    """resources.pipelines[].trigger: true, or a branches filter; absent or false: no trigger."""
+def resource_trigger_matches(resource: dict, branch: str, result: str = "Succeeded",
+                             stages: dict[str, str] | None = None) -> bool:
+    """Does a completed run of the source pipeline (its result, its stage results) trigger this resource?
+
+    resources.pipelines[].trigger: true, or a mapping (enabled, branches, stages, tags); absent,
+    false or none: no trigger. Without `stages:` the source run must have succeeded; with it,
+    every listed stage must have. A `tags:` filter never matches locally (local runs have no tags).
+    """
     trigger = resource.get("trigger")
     if trigger is None or trigger is False or str(trigger).lower() in ("false", "none"):
         return False
-    if trigger is True or str(trigger).lower() == "true":
-        return True
-    return branch_filter_matches(trigger, branch)
+    if not isinstance(trigger, dict):
+        return as_bool(trigger) and result in OK
+    if not as_bool(trigger.get("enabled", True)) or trigger.get("tags"):
+        return False
+    if not branch_filter_matches(trigger, branch):
+        return False
+    listed = trigger.get("stages")
+    if listed:
+        return all((stages or {}).get(str(stage)) in OK for stage in _names(listed))
+    return result in OK
+
+
+def _names(value) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value]

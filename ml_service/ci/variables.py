@@ -35,7 +35,7 @@ def parse_variables(declared, groups: dict | None = None) -> dict:
                 raise VariableError(f"variable group '{name}' is not defined (mlops.yml: ci.variable_groups)")
             result.update(groups[name])
         elif "name" in item:
-            result[str(item["name"])] = _var(item.get("value", ""), readonly=bool(item.get("readonly")))
+            result[str(item["name"])] = _var(item.get("value", ""), readonly=ex.as_bool(item.get("readonly", False)))
         else:
             raise VariableError(f"unexpected variables entry {item!r} (templates are expanded before this)")
     return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from ml_service.config import load_settings
 FIXTURES = Path(__file__).parent / "ci_fixtures"
 
 MLOPS_YML = """
-model: {name: m, project: p, pipeline: p/pipeline.yml, parameters: p/parameters.yml}
+models:
+  - {project: p, name: m}
+  - {project: second, name: second_model}
 environments:
   production:
     approval: {approvers: [lead@example.com], allow_self_approval: false, timeout_minutes: 60}
@@ -192,6 +195,26 @@ def test_malformed_yaml_names_the_file(project, tmp_path):
     with pytest.raises(service.CIError, match="bad.yml: malformed YAML"):
         service.execute(project, store, run_id)
     assert store.get_run(run_id).result == "failed"
+
+
+def test_stage_and_job_templates_with_typed_parameters_and_a_variable_in_every_step(project):
+    _, result, results, logs, records = run(project, "stage_templates.yml", {"project": "gamma"})
+    assert result.result == "succeeded"
+    for job in ("Quoted", "Plain"):  # a pipeline variable is the step's environment variable of the same name
+        assert f"job {job} for gamma with MLOPS_MODEL=second" in logs
+    assert logs.count("selected second") == 2  # so every mlops command in the steps acts on that model
+    assert "LOUD Quoted" in logs and "LOUD Plain" not in logs  # boolean 'true' and false, as Azure reads them
+    assert "published" not in logs and "Publish" not in results  # a stage inserted only when publish is true
+    assert "copies=2" in logs and "a number, compared as one" in logs
+
+
+def test_a_template_parameter_error_names_the_template(project, tmp_path):
+    shutil.copytree(FIXTURES / "templates", tmp_path / "templates")
+    bad = tmp_path / "bad_stages.yml"
+    bad.write_text("stages:\n  - template: templates/stages.yml\n    parameters:\n      publish: 'true'\n")
+    store = service.open_store(project)
+    with pytest.raises(service.CIError, match=r"stages\.yml: parameter 'project' is required"):
+        service.execute(project, store, service.queue(project, store, bad, "Manual"))
 
 
 def test_template_errors_are_typed():
