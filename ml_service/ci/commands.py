@@ -94,12 +94,13 @@ def cmd_list(args) -> int:
     if not runs:
         print("no runs yet (mlops ci run build)")
         return 0
-    print(f"{'RUN':>5}  {'PIPELINE':<10} {'REASON':<16} {'BRANCH':<14} {'COMMIT':<8}  {'STATUS':<10} {'RESULT':<20}"
-          f" {'QUEUED':<19}  TOOK")
+    width = max(10, *(len(run.pipeline) for run in runs))
+    print(f"{'RUN':>5}  {'PIPELINE':<{width}} {'REASON':<16} {'BRANCH':<14} {'COMMIT':<8}  {'STATUS':<10} "
+          f"{'RESULT':<20} {'QUEUED':<19}  TOOK")
     for run in runs:
         took = f"{run.finished - run.started:.0f}s" if run.finished and run.started else ""
         queued = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created))
-        print(f"{run.id:>5}  {run.pipeline:<10} {run.reason:<16} {run.branch[:14]:<14} {run.commit_sha[:8]:<8}  "
+        print(f"{run.id:>5}  {run.pipeline:<{width}} {run.reason:<16} {run.branch[:14]:<14} {run.commit_sha[:8]:<8}  "
               f"{run.status:<10} {run.result:<20} {queued:<19}  {took}")
     return 0
 
@@ -235,7 +236,8 @@ def add_commands(groups) -> None:
     ci = groups.add_parser("ci", help="run the .pipelines/ YAML locally: runs, approvals, git hooks")
     sub = ci.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run a pipeline (name or file) here, then what its completion triggers")
-    run.add_argument("pipeline", help="build, retrain, release, pr ... or a YAML file")
+    run.add_argument("pipeline", help="a pipeline name (<project>-build, pr ...) or YAML file; build, retrain or "
+                                      "release: that pipeline of the selected model (MLOPS_MODEL, else the first)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
     run.add_argument("--reason", default="Manual", help="Build.Reason (default: %(default)s)")
     run.add_argument("--no-triggers", action="store_true", help="do not run completion-triggered pipelines")

@@ -12,12 +12,11 @@ import yaml
 
 from ml_service.ci import triggers
 from ml_service.ci.engine import Engine, EngineError, Var
+from ml_service.ci.scaffold import KINDS, PIPELINES_DIR, pipeline_name
 from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError
 from ml_service.ci.variables import VariableError, parse_variables, variable_groups
-from ml_service.config import Settings
-
-PIPELINES_DIR = ".pipelines"
+from ml_service.config import ConfigError, Settings
 
 
 class CIError(Exception):
@@ -46,13 +45,24 @@ def pipeline_files(source_dir: Path) -> dict[str, Path]:
 
 
 def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -> Path:
-    """A pipeline by file path or by name."""
+    """A pipeline by file path, by name, or by kind (build, retrain, release) of the selected model.
+
+    `build` is <project>-build of the model MLOPS_MODEL selects (the first in mlops.yml by default)
+    when no pipeline is named `build` itself.
+    """
     path = Path(ref)
     if path.is_file():
         return path.resolve()
     files = pipeline_files(source_dir or settings.root)
     if ref in files:
         return files[ref]
+    if ref in KINDS and settings.models:
+        try:
+            own = pipeline_name(settings.model.project, ref)
+        except ConfigError as exc:
+            raise CIError(str(exc)) from None
+        if own in files:
+            return files[own]
     raise CIError(f"no pipeline '{ref}' (known: {', '.join(files) or 'none'})")
 
 
@@ -119,7 +129,7 @@ def execute(settings: Settings, store: Store, run_id: int,
     store.update_run(run_id, status="running", pid=os.getpid(), started=run.started or time.time())
     try:
         document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
-        groups = variable_groups(_ci_config(settings).get("variable_groups"), settings.root)
+        groups = variable_groups((settings.ci or {}).get("variable_groups"), settings.root)
         variables = predefined(settings, store, run)
         for name, var in parse_variables(document.get("variables"), groups).items():
             if name in variables:
@@ -144,28 +154,30 @@ def execute(settings: Settings, store: Store, run_id: int,
         return [run_id]
     store.update_run(run_id, status="completed", result=_run_result(outcome.result), finished=time.time())
     ran = [run_id]
-    if chain and outcome.result in ("Succeeded", "SucceededWithIssues"):
+    if chain:
         for triggered in completion_triggers(settings, store, run_id):
             ran += execute(settings, store, triggered, report, chain)
     return ran
 
 
-def _ci_config(settings: Settings) -> dict:
-    try:
-        data = yaml.safe_load((settings.root / "mlops.yml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data.get("ci") or {}
+_RUN_RESULT = {"Succeeded": "succeeded", "SucceededWithIssues": "succeededWithIssues", "Failed": "failed",
+               "Canceled": "canceled"}
+_ENGINE_RESULT = {v: k for k, v in _RUN_RESULT.items()}
 
 
 def _run_result(result: str) -> str:
-    return {"Succeeded": "succeeded", "SucceededWithIssues": "succeededWithIssues", "Failed": "failed",
-            "Canceled": "canceled"}.get(result, result.lower())
+    return _RUN_RESULT.get(result, result.lower())
 
 
 def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[int]:
-    """Queue every pipeline whose resources.pipelines trigger on the completion of run_id."""
+    """Queue every pipeline whose resources.pipelines trigger on the completion of run_id.
+
+    The source is named by pipeline name (file stem); the trigger's branch filter, and its stage
+    filter or else the run's success, decide (triggers.resource_trigger_matches).
+    """
     run = store.get_run(run_id)
+    result = _ENGINE_RESULT.get(run.result, "")
+    stages = {k: v for k, v in (run.state or {}).get("results", {}).items() if "/" not in k}
     queued = []
     for name, path in pipeline_files(Path(run.source_dir)).items():
         try:
@@ -174,7 +186,8 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
             continue
         resources = ((document.get("resources") or {}).get("pipelines")) or []
         for resource in resources:
-            if resource.get("source") != run.pipeline or not triggers.resource_trigger_matches(resource, run.branch):
+            if not isinstance(resource, dict) or resource.get("source") != run.pipeline or \
+                    not triggers.resource_trigger_matches(resource, run.branch, result, stages):
                 continue
             alias = str(resource.get("pipeline"))
             info = {alias: {"runID": run.id, "runName": f"{run.pipeline} #{run.id}", "pipelineName": run.pipeline,

@@ -52,7 +52,8 @@ def mlops(*args, env=None):
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    (tmp_path / "mlops.yml").write_text("model: {name: m, project: p, pipeline: p.yml, parameters: q.yml}\n")
+    (tmp_path / "mlops.yml").write_text("models:\n  - {project: alpha, name: alpha_model}\n"
+                                        "  - {project: beta, name: beta_model}\n")
     monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_USER", "dev@example.com")
@@ -166,10 +167,11 @@ def test_two_runs_at_once_do_not_corrupt_the_store(project, tmp_path):
 
 
 PIPELINES = sorted((ROOT / ".pipelines").glob("*.yml"))
+TEMPLATES = sorted((ROOT / ".pipelines" / "templates").glob("*.yml"))
 
 
-@pytest.mark.parametrize("path", PIPELINES, ids=[p.name for p in PIPELINES])
-def test_every_pipeline_validates_against_the_azure_schema(path):
+@pytest.mark.parametrize("path", PIPELINES + TEMPLATES, ids=[str(p.relative_to(ROOT)) for p in PIPELINES + TEMPLATES])
+def test_every_pipeline_and_template_validates_against_the_azure_schema(path):
     result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.azure-pipelines",
                              "--regex-variant", "nonunicode", "--data-transform", "azure-pipelines", str(path)],
                             capture_output=True, text=True)
@@ -187,10 +189,12 @@ def test_every_pipeline_compiles_for_the_local_engine(path):
 def test_release_waits_for_approval_on_production():
     from ml_service.ci.engine import normalize
 
-    stages = {s.name: s for s in normalize(Compiler(ROOT).compile(ROOT / ".pipelines" / "release.yml"))}
+    settings = load_settings({"MLOPS_ROOT": str(ROOT)})
+    release = ROOT / ".pipelines" / f"{settings.model.project}-release.yml"
+    stages = {s.name: s for s in normalize(Compiler(ROOT).compile(release))}
     assert list(stages) == ["Model", "QA", "Production"]
     assert stages["Production"].jobs[0].environment == "production"
-    assert service.approval_config(load_settings({"MLOPS_ROOT": str(ROOT)}), "production") is not None
+    assert service.approval_config(settings, "production") is not None
 
 
 def test_cancel_stops_a_running_run_and_records_it(project, tmp_path):
@@ -259,3 +263,122 @@ def test_a_completion_trigger_passes_the_artifact_or_does_nothing_without_one(pr
     assert "nothing to deploy" in logs and "deploying" not in logs
     other = service.queue(project, store, source / ".pipelines" / "upstream.yml", "Manual", {}, source, "dev", "c3")
     assert service.execute(project, store, other) == [other]  # the branch filter stops the trigger
+
+
+FAKE_MAKEFILE = """\
+# Stands in for the project's Makefile: the quality gate's targets write the reports it publishes.
+REPORTS = .mlops/test-results
+install:
+\t@echo "$$MLOPS_MODEL: make install" >> "$$MLOPS_STATE_DIR/calls.log"
+ci-lint:
+\t@mkdir -p $(REPORTS) && echo '<testsuite tests="1" failures="0"/>' > $(REPORTS)/flake8-junit.xml
+ci-test:
+\t@echo "$$MLOPS_MODEL: make ci-test $(TESTS)" >> "$$MLOPS_STATE_DIR/calls.log"
+\t@mkdir -p $(REPORTS) && echo '<testsuite tests="3" failures="0"/>' > $(REPORTS)/junit.xml
+\t@echo '<coverage line-rate="0.9"/>' > $(REPORTS)/coverage.xml
+"""
+FAKE_MLOPS = """\
+#!/bin/bash
+# Stands in for `mlops`: records each call with the model it acts on; `pipeline run` registers
+# version 1 when the state folder holds register-<model>.
+echo "$MLOPS_MODEL: mlops $*" >> "$MLOPS_STATE_DIR/calls.log"
+if [ "$1 $2" = "pipeline run" ]; then
+  while [ $# -gt 0 ]; do [ "$1" = "--output-json" ] && out="$2"; shift; done
+  version=null; [ -f "$MLOPS_STATE_DIR/register-$MLOPS_MODEL" ] && version='"1"'
+  printf '{"run_id": "r", "model_name": "%s_model", "registered_version": %s}' "$MLOPS_MODEL" "$version" > "$out"
+fi
+"""
+
+
+def model_repo(work: Path) -> None:
+    """A repository with two model projects, their generated pipelines, the real templates, fake tools."""
+    import shutil
+
+    from ml_service.ci import scaffold
+
+    shutil.copytree(ROOT / ".pipelines" / "templates", work / ".pipelines" / "templates")
+    for project in ("alpha", "beta"):
+        (work / project).mkdir()
+        (work / project / "model.py").write_text("x = 1\n")
+        (work / "data" / "contract").mkdir(parents=True, exist_ok=True)
+        (work / "data" / f"{project}.csv").write_text("a,b\n1,2\n")
+        (work / "data" / "contract" / f"{project}.json").write_text("{}\n")
+        scaffold.write_model_pipelines(work, project, [f"data/{project}.csv", f"data/contract/{project}.json"],
+                                       data=f"data/{project}.csv", contract=f"data/contract/{project}.json")
+    (work / "ml_service").mkdir()
+    (work / "ml_service" / "platform.py").write_text("x = 1\n")
+    (work / "docs").mkdir()
+    (work / "docs" / "guide.txt").write_text("docs\n")
+    (work / "Makefile").write_text(FAKE_MAKEFILE)
+    (work / ".venv" / "bin").mkdir(parents=True)
+    (work / ".venv" / "bin" / "mlops").write_text(FAKE_MLOPS)
+    (work / ".venv" / "bin" / "mlops").chmod(0o755)
+
+
+def commit_and_push(work: Path, changes: dict[str, str]) -> str:
+    for path, text in changes.items():
+        (work / path).write_text(text)
+    git(work, "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "change")
+    subprocess.run(["git", "push", "-q", "mlops", "main"], cwd=work, check=True, capture_output=True, timeout=120)
+    return git(work, "rev-parse", "HEAD").strip()
+
+
+def test_a_push_builds_only_the_models_it_touches_and_each_chain_acts_on_its_model(project, tmp_path):
+    from ml_service.ci import hooks
+
+    work = tmp_path / "work"
+    work.mkdir()
+    model_repo(work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "first")
+    hooks.install(project, tmp_path / "remote.git", work_repo=work)
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    (project.state_dir / "register-alpha").write_text("")  # alpha's retrain registers a version, beta's does not
+    store = service.open_store(project)
+
+    def pipelines_of(runs, commit):
+        return sorted(r.pipeline for r in runs if r.commit_sha == commit)
+
+    subprocess.run(["git", "push", "-q", "mlops", "main"], cwd=work, check=True, capture_output=True, timeout=120)
+    first = git(work, "rev-parse", "HEAD").strip()
+    runs = wait_for_runs(store, 5)  # a new branch: its change set is unknown, so every build runs
+    assert pipelines_of(runs, first) == ["alpha-build", "alpha-release", "alpha-retrain", "beta-build",
+                                         "beta-retrain"]  # beta registered nothing: no release
+    assert all(r.result == "succeeded" for r in runs), [(r.pipeline, r.result) for r in runs]
+    by_name = {r.pipeline: r for r in runs}
+    assert by_name["alpha-release"].resources["retrain"]["runID"] == by_name["alpha-retrain"].id
+    assert by_name["alpha-retrain"].resources["build"]["runID"] == by_name["alpha-build"].id
+    calls = (project.state_dir / "calls.log").read_text().splitlines()
+    retrain_id = by_name["alpha-retrain"].id
+    for expected in ("alpha: make ci-test tests/unit alpha/tests",
+                     "alpha: mlops data validate data/alpha.csv --suite data/contract/alpha.json",
+                     "alpha: mlops pipeline publish",
+                     f"alpha: mlops pipeline run --build-id {retrain_id} --build-uri mlops-ci://",
+                     "alpha: mlops image build --model alpha_model:1",
+                     "alpha: mlops deploy qa --model alpha_model:1",
+                     "alpha: mlops smoke-test qa",
+                     "alpha: mlops deploy prod --model alpha_model:1",
+                     "beta: mlops data validate data/beta.csv --suite data/contract/beta.json",
+                     "beta: mlops pipeline run --build-id"):
+        assert any(line.startswith(expected) for line in calls), (expected, calls)
+    assert not [line for line in calls if line.startswith("beta:") and "deploy" in line]
+    retrain = {r["display"]: r["result"] for r in store.records(by_name["beta-retrain"].id)}
+    assert retrain["A new version was registered"] == "Skipped"
+
+    only_alpha = commit_and_push(work, {"alpha/model.py": "x = 2\n"})
+    runs = wait_for_runs(store, 8)
+    assert pipelines_of(runs, only_alpha) == ["alpha-build", "alpha-release", "alpha-retrain"]
+
+    platform = commit_and_push(work, {"ml_service/platform.py": "x = 2\n"})
+    runs = wait_for_runs(store, 13)
+    assert pipelines_of(runs, platform) == ["alpha-build", "alpha-release", "alpha-retrain", "beta-build",
+                                            "beta-retrain"]
+
+    docs = commit_and_push(work, {"docs/guide.txt": "more docs\n", "alpha/NOTES.md": "notes\n"})
+    beta_data = commit_and_push(work, {"data/beta.csv": "a,b\n1,3\n"})
+    runs = wait_for_runs(store, 15)
+    assert pipelines_of(runs, beta_data) == ["beta-build", "beta-retrain"]
+    assert pipelines_of(runs, docs) == []  # the docs-only push queued nothing
+    assert len(store.list_runs(100)) == 15

@@ -1,5 +1,6 @@
-"""release.yml run by the local engine, end to end: model -> image -> QA container -> smoke test ->
-approval on production -> production in GitOps mode (no cluster here)."""
+"""The default model's release pipeline (<project>-release.yml) run by the local engine, end to end:
+model -> image -> QA container -> smoke test -> approval on production -> production in GitOps mode
+(no cluster here)."""
 from __future__ import annotations
 
 import os
@@ -36,7 +37,8 @@ def release_ws(docker_engine, tmp_path, monkeypatch):
 def test_release_runs_qa_waits_for_approval_then_commits_production(release_ws):
     registered = mlops("pipeline", "run")
     assert f"registered {MODEL} version 1" in registered.stdout, registered.stderr
-    started = mlops("ci", "run", "release", "--param", f"model={MODEL}:1")
+    release = f"{release_ws.model.project}-release"
+    started = mlops("ci", "run", release, "--param", f"model={MODEL}:1")
     assert started.returncode == 0, started.stdout + started.stderr
     assert "is waiting for approval of stage Production" in started.stdout
     assert "Smoke test QA  Succeeded" in started.stdout
@@ -46,7 +48,7 @@ def test_release_runs_qa_waits_for_approval_then_commits_production(release_ws):
 
     approved = mlops("ci", "approve", "--comment", "QA looks right")
     assert approved.returncode == 0, approved.stdout + approved.stderr
-    assert "approved by releaser@example.com" in approved.stdout and "(release): succeeded" in approved.stdout
+    assert "approved by releaser@example.com" in approved.stdout and f"({release}): succeeded" in approved.stdout
     values = (release_ws.state_dir / "gitops" / "production" / "values-prod.yaml").read_text()
     assert "tag: '1'" in values and MODEL in values
     logs = mlops("ci", "logs", "1", "--step", "production").stdout
