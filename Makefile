@@ -4,7 +4,10 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 REPORTS ?= .mlops/test-results
-TESTS ?= tests/unit tests/data tests/model
+TESTS ?= tests/unit
+# The model project that `make run` and `make data` act on (default: the first in mlops.yml).
+MODEL ?=
+SELECT_MODEL = model="$(MODEL)"; model="$${model:-$$($(BIN)/mlops model projects --default)}"
 export MLFLOW_DISABLE_TELEMETRY := true
 # Subprocesses started by tests (in other folders too) must measure coverage the same way.
 export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
@@ -33,9 +36,9 @@ $(STAMP): pyproject.toml
 ## Create .venv and install the project with its dev tools (idempotent)
 install: $(STAMP)
 
-## Main job on embedded defaults: build -> retrain -> release up to the approval (APPROVE=1: through production)
+## Main job on embedded defaults: build -> retrain -> release of MODEL up to the approval (APPROVE=1: through production)
 run: install
-	@$(BIN)/mlops ci run build
+	@$(SELECT_MODEL); echo "model project: $$model"; $(BIN)/mlops --project "$$model" ci run "$$model-build"
 	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1" && \
 		{ $(BIN)/mlops ci logs --step "Deploy to production" 2>/dev/null | tail -2 || true; }; fi
 	@$(BIN)/mlops ci list --limit 5
@@ -69,9 +72,10 @@ ci-test: install
 	$(BIN)/python -m pytest $(TESTS) --cov --cov-branch --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
 		--junitxml=$(REPORTS)/junit.xml
 
-## Regenerate data/diabetes.csv and the bad fixtures from scikit-learn's bundled copy
+## Regenerate MODEL's data set and bad fixtures with its own generator (<project>/data.py), where it has one
 data: install
-	$(BIN)/python -m diabetes_regression.data
+	@$(SELECT_MODEL); test -f "$$model/data.py" || { echo "$$model has no data.py generator"; exit 1; }; \
+		$(BIN)/python -m "$$model.data"
 
 ## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image
 bench: install

@@ -9,6 +9,9 @@ Compares, with the same load generator (wrk), one worker each, on this machine:
 then our p99 latency at about half of our peak rate, and (with Docker) the scoring image size and
 the rebuild time for a new model version with a warm cache.
 
+It serves the default model project of mlops.yml (MLOPS_MODEL=PROJECT picks another) and sends the
+first row of that project's scoring/smoke.json.
+
 Usage: python bench/serving.py [--seconds 10]. Needs wrk (apt-get install wrk).
 Targets: ours >= 20x MLflow's throughput, >= 50% of the ceiling, p99 <= 5 ms at half our peak,
 rebuild <= 15 s.
@@ -16,8 +19,8 @@ rebuild <= 15 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import pickle
 import re
 import shutil
 import socket
@@ -29,8 +32,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ROW = "[59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]"
 CONNECTIONS = 32
+
+
+def request_bodies(model_dir: Path) -> tuple[str, str]:
+    """(our /score body, MLflow's /invocations body) for one row of the project's smoke payload."""
+    import yaml
+
+    from ml_service.config import load_settings
+
+    row = json.loads(load_settings().model.smoke_payload.read_text())["data"][0]
+    signature = (yaml.safe_load((model_dir / "MLmodel").read_text()) or {}).get("signature") or {}
+    columns = [c["name"] for c in json.loads(signature.get("inputs") or "[]")]
+    record = row if isinstance(row, dict) else dict(zip(columns, row))
+    ours = json.dumps({"data": [row]})
+    mlflow = json.dumps({"dataframe_split": {"columns": list(record), "data": [list(record.values())]}})
+    return ours, mlflow
 
 
 def free_port() -> int:
@@ -98,13 +115,17 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def registered_model(workspace: Path) -> tuple[dict, Path, str]:
+def registered_model(workspace: Path) -> tuple[dict, Path, str, str, str]:
+    """Train and register version 1 of the default project: (env, model dir, tracking URI, name, score module)."""
+    from ml_service.config import load_settings
+
     env = {**os.environ, "MLOPS_ROOT": str(ROOT), "MLOPS_STATE_DIR": str(workspace), "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLOPS_TRACKING_URI", None)
     subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "run"], env=env, cwd=ROOT, check=True,
                    capture_output=True)
     model_dir = next((workspace / "artifacts").rglob("MLmodel")).parent
-    return env, model_dir, f"sqlite:///{workspace}/mlflow.db"
+    model = load_settings(env).model
+    return env, model_dir, f"sqlite:///{workspace}/mlflow.db", model.name, model.score_module
 
 
 def image_numbers(workspace_env: dict, model_dir: Path, tmp: Path) -> str:
@@ -117,14 +138,10 @@ def image_numbers(workspace_env: dict, model_dir: Path, tmp: Path) -> str:
         return f"  image: skipped ({exc})"
     os.environ.update({k: v for k, v in workspace_env.items() if k.startswith("MLOPS_")})
     settings = load_settings()
-    from sklearn.linear_model import Ridge
-
     build_image(settings, "bench_model", "1", model_dir)  # warm the cache
     other = tmp / "other-model"
     shutil.copytree(model_dir, other)
-    model = pickle.loads((model_dir / "model.pkl").read_bytes())
-    retrained = Ridge(alpha=model.alpha * 2).fit([[float(i + j) for j in range(10)] for i in range(20)], range(20))
-    (other / "model.pkl").write_bytes(pickle.dumps(retrained))
+    (other / "RETRAINED").write_text("a new model version: only the last layer changes\n")
     started = time.perf_counter()
     second = build_image(settings, "bench_model", "2", other)
     rebuild = time.perf_counter() - started
@@ -142,13 +159,14 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
         tmp = Path(tmp)
-        env, model_dir, tracking_uri = registered_model(tmp / "ws")
-        score = wrk_script(tmp / "score.lua", f'{{"data": [{ROW}]}}')
+        env, model_dir, tracking_uri, model_name, score_module = registered_model(tmp / "ws")
+        body, mlflow_body = request_bodies(model_dir)
+        score = wrk_script(tmp / "score.lua", body)
         results = {}
 
         port = free_port()
-        ours_env = {"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": "diabetes_regression_model",
-                    "MLOPS_MODEL_VERSION": "1"}
+        ours_env = {"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": model_name, "MLOPS_MODEL_VERSION": "1",
+                    "MLOPS_SCORE_MODULE": score_module or "ml_service.serving.pyfunc_score"}
         proc = start([sys.executable, "-m", "ml_service.serving", "--port", str(port)], ours_env, port,
                      tmp / "ours.log")
         try:
@@ -158,7 +176,7 @@ def main() -> None:
             half = results["ours"]["rps"] / 2
             delay_ms = 4
             paced = max(1, round(half * delay_ms / 1000))
-            results["ours at half peak"] = wrk(url, wrk_script(tmp / "paced.lua", f'{{"data": [{ROW}]}}', delay_ms),
+            results["ours at half peak"] = wrk(url, wrk_script(tmp / "paced.lua", body, delay_ms),
                                                args.seconds, connections=paced)
         finally:
             stop(proc)
@@ -175,13 +193,13 @@ def main() -> None:
                 stop(proc)
 
         port = free_port()
-        proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/diabetes_regression_model/1",
+        proc = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model_name}/1",
                       "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
                      {"MLFLOW_TRACKING_URI": tracking_uri,  # it starts `uvicorn` from PATH
                       "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
                      port, tmp / "mlflow.log")
         try:
-            invocations = wrk_script(tmp / "mlflow.lua", f'{{"inputs": [{ROW}]}}')
+            invocations = wrk_script(tmp / "mlflow.lua", mlflow_body)
             wrk(f"http://127.0.0.1:{port}/invocations", invocations, 2)
             results["mlflow"] = wrk(f"http://127.0.0.1:{port}/invocations", invocations, args.seconds)
         finally:

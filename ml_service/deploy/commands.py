@@ -6,20 +6,7 @@ import sys
 from pathlib import Path
 
 from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings, model_of
-
-
-def smoke_payload(settings) -> dict | None:
-    """The model project's smoke payload ({"data": [...]}), or None to use the service's own example."""
-    path = settings.model.smoke_payload if settings.models else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text())
-    except ValueError as exc:
-        raise CommandError(f"{path}: malformed JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list) or not payload["data"]:
-        raise CommandError(f'{path}: expected {{"data": [rows or records, ...]}} with at least one row')
-    return payload
+from ml_service.deploy.payload import smoke_payload
 
 
 def cmd_serve(args) -> int:

@@ -12,6 +12,7 @@ kubernetes-validate --strict.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import yaml
 from ml_service.config import Settings
 from ml_service.deploy import chart, records
 from ml_service.deploy.image import image_repository
+from ml_service.deploy.payload import smoke_payload
 from ml_service.deploy.qa import DeployError
 from ml_service.deploy.smoke import SmokeTestError, smoke_test
 
@@ -51,12 +53,26 @@ def chart_dir(settings: Settings) -> Path:
     return settings.root / "charts" / "scoring"
 
 
-def gitops_target(settings: Settings) -> tuple[Path, str, str]:
-    """(git repository, values file inside it, branch or "") from environments.production.gitops in mlops.yml."""
+def _for_model(template: str, model_name: str) -> str:
+    """A configured name with {model} replaced by the registered model's name."""
+    return template.replace("{model}", model_name)
+
+
+def release_name(settings: Settings, model_name: str) -> str:
+    """The helm release of a model: environments.production.release ({model} allowed), as a DNS label."""
+    template = str(production_config(settings).get("release") or "scoring-{model}")
+    name = re.sub(r"[^a-z0-9-]+", "-", _for_model(template, model_name).lower()).strip("-")
+    return name[:53].rstrip("-")  # helm's limit for a release name
+
+
+def gitops_target(settings: Settings, model_name: str) -> tuple[Path, str, str]:
+    """(git repository, values file inside it, branch or "") from environments.production.gitops in mlops.yml;
+    {model} in values_file is the registered model's name, so each model has its own desired state."""
     config = production_config(settings).get("gitops") or {}
     repo = Path(config.get("repo") or settings.state_dir / "gitops")
     repo = repo if repo.is_absolute() else settings.root / repo
-    return repo, str(config.get("values_file") or "production/values-prod.yaml"), str(config.get("branch") or "")
+    values_file = _for_model(str(config.get("values_file") or "production/{model}/values-prod.yaml"), model_name)
+    return repo, values_file, str(config.get("branch") or "")
 
 
 def cluster_mode() -> tuple[bool, str]:
@@ -73,9 +89,33 @@ def cluster_mode() -> tuple[bool, str]:
 
 
 def desired_values(settings: Settings, model_name: str, version: str) -> dict:
-    """Chart values for the new image and model version (what values-prod.yaml holds)."""
-    return {"image": {"repository": image_repository(settings, model_name), "tag": str(version)},
-            "model": {"name": model_name, "version": str(version)}}
+    """Chart values for the new image and model version (what values-prod.yaml holds), with the resources
+    and autoscaling of the model project's scoring/deployment_config_k8s.yml when it has one."""
+    values: dict = {"image": {"repository": image_repository(settings, model_name), "tag": str(version)},
+                    "model": {"name": model_name, "version": str(version)}}
+    settings = settings.for_registered(model_name)
+    if settings.models and settings.model.name == model_name:
+        values.update(k8s_values(settings.model.folder / "scoring" / "deployment_config_k8s.yml"))
+    return values
+
+
+def k8s_values(path: Path) -> dict:
+    """Chart values from an MLOpsPython-style deployment config (cpu, memoryInGB, autoScaler); {} without one."""
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+        wanted = config.get("containerResourceRequirements") or {}
+        cpu, memory = f"{int(float(wanted['cpu']) * 1000)}m", f"{float(wanted['memoryInGB']):g}Gi"
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise DeployError(f"{path}: cannot read containerResourceRequirements cpu/memoryInGB: {exc}") from None
+    values: dict = {"resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}}}
+    scaler = config.get("autoScaler") or {}
+    if scaler:
+        values["autoscaling"] = {"enabled": True, "minReplicas": int(scaler.get("minReplicas", 1)),
+                                 "maxReplicas": int(scaler.get("maxReplicas", 1)),
+                                 "targetCPUUtilizationPercentage": int(scaler.get("targetUtilization", 70))}
+    return values
 
 
 def validate_offline(settings: Settings, desired: dict) -> list[dict]:
@@ -99,9 +139,9 @@ def validate_offline(settings: Settings, desired: dict) -> list[dict]:
     return objects
 
 
-def _values_text(desired: dict) -> str:
+def _values_text(desired: dict, release: str) -> str:
     return ("# Desired production state, written by `mlops deploy prod`.\n"
-            "# Apply with: helm upgrade --install scoring charts/scoring -f <this file>, or a GitOps controller.\n"
+            f"# Apply with: helm upgrade --install {release} charts/scoring -f <this file>, or a GitOps controller.\n"
             + yaml.safe_dump(desired, sort_keys=False))
 
 
@@ -154,12 +194,13 @@ def commit_desired_state(settings: Settings, desired: dict, who: str) -> tuple[s
     Without gitops.branch the file is written in the repository's work tree and committed on its
     current branch; with one, it is committed to that branch without touching the work tree.
     """
-    repo, rel, branch = gitops_target(settings)
+    model_name = desired["model"]["name"]
+    repo, rel, branch = gitops_target(settings, model_name)
     if not _is_repository(repo):
         repo.mkdir(parents=True, exist_ok=True)
         if _git(repo, "init", "-q", "-b", "main").returncode != 0:
             raise DeployError(f"cannot create the GitOps repository {repo}")
-    text = _values_text(desired)
+    text = _values_text(desired, release_name(settings, model_name))
     if branch:
         commit, state = _commit_to_branch(repo, branch, rel, text, _commit_message(desired), who)
         return f"{repo} (branch {branch}) {rel}", commit, state
@@ -190,11 +231,10 @@ def _helm(*args: str) -> subprocess.CompletedProcess:
 
 def deploy_to_cluster(settings: Settings, desired: dict, smoke_timeout: float) -> str:
     """helm upgrade --atomic --wait, smoke test through the Service, rollback if it fails."""
-    config = production_config(settings)
-    release = str(config.get("release") or "scoring")
-    values_file = settings.state_dir / "deploy" / "values-prod.yaml"
+    release = release_name(settings, desired["model"]["name"])
+    values_file = settings.state_dir / "deploy" / release / "values-prod.yaml"
     values_file.parent.mkdir(parents=True, exist_ok=True)
-    values_file.write_text(_values_text(desired))
+    values_file.write_text(_values_text(desired, release))
     upgrade = _helm("upgrade", "--install", release, str(chart_dir(settings)), "-f", str(values_file),
                     "--atomic", "--wait", "--timeout", "10m")
     if upgrade.returncode != 0:
@@ -204,7 +244,7 @@ def deploy_to_cluster(settings: Settings, desired: dict, smoke_timeout: float) -
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         smoke_test(f"http://127.0.0.1:{port}", key=os.environ.get("MLOPS_SCORING_KEY") or None,
-                   timeout_s=smoke_timeout)
+                   timeout_s=smoke_timeout, payload=smoke_payload(settings.for_registered(desired["model"]["name"])))
     except SmokeTestError as exc:
         rollback = _helm("rollback", release, "0", "--wait")
         state = "rolled back to the previous revision" if rollback.returncode == 0 \

@@ -33,16 +33,16 @@ steps:
     assert uid == str(os.getuid())
 
 
-def test_the_real_train_step_runs_in_docker_and_registers(docker_engine, workspace, tmp_path):
-    text = (ROOT / "diabetes_regression" / "pipeline.yml").read_text()
-    text = text.replace("    function: diabetes_regression.training.step:run\n",
-                        "    function: diabetes_regression.training.step:run\n    compute: docker\n")
-    assert "compute: docker" in text
+def test_the_default_projects_train_step_runs_in_docker_and_registers(docker_engine, workspace, tmp_path):
+    import yaml
+
+    definition = yaml.safe_load(workspace.pipeline_file.read_text())
+    definition["steps"]["train"]["compute"] = "docker"
     pipeline = tmp_path / "pipeline.yml"
-    pipeline.write_text(text)
+    pipeline.write_text(yaml.safe_dump(definition, sort_keys=False))
     result = mlops("pipeline", "run", str(pipeline))
     assert result.returncode == 0, result.stderr
-    assert "registered diabetes_regression_model version 1" in result.stdout
+    assert f"registered {workspace.model_name} version 1" in result.stdout
 
 
 def test_a_docker_step_that_times_out_is_killed(docker_engine, workspace, tmp_path):

@@ -37,6 +37,12 @@ def ws(tmp_path_factory):
         yield settings
 
 
+def release(ws):
+    from ml_service.deploy.production import release_name
+
+    return release_name(ws, ws.model_name)
+
+
 def production_alias(ws):
     from mlflow.exceptions import MlflowException
 
@@ -48,11 +54,24 @@ def production_alias(ws):
         return None
 
 
+@pytest.fixture(scope="module")
+def model_dir(ws, tmp_path_factory):
+    """The files of registered version 2, which the FAKE cluster's service serves."""
+    from ml_service.deploy.image import download_model
+    from ml_service.workspace.tracking import connect
+
+    return download_model(connect(ws).get_model_version(ws.model_name, "2"), tmp_path_factory.mktemp("served"))
+
+
 def fake_cluster(tmp_path, model_dir, **extra):
     log = tmp_path / "calls.log"
     env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_PYTHON": sys.executable,
-           "MODEL_DIR": str(model_dir), **extra}
+           "MODEL_DIR": str(model_dir), "MLOPS_SCORE_MODULE": load_settings().model.score_module, **extra}
     return env, log
+
+
+def values_file(ws):
+    return ws.state_dir / "gitops" / "production" / ws.model_name / "values-prod.yaml"
 
 
 def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws):
@@ -60,8 +79,9 @@ def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws):
     assert result.returncode == 0, result.stderr
     assert "GitOps mode (no helm binary on PATH)" in result.stdout and "validated offline" in result.stdout
     assert "NOTHING WAS APPLIED TO A CLUSTER" in result.stdout
-    values = (ws.state_dir / "gitops" / "production" / "values-prod.yaml").read_text()
+    values = values_file(ws).read_text()
     assert "tag: '1'" in values and "version: '1'" in values
+    assert f"helm upgrade --install {release(ws)} charts/scoring" in values
     log = subprocess.run(["git", "-C", str(ws.state_dir / "gitops"), "log", "--format=%s"], capture_output=True,
                          text=True).stdout
     assert f"production: {ws.model_name} version 1" in log
@@ -74,8 +94,8 @@ def test_cluster_mode_upgrades_smoke_tests_and_moves_the_alias(ws, tmp_path, mod
     assert result.returncode == 0, result.stderr
     assert "production now serves" in result.stdout and "smoke test passed" in result.stdout
     calls = log.read_text()
-    assert "helm upgrade --install scoring" in calls and "--atomic --wait" in calls
-    assert "kubectl port-forward svc/scoring" in calls and "helm rollback" not in calls
+    assert f"helm upgrade --install {release(ws)} " in calls and "--atomic --wait" in calls
+    assert f"kubectl port-forward svc/{release(ws)} " in calls and "helm rollback" not in calls
     assert production_alias(ws) == "2"
     assert "live" in mlops("deploy", "list").stdout
 
@@ -85,7 +105,7 @@ def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_d
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "3", env=env)
     assert result.returncode == 1
     assert "smoke test through the service failed" in result.stderr and "rolled back" in result.stderr
-    assert "helm rollback scoring 0 --wait" in log.read_text()
+    assert f"helm rollback {release(ws)} 0 --wait" in log.read_text()
     assert production_alias(ws) == "2"  # unchanged
 
 
@@ -170,6 +190,6 @@ def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
     assert state == "committed"
     files = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"], capture_output=True,
                            text=True).stdout.split()
-    assert files == ["production/values-prod.yaml"]
+    assert files == ["production/m/values-prod.yaml"]
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout
     assert status == "A  unrelated.txt\n"

@@ -7,6 +7,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from ml_service.config import load_settings
 from ml_service.deploy import chart
 from tests.conftest import ROOT
 
@@ -41,12 +42,21 @@ def test_the_deployment_has_probes_limits_non_root_and_zero_unavailable():
     assert "replicas" not in spec  # the HPA owns the replica count
 
 
-def test_chart_resources_match_the_deployment_config():
-    config = yaml.safe_load((ROOT / "diabetes_regression" / "scoring" / "deployment_config_k8s.yml").read_text())
-    values, wanted = chart.load_values(CHART), config["containerResourceRequirements"]
+@pytest.mark.parametrize("model", load_settings({"MLOPS_ROOT": str(ROOT)}).models, ids=lambda m: m.project)
+def test_each_projects_desired_state_carries_its_deployment_config(model):
+    from ml_service.deploy.production import desired_values, release_name
+
+    settings = load_settings({"MLOPS_ROOT": str(ROOT)})
+    config = yaml.safe_load((model.folder / "scoring" / "deployment_config_k8s.yml").read_text())
+    values, wanted = desired_values(settings, model.name, "3"), config["containerResourceRequirements"]
     assert float(values["resources"]["limits"]["cpu"].rstrip("m")) / 1000 == wanted["cpu"]
-    assert values["resources"]["limits"]["memory"] == f"{wanted['memoryInGB']}Gi"
+    assert values["resources"]["limits"]["memory"] == f"{wanted['memoryInGB']:g}Gi"
     assert values["autoscaling"]["maxReplicas"] == config["autoScaler"]["maxReplicas"]
+    assert values["model"] == {"name": model.name, "version": "3"}
+    merged = chart.merge_values(chart.load_values(CHART), values)
+    chart.validate_values(CHART, merged)
+    assert len(chart.render(CHART, merged, release=release_name(settings, model.name))) >= 3
+    assert release_name(settings, model.name).replace("-", "").isalnum()
 
 
 def test_the_canary_release_is_labelled_and_has_fixed_replicas():

@@ -1,6 +1,8 @@
 import pytest
 
+
 from ml_service.pipelines.definition import PipelineError, load_pipeline, parse_param, parse_pipeline
+from ml_service.config import load_settings
 from tests.conftest import ROOT
 
 VALID = """
@@ -56,8 +58,21 @@ def test_param_values_are_yaml_scalars():
         parse_param("alpha")
 
 
-def test_the_repository_pipeline_is_valid():
-    pipeline = load_pipeline(ROOT / "diabetes_regression" / "pipeline.yml")
+@pytest.mark.parametrize("model", load_settings({"MLOPS_ROOT": str(ROOT)}).models, ids=lambda m: m.project)
+def test_every_project_pipeline_is_valid(model):
+    pipeline = load_pipeline(model.pipeline_file)
     assert [s.name for s in pipeline.steps] == ["validate", "train", "evaluate", "register"]
     register = pipeline.steps[-1]
     assert register.when == "evaluate.promote" and register.reuse is False
+
+
+def test_builtin_parameters_are_filled_from_the_model_and_overridable():
+    text = "name: p\nparams: {data: own.csv}\nsteps: {s: {function: 'm:f', inputs: {d: {path: $data}, " \
+           "c: {path: $contract, dataset: $dataset}}}}"
+    pipeline = parse_pipeline(text).with_builtins({"data": "x.csv", "contract": "c.json", "dataset": "d"})
+    assert pipeline.params == {"data": "own.csv", "contract": "c.json", "dataset": "d"}
+    assert pipeline.with_params({"contract": "other.json"}).params["contract"] == "other.json"
+    with pytest.raises(PipelineError, match="has no parameter nope"):
+        pipeline.with_params({"nope": 1})
+    with pytest.raises(PipelineError, match=r"parameter '\$target' has no value"):
+        parse_pipeline(text).resolve("$target")
