@@ -48,7 +48,7 @@ def test_off_a_terminal_only_plain_lines_are_written():
 def test_mlops_ci_run_on_a_real_pseudo_terminal_shows_the_running_step_live(tmp_path):
     pipeline = tmp_path / "slow.yml"
     pipeline.write_text("steps:\n  - script: sleep 1.5\n    displayName: Wait a while\n")
-    (tmp_path / "mlops.yml").write_text("model: {name: m, project: p, pipeline: p.yml, parameters: q.yml}\n")
+    (tmp_path / "mlops.yml").write_text("models: [{name: m, project: p}]\n")
     env = {**os.environ, "MLOPS_ROOT": str(tmp_path), "MLOPS_STATE_DIR": str(tmp_path / "state"),
            "MLOPS_USER": "dev@example.com"}
     leader, follower = pty.openpty()
