@@ -27,6 +27,7 @@ def release_ws(docker_engine, tmp_path, monkeypatch):
                        "MLOPS_USER": "releaser@example.com"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLOPS_SCORING_KEYS", raising=False)
+    monkeypatch.delenv("MLOPS_MODEL", raising=False)  # the default model's release
     yield load_settings()
     for container in docker_engine.containers.list(all=True, filters={"label": f"mlops.model.name={MODEL}"}):
         container.remove(force=True)

@@ -36,6 +36,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_USER", "dev@example.com")
     monkeypatch.setenv("GROUP_SECRET", "group-secret-456")
+    monkeypatch.delenv("MLOPS_MODEL", raising=False)  # e.g. set by the pipeline that runs these tests
     return load_settings()
 
 
