@@ -1,4 +1,9 @@
-"""Smoke test of a scoring endpoint: the MLOpsPython payload, one v2 call, one malformed request."""
+"""Smoke test of a scoring endpoint: rows to /score, the same rows through Open Inference Protocol v2, and one
+malformed request.
+
+The rows are the caller's payload (a model project's scoring/smoke.json) or the example the server
+advertises for /score in its /openapi.json; the platform holds no model's numbers.
+"""
 from __future__ import annotations
 
 import json
@@ -9,8 +14,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
-
 
 class SmokeTestError(Exception):
     """The endpoint failed the smoke test; the message says which check and why."""
@@ -18,11 +21,11 @@ class SmokeTestError(Exception):
 
 @dataclass
 class SmokeResult:
-    """What the smoke test saw."""
+    """What the smoke test saw: the checks passed and the /score predictions."""
 
     url: str
     checks: list[str] = field(default_factory=list)
-    result: list[float] = field(default_factory=list)
+    result: list = field(default_factory=list)
 
 
 def _request(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,
@@ -33,6 +36,15 @@ def _request(url: str, method: str = "GET", body: bytes | None = None, headers: 
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def _json(status: int, body: bytes, what: str) -> object:
+    if status != 200:
+        raise SmokeTestError(f"{what} answered HTTP {status}: {body[:300]!r}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise SmokeTestError(f"{what} did not answer JSON: {body[:300]!r}") from None
 
 
 def wait_ready(url: str, timeout_s: float) -> None:
@@ -51,8 +63,57 @@ def wait_ready(url: str, timeout_s: float) -> None:
     raise SmokeTestError(f"{url} not ready after {timeout_s:.0f}s (last: {last})")
 
 
-def smoke_test(url: str, key: str | None = None, timeout_s: float = 60.0) -> SmokeResult:
-    """Run every check against url (e.g. http://127.0.0.1:8080); raise SmokeTestError on the first failure."""
+def advertised_example(spec: dict) -> dict | None:
+    """The request example an /openapi.json document gives for POST /score, if any."""
+    try:
+        example = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    except (KeyError, TypeError):
+        return None
+    return example if isinstance(example, dict) else None
+
+
+def _is_prediction(value: object) -> bool:
+    if isinstance(value, bool) or isinstance(value, str):
+        return True
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    return isinstance(value, list) and bool(value) and all(_is_prediction(v) for v in value)
+
+
+def v2_request(metadata: dict, rows: list) -> dict:
+    """An inference request for rows (lists in column order, or objects) built from the model's metadata."""
+    inputs = metadata.get("inputs") or []
+    names = [i.get("name") for i in inputs]
+    if len(inputs) == 1 and len(inputs[0].get("shape") or []) == 2 and inputs[0]["shape"][1] != 1:
+        if any(isinstance(row, dict) for row in rows):
+            raise SmokeTestError("the model takes one 2-D tensor, but the payload holds records")
+        return {"inputs": [{"name": names[0], "shape": [len(rows), len(rows[0])],
+                            "datatype": inputs[0].get("datatype", "FP64"), "data": [v for row in rows for v in row]}]}
+    columns = {name: [] for name in names}
+    for row in rows:
+        values = [row.get(name) for name in names] if isinstance(row, dict) else row
+        if len(values) != len(names):
+            raise SmokeTestError(f"a payload row has {len(values)} values; the model metadata lists {len(names)} "
+                                 "inputs")
+        for name, value in zip(names, values):
+            columns[name].append(value)
+    return {"inputs": [{"name": i["name"], "shape": [len(rows)], "datatype": i.get("datatype", "FP64"),
+                        "data": columns[i["name"]]} for i in inputs]}
+
+
+def _same(a: object, b: object) -> bool:
+    numbers = (int, float)
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, numbers) and isinstance(b, numbers) and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+    return a == b
+
+
+def smoke_test(url: str, key: str | None = None, timeout_s: float = 60.0, payload: dict | None = None) -> SmokeResult:
+    """Run every check against url (e.g. http://127.0.0.1:8080); raise SmokeTestError on the first failure.
+
+    Args:
+        payload: the /score request, {"data": [rows or records]}; default: the example the server advertises.
+    """
     url = url.rstrip("/")
     result = SmokeResult(url)
     wait_ready(url, timeout_s)
@@ -62,25 +123,40 @@ def smoke_test(url: str, key: str | None = None, timeout_s: float = 60.0) -> Smo
     headers = {"Content-Type": "application/json", "traceparent": trace}
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    status, body = _request(f"{url}/score", "POST", json.dumps(PAYLOAD).encode(), headers)
-    if status != 200:
-        raise SmokeTestError(f"POST /score answered HTTP {status}: {body[:300]!r}")
-    values = json.loads(body).get("result")
-    if not (isinstance(values, list) and len(values) == 2
-            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)):
-        raise SmokeTestError(f"POST /score: expected 'result' with 2 finite numbers, got {values!r}")
+    spec = _json(*_request(f"{url}/openapi.json"), "GET /openapi.json")
+    if payload is None:
+        payload = advertised_example(spec)
+        if payload is None:
+            raise SmokeTestError("GET /openapi.json advertises no example for /score (the model has no signature "
+                                 "or input example): pass a payload")
+    rows = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise SmokeTestError(f'the payload must be {{"data": [row, ...]}} with at least one row, got {payload!r:.200}')
+
+    answer = _json(*_request(f"{url}/score", "POST", json.dumps(payload).encode(), headers), "POST /score")
+    values = answer.get("result") if isinstance(answer, dict) else None
+    if not (isinstance(values, list) and len(values) == len(rows) and all(_is_prediction(v) for v in values)):
+        raise SmokeTestError(f"POST /score: expected 'result' with {len(rows)} finite numbers or labels, "
+                             f"got {values!r:.300}")
     result.result = values
     result.checks.append("score")
 
-    status, body = _request(f"{url}/openapi.json")
-    infer = [p for p in json.loads(body).get("paths", {}) if p.endswith("/infer")] if status == 200 else []
+    infer = [p for p in spec.get("paths", {}) if p.startswith("/v2/models/") and p.endswith("/infer")]
     if not infer:
         raise SmokeTestError("GET /openapi.json does not describe a v2 infer endpoint")
-    tensor = {"inputs": [{"name": "input-0", "shape": [1, 10], "datatype": "FP64", "data": PAYLOAD["data"][0]}]}
-    status, body = _request(f"{url}{infer[0]}", "POST", json.dumps(tensor).encode(), headers)
-    outputs = json.loads(body).get("outputs") if status == 200 else None
-    if not outputs or len(outputs[0].get("data", [])) != 1:
-        raise SmokeTestError(f"POST {infer[0]} answered HTTP {status}: {body[:300]!r}")
+    model_path = infer[0][:-len("/infer")]
+    metadata = _json(*_request(f"{url}{model_path}", headers=headers), f"GET {model_path}")
+    request = v2_request(metadata, rows)
+    answer = _json(*_request(f"{url}{infer[0]}", "POST", json.dumps(request).encode(), headers), f"POST {infer[0]}")
+    outputs = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
+    predicted = (outputs.get("predict") or {}).get("data")
+    expected = [x for v in values for x in (v if isinstance(v, list) else [v])]
+    if not (isinstance(predicted, list) and len(predicted) == len(expected)):
+        raise SmokeTestError(f"POST {infer[0]}: expected output 'predict' with {len(expected)} values, "
+                             f"got {answer!r:.300}")
+    if not all(_same(a, b) for a, b in zip(expected, predicted)):
+        raise SmokeTestError(f"POST {infer[0]} predicted {predicted!r:.200}; /score predicted {values!r:.200} "
+                             "for the same rows")
     result.checks.append("v2 infer")
 
     status, body = _request(f"{url}/score", "POST", b'{"data": "not rows"}', headers)

@@ -13,10 +13,14 @@ class ServingConfigError(Exception):
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """What the service needs: the model, its score module, limits, auth keys, data collection."""
+    """What the service needs: the model, its score module, limits, auth keys, data collection.
+
+    score_module is a module with init(model_dir) and run(data) (docs/model-projects.md); the default
+    serves any MLflow model through mlflow.pyfunc.
+    """
 
     model_dir: str
-    score_module: str = "diabetes_regression.scoring.score"
+    score_module: str = "ml_service.serving.pyfunc_score"
     model_name: str = "model"
     model_version: str = "0"
     max_body_bytes: int = 1_000_000
@@ -59,7 +63,7 @@ def load_serving_settings(env: Mapping[str, str] | None = None) -> ServingSettin
     env = os.environ if env is None else env
     return ServingSettings(
         model_dir=env.get("MODEL_DIR", ""),
-        score_module=env.get("MLOPS_SCORE_MODULE", ServingSettings.score_module),
+        score_module=env.get("MLOPS_SCORE_MODULE") or ServingSettings.score_module,
         model_name=env.get("MLOPS_MODEL_NAME", ServingSettings.model_name),
         model_version=env.get("MLOPS_MODEL_VERSION", ServingSettings.model_version),
         max_body_bytes=_int(env, "MLOPS_MAX_BODY_BYTES", ServingSettings.max_body_bytes),

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
+from ml_service.config import PACKAGE_ROOT
 from ml_service.deploy.smoke import wait_ready
-from tests.conftest import ROOT
 
 
 def free_port() -> int:
@@ -20,10 +20,11 @@ def scoring_server(env: dict, log_path):
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "ml_service.serving", "--port", str(port)],
-                                env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **env}, cwd=PACKAGE_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(url, 30)
+            wait_ready(url, 60)
             yield proc, url
         finally:
             proc.terminate()

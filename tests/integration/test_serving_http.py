@@ -1,17 +1,25 @@
-"""The scoring service as a real process over real HTTP on 127.0.0.1."""
+"""The scoring service as a real process over real HTTP on 127.0.0.1, with models built here: a regression on
+rows, and a classifier on a table with a text column served by the default (MLflow pyfunc) score module."""
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
 
+from ml_service.config import PACKAGE_ROOT
 from ml_service.deploy.smoke import SmokeTestError, smoke_test
-from tests.conftest import ROOT
 from tests.integration.serving_process import free_port, scoring_server
+from tests.unit.frame_score import save_classifier
+from tests.unit.rows_score import EXAMPLE, save_regressor
 
 pytestmark = pytest.mark.integration
 KEY = "smoke-test-key-0123456789"
+ROWS_SCORE = {"MLOPS_SCORE_MODULE": "tests.unit.rows_score"}
+PATIENTS = [{"radius": 22.0, "texture": 19.5, "grade": "high", "count": 4, "smooth": False},
+            {"radius": 9.0, "texture": 17.0, "grade": "low", "count": 1, "smooth": True},
+            {"radius": 16.5, "texture": 25.0, "grade": "mid", "count": 7, "smooth": True}]
 
 
 def post(url, body: bytes, headers=None):
@@ -24,12 +32,22 @@ def post(url, body: bytes, headers=None):
         return exc.code, exc.read()
 
 
-def test_smoke_test_passes_logs_and_collects(model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def regressor(tmp_path_factory):
+    return save_regressor(tmp_path_factory.mktemp("regressor"))
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    return save_classifier(tmp_path_factory.mktemp("classifier"))
+
+
+def test_smoke_test_passes_logs_and_collects(regressor, tmp_path):
     collect = tmp_path / "collected"
-    env = {"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": "diabetes", "MLOPS_MODEL_VERSION": "7",
+    env = {**ROWS_SCORE, "MODEL_DIR": str(regressor), "MLOPS_MODEL_NAME": "regression", "MLOPS_MODEL_VERSION": "7",
            "MLOPS_COLLECT_DIR": str(collect)}
     with scoring_server(env, tmp_path / "server.log") as (proc, url):
-        result = smoke_test(url, timeout_s=30)
+        result = smoke_test(url, timeout_s=30)  # the payload: the example the server advertises
         assert result.checks == ["ready", "score", "v2 infer", "malformed request refused"]
         assert post(f"{url}/score", b"\xff\xfe garbage")[0] == 400
         assert post(f"{url}/score", b"[" * 100000)[0] in (400, 413)
@@ -40,14 +58,14 @@ def test_smoke_test_passes_logs_and_collects(model_dir, tmp_path):
     assert scored[0]["model_version"] == "7" and len(scored[0]["predictions"]) == 2
     records = [json.loads(line) for f in sorted(collect.glob("*.jsonl")) for line in f.read_text().splitlines()]
     assert len(records) == 2  # /score and v2 infer; refused requests are not collected
-    assert records[0]["inputs"] == [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]
+    assert records[0]["inputs"] == EXAMPLE and records[1]["inputs"] == EXAMPLE
     assert records[0]["predictions"] == result.result
 
 
-def test_collector_rotates_files_by_size(model_dir, tmp_path):
+def test_collector_rotates_files_by_size(regressor, tmp_path):
     collect = tmp_path / "collected"
-    env = {"MODEL_DIR": str(model_dir), "MLOPS_COLLECT_DIR": str(collect), "MLOPS_COLLECT_MAX_BYTES": "400",
-           "MLOPS_LOG_REQUESTS": "false"}
+    env = {**ROWS_SCORE, "MODEL_DIR": str(regressor), "MLOPS_COLLECT_DIR": str(collect),
+           "MLOPS_COLLECT_MAX_BYTES": "400", "MLOPS_LOG_REQUESTS": "false"}
     with scoring_server(env, tmp_path / "server.log") as (_, url):
         for _ in range(6):
             assert post(f"{url}/score", json.dumps({"data": [[1] * 10]}).encode())[0] == 200
@@ -56,8 +74,8 @@ def test_collector_rotates_files_by_size(model_dir, tmp_path):
     assert sum(len(f.read_text().splitlines()) for f in files) == 6
 
 
-def test_auth_on_the_wire_and_in_the_smoke_test(model_dir, tmp_path):
-    env = {"MODEL_DIR": str(model_dir), "MLOPS_SCORING_KEYS": KEY}
+def test_auth_on_the_wire_and_in_the_smoke_test(regressor, tmp_path):
+    env = {**ROWS_SCORE, "MODEL_DIR": str(regressor), "MLOPS_SCORING_KEYS": KEY}
     with scoring_server(env, tmp_path / "server.log") as (_, url):
         assert post(f"{url}/score", json.dumps({"data": [[1] * 10]}).encode())[0] == 401
         with pytest.raises(SmokeTestError, match="HTTP 401"):
@@ -66,15 +84,67 @@ def test_auth_on_the_wire_and_in_the_smoke_test(model_dir, tmp_path):
     assert KEY not in (tmp_path / "server.log").read_text()
 
 
+def test_a_classifier_served_as_pyfunc_passes_the_smoke_test_with_records(classifier, tmp_path):
+    env = {"MODEL_DIR": str(classifier), "MLOPS_MODEL_NAME": "classifier"}  # the default score module
+    with scoring_server(env, tmp_path / "server.log") as (_, url):
+        nulls = {"radius": 9.5, "texture": None, "count": 2, "smooth": True}  # grade left out: optional
+        result = smoke_test(url, timeout_s=30, payload={"data": PATIENTS + [nulls]})
+        assert result.result == ["malignant", "benign", "malignant", "benign"]
+        assert smoke_test(url, timeout_s=10).result == ["benign", "malignant"]  # the saved input example
+        with pytest.raises(SmokeTestError, match="HTTP 422"):
+            smoke_test(url, timeout_s=10, payload={"data": [{"radius": "big"}]})
+
+
+def test_triton_http_client_gets_the_score_predictions(classifier, tmp_path):
+    import numpy as np
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    env = {"MODEL_DIR": str(classifier), "MLOPS_MODEL_NAME": "classifier", "MLOPS_MODEL_VERSION": "4"}
+    with scoring_server(env, tmp_path / "server.log") as (_, url):
+        status, body = post(f"{url}/score", json.dumps({"data": PATIENTS}).encode())
+        assert status == 200
+        expected = json.loads(body)
+        client = triton.InferenceServerClient(url.removeprefix("http://"))
+        try:
+            assert client.is_server_live() and client.is_model_ready("classifier")
+            metadata = client.get_model_metadata("classifier")
+            assert metadata["platform"] == "sklearn" and metadata["versions"] == ["4"]
+            numpy_types = {"FP64": np.float64, "INT64": np.int64, "BOOL": np.bool_, "BYTES": np.object_}
+            inputs = []
+            for spec in metadata["inputs"]:  # one input a column, typed as the metadata says
+                values = [p[spec["name"]] for p in PATIENTS]
+                if spec["datatype"] == "BYTES":
+                    values = [v.encode() for v in values]
+                tensor = triton.InferInput(spec["name"], [len(PATIENTS)], spec["datatype"])
+                tensor.set_data_from_numpy(np.array(values, dtype=numpy_types[spec["datatype"]]), binary_data=False)
+                inputs.append(tensor)
+            outputs = [triton.InferRequestedOutput("predict", binary_data=False),
+                       triton.InferRequestedOutput("probabilities", binary_data=False)]
+            answer = client.infer("classifier", inputs, outputs=outputs)
+            assert answer.as_numpy("predict").tolist() == expected["result"]
+            assert answer.as_numpy("probabilities").tolist() == expected["probabilities"]
+
+            binary = triton.InferInput("radius", [1], "FP64")
+            binary.set_data_from_numpy(np.array([9.0]), binary_data=True)  # the binary extension: a clear 4xx
+            with pytest.raises(InferenceServerException, match="binary tensor data"):
+                client.infer("classifier", [binary])
+        finally:
+            client.close()
+
+
 def test_a_corrupt_model_stops_the_server_at_start_with_a_clear_error(tmp_path):
+    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                                      "    model_path: model.pkl\n")
     (tmp_path / "model.pkl").write_bytes(b"garbage")
     result = subprocess.run([sys.executable, "-m", "ml_service.serving", "--port", str(free_port())],
-                            env={"MODEL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+                            env={"MODEL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
+                                 "MLFLOW_DISABLE_TELEMETRY": "true"},
+                            cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "corrupt or incompatible" in result.stderr
 
 
 def test_smoke_test_cli_reports_an_unreachable_url():
     result = subprocess.run([sys.executable, "-m", "ml_service.cli", "smoke-test", f"http://127.0.0.1:{free_port()}",
-                             "--timeout", "2"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+                             "--timeout", "2"], capture_output=True, text=True, cwd=PACKAGE_ROOT, timeout=60)
     assert result.returncode == 1 and "not ready after 2s" in result.stderr

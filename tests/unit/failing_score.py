@@ -1,5 +1,9 @@
-"""A score module whose run() fails, to prove the service answers 500 without a traceback."""
-N_FEATURES = 10
+"""A score module that misbehaves on purpose, chosen by the first value of the first row.
+
+1: a NaN prediction; 2: one prediction too few; 3: numpy float32 values; 4: a pandas Series of labels;
+5: a one-column DataFrame; anything else: an exception with a detail the client must never see.
+"""
+INPUT = "rows"
 
 
 def init(model_dir=None):
@@ -7,4 +11,18 @@ def init(model_dir=None):
 
 
 def run(data):
+    mode = data[0][0]
+    if mode == 1:
+        return [float("nan")] * len(data)
+    if mode == 2:
+        return [0.0] * (len(data) - 1)
+    if mode in (3, 4, 5):
+        import numpy as np
+        import pandas as pd
+
+        if mode == 3:
+            return np.arange(len(data), dtype=np.float32)
+        if mode == 4:
+            return pd.Series(["yes"] * len(data))
+        return pd.DataFrame({"y": np.ones(len(data))})
     raise RuntimeError("secret internal detail")
