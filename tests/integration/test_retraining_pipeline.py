@@ -236,7 +236,7 @@ def test_deploy_prod_without_a_cluster_commits_the_desired_state_and_applies_not
     assert result.returncode == 0, result.stderr
     assert "GitOps mode" in result.stdout and "NOTHING WAS APPLIED TO A CLUSTER" in result.stdout
     repo = ws.state_dir / "gitops"
-    values = (repo / "production" / "values-prod.yaml").read_text()
+    values = (repo / "production" / ws.model_name / "values-prod.yaml").read_text()
     assert "tag: '1'" in values and f"name: {ws.model_name}" in values
     log = subprocess.run(["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True).stdout
     assert f"production: {ws.model_name} version 1" in log
