@@ -302,8 +302,11 @@ class V2:
             missing = [key for key in ("name", "shape", "datatype", "data") if key not in tensor]
             if missing:
                 raise HTTPError(422, f"inputs[{k}] is missing {', '.join(missing)}")
+            for key in ("name", "datatype"):
+                if not isinstance(tensor[key], str):
+                    raise HTTPError(422, f"inputs[{k}].{key} must be a string, got {type(tensor[key]).__name__}")
         columns = set(self.schema.names)
-        if any(t["name"] in columns for t in inputs if isinstance(t["name"], str)):
+        if any(t["name"] in columns for t in inputs):
             return self._column_rows(inputs), "row"
         if len(inputs) != 1:
             if self.schema.typed:

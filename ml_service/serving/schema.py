@@ -20,6 +20,7 @@ NUMERIC = {"double", "float", "long", "integer"}
 JSON_TYPES = {"double": "number", "float": "number", "long": "integer", "integer": "integer",
               "boolean": "boolean", "string": "string", "datetime": "string", "binary": "string"}
 INTEGER_RANGE = {"long": (-2 ** 63, 2 ** 63 - 1), "integer": (-2 ** 31, 2 ** 31 - 1)}
+FLOAT32_MAX = 3.4028234663852886e38
 FRAME_DTYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 EXAMPLE_ROWS = 5
 
@@ -71,8 +72,8 @@ class Column:
                 low, high = INTEGER_RANGE[self.type]
                 if not low <= value <= high:
                     return f"is out of range for {self.type}: {_shown(value)}"
-            elif kind is int and abs(value) > sys.float_info.max:
-                return f"is out of range: {_shown(value)}"
+            elif abs(value) > (FLOAT32_MAX if self.type == "float" else sys.float_info.max):
+                return f"is out of range for {self.type}: {_shown(value)}"
             return None
         if self.type == "boolean":
             return None if kind is bool else f"is not true or false: {_shown(value)}"
@@ -94,15 +95,16 @@ class Schema:
     width: int | None = None
     _index: dict = field(default_factory=dict, repr=False, compare=False)
     _fast: bool = field(default=True, repr=False, compare=False)
-    _integers: tuple = field(default=(), repr=False, compare=False)
+    _ranged: tuple = field(default=(), repr=False, compare=False)
 
     def __post_init__(self):
         if self.columns:
             object.__setattr__(self, "width", len(self.columns))
             self._index.update((c.name, j) for j, c in enumerate(self.columns))
         object.__setattr__(self, "_fast", all(c.type in NUMERIC for c in self.columns))
-        object.__setattr__(self, "_integers", tuple(
-            (j, *INTEGER_RANGE[c.type]) for j, c in enumerate(self.columns) if c.type in INTEGER_RANGE))
+        ranges = {**INTEGER_RANGE, "float": (-FLOAT32_MAX, FLOAT32_MAX)}
+        object.__setattr__(self, "_ranged", tuple(
+            (j, *ranges[c.type], c.type != "float") for j, c in enumerate(self.columns) if c.type in ranges))
 
     @property
     def typed(self) -> bool:
@@ -133,7 +135,7 @@ class Schema:
             raise InputError(f"'{where}' must be a list of rows, got {type(data).__name__}")
         if not data:
             raise InputError(f"'{where}' is empty: send at least one row")
-        width, fast, integers = self.width, self._fast, self._integers
+        width, fast, ranged = self.width, self._fast, self._ranged
         for i, row in enumerate(data):
             if type(row) is not list:
                 if type(row) is not dict:
@@ -156,9 +158,9 @@ class Schema:
                         ok = math.isfinite(sum(row))
                     except OverflowError:
                         ok = False
-                    for j, low, high in integers:
+                    for j, low, high, whole in ranged:  # long, integer and float columns
                         value = row[j]
-                        if not (type(value) is int or value.is_integer()) or not low <= value <= high:
+                        if not low <= value <= high or (whole and type(value) is not int and not value.is_integer()):
                             ok = False
                     if ok:
                         continue

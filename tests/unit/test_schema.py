@@ -103,6 +103,9 @@ def test_platform_prefers_the_native_flavor_and_output_types():
     (Column("x", "long"), 3.0, None),
     (Column("x", "long"), 3.5, "is not a whole number: 3.5"),
     (Column("x", "integer"), 2 ** 31, "is out of range for integer: 2147483648"),
+    (Column("x", "float"), 1e39, "is out of range for float: 1e+39"),
+    (Column("x", "float"), -3e38, None),
+    pytest.param(Column("x"), 10 ** 400, "is out of range for double: 1" + "0" * 56 + "...", id="huge-int"),
     (Column("x", "boolean"), 0, "is not true or false: 0"),
     (Column("x", "string"), 0, "is not a string: 0"),
     (Column("x", "string"), "y" * 100, None),
@@ -125,6 +128,18 @@ def test_check_turns_records_into_rows_in_place_and_names_row_and_column():
         table.check([[1.0, "x"], [1.0, 2]])
     with pytest.raises(InputError, match="'data' must be a list of rows, got dict"):
         table.check({"a": 1})
+
+
+def test_the_fast_numeric_check_finds_what_the_full_check_finds():
+    numbers = Schema((Column("a", "long"), Column("b", "float"), Column("c")))
+    assert numbers.check([[1, 1.5, 2], [2.0, -3e38, 1e300]]) == [[1, 1.5, 2], [2.0, -3e38, 1e300]]
+    for row, problem in (([1.5, 1.0, 1.0], "column 'a' is not a whole number"),
+                         ([2 ** 63, 1.0, 1.0], "column 'a' is out of range for long"),
+                         ([1, 1e39, 1.0], "column 'b' is out of range for float"),
+                         ([1, 1.0, 10 ** 400], "column 'c' is out of range for double"),
+                         ([1, 1.0, math.nan], "column 'c' is not finite")):
+        with pytest.raises(InputError, match=problem):
+            numbers.check([[1, 1.0, 1.0], row])
 
 
 def test_untyped_rows_take_their_width_from_the_first_row():

@@ -207,6 +207,8 @@ def test_v2_per_column_inputs_with_bytes_give_the_score_predictions(classifier):
     ({"count": {"shape": [1], "data": []}}, "inputs[3].data has 0 values; shape [1] needs 1"),
     ({"radius": {"name": "size"}}, "unknown input(s) 'size'; the model's columns are radius, texture"),
     ({"radius": None}, "no input for required column(s) 'radius'"),
+    ({"count": {"name": ["count"]}}, "inputs[3].name must be a string, got list"),
+    ({"count": {"datatype": {"INT64": 1}}}, "inputs[3].datatype must be a string, got dict"),
 ])
 def test_v2_per_column_bad_inputs_are_422(classifier, change, message):
     inputs = []
