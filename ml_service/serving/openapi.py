@@ -133,8 +133,8 @@ fetch('/openapi.json').then(r => r.json()).then(doc => {
   const body = doc.paths['/score'].post.requestBody.content['application/json'];
   const key = doc.paths['/score'].post.security ? " -H 'Authorization: Bearer $KEY'" : '';
   document.getElementById('example').textContent = body.example
-    ? "curl -s -H 'Content-Type: application/json'" + key + " \\\\\\n     -d '" + JSON.stringify(body.example) +
-      "' " + location.origin + '/score'
+    ? "curl -s -H 'Content-Type: application/json'" + key + " \\\\\\n     -d '" +
+      JSON.stringify(body.example).replace(/'/g, "'\\\\''") + "' " + location.origin + '/score'
     : 'POST ' + location.origin + '/score with {"data": [[...], ...]}';
   const out = document.getElementById('paths');
   for (const [path, ops] of Object.entries(doc.paths)) {

@@ -84,6 +84,14 @@ def test_auth_on_the_wire_and_in_the_smoke_test(regressor, tmp_path):
     assert KEY not in (tmp_path / "server.log").read_text()
 
 
+def test_smoke_test_of_an_untyped_model_needs_a_payload_and_sends_a_tensor(tmp_path):
+    untyped = save_regressor(tmp_path / "model", signature=False)
+    with scoring_server({**ROWS_SCORE, "MODEL_DIR": str(untyped)}, tmp_path / "server.log") as (_, url):
+        with pytest.raises(SmokeTestError, match="advertises no example for /score"):
+            smoke_test(url, timeout_s=10)
+        assert smoke_test(url, timeout_s=10, payload={"data": EXAMPLE}).checks[2] == "v2 infer"
+
+
 def test_a_classifier_served_as_pyfunc_passes_the_smoke_test_with_records(classifier, tmp_path):
     env = {"MODEL_DIR": str(classifier), "MLOPS_MODEL_NAME": "classifier"}  # the default score module
     with scoring_server(env, tmp_path / "server.log") as (_, url):
