@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from ml_service.config import load_settings
+from ml_service.deploy.production import gitops_target
 from tests.conftest import ROOT, workspace_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -50,7 +51,8 @@ def test_release_runs_qa_waits_for_approval_then_commits_production(release_ws):
     approved = mlops("ci", "approve", "--comment", "QA looks right")
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert "approved by releaser@example.com" in approved.stdout and f"({release}): succeeded" in approved.stdout
-    values = (release_ws.state_dir / "gitops" / "production" / "values-prod.yaml").read_text()
+    repo, values_file, _ = gitops_target(release_ws, MODEL)  # each model has its own desired state
+    values = (repo / values_file).read_text()
     assert "tag: '1'" in values and MODEL in values
     logs = mlops("ci", "logs", "1", "--step", "production").stdout
     assert "NOTHING WAS APPLIED TO A CLUSTER" in logs
