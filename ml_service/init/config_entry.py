@@ -1,0 +1,87 @@
+"""Add a model project to mlops.yml's `models:` list as text: the rest of the file (comments, order) is kept.
+
+The entry is inserted after the last line of the `models:` block (before the comments that introduce
+the next top-level section), with the list's own indentation; a file without `models:` gets the key
+at its end. The result is parsed again and must equal the old configuration plus exactly this entry.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+from ml_service.init import InitError
+
+PLAIN = re.compile(r"^[A-Za-z_./][A-Za-z0-9_./-]*$")
+RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+MODELS_KEY = re.compile(r"^models\s*:(?P<rest>.*)$")
+
+
+def yaml_scalar(value: str) -> str:
+    """value as a YAML scalar: plain when unambiguous, else double-quoted (JSON string syntax)."""
+    if PLAIN.match(value) and value.lower() not in RESERVED and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value)
+
+
+def entry_text(entry: dict[str, str], indent: str) -> str:
+    """The lines of one list item `- key: value ...` at indent."""
+    lines = []
+    for i, (key, value) in enumerate(entry.items()):
+        lead = f"{indent}- " if i == 0 else f"{indent}  "
+        lines.append(f"{lead}{key}: {yaml_scalar(str(value))}\n")
+    return "".join(lines)
+
+
+def _block_end(lines: list[str], start: int) -> int:
+    """Index after the last line belonging to the block that starts at start (a top-level key)."""
+    end = len(lines)
+    for j in range(start + 1, len(lines)):
+        line = lines[j]
+        if line.strip() and not line.startswith((" ", "\t", "#", "-")):
+            end = j
+            break
+    while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+        end -= 1
+    return end
+
+
+def _item_indent(lines: list[str], start: int, end: int) -> str:
+    for line in lines[start + 1:end]:
+        match = re.match(r"^(\s*)- ", line)
+        if match:
+            return match.group(1)
+    return "  "
+
+
+def add_model(text: str, entry: dict[str, str], path: str = "mlops.yml") -> str:
+    """text with entry appended to its models: list; InitError when that cannot be done by inserting lines."""
+    old = yaml.safe_load(text) or {}
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    start = next((i for i, line in enumerate(lines) if MODELS_KEY.match(line)), None)
+    if start is None:
+        lines += ["\n", "models:\n", entry_text(entry, "  ")]
+    else:
+        rest = MODELS_KEY.match(lines[start]).group("rest")
+        value, _, comment = rest.partition("#")
+        if value.strip() == "[]":
+            lines[start] = "models:" + (f"  #{comment.rstrip()}" if comment.strip() else "") + "\n"
+        elif value.strip():
+            raise InitError(f"{path}: 'models:' is written on one line; write it as a block list "
+                            "(one '- project: ...' item per model) and run init again")
+        end = _block_end(lines, start)
+        lines.insert(end, entry_text(entry, _item_indent(lines, start, end)))
+    result = "".join(lines)
+    expected = dict(old)
+    expected["models"] = list(old.get("models") or []) + [dict(entry)]
+    try:
+        parsed = yaml.safe_load(result)
+    except yaml.YAMLError:
+        parsed = None
+    if parsed != expected:
+        raise InitError(f"{path}: could not add the project under 'models:' without rewriting the file; "
+                        f"add this entry by hand:\n{entry_text(entry, '  ')}")
+    return result
