@@ -1,0 +1,1 @@
+"""A model project (classification), created by `mlops init`: see docs/model-projects.md."""

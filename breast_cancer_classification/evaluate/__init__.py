@@ -1,0 +1,1 @@
+"""The evaluate step: the candidate against the champion, on the same test split."""

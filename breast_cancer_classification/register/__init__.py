@@ -1,0 +1,1 @@
+"""The register step: log the promoted model in MLflow and register it."""

@@ -1,0 +1,1 @@
+"""Scoring: score.py is what the scoring service hosts (this package is copied into the image)."""

@@ -1,0 +1,1 @@
+"""The project's own tests: its model's behaviour, its steps and its data contract."""

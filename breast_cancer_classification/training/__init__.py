@@ -1,0 +1,1 @@
+"""Pure scikit-learn training core: no MLflow, no platform imports."""
