@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ml_service.init import InitError
+from ml_service.init.reader import NUMBER
 
 TASKS = ("regression", "classification")
 MAX_CLASSES = 20       # whole-number targets with at most this many values are guessed to be classes
@@ -114,7 +115,9 @@ def profile_frame(frame, target: str, task: str | None = None) -> Profile:
     """Profile every column of frame; check the target and the task (guessed when task is None)."""
     names = [str(c) for c in frame.columns]
     if target not in names:
-        raise InitError(f"no target column {target!r}; the columns are: {', '.join(map(repr, names))}")
+        hint = " (is there no header line? the first line looks like data)" if any(
+            NUMBER.match(name) for name in names) else ""
+        raise InitError(f"no target column {target!r}; the columns are: {', '.join(map(repr, names))}{hint}")
     if len(names) < 2:
         raise InitError(f"the data has no feature columns besides the target {target!r}")
     if task is not None and task not in TASKS:

@@ -50,6 +50,9 @@ def check_header(path: Path, text: str) -> list[str]:
         raise InitError(f"{path}: has no header line (its first line holds numbers only); "
                         "add a first line with the column names")
     empty = [str(i + 1) for i, name in enumerate(names) if not name.strip()]
+    if empty and any(NUMBER.match(name.strip()) for name in names):
+        raise InitError(f"{path}: has no header line (its first line looks like data: numbers and empty fields); "
+                        "add a first line with the column names")
     if empty:
         raise InitError(f"{path}: column(s) {', '.join(empty)} have no name in the header line")
     repeated = sorted({name for name in names if names.count(name) > 1})

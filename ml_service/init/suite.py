@@ -33,7 +33,7 @@ def numeric_bounds(column: ColumnProfile) -> tuple[float | int, float | int]:
     (to whole numbers for a column of whole numbers)."""
     low, high = column.minimum, column.maximum
     span = high - low
-    margin = span * MARGIN if span > 0 else max(abs(low) * MARGIN, 1.0)
+    margin = span * MARGIN if span > 0 else (abs(low) * MARGIN or 1.0)
     lower, upper = low - margin, high + margin
     if low >= 0:
         lower = max(lower, 0.0)
