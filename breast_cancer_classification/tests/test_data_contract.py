@@ -27,7 +27,7 @@ def test_a_missing_column_fails_the_contract(model_entry, data, tmp_path, positi
 
 
 def test_a_missing_target_fails_the_contract(model_entry, data, tmp_path):
-    broken = data.copy()
+    broken = data.astype({model_entry.target: object})
     broken.loc[broken.index[:3], model_entry.target] = None
     failures = failures_of(broken, model_entry.contract, tmp_path)
     assert ("expect_column_values_to_not_be_null", model_entry.target) in failures
