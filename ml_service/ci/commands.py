@@ -231,6 +231,22 @@ def cmd_on_push(args) -> int:
     return 0
 
 
+def cmd_scaffold(args) -> int:
+    """Write the selected model project's three pipeline files (<project>-build, -retrain, -release)."""
+    from ml_service.ci import scaffold
+
+    settings = _settings()
+    try:
+        written = scaffold.write_model_pipelines(settings.root, overwrite=args.overwrite,
+                                                 **scaffold.project_arguments(settings.model, settings.root))
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path.relative_to(settings.root)}")
+    return 0
+
+
 def add_commands(groups) -> None:
     """Register `mlops ci` and its actions on the top-level parser."""
     ci = groups.add_parser("ci", help="run the .pipelines/ YAML locally: runs, approvals, git hooks")
@@ -269,6 +285,10 @@ def add_commands(groups) -> None:
     install = hooks_sub.add_parser("install", help="bare remote + post-receive hook: `git push mlops` runs pipelines")
     install.add_argument("--remote", help="an existing bare repository to use (default: .mlops/ci/remote.git)")
     install.set_defaults(func=cmd_hooks_install)
+    scaffold = sub.add_parser("scaffold", help="write the selected model project's pipeline files "
+                                               "(.pipelines/<project>-build|-retrain|-release.yml)")
+    scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")
+    scaffold.set_defaults(func=cmd_scaffold)
     on_push = sub.add_parser("on-push", help=argparse_suppress())
     on_push.add_argument("--repo", required=True)
     on_push.add_argument("--updates", required=True)

@@ -125,3 +125,32 @@ def test_a_pipeline_kind_names_the_selected_model_pipeline():
     assert service.resolve_file(selected, "build") == PIPELINES / f"{other}-build.yml"
     with pytest.raises(service.CIError, match="no pipeline 'deploy'"):
         service.resolve_file(SETTINGS, "deploy")
+
+
+def test_mlops_ci_scaffold_writes_a_projects_pipelines_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "mlops.yml").write_text("models:\n  - {project: churn, name: churn_model, data: data/churn.csv, "
+                                        "contract: data/churn_suite.json, target: y}\n")
+    env = {**os.environ, "MLOPS_ROOT": str(tmp_path), "MLOPS_STATE_DIR": str(tmp_path / "state")}
+    env.pop("MLOPS_MODEL", None)
+
+    def mlops(*args):
+        return subprocess.run([sys.executable, "-m", "ml_service.cli", "ci", "scaffold", *args], env=env,
+                              capture_output=True, text=True)
+
+    first = mlops()
+    assert first.returncode == 0, first.stderr
+    texts = scaffold.model_pipeline_texts("churn", ["data/churn.csv", "data/churn_suite.json"],
+                                          data="data/churn.csv", contract="data/churn_suite.json")
+    for name, text in texts.items():
+        assert (tmp_path / ".pipelines" / name).read_text() == text
+    (tmp_path / ".pipelines" / "churn-build.yml").write_text("edited by hand\n")
+    again = mlops()
+    assert again.returncode == 1 and "churn-build.yml already exists" in again.stderr
+    assert (tmp_path / ".pipelines" / "churn-build.yml").read_text() == "edited by hand\n"
+    assert mlops("--overwrite").returncode == 0
+    assert (tmp_path / ".pipelines" / "churn-build.yml").read_text() == texts["churn-build.yml"]
