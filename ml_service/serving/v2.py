@@ -1,0 +1,171 @@
+"""The Open Inference Protocol v2 view of a model: metadata, request tensors to rows, predictions to outputs."""
+from __future__ import annotations
+
+import json
+
+from ml_service.serving import schema
+from ml_service.serving.errors import HTTPError
+
+V2_NUMBERS = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}
+V2_DATATYPES = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL",
+                "string": "BYTES", "datetime": "BYTES", "binary": "BYTES"}
+
+
+def _shape_ok(shape: object, rank: int) -> bool:
+    return isinstance(shape, list) and len(shape) == rank and all(type(d) is int and d >= 0 for d in shape)
+
+
+class V2:
+    """The Open Inference Protocol view of a model: its metadata, request tensors to rows, predictions to outputs.
+
+    A model with named columns takes one input per column ([rows] or [rows, 1]; BYTES for strings, BOOL for
+    booleans) or, when every column is a number, one [rows, columns] tensor; an untyped model takes the tensor.
+    """
+
+    def __init__(self, model_schema: schema.Schema, name: str, version: str, platform: str, datatype: str,
+                 classes: list | None):
+        self.schema = model_schema
+        if classes and all(isinstance(c, str) for c in classes):
+            datatype = "BYTES"  # labels are the classes
+        self.outputs = [{"name": "predict", "datatype": datatype, "shape": [-1]}]
+        if classes:
+            self.outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]})
+        if model_schema.typed:
+            inputs = [{"name": c.name, "datatype": V2_DATATYPES[c.type], "shape": [-1]} for c in model_schema.columns]
+        else:
+            inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, model_schema.width or -1]}]
+        self.metadata = {"name": name, "versions": [version], "platform": platform, "inputs": inputs,
+                         "outputs": self.outputs}
+
+    def rows(self, payload: object) -> tuple[list, str]:
+        """The rows of an inference request, and how errors name them."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
+            raise HTTPError(422, 'expected {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
+        inputs = payload["inputs"]
+        for k, tensor in enumerate(inputs):
+            if not isinstance(tensor, dict):
+                raise HTTPError(422, f"inputs[{k}] must be an object")
+            missing = [key for key in ("name", "shape", "datatype", "data") if key not in tensor]
+            if missing:
+                raise HTTPError(422, f"inputs[{k}] is missing {', '.join(missing)}")
+            for key in ("name", "datatype"):
+                if not isinstance(tensor[key], str):
+                    raise HTTPError(422, f"inputs[{k}].{key} must be a string, got {type(tensor[key]).__name__}")
+        columns = set(self.schema.names)
+        if any(t["name"] in columns for t in inputs):
+            return self._column_rows(inputs), "row"
+        if len(inputs) != 1:
+            if self.schema.typed:
+                raise HTTPError(422, f"unknown inputs {', '.join(repr(t['name']) for t in inputs)}: this model "
+                                     f"takes one input per column ({', '.join(self.schema.names)})")
+            raise HTTPError(422, f"this model takes one input tensor, got {len(inputs)}")
+        tensor = inputs[0]
+        if tensor["datatype"] not in V2_NUMBERS:
+            raise HTTPError(422, f"inputs[0].datatype {tensor['datatype']!r} is not numeric")
+        if not self.schema.numeric:
+            text = [c.name for c in self.schema.columns if c.type not in schema.NUMERIC]
+            raise HTTPError(422, f"inputs[0] {tensor['name']!r} is not a column of this model, and a 2-D tensor "
+                                 f"cannot carry its non-numeric columns ({', '.join(text)}): send one input a column")
+        return _matrix(tensor), "inputs[0].data"
+
+    def _column_rows(self, inputs: list) -> list:
+        index = {c.name: c for c in self.schema.columns}
+        unknown = [repr(t["name"]) for t in inputs if t["name"] not in index]
+        if unknown:
+            raise HTTPError(422, f"unknown input(s) {', '.join(unknown)}; the model's columns are "
+                                 f"{', '.join(self.schema.names)}")
+        values, n_rows = {}, None
+        for k, tensor in enumerate(inputs):
+            name, column = tensor["name"], index[tensor["name"]]
+            if name in values:
+                raise HTTPError(422, f"inputs[{k}]: column {name!r} is sent twice")
+            expected = V2_DATATYPES[column.type]
+            allowed = V2_NUMBERS if expected in V2_NUMBERS else {expected}
+            if tensor["datatype"] not in allowed:
+                raise HTTPError(422, f"inputs[{k}] ({name!r}) has datatype {tensor['datatype']!r}; the column is "
+                                     f"{column.type}: send {expected}")
+            values[name] = _column(tensor, k)
+            if n_rows is None:
+                n_rows = len(values[name])
+            elif len(values[name]) != n_rows:
+                raise HTTPError(422, f"inputs[{k}] ({name!r}) has {len(values[name])} rows; "
+                                     f"inputs[0] has {n_rows}")
+        missing = [repr(c.name) for c in self.schema.columns if c.required and c.name not in values]
+        if missing:
+            raise HTTPError(422, f"no input for required column(s) {', '.join(missing)}")
+        empty = [None] * n_rows
+        data = [values.get(c.name, empty) for c in self.schema.columns]
+        return [list(row) for row in zip(*data)]
+
+    def requested_outputs(self, payload: dict) -> list[str] | None:
+        """The output names a request asks for (None: it names none, so all); 422 for unknown ones."""
+        requested = payload.get("outputs")
+        if requested is None:
+            return None
+        if not isinstance(requested, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                      for o in requested):
+            raise HTTPError(422, 'outputs must be a list of {"name": ...}')
+        known = [o["name"] for o in self.outputs]
+        unknown = [repr(o["name"]) for o in requested if o["name"] not in known]
+        if unknown:
+            raise HTTPError(422, f"unknown output(s) {', '.join(unknown)}; this model returns {', '.join(known)}")
+        return [o["name"] for o in requested]
+
+    def outputs_of(self, prediction: dict, wanted: list[str] | None) -> list[dict]:
+        """The response's output tensors for a prediction (wanted: the requested names, None for all)."""
+        outputs = []
+        if wanted is None or "predict" in wanted:
+            outputs.append({"name": "predict", **_tensor(prediction["result"])})
+        probabilities = prediction.get("probabilities")
+        if probabilities is not None and (wanted is None or "probabilities" in wanted):
+            width = len(probabilities[0]) if probabilities else 0
+            outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [len(probabilities), width],
+                            "data": [p for row in probabilities for p in row]})
+        return outputs
+
+
+def _tensor(values: list) -> dict:
+    """datatype, shape and flat data of one prediction a row."""
+    kinds = {type(v) for v in values}
+    if kinds <= {int, float}:
+        return {"datatype": "FP64", "shape": [len(values)], "data": values}
+    if kinds == {bool}:
+        return {"datatype": "BOOL", "shape": [len(values)], "data": values}
+    numbers = {int, float}
+    if kinds == {list} and len({len(v) for v in values}) == 1 and all(type(x) in numbers for v in values for x in v):
+        return {"datatype": "FP64", "shape": [len(values), len(values[0])], "data": [x for v in values for x in v]}
+    return {"datatype": "BYTES", "shape": [len(values)],
+            "data": [v if type(v) is str else json.dumps(v) for v in values]}
+
+
+def _column(tensor: dict, k: int) -> list:
+    """The values of one per-column input: shape [rows] or [rows, 1], data flat or nested."""
+    shape, data = tensor["shape"], tensor["data"]
+    if not (_shape_ok(shape, 1) or (_shape_ok(shape, 2) and shape[1] == 1)):
+        raise HTTPError(422, f"inputs[{k}].shape must be [rows] or [rows, 1], got {shape!r}")
+    if not isinstance(data, list):
+        raise HTTPError(422, f"inputs[{k}].data must be a list")
+    if data and type(data[0]) is list:
+        if not all(type(v) is list and len(v) == 1 for v in data):
+            raise HTTPError(422, f"inputs[{k}].data must hold one value a row")
+        data = [v[0] for v in data]
+    if len(data) != shape[0]:
+        raise HTTPError(422, f"inputs[{k}].data has {len(data)} values; shape {shape} needs {shape[0]}")
+    return data
+
+
+def _matrix(tensor: dict) -> list:
+    """The rows of one [rows, columns] tensor, data flat (row-major) or nested."""
+    shape, data = tensor["shape"], tensor["data"]
+    if not _shape_ok(shape, 2):
+        raise HTTPError(422, f"inputs[0].shape must be [rows, features], got {shape!r}")
+    if not isinstance(data, list):
+        raise HTTPError(422, "inputs[0].data must be a list")
+    if data and not isinstance(data[0], list):  # flat, row-major, as the protocol allows
+        rows, width = shape
+        if len(data) != rows * width:
+            raise HTTPError(422, f"inputs[0].data has {len(data)} values; shape {shape} needs {rows * width}")
+        data = [data[i * width:(i + 1) * width] for i in range(rows)]
+    if len(data) != shape[0]:
+        raise HTTPError(422, f"inputs[0].data has {len(data)} rows; shape says {shape[0]}")
+    return data
