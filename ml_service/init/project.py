@@ -58,7 +58,10 @@ def read_config(root: Path) -> tuple[str, dict]:
 def render_plan(root: Path, source: Path, target: str, task: str | None, names: ProjectNames) -> Plan:
     """Read and profile source, and render the project's files for names (no check of what exists)."""
     frame = read_table(source)
-    profile = profile_frame(frame, target, task)
+    try:
+        profile = profile_frame(frame, target, task)
+    except InitError as exc:
+        raise InitError(f"{source}: {exc}") from None
     plan = Plan(Path(root), Path(source), names, profile)
     plan.files = project_files(profile, names, frame, names.data)
     return plan

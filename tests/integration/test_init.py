@@ -223,7 +223,7 @@ def test_a_failure_while_writing_removes_everything_written(tmp_path, monkeypatc
         raise OSError(f"disk full while writing {paths[-1]}")
     monkeypatch.setattr(scaffold, "write_model_pipelines", half_written)
     with pytest.raises(InitError, match="nothing was kept: disk full"):
-        init_project(repo, csv, "churned", project="churn")
+        init_project(repo, csv, "churned", project="rollback_probe")
     assert snapshot(repo) == before
 
 
