@@ -12,7 +12,8 @@ from ml_service.cli_support import EXIT_FAILED, EXIT_USAGE, CommandError
 
 # Command modules, in the order their groups appear in `mlops --help`.
 COMMAND_MODULES = ("ml_service.init.commands", "ml_service.pipelines.commands", "ml_service.workspace.commands",
-                   "ml_service.data.commands", "ml_service.deploy.commands", "ml_service.ci.commands")
+                   "ml_service.data.commands", "ml_service.batch.commands", "ml_service.deploy.commands",
+                   "ml_service.ci.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
