@@ -1,11 +1,12 @@
 """What every `mlops` command module shares: the settings of a command, its errors, exit codes."""
 from __future__ import annotations
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from ml_service.errors import EXIT_FAILED, EXIT_USAGE, UsageError
+
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "CommandError", "command_settings", "model_of"]
 
 
-class CommandError(Exception):
+class CommandError(UsageError):
     """A command cannot proceed; the message is for the user."""
 
 

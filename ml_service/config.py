@@ -16,13 +16,15 @@ from typing import Any, Mapping
 
 import yaml
 
+from ml_service.errors import UsageError
+
 CONFIG_FILE = "mlops.yml"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("regression", "classification")
 PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """The workspace configuration is malformed or inconsistent."""
 
 

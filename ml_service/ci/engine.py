@@ -23,6 +23,7 @@ from typing import Callable
 from ml_service.ci import expressions as ex
 from ml_service.ci.store import Store
 from ml_service.ci.tasks import TaskError, run_task
+from ml_service.errors import MLOpsError
 
 MACRO = re.compile(r"\$\(([A-Za-z_][\w.\-]*)\)")
 RUNTIME = re.compile(r"^\s*\$\[(.*)\]\s*$", re.DOTALL)
@@ -31,7 +32,7 @@ OK = ("Succeeded", "SucceededWithIssues")
 STEP_KINDS = ("script", "bash", "task", "checkout", "download", "publish", "pwsh", "powershell")
 
 
-class EngineError(Exception):
+class EngineError(MLOpsError):
     """The pipeline cannot run as written (unsupported construct, bad dependency ...)."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from ml_service.errors import MLOpsError
+
 TOKEN = re.compile(r"""
     \s*(?:
       (?P<number>-?\d+(?:\.\d+)?(?![\w.]))
@@ -18,7 +20,7 @@ TOKEN = re.compile(r"""
     )""", re.VERBOSE)
 
 
-class ExpressionError(Exception):
+class ExpressionError(MLOpsError):
     """An expression cannot be parsed or evaluated; the message quotes it."""
 
 

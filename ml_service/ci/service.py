@@ -17,9 +17,10 @@ from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError
 from ml_service.ci.variables import VariableError, parse_variables, variable_groups
 from ml_service.config import ConfigError, Settings
+from ml_service.errors import MLOpsError
 
 
-class CIError(Exception):
+class CIError(MLOpsError):
     """A CI command cannot be carried out; the message says why."""
 
 

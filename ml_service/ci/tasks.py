@@ -6,8 +6,10 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from ml_service.errors import MLOpsError
 
-class TaskError(Exception):
+
+class TaskError(MLOpsError):
     """A task failed or is not supported locally."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ml_service.ci import expressions as ex
+from ml_service.errors import MLOpsError
 
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL)
@@ -23,7 +24,7 @@ BOOLEAN_WORDS = {"true": True, "y": True, "yes": True, "on": True, "false": Fals
                  "off": False}
 
 
-class TemplateError(Exception):
+class TemplateError(MLOpsError):
     """A pipeline file or template cannot be compiled; the message names the file and the problem."""
 
 

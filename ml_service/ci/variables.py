@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 from ml_service.ci import expressions as ex
+from ml_service.errors import MLOpsError
 
 
-class VariableError(Exception):
+class VariableError(MLOpsError):
     """A variable or group cannot be resolved."""
 
 

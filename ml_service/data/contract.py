@@ -8,8 +8,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_service.errors import UsageError
 
-class DataContractError(Exception):
+
+class DataContractError(UsageError):
     """The data or the suite cannot be read at all (before any expectation runs)."""
 
 

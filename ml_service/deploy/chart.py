@@ -16,10 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from ml_service.errors import MLOpsError
+
 ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
 
 
-class ChartError(Exception):
+class ChartError(MLOpsError):
     """The chart cannot be rendered or its values are invalid; the message says where."""
 
 

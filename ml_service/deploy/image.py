@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ml_service.config import Settings
+from ml_service.errors import MLOpsError
 
 # What the scoring service itself needs; the model adds its own (its MLflow requirements.txt).
 SERVICE_PACKAGES = ["numpy", "pandas", "pyyaml", "uvicorn", "httptools", "uvloop", "click", "h11",
@@ -27,7 +28,7 @@ PYFUNC_PACKAGES = ["mlflow-skinny"]
 SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/serving"]
 
 
-class ImageError(Exception):
+class ImageError(MLOpsError):
     """An image could not be built; the message says which part failed."""
 
 

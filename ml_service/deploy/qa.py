@@ -15,12 +15,13 @@ from ml_service.config import Settings
 from ml_service.deploy import records
 from ml_service.deploy.image import build_for_version, docker_client
 from ml_service.deploy.smoke import SmokeTestError, wait_ready
+from ml_service.errors import MLOpsError
 
 CONTAINER_PORT = "5001/tcp"
 ENV_LABEL = "mlops.environment"
 
 
-class DeployError(Exception):
+class DeployError(MLOpsError):
     """A deployment did not happen; what was serving before still serves."""
 
 

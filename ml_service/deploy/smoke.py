@@ -14,8 +14,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from ml_service.errors import MLOpsError
 
-class SmokeTestError(Exception):
+
+class SmokeTestError(MLOpsError):
     """The endpoint failed the smoke test; the message says which check and why."""
 
 

@@ -8,8 +8,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml_service.errors import MLOpsError
 
-class ComputeError(Exception):
+
+class ComputeError(MLOpsError):
     """A compute target is unknown or unavailable."""
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from ml_service.errors import UsageError
+
 INPUT_KINDS = ("path", "step", "alias")
 COMPUTE_TARGETS = ("local", "docker")
 # Parameters every pipeline has, filled from the model's entry in mlops.yml (a params: entry overrides).
@@ -35,7 +37,7 @@ STEP_KEYS = {"function", "inputs", "params", "code", "imports", "after", "when",
              "timeout_minutes"}
 
 
-class PipelineError(Exception):
+class PipelineError(UsageError):
     """The pipeline definition is malformed; the message says where."""
 
 

@@ -21,6 +21,7 @@ from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
 from ml_service.workspace import registry, tracking
 from ml_service.workspace.gitinfo import read_git_info
 from ml_service.workspace.snapshot import write_snapshot
+from ml_service.errors import MLOpsError
 
 OUTPUTS = "outputs"
 RESULT_FILE = "step_result.json"
@@ -62,7 +63,7 @@ class PipelineResult:
         return self.status == "FINISHED"
 
 
-class StepFailed(Exception):
+class StepFailed(MLOpsError):
     """A step did not complete; the pipeline stops there."""
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ml_service.errors import MLOpsError
 
-class RegistryError(Exception):
+
+class RegistryError(MLOpsError):
     """A registry operation was refused or failed, with the reason."""
 
 

@@ -29,3 +29,36 @@ def test_unknown_pipeline_file_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "run", str(tmp_path / "x.yml")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "pipeline file not found" in result.stderr
+
+
+def test_an_expected_failure_is_one_line_with_its_exit_code_and_a_traceback_only_when_asked(tmp_path):
+    import os
+
+    missing = str(tmp_path / "x.yml")
+    quiet = subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "run", missing],
+                           capture_output=True, text=True)
+    assert quiet.returncode == 2 and quiet.stderr.strip().count("\n") == 0 and "Traceback" not in quiet.stderr
+    loud = subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "run", missing], capture_output=True,
+                          text=True, env={**os.environ, "MLOPS_DEBUG": "1"})
+    assert loud.returncode != 0 and "Traceback" in loud.stderr and "PipelineError" in loud.stderr
+
+
+def test_every_platform_error_class_derives_from_the_one_base():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ml_service
+    from ml_service.errors import MLOpsError
+
+    allowed = {"HTTPError", "InputError", "SchemaError", "ServingConfigError"}  # inside the scoring process
+    strays = []
+    for info in pkgutil.walk_packages(ml_service.__path__, "ml_service."):
+        if ".templates" in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == info.name and issubclass(cls, Exception) and not issubclass(cls, MLOpsError) \
+                    and name not in allowed:
+                strays.append(f"{info.name}.{name}")
+    assert strays == []
