@@ -5,12 +5,16 @@ import argparse
 import sys
 
 
-def serve(host: str, port: int, workers: int = 1) -> None:
-    """Start uvicorn on the app factory (settings come from the environment)."""
-    import uvicorn
+def serve(host: str, port: int, workers: int | None = None, reuse_port: bool = False) -> int:
+    """Serve the app (settings from the environment) until SIGTERM; workers None: MLOPS_WORKERS."""
+    from ml_service.serving.config import load_serving_settings
+    from ml_service.serving.server import run_worker, supervise
 
-    uvicorn.run("ml_service.serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="warning", http="httptools", loop="uvloop", server_header=False)
+    settings = load_serving_settings()
+    workers = workers or settings.workers
+    if workers > 1:
+        return supervise(workers, host, port)
+    return run_worker(settings, host, port, reuse_port=reuse_port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Scoring service")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=5001, help="port (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes (default: MLOPS_WORKERS, a number or 'auto' for one a CPU; else 1)")
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.workers)
-    return 0
+    return serve(args.host, args.port, args.workers, args.reuse_port)
 
 
 if __name__ == "__main__":

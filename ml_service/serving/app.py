@@ -15,19 +15,23 @@ import os
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
-from ml_service.serving import openapi, schema
+from ml_service.serving import binary, openapi, schema
 from ml_service.serving.auth import authorized
 from ml_service.serving.collector import Collector
 from ml_service.serving.config import ServingConfigError, ServingSettings, load_serving_settings
-from ml_service.serving.metrics import Metrics
+from ml_service.serving.metrics import UNMATCHED, Metrics
 from ml_service.serving.errors import HTTPError
 from ml_service.serving.results import predictions
 from ml_service.serving.schema import InputError
 from ml_service.serving.v2 import V2
 
 JSON = [(b"content-type", b"application/json")]
+CLOSE = [(b"connection", b"close")]  # after a refused body: the protocol lingers so the client reads the answer
 PUBLIC = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/docs"}
+GET = ("GET", "HEAD")
+POST = ("POST",)
 LOG_FLUSH_SECONDS = 0.2
 INPUT_KINDS = ("frame", "rows")
 
@@ -52,19 +56,22 @@ class ScoringApp:
                                                      settings.auth_enabled)).encode()
         self._metadata_body = json.dumps(self.v2.metadata).encode()
         self.ready = True
+        self.draining = False
+        self._executor = ThreadPoolExecutor(settings.scoring_threads, thread_name_prefix="scoring")
         self.metrics = Metrics(settings.model_name, settings.model_version)
         self.collector = None
         if settings.collect_dir:
             self.collector = Collector(settings.collect_dir, settings.collect_max_bytes,
-                                       on_drop=self.metrics.collector_dropped.inc)
-        self.routes = {
-            "/score": self._score,
-            "/v2/health/live": self._live,
-            "/v2/health/ready": self._ready,
-            "/v2": self._server_metadata,
-            "/metrics": self._metrics,
-            "/openapi.json": self._openapi,
-            "/docs": self._docs,
+                                       on_drop=self.metrics.collector_dropped.inc,
+                                       keep_files=settings.collect_keep_files, flush_s=settings.collect_flush_s)
+        self.routes = {  # path: (handler, methods); every other path is "unmatched" in metrics
+            "/score": (self._score, POST),
+            "/v2/health/live": (self._live, GET),
+            "/v2/health/ready": (self._ready, GET),
+            "/v2": (self._server_metadata, GET),
+            "/metrics": (self._metrics, GET),
+            "/openapi.json": (self._openapi, GET),
+            "/docs": (self._docs, GET),
         }
         self._model_prefix = "/v2/models/"
         self._log_lines: list[str] = []
@@ -87,10 +94,16 @@ class ScoringApp:
                 if self._flusher is not None:
                     self._flusher.cancel()
                 self.flush_logs()
+                self._executor.shutdown(wait=True)
                 if self.collector is not None:
                     self.collector.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def begin_drain(self) -> None:
+        """Shutdown has begun: readiness answers 503 and every response closes its connection."""
+        self.ready = False
+        self.draining = True
 
     async def _flush_logs_forever(self):
         while True:
@@ -109,37 +122,44 @@ class ScoringApp:
         headers = dict(scope["headers"])
         request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128] or os.urandom(16).hex()
         path = scope["path"]
-        route = path
+        route = UNMATCHED
         log = {"request_id": request_id, "traceparent": headers.get(b"traceparent", b"").decode("latin-1")[:128]}
+        extra: list = []
         try:
-            handler = self.routes.get(path)
-            if handler is None and path.startswith(self._model_prefix):
-                handler, route = self._model_route, "/v2/models/{name}"
+            handler, methods = self.routes.get(path) or (None, None)
+            if handler is not None:
+                route = path
+            elif path.startswith(self._model_prefix):
+                handler, methods, route = self._model_route(path)
             if handler is None:
-                raise HTTPError(404, f"no such endpoint: {path}")
+                raise HTTPError(404, "no such endpoint")
+            if scope["method"] not in methods:
+                raise HTTPError(405, f"{scope['method']} is not allowed here: use {' or '.join(methods)}",
+                                [(b"allow", ", ".join(methods).encode())])
             if path not in PUBLIC and not authorized(headers.get(b"authorization"), self.settings.api_keys):
-                raise HTTPError(401, "unauthorized")
+                raise HTTPError(401, "unauthorized", [(b"www-authenticate", b"Bearer")])
             status, body, content_type = await handler(scope, receive, headers, log)
         except (HTTPError, InputError) as exc:
             status, content_type = getattr(exc, "status", 422), JSON
             message = str(exc)
             body = json.dumps({"error": message, "request_id": request_id}).encode()
             log["error"] = message
+            extra = getattr(exc, "headers", extra)
         except Exception as exc:  # a failure inside run(): logged here, never sent to the client
             status, content_type = 500, JSON
             body = json.dumps({"error": "internal error while scoring", "request_id": request_id}).encode()
             log["error"] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
         response_headers = content_type + [(b"x-request-id", request_id.encode()),
-                                           (b"content-length", str(len(body)).encode())]
-        if status == 401:
-            response_headers.append((b"www-authenticate", b"Bearer"))
+                                           (b"content-length", str(len(body)).encode())] + extra
+        if self.draining:
+            response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
         seconds = time.perf_counter() - started
         predictions = log.get("predictions")
         self.metrics.observe(route, status, seconds, len(predictions) if predictions else 0)
-        if self.settings.log_requests and route not in PUBLIC:
+        if self.settings.log_requests and path not in PUBLIC:
             self._log(log, path, status, seconds)
 
     def _log(self, log: dict, path: str, status: int, seconds: float) -> None:
@@ -154,11 +174,12 @@ class ScoringApp:
         if self._flusher is None or len(self._log_lines) >= 1000:  # no event loop task (tests), or a burst
             self.flush_logs()
 
-    async def _read_json(self, scope, receive, headers, untyped_is_json: bool = False) -> object:
-        if scope["method"] != "POST":
-            raise HTTPError(405, f"{scope['method']} is not allowed here: use POST")
+    async def _read_body(self, receive, headers, untyped_is_json: bool = False, raw_tensors: bool = False) -> bytes:
+        """The request body, checked: content type and encoding, size, time to arrive."""
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if content_type != b"application/json" and not (untyped_is_json and not content_type):
+        if raw_tensors and content_type in (b"", b"application/octet-stream"):
+            pass  # the binary tensor extension: JSON, then raw tensor data
+        elif content_type != b"application/json" and not (untyped_is_json and not content_type):
             shown = content_type.decode("latin-1") or "none"
             raise HTTPError(415, f"content type must be application/json, got {shown}")
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
@@ -167,7 +188,19 @@ class ScoringApp:
         limit = self.settings.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HTTPError(413, f"request body of {int(declared)} bytes is over the limit of {limit}")
+            raise HTTPError(413, f"request body of {int(declared)} bytes is over the limit of {limit}", CLOSE)
+        try:
+            async with asyncio.timeout(self.settings.body_timeout_s):
+                body = await self._receive_body(receive, limit)
+        except TimeoutError:
+            raise HTTPError(408, f"request body not received within {self.settings.body_timeout_s:g} s",
+                            CLOSE) from None
+        if not body:
+            raise HTTPError(400, "empty request body: send a JSON object")
+        return body
+
+    @staticmethod
+    async def _receive_body(receive, limit: int) -> bytes:
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -176,20 +209,20 @@ class ScoringApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise HTTPError(413, f"request body is over the limit of {limit} bytes")
+                raise HTTPError(413, f"request body is over the limit of {limit} bytes", CLOSE)
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if not body:
-            raise HTTPError(400, "empty request body: send a JSON object")
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPError(400, f"invalid JSON: {exc}") from None
-        except RecursionError:
-            raise HTTPError(400, "invalid JSON: nested too deeply") from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _off_loop(self, work, body: bytes, *args):
+        """work(body, *args): inline when body is small, else on the scoring thread pool (the loop stays free)."""
+        if len(body) <= self.settings.offload_bytes:
+            return work(body, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, body, *args)
 
     def _predict(self, data: object, log: dict, where: str) -> dict:
+        if type(data) is list and len(data) > self.settings.max_rows:
+            raise HTTPError(413, f"{len(data)} rows are over the limit of {self.settings.max_rows} a request")
         rows = self.schema.check(data, where)
         result = self.scorer.run(rows if self.input == "rows" else self.schema.frame(rows))
         prediction = predictions(result, len(rows))
@@ -201,7 +234,10 @@ class ScoringApp:
         return prediction
 
     async def _score(self, scope, receive, headers, log):
-        payload = await self._read_json(scope, receive, headers)
+        return await self._off_loop(self._score_body, await self._read_body(receive, headers), log)
+
+    def _score_body(self, body: bytes, log: dict) -> tuple:
+        payload = parse_json(body)
         if not isinstance(payload, dict) or "data" not in payload:
             raise HTTPError(422, 'expected a JSON object {"data": [[...], ...]} or {"data": [{...}, ...]}')
         return 200, json.dumps(self._predict(payload["data"], log, "data")).encode(), JSON
@@ -225,32 +261,68 @@ class ScoringApp:
     async def _docs(self, scope, receive, headers, log):
         return 200, openapi.DOCS_HTML.encode(), [(b"content-type", b"text/html; charset=utf-8")]
 
-    async def _model_route(self, scope, receive, headers, log):
-        rest = scope["path"][len(self._model_prefix):].strip("/")
-        name, _, action = rest.partition("/")
+    def _model_route(self, path: str) -> tuple:
+        """(handler, methods, route template) of a /v2/models/... path; (None, None, UNMATCHED) when unknown."""
+        name, _, action = path[len(self._model_prefix):].strip("/").partition("/")
+        version = f"versions/{self.settings.model_version}"
+        if action in ("", version):
+            handler, methods, template = self._model_metadata, GET, ""
+        elif action in ("ready", f"{version}/ready"):
+            handler, methods, template = self._ready, GET, "/ready"
+        elif action in ("infer", f"{version}/infer"):
+            handler, methods, template = self._infer, POST, "/infer"
+        else:
+            return None, None, UNMATCHED
         if name != self.settings.model_name:
-            raise HTTPError(404, f"no model named '{name}' here (this server hosts '{self.settings.model_name}')")
-        if action in ("", f"versions/{self.settings.model_version}"):
-            return 200, self._metadata_body, JSON
-        if action == "ready":
-            return await self._ready(scope, receive, headers, log)
-        if action in ("infer", f"versions/{self.settings.model_version}/infer"):
-            return await self._infer(scope, receive, headers, log)
-        raise HTTPError(404, f"no such endpoint: {scope['path']}")
+            handler = self._unknown_model
+        return handler, methods, "/v2/models/{name}" + template
+
+    async def _unknown_model(self, scope, receive, headers, log):
+        raise HTTPError(404, f"no such model here (this server hosts '{self.settings.model_name}')")
+
+    async def _model_metadata(self, scope, receive, headers, log):
+        return 200, self._metadata_body, JSON
 
     async def _infer(self, scope, receive, headers, log):
-        if b"inference-header-content-length" in headers:
-            raise HTTPError(415, "binary tensor data (Inference-Header-Content-Length) is not supported: "
-                                 "send JSON tensors (tritonclient: binary_data=False)")
-        payload = await self._read_json(scope, receive, headers, untyped_is_json=True)
+        header = headers.get(binary.HEADER)
+        body = await self._read_body(receive, headers, untyped_is_json=True, raw_tensors=header is not None)
+        return await self._off_loop(self._infer_body, body, header, log)
+
+    def _infer_body(self, body: bytes, header: bytes | None, log: dict) -> tuple:
+        payload = parse_json(body) if header is None else binary.split_request(body, header)
         rows, where = self.v2.rows(payload)
         wanted = self.v2.requested_outputs(payload)
         prediction = self._predict(rows, log, where)
         request_id = payload.get("id")
-        body = {"model_name": self.settings.model_name, "model_version": self.settings.model_version,
-                "id": request_id if isinstance(request_id, str) else log["request_id"],
-                "outputs": self.v2.outputs_of(prediction, wanted)}
-        return 200, json.dumps(body).encode(), JSON
+        response = {"model_name": self.settings.model_name, "model_version": self.settings.model_version,
+                    "id": request_id if isinstance(request_id, str) else log["request_id"],
+                    "outputs": self.v2.outputs_of(prediction, wanted)}
+        if header is None and "parameters" not in payload:
+            return 200, json.dumps(response).encode(), JSON
+        body, json_length = binary.join_response(response, binary.binary_outputs(payload))
+        if json_length is None:
+            return 200, body, JSON
+        return 200, body, [(b"content-type", b"application/octet-stream"),
+                           (binary.HEADER, str(json_length).encode())]
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON value of a request body; a 400 naming the problem when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPError(400, f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPError(400, "invalid JSON: nested too deeply") from None
+
+
+def unwrap(app) -> "ScoringApp":
+    """The ScoringApp inside app (uvicorn may wrap it in middleware)."""
+    for _ in range(10):
+        if isinstance(app, ScoringApp):
+            return app
+        app = getattr(app, "app", None)
+    raise RuntimeError("not a scoring app: serve ml_service.serving.app:create_app")
 
 
 def create_app() -> ScoringApp:

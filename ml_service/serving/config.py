@@ -1,4 +1,7 @@
-"""Settings of a scoring process, read once from its environment (a container has no mlops.yml)."""
+"""Settings of a scoring process, read once from its environment (a container has no mlops.yml).
+
+Every limit has a safe default and an MLOPS_* variable; docs/serving.md ("Serving limits") lists them.
+"""
 from __future__ import annotations
 
 import os
@@ -24,9 +27,22 @@ class ServingSettings:
     model_name: str = "model"
     model_version: str = "0"
     max_body_bytes: int = 1_000_000
+    max_rows: int = 100_000
+    max_header_bytes: int = 16_384
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1_000
+    offload_bytes: int = 16_384
+    scoring_threads: int = 1
+    drain_s: float = 2.0
+    graceful_timeout_s: float = 20.0
+    workers: int = 1
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     collect_dir: str = ""
     collect_max_bytes: int = 10_000_000
+    collect_keep_files: int = 20
+    collect_flush_s: float = 1.0
     log_requests: bool = True
 
     @property
@@ -51,24 +67,68 @@ def _keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     try:
-        return int(env.get(name, default))
+        value = int(env.get(name, default))
     except ValueError:
         raise ServingConfigError(f"{name} must be a whole number, got {env[name]!r}") from None
+    if value < minimum:
+        raise ServingConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ServingConfigError(f"{name} must be a number of seconds, got {env[name]!r}") from None
+    if not 0 <= value <= 86_400:
+        raise ServingConfigError(f"{name} must be between 0 and 86400 seconds, got {value}")
+    return value
+
+
+def cpu_count() -> int:
+    """The CPUs this process may use: its affinity, lowered to its cgroup's CPU quota (a container limit)."""
+    count = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            count = min(count, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
+
+
+def _workers(env: Mapping[str, str]) -> int:
+    value = env.get("MLOPS_WORKERS", "1")
+    return cpu_count() if value == "auto" else _int(env, "MLOPS_WORKERS", 1, minimum=1)
 
 
 def load_serving_settings(env: Mapping[str, str] | None = None) -> ServingSettings:
     """Read MODEL_DIR and MLOPS_* serving variables."""
     env = os.environ if env is None else env
+    d = ServingSettings
     return ServingSettings(
         model_dir=env.get("MODEL_DIR", ""),
-        score_module=env.get("MLOPS_SCORE_MODULE") or ServingSettings.score_module,
-        model_name=env.get("MLOPS_MODEL_NAME", ServingSettings.model_name),
-        model_version=env.get("MLOPS_MODEL_VERSION", ServingSettings.model_version),
-        max_body_bytes=_int(env, "MLOPS_MAX_BODY_BYTES", ServingSettings.max_body_bytes),
+        score_module=env.get("MLOPS_SCORE_MODULE") or d.score_module,
+        model_name=env.get("MLOPS_MODEL_NAME", d.model_name),
+        model_version=env.get("MLOPS_MODEL_VERSION", d.model_version),
+        max_body_bytes=_int(env, "MLOPS_MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
+        max_rows=_int(env, "MLOPS_MAX_ROWS", d.max_rows, minimum=1),
+        max_header_bytes=_int(env, "MLOPS_MAX_HEADER_BYTES", d.max_header_bytes, minimum=1024),
+        header_timeout_s=_seconds(env, "MLOPS_HEADER_TIMEOUT_SECONDS", d.header_timeout_s),
+        body_timeout_s=_seconds(env, "MLOPS_BODY_TIMEOUT_SECONDS", d.body_timeout_s),
+        keep_alive_s=_seconds(env, "MLOPS_KEEP_ALIVE_SECONDS", d.keep_alive_s),
+        max_connections=_int(env, "MLOPS_MAX_CONNECTIONS", d.max_connections, minimum=1),
+        offload_bytes=_int(env, "MLOPS_OFFLOAD_BYTES", d.offload_bytes),
+        scoring_threads=_int(env, "MLOPS_SCORING_THREADS", d.scoring_threads, minimum=1),
+        drain_s=_seconds(env, "MLOPS_DRAIN_SECONDS", d.drain_s),
+        graceful_timeout_s=_seconds(env, "MLOPS_GRACEFUL_TIMEOUT_SECONDS", d.graceful_timeout_s),
+        workers=_workers(env),
         api_keys=_keys(env),
         collect_dir=env.get("MLOPS_COLLECT_DIR", ""),
-        collect_max_bytes=_int(env, "MLOPS_COLLECT_MAX_BYTES", ServingSettings.collect_max_bytes),
+        collect_max_bytes=_int(env, "MLOPS_COLLECT_MAX_BYTES", d.collect_max_bytes, minimum=1),
+        collect_keep_files=_int(env, "MLOPS_COLLECT_KEEP_FILES", d.collect_keep_files, minimum=1),
+        collect_flush_s=_seconds(env, "MLOPS_COLLECT_FLUSH_SECONDS", d.collect_flush_s),
         log_requests=env.get("MLOPS_LOG_REQUESTS", "true").lower() != "false",
     )

@@ -119,26 +119,47 @@ def test_triton_http_client_gets_the_score_predictions(classifier, tmp_path):
             metadata = client.get_model_metadata("classifier")
             assert metadata["platform"] == "sklearn" and metadata["versions"] == ["4"]
             numpy_types = {"FP64": np.float64, "INT64": np.int64, "BOOL": np.bool_, "BYTES": np.object_}
-            inputs = []
-            for spec in metadata["inputs"]:  # one input a column, typed as the metadata says
-                values = [p[spec["name"]] for p in PATIENTS]
-                if spec["datatype"] == "BYTES":
-                    values = [v.encode() for v in values]
-                tensor = triton.InferInput(spec["name"], [len(PATIENTS)], spec["datatype"])
-                tensor.set_data_from_numpy(np.array(values, dtype=numpy_types[spec["datatype"]]), binary_data=False)
-                inputs.append(tensor)
-            outputs = [triton.InferRequestedOutput("predict", binary_data=False),
-                       triton.InferRequestedOutput("probabilities", binary_data=False)]
-            answer = client.infer("classifier", inputs, outputs=outputs)
-            assert answer.as_numpy("predict").tolist() == expected["result"]
-            assert answer.as_numpy("probabilities").tolist() == expected["probabilities"]
-
-            binary = triton.InferInput("radius", [1], "FP64")
-            binary.set_data_from_numpy(np.array([9.0]), binary_data=True)  # the binary extension: a clear 4xx
-            with pytest.raises(InferenceServerException, match="binary tensor data"):
-                client.infer("classifier", [binary])
+            for binary in (False, True):  # JSON tensors, then the binary tensor extension both ways
+                inputs = []
+                for spec in metadata["inputs"]:  # one input a column, typed as the metadata says
+                    values = [p[spec["name"]] for p in PATIENTS]
+                    if spec["datatype"] == "BYTES":
+                        values = [v.encode() for v in values]
+                    tensor = triton.InferInput(spec["name"], [len(PATIENTS)], spec["datatype"])
+                    tensor.set_data_from_numpy(np.array(values, dtype=numpy_types[spec["datatype"]]),
+                                               binary_data=binary)
+                    inputs.append(tensor)
+                outputs = [triton.InferRequestedOutput("predict", binary_data=binary),
+                           triton.InferRequestedOutput("probabilities", binary_data=binary)]
+                answer = client.infer("classifier", inputs, outputs=outputs)
+                labels = [v.decode() if isinstance(v, bytes) else v for v in answer.as_numpy("predict").tolist()]
+                assert labels == expected["result"]
+                assert answer.as_numpy("probabilities").tolist() == expected["probabilities"]
+            every = client.infer("classifier", inputs)  # no outputs named: all of them, in binary
+            assert every.as_numpy("probabilities").tolist() == expected["probabilities"]
+            with pytest.raises(InferenceServerException, match="no input for required column"):
+                client.infer("classifier", inputs[:1])
         finally:
             client.close()
+
+
+def test_kserve_v2_rest_request_plain_json(classifier, tmp_path):
+    """A KServe v2 REST request as the protocol writes it: metadata, readiness, infer with JSON tensors."""
+    env = {"MODEL_DIR": str(classifier), "MLOPS_MODEL_NAME": "classifier"}
+    with scoring_server(env, tmp_path / "server.log") as (_, url):
+        status, body = post(f"{url}/score", json.dumps({"data": PATIENTS}).encode())
+        expected = json.loads(body)
+        with urllib.request.urlopen(f"{url}/v2/models/classifier/ready", timeout=10) as response:
+            assert response.status == 200
+        datatypes = {"radius": "FP64", "texture": "FP64", "grade": "BYTES", "count": "INT64", "smooth": "BOOL"}
+        request = {"id": "kserve-1", "inputs": [{"name": name, "shape": [len(PATIENTS)], "datatype": datatype,
+                                                 "data": [p[name] for p in PATIENTS]}
+                                                for name, datatype in datatypes.items()]}
+        status, body = post(f"{url}/v2/models/classifier/infer", json.dumps(request).encode())
+        answer = json.loads(body)
+        assert status == 200 and answer["id"] == "kserve-1" and answer["model_name"] == "classifier"
+        outputs = {o["name"]: o for o in answer["outputs"]}
+        assert outputs["predict"]["data"] == expected["result"] and outputs["predict"]["shape"] == [3]
 
 
 def test_a_corrupt_model_stops_the_server_at_start_with_a_clear_error(tmp_path):

@@ -23,6 +23,6 @@ def call(app, method: str, path: str, body=b"", headers=None, chunk: int | None 
     status = sent[0]["status"]
     response_headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
     payload = sent[1]["body"]
-    if response_headers.get("content-type") == "application/json":
+    if response_headers.get("content-type") == "application/json" and payload:
         payload = json.loads(payload)
     return status, response_headers, payload

@@ -115,7 +115,8 @@ def test_body_over_the_limit_without_content_length_is_413(app):
 
 
 def test_wrong_method_and_unknown_path(app):
-    assert call(app, "GET", "/score")[0] == 405
+    status, headers, _ = call(app, "GET", "/score")
+    assert status == 405 and headers["allow"] == "POST"
     assert call(app, "GET", "/nope")[0] == 404
 
 
@@ -128,10 +129,10 @@ def test_an_exception_in_run_is_a_500_with_request_id_and_no_traceback(tmp_path,
     assert call(failing, "GET", "/v2/health/live")[0] == 200  # and the app still serves
 
 
-def test_predictions_become_plain_json_and_bad_ones_are_500s(tmp_path):
+def test_predictions_become_plain_json_and_bad_ones_are_4xx_or_500s(tmp_path):
     failing = serve(tmp_path, "tests.unit.failing_score")
-    status, _, body = score(failing, [[1, 0], [1, 0]])
-    assert status == 500 and body["error"] == "model returned a non-finite prediction"
+    status, _, body = score(failing, [[1, 0], [1, 0]])  # finite inputs, a non-finite prediction: the input's range
+    assert status == 422 and body["error"].startswith("the model's prediction for row 0 is not finite")
     assert score(failing, [[2, 0], [2, 0]])[0] == 500  # one prediction too few
     assert score(failing, [[3, 0], [3, 0]])[2]["result"] == [0.0, 1.0]  # numpy float32
     assert score(failing, [[4, 0]])[2]["result"] == ["yes"]  # pandas Series of labels
@@ -288,7 +289,7 @@ def test_v2_per_column_on_a_numeric_model(app):
     ({"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP64", "data": ROW}]}, {"Content-Type": "text/plain"},
      415, "must be application/json"),
     ({"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP64", "data": ROW}]},
-     {"Inference-Header-Content-Length": "80"}, 415, "binary tensor data"),
+     {"Inference-Header-Content-Length": "9999"}, 400, "does not fit a body"),
 ])
 def test_v2_bad_requests_are_4xx(app, payload, headers, status, message):
     got, _, body = call(app, "POST", "/v2/models/regression/infer", payload, headers)

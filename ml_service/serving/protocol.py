@@ -1,0 +1,187 @@
+"""uvicorn's httptools protocol with the limits a server on the open internet needs.
+
+- **Request head limits**: a request line plus headers over max_header_bytes gets a 431; a head not complete
+  within header_timeout_s of the connection opening (or of the previous response) gets a 408, or a silent
+  close when nothing was sent (slowloris, idle keep-alive).
+- **A connection cap that never locks out a new client**: past max_connections (and never past the open-file
+  limit less a reserve) a new connection evicts the one that has waited longest for a request head; a
+  connection whose request is being served is never evicted.
+- **Lingering close**: when a response closes the connection before the request body was read (a 413),
+  the server half-closes (FIN after the response) and reads and discards what the client still sends for a
+  little while, so the client reads the 413 instead of a connection reset.
+
+The limits come from the ScoringApp the server hosts (its settings), found through any middleware.
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ml_service.serving.app import unwrap
+
+FD_RESERVE = 64  # files a worker keeps open besides connections: model, logs, collector, libraries
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
+
+
+def connection_cap(max_connections: int) -> int:
+    """max_connections, lowered to fit the open-file limit of this process."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, soft - FD_RESERVE))
+
+
+class _Transport:
+    """The connection's transport, whose close() lingers while the request body is still coming."""
+
+    def __init__(self, transport, protocol: "HardenedProtocol"):
+        self._transport = transport
+        self._protocol = protocol
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
+        self.set_protocol = transport.set_protocol
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if self._protocol.reading_request and not self._transport.is_closing():
+            self._protocol.linger()
+        else:
+            self._transport.close()
+
+
+class HardenedProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol plus head size and time limits, a connection cap with eviction, lingering close."""
+
+    def __init__(self, config, server_state, app_state, _loop=None):
+        super().__init__(config, server_state, app_state, _loop)
+        settings = unwrap(config.loaded_app).settings
+        self.max_head = settings.max_header_bytes
+        self.head_timeout = settings.header_timeout_s
+        self.max_connections = connection_cap(settings.max_connections)
+        self.waiting_since: float | None = None  # waiting for a request head since (monotonic)
+        self.reading_request = False  # a request's head or body is still arriving
+        self._head_bytes = 0
+        self._head_too_large = False
+        self._head_timer = None
+        self._lingering = 0  # bytes discarded while lingering; -1 when not lingering
+
+    # --- connection life --------------------------------------------------------------------------------
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self._lingering = -1
+        super().connection_made(_Transport(transport, self))
+        self._wait_for_head()
+        if len(self.connections) > self.max_connections:
+            self._evict()
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_head_timer()
+        self.waiting_since = None
+        self.reading_request = False
+        super().connection_lost(exc)
+
+    def _evict(self) -> None:
+        waiting = [c for c in self.connections if getattr(c, "waiting_since", None) is not None and c is not self]
+        victim = min(waiting, key=lambda c: c.waiting_since, default=self)
+        victim.waiting_since = None
+        victim.transport._transport.close()
+
+    # --- request head limits ----------------------------------------------------------------------------
+    def _wait_for_head(self) -> None:
+        self.waiting_since = time.monotonic()
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return
+        if self.reading_request:
+            self._refuse(408, b'{"error":"request head not received in time"}')
+        else:
+            self.transport._transport.close()
+
+    def _refuse(self, status: int, body: bytes) -> None:
+        """Answer status without the app (the request head is unusable), then close lingering."""
+        self.transport.write(b"".join([STATUS_LINE[status], b"content-type: application/json\r\n",
+                                       b"content-length: ", str(len(body)).encode(), b"\r\n",
+                                       b"connection: close\r\n\r\n", body]))
+        self.reading_request = True
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering >= 0:
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self.transport._transport.close()
+            return
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:  # the parser stopped at on_url / on_header below
+            self._refuse(431, b'{"error":"request line and headers are over the limit of %d bytes"}'
+                         % self.max_head)
+        else:
+            super().send_400_response(msg)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_head:
+            self._head_too_large = True
+            raise ValueError("request head too large")  # httptools stops parsing with a callback error
+
+    def on_message_begin(self) -> None:
+        self.reading_request = True
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        self.waiting_since = None
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.reading_request = False
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # the next request's head is already here
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._wait_for_head()
+
+    # --- lingering close --------------------------------------------------------------------------------
+    def linger(self) -> None:
+        """Half-close after the response, discard what the client still sends, close after LINGER_SECONDS."""
+        self._cancel_head_timer()
+        self.waiting_since = None
+        self._lingering = 0
+        transport = self.transport._transport
+        try:
+            transport.resume_reading()
+            transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            transport.close()
+            return
+        self.loop.call_later(LINGER_SECONDS, transport.close)
