@@ -27,7 +27,7 @@ def test_the_committed_pipelines_of_every_model_are_what_the_generator_writes(pr
 
 
 def test_every_pipeline_file_belongs_to_a_model_of_mlops_yml_or_to_the_platform():
-    expected = {f"{p}-{kind}" for p in MODELS for kind in scaffold.KINDS} | {"pr"}
+    expected = {f"{p}-{kind}" for p in MODELS for kind in scaffold.KINDS} | {"pr", "batch"}
     assert set(service.pipeline_files(ROOT)) == expected
 
 

@@ -1,0 +1,157 @@
+"""Benchmark (not a test): `mlops batch score` against a single-process baseline, and its peak memory.
+
+The input is the default model project's data set (`load_settings().model.data`, target dropped),
+resampled to --rows rows of CSV. One run prints side by side:
+
+  baseline  one process: pandas.read_csv + the project's score module run() (as the scoring service calls it,
+            the model loaded once) + DataFrame.to_parquet
+  ours      `mlops batch score` with one worker per core (default chunk size)
+
+Both are timed end to end as processes (start, imports, model load included) and by their work phase
+alone (baseline: read + score + write; ours: the job's own "in N s", from worker start to the last part).
+Peak memory is the summed RSS of the whole process tree (sampled every 20 ms) for --rows and --big-rows.
+
+Usage: python bench/batch.py [--rows 1000000] [--big-rows 4000000] [--workers 0].
+Goals on a 2-core machine: ours >= 1.7x the baseline; peak memory within 10% between 1 M and 4 M rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASELINE = """
+import importlib, json, sys, time
+started = time.perf_counter()
+import pandas as pd
+scorer = importlib.import_module(sys.argv[1]); scorer.init(sys.argv[2])
+loaded = time.perf_counter()
+frame = pd.read_csv(sys.argv[3])[sys.argv[5].split(",")]
+result = scorer.run(frame.values.tolist() if getattr(scorer, "INPUT", "frame") == "rows" else frame)
+predictions = result["result"] if isinstance(result, dict) else result
+pd.DataFrame({"prediction": predictions}).to_parquet(sys.argv[4])
+print(json.dumps({"load": loaded - started, "work": time.perf_counter() - loaded}))
+"""
+
+
+def tree_rss(pid: int) -> int:
+    """Summed RSS in bytes of pid and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in open(f"/proc/{current}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def measured(command: list[str], env: dict) -> tuple[float, int, str]:
+    """(wall seconds, peak tree RSS in bytes, stdout) of a command."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    took = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{err[-3000:]}")
+    return took, peak[0], out
+
+
+def make_input(model, rows: int, path: Path) -> list[str]:
+    """A CSV of rows resampled from the project's data (target dropped); its column names."""
+    import pandas as pd
+
+    data = pd.read_csv(model.data).drop(columns=[model.target])
+    data.sample(rows, replace=True, random_state=0).to_csv(path, index=False)
+    return list(data.columns)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=4_000_000)
+    parser.add_argument("--workers", type=int, default=0, help="0: one per core")
+    args = parser.parse_args()
+    from ml_service.config import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-batch-") as tmp:
+        tmp = Path(tmp)
+        env = {**os.environ, "MLOPS_ROOT": str(ROOT), "MLOPS_STATE_DIR": str(tmp / "ws"),
+               "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env.pop("MLOPS_MODEL", None)
+        settings = load_settings(env)
+        model = settings.model
+        print(f"registering a version of {model.project} in a temp workspace ...", flush=True)
+        subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "run"], env=env, cwd=ROOT, check=True,
+                       capture_output=True)
+        from ml_service.batch.model import resolve, score_module_for
+        from ml_service.deploy.image import download_model
+        from ml_service.workspace.tracking import connect
+
+        version = resolve(connect(settings), f"{model.name}@champion")
+        model_dir = download_model(version, tmp / "model")
+        print(f"writing {args.rows:,} and {args.big_rows:,} rows of CSV ...", flush=True)
+        small, big = tmp / "small.csv", tmp / "big.csv"
+        columns = make_input(model, args.rows, small)
+        make_input(model, args.big_rows, big)
+
+        base_wall, base_peak, out = measured([sys.executable, "-c", BASELINE, score_module_for(settings, model.name),
+                                              str(model_dir), str(small), str(tmp / "base.parquet"),
+                                              ",".join(columns)], env)
+        base = json.loads(out)
+        results = {}
+        for name, path in (("small", small), ("big", big)):
+            command = [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model", f"{model.name}:"
+                       f"{version.version}", "--input", str(path), "--output", str(tmp / f"out-{name}"),
+                       "--workers", str(args.workers)]
+            wall, peak, out = measured(command, env)
+            work = float(re.search(r" in ([0-9.]+)s ", out).group(1))
+            results[name] = (wall, work, peak)
+        wall, work, peak = results["small"]
+        mb = 1 << 20
+        print(f"\n{args.rows:,} rows of {model.project} input ({os.cpu_count()} cores)")
+        print(f"{'':<28}{'baseline':>12}{'ours':>12}{'ratio':>9}")
+        print(f"{'end to end (process) s':<28}{base_wall:>12.2f}{wall:>12.2f}{base_wall / wall:>8.2f}x")
+        print(f"{'work phase s':<28}{base['work']:>12.2f}{work:>12.2f}{base['work'] / work:>8.2f}x")
+        print(f"{'rows/s (work phase)':<28}{args.rows / base['work']:>12,.0f}{args.rows / work:>12,.0f}")
+        print(f"{'peak RSS MiB':<28}{base_peak / mb:>12.0f}{peak / mb:>12.0f}")
+        big_peak = results["big"][2]
+        print(f"\npeak RSS of ours: {args.rows:,} rows {peak / mb:.0f} MiB, {args.big_rows:,} rows {big_peak / mb:.0f} "
+              f"MiB ({(big_peak / peak - 1):+.1%}); {args.big_rows:,} rows took {results['big'][0]:.1f}s end to end, "
+              f"{results['big'][1]:.1f}s work")
+
+
+if __name__ == "__main__":
+    main()

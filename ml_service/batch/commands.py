@@ -1,0 +1,40 @@
+"""`mlops batch score`: score a CSV or Parquet file (or a folder of parts) with a registered model version."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ml_service.cli_support import CommandError, command_settings, model_of
+
+
+def cmd_batch_score(args) -> int:
+    """Run or resume a batch scoring job; BatchError (exit 1) when it fails or rejects too many rows."""
+    from ml_service.batch.job import JobSpec, run_job
+
+    if args.workers < 0 or args.chunk_rows < 1 or not 0.0 <= args.max_reject_fraction <= 1.0:
+        raise CommandError("--workers >= 0, --chunk-rows >= 1 and 0 <= --max-reject-fraction <= 1")
+    spec = JobSpec(model=args.model, input=Path(args.input), output=Path(args.output), workers=args.workers,
+                   chunk_rows=args.chunk_rows, max_reject_fraction=args.max_reject_fraction)
+    run_job(command_settings(args, registered=model_of(args.model)), spec)
+    return 0
+
+
+def add_commands(groups) -> None:
+    """Register the `batch` command group."""
+    batch = groups.add_parser("batch", help="score files in batch with a registered model version")
+    commands = batch.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    score = commands.add_parser(
+        "score", help="score a CSV/Parquet file or folder into Parquet parts (parallel, resumable)",
+        description="Score every row of the input with a registered model version, in parallel worker processes. "
+                    "Rerun the same command to resume a job that was interrupted; a finished job is not redone.")
+    score.add_argument("--model", required=True, metavar="NAME@ALIAS|NAME:VERSION",
+                       help="the registered model version, e.g. my_model@champion or my_model:3")
+    score.add_argument("--input", required=True, metavar="FILE|DIR",
+                       help="a .csv or .parquet file, or a folder of such parts (read in name order)")
+    score.add_argument("--output", required=True, metavar="DIR",
+                       help="folder for part-NNNNN.parquet, _manifest.json and _rejects.csv")
+    score.add_argument("--workers", type=int, default=0, metavar="N", help="worker processes (default: one per core)")
+    score.add_argument("--chunk-rows", type=int, default=100_000, metavar="N",
+                       help="rows per chunk, the unit of work and of resuming (default: 100000)")
+    score.add_argument("--max-reject-fraction", type=float, default=0.01, metavar="F",
+                       help="fail (exit 1) when more than this share of rows is rejected (default: 0.01)")
+    score.set_defaults(func=cmd_batch_score)

@@ -1,0 +1,70 @@
+"""The registered model version a batch job scores with: resolved from NAME@ALIAS or NAME:VERSION, its files
+downloaded, its input schema read from the signature, and the score module the scoring service would use."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_service.batch import BatchError
+
+DEFAULT_SCORE_MODULE = "ml_service.serving.pyfunc_score"
+
+
+@dataclass(frozen=True)
+class BatchModel:
+    """A model version ready to be loaded by the workers."""
+
+    name: str
+    version: str
+    directory: Path
+    score_module: str
+    schema: object  # ml_service.serving.schema.Schema
+
+
+def resolve(client, ref: str):
+    """The ModelVersion of ref (NAME@ALIAS or NAME:VERSION, models:/ prefix allowed)."""
+    from ml_service.workspace.registry import RegistryError, resolve_version
+
+    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
+    if "@" not in ref and ":" not in ref:
+        raise BatchError(f"--model {ref!r}: give NAME@ALIAS or NAME:VERSION (e.g. {ref}@champion)")
+    try:
+        return resolve_version(client, ref)
+    except RegistryError as exc:
+        raise BatchError(str(exc)) from None
+
+
+def score_module_for(settings, name: str) -> str:
+    """The project's score module when name is a project's registered model, else the pyfunc one."""
+    for project in settings.models:
+        if project.name == name and project.score_module:
+            return project.score_module
+    return DEFAULT_SCORE_MODULE
+
+
+def prepare(settings, version, dest: Path) -> BatchModel:
+    """Download version's files to dest/model (replacing what is there) and read its input schema."""
+    from ml_service.deploy.image import download_model
+    from ml_service.serving.schema import SchemaError, load_schema, read_mlmodel
+
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    directory = download_model(version, dest)
+    try:
+        schema = load_schema(read_mlmodel(directory))
+    except SchemaError as exc:
+        raise BatchError(str(exc)) from None
+    return BatchModel(version.name, str(version.version), directory, score_module_for(settings, version.name), schema)
+
+
+def columns_to_read(schema, available: list[str], where: str) -> list[str]:
+    """The input columns the model takes, in the part's order; a BatchError when a required one is missing."""
+    if not schema.typed:
+        if schema.width and len(available) != schema.width:
+            raise BatchError(f"{where}: {len(available)} columns; the model (no column names) takes {schema.width}")
+        return available
+    missing = [c.name for c in schema.columns if c.required and c.name not in available]
+    if missing:
+        raise BatchError(f"{where}: missing column(s) {', '.join(map(repr, missing))} that the model requires")
+    return [name for name in available if name in schema.names]

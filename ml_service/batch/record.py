@@ -1,0 +1,39 @@
+"""The MLflow run of a batch job (experiment `mlops-batch`): model name and version, input and its digest,
+row counts, duration and rows/s. A resumed job continues the run it started."""
+from __future__ import annotations
+
+EXPERIMENT = "mlops-batch"
+
+
+def start(client, settings, manifest: dict, spec) -> str:
+    """The job's run id: the one in the manifest (reopened), or a new run with the job's parameters."""
+    from ml_service.workspace.tracking import ensure_experiment
+
+    run_id = manifest.get("run_id")
+    if run_id:
+        try:
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        except Exception:  # the run is gone (another workspace): start a new one
+            pass
+    experiment = ensure_experiment(client, settings, EXPERIMENT)
+    tags = {"mlops.kind": "batch", "model_name": manifest["model_name"],
+            "model_version": str(manifest["model_version"]), "mlops.model.project": settings.project}
+    run = client.create_run(experiment, run_name=f"batch: {manifest['model_name']} v{manifest['model_version']}",
+                            tags=tags)
+    params = {"model": spec.model, "model_name": manifest["model_name"], "model_version": manifest["model_version"],
+              "input": str(spec.input), "input_digest": manifest["input_digest"], "output": str(spec.output),
+              "workers": spec.workers, "chunk_rows": spec.chunk_rows,
+              "max_reject_fraction": spec.max_reject_fraction}
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, str(value))
+    return run.info.run_id
+
+
+def finish(client, run_id: str, totals: dict, seconds: float, scored_now: int, failed: bool) -> None:
+    """Log the counts, duration and rate, then end the run (FAILED when the job failed)."""
+    metrics = {"rows_in": totals["rows"], "rows_scored": totals["scored"], "rows_rejected": totals["rejected"],
+               "duration_s": seconds, "rows_per_s": scored_now / seconds if seconds > 0 else 0.0}
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")

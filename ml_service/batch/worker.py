@@ -1,0 +1,102 @@
+"""A worker process of a batch job: the score module is loaded once (init), then each chunk is checked,
+scored exactly as the scoring service scores a request (the same score module, the same result handling),
+and written as one Parquet part, to a temporary name first and then renamed, so a part that exists is whole.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml_service.batch import convert
+from ml_service.serving.schema import InputError, Schema
+
+_state: dict = {}
+
+
+def part_name(index: int) -> str:
+    """The file name of chunk index's output part."""
+    return f"part-{index:05d}.parquet"
+
+
+def init(model_dir: str, score_module: str, schema: Schema, output: str, model: dict, root: str) -> None:
+    """Load the model once in this process (the pool's initializer); root: the repository, where the model
+    projects' packages are (as `python -m` from there would find them)."""
+    import sys
+
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    scorer = importlib.import_module(score_module)
+    scorer.init(model_dir)
+    _state.update(scorer=scorer, input=getattr(scorer, "INPUT", "frame"), schema=schema, output=Path(output),
+                  model=model)
+
+
+def ready() -> bool:
+    """Nothing: submitted once per worker so that the pool starts them all (and loads the model) at once."""
+    return True
+
+
+def write_atomic(table: pa.Table, path: Path) -> str:
+    """Write table to path via a temporary name and a rename; the sha256 of the file's bytes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = sink.getvalue()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _predict(checked: convert.Checked) -> dict:
+    from ml_service.serving.results import predictions
+
+    schema, scorer = _state["schema"], _state["scorer"]
+    data = convert.frame(checked, schema)
+    result = scorer.run(convert.rows(data) if _state["input"] == "rows" else data)
+    return predictions(result, len(data))
+
+
+def _output(rows: "object", scored: dict) -> pa.Table:
+    model = _state["model"]
+    columns = {"row": pa.array(rows, pa.int64()), "prediction": pa.array(scored.get("result", []))}
+    for j, label in enumerate(scored.get("classes") or []):
+        columns[f"probability_{label}"] = pa.array([p[j] for p in scored["probabilities"]], pa.float64())
+    columns["model_version"] = pa.DictionaryArray.from_arrays(pa.array([0] * len(rows), pa.int32()),
+                                                              pa.array([str(model["version"])]))
+    table = pa.table(columns)
+    return table.replace_schema_metadata({"mlops.model.name": model["name"],
+                                          "mlops.model.version": str(model["version"])})
+
+
+def score_chunk(index: int, first_row: int, table: pa.Table) -> dict:
+    """Check, score and write chunk index (its rows start at first_row); its counts and file digests."""
+    import numpy as np
+
+    checked = convert.check(table, _state["schema"])
+    scored = {"result": []}
+    if checked.scored:
+        try:
+            scored = _predict(checked)
+        except InputError as exc:  # the score module refused the chunk: every row of it is rejected
+            checked.rejects.update({int(i): f"the model refused the rows: {exc}" for i in np.flatnonzero(checked.keep)})
+            checked.keep[:] = False
+            scored = {"result": []}
+    kept = np.flatnonzero(checked.keep) + first_row
+    out = _state["output"]
+    record = {"index": index, "first_row": first_row, "rows": table.num_rows, "scored": len(kept),
+              "rejected": len(checked.rejects), "file": part_name(index)}
+    record["sha256"] = write_atomic(_output(kept, scored), out / record["file"])
+    if checked.rejects:
+        order = sorted(checked.rejects)
+        rejects = pa.table({"row": pa.array([first_row + i for i in order], pa.int64()),
+                            "reason": [checked.rejects[i] for i in order],
+                            "values": [convert.reject_values(table, i) for i in order]})
+        record["rejects_file"] = f"_rejects/{part_name(index)}"
+        record["rejects_sha256"] = write_atomic(rejects, out / record["rejects_file"])
+    return record

@@ -1,0 +1,165 @@
+"""Batch scoring against a real MLflow sqlite store in a temp dir: a version of the default model project is
+registered by its own pipeline, then `mlops batch score` runs through the CLI (as a user runs it).
+
+A job killed in the middle (SIGKILL to its whole process group) and resumed gives exactly the output of an
+uninterrupted job; rejected rows are reported; a finished job is not redone; CSV, Parquet and a folder of parts
+give the same predictions; the MLflow run records the counts; the pipeline step runs on the local target.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ml_service.config import load_settings
+from tests.conftest import ROOT, workspace_env
+
+pytestmark = pytest.mark.integration
+ROWS = 60_000
+
+
+def mlops(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, **kwargs)
+
+
+def score(*args: str) -> subprocess.CompletedProcess:
+    return mlops("batch", "score", "--model", f"{load_settings().model_name}@champion", *args)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace where the default project's pipeline registered version 1."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in workspace_env(tmp_path_factory.mktemp("ws")).items():
+            patch.setenv(key, value)
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_MODEL", "MLOPS_BUILD_ID", "MLOPS_BUILD_URI"):
+            patch.delenv(key, raising=False)
+        result = mlops("pipeline", "run")
+        assert result.returncode == 0, result.stderr
+        yield load_settings()
+
+
+@pytest.fixture(scope="module")
+def inputs(ws, tmp_path_factory):
+    """ROWS rows resampled from the project's data (target dropped), as CSV, Parquet and a folder of parts."""
+    folder = tmp_path_factory.mktemp("inputs")
+    data = pd.read_csv(ws.model.data).drop(columns=[ws.model.target])
+    data = data.sample(ROWS, replace=True, random_state=3).reset_index(drop=True)
+    data.to_csv(folder / "rows.csv", index=False)
+    data.to_parquet(folder / "rows.parquet")
+    (folder / "parts").mkdir()
+    for i, start in enumerate(range(0, ROWS, 25_000)):
+        data.iloc[start:start + 25_000].to_parquet(folder / "parts" / f"part-{i}.parquet")
+    return {"frame": data, "csv": folder / "rows.csv", "parquet": folder / "rows.parquet", "parts": folder / "parts"}
+
+
+def test_a_job_killed_in_the_middle_resumes_to_exactly_the_uninterrupted_output(ws, inputs, tmp_path):
+    reference = score("--input", str(inputs["csv"]), "--output", str(tmp_path / "ref"), "--chunk-rows", "1000")
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model", f"{ws.model_name}@champion",
+               "--input", str(inputs["csv"]), "--output", str(out), "--chunk-rows", "1000", "--workers", "1"]
+    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:
+        try:
+            if len(json.loads((out / "_manifest.json").read_text())["chunks"]) >= 3:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.005)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["status"] == "running" and 3 <= len(manifest["chunks"]) < ROWS // 1000, "not killed mid-way"
+
+    resumed = score("--input", str(inputs["csv"]), "--output", str(out), "--chunk-rows", "1000")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after" in resumed.stdout
+    got, want = pd.read_parquet(out), pd.read_parquet(tmp_path / "ref")
+    assert len(got) == ROWS and got["row"].tolist() == list(range(ROWS))
+    pd.testing.assert_frame_equal(got, want)
+    assert not list(out.glob(".*")) and not (out / "_model").exists()
+
+
+def test_a_finished_job_is_not_redone(ws, inputs, tmp_path):
+    out = tmp_path / "out"
+    assert score("--input", str(inputs["parquet"]), "--output", str(out)).returncode == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = score("--input", str(inputs["parquet"]), "--output", str(out))
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_csv_parquet_and_a_folder_of_parts_give_the_same_predictions(ws, inputs, tmp_path):
+    outputs = {}
+    for kind in ("csv", "parquet", "parts"):
+        result = score("--input", str(inputs[kind]), "--output", str(tmp_path / kind), "--chunk-rows", "20000")
+        assert result.returncode == 0, result.stderr
+        outputs[kind] = pd.read_parquet(tmp_path / kind)
+    pd.testing.assert_frame_equal(outputs["csv"], outputs["parquet"])
+    pd.testing.assert_frame_equal(outputs["csv"], outputs["parts"])
+    assert set(outputs["csv"]["model_version"]) == {"1"}
+
+
+def test_bad_rows_are_rejected_with_their_row_and_reason_and_fail_the_job_above_the_threshold(ws, inputs, tmp_path):
+    frame = inputs["frame"].head(100).astype(object)
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(inputs["frame"][c])
+               and inputs["frame"][c].notna().all()]
+    frame.loc[5, numeric[0]] = "not-a-number"
+    frame.loc[17, numeric[1]] = None
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    out = tmp_path / "out"
+    failed = score("--input", str(tmp_path / "bad.csv"), "--output", str(out))
+    assert failed.returncode == 1 and "2 of 100 rows rejected" in failed.stderr
+    rejects = pd.read_csv(out / "_rejects.csv")
+    assert rejects["row"].tolist() == [5, 17]
+    assert rejects["reason"].tolist() == [f"column {numeric[0]!r} is not a number: 'not-a-number'",
+                                          f"column {numeric[1]!r} is null but required"]
+    assert len(pd.read_parquet(out)) == 98
+    accepted = score("--input", str(tmp_path / "bad.csv"), "--output", str(out), "--max-reject-fraction", "0.05")
+    assert accepted.returncode == 0 and "nothing to do" in accepted.stdout
+
+
+def test_the_mlflow_run_records_model_input_counts_and_speed(ws, inputs, tmp_path):
+    from ml_service.batch.record import EXPERIMENT
+    from ml_service.workspace.tracking import connect
+
+    assert score("--input", str(inputs["parquet"]), "--output", str(tmp_path / "out")).returncode == 0
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    client = connect(ws)
+    run = client.get_run(manifest["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT and run.info.status == "FINISHED"
+    assert run.data.params["model_name"] == ws.model_name and run.data.params["model_version"] == "1"
+    assert run.data.params["input_digest"] == manifest["input_digest"]
+    metrics = run.data.metrics
+    assert (metrics["rows_in"], metrics["rows_scored"], metrics["rows_rejected"]) == (ROWS, ROWS, 0)
+    assert metrics["duration_s"] > 0 and metrics["rows_per_s"] > 0
+
+
+def test_the_pipeline_step_scores_on_the_local_compute_target(ws, inputs, tmp_path):
+    pipeline = tmp_path / "batch.yml"
+    pipeline.write_text(f"""
+name: batch-scoring
+steps:
+  score:
+    function: ml_service.batch.step:score
+    inputs:
+      data: {{path: "{inputs['parts']}"}}
+      model: {{alias: champion}}
+    params: {{output: "{tmp_path / 'out'}", chunk_rows: 30000}}
+    compute: local
+""")
+    result = mlops("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stderr
+    assert f"scored {ROWS:,} of {ROWS:,} rows with {ws.model_name} v1" in result.stdout
+    assert len(pd.read_parquet(tmp_path / "out")) == ROWS

@@ -1,0 +1,65 @@
+"""Batch scoring: the input (a file or a folder of parts) listed, digested and cut into deterministic chunks."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ml_service.batch import BatchError, source
+
+
+@pytest.fixture
+def frame():
+    return pd.DataFrame({"a": [float(i) for i in range(25)], "b": [f"v{i}" for i in range(25)]})
+
+
+def cut(parts, chunk_rows, columns=("a", "b")):
+    return [(i, first, t.num_rows, t.column("a").to_pylist()[0])
+            for i, first, t in source.chunks(parts, lambda part: list(columns), chunk_rows)]
+
+
+def test_csv_and_parquet_are_cut_into_the_same_chunks(tmp_path, frame):
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    frame.to_parquet(tmp_path / "in.parquet")
+    csv_chunks = cut(source.list_parts(tmp_path / "in.csv"), 10)
+    assert [c[:3] for c in csv_chunks] == [(0, 0, 10), (1, 10, 10), (2, 20, 5)]
+    expected = [(0, 0, 10, 0.0), (1, 10, 10, 10.0), (2, 20, 5, 20.0)]
+    assert cut(source.list_parts(tmp_path / "in.parquet"), 10) == expected
+    assert [c[3] for c in csv_chunks] == ["0.0", "10.0", "20.0"]  # CSV values are read as text
+
+
+def test_a_folder_of_parts_is_read_in_name_order_and_chunks_never_span_parts(tmp_path, frame):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[12:].to_parquet(folder / "b.parquet")
+    frame.iloc[:12].to_parquet(folder / "a.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / "notes.txt").write_text("ignored")
+    parts = source.list_parts(folder)
+    assert [p.path.name for p in parts] == ["a.parquet", "b.parquet"]
+    assert cut(parts, 10) == [(0, 0, 10, 0.0), (1, 10, 2, 10.0), (2, 12, 10, 12.0), (3, 22, 3, 22.0)]
+    assert parts[0].columns() == ["a", "b"]
+
+
+def test_the_digest_changes_with_the_content_and_counts_rows(tmp_path, frame):
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    first, rows = source.digest(source.list_parts(tmp_path / "in.csv"))
+    assert rows == 25
+    frame.assign(a=frame.a + 1).to_csv(tmp_path / "in.csv", index=False)
+    assert source.digest(source.list_parts(tmp_path / "in.csv"))[0] != first
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda p: p / "missing.csv", "input not found"),
+    (lambda p: (p / "x.json").write_text("{}") and p / "x.json", "not a CSV or Parquet"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no .csv or .parquet"),
+])
+def test_bad_inputs_are_named(tmp_path, make, error):
+    with pytest.raises(BatchError, match=error):
+        source.list_parts(make(tmp_path))
+
+
+def test_mixed_formats_are_refused(tmp_path, frame):
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(BatchError, match="mixes CSV and Parquet"):
+        source.list_parts(tmp_path)

@@ -1,0 +1,53 @@
+"""Batch scoring: a worker scores a chunk with a score module as the scoring service does, writes one whole
+Parquet part (model version per row and in the file metadata) and the chunk's rejected rows."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ml_service.batch import manifest, worker
+from ml_service.config import PACKAGE_ROOT
+from ml_service.serving.schema import load_schema, read_mlmodel
+from tests.unit.frame_score import save_classifier
+from tests.unit.rows_score import COLUMNS, save_regressor
+
+
+def start(model_dir, module, output):
+    (output / "_rejects").mkdir(parents=True)
+    worker.init(str(model_dir), module, load_schema(read_mlmodel(model_dir)), str(output),
+                {"name": "m", "version": "7"}, str(PACKAGE_ROOT))
+
+
+def test_a_rows_module_scores_the_good_rows_and_the_bad_ones_go_to_rejects(tmp_path):
+    start(save_regressor(tmp_path / "model"), "tests.unit.rows_score", tmp_path / "out")
+    rows = [[str(v) for v in (30, 1, 2, 3, 4, 5, 6, 7, 8, 9)] for _ in range(4)]
+    rows[2][3] = "oops"
+    table = pa.table({name: [r[j] for r in rows] for j, name in enumerate(COLUMNS)})
+    record = worker.score_chunk(3, 300, table)
+    assert record == {"index": 3, "first_row": 300, "rows": 4, "scored": 3, "rejected": 1,
+                      "file": "part-00003.parquet", "sha256": record["sha256"],
+                      "rejects_file": "_rejects/part-00003.parquet", "rejects_sha256": record["rejects_sha256"]}
+    assert manifest.file_digest(tmp_path / "out" / record["file"]) == record["sha256"]
+    part = pq.read_table(tmp_path / "out" / record["file"])
+    assert part.column("row").to_pylist() == [300, 301, 303]
+    assert part.column("model_version").to_pylist() == ["7"] * 3
+    assert part.schema.metadata[b"mlops.model.version"] == b"7"
+    predictions = part.column("prediction").to_pylist()
+    assert predictions[0] == pytest.approx(predictions[1])
+    rejects = pq.read_table(tmp_path / "out" / record["rejects_file"]).to_pylist()
+    assert rejects[0]["row"] == 302 and rejects[0]["reason"] == "column 'f3' is not a number: 'oops'"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
+
+
+def test_a_classifier_writes_labels_and_one_probability_column_per_class(tmp_path):
+    start(save_classifier(tmp_path / "model"), "tests.unit.frame_score", tmp_path / "out")
+    table = pa.table({"radius": ["25.0", "9.0"], "texture": [None, "20"], "grade": ["high", None],
+                      "count": ["3", "1"], "smooth": ["true", "false"]})
+    record = worker.score_chunk(0, 0, table)
+    assert record["scored"] == 2 and "rejects_file" not in record
+    part = pq.read_table(tmp_path / "out" / record["file"])
+    assert part.column_names == ["row", "prediction", "probability_benign", "probability_malignant",
+                                 "model_version"]
+    assert part.column("prediction").to_pylist() == ["malignant", "benign"]
+    assert sum(part.slice(0, 1).to_pylist()[0][c] for c in part.column_names[2:4]) == pytest.approx(1.0)
