@@ -1,8 +1,10 @@
 """uvicorn's httptools protocol with the limits a server on the open internet needs.
 
-- **Request head limits**: a request line plus headers over max_header_bytes gets a 431; a head not complete
-  within header_timeout_s of the connection opening (or of the previous response) gets a 408, or a silent
-  close when nothing was sent (slowloris, idle keep-alive).
+- **Request head and body limits**: a request line plus headers over max_header_bytes gets a 431; a head not
+  complete within header_timeout_s of the connection opening (or of the previous response) gets a 408, or a
+  silent close when nothing was sent (slowloris, idle keep-alive); a body not complete within body_timeout_s
+  of its head gets a 408. One sweep a second checks every connection (no timer per request), so a timeout
+  fires up to a second late.
 - **A connection cap that never locks out a new client**: past max_connections (and never past the open-file
   limit less a reserve) a new connection evicts the one that has waited longest for a request head; a
   connection whose request is being served is never evicted.
@@ -24,6 +26,17 @@ from ml_service.serving.app import unwrap
 FD_RESERVE = 64  # files a worker keeps open besides connections: model, logs, collector, libraries
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024 * 1024
+SWEEP_SECONDS = 1.0
+
+
+def _sweep(loop, connections: set, state) -> None:
+    """Time out the connections whose request head or body is late; then again in SWEEP_SECONDS."""
+    now = time.monotonic()
+    for connection in list(connections):
+        check = getattr(connection, "check_deadlines", None)
+        if check is not None:
+            check(now)
+    state.mlops_sweeper = loop.call_later(SWEEP_SECONDS, _sweep, loop, connections, state)
 
 
 def connection_cap(max_connections: int) -> int:
@@ -65,25 +78,27 @@ class HardenedProtocol(HttpToolsProtocol):
         settings = unwrap(config.loaded_app).settings
         self.max_head = settings.max_header_bytes
         self.head_timeout = settings.header_timeout_s
+        self.body_timeout = settings.body_timeout_s
         self.max_connections = connection_cap(settings.max_connections)
         self.waiting_since: float | None = None  # waiting for a request head since (monotonic)
         self.reading_request = False  # a request's head or body is still arriving
         self._head_bytes = 0
         self._head_too_large = False
-        self._head_timer = None
+        self.body_since: float | None = None  # the request head arrived, its body is still coming, since
         self._lingering = 0  # bytes discarded while lingering; -1 when not lingering
 
     # --- connection life --------------------------------------------------------------------------------
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self._lingering = -1
         super().connection_made(_Transport(transport, self))
-        self._wait_for_head()
+        self.waiting_since = time.monotonic()
+        if getattr(self.server_state, "mlops_sweeper", None) is None:
+            _sweep(self.loop, self.connections, self.server_state)
         if len(self.connections) > self.max_connections:
             self._evict()
 
     def connection_lost(self, exc) -> None:
-        self._cancel_head_timer()
-        self.waiting_since = None
+        self.waiting_since = self.body_since = None
         self.reading_request = False
         super().connection_lost(exc)
 
@@ -94,25 +109,23 @@ class HardenedProtocol(HttpToolsProtocol):
         victim.transport._transport.close()
 
     # --- request head limits ----------------------------------------------------------------------------
-    def _wait_for_head(self) -> None:
-        self.waiting_since = time.monotonic()
-        self._head_bytes = 0
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+    def check_deadlines(self, now: float) -> None:
+        """Called by the sweep: a 408 (or a silent close) when the request head or body is late."""
+        if self.transport.is_closing():
             return
-        if self.reading_request:
-            self._refuse(408, b'{"error":"request head not received in time"}')
-        else:
-            self.transport._transport.close()
+        if self.waiting_since is not None and now - self.waiting_since > self.head_timeout:
+            self.waiting_since = None
+            if self.reading_request:
+                self._refuse(408, b'{"error":"request head not received in time"}')
+            else:
+                self.transport._transport.close()
+        elif self.body_since is not None and now - self.body_since > self.body_timeout and self.reading_request:
+            self.body_since = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started:
+                cycle.disconnected = True  # the app's receive() gets http.disconnect; its answer is dropped
+                cycle.message_event.set()
+                self._refuse(408, b'{"error":"request body not received in time"}')
 
     def _refuse(self, status: int, body: bytes) -> None:
         """Answer status without the app (the request head is unusable), then close lingering."""
@@ -157,25 +170,25 @@ class HardenedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._cancel_head_timer()
         self.waiting_since = None
+        self.body_since = time.monotonic()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self.reading_request = False
+        self.body_since = None
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # the next request's head is already here
         super().on_response_complete()
         if not pipelined and not self.transport.is_closing():
-            self._wait_for_head()
+            self.waiting_since = time.monotonic()
 
     # --- lingering close --------------------------------------------------------------------------------
     def linger(self) -> None:
         """Half-close after the response, discard what the client still sends, close after LINGER_SECONDS."""
-        self._cancel_head_timer()
-        self.waiting_since = None
+        self.waiting_since = self.body_since = None
         self._lingering = 0
         transport = self.transport._transport
         try:

@@ -1,5 +1,6 @@
 """Start the real scoring service as a process on 127.0.0.1 for tests."""
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -15,17 +16,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _limit_files(nofile: int):
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    return preexec
+
+
 @contextmanager
-def scoring_server(env: dict, log_path):
+def scoring_server(env: dict, log_path, nofile: int | None = None, workers: int = 1):
+    """The service on a free port: yields (process, base URL); stopped with SIGTERM (or killed) at exit.
+
+    nofile: the open-file limit of the server process (`ulimit -n`), as on hosts where it is 1024.
+    """
     port = free_port()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ml_service.serving", "--port", str(port)],
-                                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **env}, cwd=PACKAGE_ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "ml_service.serving", "--port", str(port),
+                                 "--workers", str(workers)],
+                                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLOPS_DRAIN_SECONDS": "0.2",
+                                     **env},
+                                cwd=PACKAGE_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_limit_files(nofile) if nofile else None)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, 60)
             yield proc, url
         finally:
-            proc.terminate()
-            proc.wait(10)
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
