@@ -34,3 +34,25 @@ def test_full_queue_drops_and_counts_without_blocking(tmp_path):
     collector.collect({"i": 1})  # fills the one slot
     collector.collect({"i": 2})  # must return at once, dropped and counted
     assert dropped == [1]
+
+
+def test_keeps_only_the_newest_files(tmp_path):
+    collector = Collector(str(tmp_path), max_bytes=60, keep_files=3)
+    for i in range(30):
+        collector.collect({"i": i, "data": [1, 2, 3]})
+    collector.close()
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert len(files) == 3
+    assert [r["i"] for r in _records(tmp_path)][-1] == 29  # the newest records are the ones kept
+
+
+def test_records_reach_the_disk_within_the_flush_interval(tmp_path):
+    import time
+
+    collector = Collector(str(tmp_path), flush_s=0.1)
+    collector.collect({"i": 1})
+    deadline = time.monotonic() + 5
+    while not _records(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _records(tmp_path) == [{"i": 1}]  # on disk before close(): what a kill -9 would leave
+    collector.close()
