@@ -27,10 +27,11 @@ HEADERS = {
              "publish its retraining pipeline (templates/build-stages.yml).",
     "retrain": "Retraining of the model project {project}, when {project}-build completes on main (on Azure "
                "DevOps also nightly; schedules are not run locally): run its ML pipeline, register only if "
-               "better (templates/retrain-stages.yml). Its stage Registered runs only when a version was "
-               "registered; that stage triggers the release.",
-    "release": "Release of the model project {project}, when the stage Registered of {project}-retrain "
-               "completes (a version was registered): the version in that run's `model` artifact -> image -> "
+               "better (templates/retrain-stages.yml). Its stage Release runs when a version was registered, "
+               "or when QA does not serve the champion; that stage triggers the release.",
+    "release": "Release of the model project {project}, when the stage Release of {project}-retrain "
+               "completes (a new version, or QA lost the champion): the version in that run's `model` "
+               "artifact -> image -> "
                "QA (one container) -> smoke test -> approval on environment `production` -> production "
                "(templates/release-stages.yml).",
 }
@@ -104,7 +105,7 @@ resources:
       trigger:
         branches:
           include: [main]
-        stages: [Registered]
+        stages: [Release]
 
 parameters:
   - name: model

@@ -8,6 +8,8 @@ from pathlib import Path
 from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings, model_of
 from ml_service.deploy.payload import smoke_payload
 
+EXIT_OUT_OF_SYNC = 3
+
 
 def cmd_serve(args) -> int:
     """Serve a registered model version locally with the scoring service."""
@@ -97,24 +99,42 @@ def cmd_deploy_list(args) -> int:
     """Show what runs where, for every model (as a table, or JSON for scripts)."""
     from ml_service.deploy import records
 
+    from ml_service.deploy.status import checked
+
     rows = records.list_deployments(command_settings(args))
     if not args.all:
         rows = records.current_rows(rows)
+    rows = checked(rows)  # a live container is checked against the engine: removed or stopped ones say so
     if args.json:
         print(json.dumps([{"model": d.model_name, "version": d.version, "environment": d.environment,
-                           "status": d.status, "url": d.url, "image": d.image, "mode": d.mode,
-                           "target": d.target, "since": records.iso_time(d.time)} for d in rows], indent=2))
+                           "status": status, "url": d.url, "image": d.image, "mode": d.mode,
+                           "target": d.target, "since": records.iso_time(d.time)} for d, status in rows], indent=2))
         return 0
     if not rows:
         print("nothing deployed yet")
         return 0
-    print(f"{'MODEL':<28} {'ENVIRONMENT':<12} {'VERSION':>7}  {'STATUS':<9} {'MODE':<8} {'SINCE':<19}  "
+    print(f"{'MODEL':<28} {'ENVIRONMENT':<12} {'VERSION':>7}  {'STATUS':<16} {'MODE':<8} {'SINCE':<19}  "
           f"{'URL / TARGET':<30} IMAGE")
-    for d in rows:
+    for d, status in rows:
         where = d.url or d.target
-        print(f"{d.model_name:<28} {d.environment:<12} {d.version:>7}  {d.status:<9} {d.mode:<8} "
+        print(f"{d.model_name:<28} {d.environment:<12} {d.version:>7}  {status:<16} {d.mode:<8} "
               f"{records.format_time(d.time):<19}  {where:<30} {d.image}")
     return 0
+
+
+def cmd_deploy_check(args) -> int:
+    """Does the environment really serve the selected model's champion? Exit 0 if so, 3 if not."""
+    from ml_service.deploy.status import environment_state
+
+    state = environment_state(command_settings(args), args.environment)
+    if args.json:
+        print(json.dumps(state.as_dict()))
+    elif state.champion is None:
+        print(f"{state.model}: no champion yet; {args.environment}: {state.detail}")
+    else:
+        verdict = "serves the champion" if state.in_sync else "does NOT serve the champion"
+        print(f"{args.environment} {verdict} {state.model}:{state.champion} ({state.detail})")
+    return 0 if state.in_sync else EXIT_OUT_OF_SYNC
 
 
 def add_commands(groups) -> None:
@@ -154,3 +174,8 @@ def add_commands(groups) -> None:
     dlist.add_argument("--json", action="store_true", help="JSON for scripts: model, version, environment, "
                                                            "status, url, image, mode, target, since")
     dlist.set_defaults(func=cmd_deploy_list)
+    check = dep_sub.add_parser("check", help="does an environment really serve the champion? (exit 0: yes, "
+                                             "3: no; releases use it to converge)")
+    check.add_argument("environment", help="qa (production's state is checked by its own deploy)")
+    check.add_argument("--json", action="store_true", help="champion, live version, in_sync and the ref to release")
+    check.set_defaults(func=cmd_deploy_check)

@@ -65,7 +65,7 @@ def start_container(settings: Settings, image: str, model_name: str, version: st
             nano_cpus=int(cpus * 1e9), mem_limit=f"{int(memory_gb * 1024)}m", environment=environment_vars,
             labels={ENV_LABEL: environment, "mlops.model.name": model_name, "mlops.model.version": str(version),
                     "mlops.workspace": workspace_label(settings)},
-            restart_policy={"Name": "on-failure", "MaximumRetryCount": 3},
+            restart_policy={"Name": "unless-stopped"},  # back after an engine or machine restart
         )
     except ImageNotFound:
         raise DeployError(f"image {image} not found: build it with `mlops image build`") from None

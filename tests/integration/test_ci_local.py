@@ -288,6 +288,12 @@ if [ "$1 $2" = "pipeline run" ]; then
   version=null; [ -f "$MLOPS_STATE_DIR/register-$MLOPS_MODEL" ] && version='"1"'
   printf '{"run_id": "r", "model_name": "%s_model", "registered_version": %s}' "$MLOPS_MODEL" "$version" > "$out"
 fi
+# `deploy check qa`: in sync, unless the state folder holds qa-lost-<model> (QA lost its champion, version 1).
+if [ "$1 $2" = "deploy check" ] && [ -f "$MLOPS_STATE_DIR/qa-lost-$MLOPS_MODEL" ]; then
+  printf '{"model": "%s_model", "champion": "1", "live": null, "in_sync": false, "release": "%s_model:1"}\n' \
+    "$MLOPS_MODEL" "$MLOPS_MODEL"
+  exit 3
+fi
 """
 
 
@@ -364,9 +370,10 @@ def test_a_push_builds_only_the_models_it_touches_and_each_chain_acts_on_its_mod
                      "beta: mlops data validate data/beta.csv --suite data/contract/beta.json",
                      "beta: mlops pipeline run --published --build-id"):
         assert any(line.startswith(expected) for line in calls), (expected, calls)
-    assert not [line for line in calls if line.startswith("beta:") and "deploy" in line]
+    assert "beta: mlops deploy check qa --json" in calls  # not promoted: is QA still serving the champion?
+    assert not [line for line in calls if line.startswith("beta:") and "deploy" in line and "check" not in line]
     retrain = {r["display"]: r["result"] for r in store.records(by_name["beta-retrain"].id)}
-    assert retrain["A new version was registered"] == "Skipped"
+    assert retrain["A release is needed (a new version, or QA lost the champion)"] == "Skipped"
 
     only_alpha = commit_and_push(work, {"alpha/model.py": "x = 2\n"})
     runs = wait_for_runs(store, 8)
@@ -383,3 +390,10 @@ def test_a_push_builds_only_the_models_it_touches_and_each_chain_acts_on_its_mod
     assert pipelines_of(runs, beta_data) == ["beta-build", "beta-retrain"]
     assert pipelines_of(runs, docs) == []  # the docs-only push queued nothing
     assert len(store.list_runs(100)) == 15
+
+    (project.state_dir / "qa-lost-beta").write_text("")  # beta's QA container was removed: releases converge
+    converge = commit_and_push(work, {"data/beta.csv": "a,b\n1,4\n"})
+    runs = wait_for_runs(store, 18)
+    assert pipelines_of(runs, converge) == ["beta-build", "beta-release", "beta-retrain"]
+    calls = (project.state_dir / "calls.log").read_text().splitlines()
+    assert "beta: mlops deploy qa --model beta_model:1" in calls  # the champion, though nothing was registered

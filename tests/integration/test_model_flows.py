@@ -106,3 +106,27 @@ def test_both_qa_containers_serve_their_own_model_by_column_name(shared_ws):
         if model.task == "classification":
             assert len(body["probabilities"]) == len(records) and set(body["result"]) <= set(body["classes"])
             assert all(abs(sum(p) - 1) < 1e-6 for p in body["probabilities"])
+
+
+def test_a_removed_qa_container_is_reported_and_the_next_retrain_brings_the_champion_back(shared_ws, docker_engine):
+    project = PROJECTS[0]
+    model = shared_ws.select(project).model
+    listing = json.loads(mlops("deploy", "list", "--json").stdout)
+    before = next(d for d in listing if d["model"] == model.name and d["environment"] == "qa")
+    docker_engine.containers.get(before["target"]).remove(force=True)
+
+    after = json.loads(mlops("deploy", "list", "--json").stdout)
+    assert next(d for d in after if d["model"] == model.name and d["environment"] == "qa")["status"] == \
+        "down: missing"  # what is really live, not the last thing recorded
+    check = mlops("deploy", "check", "qa", project=project)
+    assert check.returncode == 3 and "does NOT serve the champion" in check.stdout
+
+    run = mlops("ci", "run", f"{project}-retrain", project=project)  # registers nothing: same data and code
+    assert run.returncode == 0 and f"{project}-release" in run.stdout, run.stdout + run.stderr
+    assert mlops("deploy", "check", "qa", project=project).returncode == 0
+    live = json.loads(mlops("deploy", "list", "--json").stdout)
+    qa = next(d for d in live if d["model"] == model.name and d["environment"] == "qa")
+    assert qa["status"] == "live" and qa["version"] == "1" and qa["target"] != before["target"]
+    container = docker_engine.containers.get(qa["target"])
+    assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    mlops("ci", "reject", "--comment", "converged QA only")  # leave no run waiting

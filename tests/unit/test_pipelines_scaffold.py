@@ -47,13 +47,13 @@ def test_each_model_pipeline_sets_its_model_and_compiles_to_the_template_stages(
         document = Compiler(ROOT).compile(path)
         assert document["variables"] == {"MLOPS_MODEL": project}
         stages[kind] = [s.name for s in normalize(document)]
-    assert stages == {"build": ["Quality", "DataTests", "Publish"], "retrain": ["Retrain", "Registered"],
+    assert stages == {"build": ["Quality", "DataTests", "Publish"], "retrain": ["Retrain", "Release"],
                       "release": ["Model", "QA", "Production"]}
     retrain = yaml.safe_load((PIPELINES / f"{project}-retrain.yml").read_text())
     release = yaml.safe_load((PIPELINES / f"{project}-release.yml").read_text())
     assert retrain["resources"]["pipelines"][0]["source"] == f"{project}-build"
     assert release["resources"]["pipelines"][0]["source"] == f"{project}-retrain"
-    assert release["resources"]["pipelines"][0]["trigger"]["stages"] == ["Registered"]
+    assert release["resources"]["pipelines"][0]["trigger"]["stages"] == ["Release"]
 
 
 def test_the_build_steps_validate_the_model_data_and_run_its_tests():
