@@ -39,8 +39,7 @@ install: $(STAMP)
 ## Main job on embedded defaults: build -> retrain -> release of MODEL up to the approval (APPROVE=1: through production)
 run: install
 	@$(SELECT_MODEL); echo "model project: $$model"; $(BIN)/mlops --project "$$model" ci run "$$model-build"
-	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1" && \
-		{ $(BIN)/mlops ci logs --step "Deploy to production" 2>/dev/null | tail -2 || true; }; fi
+	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1"; fi
 	@$(BIN)/mlops ci list --limit 5
 	@$(BIN)/mlops deploy list
 	@echo "Browse runs, metrics and models: $(BIN)/mlops ui   (then open http://127.0.0.1:5000)"

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+FAILURE_LINES = 12  # of a failed step's log, shown on the console
 SYMBOLS = {"Succeeded": "ok", "SucceededWithIssues": "ok!", "Failed": "FAIL", "Skipped": "skip",
            "Canceled": "cancel"}
 
@@ -18,6 +19,7 @@ class Progress:
         self.out = LiveLine(stream)
         self.names: dict[str, str] = {}
         self.started: dict[str, float] = {}
+        self.logs: dict[str, str] = {}
 
     def __call__(self, path: str, record: dict) -> None:
         if record.get("display"):
@@ -29,6 +31,8 @@ class Progress:
             self.out.line(record["display"])
         elif status == "running":
             self.started[path] = time.monotonic()
+            if record.get("log"):
+                self.logs[path] = record["log"]
             if depth < 2:
                 self.out.line(f"{'..':<6} {label}")
             else:
@@ -40,6 +44,19 @@ class Progress:
             took = f" {time.monotonic() - self.started[path]:.1f}s" if path in self.started else ""
             detail = f"  ({record['detail']})" if record.get("detail") and result != "Succeeded" else ""
             self.out.line(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}")
+            if result == "Failed" and path in self.logs:
+                self._show_failure(self.logs[path], self.names.get(path, path.rsplit("/", 1)[-1]))
+
+    def _show_failure(self, log: str, name: str) -> None:
+        """The last lines of a failed step's log, and the command that shows all of it."""
+        try:
+            lines = Path(log).read_text(errors="replace").rstrip().splitlines()[-FAILURE_LINES:]
+        except OSError:
+            lines = []
+        for line in lines:
+            self.out.line(f"         | {line}")
+        run_id = Path(log).parent.name
+        self.out.line(f"         full log: mlops ci logs {run_id} --step \"{name}\"")
 
 
 def _settings():
@@ -68,6 +85,8 @@ def _summary(store, run_ids: list[int]) -> int:
             print(f"run {run_id} ({run.pipeline}): {run.result}")
             if run.result not in ("succeeded", "succeededWithIssues"):
                 code = 1
+        for text in (run.state or {}).get("summaries", []):
+            print("\n".join(f"  {line}" for line in text.splitlines()))
     return code
 
 

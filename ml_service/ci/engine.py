@@ -27,6 +27,7 @@ from ml_service.errors import MLOpsError
 
 MACRO = re.compile(r"\$\(([A-Za-z_][\w.\-]*)\)")
 RUNTIME = re.compile(r"^\s*\$\[(.*)\]\s*$", re.DOTALL)
+SUMMARY_LIMIT = 4000  # characters of one uploaded summary
 VSO = re.compile(r"##vso\[([\w.]+)([^\]]*)\](.*)")
 OK = ("Succeeded", "SucceededWithIssues")
 STEP_KINDS = ("script", "bash", "task", "checkout", "download", "publish", "pwsh", "powershell")
@@ -567,7 +568,19 @@ class Engine:
         elif area == "task.complete":
             return {"succeeded": "Succeeded", "succeededwithissues": "SucceededWithIssues",
                     "failed": "Failed"}.get(fields.get("result", "").lower())
+        elif area == "task.uploadsummary":  # a markdown summary attached to the run (shown when it ends)
+            self._attach_summary(message, issues)
         return None
+
+    def _attach_summary(self, path: str, issues: list[str]) -> None:
+        try:
+            text = Path(path).read_text(errors="replace")[:SUMMARY_LIMIT].strip()
+        except OSError as exc:
+            issues.append(f"warning: summary {path} cannot be read: {exc.strerror}")
+            return
+        if text:
+            self.state.setdefault("summaries", []).append(self.masker(text))
+            self._save()
 
 
 class _Killer:

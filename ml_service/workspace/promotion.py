@@ -148,11 +148,12 @@ def registration_tags(context: dict, metric: str, value: float, project_tags: di
 def register_candidate(context: dict, log_model: Callable[[], str], metric: str, candidate_value: float,
                        decided_against: str | None, rescore: Rescore | None = None,
                        higher_is_better: bool = False, min_improvement: float = 0.0,
-                       project_tags: dict | None = None, train_step: str = "train") -> dict:
+                       project_tags: dict | None = None, train_step: str = "train", reason: str = "") -> dict:
     """Register the candidate and move `champion` to it, if it still beats the current champion.
 
     log_model() logs the model in the project's MLflow flavor (the step's run is active) and
-    returns its URI. decided_against: the champion version evaluate compared with (None: none).
+    returns its URI. decided_against: the champion version evaluate compared with (None: none);
+    reason: evaluate's decision in words, repeated in the outcome.
     """
     import mlflow
 
@@ -181,14 +182,15 @@ def register_candidate(context: dict, log_model: Callable[[], str], metric: str,
             note = f" (re-decided: the champion changed from {before} to v{current_version})"
             if not decision.promote:
                 return _not_promoted(decision.reason + note)
+            reason = decision.reason
         with mlflow.start_run(run_id=context["run_id"]):
             model_uri = log_model()
         tags = registration_tags(context, metric, candidate_value, project_tags or {})
         version = registry.register_model(client, name, model_uri, train_run, tags)
+    why = reason[len("promoted: "):] if reason.startswith("promoted: ") else f"{metric} {candidate_value:.4f}"
     return {
         "values": {"registered_version": str(version.version)},
-        "outcome": f"registered {name} version {version.version} ({metric} {candidate_value:.4f}); "
-                   f"champion moved{note}",
+        "outcome": f"registered {name} version {version.version} ({why}); champion moved{note}",
     }
 
 

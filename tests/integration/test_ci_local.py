@@ -397,3 +397,28 @@ def test_a_push_builds_only_the_models_it_touches_and_each_chain_acts_on_its_mod
     assert pipelines_of(runs, converge) == ["beta-build", "beta-release", "beta-retrain"]
     calls = (project.state_dir / "calls.log").read_text().splitlines()
     assert "beta: mlops deploy qa --model beta_model:1" in calls  # the champion, though nothing was registered
+
+
+def test_the_console_shows_a_failed_steps_last_lines_and_the_runs_summaries(project, tmp_path):
+    pipeline = tmp_path / "story.yml"
+    pipeline.write_text("""
+steps:
+  - bash: |
+      echo "retrain: not promoted: candidate mse 2.0 vs champion v1 1.0" > "$(Agent.TempDirectory)/s.md"
+      echo "##vso[task.uploadsummary]$(Agent.TempDirectory)/s.md"
+    displayName: Decide
+  - bash: |
+      for i in $(seq 1 30); do echo "noise $i"; done
+      echo "the real reason: no Docker engine answers" >&2
+      exit 4
+    displayName: Build the image
+""")
+    result = mlops("ci", "run", str(pipeline))
+    assert result.returncode == 1
+    out = result.stdout
+    assert "the real reason: no Docker engine answers" in out  # on the console, not only in `mlops ci logs`
+    assert "noise 30" in out and "noise 1\n" not in out  # the last lines only
+    assert 'full log: mlops ci logs 1 --step "Build the image"' in out
+    assert "  retrain: not promoted: candidate mse 2.0 vs champion v1 1.0" in out  # the run's summary
+    shown = mlops("ci", "logs", "1", "--step", "Build the image").stdout
+    assert "noise 1\n" in shown

@@ -70,9 +70,14 @@ def test_retrain_registers_and_the_release_reaches_production(shared_ws, project
     assert str(champion.version) == "1" and champion.tags["experiment_name"] == project
     assert f"{project}-release" in run.stdout and "Smoke test QA  Succeeded" in run.stdout
     assert "is waiting for approval of stage Production" in run.stdout
+    # the console tells the story: what retrain decided, what QA serves and that its smoke test passed
+    assert f"retrain: registered {model.name} version 1" in run.stdout
+    assert f"QA now serves {model.name} version 1 at http://127.0.0.1:" in run.stdout
+    assert "smoke test passed for http://127.0.0.1:" in run.stdout
 
     approved = mlops("ci", "approve", "--comment", f"ship {project}")
     assert approved.returncode == 0 and f"({project}-release): succeeded" in approved.stdout, approved.stdout
+    assert "NOTHING WAS APPLIED TO A CLUSTER" in approved.stdout  # the approved run's own production summary
     from ml_service.deploy.production import gitops_target
 
     repo, values_file, _ = gitops_target(shared_ws, model.name)
@@ -80,6 +85,9 @@ def test_retrain_registers_and_the_release_reaches_production(shared_ws, project
 
     again = mlops("ci", "run", f"{project}-retrain", project=project)  # same data, same code: not better
     assert again.returncode == 0, again.stdout + again.stderr
+    metric = champion.tags["metric"]
+    assert f"retrain: not promoted: candidate {metric} " in again.stdout and " vs champion v1 " in again.stdout
+    assert "release: none needed (QA serves the champion)" in again.stdout
     assert f"{project}-release" not in again.stdout  # nothing registered, nothing released
     assert len(connect(shared_ws).search_model_versions(f"name='{model.name}'")) == 1
 
