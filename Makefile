@@ -38,6 +38,7 @@ install: $(STAMP)
 
 ## Main job on embedded defaults: build -> retrain -> release of MODEL up to the approval (APPROVE=1: through production)
 run: install
+	@$(BIN)/mlops doctor --fix
 	@$(SELECT_MODEL); echo "model project: $$model"; $(BIN)/mlops --project "$$model" ci run "$$model-build"
 	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1"; fi
 	@$(BIN)/mlops ci list --limit 5
