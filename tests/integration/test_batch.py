@@ -60,10 +60,17 @@ def inputs(ws, tmp_path_factory):
     return {"frame": data, "csv": folder / "rows.csv", "parquet": folder / "rows.parquet", "parts": folder / "parts"}
 
 
-def test_a_job_killed_in_the_middle_resumes_to_exactly_the_uninterrupted_output(ws, inputs, tmp_path):
-    reference = score("--input", str(inputs["csv"]), "--output", str(tmp_path / "ref"), "--chunk-rows", "1000")
-    assert reference.returncode == 0, reference.stderr
+@pytest.fixture(scope="module")
+def scored(inputs, tmp_path_factory):
+    """Output folders of uninterrupted jobs: the CSV in chunks of 1000 rows, the Parquet file, the folder of parts."""
+    folder = tmp_path_factory.mktemp("scored")
+    for kind, chunk_rows in (("csv", "1000"), ("parquet", "20000"), ("parts", "20000")):
+        result = score("--input", str(inputs[kind]), "--output", str(folder / kind), "--chunk-rows", chunk_rows)
+        assert result.returncode == 0, result.stderr
+    return folder
 
+
+def test_a_job_killed_in_the_middle_resumes_to_exactly_the_uninterrupted_output(ws, inputs, scored, tmp_path):
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model", f"{ws.model_name}@champion",
                "--input", str(inputs["csv"]), "--output", str(out), "--chunk-rows", "1000", "--workers", "1"]
@@ -85,27 +92,22 @@ def test_a_job_killed_in_the_middle_resumes_to_exactly_the_uninterrupted_output(
     resumed = score("--input", str(inputs["csv"]), "--output", str(out), "--chunk-rows", "1000")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after" in resumed.stdout
-    got, want = pd.read_parquet(out), pd.read_parquet(tmp_path / "ref")
+    got, want = pd.read_parquet(out), pd.read_parquet(scored / "csv")
     assert len(got) == ROWS and got["row"].tolist() == list(range(ROWS))
     pd.testing.assert_frame_equal(got, want)
     assert not list(out.glob(".*")) and not (out / "_model").exists()
 
 
-def test_a_finished_job_is_not_redone(ws, inputs, tmp_path):
-    out = tmp_path / "out"
-    assert score("--input", str(inputs["parquet"]), "--output", str(out)).returncode == 0
+def test_a_finished_job_is_not_redone(ws, inputs, scored):
+    out = scored / "parquet"
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    again = score("--input", str(inputs["parquet"]), "--output", str(out))
+    again = score("--input", str(inputs["parquet"]), "--output", str(out), "--chunk-rows", "20000")
     assert again.returncode == 0 and "nothing to do" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_csv_parquet_and_a_folder_of_parts_give_the_same_predictions(ws, inputs, tmp_path):
-    outputs = {}
-    for kind in ("csv", "parquet", "parts"):
-        result = score("--input", str(inputs[kind]), "--output", str(tmp_path / kind), "--chunk-rows", "20000")
-        assert result.returncode == 0, result.stderr
-        outputs[kind] = pd.read_parquet(tmp_path / kind)
+def test_csv_parquet_and_a_folder_of_parts_give_the_same_predictions(ws, scored):
+    outputs = {kind: pd.read_parquet(scored / kind) for kind in ("csv", "parquet", "parts")}
     pd.testing.assert_frame_equal(outputs["csv"], outputs["parquet"])
     pd.testing.assert_frame_equal(outputs["csv"], outputs["parts"])
     assert set(outputs["csv"]["model_version"]) == {"1"}
@@ -130,12 +132,11 @@ def test_bad_rows_are_rejected_with_their_row_and_reason_and_fail_the_job_above_
     assert accepted.returncode == 0 and "nothing to do" in accepted.stdout
 
 
-def test_the_mlflow_run_records_model_input_counts_and_speed(ws, inputs, tmp_path):
+def test_the_mlflow_run_records_model_input_counts_and_speed(ws, scored):
     from ml_service.batch.record import EXPERIMENT
     from ml_service.workspace.tracking import connect
 
-    assert score("--input", str(inputs["parquet"]), "--output", str(tmp_path / "out")).returncode == 0
-    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    manifest = json.loads((scored / "parquet" / "_manifest.json").read_text())
     client = connect(ws)
     run = client.get_run(manifest["run_id"])
     assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT and run.info.status == "FINISHED"
