@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ml_service.processes import kill_group
 from ml_service.ci import expressions as ex
 from ml_service.ci.store import Store
 from ml_service.ci.tasks import TaskError, run_task
@@ -606,7 +607,4 @@ class _Killer:
 
 
 def _kill_tree(proc) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    kill_group(proc.pid)

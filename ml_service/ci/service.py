@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ from ml_service.ci.scaffold import KINDS, PIPELINES_DIR, pipeline_name
 from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError
 from ml_service.ci.variables import VariableError, parse_variables, variable_groups
+from ml_service.workspace.gitinfo import branch_and_commit, user_email
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
 
@@ -35,8 +35,7 @@ def identity(settings: Settings) -> str:
     """Who is acting: MLOPS_USER, else git user.email, else the login name."""
     if settings.user:
         return settings.user
-    result = subprocess.run(["git", "-C", str(settings.root), "config", "user.email"], capture_output=True, text=True)
-    return result.stdout.strip() or os.environ.get("USER", "unknown")
+    return user_email(settings.root) or os.environ.get("USER", "unknown")
 
 
 def pipeline_files(source_dir: Path) -> dict[str, Path]:
@@ -69,10 +68,7 @@ def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -
 
 def git_facts(source_dir: Path) -> tuple[str, str]:
     """(branch, commit) of a checkout; empty when not a git repository."""
-    def git(*args):
-        result = subprocess.run(["git", "-C", str(source_dir), *args], capture_output=True, text=True)
-        return result.stdout.strip() if result.returncode == 0 else ""
-    return git("rev-parse", "--abbrev-ref", "HEAD"), git("rev-parse", "HEAD")
+    return branch_and_commit(source_dir)
 
 
 def queue(settings: Settings, store: Store, file: Path, reason: str, params: dict | None = None,

@@ -1,13 +1,13 @@
 """Compute targets: where a step's process runs. `local` runs each step as its own process group."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml_service.processes import kill_group
 from ml_service.errors import MLOpsError
 
 
@@ -69,10 +69,7 @@ class LocalCompute:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_group(proc.pid)
     proc.wait()
 
 

@@ -21,6 +21,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from ml_service.processes import kill_group
 from ml_service.pipelines.compute import ProcessResult
 
 
@@ -107,29 +108,22 @@ class Zygote:
         try:
             reply = self._read(timeout_s)
             if reply is None:
-                _kill_session(pid)
+                kill_group(pid)
                 self._read()
                 return ProcessResult(-signal.SIGKILL, timed_out=True)
             return ProcessResult(reply["returncode"])
         except BaseException:
-            _kill_session(pid)
+            kill_group(pid)
             raise
 
     def close(self) -> None:
         """Stop the server (it holds no state worth keeping)."""
         if self.proc.poll() is None:
-            _kill_session(self.proc.pid)
+            kill_group(self.proc.pid)
             self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
             stream.close()
         self._log.close()
-
-
-def _kill_session(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 if __name__ == "__main__":

@@ -43,7 +43,12 @@ def write_snapshot(root: Path, dest: Path, extra_ignores: list[str] | None = Non
     """Zip the source tree into dest; return the number of files written."""
     files = snapshot_files(root, extra_ignores)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for rel in files:
-            archive.write(root / rel, rel)
-    return len(files)
+            try:
+                archive.write(root / rel, rel)
+            except FileNotFoundError:  # removed while we walked (a tool's scratch file): not part of the tree
+                continue
+            written += 1
+    return written

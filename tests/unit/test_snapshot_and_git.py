@@ -55,3 +55,18 @@ def test_git_info_reads_commit_branch_and_dirty_flag(tmp_path):
 
 def test_no_git_gives_no_tags(tmp_path):
     assert read_git_info(tmp_path).tags() == {}
+
+
+def test_a_file_removed_while_the_snapshot_is_written_is_left_out(tmp_path, monkeypatch):
+    import zipfile
+
+    from ml_service.workspace import snapshot
+
+    (tmp_path / "kept.py").write_text("x = 1\n")
+    (tmp_path / "scratch.tmp").write_text("gone soon\n")
+    listed = snapshot.snapshot_files(tmp_path)
+    monkeypatch.setattr(snapshot, "snapshot_files", lambda root, extra=None: listed)
+    (tmp_path / "scratch.tmp").unlink()  # another process removes it between the walk and the zip
+    dest = tmp_path / "out" / "snapshot.zip"
+    assert snapshot.write_snapshot(tmp_path, dest) == 1
+    assert zipfile.ZipFile(dest).namelist() == ["kept.py"]
