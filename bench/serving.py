@@ -1,7 +1,8 @@
 """Benchmark (not a test): single-row scoring throughput and latency on 127.0.0.1.
 
 Compares, with the same load generator (wrk), one worker each, on this machine:
-  (a) our scoring service (`python -m ml_service.serving`, request logging on, to a file)
+  (a) our scoring service (`python -m ml_service.serving`, request logging on, to a file, and data
+      collection on), one worker, then one worker a core (SO_REUSEPORT, as in the image)
   (b) `mlflow models serve --env-manager local` serving the same registered model
   (c) a bare endpoint returning a constant on the same server stack (uvicorn, httptools, uvloop):
       the ceiling, both as a raw ASGI callable (what our app is) and as a Starlette route (the
@@ -166,7 +167,8 @@ def main() -> None:
 
         port = free_port()
         ours_env = {"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": model_name, "MLOPS_MODEL_VERSION": "1",
-                    "MLOPS_SCORE_MODULE": score_module or "ml_service.serving.pyfunc_score"}
+                    "MLOPS_SCORE_MODULE": score_module or "ml_service.serving.pyfunc_score",
+                    "MLOPS_COLLECT_DIR": str(tmp / "collected"), "MLOPS_WORKERS": "1"}
         proc = start([sys.executable, "-m", "ml_service.serving", "--port", str(port)], ours_env, port,
                      tmp / "ours.log")
         try:
@@ -180,6 +182,18 @@ def main() -> None:
                                                args.seconds, connections=paced)
         finally:
             stop(proc)
+
+        workers = os.cpu_count() or 1
+        if workers > 1:  # the image's setting: one worker a core, SO_REUSEPORT
+            port = free_port()
+            proc = start([sys.executable, "-m", "ml_service.serving", "--port", str(port), "--workers", str(workers)],
+                         ours_env, port, tmp / "ours-workers.log")
+            try:
+                url = f"http://127.0.0.1:{port}/score"
+                wrk(url, score, 2)
+                results[f"ours, {workers} workers"] = wrk(url, score, args.seconds, connections=CONNECTIONS * 2)
+            finally:
+                stop(proc)
 
         for name, app in (("ceiling (raw ASGI)", "app"), ("ceiling (Starlette)", "starlette_app")):
             port = free_port()
@@ -213,6 +227,9 @@ def main() -> None:
         print(f"  ours / mlflow               = {ours / mlflow_rps:6.1f}x  (target >= 20x)")
         for name in ("ceiling (raw ASGI)", "ceiling (Starlette)"):
             print(f"  ours / {name:<20} = {ours / results[name]['rps']:6.0%}   (target >= 50%)")
+        many = [name for name in results if name.startswith("ours, ")]
+        if many:
+            print(f"  {many[0]} / 1 worker          = {results[many[0]]['rps'] / ours:6.2f}x")
         print(f"  p99 at {results['ours at half peak']['rps']:.0f} req/s (about half our peak) = "
               f"{results['ours at half peak']['p99']:.2f} ms (target <= 5 ms)")
         print(image_numbers(env, model_dir, tmp))
