@@ -47,7 +47,7 @@ def venv_check(settings: Settings) -> Check:
 
 def docker_check(settings: Settings) -> tuple[Check, object]:
     """A Docker engine answers (the release's QA stage and the docker compute target need it)."""
-    from ml_service.deploy.image import ImageError, docker_client
+    from ml_service.containers import ImageError, docker_client
 
     try:
         client = docker_client()

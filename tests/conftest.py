@@ -35,7 +35,7 @@ def docker_engine():
     """A Docker SDK client. Without an engine: skip, or fail when MLOPS_REQUIRE_DOCKER=1 (CI)."""
     import os
 
-    from ml_service.deploy.image import ImageError, docker_client
+    from ml_service.containers import ImageError, docker_client
 
     try:
         return docker_client()

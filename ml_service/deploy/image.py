@@ -6,18 +6,14 @@ the serving code, and the model version's files, downloaded from the registry.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ml_service.config import Settings
-from ml_service.errors import MLOpsError
+from ml_service.containers import (ImageError, docker_client, ensure_base_image, ensure_wheelhouse,
+                                   pinned_closure)
 
 # What the scoring service itself needs; the model adds its own (its MLflow requirements.txt).
 SERVICE_PACKAGES = ["numpy", "pandas", "pyyaml", "uvicorn", "httptools", "uvloop", "click", "h11",
@@ -26,10 +22,6 @@ SERVICE_PACKAGES = ["numpy", "pandas", "pyyaml", "uvicorn", "httptools", "uvloop
 PYFUNC_PACKAGES = ["mlflow-skinny"]
 # The platform code a scoring container runs; the model project's scoring package is added to it.
 SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/serving"]
-
-
-class ImageError(MLOpsError):
-    """An image could not be built; the message says which part failed."""
 
 
 @dataclass(frozen=True)
@@ -49,33 +41,6 @@ def image_repository(settings: Settings, model_name: str) -> str:
     """mlops/<model name>, under the configured registry if any."""
     repo = f"mlops/{model_name.lower()}"
     return f"{settings.image_registry.rstrip('/')}/{repo}" if settings.image_registry else repo
-
-
-def docker_client():
-    """A Docker SDK client, with a clear error when no engine answers."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-        return client
-    except DockerException as exc:
-        raise ImageError(f"no Docker engine answers ({exc}); start one with environment_setup/docker_engine.sh") \
-            from None
-
-
-def ensure_base_image(settings: Settings, client) -> None:
-    """Build the offline base image once, if it is missing."""
-    from docker.errors import ImageNotFound
-
-    try:
-        client.images.get(settings.base_image)
-    except ImageNotFound:
-        script = settings.root / "environment_setup" / "base_image.sh"
-        result = subprocess.run(["bash", str(script), settings.base_image], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ImageError(f"building the base image {settings.base_image} failed:\n{result.stderr[-2000:]}")
 
 
 def model_requirements(model_dir: Path) -> list[str]:
@@ -107,68 +72,6 @@ def requirements(model_dir: Path | None = None, score_module: str = "x") -> str:
     if not score_module:
         names += PYFUNC_PACKAGES
     return pinned_closure(names)
-
-
-def pinned_closure(names: list[str]) -> str:
-    """name==version lines for names and everything they depend on, at the versions installed here."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    pinned: dict[str, str] = {}
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        key = canonicalize_name(name)
-        if key in pinned:
-            continue
-        try:
-            distribution = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            if name in names:
-                raise ImageError(f"package {name} is not installed here; run `make install` or add it to "
-                                 "the project's dependencies") from None
-            continue
-        pinned[key] = distribution.version
-        for raw in distribution.requires or []:
-            requirement = Requirement(raw)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            todo.append(requirement.name)
-    return "".join(f"{name}=={version}\n" for name, version in sorted(pinned.items()))
-
-
-def wheelhouse_cache() -> Path:
-    """Shared by every workspace on this machine: its content depends only on the requirements."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mlops-template" / "wheelhouse"
-
-
-def runtime_closure() -> str:
-    """Pinned requirements of everything the project needs at run time (its dependency closure)."""
-    from packaging.utils import canonicalize_name
-
-    lines = pinned_closure(["mlops-template"]).splitlines(keepends=True)
-    return "".join(line for line in lines if not line.startswith(canonicalize_name("mlops-template") + "=="))
-
-
-def ensure_wheelhouse(settings: Settings, text: str | None = None, resolve: bool = True) -> Path:
-    """Wheels for pinned requirements (default: the service's own), downloaded once per set of versions."""
-    text = text or requirements()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    target = wheelhouse_cache() / digest
-    if (target / "requirements.txt").is_file():
-        return target
-    partial = target.with_name(digest + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    (partial / "requirements.txt").write_text(text)
-    result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-                             *([] if resolve else ["--no-deps"]), "--dest", str(partial),
-                             "-r", str(partial / "requirements.txt")], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ImageError(f"pip download of the wheels failed:\n{result.stderr[-2000:]}")
-    partial.rename(target)
-    return target
 
 
 def app_paths(settings: Settings) -> list[str]:

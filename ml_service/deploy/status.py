@@ -36,7 +36,7 @@ def container_state(deployment: records.Deployment, client=None) -> str:
     """running | stopped | missing for a Docker deployment; raises ImageError when no engine answers."""
     from docker.errors import NotFound
 
-    from ml_service.deploy.image import docker_client
+    from ml_service.containers import docker_client
 
     client = client or docker_client()
     try:
@@ -49,7 +49,7 @@ def container_state(deployment: records.Deployment, client=None) -> str:
 def checked(rows: list[records.Deployment]) -> list[tuple[records.Deployment, str]]:
     """Each deployment with what is true now: live records of Docker deployments are checked against
     the engine ("live", or "down: <state>"); others keep their recorded status."""
-    from ml_service.deploy.image import ImageError, docker_client
+    from ml_service.containers import ImageError, docker_client
 
     client, why = None, ""
     out = []

@@ -24,7 +24,7 @@ def ensure_training_image(settings: Settings) -> str:
     """The tag of the training image for the installed package versions, building it if needed."""
     from docker.errors import BuildError, ImageNotFound
 
-    from ml_service.deploy.image import ImageError, docker_client, ensure_base_image, ensure_wheelhouse, \
+    from ml_service.containers import ImageError, docker_client, ensure_base_image, ensure_wheelhouse, \
         runtime_closure
 
     try:
@@ -79,7 +79,7 @@ class DockerCompute:
         import requests
         from docker.errors import APIError
 
-        from ml_service.deploy.image import docker_client
+        from ml_service.containers import docker_client
         from ml_service.workspace.tracking import is_local_store
 
         image = ensure_training_image(self.settings)
