@@ -77,10 +77,11 @@ data: install
 	@$(SELECT_MODEL); test -f "$$model/data.py" || { echo "$$model has no data.py generator"; exit 1; }; \
 		$(BIN)/python -m "$$model.data"
 
-## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image
+## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image; batch
 bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/batch.py
 
 ## Serve the MLflow UI for the workspace on 127.0.0.1:5000
 ui: install
