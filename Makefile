@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 endif
 BIN := $(VENV)/bin
 
-.PHONY: help install run test test-fast lint ci-lint ci-test data bench ui clean
+.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean
 
 ## Show this help
 help:
@@ -51,9 +51,9 @@ test: install lint
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term --cov-report=xml:.mlops/test-results/coverage.xml \
 		--junitxml=.mlops/test-results/junit.xml
 
-## Unit, data and model tests only (no integration)
+## Unit tests and every project's own tests, without the integration tests
 test-fast: install
-	$(BIN)/python -m pytest tests/unit tests/data tests/model
+	$(BIN)/python -m pytest tests/unit */tests -m "not integration"
 
 ## flake8 (configured in .flake8)
 lint: install
@@ -65,12 +65,17 @@ ci-lint: install
 	$(BIN)/python -m flake8 --format junit-xml --output-file $(REPORTS)/flake8-junit.xml || \
 		{ $(BIN)/python -m flake8; exit 1; }
 
-## pytest on $(TESTS) with JUnit and Cobertura reports (used by the pipelines' quality gate)
+## pytest on $(TESTS), integration tests left to `make test`, with JUnit and Cobertura reports (the quality gate)
 ci-test: install
 	@mkdir -p $(REPORTS)
 	@$(BIN)/python -m coverage erase
-	$(BIN)/python -m pytest $(TESTS) --cov --cov-branch --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
+	$(BIN)/python -m pytest $(TESTS) -m "not integration" --cov --cov-branch --cov-report=term --cov-report=xml:$(REPORTS)/coverage.xml \
 		--junitxml=$(REPORTS)/junit.xml
+
+## Adversarial serving tests, long form: 1,500 half-open connections, longer floods, 10,000 schemathesis cases an operation
+serving-adversarial: install
+	ulimit -n 4096; MLOPS_ADVERSARIAL_LONG=1 $(BIN)/python -m pytest -m integration -s \
+		tests/integration/test_serving_adversarial.py tests/integration/test_serving_schemathesis.py
 
 ## Regenerate MODEL's data set and bad fixtures with its own generator (<project>/data.py), where it has one
 data: install

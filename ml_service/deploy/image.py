@@ -104,7 +104,7 @@ def assemble_context(settings: Settings, model_dir: Path, dest: Path) -> Path:
         source, target = settings.root / rel, dest / "app" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, ignore=ignore)
+            shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)  # a package's __init__ may be there
         else:
             shutil.copy(source, target)
     shutil.copytree(model_dir, dest / "model", ignore=ignore)
