@@ -41,7 +41,7 @@ def decide(metric: str, candidate: float, champion: float | None, higher_is_bett
     if not math.isfinite(candidate):
         return Decision(False, f"not promoted: candidate {metric} is {candidate}")
     if champion is None:
-        return Decision(True, f"promoted: no champion yet (candidate {metric} {candidate:.4f})")
+        return Decision(True, f"promoted: no champion yet; candidate {metric} {candidate:.4f}")
     versus = (f"candidate {metric} {candidate:.4f} vs champion v{champion_version} {champion:.4f} "
               "on the same test split")
     if not math.isfinite(champion):
