@@ -148,6 +148,7 @@ def execute(settings: Settings, store: Store, run_id: int,
         return [run_id]
     if outcome.status == "waiting":
         store.update_run(run_id, status="waiting")
+        supersede_older(store, run_id)
         return [run_id]
     store.update_run(run_id, status="completed", result=_run_result(outcome.result), finished=time.time())
     ran = [run_id]
@@ -219,6 +220,26 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
                                  finished=now, detail=f"rejected by {who}: {comment}")
         store.update_run(run_id, status="completed", result="rejected", finished=now)
     return {**approval, "approver": who}
+
+
+def supersede_older(store: Store, run_id: int) -> list[int]:
+    """A run that now waits for approval supersedes older runs of the same pipeline that wait too (as an
+    exclusive lock check does on Azure DevOps): they are canceled, their approvals rejected, and the new
+    run's summary says so. Returns the superseded run ids."""
+    run = store.get_run(run_id)
+    older = [r for r in store.list_runs(1000) if r.pipeline == run.pipeline and r.status == "waiting"
+             and r.id < run_id]
+    for old in older:
+        for approval in store.approvals(old.id, "pending"):
+            store.decide(approval["id"], "rejected", "", f"superseded by run {run_id}")
+        store.update_run(old.id, status="completed", result="canceled", finished=time.time())
+    if older:
+        state = store.get_run(run_id).state or {}
+        ids = ", ".join(str(r.id) for r in older)
+        state.setdefault("summaries", []).append(f"superseded: run(s) {ids} of {run.pipeline} no longer wait "
+                                                 "for approval (this newer run does)")
+        store.update_run(run_id, state=state)
+    return [r.id for r in older]
 
 
 def cancel(store: Store, run_id: int) -> str:

@@ -224,3 +224,17 @@ def test_template_errors_are_typed():
     with pytest.raises(TemplateError, match="must be a number"):
         resolve_parameters([{"name": "n", "type": "number"}], {"n": "x"}, "f.yml")
     assert resolve_parameters([{"name": "n", "type": "number", "default": "3"}], {}, "f.yml") == {"n": 3}
+
+
+def test_a_newer_waiting_run_supersedes_older_waiting_runs_of_the_same_pipeline(project):
+    store, first, *_ = run(project, "approval.yml")
+    assert store.get_run(first.id).status == "waiting"
+    store, second, *_ = run(project, "approval.yml")
+    old = store.get_run(first.id)
+    assert (old.status, old.result) == ("completed", "canceled")
+    assert store.approvals(first.id)[0]["status"] == "rejected"
+    assert store.approvals(first.id)[0]["comment"] == f"superseded by run {second.id}"
+    assert store.get_run(second.id).status == "waiting"  # only the newest waits
+    assert f"superseded: run(s) {first.id} of approval" in " ".join(store.get_run(second.id).state["summaries"])
+    store, other, *_ = run(project, "secrets.yml")  # another pipeline supersedes nothing
+    assert store.get_run(second.id).status == "waiting"
