@@ -58,4 +58,5 @@ def run(inputs: dict[str, Path], params: dict, output_dir: Path, context: dict) 
         higher_is_better=promotion.direction(evaluation),
         min_improvement=float(evaluation.get("min_improvement", 0.0)),
         project_tags=config.get("registration", {}).get("tags", {}),
+        reason=decision.get("reason", ""),
     )
