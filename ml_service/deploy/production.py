@@ -1,19 +1,20 @@
 """Production deployment, in the mode the machine allows, never reporting what did not happen.
 
-1. A cluster answers (kubeconfig) and helm is on PATH: `helm upgrade --install --atomic --wait`,
-   smoke test through the Service (kubectl port-forward on 127.0.0.1), `helm rollback` if the
-   smoke test fails; the deployment is recorded and the `production` alias moves only on success.
+1. A cluster answers (`kubectl cluster-info` with the kubeconfig): `helm upgrade --install` with
+   rollback on failure and `--wait`, smoke test through the Service (kubectl port-forward on
+   127.0.0.1), `helm rollback` if the smoke test fails; the deployment is recorded and the
+   `production` alias moves only on success.
 2. Otherwise (these machines): the desired state (chart values with the new image and model
    version) is validated offline and committed to the GitOps target named in mlops.yml, recorded
    as "desired state committed, not applied", and the `production` alias stays where it was.
-Both modes first validate the values against values.schema.json and the rendered manifests with
-kubernetes-validate --strict.
+Both modes first render the chart with the real `helm template` (which checks the values against
+values.schema.json) and validate every rendered object with kubernetes-validate --strict. helm is
+always there (`make install` pins it into .venv/bin), so whether a cluster answers decides the mode.
 """
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -77,11 +78,11 @@ def gitops_target(settings: Settings, model_name: str) -> tuple[Path, str, str]:
 
 def cluster_mode() -> tuple[bool, str]:
     """(True, "") when helm and a reachable cluster exist, else (False, why not)."""
-    if shutil.which("helm") is None:
-        return False, "no helm binary on PATH"
-    kubectl = shutil.which("kubectl")
+    if chart.tool_binary("helm") is None:
+        return False, "no helm binary (run `make install`)"
+    kubectl = chart.tool_binary("kubectl")
     if kubectl is None:
-        return False, "no kubectl on PATH"
+        return False, "no kubectl binary (run `make install`)"
     probe = subprocess.run([kubectl, "cluster-info", "--request-timeout=5s"], capture_output=True, text=True)
     if probe.returncode != 0:
         return False, "no reachable Kubernetes cluster (kubectl cluster-info failed)"
@@ -119,15 +120,13 @@ def k8s_values(path: Path) -> dict:
 
 
 def validate_offline(settings: Settings, desired: dict) -> list[dict]:
-    """Values against the schema, rendered objects with kubernetes-validate --strict; the objects."""
+    """Render with `helm template` (values checked against values.schema.json by helm), then every object with
+    kubernetes-validate --strict; the objects."""
     import kubernetes_validate
 
-    directory = chart_dir(settings)
-    values = chart.load_values(directory)
-    values = chart.merge_values(values, desired)
+    release = release_name(settings, desired["model"]["name"])
     try:
-        chart.validate_values(directory, values)
-        objects = chart.render(directory, values)
+        objects = chart.render(chart_dir(settings), desired, release=release)
     except chart.ChartError as exc:
         raise DeployError(f"the production state is invalid: {exc}") from None
     for obj in objects:
@@ -225,28 +224,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _helm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["helm", *args], capture_output=True, text=True)
-
-
 def deploy_to_cluster(settings: Settings, desired: dict, smoke_timeout: float) -> str:
-    """helm upgrade --atomic --wait, smoke test through the Service, rollback if it fails."""
+    """helm upgrade --install (rolled back by helm if it fails) --wait, smoke test through the Service, helm rollback
+    if the smoke test fails; the release name."""
     release = release_name(settings, desired["model"]["name"])
     values_file = settings.state_dir / "deploy" / release / "values-prod.yaml"
     values_file.parent.mkdir(parents=True, exist_ok=True)
     values_file.write_text(_values_text(desired, release))
-    upgrade = _helm("upgrade", "--install", release, str(chart_dir(settings)), "-f", str(values_file),
-                    "--atomic", "--wait", "--timeout", "10m")
+    rollback_flag = chart.rollback_flag()
+    upgrade = chart.run_helm("upgrade", "--install", release, str(chart_dir(settings)), "-f", str(values_file),
+                             rollback_flag, "--wait", "--timeout", "10m")
     if upgrade.returncode != 0:
-        raise DeployError(f"helm upgrade failed (helm --atomic rolled it back): {upgrade.stderr.strip()[-2000:]}")
+        raise DeployError(f"helm upgrade failed (helm {rollback_flag} rolled it back): "
+                          f"{upgrade.stderr.strip()[-2000:]}")
     port = _free_port()
-    forward = subprocess.Popen(["kubectl", "port-forward", f"svc/{release}", f"{port}:80", "--address", "127.0.0.1"],
+    kubectl = chart.tool_binary("kubectl") or "kubectl"
+    forward = subprocess.Popen([kubectl, "port-forward", f"svc/{release}", f"{port}:80", "--address", "127.0.0.1"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         smoke_test(f"http://127.0.0.1:{port}", key=os.environ.get("MLOPS_SCORING_KEY") or None,
                    timeout_s=smoke_timeout, payload=smoke_payload(settings.for_registered(desired["model"]["name"])))
     except SmokeTestError as exc:
-        rollback = _helm("rollback", release, "0", "--wait")
+        rollback = chart.run_helm("rollback", release, "0", "--wait")
         state = "rolled back to the previous revision" if rollback.returncode == 0 \
             else f"ROLLBACK FAILED: {rollback.stderr.strip()}"
         raise DeployError(f"smoke test through the service failed ({exc}); {state}") from None

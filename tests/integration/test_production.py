@@ -1,16 +1,21 @@
-"""Production deployment: GitOps mode for real, cluster mode against FAKE helm and kubectl executables.
+"""Production deployment: GitOps mode for real, cluster mode against a FAKE Kubernetes API server.
 
-No Kubernetes API server and no helm can exist on these machines, so the cluster-side code runs
-against the fakes in tests/integration/fakes/ (named as fakes): they record their calls, and the
-fake `kubectl port-forward` serves the real scoring service, so the smoke test is real HTTP.
+No Kubernetes API server can exist on these machines; helm and kubectl can (`make install`). So the
+real helm renders, lints and validates everything, and only what needs an API server is faked:
+tests/integration/fakes/ holds a `helm` that runs the real helm for everything but `upgrade`,
+`rollback` and `status` (kept in a folder, with the real helm's exit codes and messages), and a
+`kubectl` whose `port-forward` serves the real scoring service with the deployed manifest's auth,
+so the smoke test is real HTTP. GitOps mode runs the real kubectl against an unreachable cluster.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
@@ -63,21 +68,50 @@ def model_dir(ws, tmp_path_factory):
     return download_model(connect(ws).get_model_version(ws.model_name, "2"), tmp_path_factory.mktemp("served"))
 
 
-def fake_cluster(tmp_path, model_dir, **extra):
+KEY = "fake-cluster-scoring-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def cluster_state(tmp_path_factory):
+    """The FAKE API server's releases, shared by the cluster-mode tests (revisions accumulate as in a cluster)."""
+    return tmp_path_factory.mktemp("fake-cluster")
+
+
+def fake_cluster(tmp_path, model_dir, state, **extra):
+    from ml_service.deploy.chart import helm_binary
+
     log = tmp_path / "calls.log"
-    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_PYTHON": sys.executable,
-           "MODEL_DIR": str(model_dir), "MLOPS_SCORE_MODULE": load_settings().model.score_module, **extra}
+    env = {"MLOPS_HELM": str(FAKES / "helm"), "MLOPS_KUBECTL": str(FAKES / "kubectl"), "FAKE_LOG": str(log),
+           "FAKE_PYTHON": sys.executable, "FAKE_REAL_HELM": helm_binary(), "FAKE_STATE": str(state),
+           "FAKE_SECRET_KEYS": KEY, "MLOPS_SCORING_KEY": KEY, "MODEL_DIR": str(model_dir),
+           "MLOPS_SCORE_MODULE": load_settings().model.score_module, **extra}
     return env, log
+
+
+def revisions(state, name):
+    return json.loads((state / "releases" / f"{name}.json").read_text())
+
+
+@pytest.fixture()
+def no_cluster(tmp_path):
+    """A kubeconfig naming a cluster that does not answer (a closed port on 127.0.0.1): the real kubectl fails."""
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "none",
+        "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+        "users": [{"name": "none", "user": {"token": "none"}}]}))
+    return {"KUBECONFIG": str(config)}
 
 
 def values_file(ws):
     return ws.state_dir / "gitops" / "production" / ws.model_name / "values-prod.yaml"
 
 
-def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws):
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1")
+def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no_cluster):
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=no_cluster)
     assert result.returncode == 0, result.stderr
-    assert "GitOps mode (no helm binary on PATH)" in result.stdout and "validated offline" in result.stdout
+    assert "GitOps mode (no reachable Kubernetes cluster" in result.stdout and "validated offline" in result.stdout
     assert "NOTHING WAS APPLIED TO A CLUSTER" in result.stdout
     values = values_file(ws).read_text()
     assert "tag: '1'" in values and "version: '1'" in values
@@ -88,31 +122,46 @@ def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws):
     assert production_alias(ws) is None
 
 
-def test_cluster_mode_upgrades_smoke_tests_and_moves_the_alias(ws, tmp_path, model_dir):
-    env, log = fake_cluster(tmp_path, model_dir)
+def test_cluster_mode_upgrades_smoke_tests_with_the_key_and_moves_the_alias(ws, tmp_path, model_dir, cluster_state):
+    from ml_service.deploy.image import image_repository
+
+    env, log = fake_cluster(tmp_path, model_dir, cluster_state)
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:2", "--smoke-timeout", "30", env=env)
     assert result.returncode == 0, result.stderr
     assert "production now serves" in result.stdout and "smoke test passed" in result.stdout
     calls = log.read_text()
-    assert f"helm upgrade --install {release(ws)} " in calls and "--atomic --wait" in calls
+    assert f"helm upgrade --install {release(ws)} " in calls and "--rollback-on-failure --wait" in calls
     assert f"kubectl port-forward svc/{release(ws)} " in calls and "helm rollback" not in calls
+    assert [r["status"] for r in revisions(cluster_state, release(ws))] == ["deployed"]
+    assert f'image: "{image_repository(ws, ws.model_name)}:2"' in revisions(cluster_state, release(ws))[-1]["manifest"]
     assert production_alias(ws) == "2"
     assert "live" in mlops("deploy", "list").stdout
 
 
-def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_dir):
-    env, log = fake_cluster(tmp_path, model_dir, FAKE_SERVICE="broken")
+def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_dir, cluster_state):
+    env, log = fake_cluster(tmp_path, model_dir, cluster_state, FAKE_SERVICE="broken")
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "3", env=env)
     assert result.returncode == 1
     assert "smoke test through the service failed" in result.stderr and "rolled back" in result.stderr
     assert f"helm rollback {release(ws)} 0 --wait" in log.read_text()
+    history = revisions(cluster_state, release(ws))
+    assert [r["status"] for r in history] == ["superseded", "superseded", "deployed"]
+    assert history[-1]["manifest"] == history[0]["manifest"]  # version 2's manifest is live again
     assert production_alias(ws) == "2"  # unchanged
 
 
-def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model_dir):
-    env, log = fake_cluster(tmp_path, model_dir, FAKE_HELM_FAIL="upgrade")
+def test_the_service_answers_only_with_the_scoring_key(ws, tmp_path, model_dir, cluster_state):
+    env, log = fake_cluster(tmp_path, model_dir, cluster_state, MLOPS_SCORING_KEY="not-the-key-of-the-cluster")
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "30", env=env)
+    assert result.returncode == 1 and "401" in result.stderr and "rolled back" in result.stderr, result.stderr
+    assert production_alias(ws) == "2"
+
+
+def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model_dir, cluster_state):
+    env, log = fake_cluster(tmp_path, model_dir, cluster_state, FAKE_HELM_FAIL="upgrade")
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=env)
     assert result.returncode == 1 and "helm upgrade failed" in result.stderr
+    assert "UPGRADE FAILED" in result.stderr and "rolled back due to rollback-on-failure" in result.stderr
     assert "port-forward" not in log.read_text() and production_alias(ws) == "2"
 
 

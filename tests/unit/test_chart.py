@@ -1,7 +1,9 @@
-"""The Helm chart: values against values.schema.json, rendered manifests against Kubernetes' schemas."""
-import shutil
+"""The Helm chart through the real helm binary (`make install` pins it into .venv/bin): lint --strict,
+template for every values file and every model project's desired state, schema refusals by helm,
+package; every rendered object validated with kubernetes-validate --strict. No cluster is needed."""
 import subprocess
 import sys
+import tarfile
 
 import kubernetes_validate
 import pytest
@@ -13,20 +15,35 @@ from tests.conftest import ROOT
 
 CHART = ROOT / "charts" / "scoring"
 VALUES_FILES = sorted(CHART.glob("values*.yaml"))
+SETTINGS = load_settings({"MLOPS_ROOT": str(ROOT)})
+
+
+def by_kind(objects):
+    return {o["kind"]: o for o in objects}
+
+
+def test_the_pinned_helm_is_installed_and_found():
+    done = chart.run_helm("version", "--short")
+    assert done.returncode == 0 and done.stdout.startswith("v4.1.4"), done.stdout + done.stderr
+
+
+def test_helm_lint_strict_passes_for_every_values_file():
+    report = chart.lint(CHART, *VALUES_FILES[1:])
+    assert "0 chart(s) failed" in report
+    for values_file in VALUES_FILES:
+        assert "0 chart(s) failed" in chart.lint(CHART, values_file)
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=[p.name for p in VALUES_FILES])
-def test_every_values_file_validates_and_renders_valid_kubernetes_objects(values_file):
-    values = chart.load_values(CHART, values_file)
-    chart.validate_values(CHART, values)
-    objects = chart.render(CHART, values)
+def test_every_values_file_renders_valid_kubernetes_objects(values_file):
+    objects = chart.render(CHART, files=(values_file,))
     assert {"Deployment", "Service", "PodDisruptionBudget"} <= {o["kind"] for o in objects}
     for obj in objects:
         kubernetes_validate.validate(obj, "1.37", strict=True)
 
 
 def test_the_deployment_has_probes_limits_non_root_and_zero_unavailable():
-    objects = {o["kind"]: o for o in chart.render(CHART, chart.load_values(CHART, CHART / "values-prod.yaml"))}
+    objects = by_kind(chart.render(CHART, files=(CHART / "values-prod.yaml",)))
     spec = objects["Deployment"]["spec"]
     container = spec["template"]["spec"]["containers"][0]
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -42,59 +59,75 @@ def test_the_deployment_has_probes_limits_non_root_and_zero_unavailable():
     assert "replicas" not in spec  # the HPA owns the replica count
 
 
-@pytest.mark.parametrize("model", load_settings({"MLOPS_ROOT": str(ROOT)}).models, ids=lambda m: m.project)
-def test_each_projects_desired_state_carries_its_deployment_config(model):
-    from ml_service.deploy.production import desired_values, release_name
+@pytest.mark.parametrize("model", SETTINGS.models, ids=lambda m: m.project)
+def test_each_projects_desired_state_renders_with_its_deployment_config(model):
+    from ml_service.deploy.production import desired_values, release_name, validate_offline
 
-    settings = load_settings({"MLOPS_ROOT": str(ROOT)})
     config = yaml.safe_load((model.folder / "scoring" / "deployment_config_k8s.yml").read_text())
-    values, wanted = desired_values(settings, model.name, "3"), config["containerResourceRequirements"]
+    values, wanted = desired_values(SETTINGS, model.name, "3"), config["containerResourceRequirements"]
     assert float(values["resources"]["limits"]["cpu"].rstrip("m")) / 1000 == wanted["cpu"]
     assert values["resources"]["limits"]["memory"] == f"{wanted['memoryInGB']:g}Gi"
     assert values["autoscaling"]["maxReplicas"] == config["autoScaler"]["maxReplicas"]
     assert values["model"] == {"name": model.name, "version": "3"}
-    merged = chart.merge_values(chart.load_values(CHART), values)
-    chart.validate_values(CHART, merged)
-    assert len(chart.render(CHART, merged, release=release_name(settings, model.name))) >= 3
-    assert release_name(settings, model.name).replace("-", "").isalnum()
+    release = release_name(SETTINGS, model.name)
+    assert release.replace("-", "").isalnum()
+    objects = by_kind(validate_offline(SETTINGS, values))  # helm template + kubernetes-validate --strict
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert objects["Deployment"]["metadata"]["name"] == release
+    assert container["image"] == f"{values['image']['repository']}:3"
+    assert container["resources"]["limits"] == values["resources"]["limits"]
+    assert objects["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == config["autoScaler"]["maxReplicas"]
 
 
 def test_the_canary_release_is_labelled_and_has_fixed_replicas():
-    objects = {o["kind"]: o for o in chart.render(CHART, chart.load_values(CHART, CHART / "values-canary.yaml"),
-                                                  release="scoring-canary")}
+    objects = by_kind(chart.render(CHART, release="scoring-canary", files=(CHART / "values-canary.yaml",)))
     assert "HorizontalPodAutoscaler" not in objects
     assert objects["Deployment"]["spec"]["replicas"] == 1
     assert objects["Deployment"]["spec"]["template"]["metadata"]["labels"]["mlops/track"] == "canary"
     assert objects["Service"]["metadata"]["name"] == "scoring-canary"
 
 
+def test_a_values_mapping_is_merged_over_values_yaml_as_load_values_does():
+    values = chart.load_values(CHART, CHART / "values-canary.yaml")
+    assert chart.render(CHART, values) == chart.render(CHART, files=(CHART / "values-canary.yaml",))
+
+
 @pytest.mark.parametrize("bad, where", [
     ({"image": {"repository": "x", "tag": "has space"}}, "image.tag"),
     ({"model": {"name": "m", "version": "latest"}}, "model.version"),
     ({"autoscaling": {"maxReplicas": 0}}, "autoscaling.maxReplicas"),
+    ({"shutdown": {"preStopSeconds": "5"}}, "shutdown.preStopSeconds"),
 ])
-def test_invalid_values_are_refused_naming_the_key(bad, where):
-    with pytest.raises(chart.ChartError, match=where.replace(".", r"\.")):
-        chart.validate_values(CHART, chart.merge_values(chart.load_values(CHART), bad))
+def test_helm_refuses_invalid_values_naming_the_key(bad, where):
+    with pytest.raises(chart.ChartError, match=rf"values\.schema\.json:\n  {where.replace('.', '[.]')}: "):
+        chart.render(CHART, bad)
 
 
-def test_the_renderer_refuses_what_it_does_not_support():
-    with pytest.raises(chart.ChartError, match="outside the supported subset"):
-        chart.render_template("{{ .Values.a | b64enc }}", {"Values": {"a": "x"}})
-    with pytest.raises(chart.ChartError, match="not closed"):
-        chart.render_template("{{- if .Values.a }}x", {"Values": {"a": True}})
-    with pytest.raises(chart.ChartError, match="no value .Values.missing"):
-        chart.render_template("{{ .Values.missing }}", {"Values": {}})
+def test_a_template_error_is_reported_with_helms_message(tmp_path):
+    broken = tmp_path / "scoring"
+    subprocess.run(["cp", "-r", str(CHART), str(broken)], check=True)
+    (broken / "templates" / "broken.yaml").write_text("kind: {{ .Values.nothing.here }}\n")
+    with pytest.raises(chart.ChartError, match=r"(?s)helm template scoring failed: .*nil pointer evaluating"):
+        chart.render(broken)
+    with pytest.raises(chart.ChartError, match="helm lint --strict scoring"):
+        chart.lint(broken)
 
 
-@pytest.mark.skipif(shutil.which("helm") is None, reason="helm is not installed on this machine (it cannot be here)")
-def test_helm_lint_and_template_agree_with_the_offline_renderer(tmp_path):
-    assert subprocess.run(["helm", "lint", str(CHART)], capture_output=True).returncode == 0
-    out = subprocess.run(["helm", "template", "scoring", str(CHART), "-f", str(CHART / "values-prod.yaml")],
-                         capture_output=True, text=True, check=True).stdout
-    helm_objects = [d for d in yaml.safe_load_all(out) if d]
-    ours = chart.render(CHART, chart.load_values(CHART, CHART / "values-prod.yaml"))
-    assert sorted(o["kind"] for o in helm_objects) == sorted(o["kind"] for o in ours)
+def test_helm_package_produces_the_chart_archive(tmp_path):
+    archive = chart.package(CHART, tmp_path / "dist")
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert archive.name == f"scoring-{meta['version']}.tgz" and archive.is_file()
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"scoring/Chart.yaml", "scoring/values.schema.json", "scoring/templates/deployment.yaml"} <= names
+
+
+def test_a_missing_helm_says_to_run_make_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("MLOPS_HELM", raising=False)
+    with pytest.raises(chart.HelmMissing, match="make install"):
+        chart.render(CHART)
 
 
 def test_the_github_workflow_validates_against_its_schema():
