@@ -1,6 +1,10 @@
-"""A batch job: the input read in chunks, scored by a pool of worker processes (the model loaded once in
-each), one Parquet part a chunk, the manifest updated after every chunk; a rerun continues where a killed
-job stopped and a finished job is not redone. Rejected rows end in <output>/_rejects.csv.
+"""A batch job. The job's process plans and collects: it reads the input's bytes once (digest, row count, the
+byte range of every CSV chunk) while a child process starts MLflow and resolves and downloads the model
+(recorder.py); it loads the model once and forks the scoring workers from it, so they share it and never
+import MLflow; each worker reads its own chunks, scores them and writes one Parquet part a chunk; the manifest
+is updated after every chunk, with at most IN_FLIGHT_PER_WORKER chunks a worker in flight, so memory does not
+grow with the input. A rerun continues where a killed job stopped and a finished job is not redone. Rejected
+rows end in <output>/_rejects.csv.
 
 Everything the job writes besides the parts starts with "_" or ".", so `pandas.read_parquet(output)`
 (pyarrow datasets skip such names) reads exactly the predictions.
@@ -86,21 +90,29 @@ def _write_rejects(output: Path, chunks: dict) -> None:
     os.replace(temporary, target)
 
 
-def _pool(workers: int, batch_model: model.BatchModel, settings, output: Path):
+def _pool(workers: int, batch_model: model.BatchModel, output: Path, root: Path):
+    """The worker processes: forked from this process after it loaded the model (they share it), or, when
+    this process runs other threads (forking would be unsafe), a forkserver whose workers load it each."""
+    import gc
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     from ml_service.batch import worker
 
+    info = {"name": batch_model.name, "version": batch_model.version}
+    args = (str(batch_model.directory), batch_model.score_module, batch_model.schema, str(output), info, str(root))
+    if threading.active_count() == 1:
+        worker.init(*args)
+        gc.collect()
+        gc.freeze()  # the model's objects stay untouched by the collector: shared, not copied, by the workers
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ml_service.batch.worker"])
-    info = {"name": batch_model.name, "version": batch_model.version}
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init,
-                               initargs=(str(batch_model.directory), batch_model.score_module, batch_model.schema,
-                                         str(output), info, str(settings.root)))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=args)
 
 
-def _score(executor, workers: int, spec, parts, columns, state, progress) -> int:
+def _score(executor, workers: int, spec, tasks, state, progress, started) -> int:
     """Score every chunk not done yet; update the manifest after each; the rows scored now."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -125,14 +137,19 @@ def _score(executor, workers: int, spec, parts, columns, state, progress) -> int
             progress.update(chunk["rows"])
 
     try:
-        for index, first, table in source.chunks(parts, columns.__getitem__, spec.chunk_rows):
+        for index, first, payload in tasks:
             if str(index) in done:
                 if done[str(index)]["first_row"] != first:
                     raise BatchError(f"chunk {index} of the input does not match the manifest; use another --output")
                 continue
             while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                 collect(wait(pending, return_when=FIRST_COMPLETED).done)
-            pending[executor.submit(worker.score_chunk, index, first, table)] = (index, first)
+            pending[executor.submit(worker.score_chunk, index, first, payload)] = (index, first)
+            if started is not None:  # the workers are busy: now the run can be recorded
+                started()
+                started = None
+        if started is not None:
+            started()
         while pending:
             collect(wait(pending, return_when=FIRST_COMPLETED).done)
     except BrokenProcessPool:
@@ -141,58 +158,75 @@ def _score(executor, workers: int, spec, parts, columns, state, progress) -> int
     return scored_now
 
 
+def _warm_up() -> None:
+    """Import what scoring needs while MLflow starts in the other process."""
+    import pyarrow.csv  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    from ml_service.batch import worker  # noqa: F401
+
+
 def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     """Run (or resume) a batch job; the counts. BatchError when it cannot run or rejects too many rows."""
-    from ml_service.workspace.tracking import connect
+    from ml_service.batch.recorder import Recorder
+    from ml_service.cli_support import model_of
 
     _check(spec)
+    model.check_ref(spec.model)
     parts = source.list_parts(spec.input)
-    client = connect(settings)
-    version = model.resolve(client, spec.model)
-    settings = settings.for_registered(version.name)
+    settings = settings.for_registered(model_of(spec.model))
     spec.output.mkdir(parents=True, exist_ok=True)
     (spec.output / "_rejects").mkdir(exist_ok=True)
-    input_digest, estimate = source.digest(parts)
-    identity = {"model_name": version.name, "model_version": str(version.version), "input_digest": input_digest,
-                "chunk_rows": spec.chunk_rows}
     previous = manifest.load(spec.output)
-    if previous:
-        manifest.check_same_job(previous, identity, spec.output)
-    state = previous or {**identity, "input": str(spec.input), "chunks": {}, "status": "running"}
-    done = manifest.verified(spec.output, state["chunks"])
-    if state["status"] == "finished" and len(done) == len(state["chunks"]):
-        totals = _totals(done)
-        say(f"nothing to do: the job in {spec.output} finished already ({totals['scored']:,} rows scored, "
-            f"{totals['rejected']:,} rejected, {version.name} v{version.version})")
-        return _verdict(spec, JobResult(**totals, seconds=0.0, run_id=state.get("run_id", ""), nothing_to_do=True,
-                                        model_name=version.name, model_version=str(version.version)), say)
-    state.update(chunks=done, status="running")
-    _clean(spec.output, done)
-    batch_model = model.prepare(settings, version, spec.output / "_model")
-    columns = {part: model.columns_to_read(batch_model.schema, part.columns(), str(part.path)) for part in parts}
-    workers = spec.workers or len(os.sched_getaffinity(0))
-    with _pool(workers, batch_model, settings, spec.output) as executor:
-        return _run(client, settings, spec, version, state, done, executor, workers, parts, columns, estimate, say)
+    with Recorder(settings) as recorder:
+        recorder.send("resolve", spec.model)
+        if previous is None:  # a new job: download the model now, while the input is read
+            recorder.send("download", str(spec.output / "_model"))
+        plan = source.scan(parts, spec.chunk_rows)
+        _warm_up()
+        name, version = recorder.receive()
+        identity = {"model_name": name, "model_version": version, "input_digest": plan.digest,
+                    "chunk_rows": spec.chunk_rows}
+        if previous:
+            manifest.check_same_job(previous, identity, spec.output)
+        state = previous or {**identity, "input": str(spec.input), "chunks": {}, "status": "running"}
+        done = manifest.verified(spec.output, state["chunks"])
+        if state["status"] == "finished" and len(done) == len(state["chunks"]):
+            totals = _totals(done)
+            say(f"nothing to do: the job in {spec.output} finished already ({totals['scored']:,} rows scored, "
+                f"{totals['rejected']:,} rejected, {name} v{version})")
+            return _verdict(spec, JobResult(**totals, seconds=0.0, run_id=state.get("run_id", ""),
+                                            nothing_to_do=True, model_name=name, model_version=version), say)
+        if previous is not None:
+            recorder.send("download", str(spec.output / "_model"))
+        directory = Path(recorder.receive())
+        state.update(chunks=done, status="running")
+        _clean(spec.output, done)
+        batch_model = model.describe(settings, name, version, directory)
+        columns = {part: model.columns_to_read(batch_model.schema, part.columns(), str(part.path)) for part in parts}
+        workers = spec.workers or len(os.sched_getaffinity(0))
+        with _pool(workers, batch_model, spec.output, settings.root) as executor:
+            tasks = source.tasks(parts, plan, columns.__getitem__, spec.chunk_rows)
+            return _run(recorder, spec, batch_model, state, done, executor, workers, tasks, plan.rows, say)
 
 
-def _run(client, settings, spec, version, state, done, executor, workers, parts, columns, estimate, say) -> JobResult:
-    from ml_service.batch import record, worker
-
-    for _ in range(workers):  # start the workers (and load the model in each) while the run is recorded
-        executor.submit(worker.ready)
-    state["run_id"] = record.start(client, settings, state, spec)
-    manifest.save(spec.output, state)
+def _run(recorder, spec, batch_model, state, done, executor, workers, tasks, rows, say) -> JobResult:
     resumed = f", resuming after {len(done)} finished chunk(s)" if done else ""
-    say(f"batch {version.name} v{version.version}: {spec.input} -> {spec.output} ({workers} workers, "
+    say(f"batch {batch_model.name} v{batch_model.version}: {spec.input} -> {spec.output} ({workers} workers, "
         f"{spec.chunk_rows:,} rows a chunk{resumed})")
-    progress = Progress(estimate, already=_totals(done)["rows"])
+    progress = Progress(rows, already=_totals(done)["rows"])
     started = time.monotonic()
+
+    def record_start() -> None:
+        state["run_id"] = recorder.call("start", dict(state), spec)
+        manifest.save(spec.output, state)
+
     try:
-        scored_now = _score(executor, workers, spec, parts, columns, state, progress)
+        scored_now = _score(executor, workers, spec, tasks, state, progress, record_start)
     except BaseException:
         progress.done()
-        totals = _totals(state["chunks"])
-        record.finish(client, state["run_id"], totals, time.monotonic() - started, 0, failed=True)
+        if state.get("run_id"):
+            recorder.call("finish", state["run_id"], _totals(state["chunks"]), time.monotonic() - started, 0, True)
         raise
     progress.done()
     seconds = time.monotonic() - started
@@ -201,11 +235,11 @@ def _run(client, settings, spec, version, state, done, executor, workers, parts,
     manifest.save(spec.output, state)
     shutil.rmtree(spec.output / "_model", ignore_errors=True)
     totals = _totals(state["chunks"])
-    result = JobResult(**totals, seconds=seconds, run_id=state["run_id"], model_name=version.name,
-                       model_version=str(version.version))
+    result = JobResult(**totals, seconds=seconds, run_id=state["run_id"], model_name=batch_model.name,
+                       model_version=batch_model.version)
     failed = totals["rejected"] > spec.max_reject_fraction * totals["rows"]
-    record.finish(client, state["run_id"], totals, seconds, scored_now, failed=failed)
-    say(f"scored {totals['scored']:,} of {totals['rows']:,} rows, rejected {totals['rejected']:,} in {seconds:.1f}s "
+    recorder.call("finish", state["run_id"], totals, seconds, scored_now, failed)
+    say(f"scored {totals['scored']:,} of {totals['rows']:,} rows, rejected {totals['rejected']:,} in {seconds:.2f}s "
         f"({scored_now / max(seconds, 1e-9):,.0f} rows/s now); MLflow run {state['run_id']}")
     return _verdict(spec, result, say)
 

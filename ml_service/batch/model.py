@@ -1,8 +1,8 @@
-"""The registered model version a batch job scores with: resolved from NAME@ALIAS or NAME:VERSION, its files
-downloaded, its input schema read from the signature, and the score module the scoring service would use."""
+"""The registered model version a batch job scores with: resolved from NAME@ALIAS or NAME:VERSION (in the
+job's MLflow process, recorder.py), its input schema read from the signature of its downloaded files, and the
+score module the scoring service would use."""
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +22,19 @@ class BatchModel:
     schema: object  # ml_service.serving.schema.Schema
 
 
+def check_ref(ref: str) -> str:
+    """ref without a models:/ prefix; a BatchError unless it is NAME@ALIAS or NAME:VERSION."""
+    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
+    if "@" not in ref and ":" not in ref:
+        raise BatchError(f"--model {ref!r}: give NAME@ALIAS or NAME:VERSION (e.g. {ref}@champion)")
+    return ref
+
+
 def resolve(client, ref: str):
     """The ModelVersion of ref (NAME@ALIAS or NAME:VERSION, models:/ prefix allowed)."""
     from ml_service.workspace.registry import RegistryError, resolve_version
 
-    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    if "@" not in ref and ":" not in ref:
-        raise BatchError(f"--model {ref!r}: give NAME@ALIAS or NAME:VERSION (e.g. {ref}@champion)")
+    ref = check_ref(ref)
     try:
         return resolve_version(client, ref)
     except RegistryError as exc:
@@ -43,19 +49,15 @@ def score_module_for(settings, name: str) -> str:
     return DEFAULT_SCORE_MODULE
 
 
-def prepare(settings, version, dest: Path) -> BatchModel:
-    """Download version's files to dest/model (replacing what is there) and read its input schema."""
-    from ml_service.deploy.image import download_model
+def describe(settings, name: str, version: str, directory: Path) -> BatchModel:
+    """The model version downloaded in directory, with its input schema and score module."""
     from ml_service.serving.schema import SchemaError, load_schema, read_mlmodel
 
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    directory = download_model(version, dest)
     try:
         schema = load_schema(read_mlmodel(directory))
     except SchemaError as exc:
         raise BatchError(str(exc)) from None
-    return BatchModel(version.name, str(version.version), directory, score_module_for(settings, version.name), schema)
+    return BatchModel(name, version, directory, score_module_for(settings, name), schema)
 
 
 def columns_to_read(schema, available: list[str], where: str) -> list[str]:

@@ -1,5 +1,6 @@
 """The MLflow run of a batch job (experiment `mlops-batch`): model name and version, input and its digest,
-row counts, duration and rows/s. A resumed job continues the run it started."""
+row counts, duration and rows/s. A resumed job continues the run it started. Used by the job's MLflow process
+(recorder.py), never by the scoring processes."""
 from __future__ import annotations
 
 EXPERIMENT = "mlops-batch"
@@ -7,6 +8,8 @@ EXPERIMENT = "mlops-batch"
 
 def start(client, settings, manifest: dict, spec) -> str:
     """The job's run id: the one in the manifest (reopened), or a new run with the job's parameters."""
+    from mlflow.entities import Param
+
     from ml_service.workspace.tracking import ensure_experiment
 
     run_id = manifest.get("run_id")
@@ -25,15 +28,18 @@ def start(client, settings, manifest: dict, spec) -> str:
               "input": str(spec.input), "input_digest": manifest["input_digest"], "output": str(spec.output),
               "workers": spec.workers, "chunk_rows": spec.chunk_rows,
               "max_reject_fraction": spec.max_reject_fraction}
-    for key, value in params.items():
-        client.log_param(run.info.run_id, key, str(value))
+    client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
     return run.info.run_id
 
 
 def finish(client, run_id: str, totals: dict, seconds: float, scored_now: int, failed: bool) -> None:
     """Log the counts, duration and rate, then end the run (FAILED when the job failed)."""
+    import time
+
+    from mlflow.entities import Metric
+
     metrics = {"rows_in": totals["rows"], "rows_scored": totals["scored"], "rows_rejected": totals["rejected"],
                "duration_s": seconds, "rows_per_s": scored_now / seconds if seconds > 0 else 0.0}
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, float(value))
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()])
     client.set_terminated(run_id, "FAILED" if failed else "FINISHED")

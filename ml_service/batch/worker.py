@@ -1,9 +1,16 @@
-"""A worker process of a batch job: the score module is loaded once (init), then each chunk is checked,
-scored exactly as the scoring service scores a request (the same score module, the same result handling),
-and written as one Parquet part, to a temporary name first and then renamed, so a part that exists is whole.
+"""A worker process of a batch job: the score module is loaded once (init: in the job's process before the
+workers are forked from it, so they share it; in each worker when they cannot be forked), then each chunk is
+read (a CSV byte range) or received (a Parquet table), checked, scored exactly as the scoring service scores a
+request (the same score module, the same result handling), and written as one Parquet part, to a temporary
+name first and then renamed, so a part that exists is whole.
+
+The cyclic garbage collector is paused while a chunk is scored: the rows handed to an INPUT = "rows" module
+are a million small lists, which it would otherwise walk over and over; a chunk's objects are freed by
+reference counting when it is done.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import os
@@ -12,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_service.batch import convert
+from ml_service.batch import convert, source
 from ml_service.serving.schema import InputError, Schema
 
 _state: dict = {}
@@ -53,13 +60,37 @@ def write_atomic(table: pa.Table, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def plain_numbers(result: object, n_rows: int):
+    """run()'s result as a numpy array when it is one finite number (or true/false) a row, as the scoring
+    service would return it; None for anything else (labels, probabilities, non-finite values), which then
+    goes through the service's own handling (results.predictions), errors included."""
+    import numpy as np
+
+    if isinstance(result, dict):
+        return None
+    try:
+        values = np.asarray(result)
+    except (ValueError, TypeError):
+        return None
+    if values.ndim == 2 and values.shape[1:] == (1,):
+        values = values[:, 0]
+    kinds = {"f": "float64", "i": "int64", "b": "bool"}
+    if values.ndim != 1 or len(values) != n_rows or values.dtype.kind not in kinds:
+        return None
+    values = values.astype(kinds[values.dtype.kind], copy=False)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return None
+    return values
+
+
 def _predict(checked: convert.Checked) -> dict:
     from ml_service.serving.results import predictions
 
     schema, scorer = _state["schema"], _state["scorer"]
     data = convert.frame(checked, schema)
     result = scorer.run(convert.rows(data) if _state["input"] == "rows" else data)
-    return predictions(result, len(data))
+    values = plain_numbers(result, len(data))
+    return {"result": values} if values is not None else predictions(result, len(data))
 
 
 def _output(rows: "object", scored: dict) -> pa.Table:
@@ -74,8 +105,19 @@ def _output(rows: "object", scored: dict) -> pa.Table:
                                           "mlops.model.version": str(model["version"])})
 
 
-def score_chunk(index: int, first_row: int, table: pa.Table) -> dict:
-    """Check, score and write chunk index (its rows start at first_row); its counts and file digests."""
+def score_chunk(index: int, first_row: int, table: "pa.Table | source.CsvRange") -> dict:
+    """Read (a CSV range), check, score and write chunk index (its rows start at first_row); its counts and
+    file digests."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _score_chunk(index, first_row, table if isinstance(table, pa.Table) else source.read_range(table))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _score_chunk(index: int, first_row: int, table: pa.Table) -> dict:
     import numpy as np
 
     checked = convert.check(table, _state["schema"])

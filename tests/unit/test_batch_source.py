@@ -63,3 +63,28 @@ def test_mixed_formats_are_refused(tmp_path, frame):
     frame.to_parquet(tmp_path / "b.parquet")
     with pytest.raises(BatchError, match="mixes CSV and Parquet"):
         source.list_parts(tmp_path)
+
+
+def test_csv_chunks_are_byte_ranges_of_whole_lines_that_parse_as_pyarrow_reads_the_whole_file(tmp_path):
+    import pyarrow.csv as pcsv
+
+    lines = ["a,b", "1,x", "", "2,y", "3,z", "", "", "4,w", "5,v"]
+    for newline, last in (("\n", "\n"), ("\r\n", ""), ("\r\n", "\r\n\r\n"), ("\n", "")):
+        path = tmp_path / "in.csv"
+        path.write_bytes((newline.join(lines) + last).encode())
+        parts = source.list_parts(path)
+        plan = source.scan(parts, 2)
+        assert plan.rows == 5 and [r for _, _, r in plan.ranges[0]] == [2, 2, 1]
+        got = [t.column("a").to_pylist() for _, _, t in source.chunks(parts, lambda part: ["a", "b"], 2)]
+        assert got == [["1", "2"], ["3", "4"], ["5"]]
+        assert sum(got, []) == [str(v) for v in pcsv.read_csv(path).column("a").to_pylist()]
+
+
+def test_a_range_that_does_not_parse_into_its_lines_is_an_error_not_a_silent_shift(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text('a,b\n1,"two\nlines"\n3,x\n')
+    parts = source.list_parts(path)
+    with pytest.raises(BatchError, match="not a readable CSV"):
+        list(source.chunks(parts, lambda part: ["a", "b"], 1))
+    with pytest.raises(BatchError, match="2 rows in bytes 4-22, 3 lines .a quoted value with a line break"):
+        list(source.chunks(parts, lambda part: ["a", "b"], 10))

@@ -51,3 +51,26 @@ def test_a_classifier_writes_labels_and_one_probability_column_per_class(tmp_pat
                                  "model_version"]
     assert part.column("prediction").to_pylist() == ["malignant", "benign"]
     assert sum(part.slice(0, 1).to_pylist()[0][c] for c in part.column_names[2:4]) == pytest.approx(1.0)
+
+
+def test_plain_numbers_take_the_fast_path_and_anything_else_the_services_handling():
+    import numpy as np
+
+    assert worker.plain_numbers([1.5, 2.0], 2).dtype == np.float64
+    assert worker.plain_numbers(np.array([[1], [2]], np.int32), 2).tolist() == [1, 2]
+    assert worker.plain_numbers(np.array([1.0], np.float32), 1).dtype == np.float64
+    for other in (["a", "b"], [1.0, float("nan")], {"result": [1.0, 2.0]}, [[1.0, 2.0], [3.0, 4.0]], [1.0]):
+        assert worker.plain_numbers(other, 2) is None
+
+
+def test_a_worker_reads_its_own_csv_range(tmp_path):
+    from ml_service.batch import source
+
+    start(save_regressor(tmp_path / "model"), "tests.unit.rows_score", tmp_path / "out")
+    path = tmp_path / "in.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + "".join(",".join(["30"] + ["1"] * 9) + "\n" for _ in range(5)))
+    parts = source.list_parts(path)
+    (chunk, *_), = source.scan(parts, 10).ranges.values()
+    record = worker.score_chunk(0, 0, source.CsvRange(str(path), *chunk, tuple(COLUMNS), tuple(COLUMNS)))
+    assert (record["rows"], record["scored"]) == (5, 5)
+    assert pq.read_table(tmp_path / "out" / record["file"]).column("row").to_pylist() == [0, 1, 2, 3, 4]
