@@ -3,11 +3,14 @@
 helm is the only renderer: `helm template` renders the chart (and checks the values against
 values.schema.json on the way), `helm lint --strict` lints it, `helm package` packages it.
 `make install` puts the pinned helm into the virtual environment (environment_setup/helm.sh);
-helm_binary() finds it there, next to this Python, else on PATH.
+helm_binary() finds it there, next to this Python, else on PATH. validate_objects() checks what
+helm rendered offline: core kinds with kubernetes-validate --strict, custom resources (the Gateway
+API's HTTPRoute) against their published CRD schemas, vendored in the chart's schemas/ folder.
 """
 from __future__ import annotations
 
 import os
+import functools
 import re
 import shutil
 import subprocess
@@ -20,6 +23,9 @@ import yaml
 from ml_service.errors import MLOpsError
 
 SCHEMA_PROBLEM = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.*)$", re.MULTILINE)
+# custom resources the chart renders -> (CRD file in the chart, served version)
+CRD_SCHEMAS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): ("schemas/gateway.networking.k8s.io_httproutes.yaml",
+                                                               "v1")}
 
 
 class ChartError(MLOpsError):
@@ -131,3 +137,49 @@ def package(chart: Path, destination: Path) -> Path:
         raise helm_error(f"helm package {chart.name}", done.stderr)
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     return destination / f"{meta['name']}-{meta['version']}.tgz"
+
+
+def _strict(schema: dict) -> dict:
+    """An OpenAPI v3 CRD schema that refuses unknown fields, as kubernetes-validate --strict does for core kinds."""
+    schema = dict(schema)
+    if "properties" in schema:
+        schema["properties"] = {name: _strict(sub) for name, sub in schema["properties"].items()}
+        if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            schema[key] = _strict(schema[key])
+    return schema
+
+
+@functools.lru_cache(maxsize=None)
+def crd_schema(path: Path, version: str) -> dict:
+    """The strict JSON schema of one served version of the CRD in path."""
+    crd = yaml.safe_load(path.read_text())
+    served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
+    return _strict(served["schema"]["openAPIV3Schema"])
+
+
+def validate_objects(chart: Path, objects: list[dict], kubernetes_version: str) -> None:
+    """Every rendered object against its schema (core kinds: kubernetes-validate --strict; custom resources:
+    the vendored CRD); ChartError naming the object and the field."""
+    import jsonschema
+    import kubernetes_validate
+
+    for obj in objects:
+        where = f"rendered {obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+        crd = CRD_SCHEMAS.get((obj.get("apiVersion"), obj.get("kind")))
+        if crd:
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft7Validator(crd_schema(chart / crd[0], crd[1])).iter_errors(obj))
+            if error is not None:
+                field = ".".join(map(str, error.absolute_path)) or "(root)"
+                raise ChartError(f"{where} does not match its CRD ({crd[0]}): {field}: {error.message}")
+            continue
+        try:
+            kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            raise ChartError(f"{where} is invalid for Kubernetes {kubernetes_version}: {exc.message}") from None
+        except kubernetes_validate.SchemaNotFoundError:
+            raise ChartError(f"{where}: no schema for {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes "
+                             f"{kubernetes_version} nor a vendored CRD (chart.CRD_SCHEMAS)") from None

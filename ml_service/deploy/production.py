@@ -121,20 +121,13 @@ def k8s_values(path: Path) -> dict:
 
 def validate_offline(settings: Settings, desired: dict) -> list[dict]:
     """Render with `helm template` (values checked against values.schema.json by helm), then every object with
-    kubernetes-validate --strict; the objects."""
-    import kubernetes_validate
-
+    kubernetes-validate --strict (custom resources: their vendored CRD schema); the objects."""
     release = release_name(settings, desired["model"]["name"])
     try:
         objects = chart.render(chart_dir(settings), desired, release=release)
+        chart.validate_objects(chart_dir(settings), objects, KUBERNETES_VERSION)
     except chart.ChartError as exc:
         raise DeployError(f"the production state is invalid: {exc}") from None
-    for obj in objects:
-        try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            raise DeployError(f"rendered {obj.get('kind')}/{obj['metadata'].get('name')} is invalid for Kubernetes "
-                              f"{KUBERNETES_VERSION}: {exc.message}") from None
     return objects
 
 

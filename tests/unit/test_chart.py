@@ -1,11 +1,11 @@
 """The Helm chart through the real helm binary (`make install` pins it into .venv/bin): lint --strict,
 template for every values file and every model project's desired state, schema refusals by helm,
-package; every rendered object validated with kubernetes-validate --strict. No cluster is needed."""
+package; every rendered object validated with kubernetes-validate --strict, the HTTPRoute of the
+canary split against the Gateway API's published CRD schema (vendored). No cluster is needed."""
 import subprocess
 import sys
 import tarfile
 
-import kubernetes_validate
 import pytest
 import yaml
 
@@ -38,8 +38,7 @@ def test_helm_lint_strict_passes_for_every_values_file():
 def test_every_values_file_renders_valid_kubernetes_objects(values_file):
     objects = chart.render(CHART, files=(values_file,))
     assert {"Deployment", "Service", "PodDisruptionBudget"} <= {o["kind"] for o in objects}
-    for obj in objects:
-        kubernetes_validate.validate(obj, "1.37", strict=True)
+    chart.validate_objects(CHART, objects, "1.37")
 
 
 def test_the_deployment_has_probes_limits_non_root_and_zero_unavailable():
@@ -85,6 +84,35 @@ def test_the_canary_release_is_labelled_and_has_fixed_replicas():
     assert objects["Deployment"]["spec"]["replicas"] == 1
     assert objects["Deployment"]["spec"]["template"]["metadata"]["labels"]["mlops/track"] == "canary"
     assert objects["Service"]["metadata"]["name"] == "scoring-canary"
+
+
+def routed(weight, release="scoring", *files):
+    """The backendRefs of the rendered HTTPRoute (validated against the Gateway API CRD) for this canary weight."""
+    objects = chart.render(CHART, {"canary": {"weight": weight}}, release,
+                           files=(CHART / "values-prod.yaml", CHART / "values-route.yaml", *files))
+    chart.validate_objects(CHART, objects, "1.37")
+    routes = [o for o in objects if o["kind"] == "HTTPRoute"]
+    return [(b["name"], b["weight"]) for b in routes[0]["spec"]["rules"][0]["backendRefs"]] if routes else None
+
+
+def test_the_canary_weight_splits_the_traffic_of_the_stable_releases_httproute():
+    assert routed(10) == [("scoring", 90), ("scoring-canary", 10)]
+    assert routed(25, "scoring-m") == [("scoring-m", 75), ("scoring-m-canary", 25)]
+    assert routed(100) == [("scoring", 0), ("scoring-canary", 100)]
+    assert routed(0) == [("scoring", 100)]  # no canary: no backend for it
+    assert routed(10, "scoring-canary", CHART / "values-canary.yaml") is None  # the canary release has no route
+    route = by_kind(chart.render(CHART, files=(CHART / "values-route.yaml",)))["HTTPRoute"]
+    assert route["spec"]["parentRefs"] == [{"name": "ml-gateway"}] and route["spec"]["hostnames"]
+    assert "HTTPRoute" not in by_kind(chart.render(CHART, files=(CHART / "values-prod.yaml",)))  # off by default
+
+
+def test_a_route_that_breaks_the_gateway_api_crd_is_refused():
+    route = by_kind(chart.render(CHART, files=(CHART / "values-route.yaml",)))["HTTPRoute"]
+    route["spec"]["rules"][0]["backendRefs"][0]["wieght"] = 90
+    with pytest.raises(chart.ChartError, match=r"HTTPRoute/scoring .*spec\.rules\.0\.backendRefs\.0: .*'wieght'"):
+        chart.validate_objects(CHART, [route], "1.37")
+    with pytest.raises(chart.ChartError, match=r"values\.schema\.json:\n  canary\.weight: "):
+        chart.render(CHART, {"canary": {"weight": 101}})
 
 
 def test_a_values_mapping_is_merged_over_values_yaml_as_load_values_does():
