@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -149,12 +149,43 @@ def _is_repository(repo: Path) -> bool:
     return (repo / ".git").exists() or ((repo / "HEAD").is_file() and (repo / "objects").is_dir())
 
 
-def _commit_message(desired: dict) -> str:
-    return f"production: {desired['model']['name']} version {desired['model']['version']}"
+def _commit_message(desired: dict, provenance: str = "") -> str:
+    subject = f"production: {desired['model']['name']} version {desired['model']['version']}"
+    return f"{subject}\n\n{provenance}" if provenance else subject
 
 
-def _commit_to_branch(repo: Path, branch: str, rel: str, text: str, message: str, who: str) -> tuple[str, str]:
-    """Commit one file to `branch` with git plumbing: no checkout, the work tree and HEAD stay as they are."""
+def provenance(settings: Settings, desired: dict, tags: dict, who: str) -> str:
+    """The commit message body: model version, image, the pipeline run that built the model and the one that
+    deploys it, and who approved; what is not known is said so, never invented."""
+    image = f"{desired['image']['repository']}:{desired['image']['tag']}"
+    built_by = tags.get("BuildId") or "none recorded"
+    if tags.get("BuildUri"):
+        built_by += f" ({tags['BuildUri']})"
+    deployed_by = settings.build_id or "none (run by hand)"
+    if settings.build_uri:
+        deployed_by += f" ({settings.build_uri})"
+    return (f"Model: {desired['model']['name']} version {desired['model']['version']}\n"
+            f"Image: {image} (a tag: no digest is recorded for it)\n"
+            f"Trained by pipeline run: {built_by}\n"
+            f"Deployed by pipeline run: {deployed_by}\n"
+            f"Approved by: {who or 'nobody recorded'}\n")
+
+
+def desired_files(settings: Settings, desired: dict, values_rel: str) -> dict[str, str]:
+    """What a GitOps controller needs, by path in the target: the values file and, beside it, manifests.yaml with
+    every object `helm template` renders for it (Argo CD or Flux can apply either)."""
+    release = release_name(settings, desired["model"]["name"])
+    manifests = chart.render_text(chart_dir(settings), desired, release=release)
+    header = (f"# Rendered by `helm template {release} charts/scoring -f values-prod.yaml` for `mlops deploy prod`;\n"
+              "# validated offline (values.schema.json, kubernetes-validate --strict). Apply with kubectl or a "
+              "GitOps controller.\n")
+    manifests_rel = str(PurePosixPath(values_rel).parent / "manifests.yaml")
+    return {values_rel: _values_text(desired, release), manifests_rel: header + manifests}
+
+
+def _commit_to_branch(repo: Path, branch: str, files: dict[str, str], message: str, who: str) -> tuple[str, str]:
+    """Commit files ({path: text}) to `branch` with git plumbing: no checkout, the work tree and HEAD stay as they
+    are."""
     ref = f"refs/heads/{branch}"
     if _git(repo, "check-ref-format", ref).returncode != 0:
         raise DeployError(f"environments.production.gitops.branch: {branch!r} is not a valid branch name")
@@ -162,29 +193,32 @@ def _commit_to_branch(repo: Path, branch: str, rel: str, text: str, message: str
         raise DeployError(f"the GitOps branch {branch!r} is checked out in {repo}; committing to it behind the work "
                           "tree's back would be confusing: check out another branch or leave gitops.branch empty")
     parent = _git(repo, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}").stdout.strip()
-    blob = _git(repo, "hash-object", "-w", "--stdin", stdin=text).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if parent:
             _git(repo, "read-tree", parent, env=index)
-        _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=index)
+        for rel, text in files.items():
+            blob = _git(repo, "hash-object", "-w", "--stdin", stdin=text).stdout.strip()
+            _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=index)
         tree = _git(repo, "write-tree", env=index).stdout.strip()
     if parent and tree == _git(repo, "rev-parse", f"{parent}^{{tree}}").stdout.strip():
         return parent, "unchanged"
     made = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, identity=who)
     commit = made.stdout.strip()
     # compare-and-swap: a concurrent deploy that moved the branch meanwhile makes this fail, not vanish
-    moved = _git(repo, "update-ref", "-m", message, ref, commit, parent or "0" * 40) if made.returncode == 0 else made
+    moved = _git(repo, "update-ref", "-m", message.splitlines()[0], ref, commit, parent or "0" * 40) \
+        if made.returncode == 0 else made
     if moved.returncode != 0:
         raise DeployError(f"committing to branch {branch!r} of {repo} failed: {moved.stderr.strip()}")
     return commit, "committed"
 
 
-def commit_desired_state(settings: Settings, desired: dict, who: str) -> tuple[str, str, str]:
-    """Commit values-prod.yaml to the GitOps target: (where, commit, committed|unchanged).
+def commit_desired_state(settings: Settings, desired: dict, who: str, body: str = "") -> tuple[str, str, str]:
+    """Commit values-prod.yaml and the rendered manifests.yaml beside it to the GitOps target:
+    (where the values file is, commit, committed|unchanged). body: the commit message's provenance lines.
 
-    Without gitops.branch the file is written in the repository's work tree and committed on its
-    current branch; with one, it is committed to that branch without touching the work tree.
+    Without gitops.branch the files are written in the repository's work tree and committed on its
+    current branch; with one, they are committed to that branch without touching the work tree.
     """
     model_name = desired["model"]["name"]
     repo, rel, branch = gitops_target(settings, model_name)
@@ -192,23 +226,27 @@ def commit_desired_state(settings: Settings, desired: dict, who: str) -> tuple[s
         repo.mkdir(parents=True, exist_ok=True)
         if _git(repo, "init", "-q", "-b", "main").returncode != 0:
             raise DeployError(f"cannot create the GitOps repository {repo}")
-    text = _values_text(desired, release_name(settings, model_name))
+    try:
+        files = desired_files(settings, desired, rel)
+    except chart.ChartError as exc:
+        raise DeployError(f"the production state is invalid: {exc}") from None
+    message = _commit_message(desired, body)
     if branch:
-        commit, state = _commit_to_branch(repo, branch, rel, text, _commit_message(desired), who)
+        commit, state = _commit_to_branch(repo, branch, files, message, who)
         return f"{repo} (branch {branch}) {rel}", commit, state
     if not (repo / ".git").exists():
         raise DeployError(f"{repo} is a bare repository: set environments.production.gitops.branch to commit to it")
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    _git(repo, "add", rel)
-    if _git(repo, "diff", "--cached", "--quiet", "--", rel).returncode == 0:
-        return str(path), _git(repo, "rev-parse", "HEAD").stdout.strip(), "unchanged"
-    # only this file: whatever else the owner of the repository has staged stays staged, uncommitted
-    done = _git(repo, "commit", "-q", "-m", _commit_message(desired), "--", rel, identity=who)
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    _git(repo, "add", *files)
+    if _git(repo, "diff", "--cached", "--quiet", "--", *files).returncode == 0:
+        return str(repo / rel), _git(repo, "rev-parse", "HEAD").stdout.strip(), "unchanged"
+    # only these files: whatever else the owner of the repository has staged stays staged, uncommitted
+    done = _git(repo, "commit", "-q", "-m", message, "--", *files, identity=who)
     if done.returncode != 0:
         raise DeployError(f"git commit in {repo} failed: {done.stderr.strip()}")
-    return str(path), _git(repo, "rev-parse", "HEAD").stdout.strip(), "committed"
+    return str(repo / rel), _git(repo, "rev-parse", "HEAD").stdout.strip(), "committed"
 
 
 def _free_port() -> int:
@@ -269,10 +307,11 @@ def deploy_prod(settings: Settings, ref: str, who: str = "", smoke_timeout: floa
         client.set_registered_model_alias(name, "production", number)
         return ProductionResult("helm", True, f"production now serves {name} version {number} (helm release "
                                               f"{release}, smoke test passed); alias 'production' moved")
-    values_file, commit, state = commit_desired_state(settings, desired, who)
+    values_file, commit, state = commit_desired_state(settings, desired, who,
+                                                      provenance(settings, desired, dict(version.tags or {}), who))
     records.record(settings, "production", name, number, image, "", records.DESIRED, "gitops",
                    detail=f"desired state {state} at {commit[:12]}; not applied: {reason}", target=values_file)
     message = (f"GitOps mode ({reason}): desired state for {name} version {number} validated offline and "
-               f"{state} in {values_file} at commit {commit[:12]}.\n"
+               f"{state} in {values_file} (rendered manifests.yaml beside it) at commit {commit[:12]}.\n"
                f"NOTHING WAS APPLIED TO A CLUSTER; the 'production' alias was not moved.")
     return ProductionResult("gitops", False, message, commit, values_file)

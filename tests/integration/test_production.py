@@ -109,6 +109,8 @@ def values_file(ws):
 
 
 def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no_cluster):
+    from ml_service.deploy.image import image_repository
+
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=no_cluster)
     assert result.returncode == 0, result.stderr
     assert "GitOps mode (no reachable Kubernetes cluster" in result.stdout and "validated offline" in result.stdout
@@ -116,9 +118,22 @@ def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no
     values = values_file(ws).read_text()
     assert "tag: '1'" in values and "version: '1'" in values
     assert f"helm upgrade --install {release(ws)} charts/scoring" in values
-    log = subprocess.run(["git", "-C", str(ws.state_dir / "gitops"), "log", "--format=%s"], capture_output=True,
+    log = subprocess.run(["git", "-C", str(ws.state_dir / "gitops"), "log", "-1", "--format=%B"], capture_output=True,
                          text=True).stdout
-    assert f"production: {ws.model_name} version 1" in log
+    assert log.startswith(f"production: {ws.model_name} version 1\n")
+    assert f"Image: {image_repository(ws, ws.model_name)}:1 (a tag: no digest is recorded for it)" in log
+    assert "Trained by pipeline run: " in log and "Approved by: " in log
+    # what a controller applies: every object helm rendered, valid offline, with the new image
+    from ml_service.deploy import chart
+    from ml_service.deploy.production import KUBERNETES_VERSION
+
+    manifests = values_file(ws).with_name("manifests.yaml").read_text()
+    objects = [o for o in yaml.safe_load_all(manifests) if o]
+    chart.validate_objects(ROOT / "charts" / "scoring", objects, KUBERNETES_VERSION)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert deployment["metadata"]["name"] == release(ws)
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"{image_repository(ws, ws.model_name)}:1"
     assert production_alias(ws) is None
 
 
@@ -184,6 +199,8 @@ def test_model_delete_refuses_versions_in_use_and_deletes_the_rest(ws):
 def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_path):
     import dataclasses
 
+    from ml_service.deploy.image import image_repository
+
     from ml_service.deploy import production
 
     repo = tmp_path / "project"
@@ -201,6 +218,7 @@ def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_pat
     where, first, state = production.commit_desired_state(settings, production.desired_values(ws, "m", "1"), "x@y")
     assert state == "committed" and "branch production-state" in where
     assert "tag: '1'" in show("production-state:prod/values-prod.yaml")
+    assert f'image: "{image_repository(ws, "m")}:1"' in show("production-state:prod/manifests.yaml")
     assert production.commit_desired_state(settings, production.desired_values(ws, "m", "1"), "x@y")[1:] == \
         (first, "unchanged")
     _, second, _ = production.commit_desired_state(settings, production.desired_values(ws, "m", "2"), "x@y")
@@ -239,6 +257,6 @@ def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
     assert state == "committed"
     files = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"], capture_output=True,
                            text=True).stdout.split()
-    assert files == ["production/m/values-prod.yaml"]
+    assert files == ["production/m/manifests.yaml", "production/m/values-prod.yaml"]
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout
     assert status == "A  unrelated.txt\n"
