@@ -5,7 +5,8 @@ values.schema.json on the way), `helm lint --strict` lints it, `helm package` pa
 `make install` puts the pinned helm into the virtual environment (environment_setup/helm.sh);
 helm_binary() finds it there, next to this Python, else on PATH. validate_objects() checks what
 helm rendered offline: core kinds with kubernetes-validate --strict, custom resources (the Gateway
-API's HTTPRoute) against their published CRD schemas, vendored in the chart's schemas/ folder.
+API's HTTPRoute, the GitOps examples' Argo CD Application and Flux HelmRelease) against their
+published CRD schemas, vendored in the chart's schemas/ folder.
 """
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ import yaml
 from ml_service.errors import MLOpsError
 
 SCHEMA_PROBLEM = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.*)$", re.MULTILINE)
-# custom resources the chart renders -> (CRD file in the chart, served version)
-CRD_SCHEMAS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): ("schemas/gateway.networking.k8s.io_httproutes.yaml",
-                                                               "v1")}
+# custom resources the chart renders, or its GitOps examples hold -> (published CRD vendored in the chart, version)
+CRD_SCHEMAS = {
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("schemas/gateway.networking.k8s.io_httproutes.yaml", "v1"),
+    ("argoproj.io/v1alpha1", "Application"): ("schemas/argoproj.io_applications.yaml", "v1alpha1"),
+    ("helm.toolkit.fluxcd.io/v2", "HelmRelease"): ("schemas/helm.toolkit.fluxcd.io_helmreleases.yaml", "v2"),
+    ("source.toolkit.fluxcd.io/v1", "GitRepository"): ("schemas/source.toolkit.fluxcd.io_gitrepositories.yaml", "v1"),
+}
 
 
 class ChartError(MLOpsError):

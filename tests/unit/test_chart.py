@@ -115,6 +115,30 @@ def test_a_route_that_breaks_the_gateway_api_crd_is_refused():
         chart.render(CHART, {"canary": {"weight": 101}})
 
 
+@pytest.mark.parametrize("example", sorted((CHART / "gitops").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_gitops_controller_examples_validate_and_point_at_the_committed_state(example):
+    from ml_service.deploy.production import gitops_target
+
+    objects = [o for o in yaml.safe_load_all(example.read_text()) if o]
+    chart.validate_objects(CHART, objects, "1.37")  # against the published Argo CD / Flux CRDs
+    _, values_file, _ = gitops_target(SETTINGS, "MODEL_NAME")  # the default layout of the GitOps target
+    kinds = by_kind(objects)
+    if "Application" in kinds:
+        source = kinds["Application"]["spec"]["source"]
+        assert f"{source['path']}/{source['directory']['include']}" == values_file.replace("values-prod", "manifests")
+    else:
+        spec = kinds["HelmRelease"]["spec"]["chart"]["spec"]
+        assert spec["chart"] == "charts/scoring" and spec["valuesFiles"][-1] == values_file
+        assert spec["sourceRef"]["name"] == kinds["GitRepository"]["metadata"]["name"]
+
+
+def test_an_example_that_breaks_its_crd_is_refused():
+    application = yaml.safe_load((CHART / "gitops" / "argocd-application.yaml").read_text())
+    application["spec"]["syncPolicy"]["automated"]["prune"] = "yes"
+    with pytest.raises(chart.ChartError, match=r"Application/scoring-model-name .*syncPolicy\.automated\.prune"):
+        chart.validate_objects(CHART, [application], "1.37")
+
+
 def test_a_values_mapping_is_merged_over_values_yaml_as_load_values_does():
     values = chart.load_values(CHART, CHART / "values-canary.yaml")
     assert chart.render(CHART, values) == chart.render(CHART, files=(CHART / "values-canary.yaml",))
@@ -148,6 +172,7 @@ def test_helm_package_produces_the_chart_archive(tmp_path):
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
     assert {"scoring/Chart.yaml", "scoring/values.schema.json", "scoring/templates/deployment.yaml"} <= names
+    assert not any(n.startswith(("scoring/schemas/", "scoring/gitops/")) for n in names)  # .helmignore
 
 
 def test_a_missing_helm_says_to_run_make_install(monkeypatch, tmp_path):
