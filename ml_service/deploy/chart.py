@@ -109,9 +109,10 @@ def _with_values(values: dict | None, folder: str) -> list[str]:
 
 
 def render_text(chart: Path, values: dict | None = None, release: str = "scoring",
-                files: tuple[Path, ...] = ()) -> str:
-    """`helm template`: the manifests as helm renders them, for values.yaml, the files, then the mapping."""
-    file_args = [arg for file in files for arg in ("-f", str(file))]
+                files: tuple[Path, ...] = (), skip_tests: bool = False) -> str:
+    """`helm template`: the manifests as helm renders them, for values.yaml, the files, then the mapping;
+    skip_tests leaves out the `helm test` hooks (what a GitOps controller should apply)."""
+    file_args = [arg for file in files for arg in ("-f", str(file))] + (["--skip-tests"] if skip_tests else [])
     with tempfile.TemporaryDirectory() as folder:
         done = run_helm("template", release, str(chart), *file_args, *_with_values(values, folder))
     if done.returncode != 0:

@@ -175,7 +175,7 @@ def desired_files(settings: Settings, desired: dict, values_rel: str) -> dict[st
     """What a GitOps controller needs, by path in the target: the values file and, beside it, manifests.yaml with
     every object `helm template` renders for it (Argo CD or Flux can apply either)."""
     release = release_name(settings, desired["model"]["name"])
-    manifests = chart.render_text(chart_dir(settings), desired, release=release)
+    manifests = chart.render_text(chart_dir(settings), desired, release=release, skip_tests=True)
     header = (f"# Rendered by `helm template {release} charts/scoring -f values-prod.yaml` for `mlops deploy prod`;\n"
               "# validated offline (values.schema.json, kubernetes-validate --strict). Apply with kubectl or a "
               "GitOps controller.\n")

@@ -260,3 +260,35 @@ def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
     assert files == ["production/m/manifests.yaml", "production/m/values-prod.yaml"]
     status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout
     assert status == "A  unrelated.txt\n"
+
+
+def test_the_helm_test_script_passes_with_the_key_and_fails_without(tmp_path, model_dir):
+    """charts/scoring/files/smoke_test.py, which `helm test` runs in the pod, against the real scoring service."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serving_env = {**os.environ, "MODEL_DIR": str(model_dir), "MLOPS_SCORING_KEYS": KEY,
+                   "MLOPS_SCORE_MODULE": load_settings().model.score_module}
+    server = subprocess.Popen([sys.executable, "-m", "ml_service.serving", "--port", str(port)], env=serving_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = ROOT / "charts" / "scoring" / "files" / "smoke_test.py"
+
+    def helm_test(key):
+        env = {**os.environ, "SCORING_URL": f"http://127.0.0.1:{port}", "SCORING_KEY": key,
+               "SMOKE_TIMEOUT_SECONDS": "60"}
+        return subprocess.run([sys.executable, "-c", script.read_text()], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    try:
+        started = time.monotonic()
+        passed = helm_test(f"{KEY},another-key")
+        assert passed.returncode == 0 and "smoke test passed" in passed.stdout, passed.stderr
+        refused = helm_test("not-the-key")
+        assert refused.returncode == 1 and "POST /score: HTTP 401" in refused.stderr
+        assert time.monotonic() - started < 90
+    finally:
+        server.terminate()
+        server.wait(10)

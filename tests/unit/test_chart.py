@@ -139,6 +139,32 @@ def test_an_example_that_breaks_its_crd_is_refused():
         chart.validate_objects(CHART, [application], "1.37")
 
 
+def test_the_chart_follows_the_conventions_labels_seccomp_startup_probe():
+    objects = chart.render(CHART, files=(CHART / "values-prod.yaml",))
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "scoring" and labels["app.kubernetes.io/managed-by"] == "Helm"
+    pod = by_kind(objects)["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["containers"][0]["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert pod["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_helm_test_runs_the_smoke_test_script_through_the_service_with_the_key():
+    objects = by_kind(chart.render(CHART, release="scoring-m", files=(CHART / "values-prod.yaml",)))
+    pod = objects["Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["python", "-c", (CHART / "files" / "smoke_test.py").read_text()]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SCORING_URL"]["value"] == "http://scoring-m:80"
+    assert env["SCORING_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "scoring-keys", "key": "keys"}
+    selector = objects["Service"]["spec"]["selector"]
+    assert not selector.items() <= pod["metadata"]["labels"].items()  # the Service never routes to it
+    text = chart.render_text(CHART, release="scoring-m", skip_tests=True)
+    assert "kind: Pod\n" not in text and "kind: Deployment\n" in text  # what GitOps commits: no test hook
+
+
 def test_a_values_mapping_is_merged_over_values_yaml_as_load_values_does():
     values = chart.load_values(CHART, CHART / "values-canary.yaml")
     assert chart.render(CHART, values) == chart.render(CHART, files=(CHART / "values-canary.yaml",))
@@ -173,6 +199,20 @@ def test_helm_package_produces_the_chart_archive(tmp_path):
         names = set(tar.getnames())
     assert {"scoring/Chart.yaml", "scoring/values.schema.json", "scoring/templates/deployment.yaml"} <= names
     assert not any(n.startswith(("scoring/schemas/", "scoring/gitops/")) for n in names)  # .helmignore
+
+
+def test_a_client_side_dry_run_installs_nothing_and_needs_no_cluster(monkeypatch, tmp_path):
+    config = tmp_path / "kubeconfig"  # a cluster that does not answer: a closed port on 127.0.0.1
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "none",
+        "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+        "users": [{"name": "none", "user": {"token": "none"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    dry = chart.run_helm("install", "scoring", str(CHART), "-f", str(CHART / "values-prod.yaml"), "--dry-run=client")
+    assert dry.returncode == 0 and "STATUS: pending-install" in dry.stdout and "helm test scoring" in dry.stdout
+    real = chart.run_helm("status", "scoring")  # the real helm against the unreachable cluster
+    assert real.returncode == 1 and "kubernetes cluster unreachable" in real.stderr
 
 
 def test_a_missing_helm_says_to_run_make_install(monkeypatch, tmp_path):
