@@ -30,6 +30,7 @@ CRD_SCHEMAS = {
     ("argoproj.io/v1alpha1", "Application"): ("schemas/argoproj.io_applications.yaml", "v1alpha1"),
     ("helm.toolkit.fluxcd.io/v2", "HelmRelease"): ("schemas/helm.toolkit.fluxcd.io_helmreleases.yaml", "v2"),
     ("source.toolkit.fluxcd.io/v1", "GitRepository"): ("schemas/source.toolkit.fluxcd.io_gitrepositories.yaml", "v1"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): ("schemas/monitoring.coreos.com_servicemonitors.yaml", "v1"),
 }
 
 

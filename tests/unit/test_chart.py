@@ -2,6 +2,7 @@
 template for every values file and every model project's desired state, schema refusals by helm,
 package; every rendered object validated with kubernetes-validate --strict, the HTTPRoute of the
 canary split against the Gateway API's published CRD schema (vendored). No cluster is needed."""
+import json
 import subprocess
 import sys
 import tarfile
@@ -165,6 +166,35 @@ def test_helm_test_runs_the_smoke_test_script_through_the_service_with_the_key()
     assert "kind: Pod\n" not in text and "kind: Deployment\n" in text  # what GitOps commits: no test hook
 
 
+def test_values_schema_covers_every_value():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(values, node, where):
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node
+        assert node.get("additionalProperties") is False, f"{where or '(root)'} admits unknown keys"
+        for key, value in values.items():
+            assert key in node["properties"], f"{where}{key} is not in values.schema.json"
+            sub = node["properties"][key]
+            if isinstance(value, dict) and ("properties" in sub or "$ref" in sub):
+                walk(value, sub, f"{where}{key}.")
+
+    walk(chart.load_values(CHART), schema, "")
+
+
+def test_the_optional_service_monitor_and_network_policy_render_and_validate():
+    extras = {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+              "networkPolicy": {"enabled": True, "from": [{"namespaceSelector": {"matchLabels": {"team": "gw"}}}]}}
+    objects = chart.render(CHART, extras)
+    chart.validate_objects(CHART, objects, "1.37")  # NetworkPolicy: kubernetes-validate; ServiceMonitor: its CRD
+    kinds = by_kind(objects)
+    selector = kinds["Service"]["spec"]["selector"]
+    assert kinds["ServiceMonitor"]["spec"]["selector"]["matchLabels"] == selector
+    assert kinds["ServiceMonitor"]["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert kinds["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"] == selector
+    assert kinds["NetworkPolicy"]["spec"]["ingress"][0]["from"] == extras["networkPolicy"]["from"]
+    assert not {"ServiceMonitor", "NetworkPolicy"} & set(by_kind(chart.render(CHART)))  # off by default
+
+
 def test_a_values_mapping_is_merged_over_values_yaml_as_load_values_does():
     values = chart.load_values(CHART, CHART / "values-canary.yaml")
     assert chart.render(CHART, values) == chart.render(CHART, files=(CHART / "values-canary.yaml",))
@@ -175,9 +205,13 @@ def test_a_values_mapping_is_merged_over_values_yaml_as_load_values_does():
     ({"model": {"name": "m", "version": "latest"}}, "model.version"),
     ({"autoscaling": {"maxReplicas": 0}}, "autoscaling.maxReplicas"),
     ({"shutdown": {"preStopSeconds": "5"}}, "shutdown.preStopSeconds"),
+    ({"resources": {"limits": {"cpu": "lots"}}}, "resources.limits.cpu"),
+    ({"auth": {"secretName": "Not A Secret"}}, "auth.secretName"),
+    ({"replicas": 3}, "(root)"),  # a value the chart does not know (replicaCount is)
 ])
 def test_helm_refuses_invalid_values_naming_the_key(bad, where):
-    with pytest.raises(chart.ChartError, match=rf"values\.schema\.json:\n  {where.replace('.', '[.]')}: "):
+    key = where.replace(".", "[.]").replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(chart.ChartError, match=rf"values\.schema\.json:\n  {key}: "):
         chart.render(CHART, bad)
 
 
