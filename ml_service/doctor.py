@@ -129,7 +129,7 @@ def production_check() -> Check:
     if available:
         return Check("production", OK, "helm and a reachable cluster: releases are applied")
     return Check("production", WARN, f"GitOps mode ({why}): the desired state is committed, nothing is applied",
-                 "for a cluster: put helm and kubectl on PATH and point KUBECONFIG at it")
+                 "for a cluster: point KUBECONFIG at it (helm and kubectl come with `make install`)")
 
 
 def run_checks(settings: Settings) -> list[Check]:
