@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml environment_setup/helm.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	environment_setup/helm.sh $(VENV)
+	bash environment_setup/helm.sh $(VENV)
 	@touch $(STAMP)
 
 ## Create .venv and install the project with its dev tools (idempotent)
