@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the model project to act on (default: MLOPS_MODEL, else the first in mlops.yml)")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not name.startswith(str(exc.name)):  # a command module not written yet; anything else is a bug
-                raise
-            continue
-        module.add_commands(groups)
+        importlib.import_module(name).add_commands(groups)
     return parser
 
 
