@@ -70,3 +70,15 @@ def test_a_file_removed_while_the_snapshot_is_written_is_left_out(tmp_path, monk
     dest = tmp_path / "out" / "snapshot.zip"
     assert snapshot.write_snapshot(tmp_path, dest) == 1
     assert zipfile.ZipFile(dest).namelist() == ["kept.py"]
+
+
+def test_the_projects_ignore_rules_keep_a_dot_env_out_of_every_snapshot(tmp_path):
+    import shutil
+
+    from ml_service.workspace.snapshot import snapshot_files
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / ".gitignore", tmp_path / ".gitignore")
+    (tmp_path / ".env").write_text("MLOPS_SCORING_KEYS=a-secret-that-must-stay-here\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    assert snapshot_files(tmp_path) == [".gitignore", "code.py"]
