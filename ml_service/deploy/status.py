@@ -77,7 +77,7 @@ def environment_state(settings: Settings, environment: str) -> EnvironmentState:
     deployment = records.current(settings, environment, name)
     if deployment is None:
         return EnvironmentState(environment, name, champion_version, None, "nothing deployed")
-    status = dict((d.id, s) for d, s in checked([deployment]))[deployment.id]
+    status = checked([deployment])[0][1]
     if status != records.LIVE:
         return EnvironmentState(environment, name, champion_version, None,
                                 f"version {deployment.version} recorded live but {status}")
