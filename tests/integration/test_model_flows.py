@@ -79,6 +79,10 @@ def test_retrain_registers_and_the_release_reaches_production(shared_ws, project
     assert f"retrain: registered {model.name} version 1" in run.stdout
     assert f"QA now serves {model.name} version 1 at http://127.0.0.1:" in run.stdout
     assert "smoke test passed for http://127.0.0.1:" in run.stdout
+    import ast
+
+    smoked = ast.literal_eval(run.stdout.split("smoke test passed for ", 1)[1].split("; result ", 1)[1].splitlines()[0])
+    assert len(smoked) == len(json.loads(model.smoke_payload.read_text())["data"])  # the project's own payload
 
     approved = mlops("ci", "approve", "--comment", f"ship {project}")
     assert approved.returncode == 0 and f"({project}-release): succeeded" in approved.stdout, approved.stdout
