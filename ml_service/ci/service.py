@@ -196,13 +196,17 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
 
 
 def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment: str,
-           stage: str | None = None) -> dict:
-    """Approve or reject the pending approval of a run; refuses identities not among the approvers."""
+           stage: str | None = None, *, approver: str | None = None) -> dict:
+    """Approve or reject the pending approval of a run; refuses identities not among the approvers.
+
+    `approver` is an identity already authenticated by the caller (the studio's login); without it
+    the CLI's identity is used.
+    """
     pending = [a for a in store.approvals(run_id, "pending") if stage is None or a["stage"] == stage]
     if not pending:
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
-    who = identity(settings)
+    who = approver or identity(settings)
     check = approval_config(settings, approval["environment"]) or {}
     approvers = [str(a).lower() for a in check.get("approvers") or []]
     if approvers and who.lower() not in approvers:
