@@ -10,7 +10,8 @@ from typing import Callable
 import yaml
 
 from ml_service.ci import triggers
-from ml_service.ci.engine import Engine, EngineError, Var
+from ml_service.ci.executor import Engine
+from ml_service.ci.model import EngineError, Var
 from ml_service.ci.scaffold import KINDS, PIPELINES_DIR, pipeline_name
 from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError

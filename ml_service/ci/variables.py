@@ -13,7 +13,7 @@ class VariableError(MLOpsError):
 
 
 def _var(value, secret=False, readonly=False):
-    from ml_service.ci.engine import Var
+    from ml_service.ci.model import Var
 
     return Var(ex.to_str(value) if not isinstance(value, str) else value, secret, readonly)
 

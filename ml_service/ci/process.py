@@ -1,0 +1,95 @@
+"""Step processes: start a script in a process group of its own, stream its output through the
+masker into the step's log, read ##vso logging commands from it, kill its tree on timeout or cancel.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ml_service.processes import kill_group
+
+VSO = re.compile(r"##vso\[([\w.]+)([^\]]*)\](.*)")
+
+
+@dataclass
+class Command:
+    """One ##vso[area.action key=value;...]message logging command."""
+
+    area: str
+    fields: dict[str, str]
+    message: str
+
+
+@dataclass
+class Exit:
+    """How a step process ended."""
+
+    code: int
+    timed_out: bool = False
+    issues: list[str] = field(default_factory=list)
+
+
+def parse_command(line: str) -> Command | None:
+    """The logging command in a line of output, if any."""
+    match = VSO.search(line)
+    if not match:
+        return None
+    fields = {}
+    for part in match.group(2).strip().split(";"):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            fields[key.strip().lower()] = value.strip()
+    return Command(match.group(1).lower(), fields, match.group(3).strip())
+
+
+def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout: float | None,
+        mask: Callable[[str], str], on_command: Callable[[Command], None]) -> Exit:
+    """Run argv to its end (or its timeout); every output line goes through mask into log_path.
+
+    KeyboardInterrupt (a cancel) kills the process tree, notes it in the log and propagates.
+    """
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        timer = _Killer(proc, timeout)
+        try:
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace")
+                command = parse_command(line)
+                if command:
+                    on_command(command)
+                log.write(mask(line))
+                log.flush()
+            code = proc.wait()
+        except KeyboardInterrupt:
+            kill_group(proc.pid)
+            proc.wait()
+            log.write("##[error]the run was canceled\n")
+            raise
+        finally:
+            timer.cancel()
+        return Exit(code, timer.fired)
+
+
+class _Killer:
+    """Kills a process tree when its time is up."""
+
+    def __init__(self, proc, timeout: float | None):
+        self.fired = False
+        self._timer = None
+        if timeout is not None:
+            self._timer = threading.Timer(max(timeout, 0.0), self._fire, args=(proc,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, proc) -> None:
+        self.fired = True
+        kill_group(proc.pid)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
