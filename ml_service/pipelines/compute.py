@@ -46,8 +46,9 @@ class LocalCompute:
 
     name = "local"
 
-    def __init__(self, zygote=None):
+    def __init__(self, zygote=None, watchdog=None):
         self.zygote = zygote
+        self.watchdog = watchdog
 
     def run(self, spec_path: Path, env: dict[str, str], cwd: Path, log_path: Path, timeout_s: float,
             preloaded: bool = False) -> ProcessResult:
@@ -58,6 +59,8 @@ class LocalCompute:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            if self.watchdog is not None:
+                self.watchdog.watch(proc.pid)
             try:
                 return ProcessResult(proc.wait(timeout=timeout_s))
             except subprocess.TimeoutExpired:
@@ -66,6 +69,9 @@ class LocalCompute:
             except BaseException:
                 _kill_group(proc)
                 raise
+            finally:
+                if self.watchdog is not None:
+                    self.watchdog.release(proc.pid)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -73,12 +79,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def get_compute(name: str, zygote=None, settings=None):
-    """The compute target called name."""
+def get_compute(name: str, zygote=None, settings=None, watchdog=None):
+    """The compute target called name; watchdog (watchdog.py) kills its processes if the runner dies."""
     if name == "local":
-        return LocalCompute(zygote)
+        return LocalCompute(zygote, watchdog)
     if name == "docker" and settings is not None:
         from ml_service.pipelines.docker_compute import DockerCompute
 
-        return DockerCompute(settings)
+        return DockerCompute(settings, watchdog)
     raise ComputeError(f"unknown compute target '{name}' (available: local, docker)")

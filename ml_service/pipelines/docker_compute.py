@@ -60,8 +60,9 @@ class DockerCompute:
 
     name = "docker"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, watchdog=None):
         self.settings = settings
+        self.watchdog = watchdog
 
     def _mounts(self, spec_path: Path) -> dict[str, dict]:
         spec = json.loads(spec_path.read_text())
@@ -86,10 +87,13 @@ class DockerCompute:
         client = docker_client()
         environment = {k: v for k, v in env.items() if k.startswith(PASSED_ENV)}
         environment["HOME"] = "/tmp"
+        name = f"mlops-step-{os.getpid()}-{time.monotonic_ns()}"
+        if self.watchdog is not None:  # listed before it exists: a kill during the start still removes it
+            self.watchdog.watch_container(name)
         try:
             container = client.containers.run(
                 image, ["python", "-m", "ml_service.pipelines.step_host", str(spec_path)], detach=True,
-                name=f"mlops-step-{os.getpid()}-{time.monotonic_ns()}", working_dir=str(cwd),
+                name=name, working_dir=str(cwd),
                 volumes=self._mounts(Path(spec_path)), environment=environment,
                 user=f"{os.getuid()}:{os.getgid()}", labels={"mlops.kind": "pipeline-step"},
                 network_mode="none" if is_local_store(self.settings) else "host",
@@ -110,4 +114,6 @@ class DockerCompute:
             container.remove(force=True)
             raise
         container.remove(force=True)
+        if self.watchdog is not None:
+            self.watchdog.release_container(name)
         return ProcessResult(-9 if code == 137 else code, timed_out=timed_out)

@@ -18,7 +18,8 @@ from ml_service.config import Settings
 from ml_service.pipelines import reuse
 from ml_service.pipelines.compute import ComputeError, get_compute
 from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
-from ml_service.workspace import registry, tracking
+from ml_service.pipelines.watchdog import Watchdog
+from ml_service.workspace import owners, registry, tracking
 from ml_service.workspace.gitinfo import read_git_info
 from ml_service.workspace.snapshot import write_snapshot
 from ml_service.errors import MLOpsError
@@ -71,21 +72,24 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
                  report: Callable[[StepRecord], None] | None = None,
                  published: tuple[str, str] | None = None) -> PipelineResult:
     """Run every step of pipeline in order, recording everything in the workspace."""
+    watchdog = Watchdog()  # first, before any step process or thread exists
     workdir = tempfile.TemporaryDirectory(prefix="mlops-pipeline-")
     zygote = None
-    if pipeline.preload:  # start importing on the other core while this process opens the store
-        from ml_service.pipelines.zygote import Zygote
-
-        zygote = Zygote(pipeline.preload, step_env(settings), settings.root, Path(workdir.name) / "zygote.log")
     try:
-        return _run(settings, pipeline, reuse_steps, report, published, Path(workdir.name), zygote)
+        if pipeline.preload:  # start importing on the other core while this process opens the store
+            from ml_service.pipelines.zygote import Zygote
+
+            zygote = Zygote(pipeline.preload, step_env(settings), settings.root, Path(workdir.name) / "zygote.log",
+                            watchdog)
+        return _run(settings, pipeline, reuse_steps, report, published, Path(workdir.name), zygote, watchdog)
     finally:
         if zygote is not None:
             zygote.close()
+        watchdog.close()
         workdir.cleanup()
 
 
-def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote) -> PipelineResult:
+def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, watchdog) -> PipelineResult:
     client = tracking.connect(settings)
     experiment_id = tracking.ensure_experiment(client, settings)
     git = read_git_info(settings.root)
@@ -95,6 +99,7 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote) ->
         "mlops.model.project": settings.project,
         "mlops.model.name": settings.model_name,
         "mlops.pid": str(os.getpid()),
+        owners.OWNER_TAG: owners.owner_tag(),
         "mlflow.source.name": pipeline.name,
         "mlflow.source.type": "PIPELINE",
         **git.tags(),
@@ -109,9 +114,11 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote) ->
         tags["BuildUri"] = settings.build_uri
     parent = client.create_run(experiment_id, run_name=pipeline.name, tags=tags)
     parent_id = parent.info.run_id
+    owners.end_orphans(client, [experiment_id], f"pipeline run {parent_id}")
     _log_params(client, parent_id, pipeline.params)
 
-    runner = _Runner(settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report, workdir, zygote)
+    runner = _Runner(settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report, workdir, zygote,
+                     watchdog)
     try:
         runner.snapshot()
         runner.run_all()
@@ -138,7 +145,7 @@ def _log_params(client, run_id: str, params: dict) -> None:
 
 class _Runner:
     def __init__(self, settings, client, experiment_id, pipeline, parent_id, git, reuse_steps, report, workdir,
-                 zygote):
+                 zygote, watchdog):
         self.settings = settings
         self.client = client
         self.experiment_id = experiment_id
@@ -151,6 +158,7 @@ class _Runner:
         self.datasets: dict[str, dict] = {}
         self.workdir = workdir
         self.zygote = zygote
+        self.watchdog = watchdog
 
     def snapshot(self) -> None:
         path = self.workdir / "snapshot.zip"
@@ -199,6 +207,7 @@ class _Runner:
             "mlops.step.function": step.function,
             "mlops.step.compute": step.compute,
             reuse.KEY_TAG: key,
+            owners.OWNER_TAG: owners.owner_tag(),
             **self.git.tags(),
         }
         child = self.client.create_run(self.experiment_id, run_name=step.name, tags=tags)
@@ -318,7 +327,7 @@ class _Runner:
         }
         (step_dir / "spec.json").write_text(json.dumps(spec))
         log_path = step_dir / "step.log"
-        compute = get_compute(step.compute, self.zygote, self.settings)
+        compute = get_compute(step.compute, self.zygote, self.settings, self.watchdog)
         outcome = compute.run(step_dir / "spec.json", step_env(self.settings), self.settings.root, log_path,
                               step.timeout_minutes * 60, preloaded=bool(step.imports))
         self.client.log_artifact(record.run_id, str(log_path), "logs")

@@ -25,8 +25,21 @@ from ml_service.processes import kill_group
 from ml_service.pipelines.compute import ProcessResult
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the kernel kills this process when the fork server dies (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(request: dict) -> int:
     os.setsid()
+    _die_with_parent()
+    if os.getppid() == 1:  # the server died before the line above
+        os._exit(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(devnull, 0)
@@ -74,12 +87,15 @@ def serve(modules: list[str]) -> None:
 class Zygote:
     """The runner's handle on a fork server; falls back to fresh processes if it fails."""
 
-    def __init__(self, modules: list[str], env: dict[str, str], cwd: Path, log_path: Path):
+    def __init__(self, modules: list[str], env: dict[str, str], cwd: Path, log_path: Path, watchdog=None):
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ml_service.pipelines.zygote", *modules], env=env, cwd=cwd,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
         )
+        self.watchdog = watchdog
+        if watchdog is not None:
+            watchdog.watch(self.proc.pid)
         self.ready = False
 
     def _read(self, timeout: float | None = None) -> dict | None:
@@ -105,6 +121,8 @@ class Zygote:
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
         pid = self._read()["pid"]
+        if self.watchdog is not None:
+            self.watchdog.watch(pid)
         try:
             reply = self._read(timeout_s)
             if reply is None:
@@ -115,12 +133,17 @@ class Zygote:
         except BaseException:
             kill_group(pid)
             raise
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.release(pid)
 
     def close(self) -> None:
         """Stop the server (it holds no state worth keeping)."""
         if self.proc.poll() is None:
             kill_group(self.proc.pid)
             self.proc.wait()
+        if self.watchdog is not None:
+            self.watchdog.release(self.proc.pid)
         for stream in (self.proc.stdin, self.proc.stdout):
             stream.close()
         self._log.close()
