@@ -6,6 +6,7 @@ string is false and any other string is true, and status functions read the job'
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Callable
 
@@ -113,8 +114,9 @@ class _Parser:
                 return node
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str):
-    """Parse an expression into a small tuple tree."""
+    """Parse an expression into a small tuple tree (cached: ${{ each }} evaluates the same text many times)."""
     return _Parser(text).parse()
 
 

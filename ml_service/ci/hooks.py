@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from ml_service.ci import service, triggers
+from ml_service.ci.yamlload import YamlError, load_file
 from ml_service.config import Settings
 
 ZERO = "0" * 40
@@ -83,8 +82,10 @@ def matching_pipelines(source: Path, branch: str, changed: list[str] | None) -> 
     found = []
     for path in service.pipeline_files(source).values():
         try:
-            document = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
+            document = load_file(path) or {}
+        except YamlError:
+            continue
+        if not isinstance(document, dict):
             continue
         if branch == DEFAULT_BRANCH:
             if triggers.trigger_matches(document.get("trigger"), branch, changed):

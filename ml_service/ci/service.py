@@ -7,15 +7,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
-from ml_service.ci import triggers
+from ml_service.ci import schema, triggers
 from ml_service.ci.executor import Engine
 from ml_service.ci.model import EngineError, Var
 from ml_service.ci.scaffold import KINDS, PIPELINES_DIR, pipeline_name
 from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError
 from ml_service.ci.variables import VariableError, parse_variables, variable_groups
+from ml_service.ci.yamlload import YamlError, load_file
 from ml_service.workspace.gitinfo import branch_and_commit, user_email
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
@@ -127,6 +126,7 @@ def execute(settings: Settings, store: Store, run_id: int,
     store.update_run(run_id, status="running", pid=os.getpid(), started=run.started or time.time())
     try:
         document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
+        schema.check(document, run.file)
         groups = variable_groups((settings.ci or {}).get("variable_groups"), settings.root)
         variables = predefined(settings, store, run)
         for name, var in parse_variables(document.get("variables"), groups).items():
@@ -136,11 +136,16 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
         outcome = engine.run()
-    except (TemplateError, EngineError, VariableError, CIError) as exc:
-        store.set_record(run_id, "__compile", "error", name="compile", display="compile", status="completed",
-                         result="Failed", detail=str(exc)[:4000])
-        store.update_run(run_id, status="completed", result="failed", finished=time.time())
+    except (TemplateError, EngineError, VariableError, CIError, schema.SchemaError) as exc:
+        _fail(store, run_id, str(exc))
         raise CIError(f"run {run_id} ({run.pipeline}): {exc}") from None
+    except (RecursionError, MemoryError) as exc:  # bounded inputs never get here; if one does, the run still ends
+        _fail(store, run_id, f"{type(exc).__name__}: the pipeline is too large or too deeply nested")
+        raise CIError(f"run {run_id} ({run.pipeline}): the pipeline is too large or too deeply nested "
+                      f"({type(exc).__name__})") from None
+    except Exception as exc:  # a bug: the run ends failed with the reason, and the traceback is kept
+        _fail(store, run_id, f"internal error: {type(exc).__name__}: {exc}")
+        raise
     except KeyboardInterrupt:
         store.update_run(run_id, status="completed", result="canceled", finished=time.time())
         for record in store.records(run_id):
@@ -157,6 +162,18 @@ def execute(settings: Settings, store: Store, run_id: int,
         for triggered in completion_triggers(settings, store, run_id):
             ran += execute(settings, store, triggered, report, chain)
     return ran
+
+
+def _fail(store: Store, run_id: int, reason: str) -> None:
+    """End a run as failed with reason: the compile record says why, unfinished records are failed."""
+    now = time.time()
+    for record in store.records(run_id):
+        if record["status"] in ("running", "pending"):
+            store.set_record(run_id, record["path"], record["kind"], status="completed", result="Failed",
+                             finished=now)
+    store.set_record(run_id, "__compile", "error", name="compile", display="compile", status="completed",
+                     result="Failed", detail=reason[:4000])
+    store.update_run(run_id, status="completed", result="failed", finished=now)
 
 
 _RUN_RESULT = {"Succeeded": "succeeded", "SucceededWithIssues": "succeededWithIssues", "Failed": "failed",
@@ -180,8 +197,10 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
     queued = []
     for name, path in pipeline_files(Path(run.source_dir)).items():
         try:
-            document = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
+            document = load_file(path) or {}
+        except YamlError:
+            continue
+        if not isinstance(document, dict):
             continue
         resources = ((document.get("resources") or {}).get("pipelines")) or []
         for resource in resources:

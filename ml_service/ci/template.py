@@ -3,6 +3,10 @@
 Typed parameters (defaults, allowed values), ${{ }} expressions, ${{ if }} / ${{ elseif }} /
 ${{ else }} and ${{ each }} insertion in mappings and sequences, and `template:` references for
 steps, jobs, stages and variables (each template with its own typed parameters).
+
+Azure's limits apply: at most MAX_FILES template files per pipeline, MAX_DEPTH levels of nesting,
+no include cycle, and at most MAX_EXPANDED nodes once expanded; YAML is read within bounds
+(yamlload.py). Every error names the file and, where it can, the line.
 """
 from __future__ import annotations
 
@@ -10,9 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ml_service.ci import expressions as ex
+from ml_service.ci.yamlload import Mapping, YamlError, load_file, located
 from ml_service.errors import MLOpsError
 
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
@@ -20,6 +23,9 @@ DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL
 EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
 PARAM_TYPES = {"string", "number", "boolean", "object", "step", "stepList", "job", "jobList", "deployment",
                "deploymentList", "stage", "stageList"}
+MAX_FILES = 100  # Azure: no more than 100 separate YAML files included, directly or indirectly
+MAX_DEPTH = 20  # Azure: no more than 20 levels of template nesting
+MAX_EXPANDED = 100_000  # nodes of the expanded pipeline (${{ each }} multiplies them); the shipped ones: < 2,000
 BOOLEAN_WORDS = {"true": True, "y": True, "yes": True, "on": True, "false": False, "n": False, "no": False,
                  "off": False}
 
@@ -29,13 +35,11 @@ class TemplateError(MLOpsError):
 
 
 def read_yaml(path: Path) -> Any:
-    """Load one YAML file with a clear error."""
+    """Load one YAML file (bounded, duplicate keys refused) with a clear error."""
     try:
-        return yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise TemplateError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"{path}: malformed YAML: {exc}") from None
+        return load_file(Path(path))
+    except YamlError as exc:
+        raise TemplateError(str(exc)) from None
 
 
 def _typed(name: str, kind: str, value: Any, where: str) -> Any:
@@ -102,6 +106,9 @@ class Compiler:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.stack: list[Path] = []  # the template files being expanded, outermost first
+        self.files = 0
+        self.nodes = 0
 
     def compile(self, path: Path, parameters: dict[str, Any] | None = None) -> dict:
         """The expanded pipeline document."""
@@ -111,14 +118,19 @@ class Compiler:
             raise TemplateError(f"{path}: a pipeline must be a mapping")
         if "extends" in document:
             raise TemplateError(f"{path}: 'extends' templates are not supported locally")
-        params = resolve_parameters(document.get("parameters"), parameters or {}, str(path))
+        params = resolve_parameters(document.get("parameters"), parameters or {}, _where(document, "parameters", path))
         static = document.get("variables") if isinstance(document.get("variables"), dict) else {}
         context = {"parameters": params, "variables": dict(static)}
-        body = {k: v for k, v in document.items() if k != "parameters"}
+        body = located(document, {k: v for k, v in document.items() if k != "parameters"})
+        self.stack = [path.resolve()]
         return self.expand(body, context, path)
 
     def expand(self, node: Any, context: dict, path: Path) -> Any:
         """Evaluate template expressions and insertions in node."""
+        self.nodes += 1
+        if self.nodes > MAX_EXPANDED:
+            raise TemplateError(f"{path}: the pipeline expands to more than {MAX_EXPANDED} nodes (Azure limits the "
+                                "size of an expanded pipeline)")
         if isinstance(node, str):
             return self._string(node, context, path)
         if isinstance(node, list):
@@ -180,12 +192,14 @@ class Compiler:
             yield ("item", (key, value))
 
     def _mapping(self, node: dict, context: dict, path: Path) -> dict:
-        result: dict = {}
+        result: dict = located(node, {})
         for kind, payload in self._conditional_branches(node.items(), context, path):
             if kind == "item":
                 key, value = payload
-                result[self._string(key, context, path) if isinstance(key, str) else key] = \
-                    self.expand(value, context, path)
+                new_key = self._string(key, context, path) if isinstance(key, str) else key
+                result[new_key] = self.expand(value, context, path)
+                if isinstance(result, Mapping) and key in result.lines:
+                    result.lines[new_key] = result.lines[key]
                 continue
             value, scope = (payload, context) if kind == "insert" else payload
             expanded = self.expand(value, scope, path)
@@ -194,6 +208,8 @@ class Compiler:
             if not isinstance(expanded, dict):
                 raise TemplateError(f"{path}: a conditional insertion in a mapping must hold a mapping")
             result.update(expanded)
+            if isinstance(result, Mapping) and isinstance(expanded, Mapping):
+                result.lines.update(expanded.lines)
         return result
 
     def _sequence(self, node: list, context: dict, path: Path) -> list:
@@ -222,18 +238,41 @@ class Compiler:
 
     def _include(self, item: dict, context: dict, path: Path) -> list:
         """Expand a `- template: file` reference into the items it contributes."""
+        where = _where(item, "template", path)
+        unknown = sorted(set(item) - {"template", "parameters"})
+        if unknown:
+            raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} beside 'template' "
+                                "(expected: template, parameters)")
         ref = self._string(str(item["template"]), context, path)
         target = (path.parent / ref) if not str(ref).startswith("/") else self.root / str(ref).lstrip("/")
+        resolved = target.resolve()
+        if resolved in self.stack:
+            chain = " -> ".join(p.name for p in [*self.stack, resolved])
+            raise TemplateError(f"{where}: template include cycle: {chain}")
+        if len(self.stack) > MAX_DEPTH:  # the stack holds the pipeline too
+            raise TemplateError(f"{where}: templates nested more than {MAX_DEPTH} levels deep (Azure's limit)")
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise TemplateError(f"{where}: more than {MAX_FILES} template files included (Azure's limit)")
         given = self.expand(item.get("parameters") or {}, context, path)
         document = read_yaml(target)
         if not isinstance(document, dict):
             raise TemplateError(f"{target}: a template must be a mapping")
-        params = resolve_parameters(document.get("parameters"), given, str(target))
+        params = resolve_parameters(document.get("parameters"), given, _where(document, "parameters", target))
         scope = {"parameters": params, "variables": context.get("variables", {})}
-        for section in ("steps", "jobs", "stages", "variables"):
-            if section in document:
-                expanded = self.expand(document[section], scope, target)
-                if isinstance(expanded, dict) and section == "variables":
-                    expanded = [{"name": k, "value": v} for k, v in expanded.items()]
-                return expanded or []
+        self.stack.append(resolved)
+        try:
+            for section in ("steps", "jobs", "stages", "variables"):
+                if section in document:
+                    expanded = self.expand(document[section], scope, target)
+                    if isinstance(expanded, dict) and section == "variables":
+                        expanded = [{"name": k, "value": v} for k, v in expanded.items()]
+                    return expanded or []
+        finally:
+            self.stack.pop()
         raise TemplateError(f"{target}: a template needs steps, jobs, stages or variables")
+
+
+def _where(node, key, path: Path) -> str:
+    """'file:line' of key in node when the node knows it, else the file."""
+    return node.where(key) if isinstance(node, Mapping) and key in node else str(path)
