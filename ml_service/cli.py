@@ -14,7 +14,7 @@ from ml_service.errors import MLOpsError
 COMMAND_MODULES = ("ml_service.doctor", "ml_service.init.commands", "ml_service.pipelines.commands",
                    "ml_service.workspace.commands",
                    "ml_service.data.commands", "ml_service.batch.commands", "ml_service.deploy.commands",
-                   "ml_service.ci.commands")
+                   "ml_service.ci.commands", "ml_service.studio.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,134 @@
+"""The Studio's ASGI app: routes, login, security headers, error pages.
+
+Server-rendered with Starlette and Jinja2 (autoescaped), a few lines of plain JavaScript for live
+logs (server-sent events); nothing to build. Every page needs an identity; every POST a CSRF token.
+"""
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ml_service.config import CONFIG_FILE, ConfigError, Settings, read_config
+from ml_service.studio import pages_ci, pages_deploy, pages_ml, users
+from ml_service.studio.auth import COOKIE, AuthMiddleware, checked_form, safe_next, session_of, set_cookie
+from ml_service.studio.web import HERE, Studio, studio_of
+
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
+          "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+
+
+def studio_config(settings: Settings) -> dict:
+    """The `studio:` section of mlops.yml (trusted_header: a reverse proxy's user header), checked."""
+    path = settings.root / CONFIG_FILE
+    section = read_config(path).get("studio") or {} if path.is_file() else {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'studio' must be a mapping")
+    header = section.get("trusted_header") or ""
+    if not isinstance(header, str) or any(c.isspace() for c in header):
+        raise ConfigError(f"{path}: studio.trusted_header must be an HTTP header name, e.g. X-Forwarded-User")
+    unknown = set(section) - {"trusted_header"}
+    if unknown:
+        raise ConfigError(f"{path}: studio: unknown key(s) {', '.join(sorted(unknown))} (known: trusted_header)")
+    return {"trusted_header": header}
+
+
+def login_page(request: Request):
+    """GET /login."""
+    studio = studio_of(request)
+    return studio.render(request, "login.html", next=safe_next(request.query_params.get("next")),
+                         no_users=not users.list_users(studio.settings.state_dir))
+
+
+async def login(request: Request):
+    """POST /login: a local user's name and password; a new session on success."""
+    import asyncio
+
+    studio = studio_of(request)
+    form = await checked_form(request)
+    name, password = str(form.get("user") or ""), str(form.get("password") or "")
+    target = safe_next(str(form.get("next") or ""))
+    if not await asyncio.to_thread(users.verify, studio.settings.state_dir, name, password):
+        return studio.render(request, "login.html", status_code=401, next=target, error="wrong user or password",
+                             no_users=not users.list_users(studio.settings.state_dir))
+    studio.sessions.drop(session_of(request).id)
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(response, studio.sessions.new(name), request.url.scheme == "https")
+    return response
+
+
+async def logout(request: Request):
+    """POST /logout."""
+    await checked_form(request)
+    studio_of(request).sessions.drop(session_of(request).id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def home(request: Request):
+    """GET /: the approvals when something waits, else the pipeline runs."""
+    waiting = studio_of(request).store().approvals(status="pending")
+    return RedirectResponse("/approvals" if waiting else "/runs", status_code=303)
+
+
+async def error_page(request: Request, exc: HTTPException):
+    """Errors as a page (the message escaped) for people, plain text for event streams."""
+    if "studio.session" not in request.scope:
+        return HTMLResponse(str(exc.detail), status_code=exc.status_code)
+    return studio_of(request).render(request, "error.html", status_code=exc.status_code, detail=exc.detail)
+
+
+class SecurityHeaders:
+    """A strict Content-Security-Policy (no inline scripts), no framing by others, no sniffing."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        async def send_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = {b"content-security-policy": POLICY.encode(), b"x-content-type-options": b"nosniff",
+                         b"referrer-policy": b"same-origin", b"x-frame-options": b"SAMEORIGIN"}
+                headers += [(k, v) for k, v in extra.items() if k not in names]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_headers if scope["type"] == "http" else send)
+
+
+def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000") -> Starlette:
+    """The Studio for a workspace; mlflow_url: where the MLflow UI is (`mlops ui`, or the team's server)."""
+    config = studio_config(settings)
+    studio = Studio(settings, mlflow_url)
+    routes = [
+        Route("/", home),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/runs", pages_ci.run_list),
+        Route("/runs/{run:int}", pages_ci.run_page),
+        Route("/runs/{run:int}/artifacts/{path:path}", pages_ci.artifact),
+        Route("/runs/{run:int}/log/{path:path}", pages_ci.log_stream),
+        Route("/api/runs/{run:int}", pages_ci.api_run),
+        Route("/approvals", pages_ci.approvals),
+        Route("/approvals/{run:int}", pages_ci.decide, methods=["POST"]),
+        Route("/ml", pages_ml.ml_runs),
+        Route("/ml/{run_id:str}", pages_ml.ml_run),
+        Route("/ml/{run_id:str}/artifact/{path:path}", pages_ml.ml_artifact),
+        Route("/models", pages_ml.models),
+        Route("/deployments", pages_deploy.deployments),
+        Route("/deployments/qa", pages_deploy.qa_action, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [Middleware(SecurityHeaders),
+                  Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"])]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: error_page})
+    app.state.studio = studio
+    return app

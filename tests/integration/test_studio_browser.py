@@ -1,0 +1,244 @@
+"""The Studio in a real browser (Playwright driving Debian's chromium) against a real workspace: a git
+repository whose release pipeline waits for approval on `production` (run by `mlops ci run`, no
+Docker), a real MLflow sqlite store holding a champion and a candidate, `mlops studio` as a real
+server on 127.0.0.1, users added with `mlops studio user add`."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+XSS = "<script>window.__xss=1</script>"
+MODEL = "studio_model"
+APPROVER, OTHER_APPROVER, OUTSIDER = "alice@example.com", "carol@example.com", "bob@example.com"
+RELEASER = "releaser@example.com"
+PASSWORDS = {APPROVER: "alice-password-1", OTHER_APPROVER: "carol-password-1", OUTSIDER: "bob-password-1"}
+CANDIDATE, CHAMPION = 2871.3125, 3012.6875  # the metric (mse) of each on the same test split
+SCREENSHOT = ROOT / "docs" / "images" / "approval.png"
+
+CONFIG = f"""
+workspace: {{state_dir: state}}
+models:
+  - {{project: {MODEL}, name: {MODEL}}}
+environments:
+  qa: {{}}
+  production:
+    approval:
+      approvers: [{APPROVER}, {OTHER_APPROVER}]
+      allow_self_approval: false
+      timeout_minutes: 120
+"""
+RELEASE = """
+trigger: none
+pr: none
+parameters:
+  - name: model
+    type: string
+    default: ''
+stages:
+  - stage: QA
+    displayName: QA
+    jobs:
+      - job: DeployQA
+        displayName: Deploy and smoke test QA
+        steps:
+          - bash: |
+              echo "deployed ${{ parameters.model }} to QA"
+              echo "smoke test of QA: 2 predictions, HTTP 200" | tee "$(Agent.TempDirectory)/smoke.md"
+              echo "##vso[task.uploadsummary]$(Agent.TempDirectory)/smoke.md"
+            displayName: Smoke test QA
+  - stage: Production
+    displayName: Production
+    dependsOn: QA
+    jobs:
+      - deployment: DeployProduction
+        displayName: Deploy to production
+        environment: production
+        strategy:
+          runOnce:
+            deploy:
+              steps:
+                - bash: echo "deployed ${{ parameters.model }} to production"
+                  displayName: Deploy to production
+"""
+REPORT = "<html><body><h1>Data validation passed</h1><p>22 of 22 expectations met</p></body></html>"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.email=dev@example.com", "-c", "user.name=dev", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def project_env(project: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    return {**env, "MLOPS_ROOT": str(project), "MLFLOW_DISABLE_TELEMETRY": "true", "MLOPS_USER": RELEASER}
+
+
+def mlops(project: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], cwd=ROOT, env=project_env(project),
+                          input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def register_champion_and_candidate(project: Path) -> None:
+    """A real MLflow sqlite store shaped as the ML pipeline leaves it: version 1 the earlier champion,
+    version 2 a candidate whose pipeline run's evaluate step recorded both metrics on its test split
+    and whose validate step published the data validation report."""
+    from ml_service.config import load_settings
+    from ml_service.workspace import tracking
+
+    os.environ["MLOPS_ROOT"] = str(project)
+    try:
+        settings = load_settings()
+    finally:
+        del os.environ["MLOPS_ROOT"]
+    client = tracking.connect(settings)
+    experiment = tracking.ensure_experiment(client, settings)
+    client.create_registered_model(MODEL)
+    for version, value, champion in ((1, CHAMPION, None), (2, CANDIDATE, CHAMPION)):
+        parent = client.create_run(experiment, run_name="retrain", tags={
+            "mlops.kind": "pipeline", "mlops.pipeline.name": "retrain", "mlops.model.name": MODEL,
+            "mlops.outcome": f"registered {MODEL} version {version}", "mlflow.source.git.branch": XSS})
+        parent_id = parent.info.run_id
+        validate = client.create_run(experiment, run_name="validate", tags={
+            "mlflow.parentRunId": parent_id, "mlops.step.name": "validate", "mlops.step.executed": "true"})
+        report = project / f"report{version}" / "data_validation.html"
+        report.parent.mkdir()
+        report.write_text(REPORT)
+        client.log_artifact(validate.info.run_id, str(report), "outputs")
+        outcome = (f"promoted: candidate mse {value:.4f} vs champion v1 {champion:.4f} on the same test split"
+                   if champion else f"promoted: no champion yet; candidate mse {value:.4f}")
+        evaluate = client.create_run(experiment, run_name="evaluate", tags={
+            "mlflow.parentRunId": parent_id, "mlops.step.name": "evaluate", "mlops.step.executed": "true",
+            "mlops.outcome": outcome})
+        client.log_metric(evaluate.info.run_id, "candidate_mse", value)
+        if champion:
+            client.log_metric(evaluate.info.run_id, "champion_mse", champion)
+        for run in (validate, evaluate, parent):
+            client.set_terminated(run.info.run_id, "FINISHED")
+        client.create_model_version(MODEL, f"{parent.info.artifact_uri}/model", run_id=evaluate.info.run_id,
+                                    tags={"run_id": evaluate.info.run_id, "metric": "mse", "mse": repr(value),
+                                          "pipeline_run_id": parent_id, "dataset_name": "studio_data",
+                                          "git_commit": "0" * 40})
+        client.set_registered_model_alias(MODEL, "champion", str(version))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """The project, its two release runs waiting for approval (#1 release, #2 hotfix)."""
+    project = tmp_path_factory.mktemp("studio-project")
+    (project / "mlops.yml").write_text(CONFIG)
+    (project / ".pipelines").mkdir()
+    (project / ".pipelines" / "release.yml").write_text(RELEASE)
+    (project / ".pipelines" / "hotfix.yml").write_text(RELEASE)
+    git(project, "init", "-q", "-b", XSS)  # a branch name holding markup
+    git(project, "add", ".")
+    git(project, "commit", "-qm", f"{XSS} release the candidate")
+    register_champion_and_candidate(project)
+    for pipeline in ("release", "hotfix"):
+        started = mlops(project, "ci", "run", pipeline, "--param", f"model={MODEL}:2")
+        assert "is waiting for approval of stage Production" in started.stdout, started.stdout + started.stderr
+    for user, password in PASSWORDS.items():
+        added = mlops(project, "studio", "user", "add", user, "--password-stdin", stdin=password + "\n")
+        assert added.returncode == 0, added.stderr
+    return project
+
+
+@pytest.fixture(scope="module")
+def studio(workspace):
+    """`mlops studio` serving the workspace on 127.0.0.1; yields its base URL."""
+    port = free_port()
+    log = open(workspace / "studio.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "studio", "--port", str(port)], cwd=ROOT,
+                            env=project_env(workspace), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/login", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the Studio did not start: {(workspace / 'studio.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright; a missing chromium fails with the command that installs it."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `bash environment_setup/chromium.sh` "
+                    "(apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def log_in(browser, studio: str, user: str, target: str = "/approvals"):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{studio}{target}")
+    page.get_by_label("User").fill(user)
+    page.get_by_label("Password").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{studio}{target}")
+    return page
+
+
+def test_an_approver_sees_both_metrics_approves_and_the_run_reaches_production(browser, studio):
+    page = log_in(browser, studio, APPROVER)
+    section = page.get_by_role("region", name="Run #1 release")
+    assert section.locator(".run-id").inner_text() == "#1"
+    assert section.locator(".candidate-metric").inner_text() == f"{CANDIDATE:.4f}"
+    assert section.locator(".champion-metric").inner_text() == f"{CHAMPION:.4f}"
+    assert "Succeeded" in section.inner_text() and "smoke test of QA: 2 predictions" in section.inner_text()
+    assert section.get_by_role("link", name="Data validation report").count() == 1
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    section.get_by_label("Comment").fill("metrics and QA look right")
+    section.get_by_role("button", name="Approve").click()
+    page.wait_for_url(f"{studio}/runs/1")
+    outcome = page.locator("#run-outcome")
+    outcome.filter(has_text="succeeded").wait_for(timeout=120_000)  # the run continued in the background
+    production = page.locator("li.stage", has_text="Production")
+    assert production.locator(".state").first.inner_text() == "Succeeded"
+    assert f"approved by {APPROVER}: “metrics and QA look right”" in page.inner_text("body")
+    page.locator("li.step", has_text="Deploy to production").locator("summary").click()
+    page.locator("li.step", has_text="Deploy to production").locator("pre.log").filter(
+        has_text=f"deployed {MODEL}:2 to production").wait_for()
+
+
+def test_an_approver_rejects_another_run(browser, studio):
+    page = log_in(browser, studio, OTHER_APPROVER)
+    section = page.get_by_role("region", name="Run #2 hotfix")
+    section.get_by_label("Comment").fill("not this week")
+    section.get_by_role("button", name="Reject").click()
+    page.wait_for_url(f"{studio}/runs/2")
+    assert page.locator("#run-outcome").inner_text() == "rejected"
+    assert f"rejected by {OTHER_APPROVER}" in page.inner_text("body")
