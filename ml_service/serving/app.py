@@ -29,6 +29,9 @@ from ml_service.serving.v2 import V2
 
 JSON = [(b"content-type", b"application/json")]
 CLOSE = [(b"connection", b"close")]  # after a refused body: the protocol lingers so the client reads the answer
+# Paths answered without a key when keys are set (every other path, known or not, is a 401 without one: a
+# client without a key learns nothing of which paths or methods exist). Health and metrics for probes and
+# scrapers; /openapi.json and /docs for clients and the deploy smoke tests (docs/serving.md, "Authentication").
 PUBLIC = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/docs"}
 GET = ("GET", "HEAD")
 POST = ("POST",)
@@ -131,13 +134,13 @@ class ScoringApp:
                 route = path
             elif path.startswith(self._model_prefix):
                 handler, methods, route = self._model_route(path)
+            if path not in PUBLIC and not authorized(headers.get(b"authorization"), self.settings.api_keys):
+                raise HTTPError(401, "unauthorized", [(b"www-authenticate", b"Bearer")])  # before 404/405: no probing
             if handler is None:
                 raise HTTPError(404, "no such endpoint")
             if scope["method"] not in methods:
                 raise HTTPError(405, f"{scope['method']} is not allowed here: use {' or '.join(methods)}",
                                 [(b"allow", ", ".join(methods).encode())])
-            if path not in PUBLIC and not authorized(headers.get(b"authorization"), self.settings.api_keys):
-                raise HTTPError(401, "unauthorized", [(b"www-authenticate", b"Bearer")])
             status, body, content_type = await handler(scope, receive, headers, log)
         except (HTTPError, InputError) as exc:
             status, content_type = getattr(exc, "status", 422), JSON

@@ -342,6 +342,21 @@ def test_auth_when_keys_are_configured(regressor):
     assert "security" in call(secured, "GET", "/openapi.json")[2]["paths"]["/score"]["post"]
 
 
+def test_without_a_key_every_path_but_health_metrics_and_docs_is_401_whether_it_exists_or_not(regressor):
+    key = "k" * 24
+    secured = serve(regressor, "tests.unit.rows_score", model_name="regression", api_keys=(key,))
+    for method, path in (("GET", "/nope"), ("DELETE", "/score"), ("GET", "/v2/models/other"), ("GET", "/v2"),
+                         ("POST", "/v2/models/regression/infer"), ("GET", "/v2/models/regression/nope")):
+        status, headers, body = call(secured, method, path)
+        assert (status, body["error"], headers["www-authenticate"]) == (401, "unauthorized", "Bearer"), path
+    with_key = {"Authorization": f"Bearer {key}"}
+    assert call(secured, "GET", "/nope", headers=with_key)[0] == 404
+    assert call(secured, "DELETE", "/score", headers=with_key)[0] == 405
+    for path in ("/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/docs"):
+        assert call(secured, "GET", path)[0] == 200, path
+        assert call(secured, "DELETE", path)[0] == 405, path  # public paths: their methods only
+
+
 def test_short_keys_and_missing_key_files_are_refused(tmp_path):
     with pytest.raises(ServingConfigError, match="at least 16"):
         load_serving_settings({"MLOPS_SCORING_KEYS": "short"})
