@@ -116,7 +116,7 @@ def register_champion_and_candidate(project: Path) -> None:
     for version, value, champion in ((1, CHAMPION, None), (2, CANDIDATE, CHAMPION)):
         parent = client.create_run(experiment, run_name="retrain", tags={
             "mlops.kind": "pipeline", "mlops.pipeline.name": "retrain", "mlops.model.name": MODEL,
-            "mlops.outcome": f"registered {MODEL} version {version}", "mlflow.source.git.branch": XSS})
+            "mlops.outcome": f"registered {MODEL} version {version}", "mlflow.source.git.branch": "main"})
         parent_id = parent.info.run_id
         validate = client.create_run(experiment, run_name="validate", tags={
             "mlflow.parentRunId": parent_id, "mlops.step.name": "validate", "mlops.step.executed": "true"})
@@ -149,11 +149,14 @@ def workspace(tmp_path_factory):
     (project / ".pipelines").mkdir()
     (project / ".pipelines" / "release.yml").write_text(RELEASE)
     (project / ".pipelines" / "hotfix.yml").write_text(RELEASE)
-    git(project, "init", "-q", "-b", XSS)  # a branch name holding markup
+    git(project, "init", "-q", "-b", "main")
     git(project, "add", ".")
-    git(project, "commit", "-qm", f"{XSS} release the candidate")
+    git(project, "commit", "-qm", "Release the candidate")
     register_champion_and_candidate(project)
     for pipeline in ("release", "hotfix"):
+        if pipeline == "hotfix":  # a branch name and a commit message holding markup
+            git(project, "checkout", "-q", "-b", XSS)
+            git(project, "commit", "-q", "--allow-empty", "-m", f"{XSS} hotfix")
         started = mlops(project, "ci", "run", pipeline, "--param", f"model={MODEL}:2")
         assert "is waiting for approval of stage Production" in started.stdout, started.stdout + started.stderr
     for user, password in PASSWORDS.items():
@@ -210,6 +213,40 @@ def log_in(browser, studio: str, user: str, target: str = "/approvals"):
     return page
 
 
+def test_a_wrong_password_is_refused(browser, studio):
+    page = browser.new_page()
+    page.goto(f"{studio}/approvals")
+    page.get_by_label("User").fill(APPROVER)
+    page.get_by_label("Password").fill("not-her-password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("alert").filter(has_text="wrong user or password").wait_for()
+    assert page.url.startswith(f"{studio}/login")
+    page.goto(f"{studio}/runs")
+    assert page.url.startswith(f"{studio}/login?next=")
+
+
+def test_a_user_not_among_the_approvers_is_refused(browser, studio):
+    page = log_in(browser, studio, OUTSIDER)
+    section = page.get_by_role("region", name="Run #1 release")
+    section.get_by_role("button", name="Approve").click()
+    refusal = page.get_by_role("alert")
+    assert f"{OUTSIDER} is not an approver of environment production" in refusal.inner_text()
+    page.goto(f"{studio}/runs/1")
+    assert page.locator("#run-outcome").inner_text() == "waiting"
+    assert page.locator("li.stage", has_text="Production").locator(".state").first.inner_text() == "waiting"
+
+
+def test_markup_in_a_branch_name_and_a_commit_message_is_shown_as_text(browser, studio):
+    page = log_in(browser, studio, APPROVER)
+    for target in ("/approvals", "/runs/2", "/runs"):
+        page.goto(f"{studio}{target}")
+        assert XSS in page.locator("main").inner_text()  # visible as text: escaped, not parsed
+        assert page.evaluate("window.__xss") is None  # and never executed
+    page.goto(f"{studio}/runs/2")
+    assert page.locator(".branch").inner_text() == XSS
+    assert page.locator(".commit-message").inner_text() == f"{XSS} hotfix"
+
+
 def test_an_approver_sees_both_metrics_approves_and_the_run_reaches_production(browser, studio):
     page = log_in(browser, studio, APPROVER)
     section = page.get_by_role("region", name="Run #1 release")
@@ -217,21 +254,21 @@ def test_an_approver_sees_both_metrics_approves_and_the_run_reaches_production(b
     assert section.locator(".candidate-metric").inner_text() == f"{CANDIDATE:.4f}"
     assert section.locator(".champion-metric").inner_text() == f"{CHAMPION:.4f}"
     assert "Succeeded" in section.inner_text() and "smoke test of QA: 2 predictions" in section.inner_text()
-    assert section.get_by_role("link", name="Data validation report").count() == 1
+    report = page.frame_locator("section.approval >> nth=0 >> iframe.report")
+    report.get_by_role("heading", name="Data validation passed").wait_for()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    section.screenshot(path=str(SCREENSHOT))
 
     section.get_by_label("Comment").fill("metrics and QA look right")
     section.get_by_role("button", name="Approve").click()
     page.wait_for_url(f"{studio}/runs/1")
-    outcome = page.locator("#run-outcome")
-    outcome.filter(has_text="succeeded").wait_for(timeout=120_000)  # the run continued in the background
+    page.locator("#run-outcome").filter(has_text="succeeded").wait_for(timeout=120_000)  # resumed, reloaded
     production = page.locator("li.stage", has_text="Production")
     assert production.locator(".state").first.inner_text() == "Succeeded"
     assert f"approved by {APPROVER}: “metrics and QA look right”" in page.inner_text("body")
-    page.locator("li.step", has_text="Deploy to production").locator("summary").click()
-    page.locator("li.step", has_text="Deploy to production").locator("pre.log").filter(
-        has_text=f"deployed {MODEL}:2 to production").wait_for()
+    step = page.locator("li.step", has_text="Deploy to production")
+    step.locator("summary").click()
+    step.locator("pre.log").filter(has_text=f"deployed {MODEL}:2 to production").wait_for()  # through SSE
 
 
 def test_an_approver_rejects_another_run(browser, studio):
@@ -241,4 +278,5 @@ def test_an_approver_rejects_another_run(browser, studio):
     section.get_by_role("button", name="Reject").click()
     page.wait_for_url(f"{studio}/runs/2")
     assert page.locator("#run-outcome").inner_text() == "rejected"
-    assert f"rejected by {OTHER_APPROVER}" in page.inner_text("body")
+    assert f"rejected by {OTHER_APPROVER}: “not this week”" in page.inner_text("body")
+    assert page.locator("li.stage", has_text="Production").locator(".state").first.inner_text() == "Failed"

@@ -1,0 +1,271 @@
+"""The Studio's rules without a browser: password hashing, sessions, CSRF on every POST, the login
+redirect, the trusted proxy header, escaping, run helpers and the live log stream, driven through the
+real ASGI app against a real run store in a temp dir."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from ml_service.ci.store import Store
+from ml_service.config import load_settings
+from ml_service.studio import runs, users
+from ml_service.studio.app import create_app
+from ml_service.studio.auth import COOKIE, safe_next
+from tests.conftest import ROOT
+
+PASSWORD = "correct horse battery"
+
+
+def call(app, method, path, body=b"", headers=None, query=""):
+    """One request through the ASGI app; returns (status, headers as a list of pairs, body)."""
+    sent = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # a client that stays connected
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(), "scheme": "http",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+             "server": ("127.0.0.1", 8800), "client": ("127.0.0.1", 5000), "root_path": "", "http_version": "1.1"}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    response_headers = [(k.decode(), v.decode()) for k, v in start["headers"]]
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], response_headers, payload.decode(errors="replace")
+
+
+def header(headers, name):
+    return [v for k, v in headers if k == name]
+
+
+class Browser:
+    """Keeps the session cookie between requests, as a browser does."""
+
+    def __init__(self, app):
+        self.app, self.cookie = app, ""
+
+    def request(self, method, path, form=None, query="", extra=None):
+        headers = dict(extra or {})
+        if self.cookie:
+            headers["cookie"] = f"{COOKIE}={self.cookie}"
+        body = b""
+        if form is not None:
+            body = urlencode(form).encode()
+            headers["content-type"] = "application/x-www-form-urlencoded"
+        status, response_headers, text = call(self.app, method, path, body, headers, query)
+        for value in header(response_headers, "set-cookie"):
+            found = re.match(rf"{COOKIE}=([^;]*)", value)
+            if found:
+                self.cookie = found.group(1)
+        return status, response_headers, text
+
+    def csrf(self, path="/login"):
+        return re.search(r'name="csrf" value="([^"]+)"', self.request("GET", path)[2]).group(1)
+
+    def log_in(self, user, password=PASSWORD):
+        return self.request("POST", "/login", {"csrf": self.csrf(), "user": user, "password": password,
+                                               "next": "/runs"})
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "mlops.yml").write_text("models:\n  - {project: alpha, name: alpha_model}\nenvironments:\n"
+                                        "  production:\n    approval: {approvers: [alice@example.com]}\n")
+    monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("MLOPS_MODEL", raising=False)
+    settings = load_settings()
+    users.add_user(settings.state_dir, "alice@example.com", PASSWORD)
+    return settings
+
+
+def test_passwords_are_stored_salted_and_hashed_and_checked(project):
+    state = project.state_dir
+    users.add_user(state, "bob@example.com", PASSWORD)  # the same password as alice
+    path = users.users_file(state)
+    text = path.read_text()
+    assert PASSWORD not in text
+    entries = users._read(path)
+    assert entries["alice@example.com"]["salt"] != entries["bob@example.com"]["salt"]
+    assert entries["alice@example.com"]["hash"] != entries["bob@example.com"]["hash"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert users.verify(state, "bob@example.com", PASSWORD)
+    assert not users.verify(state, "bob@example.com", PASSWORD + "x")
+    assert not users.verify(state, "nobody@example.com", PASSWORD)
+    users.remove_user(state, "bob@example.com")
+    assert users.list_users(state) == ["alice@example.com"]
+
+
+@pytest.mark.parametrize("name, password, message", [
+    ("carol", "short", "at least 8 characters"),
+    ("carol smith", PASSWORD, "no spaces"),
+    ("", PASSWORD, "1 to 200 characters"),
+])
+def test_bad_users_are_refused_with_the_reason(project, name, password, message):
+    with pytest.raises(users.UserError, match=message):
+        users.add_user(project.state_dir, name, password)
+
+
+def test_user_add_reads_the_password_from_stdin_only(project):
+    env = {**os.environ, "MLOPS_ROOT": str(project.root), "MLOPS_STATE_DIR": str(project.state_dir)}
+
+    def mlops(*args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "ml_service.cli", "studio", "user", *args], input=stdin,
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+
+    without = mlops("add", "carol@example.com")
+    assert without.returncode == 2 and "--password-stdin" in without.stderr and "Traceback" not in without.stderr
+    short = mlops("add", "carol@example.com", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    added = mlops("add", "carol@example.com", "--password-stdin", stdin=f"{PASSWORD}\n")
+    assert added.returncode == 0, added.stderr
+    assert users.verify(project.state_dir, "carol@example.com", PASSWORD)
+    assert "carol@example.com" in mlops("list").stdout
+
+
+def test_every_page_needs_a_login_and_login_rotates_the_session(project):
+    browser = Browser(create_app(project))
+    status, headers, _ = browser.request("GET", "/runs", query="result=failed")
+    assert status == 303 and header(headers, "location") == ["/login?next=/runs%3Fresult%3Dfailed"]
+    anonymous = browser.cookie
+    status, _, page = browser.log_in("alice@example.com", "wrong password!")
+    assert status == 401 and "wrong user or password" in page
+    status, headers, _ = browser.log_in("alice@example.com")
+    assert status == 303 and header(headers, "location") == ["/runs"]
+    cookie = header(headers, "set-cookie")[0]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert browser.cookie != anonymous  # a new session id after login
+    assert browser.request("GET", "/runs")[0] == 200
+    policy = header(browser.request("GET", "/runs")[1], "content-security-policy")[0]
+    assert "script-src 'self'" in policy
+
+
+def test_every_post_needs_the_sessions_csrf_token(project):
+    app = create_app(project)
+    browser = Browser(app)
+    browser.log_in("alice@example.com")
+    posts = [r.path.replace("{run:int}", "1") for r in app.routes if "POST" in (getattr(r, "methods", None) or ())]
+    assert {"/login", "/logout", "/approvals/1", "/deployments/qa"} <= set(posts)
+    for path in posts:
+        for form in ({}, {"csrf": "forged"}):
+            status, _, page = browser.request("POST", path, {**form, "action": "approve", "user": "x"})
+            assert status == 403 and "CSRF token" in page, path
+    other = Browser(app)
+    token = other.csrf()  # another session's token is no good either
+    assert browser.request("POST", "/logout", {"csrf": token})[0] == 403
+
+
+def test_next_after_login_stays_on_the_studio():
+    assert safe_next("/runs/3?x=1") == "/runs/3?x=1"
+    for target in ("//evil.example", "https://evil.example/", "/\\evil.example", "", None):
+        assert safe_next(target) == "/"
+
+
+def test_a_trusted_proxy_header_names_the_user(project):
+    (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
+                                            + "studio: {trusted_header: X-Forwarded-User}\n")
+    app = create_app(project)
+    assert call(app, "GET", "/runs")[0] == 401
+    status, _, page = call(app, "GET", "/runs", headers={"x-forwarded-user": "proxy-user@example.com"})
+    assert status == 200 and "proxy-user@example.com" in page
+    (project.root / "mlops.yml").write_text("models: []\nstudio: {trusted_header: [a]}\n")
+    with pytest.raises(Exception, match="studio.trusted_header must be an HTTP header name"):
+        create_app(project)
+
+
+def queue_run(store, branch="main", result="succeeded", reason="Manual", pipeline="build", triggered_by=0):
+    run_id = store.create_run(pipeline, f"{pipeline}.yml", reason, branch, "a" * 40, "dev@example.com", {}, "/nowhere",
+                              triggered_by=triggered_by)
+    store.update_run(run_id, status="completed", result=result, started=1.0, finished=3.0)
+    return run_id
+
+
+def test_runs_are_filtered_paged_and_escaped(project):
+    store = Store(project.state_dir / "ci")
+    for i in range(60):
+        queue_run(store, branch="main" if i % 2 else "<b>feature</b>", result="failed" if i % 3 == 0 else "succeeded")
+    listing = runs.filtered(store, {"branch": "main", "result": "failed"})
+    assert listing.total == 10 and all(r.branch == "main" and r.result == "failed" for r in listing.runs)
+    assert runs.filtered(store, {}).pages == 2 and len(runs.filtered(store, {}, page=2).runs) == 10
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    page = browser.request("GET", "/runs", query="branch=%3Cb%3Efeature%3C%2Fb%3E")[2]
+    assert "&lt;b&gt;feature&lt;/b&gt;" in page and "<b>feature</b>" not in page
+    assert "30 run(s)" in page
+
+
+def test_run_tree_tests_coverage_artifacts_and_chain(project):
+    store = Store(project.state_dir / "ci")
+    build = queue_run(store, pipeline="build")
+    retrain = queue_run(store, pipeline="retrain", reason="ResourceTrigger", triggered_by=build)
+    release = queue_run(store, pipeline="release", reason="ResourceTrigger", triggered_by=retrain)
+    store.set_record(retrain, "Train", "stage", name="Train", status="completed", result="Succeeded",
+                     started=1.0, finished=4.0)
+    store.set_record(retrain, "Train/Job", "job", name="Job", status="completed", result="Succeeded")
+    store.set_record(retrain, "Train/Job/00", "step", name="test", display="Run tests", status="completed",
+                     result="Succeeded")
+    results = store.artifacts_dir(retrain) / "test-results"
+    results.mkdir(parents=True)
+    (results / "TEST-unit.xml").write_text(
+        '<testsuites><testsuite name="unit" tests="2"><testcase classname="t" name="ok" time="0.5"/>'
+        '<testcase classname="t" name="bad"><failure message="boom: 1 != 2"/></testcase></testsuite></testsuites>')
+    (store.artifacts_dir(retrain) / "coverage").mkdir()
+    (store.artifacts_dir(retrain) / "coverage" / "coverage.xml").write_text('<coverage line-rate="0.875"/>')
+    tree = runs.tree(store.records(retrain))
+    assert [n.record["path"] for n in tree] == ["Train"] and tree[0].seconds == 3.0
+    assert tree[0].children[0].children[0].record["display"] == "Run tests"
+    cases = runs.test_results(store, retrain)
+    assert [(c.name, c.outcome) for c in cases] == [("t::ok", "passed"), ("t::bad", "failed")]
+    assert runs.coverage(store, retrain) == [("coverage.xml", 0.875)]
+    assert runs.artifact_file(store, retrain, "coverage/coverage.xml") is not None
+    assert runs.artifact_file(store, retrain, "../../runs.db") is None
+    upstream, downstream = runs.chain(store, store.get_run(retrain))
+    assert [r.id for r in upstream] == [build] and [r.id for r in downstream] == [release]
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    page = browser.request("GET", f"/runs/{retrain}")[2]
+    assert "Tests: 2 run, 1 failed" in page and "87.5%" in page and "boom: 1 != 2" in page
+    assert f'href="/runs/{build}"' in page and f'href="/runs/{release}"' in page
+    assert browser.request("GET", f"/runs/{retrain}/artifacts/..%2F..%2Fruns.db")[0] == 404
+    assert browser.request("GET", "/runs/999")[0] == 404
+
+
+def test_a_running_steps_log_streams_until_the_step_ends(project):
+    store = Store(project.state_dir / "ci")
+    run_id = store.create_run("build", "build.yml", "Manual", "main", "a" * 40, "dev", {}, "/nowhere")
+    log = store.log_path(run_id, "S.J.00")
+    log.write_text("first line\n")
+    store.set_record(run_id, "S/J/00", "step", name="step", status="running", log=str(log))
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+
+    def finish():
+        time.sleep(1.0)  # the stream has sent what was there and waits for more
+        with open(log, "a") as handle:
+            handle.write("second line\nthird")
+        time.sleep(0.5)
+        store.set_record(run_id, "S/J/00", "step", status="completed", result="Succeeded")
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    status, headers, body = browser.request("GET", f"/runs/{run_id}/log/S/J/00")
+    writer.join()
+    assert status == 200 and header(headers, "content-type")[0].startswith("text/event-stream")
+    events = re.findall(r"event: (\w+)\n((?:data: .*\n)+)", body)
+    lines = [line[len("data: "):] for name, data in events if name == "log" for line in data.splitlines()]
+    assert lines == ["first line", "second line", "third"]
+    assert events[-1] == ("end", "data: Succeeded\n")
