@@ -25,8 +25,9 @@ HEADERS = {
     "build": "Build (CI) of the model project {project}, on main when its folder, its data or contract, its "
              "pipeline files or the platform change: lint, platform and project tests, data contract, then "
              "publish its retraining pipeline (templates/build-stages.yml).",
-    "retrain": "Retraining of the model project {project}, when {project}-build completes on main (on Azure "
-               "DevOps also nightly; schedules are not run locally): run its ML pipeline, register only if "
+    "retrain": "Retraining of the model project {project}, when {project}-build completes on main, nightly "
+               "(locally: `mlops ci scheduler`), or when its data set has a new version (`mlops data add`): "
+               "run its ML pipeline on the newest data set version, register only if "
                "better (templates/retrain-stages.yml). Its stage Release runs when a version was registered, "
                "or when QA does not serve the champion; that stage triggers the release.",
     "release": "Release of the model project {project}, when the stage Release of {project}-retrain "
@@ -76,6 +77,12 @@ resources:
       trigger:
         branches:
           include: [main]
+  webhooks:
+    - webhook: data             # a new version of the project's data set (mlops data add)
+      connection: mlops-data
+      filters:
+        - path: project
+          value: {project}
 
 parameters:
   - name: params

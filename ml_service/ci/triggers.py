@@ -128,3 +128,30 @@ def resource_trigger_matches(resource: dict, branch: str, result: str = "Succeed
 
 def _names(value) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _select(payload, path: str):
+    """The value at a dot-separated JSON path of a webhook payload (`resource.dataset`), or None."""
+    value = payload
+    for part in str(path).strip().lstrip("$").strip(".").split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def webhook_trigger_matches(resource: dict, connection: str, payload: dict) -> bool:
+    """Does an event posted to `connection` trigger this resources.webhooks[] entry?
+
+    The entry's connection must be the one the event came through, and every filter's JSON path must
+    select its value (compared as strings, as Azure compares them); no filters: every event.
+    """
+    if not isinstance(resource, dict) or str(resource.get("connection", "")) != connection:
+        return False
+    for item in resource.get("filters") or []:
+        if not isinstance(item, dict):
+            return False
+        value = _select(payload, item.get("path", ""))
+        if value is None or str(value) != str(item.get("value", "")):
+            return False
+    return True

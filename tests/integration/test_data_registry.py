@@ -1,0 +1,111 @@
+"""The data set registry on a real MLflow store: versions by content, contract refusals, lineage, the
+webhook trigger that retrains on a new version (the real retrain pipeline, run by the local engine)."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ml_service.ci import service
+from ml_service.data import registry, trigger
+from ml_service.workspace import tracking
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def mlops(*args):
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=900, env=dict(os.environ))
+
+
+def rows_of(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def write(path, rows):
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+@pytest.fixture
+def files(workspace, tmp_path):
+    """A valid new version of the default project's data (its rows but the last five) and a broken one
+    (without the target column)."""
+    rows = rows_of(workspace.model.data)
+    target = rows[0].index(workspace.model.target)
+    valid = write(tmp_path / "valid.csv", rows[:-5])
+    broken = write(tmp_path / "broken.csv", [[v for i, v in enumerate(r) if i != target] for r in rows])
+    return valid, broken
+
+
+def dataset_runs(settings):
+    client = tracking.connect(settings)
+    experiment = client.get_experiment_by_name(registry.EXPERIMENT)
+    return [] if experiment is None else client.search_runs([experiment.experiment_id], run_view_type=3)
+
+
+def test_a_valid_file_becomes_a_version_once_and_a_broken_one_is_refused_with_nothing_stored(workspace, files):
+    valid, broken = files
+    name = workspace.model.dataset
+    first = registry.add(workspace, name, valid)
+    assert (first.version, first.new, first.rows) == (1, True, len(rows_of(valid)) - 1)
+    assert first.sha256 == registry.sha256_of(valid)
+    run = tracking.connect(workspace).get_run(first.run_id)
+    assert [(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs] == [(name, first.digest)]
+    local = registry.materialize(workspace, name)
+    assert local.name == f"{name}-v1.csv" and registry.sha256_of(local) == first.sha256
+    local.unlink()  # a clean machine of the team: downloaded again from the workspace's artifacts
+    assert registry.sha256_of(registry.materialize(workspace, name, 1)) == first.sha256
+
+    again = registry.add(workspace, name, valid)
+    assert (again.version, again.new) == (1, False)          # same content: no second version
+
+    with pytest.raises(registry.DataRejected, match=f"column '{workspace.model.target}'|expectations failed"):
+        registry.add(workspace, name, broken)
+    assert [v.version for v in registry.versions(workspace, name)] == [1]
+    assert len(dataset_runs(workspace)) == 1                  # nothing stored for the broken file
+
+    refused = mlops("data", "add", name, str(broken))
+    assert refused.returncode != 0 and "refused:" in refused.stdout and "nothing was stored" in refused.stdout
+    assert "Traceback" not in refused.stderr
+    unknown = mlops("data", "add", "no_such_dataset", str(valid))
+    assert unknown.returncode != 0 and "no model project" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert len(dataset_runs(workspace)) == 1
+
+
+def test_a_new_version_triggers_the_retrain_that_trains_on_it_and_lineage_names_it(workspace, files):
+    valid, _ = files
+    name, model = workspace.model.dataset, workspace.model
+    assert mlops("pipeline", "publish").returncode == 0
+    added = mlops("data", "add", name, str(valid), "--no-triggers")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert f"data set {name} v1" in added.stdout
+    store = service.open_store(workspace)
+    [run] = store.list_runs()
+    assert (run.pipeline, run.reason) == (f"{model.project}-retrain", "ResourceTrigger")
+
+    service.execute(workspace, store, run.id, chain=False)
+    assert store.get_run(run.id).result == "succeeded", mlops("ci", "logs", str(run.id)).stdout[-3000:]
+    client = tracking.connect(workspace)
+    [version] = client.search_model_versions(f"name = '{model.name}'")
+    version_one = registry.get(workspace, name, 1)
+    assert version.tags["dataset_digest"] == version_one.digest
+    assert version.tags["dataset_source"].endswith(f"/{name}/v1/{name}-v1.csv")
+    shown = mlops("data", "show", name).stdout
+    assert f"trained on it: {model.name}:{version.version}" in shown
+
+
+def test_the_webhook_filter_selects_the_pipelines_of_the_projects_that_use_the_data_set(workspace):
+    version = registry.Version(name=workspace.model.dataset, version=3, sha256="ab" * 32, rows=1, run_id="r",
+                               created=0)
+    found = trigger.matching_pipelines(ROOT, trigger.payloads(workspace, version))
+    users = {m.project for m in registry.projects_using(workspace, version.name)}
+    assert {p.stem for p in found} == {f"{project}-retrain" for project in users}
+    other = registry.Version(name="not_used_by_anyone", version=1, sha256="cd" * 32, rows=1, run_id="r", created=0)
+    assert trigger.matching_pipelines(ROOT, trigger.payloads(workspace, other)) == []
