@@ -19,6 +19,7 @@ import yaml
 from ml_service.errors import UsageError
 
 CONFIG_FILE = "mlops.yml"
+LOCAL_OVERRIDE = "local.yml"  # in the state dir (git-ignored): written by `mlops workspace up|use`
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("regression", "classification")
 PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -76,6 +77,8 @@ class Settings:
     image_registry: str = ""
     environments: Mapping[str, Any] = field(default_factory=dict)
     ci: Mapping[str, Any] = field(default_factory=dict)
+    tracking_username: str = ""
+    tracking_password: str = field(default="", repr=False)  # a secret: from a 0600 file or the environment
 
     @property
     def reports_dir(self) -> Path:
@@ -258,6 +261,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{path}: models: {key} {', '.join(duplicates)} appears more than once")
 
     state_dir = _resolve(root, values["state_dir"])
+    local = read_config(state_dir / LOCAL_OVERRIDE) if (state_dir / LOCAL_OVERRIDE).is_file() else {}
+    if local.get("tracking_uri") and not env.get("MLOPS_TRACKING_URI"):  # `mlops workspace up|use` wrote it
+        values["tracking_uri"] = str(local["tracking_uri"])
     artifact_root = _resolve(root, values["artifact_root"] or state_dir / "artifacts")
     tracking_uri = values["tracking_uri"] or f"sqlite:///{state_dir / 'mlflow.db'}"
     if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
@@ -278,10 +284,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         image_registry=str(values["image_registry"] or ""),
         environments=environments,
         ci=ci,
+        **_credentials(local, state_dir / LOCAL_OVERRIDE, tracking_uri, env),
     )
     if settings.selected:
         settings.model  # noqa: B018 - an unknown MLOPS_MODEL is an error now, not later
     return settings
+
+
+def _credentials(local: dict, path: Path, tracking_uri: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The MLflow server user of this checkout: the local override's user and password file when it
+    names this tracking URI, else MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD."""
+    if local.get("username") and str(local.get("tracking_uri") or "") == tracking_uri:
+        secret = Path(str(local.get("password_file") or ""))
+        if not secret.is_file():
+            raise ConfigError(f"{path}: password_file {str(secret)!r} of user {local['username']!r} does not exist")
+        if secret.stat().st_mode & 0o077:
+            raise ConfigError(f"{path}: password_file {secret} is readable by others; chmod 600 it")
+        return {"tracking_username": str(local["username"]), "tracking_password": secret.read_text().strip()}
+    return {"tracking_username": env.get("MLFLOW_TRACKING_USERNAME", ""),
+            "tracking_password": env.get("MLFLOW_TRACKING_PASSWORD", "")}
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

@@ -386,6 +386,9 @@ def step_env(settings: Settings) -> dict[str, str]:
     })
     if settings.models:
         env["MLOPS_MODEL"] = settings.project
+    if settings.tracking_username:  # this checkout's MLflow server user (team workspace), read by MLflow's client
+        env.update(MLFLOW_TRACKING_USERNAME=settings.tracking_username,
+                   MLFLOW_TRACKING_PASSWORD=settings.tracking_password)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

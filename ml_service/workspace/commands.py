@@ -108,3 +108,7 @@ def add_commands(groups) -> None:
     ui = groups.add_parser("ui", help="serve the MLflow UI for the workspace on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     ui.set_defaults(func=cmd_ui)
+
+    from ml_service.workspace import team_commands
+
+    team_commands.add_commands(groups)  # `mlops workspace ...`

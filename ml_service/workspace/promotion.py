@@ -110,7 +110,14 @@ def evaluate_candidate(context: dict, champion: dict, metric: str, candidate_val
 
 @contextmanager
 def registry_lock(context: dict, model_name: str) -> Iterator[None]:
-    """One registration of model_name at a time in this workspace (a file lock in the state dir)."""
+    """One registration of model_name at a time in this workspace (a file lock in the state dir; on an
+    MLflow server, a lock on the server, which every clone shares)."""
+    if context["tracking_uri"].startswith(("http://", "https://")):
+        from ml_service.workspace import server_lock
+
+        with server_lock.hold(_client(context), model_name):
+            yield
+        return
     state_dir = Path(context.get("state_dir") or tempfile.gettempdir())
     locks = state_dir / "locks"
     locks.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,10 @@ def connect(settings: Settings):
     """Point MLflow at the workspace and return an MlflowClient."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run at" lines per run
+    if settings.tracking_username:  # MLflow's clients (and our step processes) read the server user from here
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.tracking_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.tracking_password
     if is_local_store(settings):
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.artifact_root.mkdir(parents=True, exist_ok=True)

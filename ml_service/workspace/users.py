@@ -1,0 +1,73 @@
+"""Users and permissions of a team workspace, through MLflow's basic-auth API (the caller must be an admin
+for users; MANAGE on a resource, or admin, for its permissions)."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from ml_service.config import Settings
+from ml_service.errors import MLOpsError, UsageError
+
+PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
+
+
+class PermissionError_(MLOpsError):
+    """The server refused a user or permission change."""
+
+
+def _client(settings: Settings):
+    from mlflow.server import get_app_client
+
+    from ml_service.workspace import tracking
+
+    if tracking.is_local_store(settings):
+        raise UsageError("the embedded workspace has no users; start a team workspace with `mlops workspace up`")
+    tracking.connect(settings)  # exports this checkout's server user for MLflow's client
+    return get_app_client("basic-auth", tracking_uri=settings.tracking_uri)
+
+
+def password_file(settings: Settings, username: str) -> Path:
+    """Where `add_user` keeps username's generated password (0600, in this checkout's state dir)."""
+    return settings.state_dir / "secrets" / "users" / username
+
+
+def add_user(settings: Settings, username: str) -> Path:
+    """Create username with a generated password; returns the 0600 file that holds it (never printed)."""
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.workspace.team import write_secret
+
+    password = secrets.token_urlsafe(24)
+    try:
+        _client(settings).create_user(username, password)
+    except MlflowException as exc:
+        raise PermissionError_(f"cannot create user {username!r} on {settings.tracking_uri}: {exc.message}") from None
+    target = password_file(settings, username)
+    write_secret(target, password)
+    return target
+
+
+def grant(settings: Settings, username: str, permission: str, model: str = "", experiment: str = "") -> str:
+    """Give username permission on a registered model or an experiment (by name); what was set, in words."""
+    from mlflow.exceptions import MlflowException
+
+    permission = permission.upper()
+    if permission not in PERMISSIONS:
+        raise UsageError(f"permission {permission!r} is not one of {', '.join(PERMISSIONS)}")
+    if bool(model) == bool(experiment):
+        raise UsageError("name exactly one of --model NAME or --experiment NAME")
+    client = _client(settings)
+    if model:
+        resource_type, resource_id, what = "registered_model", model, f"registered model {model}"
+    else:
+        import mlflow
+
+        found = mlflow.MlflowClient(settings.tracking_uri).get_experiment_by_name(experiment)
+        if found is None:
+            raise UsageError(f"no experiment named {experiment!r} on {settings.tracking_uri}")
+        resource_type, resource_id, what = "experiment", found.experiment_id, f"experiment {experiment}"
+    try:
+        client.grant_user_permission(username, resource_type, resource_id, permission)
+    except MlflowException as exc:
+        raise PermissionError_(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
+    return f"{username}: {permission} on {what}"
