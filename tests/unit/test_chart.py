@@ -261,3 +261,33 @@ def test_the_github_workflow_validates_against_its_schema():
     result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
                              str(ROOT / ".github" / "workflows" / "release.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def pod_template(values=None):
+    return by_kind(chart.render(CHART, values, files=(CHART / "values-prod.yaml",)))["Deployment"]["spec"]["template"]
+
+
+def test_checksum_config_rolls_the_pods_when_the_config_or_the_secret_name_changes():
+    def checksum(values=None):
+        return pod_template(values)["metadata"]["annotations"]["checksum/config"]
+
+    base = checksum()
+    assert len(base) == 64 and base == checksum()  # rendered by the real helm, stable for the same values
+    assert checksum({"auth": {"secretName": "scoring-keys-2024"}}) != base
+    assert checksum({"auth": {"secretKey": "other"}}) != base
+    assert checksum({"shutdown": {"drainSeconds": 3}}) != base
+    assert checksum({"workers": 2}) != base
+    assert checksum({"image": {"tag": "7"}}) == base  # the image is in the pod template already
+
+
+def test_an_image_digest_pins_the_deployment_and_the_test_pod():
+    digest = "sha256:" + "0123456789abcdef" * 4
+    objects = by_kind(chart.render(CHART, {"image": {"repository": "127.0.0.1:5000/mlops/m", "digest": digest}},
+                                   files=(CHART / "values-prod.yaml",)))
+    chart.validate_objects(CHART, list(objects.values()), "1.37")
+    image = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"127.0.0.1:5000/mlops/m@{digest}"
+    assert objects["Pod"]["spec"]["containers"][0]["image"] == image
+    assert pod_template()["spec"]["containers"][0]["image"] == "mlops/model:1"  # no digest: the tag
+    with pytest.raises(chart.ChartError, match=r"values\.schema\.json:\n  image\.digest: "):
+        chart.render(CHART, {"image": {"digest": "latest"}})

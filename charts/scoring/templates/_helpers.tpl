@@ -30,3 +30,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 mlops/model: {{ .Values.model.name | quote }}
 mlops/model-version: {{ .Values.model.version | quote }}
 {{- end }}
+
+{{/* The image: pinned by digest (repository@sha256:...) when image.digest is set, else repository:tag. */}}
+{{- define "scoring.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag }}
+{{- end }}
+{{- end }}
+
+{{/* What the pods read besides their image: the model, the server's settings and where the scoring keys come
+from. Its sha256 is the pod template's checksum/config annotation, so a change of any of them (a new Secret
+name included) rolls the pods. The keys inside the Secret are not visible to helm: after rotating them,
+`kubectl rollout restart deployment/<release>`. */}}
+{{- define "scoring.config" -}}
+{{- toYaml (dict "model" .Values.model "workers" .Values.workers "shutdown" .Values.shutdown
+    "containerPort" .Values.containerPort "auth" .Values.auth) }}
+{{- end }}
