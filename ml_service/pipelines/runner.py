@@ -252,8 +252,10 @@ class _Runner:
 
     def _alias_info(self, alias: str) -> dict:
         version = registry.get_alias(self.client, self.settings.model_name, alias)
-        if version is None:
-            return {"name": self.settings.model_name, "alias": alias, "version": None}
+        if version is None:  # which versions exist matters: a missing champion is not a first run
+            return {"name": self.settings.model_name, "alias": alias, "version": None,
+                    "existing": registry.versions_missing_a_champion(self.client, self.settings.model_name)
+                    if alias == registry.CHAMPION else []}
         return {"name": version.name, "alias": alias, "version": str(version.version),
                 "run_id": version.tags.get("run_id", ""), "tags": dict(version.tags)}
 

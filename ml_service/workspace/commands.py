@@ -66,6 +66,23 @@ def cmd_model_delete(args) -> int:
     return 0
 
 
+def cmd_model_promote(args) -> int:
+    """Make a version the champion by hand (recorded; the same lock as a retrain's registration)."""
+    from ml_service.workspace.champion import promote
+
+    settings = command_settings(args)
+    if ":" not in args.ref:
+        raise CommandError("name the version to promote as NAME:VERSION")
+    name, version = args.ref.rsplit(":", 1)
+    done = promote(settings, name, version, args.reason or "")
+    if not done.changed:
+        print(f"{name} version {version} is already the champion: unchanged")
+        return 0
+    before = f"v{done.previous}" if done.previous else "none"
+    print(f"champion of {name}: {before} -> v{version} (recorded as run {done.record_id})")
+    return 0
+
+
 def cmd_ui(args) -> int:
     """Serve the MLflow UI for the workspace on 127.0.0.1."""
     import os
@@ -104,6 +121,11 @@ def add_commands(groups) -> None:
     m_delete = m_sub.add_parser("delete", help="delete a version nothing serves (refused for live or desired ones)")
     m_delete.add_argument("ref", help="NAME:VERSION")
     m_delete.set_defaults(func=cmd_model_delete)
+    m_promote = m_sub.add_parser("promote", help="make a version the champion by hand, e.g. when the alias went "
+                                                 "missing (recorded)")
+    m_promote.add_argument("ref", help="NAME:VERSION")
+    m_promote.add_argument("--reason", help="why, recorded with the promotion")
+    m_promote.set_defaults(func=cmd_model_promote)
 
     ui = groups.add_parser("ui", help="serve the MLflow UI for the workspace on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")

@@ -98,6 +98,10 @@ def evaluate_candidate(context: dict, champion: dict, metric: str, candidate_val
     champion: the alias input of the step ({"version": "3" | None, ...}).
     """
     version = champion.get("version")
+    if not version:  # no champion: a first run, unless versions show that one existed and was removed
+        missing = registry.versions_missing_a_champion(_client(context), context["model_name"])
+        if missing:
+            raise registry.RegistryError(registry.missing_champion_message(context["model_name"], missing))
     champion_value = rescore_champion(context, str(version), rescore) if version else None
     decision = decide(metric, candidate_value, champion_value, higher_is_better, version, min_improvement)
     metrics = {f"candidate_{metric}": candidate_value}
@@ -161,44 +165,69 @@ def register_candidate(context: dict, log_model: Callable[[], str], metric: str,
     log_model() logs the model in the project's MLflow flavor (the step's run is active) and
     returns its URI. decided_against: the champion version evaluate compared with (None: none);
     reason: evaluate's decision in words, repeated in the outcome.
+
+    Idempotent: a training run has at most one version. When an earlier attempt was killed after
+    creating it, this completes that registration (the same compare-and-set, then the alias moves or
+    the version is marked not promoted) instead of failing or registering it twice.
     """
     import mlflow
 
     client = _client(context)
     name = context["model_name"]
     train_run = context["source_runs"][train_step]
-    existing = registry.versions_for_run(client, name, train_run)
-    if existing:
-        raise registry.RegistryError(
-            f"run {train_run} is already registered as {name} version {existing[0].version}; "
-            "a run can be registered only once")
     with registry_lock(context, name):
+        existing = registry.versions_for_run(client, name, train_run)
+        earlier = existing[0] if existing else None
         current = registry.get_alias(client, name, registry.CHAMPION)
         current_version = str(current.version) if current is not None else None
+        if earlier is not None and current_version == str(earlier.version):
+            registry.complete_registration(client, earlier)
+            return {"values": {"registered_version": str(earlier.version)},
+                    "outcome": f"{name} version {earlier.version} (run {train_run}) is already the champion"}
+        if current_version is None and not decided_against:
+            pending = earlier is not None and earlier.tags.get(registry.REGISTRATION_TAG) == registry.PENDING
+            missing = registry.versions_missing_a_champion(client, name, str(earlier.version) if pending else None)
+            if missing:
+                raise registry.RegistryError(registry.missing_champion_message(name, missing))
+        if earlier is not None and earlier.tags.get(registry.REGISTRATION_TAG) != registry.PENDING:
+            return _not_promoted(f"not promoted: run {train_run} is already registered as {name} version "
+                                 f"{earlier.version}, which is not the champion (v{current_version})")
         note = ""
         if current_version != (str(decided_against) if decided_against else None):
             if current_version is None:  # the champion alias was removed meanwhile: refuse, never guess
-                return _not_promoted(f"not promoted: champion v{decided_against} was removed while this run "
-                                     "evaluated; set one with `mlops model promote` and retrain")
+                return _refused(client, earlier, f"not promoted: champion v{decided_against} was removed while "
+                                "this run evaluated; set one with `mlops model promote` and retrain")
             if rescore is None:
-                return _not_promoted(f"not promoted: the champion changed from v{decided_against} to "
-                                     f"v{current_version} while this run evaluated")
+                return _refused(client, earlier, f"not promoted: the champion changed from v{decided_against} to "
+                                f"v{current_version} while this run evaluated")
             value = rescore_champion(context, current_version, rescore)
             decision = decide(metric, candidate_value, value, higher_is_better, current_version, min_improvement)
             before = f"v{decided_against}" if decided_against else "none"
             note = f" (re-decided: the champion changed from {before} to v{current_version})"
             if not decision.promote:
-                return _not_promoted(decision.reason + note)
+                return _refused(client, earlier, decision.reason + note)
             reason = decision.reason
-        with mlflow.start_run(run_id=context["run_id"]):
-            model_uri = log_model()
-        tags = registration_tags(context, metric, candidate_value, project_tags or {})
-        version = registry.register_model(client, name, model_uri, train_run, tags)
+        if earlier is not None:
+            version = registry.complete_registration(client, earlier)
+            note += f" (completed the registration interrupted in pipeline run {earlier.tags.get('pipeline_run_id')})"
+        else:
+            with mlflow.start_run(run_id=context["run_id"]):
+                model_uri = log_model()
+            tags = registration_tags(context, metric, candidate_value, project_tags or {})
+            tags[registry.DECISION_TAG] = reason[:5000]
+            version = registry.register_model(client, name, model_uri, train_run, tags)
     why = reason[len("promoted: "):] if reason.startswith("promoted: ") else f"{metric} {candidate_value:.4f}"
     return {
         "values": {"registered_version": str(version.version)},
         "outcome": f"registered {name} version {version.version} ({why}); champion moved{note}",
     }
+
+
+def _refused(client, earlier, reason: str) -> dict:
+    """Not promoted; an interrupted registration of this run is closed as such."""
+    if earlier is not None:
+        registry.close_without_promotion(client, earlier, reason)
+    return _not_promoted(reason)
 
 
 def _not_promoted(reason: str) -> dict:

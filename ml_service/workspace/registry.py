@@ -11,6 +11,12 @@ class RegistryError(MLOpsError):
 
 
 CHAMPION = "champion"
+# Each version registered here carries where its registration got to: pending (created, aliases not yet
+# moved: a kill came in between), complete (aliases moved) or not_promoted (completed later without
+# promotion). A rerun completes a pending registration instead of creating another version.
+REGISTRATION_TAG = "mlops.registration"
+PENDING, COMPLETE, NOT_PROMOTED = "pending", "complete", "not_promoted"
+DECISION_TAG = "mlops.decision"
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,43 @@ def register_model(client, name: str, model_uri: str, run_id: str, tags: dict[st
         )
     import mlflow
 
-    version = mlflow.register_model(model_uri, name, tags={**tags, "run_id": run_id})
+    from ml_service.workspace.faults import pause_point
+
+    version = mlflow.register_model(model_uri, name, tags={**tags, "run_id": run_id, REGISTRATION_TAG: PENDING})
+    pause_point("after-version")
+    return complete_registration(client, version, aliases)
+
+
+def complete_registration(client, version, aliases: tuple[str, ...] = (CHAMPION,)):
+    """Move the aliases to a registered version and mark its registration complete (idempotent)."""
     for alias in aliases:
-        client.set_registered_model_alias(name, alias, version.version)
-    return version
+        client.set_registered_model_alias(version.name, alias, version.version)
+    client.set_model_version_tag(version.name, version.version, REGISTRATION_TAG, COMPLETE)
+    return client.get_model_version(version.name, version.version)
+
+
+def close_without_promotion(client, version, reason: str) -> None:
+    """A pending registration whose rerun decided not to promote: say so on the version."""
+    client.set_model_version_tag(version.name, version.version, REGISTRATION_TAG, NOT_PROMOTED)
+    client.set_model_version_tag(version.name, version.version, DECISION_TAG, reason[:5000])
+
+
+def versions_missing_a_champion(client, name: str, exclude: str | None = None) -> list[str]:
+    """When `champion` is missing: the versions that show a champion existed (registered here and promoted,
+    or registered by hand), newest first. Empty when the alias is set or no such version exists (a first run).
+    exclude: a version whose interrupted registration is being completed."""
+    if get_alias(client, name, CHAMPION) is not None:
+        return []
+    return [v.version for v in list_versions(client, name)
+            if v.version != exclude and v.tags.get(REGISTRATION_TAG) not in (PENDING, NOT_PROMOTED)]
+
+
+def missing_champion_message(name: str, versions: list[str]) -> str:
+    """Why a retrain refuses to promote, and the command that fixes it."""
+    listed = ", ".join(versions[:10]) + (", ..." if len(versions) > 10 else "")
+    return (f"{name} has registered versions ({listed}) but no '{CHAMPION}' alias (was it deleted?): "
+            f"refusing to promote, because a missing champion is not a first run. Choose the champion with "
+            f"`mlops model promote {name}:VERSION`, then retrain")
 
 
 def list_versions(client, name: str) -> list[VersionSummary]:

@@ -128,15 +128,19 @@ def test_no_reuse_runs_every_step_again(ws, client):
     assert "not promoted" in result.stdout
 
 
-def test_registering_the_same_run_twice_is_refused(ws, client, tmp_path):
+def test_registering_the_same_run_twice_makes_no_second_version(ws, client, tmp_path):
     from ml_service.workspace.promotion import register_candidate
-    from ml_service.workspace.registry import RegistryError
 
     champion = client.get_model_version_by_alias(ws.model_name, "champion")
     context = {"tracking_uri": ws.tracking_uri, "model_name": ws.model_name, "state_dir": str(ws.state_dir),
                "source_runs": {"train": champion.tags["run_id"]}}
-    with pytest.raises(RegistryError, match=f"already registered as {ws.model_name} version 1"):
-        register_candidate(context, lambda: "unused", "m", 1.0, decided_against=str(champion.version))
+
+    def never():
+        raise AssertionError("a second model was logged for an already registered run")
+
+    result = register_candidate(context, never, "m", 1.0, decided_against=str(champion.version))
+    assert result["outcome"] == f"{ws.model_name} version 1 (run {champion.tags['run_id']}) is already the champion"
+    assert [str(v.version) for v in client.search_model_versions(f"name='{ws.model_name}'")] == ["1"]
 
 
 def write_pipeline(tmp_path, body: str):
