@@ -93,12 +93,11 @@ def _summary(store, run_ids: list[int]) -> int:
 def cmd_run(args) -> int:
     """Queue a pipeline and run it here, then what its completion triggers."""
     from ml_service.ci import service
-    from ml_service.pipelines.definition import parse_param
 
     settings = _settings()
     store = _store(settings)
     file = service.resolve_file(settings, args.pipeline)
-    params = dict(parse_param(p) for p in args.param)
+    params = dict(service.parse_param(p) for p in args.param)
     run_id = service.queue(settings, store, file, args.reason, params)
     run = store.get_run(run_id)
     print(f"run {run_id}: {run.pipeline} ({run.reason}) on {run.branch or '-'}@{run.commit_sha[:8] or '-'}")
@@ -266,6 +265,25 @@ def cmd_scaffold(args) -> int:
     return 0
 
 
+def cmd_lint(args) -> int:
+    """Report untrusted values spliced into scripts; non-zero exit when there is any."""
+    from ml_service.ci import lint
+
+    files = [Path(f) for f in args.files] or lint.default_files(_settings().root)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    findings, errors = lint.lint_files(files)
+    for line in [*errors, *map(str, findings)]:
+        print(line)
+    if findings or errors:
+        print(f"{len(findings)} finding(s), {len(errors)} unreadable file(s) in {len(files)} file(s)", file=sys.stderr)
+        return 1
+    print(f"no untrusted value spliced into a script ({len(files)} file(s))")
+    return 0
+
+
 def add_commands(groups) -> None:
     """Register `mlops ci` and its actions on the top-level parser."""
     ci = groups.add_parser("ci", help="run the .pipelines/ YAML locally: runs, approvals, git hooks")
@@ -304,6 +322,10 @@ def add_commands(groups) -> None:
     install = hooks_sub.add_parser("install", help="bare remote + post-receive hook: `git push mlops` runs pipelines")
     install.add_argument("--remote", help="an existing bare repository to use (default: .mlops/ci/remote.git)")
     install.set_defaults(func=cmd_hooks_install)
+    lint = sub.add_parser("lint", help="find untrusted values (branch, parameters, runtime variables) spliced "
+                                       "into step scripts; exit 1 when there is any")
+    lint.add_argument("files", nargs="*", help="pipeline or template files (default: every .pipelines/ YAML file)")
+    lint.set_defaults(func=cmd_lint)
     scaffold = sub.add_parser("scaffold", help="write the selected model project's pipeline files "
                                                "(.pipelines/<project>-build|-retrain|-release.yml)")
     scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")

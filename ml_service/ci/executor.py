@@ -26,6 +26,9 @@ from ml_service.ci.store import Store
 from ml_service.ci.tasks import TaskError, run_task
 
 MACRO = re.compile(r"\$\(([A-Za-z_][\w.\-]*)\)")
+# What would make a value run as code, or break out of quotes, when spliced into a bash script.
+SHELL_SYNTAX = re.compile(r"[`$;&|<>\"'\\\n\r]")
+MAX_NESTING = 50
 RUNTIME = re.compile(r"^\s*\$\[(.*)\]\s*$", re.DOTALL)
 SUMMARY_LIMIT = 4000  # characters of one uploaded summary
 
@@ -151,7 +154,8 @@ class Engine:
             if match:
                 context = {"variables": self._values({**variables, **result}), **roots}
                 try:
-                    var = Var(ex.to_str(ex.run(match.group(1), ex.Context(context))), var.secret, var.readonly)
+                    var = Var(ex.to_str(ex.run(match.group(1), ex.Context(context))), var.secret, var.readonly,
+                              literal=True)
                 except ex.ExpressionError as exc:
                     raise EngineError(f"variable {name}: {exc}") from None
             existing = variables.get(name)
@@ -198,10 +202,13 @@ class Engine:
         self._record(path, "job", name=job.name, display=job.display, status="running", started=started)
         variables = dict(stage_vars)
         variables.update(self._declare(job.variables, variables, {k: v for k, v in roots.items() if k != "variables"}))
-        variables.update({"System.StageName": Var(stage.name), "System.JobName": Var(job.name),
-                          "System.JobDisplayName": Var(job.display), "Agent.JobName": Var(job.name)})
-        if job.environment:
-            variables["Environment.Name"] = Var(job.environment)
+        variables.update({name: Var(value, readonly=True, literal=True) for name, value in (
+            ("System.StageName", stage.name), ("System.JobName", job.name), ("System.JobDisplayName", job.display),
+            ("Agent.JobName", job.name), *((("Environment.Name", job.environment),) if job.environment else ()))})
+        variables = expand_nested(variables)
+        for var in variables.values():
+            if var.secret:
+                self.masker.add(var.value)
         deadline = started + job.timeout_minutes * 60
         self.prepended = []  # task.prependpath lasts for the rest of the job
         results: list[str] = []
@@ -275,6 +282,20 @@ class Engine:
         lowered = {k.lower(): v.value for k, v in variables.items()}
         return MACRO.sub(lambda m: lowered.get(m.group(1).lower(), m.group(0)), text)
 
+    def _expand_script(self, text: str, variables: dict[str, Var]) -> tuple[str, list[str]]:
+        """Macros expanded in a script's text, and the variables whose values would run as code there."""
+        lowered = {k.lower(): (k, v.value) for k, v in variables.items()}
+        spliced: list[str] = []
+
+        def substitute(match) -> str:
+            found = lowered.get(match.group(1).lower())
+            if found is None:
+                return match.group(0)
+            if SHELL_SYNTAX.search(found[1]) and found[0] not in spliced:
+                spliced.append(found[0])
+            return found[1]
+        return MACRO.sub(substitute, text), spliced
+
     def _env(self, step: dict, variables: dict[str, Var]) -> dict[str, str]:
         env = dict(os.environ)
         for name, var in variables.items():
@@ -301,7 +322,14 @@ class Engine:
             return Result.FAILED, f"step '{kind}' is not supported locally (no PowerShell on this agent)"
         if kind in ("task", "download", "publish"):
             return self._task(kind, step, variables, log_path)
-        script = self._expand(str(step[kind]), variables)
+        script, spliced = self._expand_script(str(step[kind]), variables)
+        if spliced:
+            message = (f"refused: the value of {', '.join(spliced)} holds shell syntax ($(...), `, ;, |, &, <, >, "
+                       "quotes, backslash or a newline) and would run as code where the script text says $(name); "
+                       "pass it through env: (env: {NAME: $(name)}, then \"$NAME\" in the script)")
+            with open(log_path, "a") as log:
+                log.write(f"##[error]{message}\n")
+            return Result.FAILED, message
         if not workdir.is_dir():
             return Result.FAILED, f"workingDirectory {workdir} does not exist"
         temp = Path(variables["Agent.TempDirectory"].value)
@@ -363,7 +391,7 @@ class Engine:
             if existing is not None and existing.readonly:
                 issues.append(f"variable {var_name} is read-only")
                 return None
-            var = Var(message, secret=secret, readonly=fields.get("isreadonly", "").lower() == "true")
+            var = Var(message, secret=secret, readonly=fields.get("isreadonly", "").lower() == "true", literal=True)
             if fields.get("isoutput", "").lower() == "true":
                 if not name:
                     issues.append(f"output variable {var_name} set by a step without a name")
@@ -395,3 +423,28 @@ class Engine:
         if text:
             self.state.setdefault("summaries", []).append(self.masker(text))
             self._save()
+
+
+def expand_nested(variables: dict[str, Var]) -> dict[str, Var]:
+    """Variables whose values refer to others (pre-$(plain)-post) expanded as the agent expands them:
+    recursively, unknown names left as written, a cycle left unexpanded. Values set at run time
+    (literal) are never expanded."""
+    lowered = {name.lower(): name for name in variables}
+    done: dict[str, str] = {}
+
+    def value_of(name: str, stack: tuple) -> str:
+        var = variables[name]
+        if var.literal or "$(" not in var.value:
+            return var.value
+        if name in done:
+            return done[name]
+        if name in stack or len(stack) > MAX_NESTING:
+            return var.value
+
+        def substitute(match) -> str:
+            ref = lowered.get(match.group(1).lower())
+            return value_of(ref, (*stack, name)) if ref else match.group(0)
+        done[name] = MACRO.sub(substitute, var.value)
+        return done[name]
+    return {name: var if var.literal else Var(value_of(name, ()), var.secret, var.readonly, var.literal)
+            for name, var in variables.items()}

@@ -45,6 +45,7 @@ class Var:
     value: str
     secret: bool = False
     readonly: bool = False
+    literal: bool = False  # set at run time (predefined, $[ ], ##vso): its $(...) are never expanded
 
 
 @dataclass

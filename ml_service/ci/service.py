@@ -66,6 +66,17 @@ def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -
     raise CIError(f"no pipeline '{ref}' (known: {', '.join(files) or 'none'})")
 
 
+def parse_param(text: str) -> tuple[str, str]:
+    """NAME=VALUE from the command line, the value kept as text (as Azure DevOps receives it): the
+    pipeline's declared type reads it (number, boolean, object as YAML), never the command line."""
+    if "=" not in text:
+        raise CIError(f"--param expects NAME=VALUE, got '{text}'")
+    name, value = text.split("=", 1)
+    if not name.strip():
+        raise CIError(f"--param expects NAME=VALUE, got '{text}'")
+    return name.strip(), value
+
+
 def git_facts(source_dir: Path) -> tuple[str, str]:
     """(branch, commit) of a checkout; empty when not a git repository."""
     return branch_and_commit(source_dir)
@@ -106,7 +117,7 @@ def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
     for alias, resource in (run.resources or {}).items():
         for key in ("runID", "runName", "pipelineName", "sourceBranch", "sourceCommit"):
             values[f"Resources.Pipeline.{alias}.{key}"] = str(resource.get(key, ""))
-    return {name: Var(value, readonly=True) for name, value in values.items()}
+    return {name: Var(value, readonly=True, literal=True) for name, value in values.items()}
 
 
 def approval_config(settings: Settings, environment: str) -> dict | None:

@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from ml_service.ci import expressions as ex
-from ml_service.ci.yamlload import Mapping, YamlError, load_file, located
+from ml_service.ci.yamlload import Mapping, YamlError, load_file, load_text, located
 from ml_service.errors import MLOpsError
 
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL)
 EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
-PARAM_TYPES = {"string", "number", "boolean", "object", "step", "stepList", "job", "jobList", "deployment",
-               "deploymentList", "stage", "stageList"}
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+PARAM_TYPES = {"string", "stringList", "number", "boolean", "object", "step", "stepList", "job", "jobList",
+               "deployment", "deploymentList", "stage", "stageList"}
 MAX_FILES = 100  # Azure: no more than 100 separate YAML files included, directly or indirectly
 MAX_DEPTH = 20  # Azure: no more than 20 levels of template nesting
-MAX_EXPANDED = 100_000  # nodes of the expanded pipeline (${{ each }} multiplies them); the shipped ones: < 2,000
+MAX_EXPANDED = 100_000  # nodes of an expanded pipeline (${{ each }} multiplies them); the shipped ones: < 2,000
 BOOLEAN_WORDS = {"true": True, "y": True, "yes": True, "on": True, "false": False, "n": False, "no": False,
                  "off": False}
 
@@ -50,18 +51,26 @@ def _typed(name: str, kind: str, value: Any, where: str) -> Any:
         if word not in BOOLEAN_WORDS:
             raise TemplateError(f"{where}: parameter '{name}' must be a boolean, got {value!r}")
         return BOOLEAN_WORDS[word]
-    if kind == "number":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value
-        try:
-            number = float(str(value))
-        except ValueError:
-            raise TemplateError(f"{where}: parameter '{name}' must be a number, got {value!r}") from None
-        return int(number) if number.is_integer() else number
+    if kind == "number":  # digits, a sign, a point, an exponent: never nan, inf, 1_000 or 0x10
+        text = str(value).strip() if not isinstance(value, (bool, dict, list)) else ""
+        number = float(text) if NUMBER.match(text) else float("nan")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise TemplateError(f"{where}: parameter '{name}' must be a number, got {value!r}"[:300])
+        return int(number) if number.is_integer() and "e" not in text.lower() and "." not in text else number
+    if kind == "stringList":
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in items):
+            raise TemplateError(f"{where}: parameter '{name}' must be a list of strings")
+        return [str(item) for item in items]
     if kind == "string":
         if isinstance(value, (dict, list)):
             raise TemplateError(f"{where}: parameter '{name}' must be a string")
         return ex.to_str(value) if isinstance(value, bool) else ("" if value is None else str(value))
+    if isinstance(value, str) and kind != "string":  # from the command line: read as YAML, within bounds
+        try:
+            value = load_text(value, f"parameter '{name}'") if value.strip() else value
+        except YamlError as exc:
+            raise TemplateError(f"{where}: {exc}") from None
     if kind.endswith("List") and not isinstance(value, list):
         raise TemplateError(f"{where}: parameter '{name}' must be a list ({kind})")
     return value
@@ -95,8 +104,12 @@ def resolve_parameters(declared: Any, given: dict[str, Any], where: str) -> dict
             raise TemplateError(f"{where}: parameter '{name}' is required and has no default")
         value = _typed(name, kind, value, where)
         allowed = spec.get("values")
-        if allowed is not None and not any(ex.equals(value, a) for a in allowed):
-            raise TemplateError(f"{where}: parameter '{name}' must be one of {allowed}, got {value!r}")
+        if allowed is not None:
+            if not isinstance(allowed, list):
+                raise TemplateError(f"{where}: 'values' of parameter '{name}' must be a list")
+            for item in value if kind == "stringList" else [value]:
+                if not any(ex.equals(item, a) for a in allowed):
+                    raise TemplateError(f"{where}: parameter '{name}' must be one of {allowed}, got {item!r}"[:300])
         values[name] = value
     return values
 

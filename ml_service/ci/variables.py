@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from ml_service.ci import expressions as ex
+from ml_service.ci.model import Var
 from ml_service.errors import MLOpsError
 
 
@@ -13,8 +14,6 @@ class VariableError(MLOpsError):
 
 
 def _var(value, secret=False, readonly=False):
-    from ml_service.ci.model import Var
-
     return Var(ex.to_str(value) if not isinstance(value, str) else value, secret, readonly)
 
 
@@ -73,6 +72,6 @@ def variable_groups(config: dict, root: Path, env: dict | None = None) -> dict:
                     raise VariableError(f"variable group '{name}': secret {secret} is not set in the environment "
                                         f"or in {root / '.env'}")
                 value = dotenv[secret]
-            group[secret] = _var(value, secret=True)
+            group[secret] = Var(value, secret=True, literal=True)
         groups[name] = group
     return groups
