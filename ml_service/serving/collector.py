@@ -1,18 +1,25 @@
 """Data collection: inputs and predictions appended as JSONL, never blocking a request.
 
-Flush policy: one writer thread drains a bounded queue into a buffered file and flushes it every flush_s
-seconds, when it rotates, and at shutdown (close()). What a kill -9 can lose is therefore bounded: the
-records of the last flush_s seconds (what was queued or buffered, not yet flushed), never a record written
-before the last flush. A full queue drops the record and counts it (on_drop) instead of waiting.
+A record is serialised where it is collected (one small json.dumps, a few microseconds) and appended to an
+in-memory buffer; one writer thread wakes every flush_s seconds (or when the buffer is half full), takes the
+whole buffer at once and writes it with one system call per file (which releases the GIL). The request path
+therefore pays one json.dumps and a list append, and never waits for, or hands the GIL back and forth with,
+a thread that works record by record.
+
+Flush policy: what a kill -9 can lose is bounded: the records of the last flush_s seconds (buffered, not yet
+written), never a record written before. A full buffer (capacity records) drops the record and counts it
+(on_drop) instead of waiting. close() writes everything buffered.
 
 Rotation and retention: a file past max_bytes is closed and a new one opened; only the keep_files newest
 files of the directory are kept (several workers may share it: names carry the process id).
+
+The files (predictions-*.jsonl, one JSON object a line: time, request_id, model_version, inputs,
+predictions) are read by drift detection: keep the format.
 """
 from __future__ import annotations
 
 import json
 import os
-import queue
 import threading
 import time
 from pathlib import Path
@@ -21,7 +28,7 @@ PATTERN = "predictions-*.jsonl"
 
 
 class Collector:
-    """A bounded queue drained by one writer thread into rotated, size-capped JSONL files."""
+    """A bounded buffer of JSON lines drained by one writer thread into rotated, size-capped JSONL files."""
 
     def __init__(self, directory: str, max_bytes: int = 10_000_000, on_drop=None, capacity: int = 10_000,
                  keep_files: int = 20, flush_s: float = 1.0):
@@ -30,9 +37,13 @@ class Collector:
         self.max_bytes = max_bytes
         self.keep_files = keep_files
         self.flush_s = flush_s
+        self.capacity = capacity
         self.on_drop = on_drop or (lambda: None)
-        self._queue: queue.Queue = queue.Queue(maxsize=capacity)
-        self._handle = None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._fd: int | None = None
         self._path: Path | None = None
         self._written = 0
         self._sequence = 0
@@ -40,19 +51,26 @@ class Collector:
         self._thread.start()
 
     def collect(self, record: dict) -> None:
-        """Queue one record; never waits."""
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        """Serialise and buffer one record; never waits."""
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock:
+            if len(self._lines) >= self.capacity:
+                dropped = True
+            else:
+                dropped = False
+                self._lines.append(line)
+                if len(self._lines) == self.capacity // 2:
+                    self._wake.set()
+        if dropped:
             self.on_drop()
 
     def _open(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
+        if self._fd is not None:
+            os.close(self._fd)
         self._sequence += 1
         name = f"predictions-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self._sequence:06d}.jsonl"
         self._path = self.directory / name
-        self._handle = open(self._path, "a", buffering=1 << 16)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._written = 0
         self._retain()
 
@@ -69,30 +87,42 @@ class Collector:
             if path != self._path:
                 path.unlink(missing_ok=True)
 
+    def _write(self, lines: list[str]) -> None:
+        """Append lines, one write a file, opening a new file whenever the next line would pass max_bytes."""
+        start, size = 0, self._written
+        for i, line in enumerate(lines):  # json.dumps escapes to ASCII: characters are bytes
+            if self._fd is None or (size + len(line) > self.max_bytes and (i > start or self._written)):
+                if i > start:
+                    self._write_all("".join(lines[start:i]).encode())
+                self._open()
+                start, size = i, 0
+            size += len(line)
+        if start < len(lines):
+            self._write_all("".join(lines[start:]).encode())
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self._written += len(data)
+
     def _drain(self) -> None:
-        next_flush = time.monotonic() + self.flush_s
         while True:
-            try:
-                record = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
-            except queue.Empty:
-                record = ...
-            if record is None:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            stopping = self._stopping  # read before the swap: every record collected before close() is in it
+            with self._lock:
+                lines, self._lines = self._lines, []
+            if lines:
+                self._write(lines)
+            if stopping:
                 break
-            if record is not ...:
-                line = json.dumps(record, separators=(",", ":")) + "\n"
-                size = len(line.encode())
-                if self._handle is None or self._written + size > self.max_bytes:
-                    self._open()
-                self._handle.write(line)
-                self._written += size
-            if time.monotonic() >= next_flush:
-                if self._handle is not None:
-                    self._handle.flush()
-                next_flush = time.monotonic() + self.flush_s
-        if self._handle is not None:
-            self._handle.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, flush, then stop."""
-        self._queue.put(None)
+        """Write what is buffered, then stop."""
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout)

@@ -56,3 +56,37 @@ def test_records_reach_the_disk_within_the_flush_interval(tmp_path):
         time.sleep(0.05)
     assert _records(tmp_path) == [{"i": 1}]  # on disk before close(): what a kill -9 would leave
     collector.close()
+
+
+def test_records_from_several_threads_are_written_once_each(tmp_path):
+    import threading
+
+    collector = Collector(str(tmp_path), max_bytes=5_000, flush_s=0.01, keep_files=1000)
+
+    def produce(thread):
+        for i in range(2000):
+            collector.collect({"thread": thread, "i": i})
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    collector.close()
+    records = _records(tmp_path)
+    assert sorted((r["thread"], r["i"]) for r in records) == [(t, i) for t in range(4) for i in range(2000)]
+    for t in range(4):  # each thread's records in the order it collected them
+        assert [r["i"] for r in records if r["thread"] == t] == list(range(2000))
+
+
+def test_a_half_full_buffer_is_written_before_the_flush_interval(tmp_path):
+    import time
+
+    collector = Collector(str(tmp_path), capacity=100, flush_s=3600)
+    for i in range(50):
+        collector.collect({"i": i})
+    deadline = time.monotonic() + 5
+    while len(_records(tmp_path)) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["i"] for r in _records(tmp_path)] == list(range(50))
+    collector.close()
