@@ -262,3 +262,82 @@ def test_kill_9_loses_at_most_the_last_flush_interval(model, tmp_path):
     newest = files[-1].read_text().splitlines()
     assert newest and len(lines) < 100  # older files were deleted (retention), the newest is complete
     assert json.loads(newest[-1]) and all(f.stat().st_size <= 2000 for f in files)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found.update(int(child) for child in handle.read().split())
+    return found
+
+
+def _serving_pid(server_port: int, client_port: int, pids: set[int]) -> int | None:
+    """The process (of pids) holding the server side of the connection from client_port (from /proc)."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in list(handle)[1:]:
+                fields = line.split()
+                local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+                if int(local, 16) == server_port and int(remote, 16) == client_port:
+                    inode = fields[9]
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def test_sigterm_drains_every_worker_of_a_multi_worker_server(model, tmp_path):
+    """Two SO_REUSEPORT workers under their supervising process: SIGTERM to it drains both. Keep-alive clients
+    served by either worker get every answer, then `Connection: close`; readiness is 503 on both; every process
+    exits 0."""
+    env = {**ROWS_SCORE, "MODEL_DIR": str(model), "MLOPS_DRAIN_SECONDS": "1.5"}
+    with scoring_server(env, tmp_path / "server.log", workers=2) as (proc, url):
+        host, port = _address(url)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        connections, served_by = [], {}
+        while len(set(served_by.values())) < 2 and len(connections) < 64:  # clients on both workers
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            assert _post(conn)[0] == 200
+            connections.append(conn)
+            served_by[conn] = _serving_pid(port, conn.sock.getsockname()[1], workers)
+        assert set(served_by.values()) == workers
+        results, errors, closed = [], [], []
+
+        def client(conn):
+            try:
+                for _ in range(10_000):
+                    status, _, headers = _post(conn)
+                    results.append(status)
+                    if headers.get("connection") == "close":
+                        closed.append(served_by[conn])
+                        return
+                    time.sleep(0.005)
+            except OSError as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=client, args=(conn,), daemon=True) for conn in connections]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        readiness = []
+        for _ in range(12):  # new connections, spread by the kernel over both workers
+            ready = http.client.HTTPConnection(host, port, timeout=10)
+            ready.request("GET", "/v2/health/ready")
+            readiness.append(ready.getresponse().status)
+            ready.close()
+        for thread in threads:
+            thread.join(30)
+        assert set(readiness) == {503}, readiness
+        assert not errors and results and set(results) == {200}, (errors[:3], set(results))
+        assert sorted(closed) == sorted(served_by[c] for c in connections)  # every client was told, by its worker
+        assert proc.wait(30) == 0
+        assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)  # both exited, and were waited for
