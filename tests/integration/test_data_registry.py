@@ -109,3 +109,41 @@ def test_the_webhook_filter_selects_the_pipelines_of_the_projects_that_use_the_d
     assert {p.stem for p in found} == {f"{project}-retrain" for project in users}
     other = registry.Version(name="not_used_by_anyone", version=1, sha256="cd" * 32, rows=1, run_id="r", created=0)
     assert trigger.matching_pipelines(ROOT, trigger.payloads(workspace, other)) == []
+
+
+def test_collected_inputs_with_labels_become_a_new_version_on_top_of_the_newest(workspace, files, tmp_path):
+    from ml_service.serving.collector import Collector
+
+    valid, _ = files
+    name, target = workspace.model.dataset, workspace.model.target
+    registry.add(workspace, name, valid)
+    rows = rows_of(valid)
+    header, body = rows[0], rows[1:]
+    features = [c for c in header if c != target]
+    collect = tmp_path / "collected"
+    writer = Collector(str(collect), flush_s=0.05)  # the scoring service's own writer
+    for number, start in enumerate(range(0, 40, 4)):  # ten requests of four rows
+        inputs = [[r[header.index(c)] for c in features] for r in body[start:start + 4]]
+        writer.collect({"time": 1.0, "request_id": f"req-{number}", "model_version": "1", "inputs": inputs,
+                        "predictions": [0] * len(inputs)})
+    writer.close()
+    labels = write(tmp_path / "labels.csv", [["request_id", "row", target]] + [
+        [f"req-{number}", row, body[number * 4 + row][header.index(target)]] for number in range(8) for row in range(4)
+    ] + [["req-unknown", 0, body[0][header.index(target)]]])
+
+    added = mlops("data", "add", name, "--from-collected", str(collect), "--labels", str(labels), "--no-triggers")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert f"{len(body)} rows of {name}-v1.csv + 32 labelled collected rows (8 collected rows without a label, " \
+           "1 labels without a collected row)" in added.stdout
+    second = registry.get(workspace, name)
+    assert (second.version, second.rows) == (2, len(body) + 32)
+    stored = rows_of(registry.materialize(workspace, name, 2))
+    assert stored[0] == header and stored[1:len(body) + 1] == body
+    assert stored[-1] == body[31]  # request 7, row 3, with its label, in the data set's column order
+
+    no_labels = mlops("data", "add", name, "--from-collected", str(collect))
+    assert no_labels.returncode == 2 and "--labels" in no_labels.stderr
+    bad_labels = write(tmp_path / "bad_labels.csv", [["request", target], ["req-1", "1"]])
+    refused = mlops("data", "add", name, "--from-collected", str(collect), "--labels", str(bad_labels))
+    assert refused.returncode == 2 and "needs the column(s) request_id" in refused.stderr
+    assert [v.version for v in registry.versions(workspace, name)] == [1, 2]

@@ -58,3 +58,20 @@ def test_completion_triggers(trigger, result, stages, fires):
     if trigger is not None:
         resource["trigger"] = trigger
     assert triggers.resource_trigger_matches(resource, "main", result, stages) is fires
+
+
+@pytest.mark.parametrize("resource, connection, payload, fires", [
+    ({"webhook": "data", "connection": "mlops-data", "filters": [{"path": "project", "value": "alpha"}]},
+     "mlops-data", {"project": "alpha", "version": 3}, True),
+    ({"webhook": "data", "connection": "mlops-data", "filters": [{"path": "project", "value": "alpha"}]},
+     "mlops-data", {"project": "beta"}, False),                      # another project's data set
+    ({"webhook": "data", "connection": "mlops-data", "filters": [{"path": "project", "value": "alpha"}]},
+     "other-hook", {"project": "alpha"}, False),                    # another connection
+    ({"webhook": "data", "connection": "mlops-data"}, "mlops-data", {"anything": 1}, True),  # no filters
+    ({"webhook": "d", "connection": "c", "filters": [{"path": "resource.version", "value": "3"}]},
+     "c", {"resource": {"version": 3}}, True),                      # a JSON path, compared as strings
+    ({"webhook": "d", "connection": "c", "filters": [{"path": "resource.version", "value": "3"}]},
+     "c", {"resource": {}}, False),
+])
+def test_webhook_resources_fire_on_their_connection_when_every_filter_matches(resource, connection, payload, fires):
+    assert triggers.webhook_trigger_matches(resource, connection, payload) is fires
