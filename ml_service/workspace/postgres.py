@@ -126,6 +126,21 @@ def create_database(port: int, passfile: Path, name: str) -> bool:
         connection.close()
 
 
+def recreate_database(port: int, passfile: Path, name: str) -> None:
+    """Drop database name (closing its connections) and create it empty."""
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
+                                  passfile=str(passfile), connect_timeout=10)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+
+
 def dump(port: int, passfile: Path, database: str, target: Path) -> None:
     """pg_dump database in the custom format (compressed, restorable with pg_restore)."""
     _run([str(bin_dir() / "pg_dump"), "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER, "-Fc",
@@ -133,7 +148,7 @@ def dump(port: int, passfile: Path, database: str, target: Path) -> None:
 
 
 def restore(port: int, passfile: Path, database: str, source: Path) -> None:
-    """pg_restore a custom-format dump into database, replacing what it holds."""
-    _run([str(bin_dir() / "pg_restore"), "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER, "--clean",
-          "--if-exists", "--no-owner", "--single-transaction", "-d", database, str(source)],
+    """pg_restore a custom-format dump into database (an empty one: see recreate_database)."""
+    _run([str(bin_dir() / "pg_restore"), "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER,
+          "--no-owner", "--single-transaction", "-d", database, str(source)],
          f"pg_restore of {database}", env=client_env(passfile))

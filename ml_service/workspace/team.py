@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ml_service.config import LOCAL_OVERRIDE, Settings
-from ml_service.errors import MLOpsError
+from ml_service.errors import MLOpsError, UsageError
 from ml_service.workspace import postgres
 
 ADMIN = "admin"
@@ -217,19 +217,27 @@ def up(settings: Settings, workers: int = 2) -> dict:
     return state
 
 
+def stop_server(settings: Settings) -> bool:
+    """Stop the team workspace's MLflow server (its process group); True if it was running."""
+    state = read_state(paths(settings))
+    pid = _server_pid(state)
+    if pid is None:
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _server_pid(state) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _server_pid(state) is not None:
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
 def down(settings: Settings) -> list[str]:
     """Stop the MLflow server and PostgreSQL of the team workspace; what was stopped, in words."""
     team = paths(settings)
     state = read_state(team)
     stopped = []
-    pid = _server_pid(state)
-    if pid is not None:
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _server_pid(state) is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _server_pid(state) is not None:
-            os.killpg(pid, signal.SIGKILL)
+    if stop_server(settings):
         stopped.append(f"MLflow server {state.get('tracking_uri')}")
     if team.pgdata.exists() and postgres.is_running(team.pgdata):
         postgres.stop(team.pgdata)
@@ -265,7 +273,7 @@ def use_embedded(settings: Settings) -> bool:
 def use_server(settings: Settings, tracking_uri: str, username: str, password: str) -> Path:
     """Point this checkout at an MLflow server as username (the password stored 0600 in the state dir)."""
     if not tracking_uri.startswith(("http://", "https://")):
-        raise TeamError(f"{tracking_uri!r} is not an MLflow server URL (http:// or https://)")
+        raise UsageError(f"{tracking_uri!r} is not an MLflow server URL (http:// or https://)")
     stored = None
     if username:
         stored = settings.state_dir / "secrets" / "tracking_password"
