@@ -58,6 +58,9 @@ class Engine:
         self.state = store.get_run(run_id).state or {}
         self.state.setdefault("results", {})
         self.state.setdefault("outputs", {})
+        self.vault = store.load_secrets(run_id)  # secret outputs of this run: never in runs.db
+        for value in self.vault.values():
+            self.masker.add(value)
         self.canceled = False
         self.prepended: list[str] = []
 
@@ -108,8 +111,34 @@ class Engine:
 
     def _stage_dependencies(self, names: list[str]) -> dict:
         return {n: {"result": self.state["results"].get(n, ""),
-                    "outputs": {k.split("/", 1)[1]: v for k, v in self.state["outputs"].items()
+                    "outputs": {k.split("/", 1)[1]: self._output(k, v) for k, v in self.state["outputs"].items()
                                 if k.startswith(n + "/")}} for n in names}
+
+    def _output(self, key: str, stored) -> str:
+        """An output's value; a secret one is stored as a reference and resolved here, again on resume."""
+        if not isinstance(stored, dict):
+            return stored
+        source = str(stored.get("secret", ""))
+        if source.startswith("group:"):  # the value of a group secret: read again from its source
+            group, _, name = source[len("group:"):].partition("/")
+            try:
+                value = self.groups[group][name].value
+            except (KeyError, AttributeError):
+                value = ""
+        else:
+            value = self.vault.get(key, "")
+        self.masker.add(value)
+        return value
+
+    def _secret_reference(self, key: str, value: str, variables: dict[str, Var]) -> dict:
+        """What runs.db keeps of a secret output: where to find it, never the value."""
+        for group_name in getattr(self.groups, "used", ()):
+            for name, var in self.groups[group_name].items():
+                if var.secret and var.value == value:
+                    return {"secret": f"group:{group_name}/{name}"}
+        self.vault[key] = value
+        self.store.save_secrets(self.run_id, self.vault)
+        return {"secret": "vault"}
 
     def _stage(self, stage: Stage) -> str:
         path = stage.name
@@ -154,8 +183,8 @@ class Engine:
             if match:
                 context = {"variables": self._values({**variables, **result}), **roots}
                 try:
-                    var = Var(ex.to_str(ex.run(match.group(1), ex.Context(context))), var.secret, var.readonly,
-                              literal=True)
+                    value = ex.to_str(ex.run(match.group(1), ex.Context(context)))
+                    var = Var(value, var.secret or value in self.masker.secrets, var.readonly, literal=True)
                 except ex.ExpressionError as exc:
                     raise EngineError(f"variable {name}: {exc}") from None
             existing = variables.get(name)
@@ -179,7 +208,7 @@ class Engine:
 
     def _outputs_of(self, stage: str, job: str) -> dict:
         prefix = f"{stage}/{job}."
-        return {k[len(prefix):]: v for k, v in self.state["outputs"].items() if k.startswith(prefix)}
+        return {k[len(prefix):]: self._output(k, v) for k, v in self.state["outputs"].items() if k.startswith(prefix)}
 
     def _job(self, stage: Stage, job: Job, stage_vars: dict[str, Var], job_results: dict) -> str:
         path = f"{stage.name}/{job.name}"
@@ -335,7 +364,16 @@ class Engine:
         temp = Path(variables["Agent.TempDirectory"].value)
         temp.mkdir(parents=True, exist_ok=True)
         script_path = temp / f"step-{os.getpid()}-{time.monotonic_ns()}.sh"
-        script_path.write_text(script + "\n")
+        descriptor = os.open(script_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it may hold secrets
+        with os.fdopen(descriptor, "w") as file:
+            file.write(script + "\n")
+        try:
+            return self._run_script(kind, step, name, stage, job, variables, log_path, deadline, script_path, workdir)
+        finally:
+            script_path.unlink(missing_ok=True)  # deleted when the step ends, whatever the end
+
+    def _run_script(self, kind, step, name, stage, job, variables, log_path, deadline, script_path,
+                    workdir) -> tuple[Result, str]:
         timeout = minutes(step.get("timeoutInMinutes"), f"step {name or kind}", 0.0) * 60 or None
         remaining = deadline - time.time()
         if timeout is None or remaining < timeout:
@@ -384,7 +422,8 @@ class Engine:
         fields, message = command.fields, command.message
         if command.area == "task.setvariable":
             var_name = fields.get("variable", "")
-            secret = fields.get("issecret", "").lower() == "true"
+            # a value holding a secret (in any form) stays secret, whatever the command says
+            secret = fields.get("issecret", "").lower() == "true" or self.masker(message) != message
             if secret:
                 self.masker.add(message)
             existing = variables.get(var_name)
@@ -397,9 +436,12 @@ class Engine:
                     issues.append(f"output variable {var_name} set by a step without a name")
                 key = f"{name}.{var_name}"
                 variables[key] = var
-                self.state["outputs"][f"{stage.name}/{job.name}.{key}"] = message
+                keys = [f"{stage.name}/{job.name}.{key}"]
                 if job.environment:  # deployment jobs expose <job>.<step>.<var> too (runOnce lifecycle)
-                    self.state["outputs"][f"{stage.name}/{job.name}.{job.name}.{key}"] = message
+                    keys.append(f"{stage.name}/{job.name}.{job.name}.{key}")
+                for output in keys:
+                    self.state["outputs"][output] = self._secret_reference(output, message, variables) if secret \
+                        else message
                 self._save()
             else:
                 variables[var_name] = var

@@ -105,7 +105,10 @@ class Store:
             return int(cursor.lastrowid)
 
     def update_run(self, run_id: int, **fields) -> None:
-        """Set columns of a run (state, params and resources are stored as JSON)."""
+        """Set columns of a run (state, params and resources are stored as JSON); a completed run's
+        secret outputs are deleted."""
+        if fields.get("status") == "completed":
+            self.drop_secrets(run_id)
         for key in ("state", "params", "resources"):
             if key in fields:
                 fields[key] = json.dumps(fields[key])
@@ -183,6 +186,34 @@ class Store:
         with self._db() as db:
             db.execute("UPDATE approvals SET status = ?, approver = ?, comment = ?, decided = ? WHERE id = ?",
                        (status, approver, comment, time.time(), approval_id))
+
+    # --- secret outputs -----------------------------------------------------------------
+
+    def _secrets_path(self, run_id: int) -> Path:
+        return self.directory / "secrets" / f"{run_id}.json"
+
+    def save_secrets(self, run_id: int, values: dict[str, str]) -> None:
+        """Keep a run's secret outputs (for its resume after an approval) in a file only its owner
+        reads, outside runs.db; deleted when the run completes."""
+        folder = self.directory / "secrets"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = self._secrets_path(run_id)
+        temporary = path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(values, file)
+        os.replace(temporary, path)
+
+    def load_secrets(self, run_id: int) -> dict[str, str]:
+        """A run's secret outputs (empty when it has none)."""
+        try:
+            return json.loads(self._secrets_path(run_id).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def drop_secrets(self, run_id: int) -> None:
+        """Delete a run's secret outputs."""
+        self._secrets_path(run_id).unlink(missing_ok=True)
 
     # --- files --------------------------------------------------------------------------
 

@@ -55,23 +55,48 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def variable_groups(config: dict, root: Path, env: dict | None = None) -> dict:
-    """Groups from mlops.yml `ci.variable_groups`: plain values, and secrets from the environment or .env."""
-    env = os.environ if env is None else env
-    dotenv = None
-    groups = {}
-    for name, spec in (config or {}).items():
-        spec = spec or {}
+class Groups(dict):
+    """Variable groups by name, each resolved when a pipeline first uses it: a secret missing from a
+    group that a pipeline does not use never fails that pipeline. `used` lists the resolved ones."""
+
+    def __init__(self, config: dict, root: Path, env):
+        super().__init__()
+        self.config, self.root, self.env = config or {}, Path(root), env
+        self.used: list[str] = []
+        self._dotenv: dict | None = None
+
+    def __contains__(self, name) -> bool:
+        return name in self.config
+
+    def __bool__(self) -> bool:
+        return bool(self.config)
+
+    def __getitem__(self, name):
+        if not dict.__contains__(self, name):
+            if name not in self.config:
+                raise KeyError(name)
+            dict.__setitem__(self, name, self._resolve(name))
+            self.used.append(name)
+        return dict.__getitem__(self, name)
+
+    def _resolve(self, name: str) -> dict:
+        spec = self.config[name] or {}
         group = {str(k): _var(v) for k, v in (spec.get("variables") or {}).items()}
         for secret in spec.get("secrets") or []:
-            if secret in env:
-                value = env[secret]
+            if secret in self.env:
+                value = self.env[secret]
             else:
-                dotenv = read_dotenv(root / ".env") if dotenv is None else dotenv
-                if secret not in dotenv:
+                if self._dotenv is None:
+                    self._dotenv = read_dotenv(self.root / ".env")
+                if secret not in self._dotenv:
                     raise VariableError(f"variable group '{name}': secret {secret} is not set in the environment "
-                                        f"or in {root / '.env'}")
-                value = dotenv[secret]
+                                        f"or in {self.root / '.env'}")
+                value = self._dotenv[secret]
             group[secret] = Var(value, secret=True, literal=True)
-        groups[name] = group
-    return groups
+        return group
+
+
+def variable_groups(config: dict, root: Path, env: dict | None = None) -> Groups:
+    """Groups from mlops.yml `ci.variable_groups`: plain values, and secrets from the environment or .env,
+    each group read when a pipeline uses it."""
+    return Groups(config, root, os.environ if env is None else env)
