@@ -79,8 +79,6 @@ def gather(settings: Settings, store: Store, approval: dict, client=None) -> Evi
 def _from_mlflow(settings: Settings, client, evidence: Evidence) -> None:
     from mlflow.exceptions import MlflowException
 
-    from ml_service.deploy import records
-
     try:
         version = client.get_model_version(evidence.model_name, evidence.version)
     except MlflowException as exc:
@@ -90,16 +88,16 @@ def _from_mlflow(settings: Settings, client, evidence: Evidence) -> None:
     evidence.metric = tags.get("metric", "")
     evidence.drift = {k: v for k, v in tags.items() if k.startswith("drift")}
     evidence.pipeline_run_id = tags.get("pipeline_run_id", "")
-    live = records.current(settings, "production", evidence.model_name)
-    evidence.production = live.version if live else ""
+    from ml_service.studio import mlruns
+
+    live = mlruns.where_live(client, evidence.model_name, evidence.approval["environment"])
+    evidence.production = ", ".join(f"{v} ({', '.join(places)})" if "desired" in " ".join(places) else v
+                                    for v, places in sorted(live.items()))
     if not evidence.pipeline_run_id:
         evidence.problems.append(f"{evidence.ref} names no pipeline run (tag pipeline_run_id)")
         return
-    from ml_service.studio import mlruns
-
     try:
-        steps = mlruns.steps(client, evidence.pipeline_run_id)
-        evidence.experiment_id = client.get_run(evidence.pipeline_run_id).info.experiment_id
+        evidence.experiment_id, steps = _recorded_steps(client, evidence.pipeline_run_id)
     except MlflowException as exc:
         evidence.problems.append(f"pipeline run {evidence.pipeline_run_id}: {exc.message}")
         return
@@ -116,3 +114,19 @@ def _from_mlflow(settings: Settings, client, evidence: Evidence) -> None:
     if evidence.candidate is None and evidence.metric in tags:
         evidence.candidate = float(tags[evidence.metric])
         evidence.problems.append("no evaluate step recorded both numbers; the candidate's registered metric is shown")
+
+
+_FINISHED: dict[str, tuple[str, list]] = {}  # pipeline run id -> (experiment, steps) of runs that ended
+
+
+def _recorded_steps(client, run_id: str) -> tuple[str, list]:
+    """The experiment and steps of a pipeline run; kept once the run has ended (they no longer change)."""
+    if run_id in _FINISHED:
+        return _FINISHED[run_id]
+    from ml_service.studio import mlruns
+
+    run = mlruns.pipeline_run(client, run_id)
+    found = (run.experiment_id, mlruns.steps(client, run_id))
+    if run.status in ("FINISHED", "FAILED", "KILLED") and len(_FINISHED) < 1000:
+        _FINISHED[run_id] = found
+    return found

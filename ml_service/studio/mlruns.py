@@ -68,12 +68,7 @@ def _pipeline(run) -> PipelineRun:
 
 def experiment_ids(client, settings: Settings) -> list[str]:
     """The experiments of every model project in mlops.yml that exist."""
-    ids = []
-    for model in settings.models:
-        experiment = client.get_experiment_by_name(model.experiment)
-        if experiment is not None:
-            ids.append(experiment.experiment_id)
-    return ids
+    return [found for found in (experiment_id(client, m.experiment) for m in settings.models) if found]
 
 
 def pipeline_runs(client, settings: Settings, limit: int = 100) -> list[PipelineRun]:
@@ -155,30 +150,59 @@ class ModelRow:
     live: list[str]
 
 
+# (client, name) -> (client, id): an experiment keeps its id, deleted or restored. The client is held
+# so that its id() names it for as long as the entry lives.
+_EXPERIMENTS: dict[tuple[int, str], tuple[object, str]] = {}
+
+
+def experiment_id(client, name: str) -> str | None:
+    """The id of an experiment by name, looked up once per client."""
+    key = (id(client), name)
+    if key not in _EXPERIMENTS:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            return None
+        _EXPERIMENTS[key] = (client, experiment.experiment_id)
+    return _EXPERIMENTS[key][1]
+
+
+def where_live(client, model_name: str, environment: str = "") -> dict[str, list[str]]:
+    """Version -> environments where it is live, or is the newest desired (GitOps) state, from the
+    deployment records of one model (and one environment, when named); one query."""
+    from ml_service.deploy import records
+
+    experiment = experiment_id(client, records.EXPERIMENT)
+    if experiment is None:
+        return {}
+    query = f"tags.`mlops.kind` = 'deployment' and tags.model_name = '{model_name}'"
+    if environment:
+        query += f" and tags.environment = '{environment}'"
+    found: dict[str, set[str]] = {}
+    desired_seen = set()
+    for run in client.search_runs([experiment], query, order_by=["attributes.start_time DESC"], max_results=1000):
+        tags = run.data.tags
+        place, version, status = tags.get("environment", ""), tags.get("model_version", ""), tags.get("status")
+        if status == records.LIVE:
+            found.setdefault(version, set()).add(place)
+        elif status == records.DESIRED and place not in desired_seen:
+            desired_seen.add(place)
+            found.setdefault(version, set()).add(f"{place} (desired state)")
+    return {version: sorted(places) for version, places in found.items()}
+
+
 def models(client, settings: Settings) -> dict[str, list[ModelRow]]:
     """Registered model name -> its versions, newest first, for every model project."""
-    from ml_service.deploy import records
     from ml_service.workspace import registry
 
-    deployments = records.list_deployments(settings)
     shown = {}
     for project in settings.models:
-        live: dict[str, set[str]] = {}
-        desired_seen = set()
-        for d in deployments:
-            if d.model_name != project.name:
-                continue
-            if d.status == records.LIVE:
-                live.setdefault(d.version, set()).add(d.environment)
-            elif d.status == records.DESIRED and d.environment not in desired_seen:
-                desired_seen.add(d.environment)
-                live.setdefault(d.version, set()).add(f"{d.environment} (desired state)")
+        live = where_live(client, project.name)
         rows = []
         for v in registry.list_versions(client, project.name):
             tags = v.tags
             dataset = " ".join(filter(None, [tags.get("dataset_name", ""), tags.get("dataset_digest", "")[:12]]))
             rows.append(ModelRow(v.name, v.version, v.aliases, v.metric, tags.get(v.metric, ""), v.created / 1000,
                                  dataset, tags.get("git_commit", ""), tags.get("pipeline_run_id", ""),
-                                 tags.get("BuildId", ""), sorted(live.get(v.version, set()))))
+                                 tags.get("BuildId", ""), live.get(v.version, [])))
         shown[project.name] = rows
     return shown

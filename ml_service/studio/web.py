@@ -47,13 +47,19 @@ class Studio:
     sessions: Sessions = field(default_factory=Sessions)
     templates: Environment = field(default_factory=environment)
     _client: object = None
+    _store: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def store(self):
-        """The CI run store (reconciled: dead runs marked, expired approvals timed out)."""
+        """The CI run store, reconciled on every request (dead runs marked, expired approvals timed out)."""
         from ml_service.ci.service import open_store
 
-        return open_store(self.settings)
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self.settings)
+                return self._store
+        self._store.reconcile()
+        return self._store
 
     def client(self):
         """An MlflowClient on the workspace (made once; MLflow is imported here, not at start-up)."""
