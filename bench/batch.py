@@ -14,7 +14,10 @@ written).
 Peak memory is the summed RSS of the whole process tree (sampled every 20 ms, cheaply: the sampler
 runs beside both and must not take a core's share from either) for --rows and --big-rows.
 
-Usage: python bench/batch.py [--rows 1000000] [--big-rows 4000000] [--workers 0].
+Both sides of the 1 M comparison run --rounds times, alternating (baseline, ours, baseline, ...), so that a
+change in a shared machine's load hits both; the medians are compared and each round's ratio is printed.
+
+Usage: python bench/batch.py [--rows 1000000] [--big-rows 4000000] [--workers 0] [--rounds 3].
 Goals on a 2-core machine: ours >= 1.7x the baseline; peak memory within 10% between 1 M and 4 M rows.
 """
 from __future__ import annotations
@@ -23,6 +26,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=4_000_000)
     parser.add_argument("--workers", type=int, default=0, help="0: one per core")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (default: 3)")
     args = parser.parse_args()
     from ml_service.config import load_settings
 
@@ -133,30 +139,46 @@ def main() -> None:
         columns = make_input(model, args.rows, small)
         make_input(model, args.big_rows, big)
 
-        base_wall, base_peak, out = measured([sys.executable, "-c", BASELINE, score_module_for(settings, model.name),
-                                              str(model_dir), str(small), str(tmp / "base.parquet"),
-                                              ",".join(columns)], env)
-        base = json.loads(out)
-        results = {}
-        for name, path in (("small", small), ("big", big)):
-            command = [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model", f"{model.name}:"
-                       f"{version.version}", "--input", str(path), "--output", str(tmp / f"out-{name}"),
-                       "--workers", str(args.workers)]
-            wall, peak, out = measured(command, env)
-            work = float(re.search(r" in ([0-9.]+)s ", out).group(1))
-            results[name] = (wall, work, peak)
-        wall, work, peak = results["small"]
-        mb = 1 << 20
-        print(f"\n{args.rows:,} rows of {model.project} input ({os.cpu_count()} cores)")
-        print(f"{'':<28}{'baseline':>12}{'ours':>12}{'ratio':>9}")
-        print(f"{'end to end (process) s':<28}{base_wall:>12.2f}{wall:>12.2f}{base_wall / wall:>8.2f}x")
-        print(f"{'work phase s':<28}{base['work']:>12.2f}{work:>12.2f}{base['work'] / work:>8.2f}x")
-        print(f"{'rows/s (work phase)':<28}{args.rows / base['work']:>12,.0f}{args.rows / work:>12,.0f}")
-        print(f"{'peak RSS MiB':<28}{base_peak / mb:>12.0f}{peak / mb:>12.0f}")
-        big_peak = results["big"][2]
-        print(f"\npeak RSS of ours: {args.rows:,} rows {peak / mb:.0f} MiB, {args.big_rows:,} rows {big_peak / mb:.0f} "
-              f"MiB ({(big_peak / peak - 1):+.1%}); {args.big_rows:,} rows took {results['big'][0]:.1f}s end to end, "
-              f"{results['big'][1]:.1f}s work")
+        baseline = [sys.executable, "-c", BASELINE, score_module_for(settings, model.name), str(model_dir), str(small),
+                    str(tmp / "base.parquet"), ",".join(columns)]
+
+        def ours(path: Path, name: str) -> list[str]:
+            shutil.rmtree(tmp / f"out-{name}", ignore_errors=True)
+            return [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model", f"{model.name}:"
+                    f"{version.version}", "--input", str(path), "--output", str(tmp / f"out-{name}"),
+                    "--workers", str(args.workers)]
+
+        rounds = {"baseline": [], "ours": []}
+        load = [os.getloadavg()[0]]
+        for i in range(args.rounds):  # alternating, so that a change in the machine's load hits both sides
+            print(f"round {i + 1} of {args.rounds} ...", flush=True)
+            wall, peak, out = measured(baseline, env)
+            rounds["baseline"].append((wall, json.loads(out)["work"], peak))
+            wall, peak, out = measured(ours(small, "small"), env)
+            rounds["ours"].append((wall, float(re.search(r" in ([0-9.]+)s ", out).group(1)), peak))
+        big_wall, big_peak, out = measured(ours(big, "big"), env)
+        big_work = float(re.search(r" in ([0-9.]+)s ", out).group(1))
+        load.append(os.getloadavg()[0])
+        report(args, model.project, rounds, (big_wall, big_work, big_peak), load)
+
+
+def report(args, project: str, rounds: dict, big: tuple, load: list) -> None:
+    """Print both sides (median of the rounds, and each round), the ratios, and the memory peaks."""
+    mb = 1 << 20
+    base = [statistics.median(values) for values in zip(*rounds["baseline"])]
+    ours = [statistics.median(values) for values in zip(*rounds["ours"])]
+    print(f"\n{args.rows:,} rows of {project} input ({os.cpu_count()} cores; load average {load[0]:.1f} before, "
+          f"{load[1]:.1f} after); median of {args.rounds} alternating rounds")
+    print(f"{'':<28}{'baseline':>12}{'ours':>12}{'ratio':>9}")
+    print(f"{'end to end (process) s':<28}{base[0]:>12.2f}{ours[0]:>12.2f}{base[0] / ours[0]:>8.2f}x")
+    print(f"{'work phase s':<28}{base[1]:>12.2f}{ours[1]:>12.2f}{base[1] / ours[1]:>8.2f}x")
+    print(f"{'rows/s (work phase)':<28}{args.rows / base[1]:>12,.0f}{args.rows / ours[1]:>12,.0f}")
+    print(f"{'peak RSS MiB':<28}{base[2] / mb:>12.0f}{ours[2] / mb:>12.0f}")
+    each = ", ".join(f"{b[0] / o[0]:.2f}x" for b, o in zip(rounds["baseline"], rounds["ours"]))
+    print(f"end-to-end ratio of each round: {each}")
+    print(f"\npeak RSS of ours: {args.rows:,} rows {ours[2] / mb:.0f} MiB, {args.big_rows:,} rows {big[2] / mb:.0f} "
+          f"MiB ({(big[2] / ours[2] - 1):+.1%}); {args.big_rows:,} rows took {big[0]:.1f}s end to end, "
+          f"{big[1]:.1f}s work")
 
 
 if __name__ == "__main__":

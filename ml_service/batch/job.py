@@ -1,10 +1,20 @@
-"""A batch job. The job's process plans and collects: it reads the input's bytes once (digest, row count, the
-byte range of every CSV chunk) while a child process starts MLflow and resolves and downloads the model
-(recorder.py); it loads the model once and forks the scoring workers from it, so they share it and never
-import MLflow; each worker reads its own chunks, scores them and writes one Parquet part a chunk; the manifest
-is updated after every chunk, with at most IN_FLIGHT_PER_WORKER chunks a worker in flight, so memory does not
-grow with the input. A rerun continues where a killed job stopped and a finished job is not redone. Rejected
-rows end in <output>/_rejects.csv.
+"""A batch job, in three kinds of processes: the job's own plans and collects, a short MLflow process
+(recorder.py) records the run, and the scoring workers score.
+
+1. The model version is found first: in the embedded workspace straight from the registry's sqlite tables
+   (local_store.py, no MLflow import, the model loaded in place), else by the MLflow process, which
+   resolves and downloads it while the job's process reads the input once (digest, rows, chunk ranges).
+2. The job's process loads the model once and forks the workers from it (they share it, copy-on-write,
+   and never import MLflow), while the MLflow process starts on the core the loading leaves free.
+3. A new job hands out each chunk as soon as the pass over the input's bytes has found it (source.stream),
+   so scoring starts before the pass ends; a resumed job checks the input's digest against its manifest
+   first. Each worker reads its own chunks (a CSV byte range, Parquet row groups), scores them and writes
+   one Parquet part a chunk; the manifest is updated after every chunk (once the digest is known), with at
+   most IN_FLIGHT_PER_WORKER chunks a worker in flight, so memory does not grow with the input. The run is
+   started in MLflow once the input's digest is known, and finished at the end.
+
+A rerun continues where a killed job stopped and a finished job is not redone. Rejected rows end in
+<output>/_rejects.csv.
 
 Everything the job writes besides the parts starts with "_" or ".", so `pandas.read_parquet(output)`
 (pyarrow datasets skip such names) reads exactly the predictions.
@@ -112,8 +122,37 @@ def _pool(workers: int, batch_model: model.BatchModel, output: Path, root: Path)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=args)
 
 
-def _score(executor, workers: int, spec, tasks, state, progress, started) -> int:
-    """Score every chunk not done yet; update the manifest after each; the rows scored now."""
+class _Run:
+    """The job's MLflow run, asked for once the input's digest is known and answered while the workers score
+    (the MLflow process answers in order, so its run id is read when it is there, or at the end)."""
+
+    def __init__(self, recorder, spec: JobSpec, state: dict):
+        self.recorder, self.spec, self.state = recorder, spec, state
+        self.asked = False
+
+    def ask(self) -> None:
+        self.recorder.send("start", dict(self.state), self.spec)
+        self.asked = True
+
+    def poll(self) -> None:
+        """Take the run id if the answer is there (and save it in the manifest)."""
+        if self.asked and "run_id" not in self.state and self.recorder.answered():
+            self.take()
+
+    def take(self) -> str:
+        if "run_id" not in self.state:
+            self.state["run_id"] = self.recorder.receive()
+            manifest.save(self.spec.output, self.state)
+        return self.state["run_id"]
+
+    def finish(self, seconds: float, scored_now: int, failed: bool) -> None:
+        if self.asked:
+            self.recorder.call("finish", self.take(), _totals(self.state["chunks"]), seconds, scored_now, failed)
+
+
+def _score(executor, workers: int, spec, tasks, state, plan, progress, run: _Run) -> int:
+    """Score every chunk not done yet; update the manifest after each (once the input's digest is known, from
+    the end of the pass over its bytes); the rows scored now."""
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -132,9 +171,11 @@ def _score(executor, workers: int, spec, tasks, state, progress, started) -> int
             except Exception as exc:
                 raise BatchError(f"chunk {index} (rows from {first}) failed: {type(exc).__name__}: {exc}") from None
             done[str(index)] = chunk
-            manifest.save(spec.output, state)
+            if plan.complete:
+                manifest.save(spec.output, state)
             scored_now += chunk["scored"]
             progress.update(chunk["rows"])
+        run.poll()
 
     try:
         for index, first, payload in tasks:
@@ -145,11 +186,11 @@ def _score(executor, workers: int, spec, tasks, state, progress, started) -> int
             while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                 collect(wait(pending, return_when=FIRST_COMPLETED).done)
             pending[executor.submit(worker.score_chunk, index, first, payload)] = (index, first)
-            if started is not None:  # the workers are busy: now the run can be recorded
-                started()
-                started = None
-        if started is not None:
-            started()
+        if not state["input_digest"]:  # a new job: the pass is over, its identity is complete
+            state["input_digest"] = plan.digest
+        progress.set_total(plan.rows)
+        manifest.save(spec.output, state)
+        run.ask()
         while pending:
             collect(wait(pending, return_when=FIRST_COMPLETED).done)
     except BrokenProcessPool:
@@ -158,16 +199,9 @@ def _score(executor, workers: int, spec, tasks, state, progress, started) -> int
     return scored_now
 
 
-def _warm_up() -> None:
-    """Import what scoring needs while MLflow starts in the other process."""
-    import pyarrow.csv  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
-
-    from ml_service.batch import worker  # noqa: F401
-
-
 def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     """Run (or resume) a batch job; the counts. BatchError when it cannot run or rejects too many rows."""
+    from ml_service.batch import local_store
     from ml_service.batch.recorder import Recorder
     from ml_service.cli_support import model_of
 
@@ -179,13 +213,14 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
     with Recorder(settings) as recorder:
-        recorder.send("resolve", spec.model)
-        if previous is None:  # a new job: download the model now, while the input is read
-            recorder.send("download", str(spec.output / "_model"))
-        plan = source.scan(parts, spec.chunk_rows)
-        _warm_up()
-        name, version = recorder.receive()
-        identity = {"model_name": name, "model_version": version, "input_digest": plan.digest,
+        found = local_store.find(settings.tracking_uri, spec.model)
+        if found is None:  # MLflow resolves (and, for a new job, downloads) it while the input is read
+            recorder.send("resolve", spec.model)
+            if previous is None:
+                recorder.send("download", str(spec.output / "_model"))
+        plan = source.scan(parts, spec.chunk_rows) if previous is not None or found is None else None
+        name, version, directory = found or (*recorder.receive(), None)
+        identity = {"model_name": name, "model_version": version, "input_digest": plan.digest if plan else "",
                     "chunk_rows": spec.chunk_rows}
         if previous:
             manifest.check_same_job(previous, identity, spec.output)
@@ -197,36 +232,39 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
                 f"{totals['rejected']:,} rejected, {name} v{version})")
             return _verdict(spec, JobResult(**totals, seconds=0.0, run_id=state.get("run_id", ""),
                                             nothing_to_do=True, model_name=name, model_version=version), say)
-        if previous is not None:
-            recorder.send("download", str(spec.output / "_model"))
-        directory = Path(recorder.receive())
+        if directory is None:
+            if previous is not None:
+                recorder.send("download", str(spec.output / "_model"))
+            directory = Path(recorder.receive())
         state.update(chunks=done, status="running")
         _clean(spec.output, done)
         batch_model = model.describe(settings, name, version, directory)
         columns = {part: model.columns_to_read(batch_model.schema, part.columns(), str(part.path)) for part in parts}
         workers = spec.workers or len(os.sched_getaffinity(0))
         with _pool(workers, batch_model, spec.output, settings.root) as executor:
-            tasks = source.tasks(parts, plan, columns.__getitem__, spec.chunk_rows)
-            return _run(recorder, spec, batch_model, state, done, executor, workers, tasks, plan.rows, say)
+            if plan is None:
+                plan = source.Scan("", 0)
+                tasks = source.stream(parts, spec.chunk_rows, columns.__getitem__, plan)
+            else:
+                tasks = source.tasks(parts, plan, columns.__getitem__, spec.chunk_rows)
+            return _run(recorder, spec, batch_model, state, done, executor, workers, tasks, plan, say)
 
 
-def _run(recorder, spec, batch_model, state, done, executor, workers, tasks, rows, say) -> JobResult:
+def _run(recorder, spec, batch_model, state, done, executor, workers, tasks, plan, say) -> JobResult:
     resumed = f", resuming after {len(done)} finished chunk(s)" if done else ""
     say(f"batch {batch_model.name} v{batch_model.version}: {spec.input} -> {spec.output} ({workers} workers, "
         f"{spec.chunk_rows:,} rows a chunk{resumed})")
-    progress = Progress(rows, already=_totals(done)["rows"])
+    progress = Progress(plan.rows if plan.complete else None, already=_totals(done)["rows"])
     started = time.monotonic()
-
-    def record_start() -> None:
-        state["run_id"] = recorder.call("start", dict(state), spec)
-        manifest.save(spec.output, state)
-
+    run = _Run(recorder, spec, state)
     try:
-        scored_now = _score(executor, workers, spec, tasks, state, progress, record_start)
+        scored_now = _score(executor, workers, spec, tasks, state, plan, progress, run)
     except BaseException:
         progress.done()
-        if state.get("run_id"):
-            recorder.call("finish", state["run_id"], _totals(state["chunks"]), time.monotonic() - started, 0, True)
+        try:
+            run.finish(time.monotonic() - started, 0, True)
+        except BatchError:  # the MLflow process is gone too: the error that stopped the job is the one to tell
+            pass
         raise
     progress.done()
     seconds = time.monotonic() - started
@@ -235,10 +273,10 @@ def _run(recorder, spec, batch_model, state, done, executor, workers, tasks, row
     manifest.save(spec.output, state)
     shutil.rmtree(spec.output / "_model", ignore_errors=True)
     totals = _totals(state["chunks"])
+    failed = totals["rejected"] > spec.max_reject_fraction * totals["rows"]
+    run.finish(seconds, scored_now, failed)
     result = JobResult(**totals, seconds=seconds, run_id=state["run_id"], model_name=batch_model.name,
                        model_version=batch_model.version)
-    failed = totals["rejected"] > spec.max_reject_fraction * totals["rows"]
-    recorder.call("finish", state["run_id"], totals, seconds, scored_now, failed)
     say(f"scored {totals['scored']:,} of {totals['rows']:,} rows, rejected {totals['rejected']:,} in {seconds:.2f}s "
         f"({scored_now / max(seconds, 1e-9):,.0f} rows/s now); MLflow run {state['run_id']}")
     return _verdict(spec, result, say)

@@ -13,20 +13,27 @@ PLAIN_EVERY = 10.0  # seconds between plain lines
 class Progress:
     """update(rows) after each chunk; done() ends the bar."""
 
-    def __init__(self, total: int, already: int = 0, stream=None):
+    def __init__(self, total: int | None, already: int = 0, stream=None):
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.total, self.already, self.rows = max(total, 1), already, already
+        self.total, self.already, self.rows = total, already, already  # total None: not counted yet
         self.started = self.last = time.monotonic()
+
+    def set_total(self, total: int) -> None:
+        """The total is known now (a new job's input is counted while it is scored)."""
+        self.total = total
 
     def _text(self) -> str:
         took = max(time.monotonic() - self.started, 1e-6)
         rate = (self.rows - self.already) / took
-        left = max(self.total - self.rows, 0)
-        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-        share = min(self.rows / self.total, 1.0)
+        if self.total is None:
+            eta, share, total = "?", 0.0, "?"
+        else:
+            left = max(self.total - self.rows, 0)
+            eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+            share, total = min(self.rows / max(self.total, 1), 1.0), f"{self.total:,}"
         bar = "#" * int(share * WIDTH)
-        return f"[{bar:<{WIDTH}}] {self.rows:,}/{self.total:,} rows  {rate:,.0f} rows/s  ETA {eta}"
+        return f"[{bar:<{WIDTH}}] {self.rows:,}/{total} rows  {rate:,.0f} rows/s  ETA {eta}"
 
     def update(self, rows: int) -> None:
         """rows more are done."""

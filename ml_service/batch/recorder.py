@@ -3,8 +3,10 @@ and starts and ends the job's run, while the job's process (which never imports 
 loads the model once and forks the scoring workers from it.
 
 Requests are answered in the order they were sent, so the job sends "resolve" and "download" at once and
-plans the input while MLflow starts. The child is forked before any heavy import when the job's process has
-no other thread (else it is spawned); it ignores Ctrl-C (the job ends the run) and exits when the job does.
+plans the input while MLflow starts. When the model was found without MLflow (local_store.py), the child's
+work (mostly importing MLflow) runs beside the job's loading of the model, off its critical path. The child
+is forked before any heavy import when the job's process has no other thread (else it is spawned); it
+ignores Ctrl-C (the job ends the run) and exits when the job does.
 """
 from __future__ import annotations
 
@@ -90,6 +92,10 @@ class Recorder:
     def send(self, name: str, *args) -> None:
         """Ask for name(*args); the answer is read by receive()."""
         self.conn.send((name, args))
+
+    def answered(self) -> bool:
+        """True when an answer is waiting to be received."""
+        return self.conn.poll()
 
     def receive(self):
         """The answer to the oldest request not read yet; a BatchError when it failed."""

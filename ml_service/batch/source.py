@@ -1,11 +1,15 @@
 """The input of a batch job: a CSV or Parquet file, or a folder of such parts, planned and read in chunks.
 
 Chunks are deterministic (chunk_rows rows, never spanning two parts), so a resumed job cuts the input
-exactly as the first attempt did. One pass over the bytes (scan) gives the input's digest and, for a CSV,
-the byte range of whole lines each chunk covers: the workers read and parse their own ranges, the job's
-process only plans. A line break ends a row (values must not contain line breaks; blank lines are
-skipped). CSV values are read as text, so that one bad value rejects one row (see convert.py) instead of
-failing the whole file; Parquet keeps its types and is read in order by the job's process (it is cheap).
+exactly as the first attempt did. One pass over the bytes gives the input's digest and, for a CSV, the
+byte range of whole lines each chunk covers; a Parquet part's chunks come from its footer (row groups and
+their row counts). The workers read and parse their own chunks (a CSV byte range; a Parquet chunk's row
+groups, decoded only as far as the chunk goes); the job's process only plans, and hands out each chunk as
+soon as the pass has found it (stream), so scoring starts before the pass is over.
+
+A line break ends a CSV row (values must not contain line breaks; blank lines are skipped). CSV values are
+read as text, so that one bad value rejects one row (see convert.py) instead of failing the whole file;
+Parquet keeps its types.
 """
 from __future__ import annotations
 
@@ -54,13 +58,26 @@ class CsvRange:
     columns: tuple
 
 
+@dataclass(frozen=True)
+class ParquetSlice:
+    """rows rows of a Parquet part, from row `offset` of its row group row_groups[0] on (read by a worker)."""
+
+    path: str
+    row_groups: tuple
+    offset: int
+    rows: int
+    columns: tuple
+
+
 @dataclass
 class Scan:
-    """The input's digest, its row count (exact for CSV and Parquet), and each CSV part's chunk ranges."""
+    """The input's digest, its row count (exact for CSV and Parquet), and each CSV part's chunk ranges;
+    complete once the pass over every byte is over."""
 
     digest: str
     rows: int
     ranges: dict = field(default_factory=dict)  # part index -> [(start, stop, rows), ...]
+    complete: bool = False
 
 
 def list_parts(path: Path) -> list[Part]:
@@ -128,28 +145,43 @@ class _Lines:
         return self.ranges
 
 
-def scan(parts: list[Part], chunk_rows: int) -> Scan:
-    """One pass over every part's bytes: sha256 over names and bytes, the rows, CSV chunk ranges."""
-    sha, result = hashlib.sha256(), Scan("", 0)
+def _pass(parts: list[Part], chunk_rows: int, plan: Scan) -> Iterator[tuple[int, tuple]]:
+    """One pass over every part's bytes (sha256 over names and bytes, the rows, CSV chunk ranges), yielding
+    (part index, (start, stop, rows)) for each CSV chunk as soon as it is found, and (part index, None) once
+    before each Parquet part is read; plan is complete at the end."""
+    sha = hashlib.sha256()
     for i, part in enumerate(parts):
         sha.update(part.path.name.encode() + b"\0")
         lines = _Lines(chunk_rows) if part.format == "csv" else None
-        offset = 0
+        if lines is None:
+            yield i, None
+        offset, found = 0, 0
         with open(part.path, "rb") as handle:
             while block := handle.read(BLOCK):
                 sha.update(block)
                 if lines:
                     lines.feed(block, offset)
+                    for found in range(found, len(lines.ranges)):
+                        yield i, lines.ranges[found]
+                    found = len(lines.ranges)
                 offset += len(block)
         if lines:
-            result.ranges[i] = lines.close(offset)
-            result.rows += lines.rows
+            plan.ranges[i] = lines.close(offset)
+            for chunk in plan.ranges[i][found:]:
+                yield i, chunk
+            plan.rows += lines.rows
         else:
-            import pyarrow.parquet as pq
+            plan.rows += _parquet_file(part).metadata.num_rows
+    plan.digest = sha.hexdigest()
+    plan.complete = True
 
-            result.rows += pq.ParquetFile(part.path).metadata.num_rows
-    result.digest = sha.hexdigest()
-    return result
+
+def scan(parts: list[Part], chunk_rows: int) -> Scan:
+    """One pass over every part's bytes: sha256 over names and bytes, the rows, CSV chunk ranges."""
+    plan = Scan("", 0)
+    for _ in _pass(parts, chunk_rows, plan):
+        pass
+    return plan
 
 
 def digest(parts: list[Part]) -> tuple[str, int]:
@@ -186,43 +218,112 @@ def read_range(chunk: CsvRange):
     return table
 
 
-def _parquet_tables(part: Part, columns: list[str], chunk_rows: int):
-    """Tables of chunk_rows rows (the last one shorter) of a Parquet part, in order."""
+def _parquet_file(part: Part):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pending, count = [], 0
-    for batch in pq.ParquetFile(part.path).iter_batches(batch_size=min(chunk_rows, 1 << 16), columns=columns):
-        pending.append(batch)
-        count += batch.num_rows
-        while count >= chunk_rows:
-            table = pa.Table.from_batches(pending)
-            yield table.slice(0, chunk_rows)
-            rest = table.slice(chunk_rows)
-            pending, count = rest.to_batches(), rest.num_rows
-    if count:
-        yield pa.Table.from_batches(pending)
+    try:
+        return pq.ParquetFile(part.path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BatchError(f"{part.path}: not a readable Parquet file: {exc}") from None
+
+
+def parquet_slices(part: Part, columns: list[str], chunk_rows: int) -> Iterator[ParquetSlice]:
+    """The chunks of a Parquet part (chunk_rows rows each, the last one shorter), from its footer alone."""
+    metadata = _parquet_file(part).metadata
+    sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    group, group_start, position = 0, 0, 0
+    while position < metadata.num_rows:
+        while group_start + sizes[group] <= position:  # the row group holding row `position`
+            group_start += sizes[group]
+            group += 1
+        rows = min(chunk_rows, metadata.num_rows - position)
+        last, end = group, group_start + sizes[group]
+        while end < position + rows:
+            last += 1
+            end += sizes[last]
+        yield ParquetSlice(str(part.path), tuple(range(group, last + 1)), position - group_start, rows,
+                           tuple(columns))
+        position += rows
+
+
+def read_slice(chunk: ParquetSlice):
+    """The rows of a Parquet chunk as a pyarrow Table: its row groups decoded batch by batch, only as far as
+    the chunk goes (a chunk in the middle of a large row group still decodes the rows before it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batches, position, stop = [], 0, chunk.offset + chunk.rows
+    try:
+        reader = pq.ParquetFile(chunk.path)
+        for batch in reader.iter_batches(batch_size=min(max(chunk.rows, 1024), 1 << 16), row_groups=chunk.row_groups,
+                                         columns=list(chunk.columns), use_threads=False):
+            end = position + batch.num_rows
+            begin = max(chunk.offset, position)
+            if end > begin:
+                batches.append(batch.slice(begin - position, min(end, stop) - begin))
+            position = end
+            if position >= stop:
+                break
+        schema = reader.schema_arrow
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BatchError(f"{chunk.path}: not a readable Parquet file: {exc}") from None
+    table = pa.Table.from_batches(batches, schema=pa.schema([schema.field(c) for c in chunk.columns]))
+    if table.num_rows != chunk.rows:
+        raise BatchError(f"{chunk.path}: {table.num_rows} rows in row groups {list(chunk.row_groups)} from "
+                         f"{chunk.offset}, {chunk.rows} expected (the file changed?)")
+    return table
+
+
+def read(payload):
+    """The rows of a chunk (a CsvRange or a ParquetSlice) as a pyarrow Table."""
+    return read_range(payload) if isinstance(payload, CsvRange) else read_slice(payload)
+
+
+def _payloads(part: Part, found, columns_of, chunk_rows: int):
+    if part.format == "csv":
+        header, columns = tuple(part.columns()), tuple(columns_of(part))
+        return (CsvRange(str(part.path), start, stop, rows, header, columns) for start, stop, rows in found)
+    return parquet_slices(part, columns_of(part), chunk_rows)
+
+
+def _numbered(payloads) -> Iterator[tuple[int, int, object]]:
+    index = first = 0
+    for payload in payloads:
+        yield index, first, payload
+        index += 1
+        first += payload.rows
 
 
 def tasks(parts: list[Part], plan: Scan, columns_of, chunk_rows: int) -> Iterator[tuple[int, int, object]]:
-    """(chunk index, number of its first row in the whole input, a CsvRange or a pyarrow Table) for every
-    chunk, in order; columns_of(part) names the columns to read from a part."""
-    index = first = 0
-    for i, part in enumerate(parts):
-        if part.format == "csv":
-            header, columns = tuple(part.columns()), tuple(columns_of(part))
-            payloads = (CsvRange(str(part.path), start, stop, rows, header, columns)
-                        for start, stop, rows in plan.ranges[i])
-        else:
-            payloads = _parquet_tables(part, columns_of(part), chunk_rows)
-        for payload in payloads:
-            yield index, first, payload
-            index += 1
-            first += payload.rows if isinstance(payload, CsvRange) else payload.num_rows
+    """(chunk index, number of its first row in the whole input, a CsvRange or a ParquetSlice) for every
+    chunk, in order, from a complete plan; columns_of(part) names the columns to read from a part."""
+    def payloads():
+        for i, part in enumerate(parts):
+            yield from _payloads(part, plan.ranges.get(i, ()), columns_of, chunk_rows)
+
+    return _numbered(payloads())
+
+
+def stream(parts: list[Part], chunk_rows: int, columns_of, plan: Scan) -> Iterator[tuple[int, int, object]]:
+    """The same tasks as tasks(), each handed out as soon as the pass over the bytes has found it; plan (new,
+    empty) is filled as the pass goes and complete once the last task is out."""
+    def payloads():
+        header = {}
+        for i, chunk in _pass(parts, chunk_rows, plan):
+            part = parts[i]
+            if chunk is None:  # a Parquet part: its chunks are known from its footer
+                yield from parquet_slices(part, columns_of(part), chunk_rows)
+                continue
+            if i not in header:
+                header[i] = (tuple(part.columns()), tuple(columns_of(part)))
+            yield CsvRange(str(part.path), *chunk, *header[i])
+
+    return _numbered(payloads())
 
 
 def chunks(parts: list[Part], columns_of, chunk_rows: int) -> Iterator[tuple[int, int, object]]:
     """(chunk index, number of its first row in the whole input, pyarrow Table) for every chunk, in order."""
     plan = scan(parts, chunk_rows)
     for index, first, payload in tasks(parts, plan, columns_of, chunk_rows):
-        yield index, first, read_range(payload) if isinstance(payload, CsvRange) else payload
+        yield index, first, read(payload)

@@ -1,6 +1,6 @@
 """A worker process of a batch job: the score module is loaded once (init: in the job's process before the
 workers are forked from it, so they share it; in each worker when they cannot be forked), then each chunk is
-read (a CSV byte range) or received (a Parquet table), checked, scored exactly as the scoring service scores a
+read (a CSV byte range, or a Parquet part's row groups), checked, scored exactly as the scoring service scores a
 request (the same score module, the same result handling), and written as one Parquet part, to a temporary
 name first and then renamed, so a part that exists is whole.
 
@@ -105,13 +105,13 @@ def _output(rows: "object", scored: dict) -> pa.Table:
                                           "mlops.model.version": str(model["version"])})
 
 
-def score_chunk(index: int, first_row: int, table: "pa.Table | source.CsvRange") -> dict:
-    """Read (a CSV range), check, score and write chunk index (its rows start at first_row); its counts and
-    file digests."""
+def score_chunk(index: int, first_row: int, table: "pa.Table | source.CsvRange | source.ParquetSlice") -> dict:
+    """Read (a CSV range, a Parquet slice), check, score and write chunk index (its rows start at first_row);
+    its counts and file digests."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _score_chunk(index, first_row, table if isinstance(table, pa.Table) else source.read_range(table))
+        return _score_chunk(index, first_row, table if isinstance(table, pa.Table) else source.read(table))
     finally:
         if enabled:
             gc.enable()

@@ -88,3 +88,36 @@ def test_a_range_that_does_not_parse_into_its_lines_is_an_error_not_a_silent_shi
         list(source.chunks(parts, lambda part: ["a", "b"], 1))
     with pytest.raises(BatchError, match="2 rows in bytes 4-22, 3 lines .a quoted value with a line break"):
         list(source.chunks(parts, lambda part: ["a", "b"], 10))
+
+
+def test_parquet_chunks_are_read_from_their_row_groups_by_the_worker(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"a": [float(i) for i in range(50)], "b": [f"v{i}" for i in range(50)]})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=7)  # chunks of 10 span row groups
+    parts = source.list_parts(tmp_path / "in.parquet")
+    slices = [payload for _, _, payload in source.tasks(parts, source.scan(parts, 10), lambda part: ["a"], 10)]
+    assert all(isinstance(s, source.ParquetSlice) for s in slices)  # planned from the footer, not read
+    planned = [(s.row_groups, s.offset, s.rows) for s in slices[:3]]
+    assert planned == [((0, 1), 0, 10), ((1, 2), 3, 10), ((2, 3, 4), 6, 10)]
+    read = [source.read_slice(s) for s in slices]
+    assert [t.column_names for t in read] == [["a"]] * 5
+    assert sum((t.column("a").to_pylist() for t in read), []) == table.column("a").to_pylist()
+    pq.write_table(table.slice(0, 40), tmp_path / "in.parquet", row_group_size=7)  # changed under the job
+    with pytest.raises(BatchError, match=r"in\.parquet: not a readable Parquet file"):
+        source.read_slice(slices[-1])
+
+
+def test_stream_hands_out_each_chunk_before_the_pass_is_over_and_plans_as_scan_does(tmp_path, monkeypatch):
+    lines = ["a,b"] + [f"{i},x{i}" for i in range(100)]
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    parts = source.list_parts(tmp_path / "in.csv")
+    monkeypatch.setattr(source, "BLOCK", 64)  # many blocks: chunks are found one after another
+    plan, seen = source.Scan("", 0), []
+    for index, first, payload in source.stream(parts, 10, lambda part: ["a", "b"], plan):
+        seen.append((index, first, payload, bool(plan.ranges)))  # ranges: set once the part's pass is over
+    whole = source.scan(parts, 10)
+    assert [s[:3] for s in seen] == list(source.tasks(parts, whole, lambda part: ["a", "b"], 10))
+    assert not seen[0][3] and plan.complete  # the first chunks came out while the pass went on
+    assert (plan.digest, plan.rows, plan.ranges) == (whole.digest, whole.rows, whole.ranges)
