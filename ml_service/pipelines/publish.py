@@ -55,7 +55,18 @@ def _versions(client, experiment_id: str, name: str | None = None) -> list[Publi
 
 
 def publish(settings: Settings, pipeline: Pipeline, make_default: bool = True) -> Published:
-    """Record pipeline as the next version of its name (or return the identical latest one)."""
+    """Record pipeline as the next version of its name (or return the identical latest one).
+
+    Under the workspace's registration lock: two publishes at once never both take the same version.
+    """
+    from ml_service.workspace.promotion import registry_lock
+
+    context = {"tracking_uri": settings.tracking_uri, "state_dir": str(settings.state_dir)}
+    with registry_lock(context, f"published-pipeline-{pipeline.name}"):
+        return _publish(settings, pipeline, make_default)
+
+
+def _publish(settings: Settings, pipeline: Pipeline, make_default: bool) -> Published:
     client, experiment_id = _store(settings)
     digest = digest_text(pipeline.source)
     versions = _versions(client, experiment_id, pipeline.name)

@@ -181,8 +181,11 @@ def register_candidate(context: dict, log_model: Callable[[], str], metric: str,
         current = registry.get_alias(client, name, registry.CHAMPION)
         current_version = str(current.version) if current is not None else None
         if earlier is not None and current_version == str(earlier.version):
+            # killed after the alias moved: finish it and report the version (no release was triggered yet);
+            # registered by another run of the same training run: nothing new to release
+            pending = earlier.tags.get(registry.REGISTRATION_TAG) == registry.PENDING
             registry.complete_registration(client, earlier)
-            return {"values": {"registered_version": str(earlier.version)},
+            return {"values": {"registered_version": str(earlier.version) if pending else ""},
                     "outcome": f"{name} version {earlier.version} (run {train_run}) is already the champion"}
         if current_version is None and not decided_against:
             pending = earlier is not None and earlier.tags.get(registry.REGISTRATION_TAG) == registry.PENDING

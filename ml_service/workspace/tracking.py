@@ -63,7 +63,15 @@ def ensure_experiment(client, settings: Settings, name: str | None = None) -> st
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
+    from mlflow.exceptions import MlflowException
+
     location = None
     if is_local_store(settings):
         location = (settings.artifact_root / name).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it at the same moment: use theirs
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
