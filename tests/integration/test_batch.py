@@ -3,7 +3,8 @@ registered by its own pipeline, then `mlops batch score` runs through the CLI (a
 
 A job killed in the middle (SIGKILL to its whole process group) and resumed gives exactly the output of an
 uninterrupted job; rejected rows are reported; a finished job is not redone; CSV, Parquet and a folder of parts
-give the same predictions; the MLflow run records the counts; the pipeline step runs on the local target.
+give the same predictions; the MLflow run records the counts; the pipeline step runs on the local target and
+(with Docker) on the docker target.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.integration
 ROWS = 60_000
 
 
-def mlops(*args: str, **kwargs) -> subprocess.CompletedProcess:
+def mlops(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, **kwargs)
+                          cwd=ROOT, timeout=timeout, **kwargs)
 
 
 def score(*args: str) -> subprocess.CompletedProcess:
@@ -164,3 +165,28 @@ steps:
     assert result.returncode == 0, result.stderr
     assert f"scored {ROWS:,} of {ROWS:,} rows with {ws.model_name} v1" in result.stdout
     assert len(pd.read_parquet(tmp_path / "out")) == ROWS
+
+
+@pytest.mark.docker
+def test_the_pipeline_step_scores_on_the_docker_compute_target(docker_engine, ws, inputs, scored, tmp_path):
+    """The batch step in a container of the training image (the input mounted read-only, the workspace at
+    its own path, read-write): the same predictions as on this machine, and the step's outcome names the model."""
+    output = ws.state_dir / "scored-in-docker"  # the workspace is mounted: the predictions outlive the container
+    pipeline = tmp_path / "batch.yml"
+    pipeline.write_text(f"""
+name: batch-scoring-in-docker
+steps:
+  score:
+    function: ml_service.batch.step:score
+    inputs:
+      data: {{path: "{inputs['parquet']}"}}
+      model: {{alias: champion}}
+    params: {{output: "{output}", chunk_rows: 20000}}
+    compute: docker
+    reuse: false
+""")
+    result = mlops("pipeline", "run", str(pipeline), timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"scored {ROWS:,} of {ROWS:,} rows with {ws.model_name} v1" in result.stdout
+    pd.testing.assert_frame_equal(pd.read_parquet(output), pd.read_parquet(scored / "parquet"))
+    assert not docker_engine.containers.list(all=True, filters={"label": "mlops.kind=pipeline-step"})
