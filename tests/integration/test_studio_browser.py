@@ -113,17 +113,24 @@ def register_champion_and_candidate(project: Path) -> None:
     client = tracking.connect(settings)
     experiment = tracking.ensure_experiment(client, settings)
     client.create_registered_model(MODEL)
+    first_validate = ""
     for version, value, champion in ((1, CHAMPION, None), (2, CANDIDATE, CHAMPION)):
         parent = client.create_run(experiment, run_name="retrain", tags={
             "mlops.kind": "pipeline", "mlops.pipeline.name": "retrain", "mlops.model.name": MODEL,
             "mlops.outcome": f"registered {MODEL} version {version}", "mlflow.source.git.branch": "main"})
         parent_id = parent.info.run_id
-        validate = client.create_run(experiment, run_name="validate", tags={
-            "mlflow.parentRunId": parent_id, "mlops.step.name": "validate", "mlops.step.executed": "true"})
-        report = project / f"report{version}" / "data_validation.html"
-        report.parent.mkdir()
-        report.write_text(REPORT)
-        client.log_artifact(validate.info.run_id, str(report), "outputs")
+        if not first_validate:  # version 2's pipeline reused this step (and its report)
+            validate = client.create_run(experiment, run_name="validate", tags={
+                "mlflow.parentRunId": parent_id, "mlops.step.name": "validate", "mlops.step.executed": "true"})
+            first_validate = validate.info.run_id
+            report = project / "report" / "data_validation.html"
+            report.parent.mkdir()
+            report.write_text(REPORT)
+            client.log_artifact(first_validate, str(report), "outputs")
+        else:
+            validate = client.create_run(experiment, run_name="validate", tags={
+                "mlflow.parentRunId": parent_id, "mlops.step.name": "validate",
+                "mlops.step.reused_from": first_validate})
         outcome = (f"promoted: candidate mse {value:.4f} vs champion v1 {champion:.4f} on the same test split"
                    if champion else f"promoted: no champion yet; candidate mse {value:.4f}")
         evaluate = client.create_run(experiment, run_name="evaluate", tags={
@@ -280,3 +287,18 @@ def test_an_approver_rejects_another_run(browser, studio):
     assert page.locator("#run-outcome").inner_text() == "rejected"
     assert f"rejected by {OTHER_APPROVER}: “not this week”" in page.inner_text("body")
     assert page.locator("li.stage", has_text="Production").locator(".state").first.inner_text() == "Failed"
+
+
+def test_models_and_ml_runs_show_lineage_reuse_and_the_data_report(browser, studio):
+    page = log_in(browser, studio, APPROVER, "/models")
+    row = page.locator("tr", has=page.locator("td", has_text="@champion"))
+    assert row.locator("td").first.inner_text() == "2"
+    assert f"mse {CANDIDATE:.4f}" in row.inner_text() and "studio_data" in row.inner_text()
+    row.locator("td a").first.click()  # its ML pipeline run
+    page.wait_for_url(f"{studio}/ml/*")
+    steps = page.locator("table").first
+    assert "reused from" in steps.locator("tr", has_text="validate").inner_text()
+    assert f"candidate_mse={CANDIDATE:.4f}" in steps.locator("tr", has_text="evaluate").inner_text()
+    page.frame_locator("iframe.report").get_by_role("heading", name="Data validation passed").wait_for()
+    assert page.get_by_role("link", name="open in the MLflow UI").get_attribute("href").startswith(
+        "http://127.0.0.1:5000/#/experiments/")

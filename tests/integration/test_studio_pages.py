@@ -1,0 +1,97 @@
+"""Studio pages over real records: deployments with live health from a real HTTP server and a QA
+action that really runs `mlops deploy qa`, and an approval past its timeout; the ASGI app is driven
+in-process against a real run store and a real MLflow sqlite store in a temp dir."""
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from ml_service.ci.store import Store
+from ml_service.config import load_settings
+from ml_service.studio import users
+from ml_service.studio.app import create_app
+from tests.unit.test_studio import PASSWORD, Browser
+
+pytestmark = pytest.mark.integration
+MODEL = "studio_pages_model"
+
+
+class Ready(http.server.BaseHTTPRequestHandler):
+    """A scoring service's readiness endpoint, nothing else."""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        self.send_response(200 if self.path == "/v2/health/ready" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "mlops.yml").write_text(f"models:\n  - {{project: {MODEL}, name: {MODEL}}}\nenvironments:\n"
+                                        "  qa: {}\n  production:\n    approval: {approvers: [alice@example.com]}\n")
+    for key in ("MLOPS_MODEL", "MLOPS_TRACKING_URI", "MLOPS_MODEL_NAME", "MLOPS_EXPERIMENT", "MLOPS_USER"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    settings = load_settings()
+    users.add_user(settings.state_dir, "alice@example.com", PASSWORD)
+    return settings
+
+
+def test_deployments_show_live_health_history_and_run_a_qa_rollback(project):
+    from ml_service.deploy import records
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        records.record(project, "qa", MODEL, "1", f"mlops/{MODEL}:1", url, records.LIVE, "external")
+        records.record(project, "qa", MODEL, "2", f"mlops/{MODEL}:2", url, records.LIVE, "external")
+        records.record(project, "production", MODEL, "1", f"mlops/{MODEL}:1", "", records.DESIRED, "gitops")
+        browser = Browser(create_app(project))
+        browser.log_in("alice@example.com")
+        status, _, page = browser.request("GET", "/deployments")
+    finally:
+        server.shutdown()
+    assert status == 200
+    qa = page.split('id="env-2"')[1].split("</section>")[0]  # environments sorted: production, qa
+    assert "<td>2</td>" in qa and "<td>ready</td>" in qa and url in qa
+    assert "Roll back to v1" in qa and "Redeploy v2" in qa
+    assert page.count(">replaced<") == 1 and "desired" in page.split('id="env-1"')[1].split("</section>")[0]
+
+    token = browser.csrf("/deployments")
+    refused = browser.request("POST", "/deployments/qa", {"csrf": token, "model": "other", "version": "1"})
+    assert refused[0] == 400 and "not a model of mlops.yml" in refused[2]
+    status, headers, _ = browser.request("POST", "/deployments/qa", {"csrf": token, "model": MODEL, "version": "1",
+                                                                     "action": "rollback"})
+    assert status == 303
+    logs = project.state_dir / "studio" / "actions"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the real `mlops deploy qa` ends: this version is not registered
+        text = "".join(p.read_text() for p in logs.glob("*.log"))
+        if "error:" in text:
+            break
+        time.sleep(0.3)
+    assert f"rollback by alice@example.com: mlops deploy qa --model {MODEL}:1" in text
+    assert f"cannot find model '{MODEL}:1'" in text
+    assert "cannot find model" in browser.request("GET", "/deployments")[2]
+
+
+def test_an_approval_past_its_timeout_is_rejected_when_the_studio_looks(project):
+    store = Store(project.state_dir / "ci")
+    run_id = store.create_run("release", "release.yml", "Manual", "main", "a" * 40, "dev", {}, str(project.root))
+    store.request_approval(run_id, "Production", "Deploy", "production", -1)
+    store.update_run(run_id, status="waiting")
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    page = browser.request("GET", "/approvals")[2]
+    assert "Nothing waits for approval." in page and "timed out" in page
+    assert store.get_run(run_id).result == "rejected"
+    token = browser.csrf("/approvals")
+    status, _, page = browser.request("POST", f"/approvals/{run_id}", {"csrf": token, "action": "approve"})
+    assert status == 403 and f"run {run_id} has no pending approval" in page
