@@ -71,7 +71,7 @@ def cmd_image_build(args) -> int:
 
     built = build_for_version(command_settings(args, model_of(args.model)), args.model)
     print(f"built {built.tag} ({built.size_bytes / 1e6:.0f} MB) in {built.seconds:.1f}s"
-          + (f"; pushed {built.pushed}" if built.pushed else ""))
+          + (f"; pushed {built.pushed} (digest {built.digest or 'not reported'})" if built.pushed else ""))
     return 0
 
 
@@ -86,13 +86,79 @@ def cmd_deploy_qa(args) -> int:
 
 
 def cmd_deploy_prod(args) -> int:
-    """Deploy a registered model version to production (GitOps desired state on these machines)."""
+    """Deploy a registered model version to production (GitOps desired state on these machines), or run it as
+    the canary with --canary PERCENT."""
     from ml_service.ci.service import identity
-    from ml_service.deploy.production import deploy_prod
 
     settings = command_settings(args, model_of(args.model))
-    print(deploy_prod(settings, args.model, identity(settings), smoke_timeout=args.smoke_timeout).message)
+    if args.canary is not None:
+        from ml_service.deploy.canary import start_canary
+
+        result = start_canary(settings, args.model, args.canary, identity(settings), smoke_timeout=args.smoke_timeout)
+    else:
+        from ml_service.deploy.production import deploy_prod
+
+        result = deploy_prod(settings, args.model, identity(settings), smoke_timeout=args.smoke_timeout)
+    print(result.message)
     return 0
+
+
+def _production_model(args, settings) -> str:
+    """The registered model a production command acts on: --model (name or project), else the selected one."""
+    if not args.model:
+        return settings.model_name
+    for model in settings.models:
+        if args.model in (model.name, model.project):
+            return model.name
+    return args.model
+
+
+def cmd_deploy_promote(args) -> int:
+    """Move all production traffic to the canary's version and remove the canary."""
+    from ml_service.ci.service import identity
+    from ml_service.deploy.canary import promote
+
+    settings = command_settings(args)
+    name = _production_model(args, settings)
+    settings = settings.for_registered(name)
+    print(promote(settings, name, identity(settings), smoke_timeout=args.smoke_timeout).message)
+    return 0
+
+
+def cmd_deploy_abort(args) -> int:
+    """Send all production traffic back to the stable release and remove the canary."""
+    from ml_service.ci.service import identity
+    from ml_service.deploy.canary import abort
+
+    settings = command_settings(args)
+    name = _production_model(args, settings)
+    settings = settings.for_registered(name)
+    print(abort(settings, name, identity(settings)).message)
+    return 0
+
+
+def cmd_deploy_status(args) -> int:
+    """What production should run and what it is known to run, for every model (or one)."""
+    from ml_service.deploy import prod_status
+
+    settings = command_settings(args)
+    names = [_production_model(args, settings)] if args.model else [m.name for m in settings.models]
+    rows = prod_status.production_status(settings, names)
+    print(json.dumps(rows, indent=2) if args.json else prod_status.render(rows))
+    return 0
+
+
+def percent(text: str) -> int:
+    """--canary PERCENT: an integer from 1 to 100."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole percent (1-100)") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{value} is not a percent from 1 to 100 (0 is `mlops deploy abort`)")
+    return value
 
 
 def cmd_deploy_list(args) -> int:
@@ -107,17 +173,18 @@ def cmd_deploy_list(args) -> int:
     rows = checked(rows)  # a live container is checked against the engine: removed or stopped ones say so
     if args.json:
         print(json.dumps([{"model": d.model_name, "version": d.version, "environment": d.environment,
-                           "status": status, "url": d.url, "image": d.image, "mode": d.mode,
+                           "track": d.track, "status": status, "url": d.url, "image": d.image, "mode": d.mode,
                            "target": d.target, "since": records.iso_time(d.time)} for d, status in rows], indent=2))
         return 0
     if not rows:
         print("nothing deployed yet")
         return 0
-    print(f"{'MODEL':<28} {'ENVIRONMENT':<12} {'VERSION':>7}  {'STATUS':<16} {'MODE':<8} {'SINCE':<19}  "
+    print(f"{'MODEL':<28} {'ENVIRONMENT':<17} {'VERSION':>7}  {'STATUS':<16} {'MODE':<8} {'SINCE':<19}  "
           f"{'URL / TARGET':<30} IMAGE")
     for d, status in rows:
         where = d.url or d.target
-        print(f"{d.model_name:<28} {d.environment:<12} {d.version:>7}  {status:<16} {d.mode:<8} "
+        environment = d.environment + (" canary" if d.track != records.STABLE else "")
+        print(f"{d.model_name:<28} {environment:<17} {d.version:>7}  {status:<16} {d.mode:<8} "
               f"{records.format_time(d.time):<19}  {where:<30} {d.image}")
     return 0
 
@@ -168,7 +235,24 @@ def add_commands(groups) -> None:
                                            "desired state to the GitOps target, apply nothing)")
     prod.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
     prod.add_argument("--smoke-timeout", type=float, default=120, help="seconds for the smoke test (default: 120)")
+    prod.add_argument("--canary", type=percent, metavar="PERCENT",
+                      help="run the version as the canary beside the stable release, with PERCENT of the traffic "
+                           "(the Gateway API route's weights); then `deploy promote` or `deploy abort`")
     prod.set_defaults(func=cmd_deploy_prod)
+    promote = dep_sub.add_parser("promote", help="production: all traffic to the canary's version, canary removed")
+    promote.add_argument("--model", help="registered model name or project (default: the selected project)")
+    promote.add_argument("--smoke-timeout", type=float, default=120,
+                         help="seconds for the smoke test on a cluster (default: 120)")
+    promote.set_defaults(func=cmd_deploy_promote)
+    abort = dep_sub.add_parser("abort", help="production: all traffic back to the stable release, canary removed")
+    abort.add_argument("--model", help="registered model name or project (default: the selected project)")
+    abort.set_defaults(func=cmd_deploy_abort)
+    status = dep_sub.add_parser("status", help="production: desired state (GitOps target) vs what a cluster runs")
+    status.add_argument("environment", choices=["production"],
+                        help="production (QA: `mlops deploy check qa`, `mlops deploy list`)")
+    status.add_argument("--model", help="one model (registered name or project); default: every model")
+    status.add_argument("--json", action="store_true", help="JSON for scripts: desired, observed, in_sync, records")
+    status.set_defaults(func=cmd_deploy_status)
     dlist = dep_sub.add_parser("list", help="what runs where (every model)")
     dlist.add_argument("--all", action="store_true", help="every deployment, not just the current ones")
     dlist.add_argument("--json", action="store_true", help="JSON for scripts: model, version, environment, "

@@ -35,6 +35,7 @@ class BuiltImage:
     size_bytes: int
     seconds: float
     pushed: str = ""
+    digest: str = ""  # sha256:... the registry answered to the push
 
 
 def image_repository(settings: Settings, model_name: str) -> str:
@@ -132,18 +133,19 @@ def build_image(settings: Settings, model_name: str, version: str, model_dir: Pa
         raise ImageError(f"docker build of {tag} failed: {exc.msg}\n{log[-3000:]}") from None
     except APIError as exc:
         raise ImageError(f"docker build of {tag} failed: {exc.explanation}") from None
-    pushed = ""
+    pushed = digest = ""
     if push and settings.image_registry:
         try:
             for line in client.images.push(image_repository(settings, model_name), tag=str(version), stream=True,
                                            decode=True):
                 if "error" in line:
                     raise ImageError(f"docker push of {tag} failed: {line['error']}")
+                digest = (line.get("aux") or {}).get("Digest") or digest
         except APIError as exc:
             raise ImageError(f"docker push of {tag} failed: {exc.explanation}") from None
         pushed = tag
     return BuiltImage(tag, model_name, str(version), image.id, int(image.attrs.get("Size", 0)),
-                      time.monotonic() - started, pushed)
+                      time.monotonic() - started, pushed, digest)
 
 
 def build_for_version(settings: Settings, ref: str) -> BuiltImage:

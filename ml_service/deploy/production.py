@@ -3,39 +3,41 @@
 1. A cluster answers (`kubectl cluster-info` with the kubeconfig): `helm upgrade --install` with
    rollback on failure and `--wait`, smoke test through the Service (kubectl port-forward on
    127.0.0.1), `helm rollback` if the smoke test fails; the deployment is recorded and the
-   `production` alias moves only on success.
-2. Otherwise (these machines): the desired state (chart values with the new image and model
-   version) is validated offline and committed to the GitOps target named in mlops.yml, recorded
-   as "desired state committed, not applied", and the `production` alias stays where it was.
+   `production` alias moves only on success (cluster.py).
+2. Otherwise (these machines): the desired state is validated offline and committed to the GitOps
+   target named in mlops.yml (gitops.py), recorded as "desired state committed, not applied", and the
+   `production` alias stays where it was.
 Both modes first render the chart with the real `helm template` (which checks the values against
-values.schema.json) and validate every rendered object with kubernetes-validate --strict. helm is
-always there (`make install` pins it into .venv/bin), so whether a cluster answers decides the mode.
+values.schema.json) and validate every rendered object offline. The production state of a model is
+its stable release (values-prod.yaml) and, while a canary runs, the canary release
+(values-canary.yaml) that the stable release's HTTPRoute sends `canary.weight` percent to (canary.py).
+The image is pinned by digest when it was pushed to a registry (digest.py).
 """
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import yaml
 
 from ml_service.config import Settings
-from ml_service.deploy import chart, records
+from ml_service.deploy import chart, cluster, gitops, records
+from ml_service.deploy.cluster import cluster_mode
+from ml_service.deploy.digest import PinnedImage, pinned_image
+from ml_service.deploy.gitops import for_model, gitops_target, production_config
 from ml_service.deploy.image import image_repository
-from ml_service.deploy.payload import smoke_payload
 from ml_service.deploy.qa import DeployError
-from ml_service.deploy.smoke import SmokeTestError, smoke_test
+
+__all__ = ["DeployError", "ProductionResult", "ProductionState", "cluster_mode", "gitops_target", "deploy_prod",
+           "desired_values", "commit_desired_state", "validate_offline", "release_name", "KUBERNETES_VERSION"]
 
 KUBERNETES_VERSION = "1.37"
 
 
 @dataclass(frozen=True)
 class ProductionResult:
-    """What `mlops deploy prod` did."""
+    """What a production command did."""
 
     mode: str  # helm | gitops
     applied: bool
@@ -44,9 +46,18 @@ class ProductionResult:
     values_file: str = ""
 
 
-def production_config(settings: Settings) -> dict:
-    """environments.production from mlops.yml."""
-    return (settings.environments or {}).get("production") or {}
+@dataclass(frozen=True)
+class ProductionState:
+    """The chart values of a model's stable release and, while a canary runs, of its canary release."""
+
+    stable: dict
+    canary: dict | None = None
+    source: dict = field(default_factory=dict, compare=False)  # where it was read: commit, time, subject
+
+    @property
+    def weight(self) -> int:
+        """Percent of the traffic the stable release's route sends to the canary (0 without one)."""
+        return int((self.stable.get("canary") or {}).get("weight") or 0) if self.canary else 0
 
 
 def chart_dir(settings: Settings) -> Path:
@@ -54,50 +65,47 @@ def chart_dir(settings: Settings) -> Path:
     return settings.root / "charts" / "scoring"
 
 
-def _for_model(template: str, model_name: str) -> str:
-    """A configured name with {model} replaced by the registered model's name."""
-    return template.replace("{model}", model_name)
-
-
 def release_name(settings: Settings, model_name: str) -> str:
     """The helm release of a model: environments.production.release ({model} allowed), as a DNS label."""
     template = str(production_config(settings).get("release") or "scoring-{model}")
-    name = re.sub(r"[^a-z0-9-]+", "-", _for_model(template, model_name).lower()).strip("-")
+    name = re.sub(r"[^a-z0-9-]+", "-", for_model(template, model_name).lower()).strip("-")
     return name[:53].rstrip("-")  # helm's limit for a release name
 
 
-def gitops_target(settings: Settings, model_name: str) -> tuple[Path, str, str]:
-    """(git repository, values file inside it, branch or "") from environments.production.gitops in mlops.yml;
-    {model} in values_file is the registered model's name, so each model has its own desired state."""
-    config = production_config(settings).get("gitops") or {}
-    repo = Path(config.get("repo") or settings.state_dir / "gitops")
-    repo = repo if repo.is_absolute() else settings.root / repo
-    values_file = _for_model(str(config.get("values_file") or "production/{model}/values-prod.yaml"), model_name)
-    return repo, values_file, str(config.get("branch") or "")
+def canary_release(settings: Settings, model_name: str) -> str:
+    """The canary release of a model: <release>-canary, within helm's 53 characters."""
+    return release_name(settings, model_name)[:46].rstrip("-") + "-canary"
 
 
-def cluster_mode() -> tuple[bool, str]:
-    """(True, "") when helm and a reachable cluster exist, else (False, why not)."""
-    if chart.tool_binary("helm") is None:
-        return False, "no helm binary (run `make install`)"
-    kubectl = chart.tool_binary("kubectl")
-    if kubectl is None:
-        return False, "no kubectl binary (run `make install`)"
-    probe = subprocess.run([kubectl, "cluster-info", "--request-timeout=5s"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return False, "no reachable Kubernetes cluster (kubectl cluster-info failed)"
-    return True, ""
+def image_reference(values: dict) -> str:
+    """repository@digest when the values pin one, else repository:tag."""
+    image = values["image"]
+    return f"{image['repository']}@{image['digest']}" if image.get("digest") else \
+        f"{image['repository']}:{image['tag']}"
 
 
-def desired_values(settings: Settings, model_name: str, version: str) -> dict:
-    """Chart values for the new image and model version (what values-prod.yaml holds), with the resources
-    and autoscaling of the model project's scoring/deployment_config_k8s.yml when it has one."""
-    values: dict = {"image": {"repository": image_repository(settings, model_name), "tag": str(version)},
-                    "model": {"name": model_name, "version": str(version)}}
+def platform_values(settings: Settings) -> dict:
+    """Chart values every production release of this workspace gets: environments.production.values in mlops.yml
+    (the Gateway route, auth, ServiceMonitor, ...)."""
+    values = production_config(settings).get("values") or {}
+    if not isinstance(values, dict):
+        raise DeployError("mlops.yml environments.production.values must be a mapping of chart values "
+                          "(charts/scoring/values.yaml)")
+    return values
+
+
+def desired_values(settings: Settings, model_name: str, version: str, image: PinnedImage | None = None) -> dict:
+    """Chart values for the new image and model version (what values-prod.yaml holds): the workspace's production
+    values, the resources and autoscaling of the model project's scoring/deployment_config_k8s.yml, the image
+    (by digest when pinned) and the model version."""
+    image = image or PinnedImage(image_repository(settings, model_name), str(version))
+    values = dict(platform_values(settings))
     settings = settings.for_registered(model_name)
     if settings.models and settings.model.name == model_name:
-        values.update(k8s_values(settings.model.folder / "scoring" / "deployment_config_k8s.yml"))
-    return values
+        values = chart.merge_values(values, k8s_values(settings.model.folder / "scoring" / "deployment_config_k8s.yml"))
+    pinned = {"repository": image.repository, "tag": image.tag, **({"digest": image.digest} if image.digest else {})}
+    return {"image": pinned, "model": {"name": model_name, "version": str(version)},
+            **{k: v for k, v in values.items() if k not in ("image", "model")}}
 
 
 def k8s_values(path: Path) -> dict:
@@ -119,184 +127,160 @@ def k8s_values(path: Path) -> dict:
     return values
 
 
-def validate_offline(settings: Settings, desired: dict) -> list[dict]:
-    """Render with `helm template` (values checked against values.schema.json by helm), then every object with
-    kubernetes-validate --strict (custom resources: their vendored CRD schema); the objects."""
-    release = release_name(settings, desired["model"]["name"])
+def _state(desired: dict | ProductionState) -> ProductionState:
+    return desired if isinstance(desired, ProductionState) else ProductionState(desired)
+
+
+def releases(settings: Settings, state: ProductionState) -> list[tuple[str, dict]]:
+    """(helm release, values) of each release of the state: the stable one, then the canary if any."""
+    name = state.stable["model"]["name"]
+    pairs = [(release_name(settings, name), state.stable)]
+    if state.canary is not None:
+        pairs.append((canary_release(settings, name), state.canary))
+    return pairs
+
+
+def validate_offline(settings: Settings, desired: dict | ProductionState) -> list[dict]:
+    """Render each release with `helm template` (values checked against values.schema.json by helm), then every
+    object with kubernetes-validate --strict (custom resources: their vendored CRD schema); the objects."""
+    objects: list[dict] = []
     try:
-        objects = chart.render(chart_dir(settings), desired, release=release)
-        chart.validate_objects(chart_dir(settings), objects, KUBERNETES_VERSION)
+        for release, values in releases(settings, _state(desired)):
+            rendered = chart.render(chart_dir(settings), values, release=release)
+            chart.validate_objects(chart_dir(settings), rendered, KUBERNETES_VERSION)
+            objects += rendered
     except chart.ChartError as exc:
         raise DeployError(f"the production state is invalid: {exc}") from None
     return objects
 
 
-def _values_text(desired: dict, release: str) -> str:
+def values_text(values: dict, release: str) -> str:
+    """A values file with a header saying what it is and how to apply it."""
     return ("# Desired production state, written by `mlops deploy prod`.\n"
             f"# Apply with: helm upgrade --install {release} charts/scoring -f <this file>, or a GitOps controller.\n"
-            + yaml.safe_dump(desired, sort_keys=False))
+            + yaml.safe_dump(values, sort_keys=False))
 
 
-def _git(repo: Path, *args: str, identity: str = "", stdin: str | None = None,
-         env: dict | None = None) -> subprocess.CompletedProcess:
-    who = ["-c", "user.name=mlops", "-c", f"user.email={identity or 'mlops@localhost'}"]
-    return subprocess.run(["git", "-C", str(repo), *who, *args], capture_output=True, text=True, input=stdin,
-                          env={**os.environ, **env} if env else None)
+def state_paths(values_rel: str) -> tuple[str, str, str]:
+    """(stable values, canary values, rendered manifests) of a model's desired state in the GitOps target."""
+    folder = PurePosixPath(values_rel).parent
+    return values_rel, str(folder / "values-canary.yaml"), str(folder / "manifests.yaml")
 
 
-def _is_repository(repo: Path) -> bool:
-    """A work tree with .git, or a bare repository (not merely a folder inside some other repository)."""
-    return (repo / ".git").exists() or ((repo / "HEAD").is_file() and (repo / "objects").is_dir())
+def desired_files(settings: Settings, desired: dict | ProductionState, values_rel: str) -> dict[str, str | None]:
+    """What a GitOps controller needs, by path in the target: the stable values file, the canary's beside it (None:
+    removed, no canary), and manifests.yaml with every object `helm template` renders for both releases."""
+    state = _state(desired)
+    stable_rel, canary_rel, manifests_rel = state_paths(values_rel)
+    texts, commands = [], []
+    for release, values in releases(settings, state):
+        texts.append(chart.render_text(chart_dir(settings), values, release=release, skip_tests=True))
+        commands.append(f"`helm template {release} charts/scoring -f "
+                        f"{'values-canary.yaml' if values is state.canary else 'values-prod.yaml'}`")
+    header = (f"# Rendered by {' and '.join(commands)} for `mlops deploy`;\n"
+              "# validated offline (values.schema.json, kubernetes-validate --strict, vendored CRDs). Apply with "
+              "kubectl or a GitOps controller.\n")
+    stable_release, _ = releases(settings, state)[0]
+    canary_text = None
+    if state.canary is not None:
+        canary_text = values_text(state.canary, canary_release(settings, state.stable["model"]["name"]))
+    return {stable_rel: values_text(state.stable, stable_release), canary_rel: canary_text,
+            manifests_rel: header + "---\n".join(texts)}
 
 
-def _commit_message(desired: dict, provenance: str = "") -> str:
+def read_state(settings: Settings, model_name: str, in_cluster: bool) -> ProductionState | None:
+    """The production state of a model as the target holds it: what helm applied (cluster mode) or the last
+    commit of the GitOps target; None when there is none."""
+    if in_cluster:
+        stable = cluster.applied_values(release_name(settings, model_name))
+        if not stable:
+            return None
+        canary = cluster.applied_values(canary_release(settings, model_name)) or None
+        return ProductionState(stable, canary, {"cluster": "helm get values"})
+    _, values_rel, _ = gitops_target(settings, model_name)
+    stable_rel, canary_rel, _ = state_paths(values_rel)
+    text, commit = gitops.read(settings, model_name, stable_rel)
+    if text is None:
+        return None
+    canary_text, _ = gitops.read(settings, model_name, canary_rel)
+    try:
+        stable = yaml.safe_load(text)
+        canary = yaml.safe_load(canary_text) if canary_text else None
+    except yaml.YAMLError as exc:
+        raise DeployError(f"the GitOps target's {stable_rel} of {model_name} is not YAML: {exc}") from None
+    return ProductionState(stable, canary, gitops.commit_info(settings, model_name, commit))
+
+
+def commit_state(settings: Settings, state: ProductionState, who: str, message: str) -> tuple[str, str, str]:
+    """Commit a model's production state to its GitOps target: (where the values file is, commit,
+    committed|unchanged)."""
+    model_name = state.stable["model"]["name"]
+    repo, rel, branch = gitops_target(settings, model_name)
+    try:
+        files = desired_files(settings, state, rel)
+    except chart.ChartError as exc:
+        raise DeployError(f"the production state is invalid: {exc}") from None
+    commit, result = gitops.commit_files(settings, model_name, files, message, who)
+    where = f"{repo} (branch {branch}) {rel}" if branch else str(repo / rel)
+    return where, commit, result
+
+
+def commit_desired_state(settings: Settings, desired: dict, who: str, body: str = "") -> tuple[str, str, str]:
+    """Commit values-prod.yaml and the rendered manifests.yaml beside it (no canary) to the GitOps target:
+    (where the values file is, commit, committed|unchanged). body: the commit message's provenance lines."""
     subject = f"production: {desired['model']['name']} version {desired['model']['version']}"
-    return f"{subject}\n\n{provenance}" if provenance else subject
+    return commit_state(settings, ProductionState(desired), who, f"{subject}\n\n{body}" if body else subject)
 
 
-def provenance(settings: Settings, desired: dict, tags: dict, who: str) -> str:
-    """The commit message body: model version, image, the pipeline run that built the model and the one that
-    deploys it, and who approved; what is not known is said so, never invented."""
-    image = f"{desired['image']['repository']}:{desired['image']['tag']}"
+def provenance(settings: Settings, values: dict, tags: dict, who: str) -> str:
+    """The commit message body: model version, image (its digest when pinned), the pipeline run that built the
+    model and the one that deploys it, and who approved; what is not known is said so, never invented."""
+    image = values["image"]
+    pinned = PinnedImage(image["repository"], str(image["tag"]), image.get("digest", ""))
     built_by = tags.get("BuildId") or "none recorded"
     if tags.get("BuildUri"):
         built_by += f" ({tags['BuildUri']})"
     deployed_by = settings.build_id or "none (run by hand)"
     if settings.build_uri:
         deployed_by += f" ({settings.build_uri})"
-    return (f"Model: {desired['model']['name']} version {desired['model']['version']}\n"
-            f"Image: {image} (a tag: no digest is recorded for it)\n"
+    return (f"Model: {values['model']['name']} version {values['model']['version']}\n"
+            f"Image: {pinned.describe()}\n"
             f"Trained by pipeline run: {built_by}\n"
             f"Deployed by pipeline run: {deployed_by}\n"
             f"Approved by: {who or 'nobody recorded'}\n")
 
 
-def desired_files(settings: Settings, desired: dict, values_rel: str) -> dict[str, str]:
-    """What a GitOps controller needs, by path in the target: the values file and, beside it, manifests.yaml with
-    every object `helm template` renders for it (Argo CD or Flux can apply either)."""
-    release = release_name(settings, desired["model"]["name"])
-    manifests = chart.render_text(chart_dir(settings), desired, release=release, skip_tests=True)
-    header = (f"# Rendered by `helm template {release} charts/scoring -f values-prod.yaml` for `mlops deploy prod`;\n"
-              "# validated offline (values.schema.json, kubernetes-validate --strict). Apply with kubectl or a "
-              "GitOps controller.\n")
-    manifests_rel = str(PurePosixPath(values_rel).parent / "manifests.yaml")
-    return {values_rel: _values_text(desired, release), manifests_rel: header + manifests}
-
-
-def _commit_to_branch(repo: Path, branch: str, files: dict[str, str], message: str, who: str) -> tuple[str, str]:
-    """Commit files ({path: text}) to `branch` with git plumbing: no checkout, the work tree and HEAD stay as they
-    are."""
-    ref = f"refs/heads/{branch}"
-    if _git(repo, "check-ref-format", ref).returncode != 0:
-        raise DeployError(f"environments.production.gitops.branch: {branch!r} is not a valid branch name")
-    if _git(repo, "symbolic-ref", "-q", "HEAD").stdout.strip() == ref and (repo / ".git").exists():
-        raise DeployError(f"the GitOps branch {branch!r} is checked out in {repo}; committing to it behind the work "
-                          "tree's back would be confusing: check out another branch or leave gitops.branch empty")
-    parent = _git(repo, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}").stdout.strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        if parent:
-            _git(repo, "read-tree", parent, env=index)
-        for rel, text in files.items():
-            blob = _git(repo, "hash-object", "-w", "--stdin", stdin=text).stdout.strip()
-            _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=index)
-        tree = _git(repo, "write-tree", env=index).stdout.strip()
-    if parent and tree == _git(repo, "rev-parse", f"{parent}^{{tree}}").stdout.strip():
-        return parent, "unchanged"
-    made = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, identity=who)
-    commit = made.stdout.strip()
-    # compare-and-swap: a concurrent deploy that moved the branch meanwhile makes this fail, not vanish
-    moved = _git(repo, "update-ref", "-m", message.splitlines()[0], ref, commit, parent or "0" * 40) \
-        if made.returncode == 0 else made
-    if moved.returncode != 0:
-        raise DeployError(f"committing to branch {branch!r} of {repo} failed: {moved.stderr.strip()}")
-    return commit, "committed"
-
-
-def commit_desired_state(settings: Settings, desired: dict, who: str, body: str = "") -> tuple[str, str, str]:
-    """Commit values-prod.yaml and the rendered manifests.yaml beside it to the GitOps target:
-    (where the values file is, commit, committed|unchanged). body: the commit message's provenance lines.
-
-    Without gitops.branch the files are written in the repository's work tree and committed on its
-    current branch; with one, they are committed to that branch without touching the work tree.
-    """
-    model_name = desired["model"]["name"]
-    repo, rel, branch = gitops_target(settings, model_name)
-    if not _is_repository(repo):
-        repo.mkdir(parents=True, exist_ok=True)
-        if _git(repo, "init", "-q", "-b", "main").returncode != 0:
-            raise DeployError(f"cannot create the GitOps repository {repo}")
-    try:
-        files = desired_files(settings, desired, rel)
-    except chart.ChartError as exc:
-        raise DeployError(f"the production state is invalid: {exc}") from None
-    message = _commit_message(desired, body)
-    if branch:
-        commit, state = _commit_to_branch(repo, branch, files, message, who)
-        return f"{repo} (branch {branch}) {rel}", commit, state
-    if not (repo / ".git").exists():
-        raise DeployError(f"{repo} is a bare repository: set environments.production.gitops.branch to commit to it")
-    for path, text in files.items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(text)
-    _git(repo, "add", *files)
-    if _git(repo, "diff", "--cached", "--quiet", "--", *files).returncode == 0:
-        return str(repo / rel), _git(repo, "rev-parse", "HEAD").stdout.strip(), "unchanged"
-    # only these files: whatever else the owner of the repository has staged stays staged, uncommitted
-    done = _git(repo, "commit", "-q", "-m", message, "--", *files, identity=who)
-    if done.returncode != 0:
-        raise DeployError(f"git commit in {repo} failed: {done.stderr.strip()}")
-    return str(repo / rel), _git(repo, "rev-parse", "HEAD").stdout.strip(), "committed"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def deploy_to_cluster(settings: Settings, desired: dict, smoke_timeout: float) -> str:
-    """helm upgrade --install (rolled back by helm if it fails) --wait, smoke test through the Service, helm rollback
-    if the smoke test fails; the release name."""
+    """The stable release on the cluster: upgrade, wait, smoke test through the Service, undone if it fails; the
+    release name."""
     release = release_name(settings, desired["model"]["name"])
-    values_file = settings.state_dir / "deploy" / release / "values-prod.yaml"
-    values_file.parent.mkdir(parents=True, exist_ok=True)
-    values_file.write_text(_values_text(desired, release))
-    rollback_flag = chart.rollback_flag()
-    upgrade = chart.run_helm("upgrade", "--install", release, str(chart_dir(settings)), "-f", str(values_file),
-                             rollback_flag, "--wait", "--timeout", "10m")
-    if upgrade.returncode != 0:
-        raise DeployError(f"helm upgrade failed (helm {rollback_flag} rolled it back): "
-                          f"{upgrade.stderr.strip()[-2000:]}")
-    port = _free_port()
-    kubectl = chart.tool_binary("kubectl") or "kubectl"
-    forward = subprocess.Popen([kubectl, "port-forward", f"svc/{release}", f"{port}:80", "--address", "127.0.0.1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        smoke_test(f"http://127.0.0.1:{port}", key=os.environ.get("MLOPS_SCORING_KEY") or None,
-                   timeout_s=smoke_timeout, payload=smoke_payload(settings.for_registered(desired["model"]["name"])))
-    except SmokeTestError as exc:
-        rollback = chart.run_helm("rollback", release, "0", "--wait")
-        state = "rolled back to the previous revision" if rollback.returncode == 0 \
-            else f"ROLLBACK FAILED: {rollback.stderr.strip()}"
-        raise DeployError(f"smoke test through the service failed ({exc}); {state}") from None
-    finally:
-        forward.terminate()
-        forward.wait(10)
+    cluster.apply(settings, release, values_text(desired, release), smoke_timeout)
     return release
 
 
+def gitops_message(reason: str, what: str, where: str, commit: str, state: str) -> str:
+    """What a GitOps-mode command reports: what was committed where, and that nothing was applied."""
+    return (f"GitOps mode ({reason}): {what} validated offline and {state} in {where} (rendered manifests.yaml "
+            f"beside it) at commit {commit[:12]}.\nNOTHING WAS APPLIED TO A CLUSTER; the 'production' alias was "
+            "not moved.")
+
+
 def deploy_prod(settings: Settings, ref: str, who: str = "", smoke_timeout: float = 120.0) -> ProductionResult:
-    """Deploy a registered version to production in the mode this machine allows."""
+    """Deploy a registered version to production (the stable release) in the mode this machine allows."""
     from ml_service.workspace import registry, tracking
 
     client = tracking.connect(settings)
     version = registry.resolve_version(client, ref)
     name, number = version.name, str(version.version)
-    desired = desired_values(settings, name, number)
+    desired = desired_values(settings, name, number, pinned_image(settings, name, number))
     validate_offline(settings, desired)
-    image = f"{desired['image']['repository']}:{number}"
+    image = image_reference(desired)
     available, reason = cluster_mode()
+    current = read_state(settings, name, available)
+    if current is not None and current.canary is not None:
+        raise DeployError(f"a canary of {name} version {current.canary['model']['version']} takes "
+                          f"{current.weight}% of production: `mlops deploy promote` or `mlops deploy abort` it "
+                          "before deploying another version")
     if available:
         try:
             release = deploy_to_cluster(settings, desired, smoke_timeout)
@@ -306,12 +290,12 @@ def deploy_prod(settings: Settings, ref: str, who: str = "", smoke_timeout: floa
         records.record(settings, "production", name, number, image, "", records.LIVE, "helm", target=release)
         client.set_registered_model_alias(name, "production", number)
         return ProductionResult("helm", True, f"production now serves {name} version {number} (helm release "
-                                              f"{release}, smoke test passed); alias 'production' moved")
+                                              f"{release}, image {image}, smoke test passed); alias 'production' "
+                                              "moved")
     values_file, commit, state = commit_desired_state(settings, desired, who,
                                                       provenance(settings, desired, dict(version.tags or {}), who))
     records.record(settings, "production", name, number, image, "", records.DESIRED, "gitops",
                    detail=f"desired state {state} at {commit[:12]}; not applied: {reason}", target=values_file)
-    message = (f"GitOps mode ({reason}): desired state for {name} version {number} validated offline and "
-               f"{state} in {values_file} (rendered manifests.yaml beside it) at commit {commit[:12]}.\n"
-               f"NOTHING WAS APPLIED TO A CLUSTER; the 'production' alias was not moved.")
+    message = gitops_message(reason, f"desired state for {name} version {number} (image {image})", values_file,
+                             commit, state)
     return ProductionResult("gitops", False, message, commit, values_file)

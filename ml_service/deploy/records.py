@@ -2,7 +2,9 @@
 
 Each deployment is a run in the experiment `mlops-deployments`, so a team sharing an MLflow
 server sees the same records. Status is one of: live, replaced, failed, desired (a GitOps
-state committed but not applied to a cluster).
+state committed but not applied to a cluster), removed (a canary that was promoted or aborted).
+Production has two tracks: `stable` and, while one runs, `canary` (the release the stable
+release's HTTPRoute sends a share of the traffic to).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from ml_service.config import Settings
 from ml_service.workspace import tracking
 
 EXPERIMENT = "mlops-deployments"
-LIVE, REPLACED, FAILED, DESIRED = "live", "replaced", "failed", "desired"
+LIVE, REPLACED, FAILED, DESIRED, REMOVED = "live", "replaced", "failed", "desired", "removed"
+STABLE, CANARY = "stable", "canary"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Deployment:
     time: float
     detail: str = ""
     target: str = ""
+    track: str = STABLE
 
 
 def _store(settings: Settings):
@@ -44,23 +48,25 @@ def _from_run(run) -> Deployment:
                       model_name=tags.get("model_name", ""), version=tags.get("model_version", ""),
                       image=tags.get("image", ""), url=tags.get("url", ""), status=tags.get("status", ""),
                       mode=tags.get("mode", ""), time=run.info.start_time / 1000, detail=tags.get("detail", ""),
-                      target=tags.get("target", ""))
+                      target=tags.get("target", ""), track=tags.get("track") or STABLE)
 
 
 def record(settings: Settings, environment: str, model_name: str, version: str, image: str, url: str,
-           status: str, mode: str, detail: str = "", target: str = "") -> Deployment:
-    """Record a deployment; a new live one marks the previous live one of that environment replaced."""
+           status: str, mode: str, detail: str = "", target: str = "", track: str = STABLE) -> Deployment:
+    """Record a deployment; a new live one (or a removed canary) marks the previous live one of that environment
+    and track replaced."""
     client, experiment_id = _store(settings)
-    if status == LIVE:
+    if status in (LIVE, REMOVED):
         for previous in list_deployments(settings, environment):
-            if previous.status == LIVE and previous.model_name == model_name:
+            if previous.status == LIVE and previous.model_name == model_name and previous.track == track:
                 client.set_tag(previous.id, "status", REPLACED)
     tags = {"mlops.kind": "deployment", "environment": environment, "model_name": model_name,
             "model_version": str(version), "image": image, "url": url, "status": status, "mode": mode,
-            "detail": detail[:4000], "target": target}
+            "detail": detail[:4000], "target": target, "track": track}
     if settings.user:
         tags["mlflow.user"] = settings.user
-    run = client.create_run(experiment_id, run_name=f"{environment}: {model_name} v{version}", tags=tags)
+    name = f"{environment}{' canary' if track == CANARY else ''}: {model_name} v{version}"
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
     client.set_terminated(run.info.run_id, "FINISHED" if status != FAILED else "FAILED")
     return _from_run(client.get_run(run.info.run_id))
 
@@ -75,19 +81,25 @@ def list_deployments(settings: Settings, environment: str | None = None) -> list
     return [_from_run(run) for run in runs]
 
 
-def current(settings: Settings, environment: str, model_name: str | None = None) -> Deployment | None:
-    """The live deployment of an environment (of one model, when named), if any."""
+def current(settings: Settings, environment: str, model_name: str | None = None,
+            track: str = STABLE) -> Deployment | None:
+    """The live deployment of an environment (of one model, when named; the stable track unless told), if any."""
     return next((d for d in list_deployments(settings, environment)
-                 if d.status == LIVE and model_name in (None, d.model_name)), None)
+                 if d.status == LIVE and model_name in (None, d.model_name) and d.track == track), None)
 
 
 def current_rows(rows: list[Deployment]) -> list[Deployment]:
-    """Of deployments newest first: the latest live and desired one per model and environment."""
-    seen, latest = set(), []
+    """Of deployments newest first: the latest live and desired one per model, environment and track; a track
+    whose newest record says removed (a canary promoted or aborted) has none."""
+    seen, shown, ended, latest = set(), set(), set(), []
     for d in rows:
-        key = (d.model_name, d.environment, d.status)
-        if d.status in (LIVE, DESIRED) and key not in seen:
+        track = (d.model_name, d.environment, d.track)
+        if d.status == REMOVED and track not in shown:
+            ended.add(track)
+        key = (*track, d.status)
+        if d.status in (LIVE, DESIRED) and key not in seen and track not in ended:
             seen.add(key)
+            shown.add(track)
             latest.append(d)
     return latest
 
@@ -99,12 +111,14 @@ def live_versions(settings: Settings, model_name: str) -> dict[str, set[str]]:
     for deployment in list_deployments(settings):
         if deployment.model_name != model_name:
             continue
+        where = deployment.environment + (" canary" if deployment.track == CANARY else "")
         if deployment.status == LIVE:
-            found.setdefault(deployment.version, set()).add(deployment.environment)
-        if deployment.status == DESIRED and deployment.environment not in latest:
-            latest[deployment.environment] = deployment
-    for environment, deployment in latest.items():
-        found.setdefault(deployment.version, set()).add(f"{environment} (desired state)")
+            found.setdefault(deployment.version, set()).add(where)
+        if deployment.status in (DESIRED, REMOVED) and where not in latest:
+            latest[where] = deployment
+    for where, deployment in latest.items():
+        if deployment.status == DESIRED:
+            found.setdefault(deployment.version, set()).add(f"{where} (desired state)")
     return found
 
 

@@ -121,7 +121,7 @@ def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no
     log = subprocess.run(["git", "-C", str(ws.state_dir / "gitops"), "log", "-1", "--format=%B"], capture_output=True,
                          text=True).stdout
     assert log.startswith(f"production: {ws.model_name} version 1\n")
-    assert f"Image: {image_repository(ws, ws.model_name)}:1 (a tag: no digest is recorded for it)" in log
+    assert f"Image: {image_repository(ws, ws.model_name)}:1 (a tag, not a digest: no registry configured" in log
     assert "Trained by pipeline run: " in log and "Approved by: " in log
     # what a controller applies: every object helm rendered, valid offline, with the new image
     from ml_service.deploy import chart

@@ -2,7 +2,7 @@
 
 No API server can run on the machines this project is built on, so only what needs one is faked:
 - helm `template`, `lint`, `package`, `version` (and anything else) run the REAL helm ($FAKE_REAL_HELM);
-- helm `upgrade --install`, `rollback`, `status` keep releases in $FAKE_STATE (a folder): the
+- helm `upgrade --install`, `rollback`, `status`, `get values`, `uninstall` keep releases in $FAKE_STATE (a folder): the
   manifests are rendered by the real `helm template` with the same chart and values, and the exit
   codes and messages are the real helm 4's (taken from its behaviour and its message strings);
 - kubectl `cluster-info` answers; `kubectl port-forward svc/NAME PORT:80` serves the real scoring
@@ -54,11 +54,19 @@ def save(name: str, revisions: list[dict]) -> None:
     (releases() / f"{name}.json").write_text(json.dumps(revisions, indent=1))
 
 
-def add_revision(name: str, manifest: str, description: str) -> dict:
+def merged(base: dict, extra: dict) -> dict:
+    """Values files merged as helm merges them: mappings deeply, anything else replaced."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def add_revision(name: str, manifest: str, description: str, values: dict | None = None) -> dict:
     revisions = history(name)
     for revision in revisions:
         revision["status"] = "superseded"
-    revision = {"revision": len(revisions) + 1, "status": "deployed", "manifest": manifest,
+    revision = {"revision": len(revisions) + 1, "status": "deployed", "manifest": manifest, "values": values or {},
                 "description": description, "updated": datetime.datetime.now().astimezone().isoformat()}
     save(name, revisions + [revision])
     return revision
@@ -71,9 +79,21 @@ def show_status(name: str, revision: dict) -> None:
 
 def helm(args: list[str]) -> int:
     command = args[0] if args else ""
-    if command not in ("upgrade", "rollback", "status"):
+    if command not in ("upgrade", "rollback", "status", "get", "uninstall"):
         return subprocess.run([os.environ["FAKE_REAL_HELM"], *args]).returncode
+    if command == "get":  # `helm get values NAME -o yaml`: the user-supplied values of the deployed revision
+        args = args[1:]
     name = positional(args[1:])[0]
+    if command in ("get", "uninstall") and not history(name):
+        print(NOT_FOUND, file=sys.stderr)
+        return 1
+    if command == "get":
+        print(yaml.safe_dump(history(name)[-1].get("values") or {}), end="")
+        return 0
+    if command == "uninstall":
+        (releases() / f"{name}.json").unlink()
+        print(f'release "{name}" uninstalled')
+        return 0
     if command == "status":
         revisions = history(name)
         if not revisions:
@@ -103,7 +123,10 @@ def upgrade(name: str, args: list[str]) -> int:
         return 1
     if installing:
         print(f'Release "{name}" does not exist. Installing it now.')
-    revision = add_revision(name, rendered.stdout, "Install complete" if installing else "Upgrade complete")
+    supplied: dict = {}
+    for path in values:
+        supplied = merged(supplied, yaml.safe_load(Path(path).read_text()) or {})
+    revision = add_revision(name, rendered.stdout, "Install complete" if installing else "Upgrade complete", supplied)
     if not installing:
         print(f'Release "{name}" has been upgraded. Happy Helming!')
     show_status(name, revision)
@@ -121,7 +144,7 @@ def rollback(name: str, wanted: list[str]) -> int:
     if not previous:
         print(f"Error: release has no {target or number} version", file=sys.stderr)
         return 1
-    add_revision(name, previous[0]["manifest"], f"Rollback to {number}")
+    add_revision(name, previous[0]["manifest"], f"Rollback to {number}", previous[0].get("values"))
     print("Rollback was a success! Happy Helming!")
     return 0
 
