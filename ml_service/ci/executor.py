@@ -24,6 +24,7 @@ from ml_service.ci.model import STEP_KINDS, WAITING, EngineError, Job, Outcome, 
     normalize
 from ml_service.ci.store import Store
 from ml_service.ci.tasks import TaskError, run_task
+from ml_service.processes import kill_group
 
 MACRO = re.compile(r"\$\(([A-Za-z_][\w.\-]*)\)")
 # What would make a value run as code, or break out of quotes, when spliced into a bash script.
@@ -63,6 +64,8 @@ class Engine:
             self.masker.add(value)
         self.canceled = False
         self.prepended: list[str] = []
+        self.watchdog = None
+        self.job_groups: list[int] = []  # process groups of this job's steps
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -81,7 +84,18 @@ class Engine:
     # --- run ------------------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        """Run (or resume) every stage; returns completed or waiting."""
+        """Run (or resume) every stage; returns completed or waiting. Step processes die with this one,
+        even when it is killed with SIGKILL (a watchdog process kills their groups)."""
+        from ml_service.pipelines.watchdog import Watchdog
+
+        self.watchdog = Watchdog()
+        try:
+            return self._run()
+        finally:
+            self.watchdog.close()
+            self.watchdog = None
+
+    def _run(self) -> Outcome:
         waiting = []
         signal.signal(signal.SIGTERM, self._on_cancel)
         for stage in planner.ordered(self.stages):
@@ -241,16 +255,40 @@ class Engine:
         deadline = started + job.timeout_minutes * 60
         self.prepended = []  # task.prependpath lasts for the rest of the job
         results: list[str] = []
-        for index, step in enumerate(job.steps):
-            step_path = f"{path}/{index:02d}"
-            result = self._step(stage, job, step, step_path, variables, results, deadline)
-            results.append(result)
+        try:
+            for index, step in enumerate(job.steps):
+                step_path = f"{path}/{index:02d}"
+                result = self._step(stage, job, step, step_path, variables, results, deadline)
+                results.append(result)
+        finally:
+            self._end_job_processes()
         ran = [r for r in results if r != Result.SKIPPED]
         result = planner.worst(ran) if ran else Result.SUCCEEDED
         if result == Result.FAILED and job.continue_on_error:
             result = Result.SUCCEEDED_WITH_ISSUES
         self._record(path, "job", status="completed", result=result, finished=time.time())
         return result
+
+    def _keep_group(self, pgid: int) -> None:
+        """A step ended: its group is watched until the job ends if something still runs in it (a group
+        id stays taken while it has members); an empty group is released at once."""
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            if self.watchdog is not None:
+                self.watchdog.release(pgid)
+            return
+        except PermissionError:
+            pass
+        self.job_groups.append(pgid)
+
+    def _end_job_processes(self) -> None:
+        """Kill what the job's steps left running (the agent ends a job's orphan processes too)."""
+        for pgid in self.job_groups:
+            kill_group(pgid)
+            if self.watchdog is not None:
+                self.watchdog.release(pgid)
+        self.job_groups = []
 
     def _approval(self, stage: Stage, job: Job) -> str:
         decided = [a for a in self.store.approvals(self.run_id) if a["stage"] == stage.name]
@@ -389,7 +427,8 @@ class Engine:
                 complete.append(verdict)
 
         ended = process.run(["bash", "--noprofile", "--norc", str(script_path)], self._env(step, variables),
-                            workdir, log_path, timeout, self.masker, on_command)
+                            workdir, log_path, timeout, self.masker, on_command, self.watchdog)
+        self._keep_group(ended.pid)
         if ended.timed_out:
             which = "the job's timeoutInMinutes" if job_limit else "timeoutInMinutes"
             with open(log_path, "a") as log:

@@ -1,5 +1,6 @@
 """Step processes: start a script in a process group of its own, stream its output through the
-masker into the step's log, read ##vso logging commands from it, kill its tree on timeout or cancel.
+masker into the step's log, read ##vso logging commands from it, kill its tree on timeout or cancel,
+and (through the engine's watchdog, ml_service/pipelines/watchdog.py) when the engine itself dies.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Exit:
     code: int
     timed_out: bool = False
     issues: list[str] = field(default_factory=list)
+    pid: int = 0  # the leader of the step's process group (what it left running ends with the job)
 
 
 def parse_command(line: str) -> Command | None:
@@ -47,14 +49,18 @@ def parse_command(line: str) -> Command | None:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout: float | None,
-        mask: Callable[[str], str], on_command: Callable[[Command], None]) -> Exit:
+        mask: Callable[[str], str], on_command: Callable[[Command], None], watchdog=None) -> Exit:
     """Run argv to its end (or its timeout); every output line goes through mask into log_path.
 
-    KeyboardInterrupt (a cancel) kills the process tree, notes it in the log and propagates.
+    KeyboardInterrupt (a cancel) kills the process tree, notes it in the log and propagates. The
+    watchdog, if given, kills the tree should this process die first (kill -9); the caller releases
+    it when the job ends (as the agent ends a job's orphan processes).
     """
     with open(log_path, "a") as log:
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        if watchdog is not None:
+            watchdog.watch(proc.pid)
         timer = _Killer(proc, timeout)
         try:
             for raw in proc.stdout:
@@ -72,7 +78,7 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
             raise
         finally:
             timer.cancel()
-        return Exit(code, timer.fired)
+        return Exit(code, timer.fired, pid=proc.pid)
 
 
 class _Killer:

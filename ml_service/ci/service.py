@@ -16,6 +16,7 @@ from ml_service.ci.template import Compiler, TemplateError
 from ml_service.ci.variables import VariableError, parse_variables, variable_groups
 from ml_service.ci.yamlload import YamlError, load_file
 from ml_service.workspace.gitinfo import branch_and_commit, user_email
+from ml_service.workspace.owners import owner_tag
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
 
@@ -134,7 +135,7 @@ def execute(settings: Settings, store: Store, run_id: int,
     if report is not None and run.triggered_by:
         header = f"run {run_id}: {run.pipeline} ({run.reason}, after run {run.triggered_by})"
         report(f"run:{run_id}", {"kind": "run", "status": "header", "display": header})
-    store.update_run(run_id, status="running", pid=os.getpid(), started=run.started or time.time())
+    store.update_run(run_id, status="running", pid=os.getpid(), owner=owner_tag(), started=run.started or time.time())
     try:
         document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
         schema.check(document, run.file)

@@ -1,8 +1,10 @@
 """The local CI run store: sqlite under .mlops/ci, logs and artifacts in files beside it.
 
 Every write is one short transaction (WAL mode, busy timeout), so several runs can record at
-once. A run whose process died (kill -9) is marked interrupted by the next command that opens
-the store; its logs and everything else stay.
+once. A run names the process that runs it (owner: host, boot id, pid, start time); a run whose
+process died (kill -9, a crash, a reboot) is ended failed, with the reason, by the next command
+that opens the store; its logs and everything else stay. (Its step processes died with it: the
+engine's watchdog kills them.)
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, file TEXT NOT NULL, reason TEXT NOT NULL,
   branch TEXT, commit_sha TEXT, status TEXT NOT NULL, result TEXT, requested_by TEXT, created REAL,
   started REAL, finished REAL, pid INTEGER, params TEXT, source_dir TEXT, resources TEXT,
-  triggered_by INTEGER, state TEXT
+  triggered_by INTEGER, state TEXT, owner TEXT, requested_proof TEXT
 );
 CREATE TABLE IF NOT EXISTS records (
   run_id INTEGER NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, display TEXT, position INTEGER,
@@ -34,7 +36,9 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 # Run status: queued, running, waiting, completed. Result when completed: succeeded,
-# succeededWithIssues, failed, canceled, interrupted, rejected.
+# succeededWithIssues, failed, canceled, rejected (and interrupted, in stores of older versions).
+MIGRATIONS = {"owner": "ALTER TABLE runs ADD COLUMN owner TEXT",
+              "requested_proof": "ALTER TABLE runs ADD COLUMN requested_proof TEXT"}
 
 
 @dataclass
@@ -59,6 +63,8 @@ class Run:
     resources: dict
     triggered_by: int
     state: dict
+    owner: str = ""
+    requested_proof: str = ""  # how the requester's identity was proven (identity.py)
 
 
 class Store:
@@ -72,6 +78,13 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, statement in MIGRATIONS.items():
+                if column not in columns:
+                    try:
+                        db.execute(statement)
+                    except sqlite3.OperationalError:  # another process added it meanwhile
+                        pass
         finally:
             db.close()
 
@@ -236,20 +249,35 @@ class Store:
     # --- crash recovery -----------------------------------------------------------------
 
     def reconcile(self) -> list[int]:
-        """Mark runs whose process is gone as interrupted; time out expired approvals. Returns changed runs."""
+        """End failed, with the reason, the runs whose engine process is gone; time out expired approvals.
+        Returns the changed runs."""
+        from ml_service.workspace.owners import describe, owner_is_gone
+
         changed = []
         with self._db() as db:
-            rows = db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+            rows = db.execute("SELECT id, pid, owner FROM runs WHERE status = 'running'").fetchall()
         for row in rows:
-            if not _alive(row["pid"]):
-                now = time.time()
-                with self._db() as db:
-                    db.execute("UPDATE runs SET status = 'completed', result = 'interrupted', finished = ? "
-                               "WHERE id = ? AND status = 'running'", (now, row["id"]))
-                    db.execute("UPDATE records SET status = 'completed', result = 'Failed', finished = ?, "
-                               "detail = 'interrupted: the run process ended unexpectedly' "
-                               "WHERE run_id = ? AND status IN ('running', 'pending')", (now, row["id"]))
-                changed.append(row["id"])
+            gone = owner_is_gone(row["owner"]) if row["owner"] else not _alive(row["pid"])
+            if not gone:
+                continue
+            now = time.time()
+            who = describe(row["owner"]) if row["owner"] else f"pid {row['pid']}"
+            reason = (f"killed: the engine process that ran it ({who}) ended without finishing it (killed or "
+                      f"crashed); its step processes died with it; ended failed at "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(now))} by pid {os.getpid()}")
+            with self._db() as db:
+                updated = db.execute("UPDATE runs SET status = 'completed', result = 'failed', finished = ? "
+                                     "WHERE id = ? AND status = 'running'", (now, row["id"])).rowcount
+                if not updated:
+                    continue
+                db.execute("UPDATE records SET status = 'completed', result = 'Failed', finished = ?, detail = ? "
+                           "WHERE run_id = ? AND status IN ('running', 'pending')", (now, reason, row["id"]))
+                position = db.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (row["id"],)).fetchone()[0]
+                db.execute("INSERT OR REPLACE INTO records (run_id, path, kind, name, display, position, status, "
+                           "result, finished, detail) VALUES (?, '__killed', 'error', 'killed', 'engine killed', ?, "
+                           "'completed', 'Failed', ?, ?)", (row["id"], position, now, reason))
+            self.drop_secrets(row["id"])
+            changed.append(row["id"])
         for approval in self.approvals(status="pending"):
             if approval["timeout_at"] and approval["timeout_at"] < time.time():
                 self.decide(approval["id"], "timed out", "", "approval timed out")
@@ -260,6 +288,7 @@ class Store:
                     db.execute("UPDATE records SET status = 'completed', result = 'Failed', finished = ?, "
                                "detail = 'approval timed out' WHERE run_id = ? AND status = 'waiting'",
                                (now, approval["run_id"]))
+                self.drop_secrets(approval["run_id"])
                 changed.append(approval["run_id"])
         return changed
 
@@ -286,4 +315,5 @@ def _run(row) -> Run:
                started=row["started"] or 0, finished=row["finished"] or 0, pid=row["pid"] or 0,
                params=json.loads(row["params"] or "{}"), source_dir=row["source_dir"] or "",
                resources=json.loads(row["resources"] or "{}"), triggered_by=row["triggered_by"] or 0,
-               state=json.loads(row["state"] or "{}"))
+               state=json.loads(row["state"] or "{}"), owner=row["owner"] or "",
+               requested_proof=row["requested_proof"] or "")

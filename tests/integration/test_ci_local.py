@@ -139,19 +139,79 @@ def start_slow_run(project, tmp_path):
     raise AssertionError("the run never started its step")
 
 
-def test_a_killed_run_is_shown_interrupted_with_its_logs_intact(project, tmp_path):
-    proc, _ = start_slow_run(project, tmp_path)
+KILLABLE = """
+steps:
+  - bash: |
+      sleep 300 &
+      echo $! > "$CHILD_FILE"
+      echo $$ > "$SHELL_FILE"
+      echo "started"
+      wait
+      echo "never printed"
+    displayName: slow
+"""
+
+
+def gone(pid: int, within: float = 30) -> bool:
+    """True once /proc has no such process (polled: the watchdog kills asynchronously)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_killed_run_takes_its_steps_with_it_and_the_next_start_ends_it_failed(project, tmp_path):
+    pipeline = tmp_path / "killable.yml"
+    pipeline.write_text(KILLABLE)
+    child, shell = tmp_path / "child.pid", tmp_path / "shell.pid"
+    proc = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", str(pipeline)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "CHILD_FILE": str(child), "SHELL_FILE": str(shell)})
+    deadline = time.monotonic() + 60
+    while not (child.exists() and shell.exists() and child.read_text().strip() and shell.read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the step never started"
+        time.sleep(0.1)
+    pids = [int(child.read_text()), int(shell.read_text())]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    shown = mlops("ci", "show", "1")
+    assert all(gone(pid) for pid in pids), "a step process outlived its run"
+    shown = mlops("ci", "show", "1")  # the next start: the run is ended, with the reason
     assert shown.returncode == 0
-    assert "status completed interrupted" in shown.stdout
-    assert "interrupted" in shown.stdout
-    assert "started" in mlops("ci", "logs", "1").stdout
+    assert "status completed failed" in shown.stdout
+    assert f"killed: the engine process that ran it (pid {proc.pid} on" in shown.stdout
+    assert "started" in mlops("ci", "logs", "1").stdout  # its logs stay
     other = tmp_path / "quick.yml"
     other.write_text("steps:\n  - script: echo quick\n")
     assert mlops("ci", "run", str(other)).returncode == 0  # the store still works
-    assert [r.result for r in service.open_store(project).list_runs()] == ["succeeded", "interrupted"]
+    assert [r.result for r in service.open_store(project).list_runs()] == ["succeeded", "failed"]
+
+
+def test_what_a_job_leaves_running_ends_with_the_job(project, tmp_path):
+    pipeline = tmp_path / "orphan.yml"
+    leftover = tmp_path / "leftover.pid"
+    pipeline.write_text(f"""
+jobs:
+  - job: Leaves
+    steps:
+      - bash: |
+          sleep 300 > /dev/null 2>&1 &
+          echo $! > "{leftover}"
+  - job: Later
+    dependsOn: Leaves
+    steps:
+      - bash: echo later
+""")
+    store = service.open_store(project)
+    run_id = service.queue(project, store, pipeline, "Manual")
+    service.execute(project, store, run_id)
+    assert store.get_run(run_id).result == "succeeded"
+    assert gone(int(leftover.read_text()))
 
 
 def test_two_runs_at_once_do_not_corrupt_the_store(project, tmp_path):
