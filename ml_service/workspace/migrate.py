@@ -214,7 +214,9 @@ def _copy_version(src, dst, version, run_ids: dict[str, str], tmp: Path) -> str:
     dst.log_model_artifacts(logged.model_id, local)
     dst.finalize_logged_model(logged.model_id, "READY")
     tags = {k: run_ids.get(v, v) for k, v in version.tags.items()}
-    tags.update({FROM_VERSION: number, FROM_VERSION_RUN: version.run_id or ""})
+    tags[FROM_VERSION] = number
+    if version.run_id:
+        tags[FROM_VERSION_RUN] = version.run_id
     created = dst.create_model_version(name, source=f"models:/{logged.model_id}", run_id=new_run, tags=tags,
                                        description=version.description, model_id=logged.model_id)
     return str(created.version)

@@ -67,7 +67,13 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
             raise UsageError(f"no experiment named {experiment!r} on {settings.tracking_uri}")
         resource_type, resource_id, what = "experiment", found.experiment_id, f"experiment {experiment}"
     try:
-        client.grant_user_permission(username, resource_type, resource_id, permission)
+        try:
+            client.grant_user_permission(username, resource_type, resource_id, permission)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            client.revoke_user_permission(username, resource_type, resource_id)  # e.g. MANAGE as its creator
+            client.grant_user_permission(username, resource_type, resource_id, permission)
     except MlflowException as exc:
         raise PermissionError_(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
     return f"{username}: {permission} on {what}"
