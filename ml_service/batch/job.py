@@ -241,12 +241,13 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
         batch_model = model.describe(settings, name, version, directory)
         columns = {part: model.columns_to_read(batch_model.schema, part.columns(), str(part.path)) for part in parts}
         workers = spec.workers or len(os.sched_getaffinity(0))
+        numeric = model.numeric_columns(batch_model.schema, columns)
         with _pool(workers, batch_model, spec.output, settings.root) as executor:
             if plan is None:
                 plan = source.Scan("", 0)
-                tasks = source.stream(parts, spec.chunk_rows, columns.__getitem__, plan)
+                tasks = source.stream(parts, spec.chunk_rows, columns.__getitem__, plan, numeric)
             else:
-                tasks = source.tasks(parts, plan, columns.__getitem__, spec.chunk_rows)
+                tasks = source.tasks(parts, plan, columns.__getitem__, spec.chunk_rows, numeric)
             return _run(recorder, spec, batch_model, state, done, executor, workers, tasks, plan, say)
 
 

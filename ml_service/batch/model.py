@@ -70,3 +70,12 @@ def columns_to_read(schema, available: list[str], where: str) -> list[str]:
     if missing:
         raise BatchError(f"{where}: missing column(s) {', '.join(map(repr, missing))} that the model requires")
     return [name for name in available if name in schema.names]
+
+
+def numeric_columns(schema, columns: dict) -> frozenset:
+    """The columns (of every part's columns to read) that the model takes as numbers (untyped: all)."""
+    from ml_service.serving.schema import NUMERIC
+
+    if not schema.typed:
+        return frozenset(name for names in columns.values() for name in names)
+    return frozenset(c.name for c in schema.columns if c.type in NUMERIC)

@@ -74,3 +74,25 @@ def test_a_worker_reads_its_own_csv_range(tmp_path):
     record = worker.score_chunk(0, 0, source.CsvRange(str(path), *chunk, tuple(COLUMNS), tuple(COLUMNS)))
     assert (record["rows"], record["scored"]) == (5, 5)
     assert pq.read_table(tmp_path / "out" / record["file"]).column("row").to_pylist() == [0, 1, 2, 3, 4]
+
+
+def test_numeric_csv_columns_are_parsed_as_numbers_and_a_bad_value_rejects_its_row_alone(tmp_path):
+    from ml_service.batch import source
+
+    start(save_regressor(tmp_path / "model"), "tests.unit.rows_score", tmp_path / "out")
+    path = tmp_path / "in.csv"
+    lines = [",".join(["30"] + [str(i)] * 9) for i in range(5)]
+    path.write_text(",".join(COLUMNS) + "\n" + "\n".join(lines) + "\n")
+    (chunk, *_), = source.scan(source.list_parts(path), 10).ranges.values()
+    good = source.CsvRange(str(path), *chunk, tuple(COLUMNS), tuple(COLUMNS), tuple(COLUMNS))
+    assert {str(t) for t in source.read_range(good).schema.types} == {"double"}  # no text to cast
+    as_text = worker.score_chunk(0, 0, source.CsvRange(str(path), *chunk, tuple(COLUMNS), tuple(COLUMNS)))
+    assert worker.score_chunk(1, 0, good)["sha256"] == as_text["sha256"]  # the same part, byte for byte
+    lines[3] = lines[3].replace(",3,", ",x3,", 1)
+    path.write_text(",".join(COLUMNS) + "\n" + "\n".join(lines) + "\n")
+    (chunk, *_), = source.scan(source.list_parts(path), 10).ranges.values()
+    record = worker.score_chunk(2, 0, source.CsvRange(str(path), *chunk, tuple(COLUMNS), tuple(COLUMNS),
+                                                      tuple(COLUMNS)))
+    assert (record["scored"], record["rejected"]) == (4, 1)
+    rejects = pq.read_table(tmp_path / "out" / record["rejects_file"]).to_pylist()
+    assert [(r["row"], r["reason"]) for r in rejects] == [(3, "column 'f1' is not a number: 'x3'")]
