@@ -136,6 +136,10 @@ def test_image_build_pushes_to_a_configured_registry(qa, docker_engine, image_re
     assert f"{image_registry}/mlops/{MODEL}:1" in result.stdout
     with urllib.request.urlopen(f"http://{image_registry}/v2/mlops/{MODEL}/tags/list", timeout=10) as response:
         assert json.load(response)["tags"] == ["1"]
+    request = urllib.request.Request(f"http://{image_registry}/v2/mlops/{MODEL}/manifests/1", method="HEAD",
+                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # what production pins: the registry's digest
+        assert f"(digest {response.headers['Docker-Content-Digest']})" in result.stdout
     docker_engine.images.remove(f"{image_registry}/mlops/{MODEL}:1")  # the tag only: QA still runs the image
 
 
