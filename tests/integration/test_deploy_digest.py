@@ -111,8 +111,8 @@ def test_an_image_missing_from_the_registry_or_not_the_one_built_here_is_refused
     assert "mlops image build" in missing.stderr and "Traceback" not in missing.stderr
 
     one_file_image(docker_engine, f"{repository}:2", "version 2")
-    assert not any("error" in line for line in docker_engine.images.push(repository, tag="2", stream=True,
-                                                                          decode=True))
+    pushed = list(docker_engine.images.push(repository, tag="2", stream=True, decode=True))
+    assert not any("error" in line for line in pushed), pushed
     rebuilt = one_file_image(docker_engine, f"{repository}:2", "version 2, rebuilt and not pushed")
     changed = mlops("deploy", "prod", "--model", f"{MODEL}:2", env={})
     assert changed.returncode == 1 and "not the image built here" in changed.stderr, changed.stderr
