@@ -1,0 +1,123 @@
+"""`mlops serve models:/NAME@champion` serves the version the alias names, and `mlops ui` answers with the
+workspace's own store (issue 19). Real MLflow store, real pipeline runs, real HTTP on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from ml_service.config import load_settings
+from tests.conftest import ROOT, workspace_env
+
+pytestmark = pytest.mark.integration
+
+
+def mlops(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """Two registered versions of the default model project."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in workspace_env(tmp_path_factory.mktemp("serve")).items():
+            patch.setenv(key, value)
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_MODEL", "MLOPS_MODEL_NAME",
+                    "MLOPS_EXPERIMENT", "MLOPS_SCORING_KEYS"):
+            patch.delenv(key, raising=False)
+        settings = load_settings()
+        first = mlops("pipeline", "run")
+        assert first.returncode == 0 and "version 1" in first.stdout, first.stderr
+        from ml_service.workspace.tracking import connect
+
+        client = connect(settings)
+        source = client.get_model_version(settings.model_name, "1")
+        client.create_model_version(settings.model_name, source.source, run_id=source.run_id)  # version 2
+        yield settings
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 120) -> bytes:
+    """GET url once the server answers (waits on the event "it answered", not on a duration)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited with {process.returncode}: {process.stdout.read()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout} s")
+            time.sleep(0.2)
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ml_service.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def test_serve_models_uri_at_champion_serves_the_version_the_alias_names(ws):
+    from ml_service.workspace.tracking import connect
+
+    client = connect(ws)
+    assert str(client.get_model_version_by_alias(ws.model_name, "champion").version) == "1"  # not the latest
+    port = free_port()
+    server = start("serve", "--model", f"models:/{ws.model_name}@champion", "--port", str(port))
+    try:
+        meta = json.loads(wait_for(f"http://127.0.0.1:{port}/v2/models/{ws.model_name}", server))
+        assert meta["name"] == ws.model_name and meta["versions"] == ["1"]
+        from ml_service.deploy.payload import smoke_payload
+        from ml_service.deploy.smoke import smoke_test
+
+        result = smoke_test(f"http://127.0.0.1:{port}", timeout_s=30, payload=smoke_payload(ws))
+        assert "malformed request refused" in result.checks
+    finally:
+        stop(server)
+    client.set_registered_model_alias(ws.model_name, "champion", "2")  # the alias moves: so does `serve`
+    port = free_port()
+    server = start("serve", "--model", f"models:/{ws.model_name}@champion", "--port", str(port))
+    try:
+        meta = json.loads(wait_for(f"http://127.0.0.1:{port}/v2/models/{ws.model_name}", server))
+        assert meta["versions"] == ["2"]
+    finally:
+        stop(server)
+        client.set_registered_model_alias(ws.model_name, "champion", "1")
+
+
+def test_mlops_ui_answers_with_the_workspace(ws):
+    port = free_port()
+    ui = start("ui", "--port", str(port))
+    try:
+        page = wait_for(f"http://127.0.0.1:{port}/", ui, timeout=180)
+        assert b"<html" in page.lower() or b"<!doctype html" in page.lower()
+        search = f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/search?max_results=10"
+        with urllib.request.urlopen(search, timeout=30) as response:
+            models = json.loads(response.read())["registered_models"]
+        assert [m["name"] for m in models] == [ws.model_name]  # this workspace's registry, nothing else
+    finally:
+        stop(ui)
