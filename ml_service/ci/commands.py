@@ -127,8 +127,9 @@ def cmd_show(args) -> int:
     """A run with every stage, job and step."""
     store = _store(_settings())
     run = store.get_run(args.run)
+    proven = f" (proven: {run.requested_proof})" if run.requested_proof else ""
     print(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
-          f"commit {run.commit_sha}, requested by {run.requested_by}\n  status {run.status} {run.result}")
+          f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
     if run.resources:
         for alias, resource in run.resources.items():
             print(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
@@ -140,8 +141,9 @@ def cmd_show(args) -> int:
         print(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
     for approval in store.approvals(run.id):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
+        proof = f" ({approval['approver_proof']})" if approval.get("approver_proof") else ""
         print(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
-              f"{approval['approver'] or ''} {when} {approval['comment'] or ''}".rstrip())
+              f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
     artifacts = store.artifacts_dir(run.id)
     if artifacts.is_dir():
         print(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
@@ -225,7 +227,7 @@ def cmd_decide(args) -> int:
         args.run = pending[-1]["run_id"]
     approval = service.decide(settings, store, args.run, approve, args.comment, args.stage)
     verb = "approved" if approve else "rejected"
-    print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']}")
+    print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']} ({approval['proof']})")
     if not approve:
         return 0
     return _summary(store, service.execute(settings, store, args.run, Progress()))
@@ -262,6 +264,26 @@ def cmd_scaffold(args) -> int:
         return 1
     for path in written:
         print(f"wrote {path.relative_to(settings.root)}")
+    return 0
+
+
+def cmd_token(args) -> int:
+    """Personal tokens that prove an approver's identity (MLOPS_TOKEN)."""
+    from ml_service.ci import identity
+
+    settings = _settings()
+    if args.token_action == "create":
+        name, token = identity.create_token(settings, args.name)
+        print(f"token for {name} (shown once; only its hash is kept; present it as MLOPS_TOKEN):\n{token}")
+    elif args.token_action == "list":
+        tokens = identity.list_tokens(settings)
+        for entry in tokens:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["created"] or 0))
+            print(f"{entry['name']}  created {when} by {entry['created_by']}")
+        if not tokens:
+            print("no tokens (mlops ci token create)")
+    else:
+        print(f"revoked {identity.revoke_tokens(settings, args.name)} token(s) of {args.name}")
     return 0
 
 
@@ -311,8 +333,8 @@ def add_commands(groups) -> None:
     pending = sub.add_parser("pending", help="runs waiting for approval")
     pending.set_defaults(func=cmd_pending)
     for name in ("approve", "reject"):
-        parser = sub.add_parser(name, help=f"{name} a run waiting on an environment (identity: MLOPS_USER or "
-                                           "git user.email)")
+        parser = sub.add_parser(name, help=f"{name} a run waiting on an environment (proof of an approver: "
+                                           "MLOPS_TOKEN, else the OS account; MLOPS_USER is only a claim)")
         parser.add_argument("run", type=int, nargs="?", help="run id (default: the newest waiting run)")
         parser.add_argument("--stage", help="the waiting stage (default: the first one)")
         parser.add_argument("--comment", default="", help="recorded with the decision")
@@ -322,6 +344,15 @@ def add_commands(groups) -> None:
     install = hooks_sub.add_parser("install", help="bare remote + post-receive hook: `git push mlops` runs pipelines")
     install.add_argument("--remote", help="an existing bare repository to use (default: .mlops/ci/remote.git)")
     install.set_defaults(func=cmd_hooks_install)
+    token = sub.add_parser("token", help="personal tokens that prove an approver's identity (MLOPS_TOKEN)")
+    token_sub = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
+    create = token_sub.add_parser("create", help="make a token and print it once (only its hash is kept)")
+    create.add_argument("--name", default="", help="the identity it proves, as approvers list it (default: the OS "
+                                                   "account)")
+    token_sub.add_parser("list", help="tokens by name (never the tokens)")
+    revoke = token_sub.add_parser("revoke", help="remove every token of a name")
+    revoke.add_argument("name")
+    token.set_defaults(func=cmd_token)
     lint = sub.add_parser("lint", help="find untrusted values (branch, parameters, runtime variables) spliced "
                                        "into step scripts; exit 1 when there is any")
     lint.add_argument("files", nargs="*", help="pipeline or template files (default: every .pipelines/ YAML file)")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ml_service.ci import identity as ident
 from ml_service.ci import schema, triggers
 from ml_service.ci.executor import Engine
 from ml_service.ci.model import EngineError, Var
@@ -15,7 +16,7 @@ from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError
 from ml_service.ci.variables import VariableError, parse_variables, variable_groups
 from ml_service.ci.yamlload import YamlError, load_file
-from ml_service.workspace.gitinfo import branch_and_commit, user_email
+from ml_service.workspace.gitinfo import branch_and_commit
 from ml_service.workspace.owners import owner_tag
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
@@ -33,10 +34,9 @@ def open_store(settings: Settings) -> Store:
 
 
 def identity(settings: Settings) -> str:
-    """Who is acting: MLOPS_USER, else git user.email, else the login name."""
-    if settings.user:
-        return settings.user
-    return user_email(settings.root) or os.environ.get("USER", "unknown")
+    """The name someone acts under: MLOPS_USER, else git user.email, else the OS account. A claim,
+    not proof: approvals ask for proof (identity.py)."""
+    return ident.claimed_name(settings)
 
 
 def pipeline_files(source_dir: Path) -> dict[str, Path]:
@@ -91,8 +91,14 @@ def queue(settings: Settings, store: Store, file: Path, reason: str, params: dic
     if not branch or not commit:
         found_branch, found_commit = git_facts(source_dir)
         branch, commit = branch or found_branch, commit or found_commit
-    return store.create_run(Path(file).stem, str(file), reason, branch, commit, identity(settings), params or {},
-                            str(source_dir), resources, triggered_by)
+    try:
+        proof = ident.describe(ident.proven(settings))
+    except ident.IdentityError as exc:
+        raise CIError(str(exc)) from None
+    run_id = store.create_run(Path(file).stem, str(file), reason, branch, commit, identity(settings), params or {},
+                              str(source_dir), resources, triggered_by)
+    store.update_run(run_id, requested_proof=proof)  # the requester, as proven (os-account, token)
+    return run_id
 
 
 def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
@@ -229,33 +235,56 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
 
 def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment: str,
            stage: str | None = None, *, approver: str | None = None) -> dict:
-    """Approve or reject the pending approval of a run; refuses identities not among the approvers.
+    """Approve or reject the pending approval of a run.
 
-    `approver` is an identity already authenticated by the caller (the studio's login); without it
-    the CLI's identity is used.
+    When the environment lists approvers, the decision needs proof of an approver's identity:
+    `approver` is a name the caller has already authenticated (the studio passes the user of its
+    login session; recorded with proof "session"); without it (the CLI), MLOPS_TOKEN's personal
+    token (`mlops ci token create`) or the operating-system account. MLOPS_USER or git user.email
+    alone is a claim, never proof. With allow_self_approval false, whoever requested the run (by
+    the name they gave or by the identities they proved) may not approve it. Only one decision is
+    taken on an approval, whatever runs at once. Returns the approval with "approver" and "proof".
     """
     pending = [a for a in store.approvals(run_id, "pending") if stage is None or a["stage"] == stage]
     if not pending:
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
-    who = approver or identity(settings)
     check = approval_config(settings, approval["environment"]) or {}
     approvers = [str(a).lower() for a in check.get("approvers") or []]
-    if approvers and who.lower() not in approvers:
-        raise CIError(f"{who} is not an approver of environment {approval['environment']} "
-                      f"(approvers: {', '.join(check['approvers'])})")
+    try:
+        candidates = ident.proven(settings, approver)
+    except ident.IdentityError as exc:
+        raise CIError(str(exc)) from None
+    if approvers:
+        who = next((i for i in candidates if i.name.lower() in approvers), None)
+        if who is None:
+            listed = f"environment {approval['environment']} (approvers: {', '.join(check['approvers'])})"
+            if approver:
+                raise CIError(f"{approver} is not an approver of {listed}")
+            claimed = ident.claimed_name(settings)
+            head = f"{claimed} is an approver of {listed} only by claim" if claimed.lower() in approvers else \
+                f"{claimed} is not an approver of {listed}"
+            raise CIError(f"{head}: MLOPS_USER and git user.email are claims, not proof (proven here: "
+                          f"{', '.join(map(str, candidates))}). Prove an approver's identity: MLOPS_TOKEN=<the token "
+                          "`mlops ci token create --name NAME` printed>, run as that OS account, or decide in the "
+                          "studio")
+    else:  # anyone may decide: the best identity there is
+        who = candidates[0] if candidates[0].proof in ("session", "token") else \
+            ident.Identity(ident.claimed_name(settings), "claimed")
     run = store.get_run(run_id)
-    if approve and not check.get("allow_self_approval", True) and who.lower() == run.requested_by.lower():
-        raise CIError(f"{who} requested run {run_id} and may not approve it (allow_self_approval is false)")
-    store.decide(approval["id"], "approved" if approve else "rejected", who, comment)
+    requester = {run.requested_by.lower(), *(i.name.lower() for i in ident.parse(run.requested_proof))}
+    if approve and not check.get("allow_self_approval", True) and who.name.lower() in requester:
+        raise CIError(f"{who.name} requested run {run_id} and may not approve it (allow_self_approval is false)")
+    if not store.decide(approval["id"], "approved" if approve else "rejected", who.name, comment, proof=who.proof):
+        raise CIError(f"run {run_id}: the approval of stage {approval['stage']} was decided meanwhile")
     if not approve:
         now = time.time()
         for record in store.records(run_id):
             if record["status"] == "waiting":
                 store.set_record(run_id, record["path"], record["kind"], status="completed", result="Failed",
-                                 finished=now, detail=f"rejected by {who}: {comment}")
+                                 finished=now, detail=f"rejected by {who.name}: {comment}")
         store.update_run(run_id, status="completed", result="rejected", finished=now)
-    return {**approval, "approver": who}
+    return {**approval, "approver": who.name, "proof": who.proof}
 
 
 def supersede_older(store: Store, run_id: int) -> list[int]:

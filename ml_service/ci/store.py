@@ -31,14 +31,15 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS approvals (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, stage TEXT NOT NULL, job TEXT NOT NULL,
   environment TEXT NOT NULL, status TEXT NOT NULL, requested REAL, timeout_at REAL, decided REAL,
-  approver TEXT, comment TEXT
+  approver TEXT, comment TEXT, approver_proof TEXT
 );
 """
 
 # Run status: queued, running, waiting, completed. Result when completed: succeeded,
 # succeededWithIssues, failed, canceled, rejected (and interrupted, in stores of older versions).
-MIGRATIONS = {"owner": "ALTER TABLE runs ADD COLUMN owner TEXT",
-              "requested_proof": "ALTER TABLE runs ADD COLUMN requested_proof TEXT"}
+MIGRATIONS = {("runs", "owner"): "ALTER TABLE runs ADD COLUMN owner TEXT",
+              ("runs", "requested_proof"): "ALTER TABLE runs ADD COLUMN requested_proof TEXT",
+              ("approvals", "approver_proof"): "ALTER TABLE approvals ADD COLUMN approver_proof TEXT"}
 
 
 @dataclass
@@ -78,9 +79,8 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
             db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            for column, statement in MIGRATIONS.items():
-                if column not in columns:
+            for (table, column), statement in MIGRATIONS.items():
+                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                     try:
                         db.execute(statement)
                     except sqlite3.OperationalError:  # another process added it meanwhile
@@ -194,11 +194,13 @@ class Store:
         with self._db() as db:
             return [dict(row) for row in db.execute(query + " ORDER BY id", args).fetchall()]
 
-    def decide(self, approval_id: int, status: str, approver: str, comment: str) -> None:
-        """Record an approval decision (approved, rejected, timed out)."""
+    def decide(self, approval_id: int, status: str, approver: str, comment: str, proof: str = "") -> bool:
+        """Record a decision (approved, rejected, timed out) on a pending approval; False when it was
+        decided already (one decision wins, however many are taken at once)."""
         with self._db() as db:
-            db.execute("UPDATE approvals SET status = ?, approver = ?, comment = ?, decided = ? WHERE id = ?",
-                       (status, approver, comment, time.time(), approval_id))
+            return db.execute("UPDATE approvals SET status = ?, approver = ?, comment = ?, decided = ?, "
+                              "approver_proof = ? WHERE id = ? AND status = 'pending'",
+                              (status, approver, comment, time.time(), proof, approval_id)).rowcount == 1
 
     # --- secret outputs -----------------------------------------------------------------
 

@@ -40,6 +40,13 @@ def project(tmp_path, monkeypatch):
     return load_settings()
 
 
+def prove(monkeypatch, settings, name: str) -> None:
+    """Present a personal token of name (MLOPS_TOKEN): an approver's proof of identity."""
+    from ml_service.ci.identity import create_token
+
+    monkeypatch.setenv("MLOPS_TOKEN", create_token(settings, name)[1])
+
+
 def run(settings, name: str, params: dict | None = None):
     store = service.open_store(settings)
     run_id = service.queue(settings, store, FIXTURES / name, "Manual", params or {})
@@ -154,12 +161,16 @@ def test_approval_waits_refuses_strangers_and_self_then_resumes(project, monkeyp
         service.decide(project, store, result.id, True, "let me")
     monkeypatch.setenv("MLOPS_USER", "lead@example.com")
     lead = load_settings()
+    with pytest.raises(service.CIError, match="only by claim"):  # MLOPS_USER alone is no proof
+        service.decide(lead, store, result.id, True, "looks good")
+    prove(monkeypatch, lead, "lead@example.com")
     service.decide(lead, store, result.id, True, "looks good")
     service.execute(lead, store, result.id)
     done = store.get_run(result.id)
     assert done.status == "completed" and done.result == "succeeded"
     approval = store.approvals(result.id)[0]
     assert approval["status"] == "approved" and approval["approver"] == "lead@example.com"
+    assert approval["approver_proof"] == "token"
     assert approval["comment"] == "looks good" and approval["decided"] >= approval["requested"]
     shipped = "".join(Path(r["log"]).read_text() for r in store.records(result.id) if r["log"])
     assert "shipping version 7" in shipped
@@ -169,6 +180,7 @@ def test_the_requester_may_not_approve_when_self_approval_is_off(project, monkey
     monkeypatch.setenv("MLOPS_USER", "lead@example.com")
     lead = load_settings()
     store, result, *_ = run(lead, "approval.yml")
+    prove(monkeypatch, lead, "LEAD@example.com")
     with pytest.raises(service.CIError, match="may not approve it"):
         service.decide(lead, store, result.id, True, "self")
 
@@ -177,6 +189,7 @@ def test_reject_and_timeout_end_the_run(project, monkeypatch):
     monkeypatch.setenv("MLOPS_USER", "lead@example.com")
     lead = load_settings()
     store, first, *_ = run(project, "approval.yml")
+    prove(monkeypatch, lead, "lead@example.com")
     service.decide(lead, store, first.id, False, "not today")
     assert store.get_run(first.id).result == "rejected"
     store, second, *_ = run(project, "approval.yml")

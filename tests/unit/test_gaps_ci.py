@@ -150,10 +150,12 @@ def test_someone_who_is_not_an_approver_cannot_reject(project, capsys):
 
 
 def test_an_approver_rejects_and_the_run_ends_rejected(project, capsys, monkeypatch):
+    from ml_service.ci.identity import create_token
+
     store, run = waiting_run(project)
-    monkeypatch.setenv("MLOPS_USER", "Lead@Example.com")  # identities compare without case
+    monkeypatch.setenv("MLOPS_TOKEN", create_token(project, "Lead@Example.com")[1])  # proof; names compare without case
     assert main(["ci", "reject", str(run.id), "--comment", "not today"]) == 0
-    assert f"run {run.id}: stage Deploy rejected by Lead@Example.com" in capsys.readouterr().out
+    assert f"run {run.id}: stage Deploy rejected by Lead@Example.com (token)" in capsys.readouterr().out
     done = store.get_run(run.id)
     assert (done.status, done.result) == ("completed", "rejected")
     assert [(a["status"], a["comment"]) for a in store.approvals(run.id)] == [("rejected", "not today")]
@@ -168,7 +170,11 @@ def test_pending_lists_what_waits_with_the_command_and_approve_resumes_it(projec
     out = capsys.readouterr().out
     assert f"run {run.id} (approval) stage Deploy -> environment production" in out
     assert f"mlops ci approve {run.id}" in out and "requested by dev@example.com" in out
+    from ml_service.ci.identity import create_token
+
     monkeypatch.setenv("MLOPS_USER", "lead@example.com")
+    assert main(["ci", "approve", str(run.id), "--comment", "ship"]) != 0  # a claimed name is no proof
+    monkeypatch.setenv("MLOPS_TOKEN", create_token(project, "lead@example.com")[1])
     assert main(["ci", "approve", str(run.id), "--comment", "ship"]) == 0
     assert store.get_run(run.id).result == "succeeded"
     logs = "".join(Path(r["log"]).read_text() for r in store.records(run.id) if r["log"])
@@ -183,8 +189,9 @@ def test_identity_falls_back_to_git_user_email(project, monkeypatch, capsys):
     settings = load_settings()
     assert service.identity(settings) == "lead@example.com"
     store, run = run_text(settings, (FIXTURES / "approval.yml").read_text(), "approval.yml")
-    assert main(["ci", "approve", str(run.id), "--comment", "by git identity"]) == 0
-    assert store.approvals(run.id)[0]["approver"] == "lead@example.com"
+    assert store.get_run(run.id).requested_by == "lead@example.com"  # the name given when queueing
+    assert main(["ci", "approve", str(run.id), "--comment", "by git identity"]) != 0  # a claim, not proof
+    assert store.approvals(run.id)[0]["status"] == "pending"
     monkeypatch.setenv("MLOPS_USER", "someone@example.com")  # MLOPS_USER wins over git
     assert service.identity(load_settings()) == "someone@example.com"
 
