@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 endif
 BIN := $(VENV)/bin
 
-.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean
+.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop
 
 ## Show this help
 help:
@@ -45,6 +45,11 @@ run: install
 	@$(BIN)/mlops ci list --limit 5
 	@$(BIN)/mlops deploy list
 	@echo "Browse runs, metrics and models: $(BIN)/mlops ui   (then open http://127.0.0.1:5000)"
+
+## Continuous training in its own workspace: champion in QA, drift, new data version, retrain, new champion, production waits
+loop: install
+	@$(BIN)/mlops doctor --fix
+	@$(BIN)/python -m ml_service.monitor.loop $(if $(MODEL),--project $(MODEL))
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
 test: install lint

@@ -33,8 +33,10 @@ class Collected:
     bad_lines: int = 0
 
 
-def read(directory: Path, since: float | None = None, until: float | None = None) -> Collected:
-    """Every row collected in directory (its predictions-*.jsonl files), optionally within [since, until]."""
+def read(directory: Path, since: float | None = None, until: float | None = None,
+         model_version: str | None = None) -> Collected:
+    """Every row collected in directory (its predictions-*.jsonl files), optionally within [since, until] and
+    served by one model version."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CollectedError(f"{directory}: no such folder of collected inputs (the scoring service writes them "
@@ -51,6 +53,8 @@ def read(directory: Path, since: float | None = None, until: float | None = None
                     out.bad_lines += 1
                     continue
                 if (since is not None and stamp < since) or (until is not None and stamp > until):
+                    continue
+                if model_version is not None and str(record.get("model_version", "")) != str(model_version):
                     continue
                 for index, row in enumerate(inputs):
                     out.rows.append(row)

@@ -94,7 +94,7 @@ def reference_predictions(settings: Settings, version, frame) -> list:
 
 
 def measure(settings: Settings, model: str, environment: str, window: str | None = None,
-            collected_dir: Path | None = None, now: float | None = None) -> Outcome:
+            collected_dir: Path | None = None, now: float | None = None, since: float | None = None) -> Outcome:
     """Compare what was collected over the window with the live version's training data; record the check."""
     import pandas as pd
 
@@ -109,9 +109,15 @@ def measure(settings: Settings, model: str, environment: str, window: str | None
     client = tracking.connect(settings)
     version = live_version(client, model, environment)
     source = collected_dir or config.collected(settings, environment, model)
-    rows = collected.read(source, since=None if seconds is None else now - seconds, until=now)
+    if since is not None:
+        window = f"since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since))}"
+    else:
+        since = None if seconds is None else now - seconds
+    rows = collected.read(source, since=since, until=now,
+                          model_version=str(version.version))
     if len(rows.rows) < config.min_rows:
-        raise MonitorError(f"{source}: {len(rows.rows)} row(s) collected in the last {window}, fewer than "
+        raise MonitorError(f"{source}: {len(rows.rows)} row(s) served by v{version.version} collected in the last "
+                           f"{window}, fewer than "
                            f"monitor.min_rows ({config.min_rows}): no verdict")
     data = training_data(settings, version)
     frame = pd.read_csv(data)

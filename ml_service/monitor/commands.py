@@ -13,8 +13,13 @@ def cmd_drift(args) -> int:
 
     settings = command_settings(args)
     model = model_of(args.model) if args.model else settings.model_name
+    since = None
+    if args.since:
+        from ml_service.ci.schedules import parse_time
+
+        since = parse_time(args.since).timestamp()
     outcome = check.measure(settings, model, args.env, args.window,
-                            Path(args.collected) if args.collected else None)
+                            Path(args.collected) if args.collected else None, since=since)
     result = outcome.result
     for column in result.features + ([result.prediction] if result.prediction else []):
         print(f"  {'DRIFT' if column.drifted else 'ok':<5} {column.name:<24} PSI {column.psi:7.3f}  "
@@ -48,6 +53,7 @@ def add_commands(groups) -> None:
     drift.add_argument("--model", help="registered model (NAME; default: the selected project's)")
     drift.add_argument("--env", required=True, choices=("qa", "production"), help="the environment")
     drift.add_argument("--window", help="how far back: 90m, 24h, 7d or all (default: monitor.window in mlops.yml)")
+    drift.add_argument("--since", metavar="ISO-TIME", help="start of the window instead (e.g. the last deployment)")
     drift.add_argument("--collected", metavar="DIR", help="folder of collected JSONL (default: monitor.collect_dir)")
     drift.add_argument("--retrain", dest="retrain", action="store_true", default=None,
                        help="on drift, queue and run the retrain pipeline (default: monitor.retrain)")

@@ -93,3 +93,25 @@ def _bool(value) -> bool:
     if str(value).lower() in ("true", "false"):
         return str(value).lower() == "true"
     raise ValueError(f"retrain must be true or false, got {value!r}")
+
+
+SCORING_UID = 10001  # the scoring image's user (environment_setup/Dockerfile.scoring)
+CONTAINER_COLLECT_DIR = "/var/lib/mlops/collected"
+
+
+def collection_mount(settings: Settings, environment: str, model: str) -> tuple[dict, dict]:
+    """(docker volumes, environment) that make a scoring container collect into monitor.collect_dir.
+
+    For the QA container (ml_service/deploy/qa.py): the host folder is created, owned by the image's
+    user when we can (root), and mounted read-write; MLOPS_COLLECT_DIR points the service at it.
+    """
+    import os
+
+    host = load(settings).collected(settings, environment, model)
+    host.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(host, SCORING_UID, -1)
+        host.chmod(0o750)
+    else:  # not root: the container's user cannot be given the folder, so it may write to it
+        host.chmod(0o777)
+    return ({str(host): {"bind": CONTAINER_COLLECT_DIR, "mode": "rw"}}, {"MLOPS_COLLECT_DIR": CONTAINER_COLLECT_DIR})
