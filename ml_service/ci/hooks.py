@@ -9,6 +9,7 @@ pipelines whose `pr:` matches.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -111,7 +112,8 @@ def on_push(settings: Settings, repo: Path, updates: str, report=None) -> list[i
         old, new, ref = parts
         branch = ref[len("refs/heads/"):]
         changed = changed_paths(repo, old, new)
-        source = checkout(repo, new, settings.state_dir / "ci" / "checkouts" / f"{branch.replace('/', '_')}-{new[:12]}")
+        folder = re.sub(r"[^A-Za-z0-9._-]", "_", branch)[:80]  # a branch name is anyone's text: never in a path
+        source = checkout(repo, new, settings.state_dir / "ci" / "checkouts" / f"{folder}-{new[:12]}")
         for path, reason in matching_pipelines(source, branch, changed):
             run_id = service.queue(settings, store, path, reason, {}, source, branch, new)
             print(f"queued run {run_id}: {path.stem} ({reason}) for {branch}@{new[:8]}", flush=True)

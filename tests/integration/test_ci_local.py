@@ -483,3 +483,39 @@ steps:
     assert "  retrain: not promoted: candidate mse 2.0 vs champion v1 1.0" in out  # the run's summary
     shown = mlops("ci", "logs", "1", "--step", "Build the image").stdout
     assert "noise 1\n" in shown
+
+
+def test_a_pushed_branch_named_like_a_command_never_runs(project, tmp_path):
+    from ml_service.ci import hooks
+
+    marker = tmp_path / "marker"
+    work = tmp_path / "work"
+    (work / ".pipelines").mkdir(parents=True)
+    (work / ".pipelines" / "pr.yml").write_text("""
+trigger: none
+pr:
+  branches: {include: [main]}
+steps:
+  - bash: |
+      echo "in $(System.DefaultWorkingDirectory)"
+      echo "branch as data: $BUILD_SOURCEBRANCH"
+  - bash: echo "spliced $(Build.SourceBranch)"
+    displayName: spliced
+""")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "first")
+    hooks.install(project, tmp_path / "remote.git", work_repo=work)
+    subprocess.run(["git", "push", "-q", "mlops", "main"], cwd=work, check=True, capture_output=True, timeout=120)
+    branch = f"feat/$(touch${{IFS}}{marker})"
+    git(work, "checkout", "-q", "-b", branch)
+    subprocess.run(["git", "push", "-q", "mlops", branch], cwd=work, check=True, capture_output=True, timeout=120)
+    store = service.open_store(project)
+    runs = wait_for_runs(store, 1)
+    assert not marker.exists()
+    run = runs[0]
+    assert (run.pipeline, run.branch) == ("pr", branch)
+    logs = "".join(Path(r["log"]).read_text() for r in store.records(run.id) if r["log"])
+    assert f"branch as data: refs/heads/{branch}" in logs and "/checkouts/feat___touch__IFS__" in logs
+    spliced = next(r for r in store.records(run.id) if r["display"] == "spliced")
+    assert spliced["result"] == "Failed" and "Build.SourceBranch holds shell syntax" in spliced["detail"]
