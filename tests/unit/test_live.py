@@ -3,13 +3,18 @@ import io
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
+import threading
 import time
 
+from ml_service import live
 from ml_service.ci.commands import Progress
 from ml_service.live import CLEAR, LiveLine
 from tests.conftest import ROOT
+
+WAIT = 30  # seconds before a wait for an event gives up (a failure bound, never an assertion on speed)
 
 
 class FakeTerminal(io.StringIO):
@@ -19,16 +24,47 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_on_a_terminal_the_running_line_ticks_then_gives_way_to_the_result():
+class Clock:
+    """Stands in for the module's `time`: the ticker's sleeps are handed out one by one by the test, and the
+    clock advances by the interval at each, so what is drawn is decided by events, not by the machine's speed."""
+
+    def __init__(self):
+        self.now = 100.0
+        self.ticks = threading.Semaphore(0)
+        self.asleep = threading.Condition()
+        self.sleeps = 0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        with self.asleep:
+            self.sleeps += 1
+            self.asleep.notify_all()
+        assert self.ticks.acquire(timeout=WAIT), "the test never released this tick"
+        self.now += seconds
+
+    def tick(self, count=1):
+        """Let the ticker run `count` more rounds and wait until it has finished them."""
+        with self.asleep:
+            target = self.sleeps + count
+            self.ticks.release(count)
+            assert self.asleep.wait_for(lambda: self.sleeps >= target, WAIT), "the ticker stopped ticking"
+
+
+def test_on_a_terminal_the_running_line_ticks_then_gives_way_to_the_result(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(live, "time", clock)
     term = FakeTerminal()
-    out = LiveLine(term, interval=0.02)
+    out = LiveLine(term, interval=0.25)
     out.start(".. train")
-    time.sleep(0.2)
-    out.line("ok train 0.2s")
+    clock.tick(3)  # three rounds of the ticker: three redraws, each with the elapsed time
+    out.line("ok train 0.8s")
     text = term.getvalue()
-    assert text.count(f"{CLEAR}.. train") >= 3  # redrawn in place while it runs
-    assert text.endswith(f"{CLEAR}ok train 0.2s\n")
-    time.sleep(0.1)
+    assert text.count(f"{CLEAR}.. train") == 4  # drawn at start, then redrawn in place at each tick
+    assert f"{CLEAR}.. train  0.0s{CLEAR}.. train  0.2s{CLEAR}.. train  0.5s{CLEAR}.. train  0.8s" in text
+    assert text.endswith(f"{CLEAR}ok train 0.8s\n")
+    clock.tick(2)  # the ticker goes on, but no line is live
     assert term.getvalue() == text  # nothing is drawn once no line is live
 
 
@@ -47,7 +83,9 @@ def test_off_a_terminal_only_plain_lines_are_written():
 
 def test_mlops_ci_run_on_a_real_pseudo_terminal_shows_the_running_step_live(tmp_path):
     pipeline = tmp_path / "slow.yml"
-    pipeline.write_text("steps:\n  - script: sleep 1.5\n    displayName: Wait a while\n")
+    go = tmp_path / "go"  # the step waits until the test has seen the live line tick, then ends
+    pipeline.write_text(f"steps:\n  - script: while [ ! -e {go} ]; do sleep 0.05; done\n"
+                        "    displayName: Wait a while\n")
     (tmp_path / "mlops.yml").write_text("models: [{name: m, project: p}]\n")
     env = {**os.environ, "MLOPS_ROOT": str(tmp_path), "MLOPS_STATE_DIR": str(tmp_path / "state"),
            "MLOPS_USER": "dev@example.com"}
@@ -56,7 +94,13 @@ def test_mlops_ci_run_on_a_real_pseudo_terminal_shows_the_running_step_live(tmp_
                             stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
     os.close(follower)
     chunks = []
-    while True:
+    tick = re.compile(rb"\r\x1b\[K\.\. +Wait a while  (\d+\.\d)s")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not go.exists() and len(tick.findall(b"".join(chunks))) >= 3:
+            go.touch()  # the event the step waits for: three redraws seen
+        if not select.select([leader], [], [], 1)[0]:
+            continue
         try:
             chunk = os.read(leader, 4096)
         except OSError:  # EIO: the process closed the terminal
@@ -65,8 +109,9 @@ def test_mlops_ci_run_on_a_real_pseudo_terminal_shows_the_running_step_live(tmp_
             break
         chunks.append(chunk)
     os.close(leader)
+    go.touch()
     assert proc.wait(60) == 0
     text = b"".join(chunks).decode()
-    ticks = re.findall(r"\r\x1b\[K\.\. +Wait a while  (\d+\.\d)s", text)
-    assert len(ticks) >= 3 and float(ticks[-1]) >= 1.0  # the live line, redrawn with its elapsed time
+    ticks = [float(t) for t in re.findall(r"\r\x1b\[K\.\. +Wait a while  (\d+\.\d)s", text)]
+    assert len(ticks) >= 3 and ticks == sorted(ticks) and ticks[-1] > ticks[0]  # redrawn with its elapsed time
     assert re.search(r"\r\x1b\[Kok +Wait a while  Succeeded", text)
