@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +80,15 @@ async def qa_action(request: Request):
         log.write(f"{form.get('action') or 'deploy'} by {request.scope['studio.session'].user}: "
                   f"mlops deploy qa --model {model}:{version}\n".encode())
         log.flush()
-        subprocess.Popen([sys.executable, "-m", "ml_service.cli", "deploy", "qa", "--model", f"{model}:{version}"],
-                         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True, cwd=studio.settings.root)
+        process = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "deploy", "qa", "--model",
+                                    f"{model}:{version}"], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=studio.settings.root)
+    threading.Thread(target=_note_exit, args=(process, folder / f"{name}.log"), daemon=True).start()
     return RedirectResponse("/deployments", status_code=303)
+
+
+def _note_exit(process: subprocess.Popen, log) -> None:
+    """Wait for an action's process (no zombie left) and end its log with how it ended."""
+    code = process.wait()
+    with open(log, "a") as handle:
+        handle.write(f"[{'done' if code == 0 else f'failed: exit code {code}'}]\n")

@@ -44,8 +44,10 @@ def _read_only(store: Store) -> sqlite3.Connection:
 
 
 def _as_run(row: sqlite3.Row) -> Run:
-    values = {}
+    values, columns = {}, set(row.keys())
     for item in fields(Run):
+        if item.name not in columns:  # a field newer than this store: its default
+            continue
         value = row[item.name]
         if item.name in JSON_FIELDS:
             value = json.loads(value or "{}")

@@ -74,6 +74,8 @@ stages:
                 - bash: echo "deployed ${{ parameters.model }} to production"
                   displayName: Deploy to production
 """
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0"
+                    "f01f00050001ff89993d1d0000000049454e44ae426082")  # 1x1, red
 REPORT = "<html><body><h1>Data validation passed</h1><p>22 of 22 expectations met</p></body></html>"
 
 
@@ -136,6 +138,10 @@ def register_champion_and_candidate(project: Path) -> None:
         evaluate = client.create_run(experiment, run_name="evaluate", tags={
             "mlflow.parentRunId": parent_id, "mlops.step.name": "evaluate", "mlops.step.executed": "true",
             "mlops.outcome": outcome})
+        plot = project / f"plot{version}" / "residuals.png"
+        plot.parent.mkdir()
+        plot.write_bytes(PNG)
+        client.log_artifact(evaluate.info.run_id, str(plot), "outputs")
         client.log_metric(evaluate.info.run_id, "candidate_mse", value)
         if champion:
             client.log_metric(evaluate.info.run_id, "champion_mse", champion)
@@ -300,5 +306,8 @@ def test_models_and_ml_runs_show_lineage_reuse_and_the_data_report(browser, stud
     assert "reused from" in steps.locator("tr", has_text="validate").inner_text()
     assert f"candidate_mse={CANDIDATE:.4f}" in steps.locator("tr", has_text="evaluate").inner_text()
     page.frame_locator("iframe.report").get_by_role("heading", name="Data validation passed").wait_for()
+    plot = page.get_by_role("img", name="outputs/residuals.png")
+    plot.wait_for()
+    assert plot.evaluate("img => img.complete && img.naturalWidth") == 1  # served and decoded
     assert page.get_by_role("link", name="open in the MLflow UI").get_attribute("href").startswith(
         "http://127.0.0.1:5000/#/experiments/")

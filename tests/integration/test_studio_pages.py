@@ -43,7 +43,7 @@ def project(tmp_path, monkeypatch):
     return settings
 
 
-def test_deployments_show_live_health_history_and_run_a_qa_rollback(project):
+def test_deployments_and_models_show_health_history_where_live_and_run_a_qa_rollback(project):
     from ml_service.deploy import records
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
@@ -74,12 +74,22 @@ def test_deployments_show_live_health_history_and_run_a_qa_rollback(project):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the real `mlops deploy qa` ends: this version is not registered
         text = "".join(p.read_text() for p in logs.glob("*.log"))
-        if "error:" in text:
+        if "[failed: exit code" in text:
             break
         time.sleep(0.3)
     assert f"rollback by alice@example.com: mlops deploy qa --model {MODEL}:1" in text
-    assert f"cannot find model '{MODEL}:1'" in text
+    assert f"cannot find model '{MODEL}:1'" in text and "[failed: exit code 1]" in text
     assert "cannot find model" in browser.request("GET", "/deployments")[2]
+
+    from ml_service.workspace import tracking
+
+    client = tracking.connect(project)
+    client.create_registered_model(MODEL)
+    for version in ("1", "2"):
+        client.create_model_version(MODEL, f"file:///nowhere/{version}", tags={"metric": "mse", "mse": "1.5"})
+    models = browser.request("GET", "/models")[2]
+    rows = {row.split("</td>")[0]: row for row in models.split("<tr>\n    <td>")[1:]}
+    assert "<td>qa</td>" in rows["2"] and "<td>production (desired state)</td>" in rows["1"]
 
 
 def test_an_approval_past_its_timeout_is_rejected_when_the_studio_looks(project):
