@@ -21,7 +21,8 @@ STAMP := $(VENV)/.installed
 endif
 BIN := $(VENV)/bin
 
-.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop
+.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
+	mutation mutation-ci
 
 ## Show this help
 help:
@@ -87,6 +88,14 @@ serving-adversarial: install
 data: install
 	@$(SELECT_MODEL); test -f "$$model/data.py" || { echo "$$model has no data.py generator"; exit 1; }; \
 		$(BIN)/python -m "$$model.data"
+
+## Mutation testing (mutmut) of the modules that guard the promises: score per module, surviving mutants (long)
+mutation: install
+	$(BIN)/python tools/mutation/run.py --max-children $${MUTATION_WORKERS:-1}
+
+## Fast mutation subset: guarded modules changed vs origin/main (or a fixed sample); fails below 80%
+mutation-ci: install
+	$(BIN)/python tools/mutation/run.py --changed --max-children $${MUTATION_WORKERS:-1}
 
 ## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image; batch
 bench: install

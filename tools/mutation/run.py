@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".mlops" / "mutation"
-TREE = WORK / "tree"
+TREE = WORK / "tree"  # --changed uses WORK / "tree-ci", so both can exist side by side
 # The fixed sample `make mutation-ci` checks when no guarded module changed: small, fast, guarding secrets and keys.
 SAMPLE = ("ml_service/ci/masking.py", "ml_service/serving/auth.py", "ml_service/pipelines/reuse.py")
 DETECTED = {"killed", "timeout", "caught by type check"}
@@ -115,9 +115,10 @@ def report(found: dict[str, dict[str, str]], threshold: float, show_survivors: b
         totals[0] += detected
         totals[1] += len(counted)
         ok &= score >= threshold
+        below = "" if score >= threshold else f"  < {threshold:g}"
         print(f"{module:44} {len(counted):7d} {sum(s == 'killed' for s in counted):6d} "
               f"{sum(s == 'timeout' for s in counted):7d} {sum(s == 'survived' for s in counted):8d} "
-              f"{sum(s == 'no tests' for s in counted):7d} {score:5.1f}%{'' if score >= threshold else '  < ' + str(threshold)}")
+              f"{sum(s == 'no tests' for s in counted):7d} {score:5.1f}%{below}")
     if totals[1]:
         print(f"{'all':44} {totals[1]:7d} {'':6} {'':7} {'':8} {'':7} {100.0 * totals[0] / totals[1]:5.1f}%")
     if show_survivors:
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=80.0, help="minimum score per module, percent")
     parser.add_argument("--no-survivors", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
+    global TREE
+    if args.changed:
+        TREE = WORK / "tree-ci"
 
     config = read_config()
     guarded = [m for m in lines(config.get("only_mutate", "")) if (ROOT / m).is_file()]
