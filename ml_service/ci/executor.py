@@ -428,7 +428,8 @@ class Engine:
 
         ended = process.run(["bash", "--noprofile", "--norc", str(script_path)], self._env(step, variables),
                             workdir, log_path, timeout, self.masker, on_command, self.watchdog)
-        self._keep_group(ended.pid)
+        if ended.pid:
+            self._keep_group(ended.pid)
         if ended.timed_out:
             which = "the job's timeoutInMinutes" if job_limit else "timeoutInMinutes"
             with open(log_path, "a") as log:
@@ -436,6 +437,7 @@ class Engine:
             return Result.FAILED, f"timed out after {timeout / 60:.2f} minutes"
         if complete:
             return complete[-1], "; ".join(issues)
+        issues += ended.issues
         if ended.code != 0:
             return Result.FAILED, f"exited with code {ended.code}" + (f"; {'; '.join(issues)}" if issues else "")
         return Result.SUCCEEDED, "; ".join(issues)

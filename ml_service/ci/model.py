@@ -62,6 +62,7 @@ class Job:
     environment: str = ""
     timeout_minutes: float = 60.0
     continue_on_error: bool = False
+    where: str = ""  # file:line of its dependsOn (or of the job), for errors
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Stage:
     jobs: list[Job]
     variables: list
     display: str = ""
+    where: str = ""  # file:line of its dependsOn (or of the stage), for errors
 
 
 @dataclass
@@ -105,6 +107,14 @@ def minutes(value, where: str, default: float) -> float:
     return number
 
 
+def _at(raw, key: str = "") -> str:
+    """'file:line: ' of key in a mapping read from a file (yamlload.Mapping), else ''."""
+    where = getattr(raw, "where", None)
+    if where is None:
+        return ""
+    return f"{where(key if key in raw else None)}: "
+
+
 def normalize(document: dict) -> list[Stage]:
     """Turn a pipeline (stages:, jobs: or steps: form) into stages of jobs."""
     if "stages" in document:
@@ -119,29 +129,37 @@ def normalize(document: dict) -> list[Stage]:
     stages, previous = [], None
     for raw in raw_stages:
         if not isinstance(raw, dict) or "stage" not in raw:
-            raise EngineError(f"every stage needs a 'stage' name: {raw!r}"[:300])
+            raise EngineError(f"{_at(raw)}every stage needs a 'stage' name: {raw!r}"[:300])
         name = str(raw["stage"])
         depends = as_list(raw["dependsOn"]) if "dependsOn" in raw else ([previous] if previous else [])
         jobs = [_job(j, name) for j in raw.get("jobs") or []]
         stages.append(Stage(name, depends, str(raw.get("condition") or "succeeded()"), jobs,
-                            raw.get("variables") or [], str(raw.get("displayName") or name)))
+                            raw.get("variables") or [], str(raw.get("displayName") or name),
+                            _at(raw, "dependsOn")))
         previous = name
     names = {s.name for s in stages}
     for stage in stages:
         for dep in stage.depends_on:
             if dep not in names:
-                raise EngineError(f"stage {stage.name} depends on unknown stage '{dep}'")
+                raise EngineError(f"{stage.where}stage {stage.name} depends on unknown stage '{dep}' (stages: "
+                                  f"{', '.join(sorted(names))})")
         jobs = {j.name for j in stage.jobs}
         for job in stage.jobs:
             for dep in job.depends_on:
                 if dep not in jobs:
-                    raise EngineError(f"job {stage.name}.{job.name} depends on unknown job '{dep}'")
+                    raise EngineError(f"{job.where}job {stage.name}.{job.name} depends on unknown job '{dep}' "
+                                      f"(jobs of stage {stage.name}: {', '.join(sorted(jobs))})")
+    from ml_service.ci.planner import ordered
+
+    ordered(stages)  # a dependency cycle is an error before anything runs
+    for stage in stages:
+        ordered(stage.jobs)
     return stages
 
 
 def _job(raw: dict, stage: str) -> Job:
     if not isinstance(raw, dict) or not ("job" in raw or "deployment" in raw):
-        raise EngineError(f"stage {stage}: every job needs a 'job' or 'deployment' name")
+        raise EngineError(f"{_at(raw)}stage {stage}: every job needs a 'job' or 'deployment' name")
     name = str(raw.get("job") or raw.get("deployment"))
     environment = ""
     if "deployment" in raw:
@@ -149,11 +167,12 @@ def _job(raw: dict, stage: str) -> Job:
         environment = str(env.get("name") if isinstance(env, dict) else env or "")
         strategy = raw.get("strategy") or {}
         if set(strategy) - {"runOnce"}:
-            raise EngineError(f"job {stage}.{name}: only strategy runOnce is supported locally")
+            raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: only strategy runOnce is supported locally")
         run_once = strategy.get("runOnce") or {}
         unsupported = set(run_once) - {"deploy"}
         if unsupported:
-            raise EngineError(f"job {stage}.{name}: runOnce hooks {sorted(unsupported)} are not supported locally")
+            raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: runOnce hooks {sorted(unsupported)} are not "
+                              "supported locally")
         steps = (run_once.get("deploy") or {}).get("steps") or []
     else:
         steps = raw.get("steps") or []
@@ -162,4 +181,4 @@ def _job(raw: dict, stage: str) -> Job:
                variables=raw.get("variables") or [], display=str(raw.get("displayName") or name),
                environment=environment, timeout_minutes=minutes(raw.get("timeoutInMinutes"), f"job {stage}.{name}",
                                                                 60.0),
-               continue_on_error=ex.as_bool(raw.get("continueOnError", False)))
+               continue_on_error=ex.as_bool(raw.get("continueOnError", False)), where=_at(raw, "dependsOn"))

@@ -22,7 +22,8 @@ def ordered(items: Iterable[T]) -> list[T]:
     while remaining:
         ready = [i for i in remaining if all(d in done for d in i.depends_on)]
         if not ready:
-            raise EngineError(f"dependency cycle among {', '.join(i.name for i in remaining)}")
+            where = getattr(remaining[0], "where", "")
+            raise EngineError(f"{where}dependency cycle among {', '.join(i.name for i in remaining)}")
         order.append(ready[0])
         done.add(ready[0].name)
         remaining.remove(ready[0])

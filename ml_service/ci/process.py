@@ -14,6 +14,8 @@ from typing import Callable
 from ml_service.processes import kill_group
 
 VSO = re.compile(r"##vso\[([\w.]+)([^\]]*)\](.*)")
+MAX_ENVIRONMENT = 1_500_000  # bytes of environment; Linux refuses argv + env over ARG_MAX (2 MB by default)
+MAX_ENV_VALUE = 131_072 - 1  # one "NAME=value" string: MAX_ARG_STRLEN
 
 
 @dataclass
@@ -56,9 +58,20 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
     watchdog, if given, kills the tree should this process die first (kill -9); the caller releases
     it when the job ends (as the agent ends a job's orphan processes).
     """
+    size = sum(len(k) + len(v) + 2 for k, v in env.items())
+    largest = max(env, key=lambda k: len(env[k]), default="")
     with open(log_path, "a") as log:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        if size > MAX_ENVIRONMENT or (largest and len(env[largest]) > MAX_ENV_VALUE):
+            log.write(f"##[error]the step's environment is {size} bytes (largest: {largest}, {len(env[largest])} "
+                      f"bytes): over what the kernel passes to a process ({MAX_ENVIRONMENT} in all, {MAX_ENV_VALUE} "
+                      "for one variable); declare fewer or smaller variables\n")
+            return Exit(126, issues=[f"the step's environment is too large ({size} bytes)"])
+        try:
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            log.write(f"##[error]the step cannot start: {exc.strerror or exc}\n")
+            return Exit(126, issues=[f"the step cannot start: {exc.strerror or exc}"])
         if watchdog is not None:
             watchdog.watch(proc.pid)
         timer = _Killer(proc, timeout)

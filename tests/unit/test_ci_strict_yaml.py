@@ -172,3 +172,38 @@ def test_every_shipped_pipeline_passes_the_strict_checks(path):
     from ml_service.ci.template import Compiler
 
     schema.check(Compiler(ROOT).compile(path), str(path))
+
+
+def test_unknown_dependencies_and_cycles_are_located_and_refused_before_anything_runs(project, tmp_path):
+    marker = tmp_path / "ran"
+    text = f"""\
+jobs:
+  - job: A
+    dependsOn: B
+    steps:
+      - bash: touch {marker}
+  - job: B
+    dependsOn: [A]
+    steps:
+      - bash: touch {marker}
+"""
+    refused(project, write(tmp_path, "cycle.yml", text), r"cycle\.yml:3: dependency cycle among A, B")
+    refused(project, write(tmp_path, "unknown.yml", text.replace("dependsOn: [A]", "dependsOn: [Nope]")),
+            r"unknown\.yml:7: job __default\.B depends on unknown job 'Nope' \(jobs of stage __default: A, B\)")
+    assert not marker.exists()
+
+
+def test_a_step_environment_over_the_kernel_limit_fails_the_step_with_the_reason(project, tmp_path):
+    pipeline = write(tmp_path, "big.yml", """\
+steps:
+  - bash: python3 -c "print('##vso[task.setvariable variable=big]' + 'x' * 200000)"
+  - bash: echo never
+    displayName: after
+""")
+    store = service.open_store(project)
+    run_id = service.queue(project, store, pipeline, "Manual")
+    service.execute(project, store, run_id)
+    after = next(r for r in store.records(run_id) if r["display"] == "after")
+    assert after["result"] == "Failed" and "the step's environment is too large" in after["detail"]
+    assert "largest: BIG" in Path(after["log"]).read_text()
+    assert store.get_run(run_id).result == "failed"
