@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -159,9 +160,11 @@ def resume(settings, run_id: int) -> subprocess.Popen:
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MLOPS_ROOT": str(settings.root), "MLOPS_STATE_DIR": str(settings.state_dir)}
     with open(logs / f"{run_id}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "ml_service.studio.resume", str(run_id)], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=settings.root)
+        process = subprocess.Popen([sys.executable, "-m", "ml_service.studio.resume", str(run_id)], env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd=settings.root)
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends: no zombie
+    return process
 
 
 def api_run(request: Request):

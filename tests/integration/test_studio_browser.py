@@ -25,7 +25,8 @@ XSS = "<script>window.__xss=1</script>"
 MODEL = "studio_model"
 APPROVER, OTHER_APPROVER, OUTSIDER = "alice@example.com", "carol@example.com", "bob@example.com"
 RELEASER = "releaser@example.com"
-PASSWORDS = {APPROVER: "alice-password-1", OTHER_APPROVER: "carol-password-1", OUTSIDER: "bob-password-1"}
+PASSWORDS = {APPROVER: "alice-password-1", OTHER_APPROVER: "carol-password-1", OUTSIDER: "bob-password-1",
+             RELEASER: "releaser-password-1"}
 CANDIDATE, CHAMPION = 2871.3125, 3012.6875  # the metric (mse) of each on the same test split
 SCREENSHOT = ROOT / "docs" / "images" / "approval.png"
 
@@ -37,7 +38,7 @@ environments:
   qa: {{}}
   production:
     approval:
-      approvers: [{APPROVER}, {OTHER_APPROVER}]
+      approvers: [{APPROVER}, {OTHER_APPROVER}, {RELEASER}]
       allow_self_approval: false
       timeout_minutes: 120
 """
@@ -247,6 +248,15 @@ def test_a_user_not_among_the_approvers_is_refused(browser, studio):
     page.goto(f"{studio}/runs/1")
     assert page.locator("#run-outcome").inner_text() == "waiting"
     assert page.locator("li.stage", has_text="Production").locator(".state").first.inner_text() == "waiting"
+
+
+def test_an_approver_who_requested_the_run_may_not_approve_it(browser, studio):
+    page = log_in(browser, studio, RELEASER)  # listed, but allow_self_approval is false
+    page.get_by_role("region", name="Run #1 release").get_by_role("button", name="Approve").click()
+    refusal = page.get_by_role("alert").inner_text()
+    assert f"{RELEASER} requested run 1 and may not approve it (allow_self_approval is false)" in refusal
+    page.goto(f"{studio}/runs/1")
+    assert page.locator("#run-outcome").inner_text() == "waiting"
 
 
 def test_markup_in_a_branch_name_and_a_commit_message_is_shown_as_text(browser, studio):
