@@ -252,8 +252,13 @@ def test_kill_9_loses_at_most_the_last_flush_interval(model, tmp_path):
     with scoring_server(env, tmp_path / "server.log") as (proc, url):
         conn = http.client.HTTPConnection(*_address(url), timeout=10)
         for _ in range(100):
-            assert _post(conn)[0] == 200
-        time.sleep(1.0)  # longer than the flush interval
+            status, _, headers = _post(conn)
+            assert status == 200
+        last = headers["x-request-id"]
+        deadline = time.monotonic() + 60  # wait for the event (the last record flushed), not for a duration
+        while not _collected(collect, last):
+            assert time.monotonic() < deadline, "the last request's record never reached the disk"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     files = sorted(collect.glob("*.jsonl"))
@@ -262,6 +267,17 @@ def test_kill_9_loses_at_most_the_last_flush_interval(model, tmp_path):
     newest = files[-1].read_text().splitlines()
     assert newest and len(lines) < 100  # older files were deleted (retention), the newest is complete
     assert json.loads(newest[-1]) and all(f.stat().st_size <= 2000 for f in files)
+
+
+def _collected(folder, request_id: str) -> bool:
+    """True when a collected file holds the record of request_id (files may rotate away while read)."""
+    for path in folder.glob("*.jsonl"):
+        try:
+            if request_id in path.read_text():
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _children(pid: int) -> set[int]:
