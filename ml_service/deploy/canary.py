@@ -165,7 +165,11 @@ def abort(settings: Settings, model_name: str, who: str = "") -> ProductionResul
     state = ProductionState(_without_canary(before.stable))
     subject = (f"production: {model_name} abort canary version {number}: stable version {stable_version} takes all "
                "traffic, canary removed")
-    body = f"Model: {model_name} canary version {number} aborted\nAborted by: {who or 'nobody recorded'}\n"
+    deployed_by = settings.build_id or "none (run by hand)"
+    body = (f"Model: {model_name} canary version {number} aborted ({image_reference(before.canary)})\n"
+            f"Stable: version {stable_version}, image {image_reference(before.stable)}, now all traffic\n"
+            f"Deployed by pipeline run: {deployed_by}\n"
+            f"Aborted by: {who or 'nobody recorded'}\n")
     result = _finish(settings, state, before, available, reason, who, subject, body, 0, False)
     note = "" if result.applied else f"; committed at {result.commit[:12]}, not applied: {reason}"
     records.record(settings, "production", model_name, number, image_reference(before.canary), "", records.REMOVED,
