@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -25,8 +24,9 @@ from tests.conftest import ROOT
 PASSWORD = "correct horse battery"
 
 
-def call(app, method, path, body=b"", headers=None, query=""):
-    """One request through the ASGI app; returns (status, headers as a list of pairs, body)."""
+def call(app, method, path, body=b"", headers=None, query="", on_body=None):
+    """One request through the ASGI app; returns (status, headers as a list of pairs, body). on_body(chunk) is
+    called with each body chunk as the app sends it (to act on what a streaming client has seen)."""
     sent = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -37,6 +37,8 @@ def call(app, method, path, body=b"", headers=None, query=""):
 
     async def send(message):
         sent.append(message)
+        if on_body is not None and message["type"] == "http.response.body":
+            on_body(message.get("body", b""))
 
     scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(), "scheme": "http",
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
@@ -58,7 +60,7 @@ class Browser:
     def __init__(self, app):
         self.app, self.cookie = app, ""
 
-    def request(self, method, path, form=None, query="", extra=None):
+    def request(self, method, path, form=None, query="", extra=None, on_body=None):
         headers = dict(extra or {})
         if self.cookie:
             headers["cookie"] = f"{COOKIE}={self.cookie}"
@@ -66,7 +68,7 @@ class Browser:
         if form is not None:
             body = urlencode(form).encode()
             headers["content-type"] = "application/x-www-form-urlencoded"
-        status, response_headers, text = call(self.app, method, path, body, headers, query)
+        status, response_headers, text = call(self.app, method, path, body, headers, query, on_body)
         for value in header(response_headers, "set-cookie"):
             found = re.match(rf"{COOKIE}=([^;]*)", value)
             if found:
@@ -253,16 +255,26 @@ def test_a_running_steps_log_streams_until_the_step_ends(project):
     browser = Browser(create_app(project))
     browser.log_in("alice@example.com")
 
+    streamed, first_sent, second_sent = [], threading.Event(), threading.Event()
+
+    def on_body(chunk):  # what the client has received so far: the events the writer waits for
+        streamed.append(chunk)
+        seen = b"".join(streamed)
+        if b"first line" in seen:
+            first_sent.set()
+        if b"second line" in seen:  # a complete line; "third" has no newline yet
+            second_sent.set()
+
     def finish():
-        time.sleep(1.0)  # the stream has sent what was there and waits for more
+        assert first_sent.wait(30), "the stream never sent the first line"  # it sent what was there, waits
         with open(log, "a") as handle:
             handle.write("second line\nthird")
-        time.sleep(0.5)
+        assert second_sent.wait(30), "the stream never sent the appended line"
         store.set_record(run_id, "S/J/00", "step", status="completed", result="Succeeded")
 
     writer = threading.Thread(target=finish)
     writer.start()
-    status, headers, body = browser.request("GET", f"/runs/{run_id}/log/S/J/00")
+    status, headers, body = browser.request("GET", f"/runs/{run_id}/log/S/J/00", on_body=on_body)
     writer.join()
     assert status == 200 and header(headers, "content-type")[0].startswith("text/event-stream")
     events = re.findall(r"event: (\w+)\n((?:data: .*\n)+)", body)
