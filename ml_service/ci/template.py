@@ -209,8 +209,14 @@ class Compiler:
         for kind, payload in self._conditional_branches(node.items(), context, path):
             if kind == "item":
                 key, value = payload
-                new_key = self._string(key, context, path) if isinstance(key, str) else key
-                result[new_key] = self.expand(value, context, path)
+                try:
+                    new_key = self._string(key, context, path) if isinstance(key, str) else key
+                    result[new_key] = self.expand(value, context, path)
+                except TemplateError as exc:  # an expression error: say on which line
+                    prefix = f"{path}: "
+                    if isinstance(node, Mapping) and key in node.lines and str(exc).startswith(prefix):
+                        raise TemplateError(f"{path}:{node.lines[key]}: {str(exc)[len(prefix):]}") from None
+                    raise
                 if isinstance(result, Mapping) and key in result.lines:
                     result.lines[new_key] = result.lines[key]
                 continue

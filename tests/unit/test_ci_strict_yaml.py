@@ -207,3 +207,8 @@ steps:
     assert after["result"] == "Failed" and "the step's environment is too large" in after["detail"]
     assert "largest: BIG" in Path(after["log"]).read_text()
     assert store.get_run(run_id).result == "failed"
+
+
+def test_a_bad_template_expression_names_its_line(project, tmp_path):
+    pipeline = write(tmp_path, "p.yml", "steps:\n  - script: echo\n    displayName: ${{ nosuchfunction(1) }}\n")
+    refused(project, pipeline, r"p\.yml:3: .*nosuchfunction")
