@@ -107,7 +107,7 @@ steps:
     - ${{{{ each b in parameters.items }}}}:
       - script: echo ${{{{ a }}}} ${{{{ b }}}}
 """)
-    refused(project, pipeline, r"p\.yml: the pipeline expands to more than \d+ nodes")
+    refused(project, pipeline, r"p\.yml:\d+: the pipeline expands to more than \d+ nodes")
 
 
 def test_a_hundred_thousand_variables_are_refused_before_any_step(project, tmp_path):
