@@ -7,7 +7,7 @@
 #   MLFLOW_DB_NAME=mlflow MLFLOW_AUTH_DB_NAME=mlflow_auth
 #   MLFLOW_ARTIFACTS_DESTINATION=/var/lib/mlflow/artifacts   (or s3://BUCKET/PREFIX; see docs/team.md)
 #   MLFLOW_HOST=127.0.0.1 MLFLOW_PORT=5000 MLFLOW_WORKERS=4 MLFLOW_ALLOWED_HOSTS=""
-#   MLFLOW_DEFAULT_PERMISSION=EDIT  MLFLOW_STATE_DIR=/var/lib/mlflow (the generated auth config)
+#   MLFLOW_DEFAULT_PERMISSION=READ  MLFLOW_STATE_DIR=/var/lib/mlflow (the generated auth config)
 set -euo pipefail
 
 secrets_dir="${CREDENTIALS_DIRECTORY:-${MLFLOW_SECRETS_DIR:-/run/secrets}}"
@@ -34,7 +34,7 @@ mkdir -p "$state_dir"
 export MLFLOW_AUTH_CONFIG_PATH="$state_dir/basic_auth.ini"
 cat >"$MLFLOW_AUTH_CONFIG_PATH" <<INI
 [mlflow]
-default_permission = ${MLFLOW_DEFAULT_PERMISSION:-EDIT}
+default_permission = ${MLFLOW_DEFAULT_PERMISSION:-READ}
 database_uri = postgresql+psycopg2://${db_user}@${db_host}:${db_port}/${MLFLOW_AUTH_DB_NAME:-mlflow_auth}
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth

@@ -29,7 +29,9 @@ from ml_service.workspace import postgres
 
 ADMIN = "admin"
 DATABASES = ("mlflow", "mlflow_auth")
-DEFAULT_PERMISSION = "EDIT"  # team members log runs and register versions; owners and admins restrict
+# Everyone reads everything; who trains gets EDIT (`mlops workspace grant NAME EDIT --experiment '*'`).
+# Not EDIT: MLflow floors every grant at the default, so with EDIT nobody could be held to READ.
+DEFAULT_PERMISSION = "READ"
 
 
 class TeamError(MLOpsError):
@@ -322,7 +324,7 @@ def status(settings: Settings) -> dict:
     return report
 
 
-def authenticated(tracking_uri: str, username: str, password: str, timeout: float = 10.0) -> bool:
+def authenticated(tracking_uri: str, username: str, password: str, timeout: float = 30.0) -> bool:
     """True when the server accepts username's credentials (a one-row experiment search)."""
     import base64
 

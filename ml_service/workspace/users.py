@@ -59,6 +59,8 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
     client = _client(settings)
     if model:
         resource_type, resource_id, what = "registered_model", model, f"registered model {model}"
+    elif experiment == "*":
+        resource_type, resource_id, what = "experiment", "*", "every experiment"
     else:
         import mlflow
 
