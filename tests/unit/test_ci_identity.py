@@ -136,3 +136,16 @@ def test_one_decision_wins_even_when_two_read_the_approval_as_pending(project):
     assert store.decide(approval["id"], "rejected", "other@example.com", "second", proof="token") is False
     decided = store.approvals(run_id)[0]
     assert (decided["status"], decided["approver"], decided["comment"]) == ("approved", "lead@example.com", "first")
+
+
+def test_token_commands_print_a_token_once_and_list_names_only(project, capsys):
+    from ml_service.cli import main
+
+    assert main(["ci", "token", "create", "--name", "lead@example.com"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("mlops_") and identity.token_identity(project, token).name == "lead@example.com"
+    assert main(["ci", "token", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "lead@example.com" in listed and token not in listed and f"by {ME}" in listed
+    assert main(["ci", "token", "revoke", "lead@example.com"]) == 0
+    assert "revoked 1 token(s)" in capsys.readouterr().out
