@@ -7,11 +7,12 @@
 2. The job's process loads the model once and forks the workers from it (they share it, copy-on-write,
    and never import MLflow), while the MLflow process starts on the core the loading leaves free.
 3. A new job hands out each chunk as soon as the pass over the input's bytes has found it (source.stream),
-   so scoring starts before the pass ends; a resumed job checks the input's digest against its manifest
-   first. Each worker reads its own chunks (a CSV byte range, Parquet row groups), scores them and writes
-   one Parquet part a chunk; the manifest is updated after every chunk (once the digest is known), with at
-   most IN_FLIGHT_PER_WORKER chunks a worker in flight, so memory does not grow with the input. The run is
-   started in MLflow once the input's digest is known, and finished at the end.
+   so scoring starts before the pass ends; the pass never waits for the workers (the chunks it finds wait
+   in a backlog of byte ranges), so the manifest is written soon. A resumed job checks the input's digest
+   against its manifest first. Each worker reads its own chunks (a CSV byte range, Parquet row groups),
+   scores them and writes one Parquet part a chunk; the manifest is updated after every chunk (once the
+   digest is known), with at most IN_FLIGHT_PER_WORKER chunks a worker in flight, so memory does not grow
+   with the input. The run is started in MLflow once the input's digest is known, and finished at the end.
 
 A rerun continues where a killed job stopped and a finished job is not redone. Rejected rows end in
 <output>/_rejects.csv.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,21 +179,29 @@ def _score(executor, workers: int, spec, tasks, state, plan, progress, run: _Run
             progress.update(chunk["rows"])
         run.poll()
 
+    backlog: deque = deque()  # chunks found, not handed out yet (a few numbers each: the pass never waits)
+
+    def hand_out() -> None:
+        while backlog and len(pending) < workers * IN_FLIGHT_PER_WORKER:
+            index, first, payload = backlog.popleft()
+            pending[executor.submit(worker.score_chunk, index, first, payload)] = (index, first)
+
     try:
-        for index, first, payload in tasks:
+        for index, first, payload in tasks:  # a new job's pass over the input: chunks are scored meanwhile
             if str(index) in done:
                 if done[str(index)]["first_row"] != first:
                     raise BatchError(f"chunk {index} of the input does not match the manifest; use another --output")
                 continue
-            while len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                collect(wait(pending, return_when=FIRST_COMPLETED).done)
-            pending[executor.submit(worker.score_chunk, index, first, payload)] = (index, first)
+            backlog.append((index, first, payload))
+            collect([future for future in pending if future.done()])
+            hand_out()
         if not state["input_digest"]:  # a new job: the pass is over, its identity is complete
             state["input_digest"] = plan.digest
         progress.set_total(plan.rows)
         manifest.save(spec.output, state)
         run.ask()
-        while pending:
+        while pending or backlog:
+            hand_out()
             collect(wait(pending, return_when=FIRST_COMPLETED).done)
     except BrokenProcessPool:
         raise BatchError("a worker process died, or could not load the model (see above); rerun the command "
