@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def cmd_scheduler(args) -> int:
     """Run the scheduler in the foreground, or evaluate one minute (--tick [--at TIME])."""
     from ml_service.ci import scheduler, schedules
     from ml_service.ci.commands import Progress, _summary
-    from ml_service.ci.service import execute, open_store
+    from ml_service.ci.service import CIError, execute, open_store
     from ml_service.config import load_settings
 
     settings = load_settings()
@@ -28,8 +29,12 @@ def cmd_scheduler(args) -> int:
         print("nothing due")
     code = 0
     store = open_store(settings)
-    for run_id in queued:
-        code = max(code, _summary(store, execute(settings, store, run_id, Progress())))
+    for run_id in queued:  # one failing run does not keep the others from running
+        try:
+            code = max(code, _summary(store, execute(settings, store, run_id, Progress())))
+        except CIError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = max(code, exc.exit_code)
     return code
 
 

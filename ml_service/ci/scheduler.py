@@ -220,21 +220,25 @@ def overview(settings: Settings, now: datetime | None = None) -> list[dict]:
     return sorted(rows, key=lambda r: (r["next"], r["pipeline"], r["branch"]))
 
 
-def run_forever(settings: Settings, say=print, sleep=time.sleep) -> None:
-    """Tick at the start of every minute until interrupted; each fired run runs in its own process,
-    so a long run never delays the next tick."""
-    children: list[subprocess.Popen] = []
+def _spawn(run_id: int):
+    return subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "scheduler", "--execute", str(run_id)])
+
+
+def run_forever(settings: Settings, say=print, sleep=time.sleep, now=lambda: datetime.now(timezone.utc),
+                spawn=_spawn) -> None:
+    """Tick at the start of every minute until interrupted; each fired run runs in its own process
+    (spawn(run_id)), so a long run never delays the next tick."""
+    children: list = []
     say(f"scheduler: {len(overview(settings))} schedule(s); ticking every minute (UTC). Ctrl-C stops it.")
     try:
         while True:
-            found, queued = tick(settings)
+            moment = now()
+            found, queued = tick(settings, moment)
             for event in found:
                 say(f"{event.time} {event.action:<7} {event.pipeline} [{event.schedule}] on {event.branch}: "
                     f"{event.detail}")
-            for run_id in queued:
-                children.append(subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "scheduler",
-                                                  "--execute", str(run_id)]))
+            children += [spawn(run_id) for run_id in queued]
             children = [c for c in children if c.poll() is None]
-            sleep(60.5 - datetime.now(timezone.utc).second - datetime.now(timezone.utc).microsecond / 1e6)
+            sleep(60.5 - moment.second - moment.microsecond / 1e6)
     except KeyboardInterrupt:
         say(f"scheduler stopped; {len(children)} run(s) still running in their own processes")

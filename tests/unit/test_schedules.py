@@ -170,3 +170,27 @@ def test_cli_tick_at_a_chosen_time_runs_what_is_due_and_schedules_lists_next_fir
     lines = [line for line in listing.stdout.splitlines() if "halfpast" in line]
     main = next(x for x in lines if " main " in x)
     assert len(lines) == 3 and f"fired 2026-11-26T03:30:00Z (run {runs['main'].id})" in main
+
+
+def test_the_foreground_scheduler_ticks_each_minute_and_starts_runs_in_their_own_processes(repo):
+    class Finished:
+        def poll(self):
+            return 0
+
+    minutes = iter([THURSDAY_3AM, THURSDAY_3AM.replace(minute=1), THURSDAY_3AM.replace(hour=6, minute=0)])
+    started, said, naps = [], [], []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        if len(naps) == 3:
+            raise KeyboardInterrupt  # Ctrl-C
+
+    scheduler.run_forever(repo, say=said.append, sleep=sleep, now=lambda: next(minutes),
+                          spawn=lambda run_id: started.append(run_id) or Finished())
+    store = service.open_store(repo)
+    assert [(store.get_run(r).pipeline, store.get_run(r).branch) for r in started] == [
+        ("nightly", "feature/new"), ("nightly", "main"), ("several", "main"),   # 03:00
+        ("several", "main")]                                                    # 06:00 (every three hours)
+    assert naps[0] == pytest.approx(40.5) and said[-1].startswith("scheduler stopped")
+    assert not any("fired   halfpast" in line for line in said)
+    assert any("missed  halfpast [Half past three] on main: 1 fire(s)" in line for line in said)  # 03:30
