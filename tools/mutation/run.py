@@ -81,6 +81,18 @@ def write_config(modules: list[str], tests: list[str]) -> None:
         parser.write(handle)
 
 
+def subset_tests(modules: list[str], guarded: list[str]) -> list[str]:
+    """For a subset of the guarded modules, only the tests that guard them ([mutation:tests] in setup.cfg)."""
+    if sorted(modules) == sorted(guarded):
+        return []
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    table = parser["mutation:tests"] if parser.has_section("mutation:tests") else {}
+    if not all(m in table for m in modules):
+        return []
+    return sorted({test for m in modules for test in table[m].split()})
+
+
 def expand_tests(patterns: list[str]) -> list[str]:
     found = []
     for pattern in patterns:
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print("mutating: " + ", ".join(modules))
     started = time.monotonic()
     copy_tree()
-    tests = expand_tests(lines(config.get("pytest_add_cli_args_test_selection", "")))
+    tests = expand_tests(subset_tests(modules, guarded) or lines(config.get("pytest_add_cli_args_test_selection", "")))
     write_config(modules, tests)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("COVERAGE_RCFILE", None)
