@@ -519,3 +519,20 @@ steps:
     assert f"branch as data: refs/heads/{branch}" in logs and "/checkouts/feat___touch__IFS__" in logs
     spliced = next(r for r in store.records(run.id) if r["display"] == "spliced")
     assert spliced["result"] == "Failed" and "Build.SourceBranch holds shell syntax" in spliced["detail"]
+
+
+def test_retrain_params_holding_a_command_reach_the_ml_pipeline_as_data(project, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    model_repo(work)
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    marker = tmp_path / "marker"
+    store = service.open_store(project)
+    hostile = f"alpha=$(touch {marker}) l1=`touch {marker}`;touch {marker}"
+    run_id = service.queue(project, store, work / ".pipelines" / "alpha-retrain.yml", "Manual", {"params": hostile},
+                           work, "main", "c1")
+    service.execute(project, store, run_id, chain=False)
+    assert not marker.exists()
+    calls = (project.state_dir / "calls.log").read_text()
+    assert f"--param alpha=$(touch --param {marker}) --param l1=`touch --param {marker}`;touch" in calls
+    assert store.get_run(run_id).result == "succeeded"
