@@ -291,3 +291,23 @@ def test_an_image_digest_pins_the_deployment_and_the_test_pod():
     assert pod_template()["spec"]["containers"][0]["image"] == "mlops/model:1"  # no digest: the tag
     with pytest.raises(chart.ChartError, match=r"values\.schema\.json:\n  image\.digest: "):
         chart.render(CHART, {"image": {"digest": "latest"}})
+
+
+def test_in_a_mesh_the_same_route_attaches_to_the_service_gamma():
+    """The alternative for meshes (Istio, Linkerd, ... through the Gateway API's GAMMA): the HTTPRoute's parent is
+    the stable release's Service, so calls inside the cluster are split too; valid against the CRD."""
+    mesh = {"route": {"enabled": True, "parentRefs": [{"group": "", "kind": "Service", "name": "scoring", "port": 80}]},
+            "canary": {"weight": 30}}
+    objects = chart.render(CHART, mesh, files=(CHART / "values-prod.yaml",))
+    chart.validate_objects(CHART, objects, "1.37")
+    route = by_kind(objects)["HTTPRoute"]
+    assert route["spec"]["parentRefs"] == mesh["route"]["parentRefs"]
+    assert route_weights_of(route) == [("scoring", 70), ("scoring-canary", 30)]
+    mesh["route"]["parentRefs"][0]["kind"] = "Service!"  # not a kind name: the CRD refuses it
+    broken = by_kind(chart.render(CHART, mesh))["HTTPRoute"]
+    with pytest.raises(chart.ChartError, match=r"HTTPRoute/scoring does not match its CRD.*parentRefs\.0\.kind"):
+        chart.validate_objects(CHART, [broken], "1.37")
+
+
+def route_weights_of(route):
+    return [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]]
