@@ -83,6 +83,19 @@ async def error_page(request: Request, exc: HTTPException):
     return studio_of(request).render(request, "error.html", status_code=exc.status_code, detail=exc.detail)
 
 
+async def server_error(request: Request, exc: Exception):
+    """An unexpected failure (e.g. the MLflow server does not answer): its traceback to the Studio's log,
+    one line to the page."""
+    import logging
+
+    logging.getLogger("mlops.studio").error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+    if "studio.session" not in request.scope:
+        return HTMLResponse("internal error", status_code=500)
+    return studio_of(request).render(request, "error.html", status_code=500,
+                                     detail=f"this page failed: {detail} (the Studio's log has the details)")
+
+
 class SecurityHeaders:
     """A strict Content-Security-Policy (no inline scripts), no framing by others, no sniffing."""
 
@@ -129,6 +142,7 @@ def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000") ->
     ]
     middleware = [Middleware(SecurityHeaders),
                   Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"])]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: error_page})
+    handlers = {HTTPException: error_page, Exception: server_error}
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.studio = studio
     return app

@@ -16,6 +16,21 @@ def mlflow_address(settings, port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def _check_free(host: str, port: int) -> None:
+    """CommandError when the address cannot be listened on (in use, or not this machine's)."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host")
+    except OverflowError:
+        raise CommandError(f"--port {port} is not a port number (1-65535)") from None
+
+
 def cmd_studio(args) -> int:
     """Serve the Studio (and, with --mlflow-ui, the MLflow UI beside it)."""
     import subprocess
@@ -27,7 +42,13 @@ def cmd_studio(args) -> int:
     from ml_service.studio import users
     from ml_service.studio.app import create_app
 
+    import os
+
     settings = command_settings(args)
+    _check_free(args.host, args.port)
+    # A team MLflow server that does not answer fails a page in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     mlflow_url = args.mlflow_url or mlflow_address(settings, args.mlflow_port)
     app = create_app(settings, mlflow_url)
     threading.Thread(target=app.state.studio.client, daemon=True).start()  # import MLflow before the first page

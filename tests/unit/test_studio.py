@@ -43,7 +43,11 @@ def call(app, method, path, body=b"", headers=None, query="", on_body=None):
     scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(), "scheme": "http",
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
              "server": ("127.0.0.1", 8800), "client": ("127.0.0.1", 5000), "root_path": "", "http_version": "1.1"}
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
+    try:
+        asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
+    except Exception:  # re-raised for the server's log once the error page went out, as Starlette does
+        if not sent:
+            raise
     start = next(m for m in sent if m["type"] == "http.response.start")
     response_headers = [(k.decode(), v.decode()) for k, v in start["headers"]]
     payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -281,3 +285,29 @@ def test_a_running_steps_log_streams_until_the_step_ends(project):
     lines = [line[len("data: "):] for name, data in events if name == "log" for line in data.splitlines()]
     assert lines == ["first line", "second line", "third"]
     assert events[-1] == ("end", "data: Succeeded\n")
+
+
+def test_a_page_whose_store_is_broken_says_so_without_a_traceback(project):
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    assert browser.request("GET", "/runs")[0] == 200
+    (project.state_dir / "ci" / "runs.db").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (project.state_dir / "ci" / f"runs.db{suffix}").unlink(missing_ok=True)
+    status, _, page = browser.request("GET", "/runs")
+    assert status == 500 and "this page failed: DatabaseError" in page and "Traceback" not in page
+
+
+def test_mlops_studio_refuses_a_port_in_use_in_one_line(project):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "MLOPS_ROOT": str(project.root), "MLOPS_STATE_DIR": str(project.state_dir)}
+        result = subprocess.run([sys.executable, "-m", "ml_service.cli", "studio", "--port", str(port)], env=env,
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use): "
+                                     "choose another --port or --host")
