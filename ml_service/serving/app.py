@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import itertools
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ml_service.serving import binary, openapi, schema
 from ml_service.serving.auth import authorized
-from ml_service.serving.collector import Collector
+from ml_service.serving.collector import COMPACT, Collector
 from ml_service.serving.config import ServingConfigError, ServingSettings, load_serving_settings
 from ml_service.serving.metrics import UNMATCHED, Metrics
 from ml_service.serving.errors import HTTPError
@@ -77,6 +78,8 @@ class ScoringApp:
             "/docs": (self._docs, GET),
         }
         self._model_prefix = "/v2/models/"
+        prefix, counter = os.urandom(8).hex(), itertools.count()  # unique ids without a system call a request
+        self._new_request_id = lambda: f"{prefix}{next(counter):016x}"
         self._log_lines: list[str] = []
         self._flusher = None
 
@@ -123,7 +126,7 @@ class ScoringApp:
     async def _http(self, scope, receive, send):
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128] or os.urandom(16).hex()
+        request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128] or self._new_request_id()
         path = scope["path"]
         route = UNMATCHED
         log = {"request_id": request_id, "traceparent": headers.get(b"traceparent", b"").decode("latin-1")[:128]}
@@ -173,7 +176,7 @@ class ScoringApp:
         log.pop("inputs", None)
         log.update(path=path, status=status, model=self.settings.model_name,
                    model_version=self.settings.model_version, latency_ms=round(seconds * 1000, 3))
-        self._log_lines.append(json.dumps(log, separators=(",", ":")) + "\n")
+        self._log_lines.append(COMPACT(log) + "\n")
         if self._flusher is None or len(self._log_lines) >= 1000:  # no event loop task (tests), or a burst
             self.flush_logs()
 

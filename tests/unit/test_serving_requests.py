@@ -458,3 +458,9 @@ def test_pyfunc_corrupt_model_is_a_clear_error_at_start(tmp_path):
     (tmp_path / "model.pkl").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="missing, corrupt or incompatible"):
         serve(tmp_path)
+
+
+def test_request_ids_are_unique_when_the_client_sends_none(app, regressor):
+    other = serve(regressor, "tests.unit.rows_score")
+    ids = [score(hosted, [ROW])[1]["x-request-id"] for hosted in (app, app, app, other, other)]
+    assert len(set(ids)) == 5 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
