@@ -10,16 +10,19 @@ from pathlib import Path
 from ml_service.pipelines.definition import Pipeline, Step
 
 KEY_TAG = "mlops.step.key"
+OUTPUT_DIGEST_TAG = "mlops.step.output_digest"  # on a step run that executed: digest_path of its outputs
 
 
-def digest_path(path: Path) -> str:
-    """sha256 of a file, or of a folder's relative paths and file contents."""
+def digest_path(path: Path, skip: tuple[str, ...] = ()) -> str:
+    """sha256 of a file, or of a folder's relative paths and file contents (less the relative paths in skip)."""
     h = hashlib.sha256()
     path = Path(path)
     if path.is_file():
         _hash_file(h, path)
     elif path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            if file.relative_to(path).as_posix() in skip:
+                continue
             h.update(file.relative_to(path).as_posix().encode() + b"\0")
             _hash_file(h, file)
     else:

@@ -72,6 +72,12 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
                  report: Callable[[StepRecord], None] | None = None,
                  published: tuple[str, str] | None = None) -> PipelineResult:
     """Run every step of pipeline in order, recording everything in the workspace."""
+    if reuse_steps:  # every step reusable: decided and recorded without importing MLflow
+        from ml_service.pipelines.noop import run_if_noop
+
+        result = run_if_noop(settings, pipeline, report, published)
+        if result is not None:
+            return result
     watchdog = Watchdog()  # first, before any step process or thread exists
     workdir = tempfile.TemporaryDirectory(prefix="mlops-pipeline-")
     zygote = None
@@ -93,25 +99,7 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, wa
     client = tracking.connect(settings)
     experiment_id = tracking.ensure_experiment(client, settings)
     git = read_git_info(settings.root)
-    tags = {
-        "mlops.kind": "pipeline",
-        "mlops.pipeline.name": pipeline.name,
-        "mlops.model.project": settings.project,
-        "mlops.model.name": settings.model_name,
-        "mlops.pid": str(os.getpid()),
-        owners.OWNER_TAG: owners.owner_tag(),
-        "mlflow.source.name": pipeline.name,
-        "mlflow.source.type": "PIPELINE",
-        **git.tags(),
-    }
-    if settings.user:
-        tags["mlflow.user"] = settings.user
-    if published:
-        tags["mlops.pipeline.published_version"] = published[1]
-    if settings.build_id:
-        tags["BuildId"] = settings.build_id
-    if settings.build_uri:
-        tags["BuildUri"] = settings.build_uri
+    tags = parent_tags(settings, pipeline, git, published)
     parent = client.create_run(experiment_id, run_name=pipeline.name, tags=tags)
     parent_id = parent.info.run_id
     owners.end_orphans(client, [experiment_id], f"pipeline run {parent_id}")
@@ -134,6 +122,30 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, wa
     client.set_tag(parent_id, OUTCOME_TAG, outcome)
     client.set_terminated(parent_id, "FINISHED")
     return PipelineResult(parent_id, "FINISHED", outcome, runner.records)
+
+
+def parent_tags(settings: Settings, pipeline: Pipeline, git, published: tuple[str, str] | None) -> dict[str, str]:
+    """The tags of a pipeline run's parent run."""
+    tags = {
+        "mlops.kind": "pipeline",
+        "mlops.pipeline.name": pipeline.name,
+        "mlops.model.project": settings.project,
+        "mlops.model.name": settings.model_name,
+        "mlops.pid": str(os.getpid()),
+        owners.OWNER_TAG: owners.owner_tag(),
+        "mlflow.source.name": pipeline.name,
+        "mlflow.source.type": "PIPELINE",
+        **git.tags(),
+    }
+    if settings.user:
+        tags["mlflow.user"] = settings.user
+    if published:
+        tags["mlops.pipeline.published_version"] = published[1]
+    if settings.build_id:
+        tags["BuildId"] = settings.build_id
+    if settings.build_uri:
+        tags["BuildUri"] = settings.build_uri
+    return tags
 
 
 def _log_params(client, run_id: str, params: dict) -> None:
@@ -200,16 +212,7 @@ class _Runner:
         params = {k: self.pipeline.resolve(v) for k, v in step.params.items()}
         key = reuse.step_key(step, self.pipeline, params, digests, self.settings.root)
         source = self._find_reusable(key) if (self.reuse_steps and step.reuse) else None
-        tags = {
-            "mlflow.parentRunId": self.parent_id,
-            "mlops.kind": "step",
-            "mlops.step.name": step.name,
-            "mlops.step.function": step.function,
-            "mlops.step.compute": step.compute,
-            reuse.KEY_TAG: key,
-            owners.OWNER_TAG: owners.owner_tag(),
-            **self.git.tags(),
-        }
+        tags = step_tags(self.parent_id, step, key, self.git)
         child = self.client.create_run(self.experiment_id, run_name=step.name, tags=tags)
         record.run_id = child.info.run_id
         _log_params(self.client, record.run_id, params)
@@ -222,6 +225,8 @@ class _Runner:
             self._execute(step, record, inputs, params, out_dir)
         record.output_dir = out_dir
         record.output_digest = reuse.digest_path(out_dir)
+        if record.status == "done":  # a later no-op run reads it instead of hashing the stored outputs
+            self.client.set_tag(record.run_id, reuse.OUTPUT_DIGEST_TAG, record.output_digest)
         self.client.set_terminated(record.run_id, "FINISHED")
 
     def _materialize_inputs(self, step: Step) -> tuple[dict[str, Path], dict[str, str]]:
@@ -239,7 +244,7 @@ class _Runner:
             else:
                 path = self.workdir / "inputs" / step.name / f"{name}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(self._alias_info(spec.value), sort_keys=True))
+                path.write_text(alias_text(self._alias_info(spec.value)))
                 inputs[name], digests[name] = path, reuse.digest_path(path)
         return inputs, digests
 
@@ -256,8 +261,7 @@ class _Runner:
             return {"name": self.settings.model_name, "alias": alias, "version": None,
                     "existing": registry.versions_missing_a_champion(self.client, self.settings.model_name)
                     if alias == registry.CHAMPION else []}
-        return {"name": version.name, "alias": alias, "version": str(version.version),
-                "run_id": version.tags.get("run_id", ""), "tags": dict(version.tags)}
+        return alias_document(version.name, alias, str(version.version), dict(version.tags))
 
     def _log_datasets(self, step: Step, inputs: dict[str, Path], run_id: str) -> None:
         specs = [(name, spec) for name, spec in step.inputs.items() if spec.kind == "path" and spec.dataset]
@@ -373,6 +377,30 @@ class _Runner:
             "build_uri": self.settings.build_uri,
             "reports_dir": str(self.settings.reports_dir),
         }
+
+
+def step_tags(parent_id: str, step: Step, key: str, git) -> dict[str, str]:
+    """The tags of a step's child run."""
+    return {
+        "mlflow.parentRunId": parent_id,
+        "mlops.kind": "step",
+        "mlops.step.name": step.name,
+        "mlops.step.function": step.function,
+        "mlops.step.compute": step.compute,
+        reuse.KEY_TAG: key,
+        owners.OWNER_TAG: owners.owner_tag(),
+        **git.tags(),
+    }
+
+
+def alias_document(name: str, alias: str, version: str, tags: dict[str, str]) -> dict:
+    """What an alias input holds when the alias is set (its digest is part of the step's reuse key)."""
+    return {"name": name, "alias": alias, "version": version, "run_id": tags.get("run_id", ""), "tags": tags}
+
+
+def alias_text(info: dict) -> str:
+    """The file an alias input is written to."""
+    return json.dumps(info, sort_keys=True)
 
 
 def step_env(settings: Settings) -> dict[str, str]:

@@ -55,6 +55,13 @@ def describe(owner: str) -> str:
     return f"pid {pid} on {host}"
 
 
+def orphan_reason(owner: str, found_by: str) -> str:
+    """The mlops.error of a run ended because its owner is gone."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return (f"killed: the process that ran it ({describe(owner)}) ended without closing it (killed or crashed); "
+            f"marked KILLED at {when} by {found_by}")
+
+
 def end_orphans(client, experiment_ids: list[str], found_by: str) -> list[str]:
     """End KILLED every RUNNING run of these experiments whose owner on this host is gone; return their ids."""
     host = socket.gethostname().replace("'", "")
@@ -65,10 +72,7 @@ def end_orphans(client, experiment_ids: list[str], found_by: str) -> list[str]:
         owner = run.data.tags.get(OWNER_TAG, "")
         if not owner_is_gone(owner):
             continue
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        client.set_tag(run.info.run_id, ERROR_TAG,
-                       f"killed: the process that ran it ({describe(owner)}) ended without closing it "
-                       f"(killed or crashed); marked KILLED at {when} by {found_by}")
+        client.set_tag(run.info.run_id, ERROR_TAG, orphan_reason(owner, found_by))
         client.set_terminated(run.info.run_id, "KILLED")
         ended.append(run.info.run_id)
     return ended
