@@ -24,6 +24,7 @@ EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 PARAM_TYPES = {"string", "stringList", "number", "boolean", "object", "step", "stepList", "job", "jobList",
                "deployment", "deploymentList", "stage", "stageList"}
+PARAM_KEYS = {"name", "displayName", "type", "default", "values"}
 MAX_FILES = 100  # Azure: no more than 100 separate YAML files included, directly or indirectly
 MAX_DEPTH = 20  # Azure: no more than 20 levels of template nesting
 MAX_EXPANDED = 100_000  # nodes of an expanded pipeline (${{ each }} multiplies them); the shipped ones: < 2,000
@@ -93,6 +94,11 @@ def resolve_parameters(declared: Any, given: dict[str, Any], where: str) -> dict
     for spec in declared:
         if not isinstance(spec, dict) or "name" not in spec:
             raise TemplateError(f"{where}: every parameter needs a name")
+        unknown_keys = sorted(set(map(str, spec)) - PARAM_KEYS)
+        if unknown_keys:
+            at = spec.where(unknown_keys[0]) if isinstance(spec, Mapping) else where
+            raise TemplateError(f"{at}: unknown key '{unknown_keys[0]}' in parameter '{spec['name']}' (expected one "
+                                f"of: {', '.join(sorted(PARAM_KEYS))})")
         name, kind = spec["name"], spec.get("type", "string")
         if kind not in PARAM_TYPES:
             raise TemplateError(f"{where}: parameter '{name}' has unknown type '{kind}'")

@@ -140,6 +140,8 @@ def test_a_hundred_thousand_variables_are_refused_before_any_step(project, tmp_p
     ("jobs:\n  - job: J\n    strategy:\n      matrix: {a: {x: 1}}\n    steps:\n      - script: echo\n",
      r"p\.yml:3: 'strategy' \(matrix\) of job J is not supported locally"),
     ("steps:\n  - template: t.yml\n    paramters: {}\n", r"p\.yml:2: unknown key\(s\) paramters beside 'template'"),
+    ("parameters:\n  - name: n\n    type: number\n    defualt: 1\nsteps:\n  - script: echo\n",
+     r"p\.yml:4: unknown key 'defualt' in parameter 'n' \(expected one of: default, displayName, name, type, values\)"),
 ])
 def test_unknown_keys_and_wrong_types_are_located_errors(project, tmp_path, text, pattern):
     write(tmp_path, "t.yml", "steps:\n  - script: echo\n")
