@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -164,7 +165,7 @@ def add(settings: Settings, name: str, path: Path, origin: str = "") -> Version:
     if not result.success:
         raise DataRejected(f"{result.summary()}\nreport: {report}\nnothing was stored: data set '{name}' "
                            "keeps its versions")
-    from mlflow.entities import RunStatus
+    from mlflow.entities import Dataset, DatasetInput, RunStatus
 
     from ml_service.workspace import tracking
     from ml_service.workspace.datasets import dataset_input
@@ -187,7 +188,11 @@ def add(settings: Settings, name: str, path: Path, origin: str = "") -> Version:
                 shutil.copyfile(path, copy)
                 client.log_artifact(run.info.run_id, str(copy), ARTIFACT_DIR)
                 entry, _ = dataset_input(copy, name, project.target or None, context="registry")
-                client.log_inputs(run.info.run_id, datasets=[entry])
+                stored = f"{run.info.artifact_uri.rstrip('/')}/{ARTIFACT_DIR}/{copy.name}"  # not the temp copy
+                made = entry.dataset
+                dataset = Dataset(name=made.name, digest=made.digest, source_type="artifact",
+                                  source=json.dumps({"uri": stored}), schema=made.schema, profile=made.profile)
+                client.log_inputs(run.info.run_id, datasets=[DatasetInput(dataset, tags=entry.tags)])
         except Exception:
             client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
             raise

@@ -58,6 +58,7 @@ def test_a_valid_file_becomes_a_version_once_and_a_broken_one_is_refused_with_no
     assert first.sha256 == registry.sha256_of(valid)
     run = tracking.connect(workspace).get_run(first.run_id)
     assert [(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs] == [(name, first.digest)]
+    assert run.inputs.dataset_inputs[0].dataset.source.endswith(f'/dataset/{name}-v1.csv"}}')  # the stored copy
     local = registry.materialize(workspace, name)
     assert local.name == f"{name}-v1.csv" and registry.sha256_of(local) == first.sha256
     local.unlink()  # a clean machine of the team: downloaded again from the workspace's artifacts
