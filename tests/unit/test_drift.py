@@ -50,3 +50,28 @@ def test_compare_flags_only_the_shifted_feature_and_the_predictions():
     steady = drift.compare(["a", "b"], reference, [[a, b] for a, b in zip(gaussian(200, seed=5), current_b)],
                            [], [], 0.2, 0.01)
     assert not steady.drifted and steady.prediction is None
+
+
+def test_drift_queues_the_retrain_pipeline_of_the_models_project(workspace):
+    from ml_service.ci import service
+    from ml_service.monitor import check
+
+    [run_id] = check.trigger_retrain(workspace, workspace.model.name)
+    run = service.open_store(workspace).get_run(run_id)
+    assert (run.pipeline, run.reason, run.status) == (f"{workspace.model.project}-retrain", "ResourceTrigger", "queued")
+
+
+def test_monitor_settings_come_from_mlops_yml_and_a_bad_key_names_the_file(tmp_path, monkeypatch):
+    from ml_service.config import ConfigError, load_settings
+    from ml_service.monitor import config
+
+    (tmp_path / "mlops.yml").write_text("monitor: {psi: 0.3, window: 90m}\nmodels:\n"
+                                        "  - {project: alpha, name: alpha_model, monitor: {p_value: 0.05}}\n")
+    monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLOPS_MODEL", raising=False)
+    loaded = config.load(load_settings())
+    assert (loaded.psi, loaded.p_value, loaded.window, loaded.min_rows) == (0.3, 0.05, "90m", 50)
+    assert config.window_seconds(loaded.window) == 5400 and config.window_seconds("all") is None
+    (tmp_path / "mlops.yml").write_text("monitor: {psi_max: 0.3}\nmodels:\n  - {project: alpha, name: alpha_model}\n")
+    with pytest.raises(ConfigError, match=r"mlops.yml: monitor: unknown key\(s\) psi_max"):
+        config.load(load_settings())
