@@ -77,6 +77,17 @@ stages:
 """
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0"
                     "f01f00050001ff89993d1d0000000049454e44ae426082")  # 1x1, red
+TAIL = """
+steps:
+  - bash: |
+      for i in $(seq 1 600); do
+        echo "tick $i"
+        [ -f "$GO_FILE" ] && break
+        sleep 0.2
+      done
+      echo "told to finish"
+    displayName: Count until told to finish
+"""
 REPORT = "<html><body><h1>Data validation passed</h1><p>22 of 22 expectations met</p></body></html>"
 
 
@@ -163,6 +174,7 @@ def workspace(tmp_path_factory):
     (project / ".pipelines").mkdir()
     (project / ".pipelines" / "release.yml").write_text(RELEASE)
     (project / ".pipelines" / "hotfix.yml").write_text(RELEASE)
+    (project / ".pipelines" / "tail.yml").write_text(TAIL)
     git(project, "init", "-q", "-b", "main")
     git(project, "add", ".")
     git(project, "commit", "-qm", "Release the candidate")
@@ -321,3 +333,25 @@ def test_models_and_ml_runs_show_lineage_reuse_and_the_data_report(browser, stud
     assert plot.evaluate("img => img.complete && img.naturalWidth") == 1  # served and decoded
     assert page.get_by_role("link", name="open in the MLflow UI").get_attribute("href").startswith(
         "http://127.0.0.1:5000/#/experiments/")
+
+
+def test_a_running_steps_log_tails_live_and_the_page_follows_the_run_to_its_end(browser, studio, workspace):
+    go = workspace / "go"
+    env = {**project_env(workspace), "GO_FILE": str(go)}
+    run = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "run", "tail"], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        page = log_in(browser, studio, APPROVER, "/runs?pipeline=tail")
+        page.get_by_role("link", name="#3").click()
+        page.wait_for_url(f"{studio}/runs/3")
+        log = page.locator("li.step", has_text="Count until told to finish").locator("pre.log")
+        log.filter(has_text="tick 2").wait_for(timeout=60_000)  # streamed while the step runs
+        assert page.locator("#run-outcome").inner_text() == "running"
+        seen = log.inner_text().count("tick")
+        log.filter(has_text=f"tick {seen + 3}").wait_for()  # and it keeps coming, in the same page
+        go.write_text("go")
+        page.locator("#run-outcome").filter(has_text="succeeded").wait_for(timeout=60_000)
+        assert run.wait(60) == 0
+    finally:
+        go.write_text("go")
+        run.wait(60)
