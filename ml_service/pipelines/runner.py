@@ -346,7 +346,8 @@ class _Runner:
         result = json.loads((step_dir / "result.json").read_text())
         record.status = "done"
         record.source_run_id = record.run_id
-        record.metrics, record.values, record.outcome = result["metrics"], result["values"], result["outcome"]
+        record.metrics, record.values, record.outcome = (result.get("metrics", {}), result.get("values", {}),
+                                                         result.get("outcome", ""))  # a step may return None
         now = int(time.time() * 1000)
         if record.metrics:
             self.client.log_batch(record.run_id, metrics=[Metric(k, float(v), now, 0)

@@ -106,3 +106,20 @@ def test_a_deleted_source_run_is_not_reused(ws):
     again = run("--param", "alpha=0.123")
     assert again.returncode == 0, again.stderr
     assert "validate     done" in again.stdout and "MLFLOW IMPORTED" in again.stdout, again.stdout
+
+
+def returns_nothing(inputs, params, output_dir, context):
+    """A step that returns None (allowed: no metrics, no values, no outcome)."""
+    (output_dir / "done").write_text("yes")
+
+
+def test_a_step_returning_nothing_runs_and_is_then_reused_without_mlflow(ws, tmp_path):
+    path = tmp_path / "nothing.yml"
+    function = "tests.integration.test_pipeline_noop:returns_nothing"
+    path.write_text(f"name: nothing\nsteps:\n  only: {{function: '{function}'}}\n"
+                    f"  after: {{function: '{function}', inputs: {{previous: {{step: only}}}}}}\n")
+    first = run(str(path))
+    assert first.returncode == 0 and "outcome: completed" in first.stdout, first.stderr
+    again = run(str(path))
+    assert again.returncode == 0 and "MLFLOW NOT IMPORTED" in again.stdout, again.stdout + again.stderr
+    assert "after        reused" in again.stdout
