@@ -311,3 +311,23 @@ def test_mlops_studio_refuses_a_port_in_use_in_one_line(project):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use): "
                                      "choose another --port or --host")
+
+
+def test_a_release_names_its_version_by_parameter_output_or_the_retrain_runs_artifact(project):
+    import json
+
+    from ml_service.studio.evidence import release_ref
+
+    store = Store(project.state_dir / "ci")
+    retrain = queue_run(store, pipeline="retrain")
+    (store.artifacts_dir(retrain) / "model").mkdir(parents=True)
+    (store.artifacts_dir(retrain) / "model" / "model.json").write_text(json.dumps({"name": "m", "version": "7"}))
+    by_artifact = store.create_run("release", "r.yml", "ResourceTrigger", "main", "", "dev", {}, "/nowhere",
+                                   {"retrain": {"runID": retrain}})
+    assert release_ref(store, store.get_run(by_artifact)) == "m:7"
+    store.update_run(by_artifact, state={"outputs": {"Model/Select.model.ref": "m:8"}})
+    assert release_ref(store, store.get_run(by_artifact)) == "m:8"  # what the run itself selected wins
+    by_parameter = store.create_run("release", "r.yml", "Manual", "main", "", "dev", {"model": "m:9"}, "/nowhere")
+    assert release_ref(store, store.get_run(by_parameter)) == "m:9"
+    unknown = store.create_run("release", "r.yml", "Manual", "main", "", "dev", {}, "/nowhere")
+    assert release_ref(store, store.get_run(unknown)) == ""
