@@ -217,9 +217,48 @@ def materialize(settings: Settings, name: str, version: int | None = None) -> Pa
     return target
 
 
+def _newest_in_sqlite(settings: Settings, name: str):
+    """(version, sha256) of the newest version, read straight from the embedded sqlite store, or None when it
+    has none; NotImplemented when that cannot be known without MLflow (a server, an unknown layout)."""
+    import sqlite3
+
+    uri = settings.tracking_uri
+    if not uri.startswith("sqlite:///"):
+        return NotImplemented
+    database = Path(uri[len("sqlite:///"):])
+    if not database.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
+            rows = db.execute(
+                "SELECT v.value, d.value FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+                "JOIN tags n ON n.run_uuid = r.run_uuid AND n.key = ? AND n.value = ? "
+                "JOIN tags v ON v.run_uuid = r.run_uuid AND v.key = ? "
+                "JOIN tags d ON d.run_uuid = r.run_uuid AND d.key = ? "
+                "WHERE e.name = ? AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active'",
+                (NAME_TAG, name, VERSION_TAG, DIGEST_TAG, EXPERIMENT)).fetchall()
+    except sqlite3.Error:
+        return NotImplemented
+    found = sorted((int(version), sha) for version, sha in rows)
+    return found[-1] if found else None
+
+
 def data_path(settings: Settings, project: ModelProject) -> Path | None:
-    """What `$data` is for a project: its data set's newest registered version, else mlops.yml's file."""
-    if project.dataset and versions(settings, project.dataset):
+    """What `$data` is for a project: its data set's newest registered version, else mlops.yml's file.
+
+    On the embedded store this is answered without importing MLflow when the newest version is already
+    on this machine (a scheduled retrain with nothing new stays cheap)."""
+    if not project.dataset:
+        return project.data
+    newest = _newest_in_sqlite(settings, project.dataset)
+    if newest is None:
+        return project.data
+    if newest is not NotImplemented:
+        number, sha = newest
+        cached = settings.state_dir / "datasets" / project.dataset / f"v{number}" / f"{project.dataset}-v{number}.csv"
+        if cached.is_file() and sha256_of(cached) == sha:
+            return cached
+    if versions(settings, project.dataset):
         return materialize(settings, project.dataset)
     return project.data
 

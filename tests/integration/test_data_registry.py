@@ -148,3 +148,19 @@ def test_collected_inputs_with_labels_become_a_new_version_on_top_of_the_newest(
     refused = mlops("data", "add", name, "--from-collected", str(collect), "--labels", str(bad_labels))
     assert refused.returncode == 2 and "needs the column(s) request_id" in refused.stderr
     assert [v.version for v in registry.versions(workspace, name)] == [1, 2]
+
+
+def test_data_path_is_the_newest_version_and_read_without_mlflow_once_it_is_here(workspace, files):
+    valid, _ = files
+    model = workspace.model
+    assert registry.data_path(workspace, model) == model.data          # no version yet: mlops.yml's file
+    registry.add(workspace, model.dataset, valid)
+    first = registry.data_path(workspace, model)                        # downloaded once
+    assert first.name == f"{model.dataset}-v1.csv"
+    probe = subprocess.run([sys.executable, "-c", "import sys; from ml_service.config import load_settings; "
+                            "from ml_service.data import registry; s = load_settings(); "
+                            "print(registry.data_path(s, s.model)); print('mlflow' in sys.modules)"],
+                           capture_output=True, text=True, cwd=ROOT, env=dict(os.environ), timeout=120)
+    assert probe.stdout.split() == [str(first), "False"], probe.stderr
+    first.write_text("tampered")                                        # a changed cache is not trusted
+    assert registry.sha256_of(registry.data_path(workspace, model)) == registry.sha256_of(valid)
