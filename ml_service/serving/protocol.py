@@ -48,12 +48,14 @@ def connection_cap(max_connections: int) -> int:
 
 
 class _Transport:
-    """The connection's transport, whose close() lingers while the request body is still coming."""
+    """The connection's transport, whose close() lingers while the request body is still coming, and whose
+    writes within one turn of the event loop go out in one system call (uvicorn writes a response's head and
+    body separately: two sends a request otherwise)."""
 
     def __init__(self, transport, protocol: "HardenedProtocol"):
         self._transport = transport
         self._protocol = protocol
-        self.write = transport.write
+        self._pending: list | None = None
         self.is_closing = transport.is_closing
         self.get_extra_info = transport.get_extra_info
         self.pause_reading = transport.pause_reading
@@ -63,7 +65,21 @@ class _Transport:
     def __getattr__(self, name):
         return getattr(self._transport, name)
 
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            self._protocol.loop.call_soon(self.flush)
+        else:
+            self._pending.append(data)
+
+    def flush(self) -> None:
+        """Send what was written in this turn of the loop (called by the loop, and before any close)."""
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
     def close(self) -> None:
+        self.flush()
         if self._protocol.reading_request and not self._transport.is_closing():
             self._protocol.linger()
         else:
@@ -106,6 +122,7 @@ class HardenedProtocol(HttpToolsProtocol):
         waiting = [c for c in self.connections if getattr(c, "waiting_since", None) is not None and c is not self]
         victim = min(waiting, key=lambda c: c.waiting_since, default=self)
         victim.waiting_since = None
+        victim.transport.flush()
         victim.transport._transport.close()
 
     # --- request head limits ----------------------------------------------------------------------------
@@ -118,6 +135,7 @@ class HardenedProtocol(HttpToolsProtocol):
             if self.reading_request:
                 self._refuse(408, b'{"error":"request head not received in time"}')
             else:
+                self.transport.flush()
                 self.transport._transport.close()
         elif self.body_since is not None and now - self.body_since > self.body_timeout and self.reading_request:
             self.body_since = None
@@ -190,6 +208,7 @@ class HardenedProtocol(HttpToolsProtocol):
         """Half-close after the response, discard what the client still sends, close after LINGER_SECONDS."""
         self.waiting_since = self.body_since = None
         self._lingering = 0
+        self.transport.flush()
         transport = self.transport._transport
         try:
             transport.resume_reading()
