@@ -58,10 +58,14 @@ def start_container(settings: Settings, image: str, model_name: str, version: st
     environment_vars = {}
     if os.environ.get("MLOPS_SCORING_KEYS"):  # a secret: passed through, never recorded
         environment_vars["MLOPS_SCORING_KEYS"] = os.environ["MLOPS_SCORING_KEYS"]
+    from ml_service.monitor.config import collection_mount
+
+    volumes, collect_env = collection_mount(settings, environment, model_name)  # inputs for `mlops monitor drift`
+    environment_vars.update(collect_env)
     name = f"mlops-{environment}-{model_name.lower()}-v{version}-{int(time.time() * 1000)}"
     try:
         container = client.containers.run(
-            image, name=name, detach=True, ports={CONTAINER_PORT: ("127.0.0.1", None)},
+            image, name=name, detach=True, ports={CONTAINER_PORT: ("127.0.0.1", None)}, volumes=volumes,
             nano_cpus=int(cpus * 1e9), mem_limit=f"{int(memory_gb * 1024)}m", environment=environment_vars,
             labels={ENV_LABEL: environment, "mlops.model.name": model_name, "mlops.model.version": str(version),
                     "mlops.workspace": workspace_label(settings)},
