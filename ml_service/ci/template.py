@@ -205,10 +205,39 @@ class Compiler:
                 collection = self._eval(match.group(2), context, path)
                 if isinstance(collection, dict):
                     collection = [{"key": k, "value": v} for k, v in collection.items()]
+                if collection and not isinstance(collection, list):
+                    raise TemplateError(f"{path}: '${{{{ each }}}}' needs a list or a mapping, got "
+                                        f"{str(collection)[:60]!r}")
+                if collection:  # refuse an explosion before expanding it (nested eaches multiply)
+                    sample = {**context, match.group(1): collection[0]}
+                    estimate = len(collection) * self._estimate(value, sample, path)
+                    if self.nodes + estimate > MAX_EXPANDED:
+                        raise TemplateError(f"{path}: the pipeline expands to more than {MAX_EXPANDED} nodes "
+                                            f"(${{{{ each }}}} over {len(collection)} items, about {estimate} nodes)")
                 for item in collection or []:
                     yield ("insert-with", (value, {**context, match.group(1): item}))
                 continue
             yield ("item", (key, value))
+
+    def _estimate(self, node: Any, context: dict, path: Path, depth: int = 0) -> int:
+        """About how many nodes node expands to: nested ${{ each }} multiply by their collection's length."""
+        if depth > MAX_DEPTH or isinstance(node, str) or not isinstance(node, (list, dict)):
+            return 1
+        if isinstance(node, list):
+            return 1 + sum(self._estimate(item, context, path, depth + 1) for item in node)
+        total = 1
+        for key, value in node.items():
+            directive = self._directive(key)
+            match = EACH.match(directive[1]) if directive and directive[0] == "each" else None
+            times = 1
+            if match:
+                try:
+                    collection = self._eval(match.group(2), context, path)
+                except TemplateError:  # it reads the loop's variable: count it once
+                    collection = None
+                times = len(collection) if isinstance(collection, (list, dict)) and collection else 1
+            total += 1 + times * self._estimate(value, context, path, depth + 1)
+        return total
 
     def _mapping(self, node: dict, context: dict, path: Path) -> dict:
         result: dict = located(node, {})
