@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".mlops" / "mutation"
-TREE = WORK / "tree"  # --changed uses WORK / "tree-ci", so both can exist side by side
+TREE = WORK / "tree"  # --changed uses WORK / "tree-ci", --modules WORK / "tree-subset"
 # The fixed sample `make mutation-ci` checks when no guarded module changed: small, fast, guarding secrets and keys.
 SAMPLE = ("ml_service/ci/masking.py", "ml_service/serving/auth.py", "ml_service/pipelines/reuse.py")
 DETECTED = {"killed", "timeout", "caught by type check"}
@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-survivors", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
     global TREE
-    if args.changed:
-        TREE = WORK / "tree-ci"
+    if args.changed or args.modules:  # a subset never overwrites the full run's results
+        TREE = WORK / ("tree-ci" if args.changed else "tree-subset")
 
     config = read_config()
     guarded = [m for m in lines(config.get("only_mutate", "")) if (ROOT / m).is_file()]
