@@ -58,9 +58,15 @@ def test_probes_and_metrics_need_no_key(secured, path):
 ])
 def test_the_bearer_header_is_parsed_strictly(header, expected):
     assert authorized(header, (KEY,)) is expected
-    assert authorized(header, ("another-key-" + "y" * 20, KEY)) is expected  # any configured key
+    assert authorized(header, ("another-key-" + "y" * 20, KEY)) is expected  # any configured key, in any place
+    assert authorized(header, (KEY, "another-key-" + "y" * 20)) is expected
 
 
 def test_no_keys_means_open_and_an_empty_bearer_never_matches():
     assert authorized(None, ()) is True
     assert authorized(b"Bearer ", ("",)) is False
+
+
+def test_without_a_bearer_header_no_key_matches_whatever_it_is():
+    for key in ("XXXX", "", " "):
+        assert authorized(None, (key,)) is False and authorized(b"Basic " + key.encode(), (key,)) is False
