@@ -45,14 +45,24 @@ def _create_store_once(uri: str, database: Path):
     ready = database.with_name(database.name + ".ready")
     if ready.exists() and database.exists():
         return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    from ml_service.workspace import store_template
+
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # creates and migrates the store
-        client.search_experiments(max_results=1)
-        client.search_registered_models(max_results=1)
-        ready.touch()
-    return client
+        if ready.exists() and database.exists():  # another process made it while we waited
+            return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        how = "copied from the empty store template"
+        if database.exists() or not store_template.copy_template(database):
+            fresh = not database.exists()
+            client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # creates and migrates the store
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+            if fresh:
+                store_template.save_template(database)
+            how = "created by MLflow"
+        ready.write_text(how + "\n")
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def ensure_experiment(client, settings: Settings, name: str | None = None) -> str:
