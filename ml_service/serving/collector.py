@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 PATTERN = "predictions-*.jsonl"
+COMPACT = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(separators=) builds one a call
 
 
 class Collector:
@@ -52,7 +53,7 @@ class Collector:
 
     def collect(self, record: dict) -> None:
         """Serialise and buffer one record; never waits."""
-        line = json.dumps(record, separators=(",", ":")) + "\n"
+        line = COMPACT(record) + "\n"
         with self._lock:
             if len(self._lines) >= self.capacity:
                 dropped = True
