@@ -33,6 +33,7 @@ def _check_free(host: str, port: int) -> None:
 
 def cmd_studio(args) -> int:
     """Serve the Studio (and, with --mlflow-ui, the MLflow UI beside it)."""
+    import signal
     import subprocess
     import threading
 
@@ -51,7 +52,10 @@ def cmd_studio(args) -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     mlflow_url = args.mlflow_url or mlflow_address(settings, args.mlflow_port)
     app = create_app(settings, mlflow_url)
-    threading.Thread(target=app.state.studio.client, daemon=True).start()  # import MLflow before the first page
+    if args.mlflow_ui:  # the workspace's store exists before `mlops ui` opens it (no two migrations at once)
+        app.state.studio.client()
+    else:
+        threading.Thread(target=app.state.studio.client, daemon=True).start()  # import MLflow before a page needs it
     if args.host not in LOOPBACK:
         print(f"warning: serving on {args.host}: put the Studio behind a TLS reverse proxy", file=sys.stderr)
     if not users.list_users(settings.state_dir):
@@ -61,6 +65,8 @@ def cmd_studio(args) -> int:
         child = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ui", "--port", str(args.mlflow_port)],
                                  start_new_session=True, stdout=subprocess.DEVNULL)
     print(f"Studio on http://{args.host}:{args.port} (MLflow UI: {mlflow_url}; Ctrl-C to stop)", flush=True)
+    # uvicorn re-raises SIGTERM once it has shut down: make that an exit, so the MLflow UI stops with us.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
     finally:

@@ -105,3 +105,55 @@ def test_an_approval_past_its_timeout_is_rejected_when_the_studio_looks(project)
     token = browser.csrf("/approvals")
     status, _, page = browser.request("POST", f"/approvals/{run_id}", {"csrf": token, "action": "approve"})
     assert status == 403 and f"run {run_id} has no pending approval" in page
+
+
+def test_mlops_studio_starts_the_mlflow_ui_beside_it_links_there_and_stops_it(project):
+    import http.cookiejar
+    import os
+    import re
+    import socket
+    import subprocess
+    import sys
+    import urllib.parse
+    import urllib.request
+
+    from tests.conftest import ROOT
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    studio_port, mlflow_port = ports
+    env = {**os.environ, "MLOPS_ROOT": str(project.root), "MLOPS_STATE_DIR": str(project.state_dir)}
+    server = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "studio", "--port", str(studio_port),
+                               "--mlflow-ui", "--mlflow-port", str(mlflow_port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def answers(url):
+        try:
+            with opener.open(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            return None
+
+    try:
+        deadline = time.monotonic() + 300  # MLflow's server takes 50 s to start on a loaded 2-core machine
+        while not (answers(f"http://127.0.0.1:{studio_port}/login") and
+                   answers(f"http://127.0.0.1:{mlflow_port}/health")):
+            assert server.poll() is None and time.monotonic() < deadline, "the Studio or the MLflow UI did not start"
+            time.sleep(0.5)
+        login = answers(f"http://127.0.0.1:{studio_port}/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', login).group(1)
+        form = urllib.parse.urlencode({"csrf": token, "user": "alice@example.com", "password": PASSWORD,
+                                       "next": "/runs"}).encode()
+        page = opener.open(f"http://127.0.0.1:{studio_port}/login", data=form, timeout=30).read().decode()
+        assert f'<a href="http://127.0.0.1:{mlflow_port}" rel="noopener">MLflow UI</a>' in page
+    finally:
+        server.terminate()
+        server.wait(30)
+    deadline = time.monotonic() + 30
+    while answers(f"http://127.0.0.1:{mlflow_port}/health") is not None:  # stopped with the Studio
+        assert time.monotonic() < deadline, "the MLflow UI outlived the Studio"
+        time.sleep(0.3)
