@@ -25,3 +25,25 @@ def test_the_key_is_the_digest_of_exactly_these_parts(tmp_path):
     }
     expected = digest_text(json.dumps(material, sort_keys=True, default=str))
     assert step_key(step, PIPELINE, {"alpha": 0.5}, {"data": "d1"}, tmp_path) == expected
+
+
+def test_skipped_paths_leave_the_digest_but_later_files_still_count(tmp_path):
+    (tmp_path / "a.txt").write_text("skipped\n")
+    (tmp_path / "b.txt").write_text("counted\n")
+    before = digest_path(tmp_path, skip=("a.txt",))
+    (tmp_path / "a.txt").write_text("changed, but skipped\n")
+    assert digest_path(tmp_path, skip=("a.txt",)) == before
+    (tmp_path / "b.txt").write_text("changed and counted\n")  # after the skipped one in sorted order
+    assert digest_path(tmp_path, skip=("a.txt",)) != before
+
+
+def test_a_change_in_the_steps_own_module_changes_its_key(tmp_path, monkeypatch):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "reuse_probe_module.py").write_text("def run(inputs, params, output_dir, context):\n    return {}\n")
+    monkeypatch.syspath_prepend(str(code))
+    pipeline = parse_pipeline("name: p\nsteps: {a: {function: 'reuse_probe_module:run'}}")
+    step = pipeline.steps[0]
+    before = step_key(step, pipeline, {}, {}, tmp_path)
+    (code / "reuse_probe_module.py").write_text("def run(inputs, params, output_dir, context):\n    return {1: 2}\n")
+    assert step_key(step, pipeline, {}, {}, tmp_path) != before
