@@ -5,6 +5,7 @@ server on 127.0.0.1, users added with `mlops studio user add`."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +29,9 @@ RELEASER = "releaser@example.com"
 PASSWORDS = {APPROVER: "alice-password-1", OTHER_APPROVER: "carol-password-1", OUTSIDER: "bob-password-1",
              RELEASER: "releaser-password-1"}
 CANDIDATE, CHAMPION = 2871.3125, 3012.6875  # the metric (mse) of each on the same test split
-SCREENSHOT = ROOT / "docs" / "images" / "approval.png"
+# Every run keeps its screenshot with the test reports; MLOPS_UPDATE_SCREENSHOTS=1 also refreshes the README's.
+SCREENSHOT = ROOT / ".mlops" / "test-results" / "approval.png"
+README_SCREENSHOT = ROOT / "docs" / "images" / "approval.png"
 
 CONFIG = f"""
 workspace: {{state_dir: state}}
@@ -293,6 +296,8 @@ def test_an_approver_sees_both_metrics_approves_and_the_run_reaches_production(b
     report.get_by_role("heading", name="Data validation passed").wait_for()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     section.screenshot(path=str(SCREENSHOT))
+    if os.environ.get("MLOPS_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
 
     section.get_by_label("Comment").fill("metrics and QA look right")
     section.get_by_role("button", name="Approve").click()
