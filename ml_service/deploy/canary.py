@@ -15,9 +15,10 @@ from __future__ import annotations
 from ml_service.config import Settings
 from ml_service.deploy import cluster, records
 from ml_service.deploy.digest import pinned_image
-from ml_service.deploy.production import (ProductionResult, ProductionState, canary_release, cluster_mode,
-                                          commit_state, desired_values, gitops_message, image_reference,
-                                          provenance, read_state, release_name, validate_offline, values_text)
+from ml_service.deploy.cluster import cluster_mode
+from ml_service.deploy.production import ProductionResult, commit_state, gitops_message, provenance
+from ml_service.deploy.state import (ProductionState, canary_release, desired_values, image_reference, read_state,
+                                     release_name, validate_offline, values_text)
 from ml_service.deploy.qa import DeployError
 from ml_service.errors import UsageError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ml_service.config import Settings
 from ml_service.deploy import records
 from ml_service.deploy.cluster import cluster_mode
-from ml_service.deploy.production import ProductionState, image_reference, read_state
+from ml_service.deploy.state import ProductionState, image_reference, read_state
 
 
 def _track(values: dict | None) -> dict | None:
