@@ -59,17 +59,16 @@ def requests_in(log: Path, start: int) -> collections.Counter:
                                for m in REQUEST.finditer(text) if "/health" not in m.group(2))
 
 
-def log_runs(args: tuple) -> tuple[list[float], int]:
-    """One client process: log `runs` runs into experiment; (latency per run, errors)."""
-    uri, experiment_id, runs, user, password, start_at = args
+def log_runs(args: tuple) -> tuple[list[float], int, float, float]:
+    """One client process: log `runs` runs into experiment; (latency per run, errors, first start, end)."""
+    uri, experiment_id, runs, user, password, barrier = args
     os.environ.update({"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password} if user else {})
     import mlflow
     from mlflow.entities import Metric, Param
 
     client = mlflow.MlflowClient(uri)
-    while time.time() < start_at:
-        time.sleep(0.01)
-    latencies, errors = [], 0
+    barrier.wait()  # every client has imported MLflow: they start together
+    started, latencies, errors = time.time(), [], 0
     for _ in range(runs):
         began = time.perf_counter()
         try:
@@ -81,7 +80,7 @@ def log_runs(args: tuple) -> tuple[list[float], int]:
             latencies.append(time.perf_counter() - began)
         except Exception:  # noqa: BLE001 - counted: the benchmark reports failures, it does not stop on them
             errors += 1
-    return latencies, errors
+    return latencies, errors, started, time.time()
 
 
 def load(uri: str, clients: int, runs: int, user: str = "", password: str = "") -> dict:
@@ -89,14 +88,13 @@ def load(uri: str, clients: int, runs: int, user: str = "", password: str = "") 
 
     os.environ.update({"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password} if user else {})
     experiment_id = mlflow.MlflowClient(uri).create_experiment(f"load-{time.time_ns()}")
-    start_at = time.time() + 8  # every process imported MLflow before the first request
     context = multiprocessing.get_context("spawn")
-    with context.Pool(clients) as pool:
-        began = time.time()
-        results = pool.map(log_runs, [(uri, experiment_id, runs, user, password, start_at)] * clients)
-        wall = time.time() - max(began, start_at)
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = sum(e for _, e in results)
+    with context.Manager() as manager, context.Pool(clients) as pool:
+        barrier = manager.Barrier(clients)
+        results = pool.map(log_runs, [(uri, experiment_id, runs, user, password, barrier)] * clients)
+    wall = max(r[3] for r in results) - min(r[2] for r in results)
+    latencies = sorted(x for r in results for x in r[0])
+    errors = sum(r[1] for r in results)
     quantile = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]) if latencies else (lambda q: 0)
     return {"runs": len(latencies), "errors": errors, "runs_per_s": len(latencies) / wall if wall > 0 else 0,
             "p50": quantile(0.5), "p95": quantile(0.95)}

@@ -39,6 +39,8 @@ database_uri = postgresql+psycopg2://${db_user}@${db_host}:${db_port}/${MLFLOW_A
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 grant_default_workspace_access = true
+# remember a checked password for a while per worker (each check is a slow PBKDF2 hash)
+auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_SECONDS:-30}
 INI
 
 args=(server

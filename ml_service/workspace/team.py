@@ -29,6 +29,7 @@ from ml_service.workspace import postgres
 
 ADMIN = "admin"
 DATABASES = ("mlflow", "mlflow_auth")
+AUTH_CACHE_SECONDS = 30
 # Everyone reads everything; who trains gets EDIT (`mlops workspace grant NAME EDIT --experiment '*'`).
 # Not EDIT: MLflow floors every grant at the default, so with EDIT nobody could be held to READ.
 DEFAULT_PERMISSION = "READ"
@@ -153,7 +154,10 @@ def _write_auth_config(team: TeamPaths, pg_port: int) -> None:
         f"database_uri = {postgres.url(pg_port, 'mlflow_auth')}\n"
         f"admin_username = {ADMIN}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        "grant_default_workspace_access = true\n")
+        "grant_default_workspace_access = true\n"
+        # A checked password is remembered for 30 s per worker: without it every request hashes it again
+        # (PBKDF2, about 0.3-1.5 s of CPU; bench/team.py). A password change made elsewhere waits that long.
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
 
 
 def answers(tracking_uri: str, timeout: float = 3.0) -> bool:
