@@ -21,6 +21,7 @@ from ml_service.pipelines.definition import Pipeline, Step
 from ml_service.workspace import light_store
 
 RECORDER_TAG = "mlops.recorded_by"
+SNAPSHOT_TAG = "mlops.snapshot.signature"  # the files of the snapshot with their sizes and modification times
 
 
 def _now() -> int:
@@ -143,10 +144,8 @@ def run_if_noop(settings: Settings, pipeline: Pipeline, report: Callable | None,
 
 
 def _run(settings, pipeline, report, published, store):
-    from ml_service.pipelines.runner import OUTCOME_TAG, REUSED_TAG, PipelineResult, _relative_ignore, parent_tags, \
-        step_tags
+    from ml_service.pipelines.runner import OUTCOME_TAG, REUSED_TAG, PipelineResult, parent_tags, step_tags
     from ml_service.workspace.gitinfo import read_git_info
-    from ml_service.workspace.snapshot import write_snapshot
 
     started = _now()
     experiment = store.experiment(settings.experiment)
@@ -180,8 +179,8 @@ def _run(settings, pipeline, report, published, store):
     outcomes = [r.outcome for r in plan.records if r.outcome and r.status != "skipped"]
     outcome = outcomes[-1] if outcomes else "completed"
     parent.tags[OUTCOME_TAG] = outcome
-    write_snapshot(settings.root, artifacts / parent.run_id / "artifacts" / "snapshot.zip",
-                   extra_ignores=[_relative_ignore(settings)])
+    parent.tags[SNAPSHOT_TAG] = _snapshot(settings, store, experiment_id,
+                                          artifacts / parent.run_id / "artifacts" / "snapshot.zip")
     parent.end = _now()
     for row in rows[1:]:
         row.end = min(row.end, parent.end)
@@ -190,3 +189,35 @@ def _run(settings, pipeline, report, published, store):
         report(record.__class__(record.name))  # "pending", as the runner reports a step about to start
         report(record)
     return PipelineResult(parent.run_id, "FINISHED", outcome, plan.records)
+
+
+def _snapshot(settings: Settings, store, experiment_id: str, dest: Path) -> str:
+    """Write snapshot.zip to dest; when an earlier no-op run zipped the very same files (paths, sizes,
+    modification times), link its zip instead of compressing the tree again. Returns the signature."""
+    import hashlib
+    import os
+    import shutil
+
+    from ml_service.pipelines.runner import _relative_ignore
+    from ml_service.workspace.snapshot import snapshot_files, write_snapshot
+
+    ignores = [_relative_ignore(settings)]
+    h = hashlib.sha256()
+    for rel in snapshot_files(settings.root, ignores):
+        try:
+            stat = (settings.root / rel).stat()
+        except FileNotFoundError:
+            continue
+        h.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    signature = h.hexdigest()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    earlier = store.find_run(experiment_id, {SNAPSHOT_TAG: signature})
+    source = light_store.local_path(earlier[1]) / "snapshot.zip" if earlier else None
+    if source is not None and source.is_file():
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
+    else:
+        write_snapshot(settings.root, dest, extra_ignores=ignores)
+    return signature

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -65,7 +66,8 @@ def test_a_run_with_every_step_reused_is_recorded_without_mlflow_as_the_runner_r
     assert "mlops.recorded_by" not in full.data.tags and light.data.tags["mlops.recorded_by"].startswith("light")
     assert light.info.status == "FINISHED" and light.info.end_time >= light.info.start_time
     assert light.data.tags["mlops.outcome"] == full.data.tags["mlops.outcome"]
-    volatile = {"mlops.pid", "mlops.owner", "mlops.recorded_by", "mlflow.source.git.commit", "mlops.git.dirty"}
+    volatile = {"mlops.pid", "mlops.owner", "mlops.recorded_by", "mlflow.source.git.commit", "mlops.git.dirty",
+                "mlops.snapshot.signature"}
     assert {k: v for k, v in light.data.tags.items() if k not in volatile} == \
         {k: v for k, v in full.data.tags.items() if k not in volatile}
     assert light.data.params == full.data.params
@@ -123,3 +125,36 @@ def test_a_step_returning_nothing_runs_and_is_then_reused_without_mlflow(ws, tmp
     again = run(str(path))
     assert again.returncode == 0 and "MLFLOW NOT IMPORTED" in again.stdout, again.stdout + again.stderr
     assert "after        reused" in again.stdout
+
+
+def test_an_unchanged_tree_reuses_the_zipped_snapshot_and_a_changed_one_does_not(ws, tmp_path):
+    import zipfile as zf
+
+    from ml_service.config import replace
+    from ml_service.pipelines.noop import SNAPSHOT_TAG, _snapshot
+    from ml_service.workspace.light_store import LightStore, RunRow, local_path
+
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "code.py").write_text("VALUE = 1\n")
+    settings = replace(ws, root=tree)
+    from ml_service.workspace.tracking import connect, ensure_experiment
+
+    ensure_experiment(connect(ws), ws)  # the store and experiment exist (when this test runs alone)
+    store = LightStore.open(ws)
+    experiment_id, location = store.experiment(ws.experiment)
+
+    def snapshot_run() -> Path:
+        row = RunRow("snapshot", {})
+        dest = local_path(location) / row.run_id / "artifacts" / "snapshot.zip"
+        row.tags[SNAPSHOT_TAG] = _snapshot(settings, store, experiment_id, dest)
+        store.record(experiment_id, location, [row], "test")
+        return dest
+
+    first, second = snapshot_run(), snapshot_run()
+    assert first.samefile(second)  # linked, not zipped again
+    (tree / "pkg" / "code.py").write_text("VALUE = 22\n")
+    third = snapshot_run()
+    assert not third.samefile(second)
+    assert zf.ZipFile(third).read("pkg/code.py") == b"VALUE = 22\n"
+    store.close()
