@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs each client logs (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="MLflow server workers (default: %(default)s)")
     args = parser.parse_args()
+    os.environ.update(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true", MLFLOW_DISABLE_TELEMETRY="true")
     with tempfile.TemporaryDirectory(prefix="mlops-bench-team-") as tmp:
         team_env, embedded_env = env_for(Path(tmp) / "team"), env_for(Path(tmp) / "embedded")
         took_up, _ = mlops(team_env, "workspace", "up", "--workers", str(args.workers))
