@@ -182,11 +182,14 @@ def where_live(client, model_name: str, environment: str = "") -> dict[str, list
     for run in client.search_runs([experiment], query, order_by=["attributes.start_time DESC"], max_results=1000):
         tags = run.data.tags
         place, version, status = tags.get("environment", ""), tags.get("model_version", ""), tags.get("status")
+        if tags.get("track") == records.CANARY:
+            place = f"{place} canary"
         if status == records.LIVE:
             found.setdefault(version, set()).add(place)
-        elif status == records.DESIRED and place not in desired_seen:
-            desired_seen.add(place)
-            found.setdefault(version, set()).add(f"{place} (desired state)")
+        elif status in (records.DESIRED, records.REMOVED) and place not in desired_seen:
+            desired_seen.add(place)  # the newest desired-or-removed record of a place decides
+            if status == records.DESIRED:
+                found.setdefault(version, set()).add(f"{place} (desired state)")
     return {version: sorted(places) for version, places in found.items()}
 
 
