@@ -97,7 +97,11 @@ def assemble_context(settings: Settings, model_dir: Path, dest: Path) -> Path:
     """Write the build context for one model into dest."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    shutil.copy(settings.root / "environment_setup" / "Dockerfile.scoring", dest / "Dockerfile")
+    dockerfile = settings.root / "environment_setup" / "Dockerfile.scoring"
+    if not dockerfile.is_file():
+        raise ImageError(f"no scoring image recipe at {dockerfile}: the platform's environment_setup/ is "
+                         "missing from this checkout (restore it from the template)")
+    shutil.copy(dockerfile, dest / "Dockerfile")
     own_module = settings.model.score_module if settings.models else ""
     shutil.copytree(ensure_wheelhouse(settings, requirements(model_dir, own_module)), dest / "wheelhouse")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
