@@ -119,6 +119,10 @@ parameters:
     displayName: Model version to release when run by hand (NAME:VERSION); empty = from the retrain run
     type: string
     default: ''
+  - name: canaryPercent
+    displayName: Production canary share, 1-100; 0 = replace the stable release
+    type: number
+    default: '0'
 
 variables:
   MLOPS_MODEL: {project}
@@ -127,6 +131,7 @@ stages:
   - template: templates/release-stages.yml
     parameters:
       model: ${{{{ parameters.model }}}}
+      canaryPercent: ${{{{ parameters.canaryPercent }}}}
 """
 
 

@@ -258,6 +258,28 @@ def test_release_waits_for_approval_on_production():
     assert service.approval_config(settings, "production") is not None
 
 
+@pytest.mark.parametrize("given, expected", [(None, "0"), ("25", "25")])
+def test_the_release_passes_the_canary_share_to_the_production_step_through_env(given, expected):
+    from ml_service.ci.engine import normalize
+
+    settings = load_settings({"MLOPS_ROOT": str(ROOT)})
+    release = ROOT / ".pipelines" / f"{settings.model.project}-release.yml"
+    params = {} if given is None else {"canaryPercent": given}
+    stages = {s.name: s for s in normalize(Compiler(ROOT).compile(release, params))}
+    deploy = [s for s in stages["Production"].jobs[0].steps if "mlops deploy prod" in s.get("bash", "")]
+    assert len(deploy) == 1 and str(deploy[0]["env"]["CANARY_PERCENT"]) == expected
+    assert '--canary "$CANARY_PERCENT"' in deploy[0]["bash"]
+
+
+def test_the_release_refuses_a_canary_share_that_is_not_a_number():
+    settings = load_settings({"MLOPS_ROOT": str(ROOT)})
+    release = ROOT / ".pipelines" / f"{settings.model.project}-release.yml"
+    from ml_service.ci.template import TemplateError
+
+    with pytest.raises(TemplateError, match="canaryPercent' must be a number"):
+        Compiler(ROOT).compile(release, {"canaryPercent": "$(touch /tmp/x)"})
+
+
 def test_cancel_stops_a_running_run_and_records_it(project, tmp_path):
     proc, store = start_slow_run(project, tmp_path)
     cancel = mlops("ci", "cancel", "1")
