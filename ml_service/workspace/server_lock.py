@@ -43,11 +43,27 @@ def _break_if_stale(client, name: str, stale_after: float) -> bool:
     return False
 
 
+def _as_this_checkout() -> None:
+    """MLflow's client reads the server user from the environment: when the caller has not connected yet
+    (e.g. `mlops pipeline publish` takes the lock first), act as this checkout's user."""
+    import os
+
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return
+    from ml_service.config import load_settings
+
+    settings = load_settings()
+    if settings.tracking_username:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.tracking_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.tracking_password
+
+
 @contextmanager
 def hold(client, model_name: str, wait: float = 900, stale_after: float = 1800) -> Iterator[None]:
     """Hold model_name's registration lock on the server (wait up to `wait` seconds for it)."""
     from mlflow.exceptions import MlflowException
 
+    _as_this_checkout()
     name = lock_name(model_name)
     deadline = time.monotonic() + wait
     while True:
