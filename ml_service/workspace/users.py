@@ -11,7 +11,7 @@ from ml_service.errors import MLOpsError, UsageError
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
 
-class PermissionError_(MLOpsError):
+class UserAdminError(MLOpsError):
     """The server refused a user or permission change."""
 
 
@@ -41,7 +41,7 @@ def add_user(settings: Settings, username: str) -> Path:
     try:
         _client(settings).create_user(username, password)
     except MlflowException as exc:
-        raise PermissionError_(f"cannot create user {username!r} on {settings.tracking_uri}: {exc.message}") from None
+        raise UserAdminError(f"cannot create user {username!r} on {settings.tracking_uri}: {exc.message}") from None
     target = password_file(settings, username)
     write_secret(target, password)
     return target
@@ -77,5 +77,5 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
             client.revoke_user_permission(username, resource_type, resource_id)  # e.g. MANAGE as its creator
             client.grant_user_permission(username, resource_type, resource_id, permission)
     except MlflowException as exc:
-        raise PermissionError_(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
+        raise UserAdminError(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
     return f"{username}: {permission} on {what}"
