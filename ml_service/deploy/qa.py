@@ -70,6 +70,7 @@ def start_container(settings: Settings, image: str, model_name: str, version: st
             labels={ENV_LABEL: environment, "mlops.model.name": model_name, "mlops.model.version": str(version),
                     "mlops.workspace": workspace_label(settings)},
             restart_policy={"Name": "unless-stopped"},  # back after an engine or machine restart
+            read_only=True, tmpfs={"/tmp": "size=64m"},  # as in production: a read-only root filesystem
         )
     except ImageNotFound:
         raise DeployError(f"image {image} not found: build it with `mlops image build`") from None

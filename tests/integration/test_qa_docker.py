@@ -58,6 +58,7 @@ def test_qa_runs_exactly_one_container_with_the_qa_limits_on_loopback(qa, docker
     host = containers[0].attrs["HostConfig"]
     assert host["NanoCpus"] == 1_000_000_000 and host["Memory"] == 4096 * 1024 * 1024
     assert host["PortBindings"]["5001/tcp"][0]["HostIp"] == "127.0.0.1"
+    assert host["ReadonlyRootfs"] is True  # the service serves (smoke test) on a read-only root filesystem
 
 
 def test_smoke_test_of_the_qa_environment_passes(qa):
