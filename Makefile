@@ -99,9 +99,11 @@ mutation-ci: install
 
 ## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image; batch
 bench: install
-	$(BIN)/python bench/pipeline.py
+	@test -x /tmp/dvc-venv/bin/dvc || { python3 -m venv /tmp/dvc-venv && /tmp/dvc-venv/bin/pip install -q dvc; }
+	$(BIN)/python bench/pipeline.py --dvc /tmp/dvc-venv/bin/dvc
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/studio.py
 
 ## Serve the MLflow UI for the workspace on 127.0.0.1:5000
 ui: install
