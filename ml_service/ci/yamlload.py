@@ -14,13 +14,15 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
+from ml_service.errors import UsageError
+
 MAX_FILE_BYTES = 1024 * 1024  # Azure: 10 MB of parser memory, "typically 600 KB - 2 MB on disk"
 MAX_ALIASES = 100
 MAX_NODES = 1_000_000  # of one document, aliases expanded
 _BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml composes the nodes; the bounds are checked on them
 
 
-class YamlError(ValueError):
+class YamlError(UsageError, ValueError):
     """The file cannot be read as bounded, unambiguous YAML; the message has file and line."""
 
 
