@@ -54,6 +54,7 @@ loop: install
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
 test: install lint
+	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term --cov-report=xml:.mlops/test-results/coverage.xml \
 		--junitxml=.mlops/test-results/junit.xml
