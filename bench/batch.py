@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from proctree import children  # bench/ is on sys.path when a benchmark runs as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = """
@@ -51,24 +53,12 @@ print(json.dumps({"load": loaded - started, "work": time.perf_counter() - loaded
 """
 
 
-def _children(pid: int) -> list[int]:
-    """pid's child processes (from /proc/PID/task/*/children: cheap, no scan of every process)."""
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                found.extend(int(child) for child in handle.read().split())
-    except OSError:
-        pass
-    return found
-
-
 def tree_rss(pid: int) -> int:
     """Summed RSS in bytes of pid and all its descendants (from /proc)."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
-        todo.extend(_children(current))
+        todo.extend(children(current))
         try:
             for line in open(f"/proc/{current}/status"):
                 if line.startswith("VmRSS:"):

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from proctree import children  # bench/ is on sys.path when a benchmark runs as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CONNECTIONS = 32
@@ -65,23 +67,12 @@ def wrk_script(path: Path, body: str, delay_ms: int = 0) -> Path:
     return path
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                found.extend(int(child) for child in handle.read().split())
-    except OSError:
-        pass
-    return found
-
-
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by pid and its descendants, from /proc."""
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
-        todo.extend(_children(current))
+        todo.extend(children(current))
         try:
             with open(f"/proc/{current}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
