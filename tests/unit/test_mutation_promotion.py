@@ -4,6 +4,10 @@ carries, compare-and-set of `champion` against the champion the decision was mad
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +17,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Add ty
 NAME = "promotion_test_model"
 
 
+def fresh_store(target: Path) -> str:
+    """A new, empty MLflow sqlite store at target: a copy of one created once per MLflow version (creating
+    the tables takes seconds, copying the file milliseconds; the mutation tester runs these tests per mutant)."""
+    import mlflow
+
+    template = Path(tempfile.gettempdir()) / f"mlops-tests-empty-mlflow-{mlflow.__version__}.db"
+    if not template.is_file():
+        building = template.with_name(f"{template.name}.{os.getpid()}")
+        uri = f"sqlite:///{building}"
+        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
+        os.replace(building, template)
+    shutil.copy(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     import mlflow
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_store(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("promotion", artifact_location=(tmp_path / "artifacts").as_uri())
     return {"uri": uri, "client": client, "experiment": experiment, "tmp": tmp_path}
@@ -140,3 +159,221 @@ def test_a_removed_champion_stops_promotion_until_one_is_chosen(store):
     removed = promotion.register_candidate(context_for(store), log_model, "mse", 1.0, decided_against="1",
                                            rescore=lambda d: 2.0)
     assert removed["values"]["registered_version"] == "" and "was removed" in removed["outcome"]
+
+
+def test_decide_states_the_rule_and_both_numbers():
+    assert promotion.decide("mse", 1.0, None) == promotion.Decision(
+        True, "promoted: no champion yet; candidate mse 1.0000")
+    assert promotion.decide("mse", float("nan"), None) == promotion.Decision(
+        False, "not promoted: candidate mse is nan")
+    assert promotion.decide("mse", float("inf"), 2.0, champion_version="1").promote is False
+    versus = "candidate mse 1.5000 vs champion v3 2.0000 on the same test split"
+    assert promotion.decide("mse", 1.5, 2.0, champion_version="3") == promotion.Decision(True, f"promoted: {versus}")
+    worse = "candidate mse 2.5000 vs champion v3 2.0000 on the same test split"
+    assert promotion.decide("mse", 2.5, 2.0, champion_version="3") == promotion.Decision(
+        False, f"not promoted: {worse} (not strictly better)")
+    assert promotion.decide("mse", 2.0, 2.0, champion_version="3").promote is False  # equal is not better
+    assert promotion.decide("mse", 9.0, float("nan"), champion_version="3") == promotion.Decision(
+        True, "promoted: candidate mse 9.0000 vs champion v3 nan on the same test split")
+    # higher is better: a lower candidate loses, a higher one wins
+    assert promotion.decide("auc", 1.5, 2.0, True, "3").promote is False
+    assert promotion.decide("auc", 2.5, 2.0, True, "3").promote is True
+    assert promotion.decide("auc", 0.25, 0.5, higher_is_better=True).promote is False
+    # a margin: better by less than it is not enough, and the reason names it
+    assert promotion.decide("mse", 1.95, 2.0, False, "3", min_improvement=0.1) == promotion.Decision(
+        False, "not promoted: candidate mse 1.9500 vs champion v3 2.0000 on the same test split "
+        "(improvement 0.0500 <= min_improvement 0.1)")
+    assert promotion.decide("mse", 1.85, 2.0, False, "3", min_improvement=0.1).promote is True
+    assert promotion.decide("mse", 0.5, 1.0).promote is True  # by default lower is better, no margin
+
+
+def test_direction_reads_either_key_and_defaults_to_lower_is_better():
+    assert promotion.direction({}) is False
+    assert promotion.direction({"higher_is_better": True}) is True
+    assert promotion.direction({"higher_is_better": 0}) is False
+    assert promotion.direction({"lower_is_better": False}) is True
+    assert promotion.direction({"lower_is_better": True}) is False
+    assert promotion.direction({"higher_is_better": True, "lower_is_better": True}) is True
+
+
+def test_a_champion_that_cannot_score_says_why(store, capsys):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    capsys.readouterr()
+    seen = []
+
+    def broken(model_dir):
+        seen.append(model_dir)
+        raise ValueError("the data changed shape")
+
+    value = promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", broken)
+    assert math.isnan(value)
+    assert capsys.readouterr().out == ("champion v1 could not be scored on this test split: "
+                                       "ValueError: the data changed shape\n")
+    assert not seen[0].exists()  # the downloaded champion is thrown away
+    assert promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", lambda d: 4) == 4.0
+
+
+def test_evaluate_refuses_a_missing_champion_with_the_command_that_fixes_it(store):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    store["client"].delete_registered_model_alias(NAME, registry.CHAMPION)
+    with pytest.raises(registry.RegistryError) as refused:
+        promotion.evaluate_candidate(context_for(store), {}, "mse", 1.0, rescore=lambda d: 1.0)
+    assert str(refused.value) == registry.missing_champion_message(NAME, ["1"])
+    with pytest.raises(registry.RegistryError) as again:
+        promotion.register_candidate(context_for(store), log_model, "mse", 1.0, decided_against=None)
+    assert str(again.value) == registry.missing_champion_message(NAME, ["1"])
+
+
+def test_evaluate_records_both_numbers_and_the_decision(store):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    result = promotion.evaluate_candidate(context_for(store), {"version": 1}, "mse", 1.5, lambda d: 2.0)
+    reason = "promoted: candidate mse 1.5000 vs champion v1 2.0000 on the same test split"
+    assert result == {"values": {"promote": True, "champion_version": "1", "reason": reason},
+                      "metrics": {"candidate_mse": 1.5, "champion_mse": 2.0}, "outcome": reason}
+    higher = promotion.evaluate_candidate(context_for(store), {"version": "1"}, "auc", 1.5, lambda d: 2.0,
+                                          higher_is_better=True)
+    assert higher["values"]["promote"] is False
+    first = promotion.evaluate_candidate(context_for(store, model_name="a_new_model"), {"version": None}, "mse",
+                                         float("nan"), lambda d: 1 / 0)
+    assert first["values"] == {"promote": False, "champion_version": "",
+                               "reason": "not promoted: candidate mse is nan"}
+
+
+def test_the_registration_lock_is_an_exclusive_file_lock_in_the_state_dir(store, tmp_path, monkeypatch):
+    import fcntl
+
+    state = tmp_path / "nested" / "state"
+    context = {"tracking_uri": store["uri"], "state_dir": str(state)}
+
+    def held_elsewhere(path) -> bool:
+        with open(path) as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(other, fcntl.LOCK_UN)
+            return False
+
+    with promotion.registry_lock(context, "a"):
+        files = list((state / "locks").glob("register-*.lock"))
+        assert len(files) == 1 and held_elsewhere(files[0])
+        with promotion.registry_lock(context, "b"):  # another model is not blocked
+            assert len(list((state / "locks").glob("register-*.lock"))) == 2
+    assert not held_elsewhere(files[0])
+    with promotion.registry_lock(context, "a"):  # again, in the same folder
+        assert held_elsewhere(files[0])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    with promotion.registry_lock({"tracking_uri": store["uri"]}, "a"):
+        assert len(list((tmp_path / "tmp" / "locks").glob("register-*.lock"))) == 1
+
+
+def test_registration_tags_without_datasets_build_or_commit(store):
+    context = {"experiment_name": "e", "parent_run_id": "p", "git": {}}
+    assert promotion.registration_tags(context, "mse", 2, {"team": "ml"}) == {
+        "team": "ml", "experiment_name": "e", "metric": "mse", "mse": "2.0", "pipeline_run_id": "p"}
+    # the project's tags cannot override the ones every version carries
+    assert promotion.registration_tags(context, "mse", 2, {"metric": "other"})["metric"] == "mse"
+
+
+def killed_after_the_version(store, context, alias: bool) -> str:
+    """A version of the context's training run left pending, as a kill after it was created leaves it
+    (alias=True: killed after the alias moved, before the tag was set)."""
+    client = store["client"]
+    if not client.search_registered_models(f"name='{NAME}'"):
+        client.create_registered_model(NAME)
+    train = context["source_runs"]["train"]
+    version = client.create_model_version(NAME, (store["tmp"] / "artifacts").as_uri(), run_id=train, tags={
+        "run_id": train, registry.REGISTRATION_TAG: registry.PENDING, "pipeline_run_id": "earlier-run"})
+    if alias:
+        client.set_registered_model_alias(NAME, registry.CHAMPION, version.version)
+    return str(version.version)
+
+
+def test_a_run_killed_after_the_alias_moved_is_finished_and_reported_once(store):
+    context = context_for(store)
+    version = killed_after_the_version(store, context, alias=True)
+    done = promotion.register_candidate(context, log_model, "mse", 1.0, decided_against=None)
+    assert done == {"values": {"registered_version": version},
+                    "outcome": f"{NAME} version {version} (run {context['source_runs']['train']}) "
+                               "is already the champion"}
+    assert store["client"].get_model_version(NAME, version).tags[registry.REGISTRATION_TAG] == registry.COMPLETE
+    again = promotion.register_candidate(context, log_model, "mse", 1.0, decided_against=None)
+    assert again["values"]["registered_version"] == "" and versions(store) == [version]
+
+
+def test_a_run_killed_before_the_alias_moved_completes_its_own_version(store):
+    context = context_for(store)
+    version = killed_after_the_version(store, context, alias=False)
+    done = promotion.register_candidate(context, log_model, "mse", 1.0, decided_against=None,
+                                        reason="promoted: no champion yet; candidate mse 1.0000")
+    assert done == {"values": {"registered_version": version},
+                    "outcome": f"registered {NAME} version {version} (no champion yet; candidate mse 1.0000); "
+                               "champion moved (completed the registration interrupted in pipeline run earlier-run)"}
+    assert champion(store) == version and versions(store) == [version]
+    tags = store["client"].get_model_version(NAME, version).tags
+    assert tags[registry.REGISTRATION_TAG] == registry.COMPLETE
+
+
+def test_a_killed_registration_that_loses_on_rerun_is_closed_as_not_promoted(store, capsys):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    promotion.register_candidate(context_for(store), log_model, "mse", 2.0, decided_against="1")
+    context = context_for(store)
+    version = killed_after_the_version(store, context, alias=False)
+    lost = promotion.register_candidate(context, log_model, "mse", 2.5, decided_against="1", rescore=lambda d: 2.0)
+    reason = ("not promoted: candidate mse 2.5000 vs champion v2 2.0000 on the same test split (not strictly "
+              "better) (re-decided: the champion changed from v1 to v2)")
+    assert lost == {"values": {"registered_version": ""}, "outcome": reason}
+    assert reason in capsys.readouterr().out
+    tags = store["client"].get_model_version(NAME, version).tags
+    assert (tags[registry.REGISTRATION_TAG], tags[registry.DECISION_TAG]) == (registry.NOT_PROMOTED, reason)
+    assert champion(store) == "2"
+    # its run is registered now (not promoted): a further rerun says so and registers nothing
+    again = promotion.register_candidate(context, log_model, "mse", 0.1, decided_against="2")
+    assert again["outcome"] == (f"not promoted: run {context['source_runs']['train']} is already registered as "
+                                f"{NAME} version {version}, which is not the champion (v2)")
+    assert champion(store) == "2" and versions(store) == ["1", "2", version]
+
+
+def test_a_killed_registration_whose_champion_was_removed_or_moved_is_closed(store):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    context = context_for(store)
+    version = killed_after_the_version(store, context, alias=False)
+    promotion.register_candidate(context_for(store), log_model, "mse", 2.0, decided_against="1")
+    moved = promotion.register_candidate(context, log_model, "mse", 1.0, decided_against="1")
+    assert moved["outcome"] == "not promoted: the champion changed from v1 to v3 while this run evaluated"
+    assert store["client"].get_model_version(NAME, version).tags[registry.DECISION_TAG] == moved["outcome"]
+    other = context_for(store)
+    pending = killed_after_the_version(store, other, alias=False)
+    store["client"].delete_registered_model_alias(NAME, registry.CHAMPION)
+    removed = promotion.register_candidate(other, log_model, "mse", 1.0, decided_against="3", rescore=lambda d: 9.0)
+    assert removed["outcome"] == ("not promoted: champion v3 was removed while this run evaluated; set one with "
+                                  "`mlops model promote` and retrain")
+    tags = store["client"].get_model_version(NAME, pending).tags
+    assert tags[registry.REGISTRATION_TAG] == registry.NOT_PROMOTED
+    assert tags[registry.DECISION_TAG] == removed["outcome"]
+
+
+def test_a_champion_set_meanwhile_on_a_first_run_is_compared_with_and_the_decision_recorded(store):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    context = context_for(store)
+    runs = []
+
+    def logging_model():
+        import mlflow
+
+        runs.append(mlflow.active_run().info.run_id)
+        return log_model()
+
+    won = promotion.register_candidate(context, logging_model, "mse", 1.0, decided_against=None,
+                                       rescore=lambda d: 2.0, reason="promoted: no champion yet")
+    reason = "promoted: candidate mse 1.0000 vs champion v1 2.0000 on the same test split"
+    assert won == {"values": {"registered_version": "2"},
+                   "outcome": f"registered {NAME} version 2 ({reason[len('promoted: '):]}); champion moved "
+                              "(re-decided: the champion changed from none to v1)"}
+    assert runs == [context["run_id"]]  # the model is logged in the register step's own run
+    assert store["client"].get_model_version(NAME, "2").tags[registry.DECISION_TAG] == reason
+    plain = promotion.register_candidate(context_for(store), log_model, "mse", 0.5, decided_against="2",
+                                         reason="x" * 6000)
+    assert plain["outcome"] == f"registered {NAME} version 3 (mse 0.5000); champion moved"
+    assert store["client"].get_model_version(NAME, "3").tags[registry.DECISION_TAG] == "x" * 5000
