@@ -188,6 +188,8 @@ def test_frames_have_the_schema_columns_in_order_with_their_dtypes():
         "double": "float64", "float": "float32", "long": "float64", "integer": "float64", "boolean": "object",
         "string": "object", "datetime": "datetime64", "binary": "object"}
     assert math.isnan(with_nulls["long"][0]) and with_nulls["long"][1] == 3 and with_nulls["boolean"][0] is None
+    mixed = Schema((Column("t", "datetime"),)).frame([["2024-01-02"], ["2024-01-02T03:04:05"]])
+    assert [str(t) for t in mixed["t"]] == ["2024-01-02 00:00:00", "2024-01-02 03:04:05"]
     untyped = Schema().frame([[1, 2], [3, 4]])
     assert str(untyped.dtypes.iloc[0]) == "float64" and untyped.values.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     with pytest.raises(InputError) as bad:
@@ -229,6 +231,8 @@ def test_load_schema_from_column_and_tensor_signatures():
     assert schema.load_schema(signature([])) == Schema()
     tensor = [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 4]}}]
     assert schema.load_schema(signature(tensor)) == Schema(width=4)
+    tensor[0]["tensor-spec"]["shape"] = [-1, 1]
+    assert schema.load_schema(signature(tensor)) == Schema(width=1)
     for shape in ([-1, -1], [-1], [-1, 2, 3], [-1, "4"], [-1, 0], None):
         tensor[0]["tensor-spec"]["shape"] = shape
         assert schema.load_schema(signature(tensor)).width is None, shape
