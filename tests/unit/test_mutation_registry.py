@@ -191,6 +191,8 @@ def test_the_missing_champion_message_names_the_versions_and_the_fix():
     assert "(12, 11, 10, 9, 8, 7, 6, 5, 4, 3, ...)" in many
     ten = registry.missing_champion_message("m", [str(n) for n in range(10, 0, -1)])
     assert "(10, 9, 8, 7, 6, 5, 4, 3, 2, 1)" in ten
+    eleven = registry.missing_champion_message("m", [str(n) for n in range(11, 0, -1)])
+    assert "(11, 10, 9, 8, 7, 6, 5, 4, 3, 2, ...)" in eleven
 
 
 def test_list_versions_newest_first_with_their_aliases_run_and_metric(store):
@@ -229,7 +231,8 @@ def test_resolve_version_by_number_alias_or_latest(store):
     with pytest.raises(registry.RegistryError) as none:
         registry.resolve_version(client, "no_such_model")
     assert str(none.value) == "model 'no_such_model' has no registered versions"
-    for ref in (f"{NAME}:99", f"{NAME}@nothing", "no_such_model:1"):
+    # a reference with more than one separator is a model that does not exist, never a crash
+    for ref in (f"{NAME}:99", f"{NAME}@nothing", "no_such_model:1", f"{NAME}:1:2", f"{NAME}@champion@qa"):
         with pytest.raises(registry.RegistryError) as missing:
             registry.resolve_version(client, ref)
         assert str(missing.value).startswith(f"cannot find model '{ref}': ")
