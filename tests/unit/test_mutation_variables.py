@@ -46,8 +46,10 @@ def test_read_dotenv(tmp_path):
     assert read_dotenv(tmp_path / "dir") == {}
     env = tmp_path / ".env"
     env.write_text("# comment\n\n  A = 1 \nexport B='two words'\nC=\"q\"\nNOEQUALS\nD=x=y\n  # E=no\nF=\n"
-                   "export  G = \"'mixed'\" \n")
-    assert read_dotenv(env) == {"A": "1", "B": "two words", "C": "q", "D": "x=y", "F": "", "G": "mixed"}
+                   "export  G = \"'mixed'\" \n"
+                   "H=XsecretX\n")
+    assert read_dotenv(env) == {"A": "1", "B": "two words", "C": "q", "D": "x=y", "F": "", "G": "mixed",
+                                "H": "XsecretX"}
 
 
 def test_a_group_is_resolved_when_first_used_with_its_secrets_masked(tmp_path):
@@ -63,8 +65,9 @@ def test_a_group_is_resolved_when_first_used_with_its_secrets_masked(tmp_path):
                            "BOTH": Var("env-wins", secret=True, literal=True)}
     assert groups["g"] is groups["g"] and groups.used == ["g"]
     assert groups["empty"] == {} and groups.used == ["g", "empty"]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as unknown:
         groups["nope"]
+    assert unknown.value.args == ("nope",)
     assert groups.used == ["g", "empty"]
     with pytest.raises(VariableError) as missing:
         groups["unused"]
