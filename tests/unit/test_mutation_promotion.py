@@ -377,3 +377,35 @@ def test_a_champion_set_meanwhile_on_a_first_run_is_compared_with_and_the_decisi
                                          reason="x" * 6000)
     assert plain["outcome"] == f"registered {NAME} version 3 (mse 0.5000); champion moved"
     assert store["client"].get_model_version(NAME, "3").tags[registry.DECISION_TAG] == "x" * 5000
+
+
+def constant_model(value: float):
+    """log_model for a model that predicts value for every row (tells two versions' files apart)."""
+    def log():
+        import mlflow.pyfunc
+
+        class Constant(mlflow.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):
+                return [value] * len(model_input)
+
+        return mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=[]).model_uri
+    return log
+
+
+def predicted(model_dir) -> float:
+    import mlflow.pyfunc
+    import pandas
+
+    return float(mlflow.pyfunc.load_model(str(model_dir)).predict(pandas.DataFrame({"x": [0.0]}))[0])
+
+
+def test_the_champion_rescored_is_the_version_named_not_the_latest(store):
+    promotion.register_candidate(context_for(store), constant_model(1.0), "mse", 3.0, decided_against=None)
+    promotion.register_candidate(context_for(store), constant_model(2.0), "mse", 2.0, decided_against="1")
+    store["client"].set_registered_model_alias(NAME, registry.CHAMPION, "1")  # v2 is the latest, v1 the champion
+    assert promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", predicted) == 1.0
+    result = promotion.evaluate_candidate(context_for(store), {"version": "1"}, "mse", 0.5, predicted)
+    assert result["metrics"] == {"candidate_mse": 0.5, "champion_mse": 1.0}
+    # registered without a decision in words: none is recorded
+    promotion.register_candidate(context_for(store), log_model, "mse", 0.5, decided_against="1")
+    assert store["client"].get_model_version(NAME, "3").tags.get(registry.DECISION_TAG, "") == ""
