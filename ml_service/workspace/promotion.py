@@ -99,7 +99,9 @@ def evaluate_candidate(context: dict, champion: dict, metric: str, candidate_val
     """
     version = champion.get("version")
     if not version:  # no champion: a first run, unless versions show that one existed and was removed
-        missing = registry.versions_missing_a_champion(_client(context), context["model_name"])
+        missing = champion.get("existing")  # the runner lists them in the alias input (the reuse key sees them)
+        if missing is None and context.get("tracking_uri"):  # a champion document from elsewhere: ask the registry
+            missing = registry.versions_missing_a_champion(_client(context), context["model_name"])
         if missing:
             raise registry.RegistryError(registry.missing_champion_message(context["model_name"], missing))
     champion_value = rescore_champion(context, str(version), rescore) if version else None
