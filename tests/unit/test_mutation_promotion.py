@@ -409,3 +409,13 @@ def test_the_champion_rescored_is_the_version_named_not_the_latest(store):
     # registered without a decision in words: none is recorded
     promotion.register_candidate(context_for(store), log_model, "mse", 0.5, decided_against="1")
     assert store["client"].get_model_version(NAME, "3").tags.get(registry.DECISION_TAG, "") == ""
+
+
+def test_a_rerun_of_the_only_registered_run_refuses_when_the_champion_was_removed(store):
+    context = context_for(store)
+    promotion.register_candidate(context, log_model, "mse", 3.0, decided_against=None)
+    store["client"].delete_registered_model_alias(NAME, registry.CHAMPION)
+    with pytest.raises(registry.RegistryError) as refused:  # its own complete version shows a champion existed
+        promotion.register_candidate(context, log_model, "mse", 3.0, decided_against=None)
+    assert str(refused.value) == registry.missing_champion_message(NAME, ["1"])
+    assert versions(store) == ["1"] and champion(store) is None
