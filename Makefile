@@ -53,11 +53,24 @@ loop: install
 	@$(BIN)/python -m ml_service.monitor.loop $(if $(MODEL),--project $(MODEL))
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
+# The Docker tests (they mostly wait on image builds and containers) run in a second pytest process
+# beside the others; one report of both at the end, and the target fails if either failed.
 test: install lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
-	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term --cov-report=xml:.mlops/test-results/coverage.xml \
-		--junitxml=.mlops/test-results/junit.xml
+	@mkdir -p $(REPORTS)
+	@rm -f .coverage.docker .coverage.rest
+	@echo "== Docker tests start in the background (their log: $(REPORTS)/pytest-docker.log)"
+	@COVERAGE_FILE=$(CURDIR)/.coverage.docker $(BIN)/python -m pytest -m docker -p no:cacheprovider \
+		--cov --cov-branch --cov-report= --junitxml=$(REPORTS)/junit-docker.xml >$(REPORTS)/pytest-docker.log 2>&1 & \
+	docker=$$!; \
+	COVERAGE_FILE=$(CURDIR)/.coverage.rest $(BIN)/python -m pytest -m "not docker" \
+		--cov --cov-branch --cov-report= --junitxml=$(REPORTS)/junit.xml; rest=$$?; \
+	wait $$docker; docker_rc=$$?; \
+	echo "== Docker tests (ran beside the others; exit code $$docker_rc)"; cat $(REPORTS)/pytest-docker.log; \
+	$(BIN)/python -m coverage combine -q .coverage.docker .coverage.rest && \
+	$(BIN)/python -m coverage report && $(BIN)/python -m coverage xml -q -o $(REPORTS)/coverage.xml; \
+	test $$rest -eq 0 && test $$docker_rc -eq 0
 
 ## Unit tests and every project's own tests, without the integration tests
 test-fast: install
