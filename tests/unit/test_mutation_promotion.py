@@ -419,3 +419,19 @@ def test_a_rerun_of_the_only_registered_run_refuses_when_the_champion_was_remove
         promotion.register_candidate(context, log_model, "mse", 3.0, decided_against=None)
     assert str(refused.value) == registry.missing_champion_message(NAME, ["1"])
     assert versions(store) == ["1"] and champion(store) is None
+
+
+def test_evaluate_takes_the_versions_missing_a_champion_from_the_alias_input(store):
+    no_workspace = {"model_name": NAME}
+    with pytest.raises(registry.RegistryError) as refused:
+        promotion.evaluate_candidate(no_workspace, {"version": None, "existing": ["4", "2"]}, "mse", 1.0,
+                                     rescore=lambda d: 1 / 0)
+    assert str(refused.value) == registry.missing_champion_message(NAME, ["4", "2"])
+    first = promotion.evaluate_candidate(no_workspace, {"version": None}, "mse", 1.0, rescore=lambda d: 1 / 0)
+    assert first["values"]["promote"] is True
+    # the runner's list is the answer: the registry is not asked again
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    store["client"].delete_registered_model_alias(NAME, registry.CHAMPION)
+    listed = promotion.evaluate_candidate(context_for(store), {"version": None, "existing": []}, "mse", 1.0,
+                                          rescore=lambda d: 1 / 0)
+    assert listed["values"]["promote"] is True
