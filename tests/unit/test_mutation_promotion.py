@@ -435,3 +435,18 @@ def test_evaluate_takes_the_versions_missing_a_champion_from_the_alias_input(sto
     listed = promotion.evaluate_candidate(context_for(store), {"version": None, "existing": []}, "mse", 1.0,
                                           rescore=lambda d: 1 / 0)
     assert listed["values"]["promote"] is True
+
+
+def test_a_re_decision_rescores_the_new_champion_with_the_projects_direction_and_margin(store):
+    promotion.register_candidate(context_for(store), constant_model(1.0), "auc", 0.5, decided_against=None)
+    promotion.register_candidate(context_for(store), constant_model(2.0), "auc", 0.5, decided_against="1")
+    store["client"].set_registered_model_alias(NAME, registry.CHAMPION, "1")  # v1 again (v2 is the latest)
+    # decided against v2, the champion is v1 now: re-scored on this split, v1 scores 1.0
+    small = promotion.register_candidate(context_for(store), log_model, "auc", 1.2, decided_against="2",
+                                         rescore=predicted, higher_is_better=True, min_improvement=0.4)
+    assert small["values"]["registered_version"] == "" and champion(store) == "1"
+    assert "improvement 0.2000 <= min_improvement 0.4" in small["outcome"]
+    won = promotion.register_candidate(context_for(store), log_model, "auc", 1.5, decided_against="2",
+                                       rescore=predicted, higher_is_better=True, min_improvement=0.4)
+    assert won["values"]["registered_version"] == "3" and champion(store) == "3"
+    assert "candidate auc 1.5000 vs champion v1 1.0000" in won["outcome"]
