@@ -450,3 +450,14 @@ def test_a_re_decision_rescores_the_new_champion_with_the_projects_direction_and
                                        rescore=predicted, higher_is_better=True, min_improvement=0.4)
     assert won["values"]["registered_version"] == "3" and champion(store) == "3"
     assert "candidate auc 1.5000 vs champion v1 1.0000" in won["outcome"]
+
+
+def test_a_killed_registration_that_wins_its_re_decision_says_both(store):
+    promotion.register_candidate(context_for(store), log_model, "mse", 3.0, decided_against=None)
+    context = context_for(store)
+    version = killed_after_the_version(store, context, alias=False)
+    promotion.register_candidate(context_for(store), log_model, "mse", 2.0, decided_against="1")
+    won = promotion.register_candidate(context, log_model, "mse", 1.0, decided_against="1", rescore=lambda d: 2.0)
+    assert won["values"]["registered_version"] == version and champion(store) == version
+    assert won["outcome"].endswith("champion moved (re-decided: the champion changed from v1 to v3) "
+                                   "(completed the registration interrupted in pipeline run earlier-run)")
