@@ -155,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-survivors", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
     global TREE
-    if args.changed or args.modules:  # a subset never overwrites the full run's results
-        TREE = WORK / ("tree-ci" if args.changed else "tree-subset")
+    if args.changed or args.modules:  # a subset never overwrites the full run's results, nor another subset's
+        import hashlib
+
+        subset = hashlib.sha256(args.modules.encode()).hexdigest()[:8]
+        TREE = WORK / ("tree-ci" if args.changed else f"tree-subset-{subset}")
 
     config = read_config()
     guarded = [m for m in lines(config.get("only_mutate", "")) if (ROOT / m).is_file()]
