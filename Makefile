@@ -53,21 +53,22 @@ loop: install
 	@$(BIN)/python -m ml_service.monitor.loop $(if $(MODEL),--project $(MODEL))
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
-# The Docker tests (they mostly wait on image builds and containers) run in a second pytest process
-# beside the others; one report of both at the end, and the target fails if either failed.
+# The Docker tests (they mostly wait on image builds and containers) and the modules that run their own
+# servers for minutes run in a second pytest process beside the others (MLOPS_TEST_GROUP, tests/conftest.py);
+# one coverage report of both at the end, and the target fails if either failed.
 test: install lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	@mkdir -p $(REPORTS)
 	@rm -f .coverage.docker .coverage.rest
-	@echo "== Docker tests start in the background (their log: $(REPORTS)/pytest-docker.log)"
-	@COVERAGE_FILE=$(CURDIR)/.coverage.docker $(BIN)/python -m pytest -m docker -p no:cacheprovider \
+	@echo "== Docker and server tests start in the background (their log: $(REPORTS)/pytest-docker.log)"
+	@MLOPS_TEST_GROUP=background COVERAGE_FILE=$(CURDIR)/.coverage.docker $(BIN)/python -m pytest -p no:cacheprovider \
 		--cov --cov-branch --cov-report= --junitxml=$(REPORTS)/junit-docker.xml >$(REPORTS)/pytest-docker.log 2>&1 & \
 	docker=$$!; \
-	COVERAGE_FILE=$(CURDIR)/.coverage.rest $(BIN)/python -m pytest -m "not docker" \
+	MLOPS_TEST_GROUP=foreground COVERAGE_FILE=$(CURDIR)/.coverage.rest $(BIN)/python -m pytest \
 		--cov --cov-branch --cov-report= --junitxml=$(REPORTS)/junit.xml; rest=$$?; \
 	wait $$docker; docker_rc=$$?; \
-	echo "== Docker tests (ran beside the others; exit code $$docker_rc)"; cat $(REPORTS)/pytest-docker.log; \
+	echo "== Docker and server tests (ran beside the others; exit code $$docker_rc)"; cat $(REPORTS)/pytest-docker.log; \
 	$(BIN)/python -m coverage combine -q .coverage.docker .coverage.rest && \
 	$(BIN)/python -m coverage report && $(BIN)/python -m coverage xml -q -o $(REPORTS)/coverage.xml; \
 	test $$rest -eq 0 && test $$docker_rc -eq 0

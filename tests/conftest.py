@@ -9,6 +9,7 @@ never a reason to skip: the test fails with the command that installs it.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,31 @@ SKIP_ALLOWED = {
 }
 
 
+# `make test` runs two pytest processes at once (MLOPS_TEST_GROUP): `background` takes the Docker tests and
+# the modules that run their own servers for minutes; `foreground` the rest. Unset: every test.
+BACKGROUND_MODULES = {"test_team_workspace.py", "test_team_migrate.py", "test_deploy_canary.py"}
+GROUP = pytest.StashKey[str]()
+
+
+def in_background_group(item) -> bool:
+    """Whether a test belongs to `make test`'s background process."""
+    return item.get_closest_marker("docker") is not None or item.path.name in BACKGROUND_MODULES
+
+
+def pytest_collection_modifyitems(config, items):
+    group = config.stash.get(GROUP, "")
+    if group not in ("background", "foreground"):
+        return
+    wanted = group == "background"
+    keep = [item for item in items if in_background_group(item) == wanted]
+    dropped = [item for item in items if in_background_group(item) != wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def pytest_configure(config):
+    config.stash[GROUP] = os.environ.pop("MLOPS_TEST_GROUP", "")  # not inherited by the tests' own pytest runs
     for name, why in SKIP_ALLOWED.items():
         config.addinivalue_line("markers", f"{name}: {why}; the only kind of test that may skip")
 
