@@ -347,7 +347,13 @@ def test_a_running_steps_log_tails_live_and_the_page_follows_the_run_to_its_end(
                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         page = log_in(browser, studio, APPROVER, "/runs?pipeline=tail")
-        page.get_by_role("link", name="#3").click()
+        link = page.get_by_role("link", name="#3")
+        deadline = time.monotonic() + 120
+        while not link.count():  # the run is queued by a process that may still be starting: look again
+            assert time.monotonic() < deadline, "run #3 never appeared in the run list"
+            page.wait_for_timeout(500)
+            page.reload()
+        link.click()
         page.wait_for_url(f"{studio}/runs/3")
         log = page.locator("li.step", has_text="Count until told to finish").locator("pre.log")
         log.filter(has_text="tick 2").wait_for(timeout=60_000)  # streamed while the step runs
