@@ -4,32 +4,15 @@ carries, compare-and-set of `champion` against the champion the decision was mad
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import tempfile
-from pathlib import Path
 
 import pytest
 
 from ml_service.workspace import promotion, registry
+from tests.conftest import fresh_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Add type hints:UserWarning")]
 NAME = "promotion_test_model"
-
-
-def fresh_store(target: Path) -> str:
-    """A new, empty MLflow sqlite store at target: a copy of one created once per MLflow version (creating
-    the tables takes seconds, copying the file milliseconds; the mutation tester runs these tests per mutant)."""
-    import mlflow
-
-    template = Path(tempfile.gettempdir()) / f"mlops-tests-empty-mlflow-{mlflow.__version__}.db"
-    if not template.is_file():
-        building = template.with_name(f"{template.name}.{os.getpid()}")
-        uri = f"sqlite:///{building}"
-        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
-        os.replace(building, template)
-    shutil.copy(template, target)
-    return f"sqlite:///{target}"
 
 
 @pytest.fixture

@@ -4,32 +4,14 @@ promoted), the versions that show a champion existed, listing newest first, reso
 NAME@ALIAS / NAME, and a version that is in use or holds an alias never deleted."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 import pytest
 
 from ml_service.errors import MLOpsError
+from tests.conftest import fresh_store
 from ml_service.workspace import faults, registry
 
 pytestmark = [pytest.mark.integration]
 NAME = "registry_test_model"
-
-
-def fresh_store(target: Path) -> str:
-    """A new, empty MLflow sqlite store at target: a copy of one created once per MLflow version (creating
-    the tables takes seconds, copying the file milliseconds; the mutation tester runs these tests per mutant)."""
-    import mlflow
-
-    template = Path(tempfile.gettempdir()) / f"mlops-tests-empty-mlflow-{mlflow.__version__}.db"
-    if not template.is_file():
-        building = template.with_name(f"{template.name}.{os.getpid()}")
-        uri = f"sqlite:///{building}"
-        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
-        os.replace(building, template)
-    shutil.copy(template, target)
-    return f"sqlite:///{target}"
 
 
 @pytest.fixture
