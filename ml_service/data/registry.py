@@ -192,7 +192,7 @@ def add(settings: Settings, name: str, path: Path, origin: str = "") -> Version:
                 made = entry.dataset
                 dataset = Dataset(name=made.name, digest=made.digest, source_type="artifact",
                                   source=json.dumps({"uri": stored}), schema=made.schema, profile=made.profile)
-                client.log_inputs(run.info.run_id, datasets=[DatasetInput(dataset, tags=entry.tags)])
+                tracking.log_inputs(client, run.info.run_id, [DatasetInput(dataset, tags=entry.tags)])
         except Exception:
             client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
             raise

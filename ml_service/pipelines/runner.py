@@ -268,6 +268,7 @@ class _Runner:
         if not specs:
             return
         from ml_service.workspace.datasets import dataset_input
+        from ml_service.workspace.tracking import log_inputs
 
         entries = []
         for name, spec in specs:
@@ -276,9 +277,9 @@ class _Runner:
             entries.append(entry)
             if info["digest"] not in self.datasets:
                 self.datasets[info["digest"]] = info
-                self.client.log_inputs(self.parent_id, datasets=[entry])
+                log_inputs(self.client, self.parent_id, [entry])
         if entries:
-            self.client.log_inputs(run_id, datasets=entries)
+            log_inputs(self.client, run_id, entries)
 
     def _find_reusable(self, key: str):
         runs = self.client.search_runs(

@@ -85,3 +85,25 @@ def ensure_experiment(client, settings: Settings, name: str | None = None) -> st
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def log_inputs(client, run_id: str, datasets: list, attempts: int = 5) -> None:
+    """`client.log_inputs`, safe when several runs record the same dataset at once.
+
+    MLflow's SQL store looks the dataset up, then inserts it: two processes logging the same
+    (experiment, name, digest) together both miss it and the second insert breaks the unique key.
+    On that conflict the row now exists, so a retry finds it and only links it to the run.
+    """
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=datasets)
+            return
+        except MlflowException as error:
+            text = str(error)
+            if attempt == attempts - 1 or not ("UNIQUE constraint" in text or "duplicate key" in text):
+                raise
+            time.sleep(0.05 * (attempt + 1))
