@@ -85,15 +85,15 @@ def resolve_parameters(declared: Any, given: dict[str, Any], where: str) -> dict
         declared = [{"name": k, "default": v, "type": "object"} for k, v in declared.items()]
     if not isinstance(declared, list):
         raise TemplateError(f"{where}: 'parameters' must be a list")
-    known = {p.get("name") for p in declared if isinstance(p, dict)}
-    unknown = sorted(set(given) - known)
+    if not all(isinstance(spec, dict) and "name" in spec for spec in declared):
+        raise TemplateError(f"{where}: every parameter needs a name")
+    known = {spec["name"] for spec in declared}
+    unknown = sorted(map(str, set(given) - known))
     if unknown:
-        declared_names = ", ".join(sorted(known)) or "none"
+        declared_names = ", ".join(sorted(map(str, known))) or "none"
         raise TemplateError(f"{where}: unknown parameter(s) {', '.join(unknown)} (declared: {declared_names})")
     values = {}
     for spec in declared:
-        if not isinstance(spec, dict) or "name" not in spec:
-            raise TemplateError(f"{where}: every parameter needs a name")
         unknown_keys = sorted(set(map(str, spec)) - PARAM_KEYS)
         if unknown_keys:
             at = spec.where(unknown_keys[0]) if isinstance(spec, Mapping) else where
@@ -189,13 +189,12 @@ class Compiler:
                     chain_open, chain_taken = True, False
                 elif not chain_open:
                     raise TemplateError(f"{path}: '${{{{ {kind} }}}}' without a preceding '${{{{ if }}}}'")
-                if chain_taken:
-                    continue
-                if kind == "else" or ex.to_bool(self._eval(condition, context, path)):
+                taken = not chain_taken and (kind == "else" or ex.to_bool(self._eval(condition, context, path)))
+                if kind == "else":  # the chain ends here, whichever branch was taken
+                    chain_open = False
+                if taken:
                     chain_taken = True
                     yield ("insert", value)
-                if kind == "else":
-                    chain_open = False
                 continue
             chain_open = False
             if directive and directive[0] == "each":
