@@ -89,17 +89,16 @@ def current(settings: Settings, environment: str, model_name: str | None = None,
 
 
 def current_rows(rows: list[Deployment]) -> list[Deployment]:
-    """Of deployments newest first: the latest live and desired one per model, environment and track; a track
-    whose newest record says removed (a canary promoted or aborted) has none."""
-    seen, shown, ended, latest = set(), set(), set(), []
+    """Of deployments newest first: the latest live and desired one per model, environment and track, newer than
+    the track's latest removed record (a canary promoted or aborted): what came before a removal is not current."""
+    seen, ended, latest = set(), set(), []
     for d in rows:
         track = (d.model_name, d.environment, d.track)
-        if d.status == REMOVED and track not in shown:
+        if d.status == REMOVED:
             ended.add(track)
         key = (*track, d.status)
         if d.status in (LIVE, DESIRED) and key not in seen and track not in ended:
             seen.add(key)
-            shown.add(track)
             latest.append(d)
     return latest
 

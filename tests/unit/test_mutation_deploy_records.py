@@ -71,6 +71,8 @@ def test_a_record_is_a_finished_run_of_the_deployments_experiment_with_every_fie
 
 
 def test_a_failed_record_is_a_failed_run_and_a_canary_is_named_so(settings):
+    plain = records.record(settings, "qa", MODEL, "2", "img:2", "", LIVE, "docker")
+    assert (plain.detail, plain.target, plain.track) == ("", "", STABLE)
     failed = add(settings, "production", "3", FAILED, detail="smoke test failed")
     canary = add(settings, "production", "4", LIVE, track=CANARY)
     client = client_of(settings)
@@ -174,6 +176,12 @@ def test_a_removed_canary_shows_no_current_row_but_a_later_canary_does():
     assert [(d.version, d.track) for d in records.current_rows(ended)] == [("2", STABLE)]
     again = [row("7", LIVE, track=CANARY), row("6", REMOVED, track=CANARY), row("6", LIVE, track=CANARY)]
     assert [(d.version, d.status) for d in records.current_rows(again)] == [("7", LIVE)]
+    # a desired state committed before the removal is not current either, whatever came after it (as in
+    # live_versions): the aborted canary's GitOps state was removed with it
+    later = [row("7", LIVE, track=CANARY), row("6", REMOVED, track=CANARY), row("6", DESIRED, track=CANARY),
+             row("2", LIVE)]
+    shown = [(d.version, d.status, d.track) for d in records.current_rows(later)]
+    assert shown == [("7", LIVE, CANARY), ("2", LIVE, STABLE)]
 
 
 def test_live_versions_are_the_live_ones_and_the_latest_committed_desired_state(settings):
