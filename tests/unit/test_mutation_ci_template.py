@@ -81,6 +81,7 @@ def test_a_string_list_parameter():
 def test_a_string_parameter():
     assert typed("string", True) == "True" and typed("string", False) == "False"
     assert typed("string", None) == "" and typed("string", 5) == "5" and typed("string", 2.5) == "2.5"
+    assert typed("string", 2.0) == "2.0"  # the text YAML held, not a number formatted again
     assert typed("string", "{a: 1}") == "{a: 1}"  # text stays text, never read as YAML
     for bad in ({"a": 1}, [1]):
         assert refused(typed, "string", bad, "s") == "f.yml: parameter 's' must be a string"
@@ -358,7 +359,7 @@ def test_an_each_explosion_is_refused_before_it_is_expanded(tmp_path, monkeypatc
     assert refused(compiler.compile, path) == (
         f"{path}:3: the pipeline expands to more than 150 nodes (${{{{ each }}}} over 10 items, about 430 nodes)")
     assert compiler.nodes < 10  # nothing was expanded before the refusal
-    monkeypatch.setattr(template, "MAX_EXPANDED", 435)  # the estimate fits; the real expansion (~ 250 nodes) too
+    monkeypatch.setattr(template, "MAX_EXPANDED", 432)  # 2 nodes expanded + 430 estimated: just fits
     steps = Compiler(tmp_path).compile(path)["steps"]
     assert len(steps) == 100 and steps[0] == {"bash": "1-1"} and steps[-1] == {"bash": "10-10"}
 
@@ -393,6 +394,9 @@ def test_the_estimate_stops_counting_deeper_than_the_nesting_limit(tmp_path, mon
     monkeypatch.setattr(template, "MAX_DEPTH", 2)
     assert compiler._estimate([[[["a", "b"]]]], {}, tmp_path) == 1 + 1 + 1 + 1  # the innermost list counts as 1
     assert compiler._estimate({"k": "v"}, {}, tmp_path) == 3 and compiler._estimate("text", {}, tmp_path) == 1
+    assert compiler._estimate({"k": 5, "n": None}, {}, tmp_path) == 5 and compiler._estimate(7, {}, tmp_path) == 1
+    nested = {"a": {"b": {"c": {"d": "x"}}}}  # mappings count their depth too: {"d": ...} is past the limit
+    assert compiler._estimate(nested, {}, tmp_path) == 1 + 1 + (1 + 1 + (1 + 1 + 1))
     assert compiler._estimate({"k": ["a", "b"]}, {}, tmp_path) == 1 + 1 + 3
     context = {"parameters": {"xs": {"a": 1, "b": 2}}}
     assert compiler._estimate({"${{ each x in parameters.xs }}": ["v"]}, context, tmp_path) == 1 + 1 + 2 * 2
@@ -501,3 +505,58 @@ def test_the_file_limit_counts_every_inclusion(tmp_path, monkeypatch):
     path = write(tmp_path, "p.yml", "steps:\n  - template: x.yml\n  - template: y.yml\n  - template: z.yml\n")
     assert refused(Compiler(tmp_path).compile, path) == \
         f"{path}:4: more than 2 template files included (Azure's limit)"
+
+
+def test_an_each_nested_under_a_key_multiplies_the_estimate(tmp_path, monkeypatch):
+    text = ("parameters:\n  - {name: xs, type: object, default: [1, 2, 3]}\njobs:\n"
+            "  - ${{ each a in parameters.xs }}:\n    - job: J${{ a }}\n      steps:\n"
+            "        - ${{ each b in parameters.xs }}:\n          - bash: ${{ a }}${{ b }}\n")
+    path = write(tmp_path, "p.yml", text)
+    monkeypatch.setattr(template, "MAX_EXPANDED", 20)
+    # one job: list (1) + mapping (1) + job key and value (2) + steps key (1) and list (1) + each mapping (1) and key
+    # (1) + 3 times its list (4 nodes): 8 + 12 = 20 nodes; 3 jobs: 60
+    assert refused(Compiler(tmp_path).compile, path) == (
+        f"{path}:3: the pipeline expands to more than 20 nodes (${{{{ each }}}} over 3 items, about 60 nodes)")
+    monkeypatch.setattr(template, "MAX_EXPANDED", 1000)
+    jobs = Compiler(tmp_path).compile(path)["jobs"]
+    assert [job["job"] for job in jobs] == ["J1", "J2", "J3"] and jobs[2]["steps"][1] == {"bash": "32"}
+
+
+def test_every_expression_error_names_the_file_and_line(tmp_path):
+    write(tmp_path, "t.yml", "parameters:\n  - name: a\nsteps:\n  - bash: ${{ parameters.a }}\n")
+    cases = {
+        "steps:\n  - bash: echo ${{ eq( }} in a string\n": ":2: expected more in expression:  eq( ",
+        "steps:\n  - bash: x\n    ${{ eq( }}name: key\n": ":3: expected more in expression:  eq( ",
+        "job:\n  ${{ if true }}:\n    inserted: ${{ eq( }}\n": ":3: expected more in expression:  eq( ",
+        "steps:\n  - template: ${{ eq( }}\n": ":1: expected more in expression:  eq( ",
+        "steps:\n  - template: t.yml\n    parameters:\n      a: ${{ eq( }}\n": ":4: expected more in expression:  eq( ",
+    }
+    for text, message in cases.items():
+        path = write(tmp_path, "p.yml", text)
+        assert refused(Compiler(tmp_path).compile, path) == f"{path}{message}"
+
+
+def test_parameters_are_located_at_their_key(tmp_path):
+    path = write(tmp_path, "p.yml", "trigger: none\nparameters:\n  - {name: a, type: number}\nsteps: []\n")
+    assert refused(Compiler(tmp_path).compile, path) == f"{path}:2: parameter 'a' is required and has no default"
+    path = write(tmp_path, "q.yml", "steps: []\n")
+    assert refused(Compiler(tmp_path).compile, path, {"x": 1}) == f"{path}: unknown parameter(s) x (declared: none)"
+
+
+def test_a_mapping_inserted_from_a_parameter(tmp_path):
+    text = ("parameters:\n  - {name: extra, type: object, default: {}}\njob:\n  a: 1\n"
+            "  ${{ if true }}: ${{ parameters.extra }}\n")
+    got = compile_text(tmp_path, text, {"extra": {"b": 2}})["job"]
+    assert got == {"a": 1, "b": 2} and got.where("a") == f"{tmp_path / 'pipeline.yml'}:4"
+    context = {"parameters": {"extra": load_text("c: 3\n", "x.yml")}, "variables": {}}
+    assert Compiler(tmp_path).expand({"${{ if true }}": "${{ parameters.extra }}"}, context, tmp_path / "p.yml") == \
+        {"c": 3}
+
+
+def test_expand_includes_templates_without_a_pipeline_around_them(tmp_path):
+    write(tmp_path, "Xdir/t.yml", "steps:\n  - bash: t\n")
+    compiler = Compiler(tmp_path)
+    context = {"parameters": {}, "variables": {}}
+    assert compiler.expand([{"template": "/Xdir/t.yml"}], context, tmp_path / "p.yml") == [{"bash": "t"}]
+    assert refused(compiler.expand, [{"template": "Xdir/t.yml", "when": 1}], context, tmp_path / "p.yml") == \
+        f"{tmp_path / 'p.yml'}: unknown key(s) when beside 'template' (expected: template, parameters)"
