@@ -190,7 +190,7 @@ def test_a_failing_commit_tree_is_reported_not_swallowed(workspace, tmp_path, mo
         return real(where, *args, **kwargs)
 
     monkeypatch.setattr(gitops, "git", broken)
-    with pytest.raises(DeployError, match="committing to branch 'state' .* failed: .+"):
+    with pytest.raises(DeployError, match="committing to branch 'state' .* failed: .*is not a valid"):
         gitops.commit_files(with_gitops(workspace, repo=str(repo), branch="state"), MODEL, {"v.yaml": "1\n"}, "m", "w")
     assert gitops.git(repo, "rev-parse", "-q", "--verify", "refs/heads/state").stdout == ""
 
@@ -243,3 +243,68 @@ def test_a_bare_repository_needs_a_branch_and_a_refused_commit_is_an_error(works
     hook.chmod(0o755)
     with pytest.raises(DeployError, match=f"git commit in {tree} failed: refused by policy"):
         gitops.commit_files(with_gitops(workspace, repo=str(tree)), MODEL, {"v.yaml": "1\n"}, "m", "w")
+
+
+def test_a_branch_commit_keeps_the_files_it_does_not_name_and_the_owners_index(workspace, tmp_path):
+    repo = work_tree(tmp_path / "tree")
+    (repo / "README").write_text("staged by the owner\n")
+    git(repo, "add", "README")
+    settings = with_gitops(workspace, repo=str(repo), branch="state")
+    gitops.commit_files(settings, MODEL, {"p/a.yaml": "a\n", "p/b.yaml": "b\n"}, "one", "w")
+    second, _ = gitops.commit_files(settings, MODEL, {"p/old.yaml": None, "p/a.yaml": None, "p/c.yaml": "c\n"},
+                                    "two", "w")
+    assert files_at(repo, second) == {"p/b.yaml": "b", "p/c.yaml": "c"}  # b kept, a removed, c added after a removal
+    assert git(repo, "status", "--porcelain") == "M  README"  # the owner's index is not ours to use
+    assert git(repo, "diff", "--cached", "--name-only") == "README"
+
+
+def test_a_removal_alone_is_a_commit_in_a_work_tree_too(workspace, tmp_path):
+    repo = work_tree(tmp_path / "tree")
+    settings = with_gitops(workspace, repo=str(repo))
+    first, _ = gitops.commit_files(settings, MODEL, {"a/b/c.yaml": "c\n", "a/b/d.yaml": "d\n", "a/e.yaml": "e\n"},
+                                   "deep", "w")
+    assert (repo / "a" / "b" / "c.yaml").read_text() == "c\n"
+    second, state = gitops.commit_files(settings, MODEL, {"a/b/c.yaml": None}, "remove c", "w")
+    assert state == "committed" and git(repo, "rev-parse", f"{second}^") == first
+    assert files_at(repo, second) == {"README": "the owner's file", "a/b/d.yaml": "d", "a/e.yaml": "e"}
+    assert not (repo / "a" / "b" / "c.yaml").exists()
+    (repo / "a" / "e.yaml").unlink()  # someone deleted the file but not from git: the removal still commits
+    third, state = gitops.commit_files(settings, MODEL, {"a/e.yaml": None}, "remove e", "w")
+    assert state == "committed" and files_at(repo, third) == {"README": "the owner's file", "a/b/d.yaml": "d"}
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_an_empty_folder_becomes_the_target_and_a_failing_git_init_is_an_error(workspace, tmp_path, monkeypatch):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    commit, state = gitops.commit_files(with_gitops(workspace, repo=str(folder)), MODEL, {"v": "1\n"}, "m", "w")
+    assert state == "committed" and git(folder, "rev-parse", "HEAD") == commit
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "missing" / "gitdir"))  # git init cannot work here
+    monkeypatch.setenv("GIT_WORK_TREE", "/proc/no-such-tree")
+    target = tmp_path / "new"
+    with pytest.raises(DeployError) as raised:
+        gitops.commit_files(with_gitops(workspace, repo=str(target)), MODEL, {"v": "1\n"}, "m", "w")
+    assert str(raised.value) == f"cannot create the GitOps repository {target}"
+
+
+def test_the_refusals_say_what_to_do(workspace, tmp_path):
+    repo = work_tree(tmp_path / "tree")
+    with pytest.raises(DeployError) as raised:
+        gitops.commit_files(with_gitops(workspace, repo=str(repo), branch="main"), MODEL, {"a": "1"}, "m", "w")
+    assert str(raised.value) == (
+        f"the GitOps branch 'main' is checked out in {repo}; committing to it behind the work tree's back would be "
+        "confusing: check out another branch or leave gitops.branch empty")
+
+
+def test_commit_info_is_the_iso_author_time_and_the_subject_even_when_empty(workspace, tmp_path):
+    import re
+
+    repo = bare(tmp_path / "r.git")
+    settings = with_gitops(workspace, repo=str(repo), branch="state")
+    first, _ = gitops.commit_files(settings, MODEL, {"v": "1\n"}, "subject line\n\nbody", "w")
+    info = gitops.commit_info(settings, MODEL, first)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d([+-]\d\d:\d\d|Z)", info["time"]), info
+    assert info == {"commit": first, "time": git(repo, "log", "-1", "--format=%aI", first), "subject": "subject line"}
+    empty = git(repo, "-c", "user.name=o", "-c", "user.email=o@b", "commit-tree", f"{first}^{{tree}}", "-m", "")
+    assert gitops.commit_info(settings, MODEL, empty)["subject"] == ""
+    assert gitops.commit_info(settings, MODEL, empty)["time"] == git(repo, "log", "-1", "--format=%aI", empty)
