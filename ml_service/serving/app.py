@@ -18,12 +18,13 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from ml_service.serving import binary, openapi, schema
+from ml_service.serving import binary, jsoncodec, openapi, schema
 from ml_service.serving.auth import authorized
-from ml_service.serving.collector import COMPACT, Collector
+from ml_service.serving.collector import Collector
 from ml_service.serving.config import ServingConfigError, ServingSettings, load_serving_settings
 from ml_service.serving.metrics import UNMATCHED, Metrics
 from ml_service.serving.errors import HTTPError
+from ml_service.serving.jsoncodec import COMPACT
 from ml_service.serving.results import predictions
 from ml_service.serving.schema import InputError
 from ml_service.serving.v2 import V2
@@ -82,6 +83,12 @@ class ScoringApp:
         self._new_request_id = lambda: f"{prefix}{next(counter):016x}"
         self._log_lines: list[str] = []
         self._flusher = None
+        # read on every request: plain attributes, and the log line's constant end written once
+        self._keys = settings.api_keys
+        self._log_requests = settings.log_requests
+        self._offload_bytes = settings.offload_bytes
+        self._log_tail = (f',"model":{jsoncodec.string(settings.model_name)}'
+                          f',"model_version":{jsoncodec.string(settings.model_version)},"latency_ms":')
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -126,7 +133,8 @@ class ScoringApp:
     async def _http(self, scope, receive, send):
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = (headers.get(b"x-request-id") or b"").decode("latin-1")[:128] or self._new_request_id()
+        request_id = headers.get(b"x-request-id")
+        request_id = request_id.decode("latin-1")[:128] if request_id else self._new_request_id()
         path = scope["path"]
         route = UNMATCHED
         log = {"request_id": request_id, "traceparent": headers.get(b"traceparent", b"").decode("latin-1")[:128]}
@@ -137,7 +145,7 @@ class ScoringApp:
                 route = path
             elif path.startswith(self._model_prefix):
                 handler, methods, route = self._model_route(path)
-            if path not in PUBLIC and not authorized(headers.get(b"authorization"), self.settings.api_keys):
+            if self._keys and path not in PUBLIC and not authorized(headers.get(b"authorization"), self._keys):
                 raise HTTPError(401, "unauthorized", [(b"www-authenticate", b"Bearer")])  # before 404/405: no probing
             if handler is None:
                 raise HTTPError(404, "no such endpoint")
@@ -156,8 +164,8 @@ class ScoringApp:
             body = json.dumps({"error": "internal error while scoring", "request_id": request_id}).encode()
             log["error"] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
-        response_headers = content_type + [(b"x-request-id", request_id.encode()),
-                                           (b"content-length", str(len(body)).encode())] + extra
+        response_headers = [*content_type, (b"x-request-id", request_id.encode()),
+                            (b"content-length", str(len(body)).encode()), *extra]
         if self.draining:
             response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
@@ -165,43 +173,41 @@ class ScoringApp:
         seconds = time.perf_counter() - started
         predictions = log.get("predictions")
         self.metrics.observe(route, status, seconds, len(predictions) if predictions else 0)
-        if self.settings.log_requests and path not in PUBLIC:
+        if self._log_requests and path not in PUBLIC:
             self._log(log, path, status, seconds)
 
     def _log(self, log: dict, path: str, status: int, seconds: float) -> None:
+        """One JSON line: the request's own fields (id, traceparent, predictions, error), then path, status,
+        model, model_version, latency_ms."""
         predictions = log.get("predictions")
         if predictions and len(predictions) > 100:
             log["predictions"] = predictions[:100]
             log["predictions_truncated"] = True
-        log.pop("inputs", None)
-        log.update(path=path, status=status, model=self.settings.model_name,
-                   model_version=self.settings.model_version, latency_ms=round(seconds * 1000, 3))
-        self._log_lines.append(COMPACT(log) + "\n")
+        log["path"] = path
+        log["status"] = status
+        self._log_lines.append(f"{COMPACT(log)[:-1]}{self._log_tail}{round(seconds * 1000, 3)!r}}}\n")
         if self._flusher is None or len(self._log_lines) >= 1000:  # no event loop task (tests), or a burst
             self.flush_logs()
 
     async def _read_body(self, receive, headers, untyped_is_json: bool = False, raw_tensors: bool = False) -> bytes:
-        """The request body, checked: content type and encoding, size, time to arrive."""
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if raw_tensors and content_type in (b"", b"application/octet-stream"):
-            pass  # the binary tensor extension: JSON, then raw tensor data
-        elif content_type != b"application/json" and not (untyped_is_json and not content_type):
-            shown = content_type.decode("latin-1") or "none"
-            raise HTTPError(415, f"content type must be application/json, got {shown}")
-        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
-        if encoding != b"identity":
-            raise HTTPError(415, f"content encoding {encoding.decode('latin-1')} is not supported: send plain JSON")
+        """The request body, checked: content type and encoding, size, time to arrive (the protocol times out
+        a slow body: 408)."""
+        content_type = headers.get(b"content-type", b"")
+        if content_type != b"application/json":
+            content_type = content_type.split(b";")[0].strip().lower()
+            if raw_tensors and content_type in (b"", b"application/octet-stream"):
+                pass  # the binary tensor extension: JSON, then raw tensor data
+            elif content_type != b"application/json" and not (untyped_is_json and not content_type):
+                shown = content_type.decode("latin-1") or "none"
+                raise HTTPError(415, f"content type must be application/json, got {shown}")
+        encoding = headers.get(b"content-encoding")
+        if encoding is not None and encoding.strip().lower() != b"identity":
+            raise HTTPError(415, f"content encoding {encoding.strip().lower().decode('latin-1')} is not supported: "
+                                 "send plain JSON")
         limit = self.settings.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPError(413, f"request body of {int(declared)} bytes is over the limit of {limit}", CLOSE)
-        body = await self._receive_body(receive, limit)  # the protocol times out a slow body (408)
-        if not body:
-            raise HTTPError(400, "empty request body: send a JSON object")
-        return body
-
-    @staticmethod
-    async def _receive_body(receive, limit: int) -> bytes:
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -213,12 +219,12 @@ class ScoringApp:
                 raise HTTPError(413, f"request body is over the limit of {limit} bytes", CLOSE)
             chunks.append(chunk)
             more = message.get("more_body", False)
+        if not size:
+            raise HTTPError(400, "empty request body: send a JSON object")
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _off_loop(self, work, body: bytes, *args):
-        """work(body, *args): inline when body is small, else on the scoring thread pool (the loop stays free)."""
-        if len(body) <= self.settings.offload_bytes:
-            return work(body, *args)
+        """work(body, *args) on the scoring thread pool, so that the loop stays free for other requests."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, work, body, *args)
 
     def _predict(self, data: object, log: dict, where: str) -> dict:
@@ -229,19 +235,21 @@ class ScoringApp:
         prediction = predictions(result, len(rows))
         log["predictions"] = prediction["result"]
         if self.collector is not None:
-            self.collector.collect({"time": time.time(), "request_id": log["request_id"],
-                                    "model_version": self.settings.model_version, "inputs": rows,
-                                    "predictions": prediction["result"]})
+            self.collector.collect_prediction(log["request_id"], self.settings.model_version, rows,
+                                              prediction["result"])
         return prediction
 
     async def _score(self, scope, receive, headers, log):
-        return await self._off_loop(self._score_body, await self._read_body(receive, headers), log)
+        body = await self._read_body(receive, headers)
+        if len(body) <= self._offload_bytes:  # small: inline, cheaper than a hand-off to the pool
+            return self._score_body(body, log)
+        return await self._off_loop(self._score_body, body, log)
 
     def _score_body(self, body: bytes, log: dict) -> tuple:
         payload = parse_json(body)
         if not isinstance(payload, dict) or "data" not in payload:
             raise HTTPError(422, 'expected a JSON object {"data": [[...], ...]} or {"data": [{...}, ...]}')
-        return 200, json.dumps(self._predict(payload["data"], log, "data")).encode(), JSON
+        return 200, jsoncodec.dumps(self._predict(payload["data"], log, "data")).encode(), JSON
 
     async def _live(self, scope, receive, headers, log):
         return 200, b'{"live":true}', JSON
@@ -287,6 +295,8 @@ class ScoringApp:
     async def _infer(self, scope, receive, headers, log):
         header = headers.get(binary.HEADER)
         body = await self._read_body(receive, headers, untyped_is_json=True, raw_tensors=header is not None)
+        if len(body) <= self._offload_bytes:
+            return self._infer_body(body, header, log)
         return await self._off_loop(self._infer_body, body, header, log)
 
     def _infer_body(self, body: bytes, header: bytes | None, log: dict) -> tuple:
@@ -299,7 +309,7 @@ class ScoringApp:
                     "id": request_id if isinstance(request_id, str) else log["request_id"],
                     "outputs": self.v2.outputs_of(prediction, wanted)}
         if header is None and "parameters" not in payload:
-            return 200, json.dumps(response).encode(), JSON
+            return 200, jsoncodec.dumps(response).encode(), JSON
         body, json_length = binary.join_response(response, binary.binary_outputs(payload))
         if json_length is None:
             return 200, body, JSON
@@ -310,7 +320,7 @@ class ScoringApp:
 def parse_json(body: bytes) -> object:
     """The JSON value of a request body; a 400 naming the problem when it is not JSON."""
     try:
-        return json.loads(body)
+        return jsoncodec.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPError(400, f"invalid JSON: {exc}") from None
     except RecursionError:

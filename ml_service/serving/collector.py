@@ -18,14 +18,14 @@ predictions) are read by drift detection: keep the format.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
 
+from ml_service.serving.jsoncodec import COMPACT, string
+
 PATTERN = "predictions-*.jsonl"
-COMPACT = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(separators=) builds one a call
 
 
 class Collector:
@@ -53,7 +53,15 @@ class Collector:
 
     def collect(self, record: dict) -> None:
         """Serialise and buffer one record; never waits."""
-        line = COMPACT(record) + "\n"
+        self._buffer(COMPACT(record) + "\n")
+
+    def collect_prediction(self, request_id: str, model_version: str, inputs: list, predictions: list) -> None:
+        """Buffer the record of one request (the format above), written as collect() would write the dict,
+        without building it."""
+        self._buffer(f'{{"time":{time.time()!r},"request_id":{string(request_id)},"model_version":'
+                     f'{string(model_version)},"inputs":{COMPACT(inputs)},"predictions":{COMPACT(predictions)}}}\n')
+
+    def _buffer(self, line: str) -> None:
         with self._lock:
             if len(self._lines) >= self.capacity:
                 dropped = True

@@ -2,9 +2,10 @@
 
 - **Request head and body limits**: a request line plus headers over max_header_bytes gets a 431; a head not
   complete within header_timeout_s of the connection opening (or of the previous response) gets a 408, or a
-  silent close when nothing was sent (slowloris, idle keep-alive); a body not complete within body_timeout_s
-  of its head gets a 408. One sweep a second checks every connection (no timer per request), so a timeout
-  fires up to a second late.
+  silent close when nothing was sent (slowloris); a body not complete within body_timeout_s of its head gets
+  a 408; a keep-alive connection idle for keep_alive_s after a response is closed. One sweep a second checks
+  every connection (no timer per request: uvicorn's own keep-alive timer, armed and cancelled on every
+  request, is not used), so a timeout fires up to a second late.
 - **A connection cap that never locks out a new client**: past max_connections (and never past the open-file
   limit less a reserve) a new connection evicts the one that has waited longest for a request head; a
   connection whose request is being served is never evicted.
@@ -94,6 +95,8 @@ class HardenedProtocol(HttpToolsProtocol):
         settings = unwrap(config.loaded_app).settings
         self.max_head = settings.max_header_bytes
         self.head_timeout = settings.header_timeout_s
+        self.keep_alive = min(settings.keep_alive_s, settings.header_timeout_s)
+        self.idle_timeout = self.head_timeout  # how long waiting_since may last with nothing received
         self.body_timeout = settings.body_timeout_s
         self.max_connections = connection_cap(settings.max_connections)
         self.waiting_since: float | None = None  # waiting for a request head since (monotonic)
@@ -130,7 +133,8 @@ class HardenedProtocol(HttpToolsProtocol):
         """Called by the sweep: a 408 (or a silent close) when the request head or body is late."""
         if self.transport.is_closing():
             return
-        if self.waiting_since is not None and now - self.waiting_since > self.head_timeout:
+        if self.waiting_since is not None and now - self.waiting_since > (
+                self.head_timeout if self.reading_request else self.idle_timeout):
             self.waiting_since = None
             if self.reading_request:
                 self._refuse(408, b'{"error":"request head not received in time"}')
@@ -168,24 +172,30 @@ class HardenedProtocol(HttpToolsProtocol):
         else:
             super().send_400_response(msg)
 
-    def _count_head(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self.max_head:
-            self._head_too_large = True
-            raise ValueError("request head too large")  # httptools stops parsing with a callback error
+    def _head_over_limit(self) -> None:
+        self._head_too_large = True
+        raise ValueError("request head too large")  # httptools stops parsing with a callback error
 
     def on_message_begin(self) -> None:
         self.reading_request = True
         self._head_bytes = 0
         super().on_message_begin()
 
+    # on_url and on_header do what uvicorn's do (without calling them: a call less a header) and count the head
     def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
-        super().on_url(url)
+        self._head_bytes += len(url)
+        if self._head_bytes > self.max_head:
+            self._head_over_limit()
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self.max_head:
+            self._head_over_limit()
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.waiting_since = None
@@ -198,10 +208,17 @@ class HardenedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        pipelined = bool(self.pipeline)  # the next request's head is already here
-        super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
+        """uvicorn's, less its keep-alive timer: the sweep closes the connection if it stays idle."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next request's head is already here: serve it
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
             self.waiting_since = time.monotonic()
+            self.idle_timeout = self.keep_alive
 
     # --- lingering close --------------------------------------------------------------------------------
     def linger(self) -> None:

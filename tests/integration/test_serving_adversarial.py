@@ -86,6 +86,24 @@ def test_oversized_heads_get_431_and_slow_heads_408(model, tmp_path):
         assert _raw(url, b"", wait=5) == b""  # a connection that sends nothing is closed, silently
 
 
+def test_keep_alive_connections_stay_open_while_used_and_close_when_idle(model, tmp_path):
+    """Keep-alive is enforced by the protocol's once-a-second sweep (no timer a request): a connection used
+    more often than the keep-alive time stays open; one left idle is closed long before the head timeout."""
+    env = {**ROWS_SCORE, "MODEL_DIR": str(model), "MLOPS_KEEP_ALIVE_SECONDS": "1",
+           "MLOPS_HEADER_TIMEOUT_SECONDS": "60"}
+    with scoring_server(env, tmp_path / "server.log") as (_, url):
+        conn = http.client.HTTPConnection(*_address(url), timeout=30)
+        assert _post(conn)[0] == 200
+        sock = conn.sock
+        for _ in range(8):  # 2.4 s of requests 0.3 s apart, all on the first connection
+            time.sleep(0.3)
+            assert _post(conn)[0] == 200 and conn.sock is sock
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # idle now: the server closes it (the 30 s socket timeout would raise)
+        assert time.monotonic() - started < 30  # well before the 60 s head timeout: the keep-alive time did it
+        conn.close()
+
+
 def test_405_names_allowed_methods_and_errors_carry_no_traceback(model, tmp_path):
     with scoring_server({**ROWS_SCORE, "MODEL_DIR": str(model)}, tmp_path / "server.log") as (_, url):
         conn = http.client.HTTPConnection(*_address(url), timeout=10)
