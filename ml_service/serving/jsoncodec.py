@@ -42,7 +42,7 @@ def loads(body: bytes) -> object:
     the value. Anything else (other encodings, whitespace around the value, invalid JSON) is json.loads's."""
     if body[:1] == b"{" and body[1:2] != b"\x00":  # json.detect_encoding: UTF-8
         try:
-            text = body.decode("utf-8", "surrogatepass")
+            text = body.decode()
             value, end = _scan(text, 0)
             if end == len(text):
                 return value
