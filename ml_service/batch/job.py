@@ -1,18 +1,22 @@
-"""A batch job, in three kinds of processes: the job's own plans and collects, a short MLflow process
-(recorder.py) records the run, and the scoring workers score.
+"""A batch job, in up to three kinds of processes: the job's own plans, collects and (in the embedded
+workspace) records the run; a short MLflow process (recorder.py) resolves, downloads and records when MLflow
+is needed; the scoring workers score.
 
 1. The model version is found first: in the embedded workspace straight from the registry's sqlite tables
-   (local_store.py, no MLflow import, the model loaded in place), else by the MLflow process, which
-   resolves and downloads it while the job's process reads the input once (digest, rows, chunk ranges).
+   (local_store.py, no MLflow import, the model loaded in place), and the run is then recorded by the job's
+   process itself, straight into the same store (light_recorder.py: the rows MLflow would write, in
+   milliseconds, so no process spends 2 s of CPU importing MLflow beside the workers). Otherwise (a team
+   server, a remote artifact store) the MLflow process resolves and downloads the version while the job's
+   process reads the input once (digest, rows, chunk ranges), and records the run.
 2. The job's process loads the model once and forks the workers from it (they share it, copy-on-write,
-   and never import MLflow), while the MLflow process starts on the core the loading leaves free.
+   and never import MLflow).
 3. A new job hands out each chunk as soon as the pass over the input's bytes has found it (source.stream),
    so scoring starts before the pass ends; the pass never waits for the workers (the chunks it finds wait
    in a backlog of byte ranges), so the manifest is written soon. A resumed job checks the input's digest
    against its manifest first. Each worker reads its own chunks (a CSV byte range, Parquet row groups),
    scores them and writes one Parquet part a chunk; the manifest is updated after every chunk (once the
    digest is known), with at most IN_FLIGHT_PER_WORKER chunks a worker in flight, so memory does not grow
-   with the input. The run is started in MLflow once the input's digest is known, and finished at the end.
+   with the input. The run is started once the input's digest is known, and finished at the end.
 
 A rerun continues where a killed job stopped and a finished job is not redone. Rejected rows end in
 <output>/_rejects.csv.
@@ -126,26 +130,32 @@ def _pool(workers: int, batch_model: model.BatchModel, output: Path, root: Path)
 
 class _Run:
     """The job's MLflow run, asked for once the input's digest is known and answered while the workers score
-    (the MLflow process answers in order, so its run id is read when it is there, or at the end)."""
+    (answers come in order, so the run id is read when it is there, or at the end). Its answer is read once,
+    whatever it is: a resumed job's run may be a new one (the old one is gone), and a start that failed is
+    not waited for again when the job ends."""
 
     def __init__(self, recorder, spec: JobSpec, state: dict):
         self.recorder, self.spec, self.state = recorder, spec, state
-        self.asked = False
+        self.asked = self.waiting = False
+        self.run_id = None
 
     def ask(self) -> None:
         self.recorder.send("start", dict(self.state), self.spec)
-        self.asked = True
+        self.asked = self.waiting = True
 
     def poll(self) -> None:
         """Take the run id if the answer is there (and save it in the manifest)."""
-        if self.asked and "run_id" not in self.state and self.recorder.answered():
+        if self.waiting and self.recorder.answered():
             self.take()
 
     def take(self) -> str:
-        if "run_id" not in self.state:
-            self.state["run_id"] = self.recorder.receive()
+        if self.waiting:
+            self.waiting = False
+            self.run_id = self.state["run_id"] = self.recorder.receive()
             manifest.save(self.spec.output, self.state)
-        return self.state["run_id"]
+        if self.run_id is None:
+            raise BatchError("the job's run could not be started")
+        return self.run_id
 
     def finish(self, seconds: float, scored_now: int, failed: bool) -> None:
         if self.asked:
@@ -212,6 +222,7 @@ def _score(executor, workers: int, spec, tasks, state, plan, progress, run: _Run
 def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     """Run (or resume) a batch job; the counts. BatchError when it cannot run or rejects too many rows."""
     from ml_service.batch import local_store
+    from ml_service.batch.light_recorder import LightRecorder
     from ml_service.batch.recorder import Recorder
     from ml_service.cli_support import model_of
 
@@ -222,8 +233,9 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     spec.output.mkdir(parents=True, exist_ok=True)
     (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
-    with Recorder(settings) as recorder:
-        found = local_store.find(settings.tracking_uri, spec.model)
+    found = local_store.find(settings.tracking_uri, spec.model)
+    light = LightRecorder.open(settings) if found is not None else None
+    with light or Recorder(settings) as recorder:
         if found is None:  # MLflow resolves (and, for a new job, downloads) it while the input is read
             recorder.send("resolve", spec.model)
             if previous is None:

@@ -30,8 +30,8 @@ def mlops(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedPro
                           cwd=ROOT, timeout=timeout, **kwargs)
 
 
-def score(*args: str) -> subprocess.CompletedProcess:
-    return mlops("batch", "score", "--model", f"{load_settings().model_name}@champion", *args)
+def score(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return mlops("batch", "score", "--model", f"{load_settings().model_name}@champion", *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,24 @@ def test_the_mlflow_run_records_model_input_counts_and_speed(ws, scored):
     metrics = run.data.metrics
     assert (metrics["rows_in"], metrics["rows_scored"], metrics["rows_rejected"]) == (ROWS, ROWS, 0)
     assert metrics["duration_s"] > 0 and metrics["rows_per_s"] > 0
+
+
+def test_in_the_embedded_workspace_a_job_runs_and_records_its_run_without_mlflow(ws, inputs, scored, tmp_path):
+    """MLflow made unimportable (a package of that name that raises, first on the path of the job and of every
+    process it starts): the job finds the model and records its run straight in the store, with the same output."""
+    fake = tmp_path / "path" / "mlflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('the batch job imported MLflow')\n")
+    out = tmp_path / "out"
+    result = score("--input", str(inputs["csv"]), "--output", str(out), "--chunk-rows", "1000",
+                   env={**os.environ, "PYTHONPATH": str(fake.parent)})
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(scored / "csv"))
+    from ml_service.workspace.tracking import connect
+
+    run = connect(ws).get_run(json.loads((out / "_manifest.json").read_text())["run_id"])
+    assert run.info.status == "FINISHED" and run.data.metrics["rows_scored"] == ROWS
+    assert run.data.tags["model_version"] == "1" and run.info.run_name == f"batch: {ws.model_name} v1"
 
 
 def test_the_pipeline_step_scores_on_the_local_compute_target(ws, inputs, tmp_path):
