@@ -56,6 +56,20 @@ def project(tmp_path, monkeypatch):
     return load_settings()
 
 
+@pytest.fixture(autouse=True)
+def only_real_processes_are_signalled(monkeypatch):
+    """os.kill refuses pid 0 and negative pids here: a mutant of cancel() that signals a run without a pid
+    would otherwise signal this whole process group (the test runner, mutmut and its parent)."""
+    kill = os.kill
+
+    def guarded(pid: int, sig: int) -> None:
+        if pid <= 0:
+            raise AssertionError(f"os.kill({pid}, {sig}) would signal a process group")
+        kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", guarded)
+
+
 def as_user(monkeypatch, name: str):
     monkeypatch.setenv("MLOPS_USER", name)
     return load_settings()
