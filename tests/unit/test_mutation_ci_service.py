@@ -382,6 +382,18 @@ def test_a_run_that_reaches_an_approval_waits_and_supersedes_older_waiting_runs(
     assert open_run.result == "succeeded" and store.get_run(second.id).status == "waiting"
 
 
+def test_an_approved_run_resumes_where_it_waited(project):
+    store, run, _ = run_text(project, APPROVAL % "staging", "deploy.yml")
+    assert run.status == "waiting" and run.started
+    service.decide(project, store, run.id, True, "go", approver="ada")
+    assert service.execute(project, store, run.id) == [run.id]
+    done = store.get_run(run.id)
+    assert (done.status, done.result, done.started) == ("completed", "succeeded", run.started)  # started once
+    assert done.finished >= done.started
+    logs = "".join(Path(r["log"]).read_text() for r in store.records(run.id) if r["log"])
+    assert logs.count("made") == 1 and "shipped" in logs
+
+
 def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(project):
     git(project.root, "init", "-q", "-b", "main")
     git(project.root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "one")
@@ -399,6 +411,7 @@ def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(proje
     (folder / "broken.yml").write_text("resources: [unclosed\n")
     (folder / "list.yml").write_text("- not a mapping\n")
     (folder / "bare.yml").write_text("steps:\n  - bash: x\n")
+    (folder / "repos.yml").write_text("resources:\n  repositories: []\n  pipelines:\nsteps:\n  - bash: x\n")
     (folder / "empty.yml").write_text("")
     reports = []
     store = service.open_store(project)
