@@ -96,3 +96,15 @@ def test_numeric_csv_columns_are_parsed_as_numbers_and_a_bad_value_rejects_its_r
     assert (record["scored"], record["rejected"]) == (4, 1)
     rejects = pq.read_table(tmp_path / "out" / record["rejects_file"]).to_pylist()
     assert [(r["row"], r["reason"]) for r in rejects] == [(3, "column 'f1' is not a number: 'x3'")]
+
+
+def test_a_part_encodes_row_numbers_as_deltas_and_dictionaries_only_repeated_values(tmp_path):
+    start(save_regressor(tmp_path / "model"), "tests.unit.rows_score", tmp_path / "out")
+    table = pa.table({name: [float(30 + i + j) for i in range(1000)] for j, name in enumerate(COLUMNS)})
+    record = worker.score_chunk(0, 5000, table)
+    metadata = pq.ParquetFile(tmp_path / "out" / record["file"]).metadata.row_group(0)
+    encodings = {metadata.column(i).path_in_schema: set(metadata.column(i).encodings) for i in range(3)}
+    assert "DELTA_BINARY_PACKED" in encodings["row"] and "RLE_DICTIONARY" not in encodings["row"]
+    assert "RLE_DICTIONARY" not in encodings["prediction"]
+    assert "RLE_DICTIONARY" in encodings["model_version"]
+    assert pq.read_table(tmp_path / "out" / record["file"]).column("row").to_pylist() == list(range(5000, 6000))
