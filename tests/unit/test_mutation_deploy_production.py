@@ -212,10 +212,13 @@ def test_cluster_mode_records_a_live_release_and_moves_the_alias(project, client
         f"production now serves {NAME} version 1 (helm release {release}, image mlops/{NAME}:1, smoke test "
         "passed); alias 'production' moved"))
     assert f"helm upgrade --install {release} " in fake_cluster.read_text()
+    applied = (project.state_dir / "deploy" / release / "values.yaml").read_text()  # what helm was given
+    assert f"# Apply with: helm upgrade --install {release} charts/scoring -f <this file>" in applied
+    assert yaml.safe_load(applied)["model"] == {"name": NAME, "version": "1"}
     assert alias(client) == "1"
     [live] = records.list_deployments(project, "production")
-    assert (live.version, live.status, live.mode, live.target, live.image, live.url) == (
-        "1", records.LIVE, "helm", release, f"mlops/{NAME}:1", "")
+    assert (live.model_name, live.version, live.status, live.mode, live.target, live.image, live.url) == (
+        NAME, "1", records.LIVE, "helm", release, f"mlops/{NAME}:1", "")
     assert not gitops_repo(project).exists()  # cluster mode commits no desired state
 
 
@@ -226,7 +229,8 @@ def test_cluster_mode_records_a_failed_upgrade_and_moves_nothing(project, client
         production.deploy_prod(project, f"{NAME}:2", smoke_timeout=None)
     assert alias(client) == "1"
     failed, live = records.list_deployments(project, "production")
-    assert (failed.version, failed.status, failed.mode, failed.target) == ("2", records.FAILED, "helm", "")
+    assert (failed.model_name, failed.version, failed.status, failed.mode, failed.target, failed.image,
+            failed.url) == (NAME, "2", records.FAILED, "helm", "", f"mlops/{NAME}:2", "")
     assert failed.detail.startswith("helm upgrade failed") and (live.version, live.status) == ("1", records.LIVE)
 
 
@@ -236,3 +240,17 @@ def test_cluster_mode_runs_the_smoke_test_it_is_given(project, client, fake_clus
         production.deploy_prod(project, f"{NAME}:1", smoke_timeout=1)
     assert "port-forward" in fake_cluster.read_text() and alias(client) is None
     assert [d.status for d in records.list_deployments(project, "production")] == [records.FAILED]
+
+
+def test_a_canary_running_on_the_cluster_blocks_another_version(project, client, fake_cluster):
+    from ml_service.deploy import cluster
+
+    route = {"enabled": True, "parentRefs": [{"name": "ml-gateway"}], "hostnames": ["scoring.example.com"]}
+    stable = {**production.desired_values(project, NAME, "1"), "route": route, "canary": {"weight": 20}}
+    canary = {**production.desired_values(project, NAME, "2"), "canary": {"enabled": True}}
+    for release, values in ((production.release_name(project, NAME), stable),
+                            (production.canary_release(project, NAME), canary)):
+        cluster.apply(project, release, production.values_text(values, release), None)
+    with pytest.raises(DeployError, match=f"^a canary of {NAME} version 2 takes 20% of production: "):
+        production.deploy_prod(project, f"{NAME}:1", smoke_timeout=None)
+    assert records.list_deployments(project) == [] and alias(client) is None
