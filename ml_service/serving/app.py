@@ -35,10 +35,14 @@ CLOSE = [(b"connection", b"close")]  # after a refused body: the protocol linger
 # client without a key learns nothing of which paths or methods exist). Health and metrics for probes and
 # scrapers; /openapi.json and /docs for clients and the deploy smoke tests (docs/serving.md, "Authentication").
 PUBLIC = {"/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/docs"}
+ENCODED = "predictions as JSON"  # a request's log entry for its predictions as encoded once (never logged as is)
 GET = ("GET", "HEAD")
 POST = ("POST",)
 LOG_FLUSH_SECONDS = 0.2
 INPUT_KINDS = ("frame", "rows")
+# Young-generation collections every 10,000 net allocations instead of 700: a request's objects die by
+# reference count, so a pass finds little, and fewer passes cost a one-row request about 1 us less (7%).
+GC_THRESHOLD = 10_000
 
 
 class ScoringApp:
@@ -101,6 +105,7 @@ class ScoringApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 gc.freeze()  # the loaded model and libraries are long-lived: keep them out of every GC pass
+                gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_logs_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -177,15 +182,17 @@ class ScoringApp:
             self._log(log, path, status, seconds)
 
     def _log(self, log: dict, path: str, status: int, seconds: float) -> None:
-        """One JSON line: the request's own fields (id, traceparent, predictions, error), then path, status,
-        model, model_version, latency_ms."""
-        predictions = log.get("predictions")
+        """One JSON line: the request's own fields (id, traceparent, error), path, status, predictions (the first
+        100), model, model_version, latency_ms."""
+        predictions = log.pop("predictions", None)
+        encoded = log.pop(ENCODED, None)
         if predictions and len(predictions) > 100:
-            log["predictions"] = predictions[:100]
             log["predictions_truncated"] = True
+            encoded = COMPACT(predictions[:100])
         log["path"] = path
         log["status"] = status
-        self._log_lines.append(f"{COMPACT(log)[:-1]}{self._log_tail}{round(seconds * 1000, 3)!r}}}\n")
+        line = COMPACT(log)[:-1] if encoded is None else f'{COMPACT(log)[:-1]},"predictions":{encoded}'
+        self._log_lines.append(f"{line}{self._log_tail}{round(seconds * 1000, 3)!r}}}\n")
         if self._flusher is None or len(self._log_lines) >= 1000:  # no event loop task (tests), or a burst
             self.flush_logs()
 
@@ -234,9 +241,9 @@ class ScoringApp:
         result = self.scorer.run(rows if self.input == "rows" else self.schema.frame(rows))
         prediction = predictions(result, len(rows))
         log["predictions"] = prediction["result"]
+        log[ENCODED] = encoded = COMPACT(prediction["result"])  # once: the response, the log, the record
         if self.collector is not None:
-            self.collector.collect_prediction(log["request_id"], self.settings.model_version, rows,
-                                              prediction["result"])
+            self.collector.collect_prediction(log["request_id"], self.settings.model_version, rows, encoded)
         return prediction
 
     async def _score(self, scope, receive, headers, log):
@@ -249,7 +256,10 @@ class ScoringApp:
         payload = parse_json(body)
         if not isinstance(payload, dict) or "data" not in payload:
             raise HTTPError(422, 'expected a JSON object {"data": [[...], ...]} or {"data": [{...}, ...]}')
-        return 200, jsoncodec.dumps(self._predict(payload["data"], log, "data")).encode(), JSON
+        prediction = self._predict(payload["data"], log, "data")
+        if len(prediction) == 1:  # {"result": [...]} alone: the predictions as encoded once
+            return 200, f'{{"result":{log[ENCODED]}}}'.encode(), JSON
+        return 200, COMPACT(prediction).encode(), JSON
 
     async def _live(self, scope, receive, headers, log):
         return 200, b'{"live":true}', JSON

@@ -55,11 +55,11 @@ class Collector:
         """Serialise and buffer one record; never waits."""
         self._buffer(COMPACT(record) + "\n")
 
-    def collect_prediction(self, request_id: str, model_version: str, inputs: list, predictions: list) -> None:
-        """Buffer the record of one request (the format above), written as collect() would write the dict,
-        without building it."""
+    def collect_prediction(self, request_id: str, model_version: str, inputs: list, predictions_json: str) -> None:
+        """Buffer the record of one request (the format above; predictions already as JSON), written as collect()
+        would write the dict, without building it."""
         self._buffer(f'{{"time":{time.time()!r},"request_id":{string(request_id)},"model_version":'
-                     f'{string(model_version)},"inputs":{COMPACT(inputs)},"predictions":{COMPACT(predictions)}}}\n')
+                     f'{string(model_version)},"inputs":{COMPACT(inputs)},"predictions":{predictions_json}}}\n')
 
     def _buffer(self, line: str) -> None:
         with self._lock:
@@ -98,6 +98,9 @@ class Collector:
 
     def _write(self, lines: list[str]) -> None:
         """Append lines, one write a file, opening a new file whenever the next line would pass max_bytes."""
+        if self._fd is not None and self._written + sum(map(len, lines)) <= self.max_bytes:
+            self._write_all("".join(lines).encode())  # the usual case: no line-by-line loop holding the GIL
+            return
         start, size = 0, self._written
         for i, line in enumerate(lines):  # json.dumps escapes to ASCII: characters are bytes
             if self._fd is None or (size + len(line) > self.max_bytes and (i > start or self._written)):
