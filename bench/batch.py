@@ -196,7 +196,7 @@ def report(args, project: str, rounds: dict, big: tuple, load: list) -> None:
                      for b, o, load in zip(rounds["baseline"], rounds["ours"], rounds["load"]))
     print(f"end-to-end ratio of each round: {each}")
     best = max(b[0] / o[0] for b, o in zip(rounds["baseline"], rounds["ours"]))
-    print(f"best round: {best:.2f}x (the least disturbed by other processes, when the load was low)")
+    print(f"best round: {best:.2f}x")
     print(f"\npeak RSS of ours: {args.rows:,} rows {ours[2] / mb:.0f} MiB, {args.big_rows:,} rows {big[2] / mb:.0f} "
           f"MiB ({(big[2] / ours[2] - 1):+.1%}); {args.big_rows:,} rows took {big[0]:.1f}s end to end, "
           f"{big[1]:.1f}s work")
