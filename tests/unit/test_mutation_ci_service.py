@@ -221,8 +221,10 @@ def test_predefined_variables(project):
                            commit="c0ffee",
                            resources={"up": {"runID": 4, "runName": "up #4", "pipelineName": "up",
                                              "sourceBranch": "refs/heads/main"}})
+    store.update_run(run_id, created=time.mktime((2020, 2, 29, 12, 0, 0, 0, 0, -1)))
     run = store.get_run(run_id)
     got = service.predefined(project, store, run)
+    assert got["Build.BuildNumber"].value == f"20200229.{run_id}"
     work = store.work_dir(run_id)
     name = project.root.name
     assert all(var.readonly and var.literal and not var.secret for var in got.values())
@@ -265,15 +267,34 @@ def test_approval_config(project):
 # --- execute -------------------------------------------------------------------------------------------------------
 
 def test_a_run_succeeds_and_records_who_ran_it(project):
-    reports = []
-    store, run, ran = run_text(project, ECHO, report=lambda path, fields: reports.append((path, fields)))
-    assert ran == [run.id]
+    reports, seen = [], []
+    store = service.open_store(project)
+
+    def report(path, fields):
+        reports.append((path, fields))
+        seen.append(store.get_run(run_id).status)
+
+    run_id = service.queue(project, store, pipeline(project, ECHO), "Manual")
+    ran = service.execute(project, store, run_id, report)
+    run = store.get_run(run_id)
+    assert ran == [run.id] and seen and set(seen) == {"running"}  # what the studio shows while it runs
     assert (run.status, run.result, run.pid, run.owner) == ("completed", "succeeded", os.getpid(), owner_tag())
     assert run.started and run.finished >= run.started
     assert not any(path.startswith("run:") for path, _ in reports)  # a header only for a triggered run
     assert any(fields.get("display") == "hello" for _, fields in reports)
     log = Path(next(r for r in store.records(run.id) if r["display"] == "hello")["log"]).read_text()
     assert "hello" in log
+
+
+def test_a_job_reads_a_variable_group_of_the_workspace(project):
+    with open(project.root / "mlops.yml", "a") as config:
+        config.write("ci:\n  variable_groups:\n    vault:\n      variables: {REGION: north}\n")
+    settings = load_settings()
+    text = ("jobs:\n  - job: A\n    variables:\n      - group: vault\n    steps:\n"
+            "      - bash: echo \"region $(REGION)\"\n        displayName: region\n")
+    store, run, _ = run_text(settings, text)
+    assert run.result == "succeeded"
+    assert "region north" in Path(next(r for r in store.records(run.id) if r["display"] == "region")["log"]).read_text()
 
 
 @pytest.mark.parametrize("text, result", [
@@ -296,6 +317,7 @@ def test_a_run_that_cannot_start_fails_with_the_reason(project, text, reason):
     store = service.open_store(project)
     run_id = service.queue(project, store, pipeline(project, text), "Manual")
     store.set_record(run_id, "left", "step", status="pending", display="left")
+    store.set_record(run_id, "busy", "job", status="running", display="busy")
     store.set_record(run_id, "done", "step", status="completed", result="Succeeded", display="done")
     with pytest.raises(service.CIError) as caught:
         service.execute(project, store, run_id)
@@ -307,8 +329,9 @@ def test_a_run_that_cannot_start_fails_with_the_reason(project, text, reason):
     assert (compile_record["kind"], compile_record["name"], compile_record["display"], compile_record["status"],
             compile_record["result"]) == ("error", "compile", "compile", "completed", "Failed")
     assert compile_record["detail"] == str(caught.value)[len(f"run {run_id} (pipe): "):]
-    assert (records["left"]["status"], records["left"]["result"], records["left"]["finished"]) == \
-        ("completed", "Failed", run.finished)
+    for path in ("left", "busy"):
+        assert (records[path]["status"], records[path]["result"], records[path]["finished"]) == \
+            ("completed", "Failed", run.finished)
     assert records["done"]["result"] == "Succeeded" and not records["done"]["finished"]
 
 
@@ -401,15 +424,15 @@ def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(proje
     folder = project.root / ".pipelines"
     folder.mkdir()
     (folder / "up.yml").write_text(ECHO)
-    (folder / "down.yml").write_text("resources:\n  pipelines:\n    - pipeline: source\n      source: up\n"
-                                     "      trigger: true\n    - not a mapping\n    - pipeline: other\n"
-                                     "      source: elsewhere\n      trigger: true\nsteps:\n"
+    (folder / "down.yml").write_text("resources:\n  pipelines:\n    - not a mapping\n    - pipeline: other\n"
+                                     "      source: elsewhere\n      trigger: true\n    - pipeline: source\n"
+                                     "      source: up\n      trigger: true\nsteps:\n"
                                      "  - bash: echo \"after $(resources.pipeline.source.runID)\"\n"
                                      "    displayName: down\n")
     (folder / "off.yml").write_text("resources:\n  pipelines:\n    - {pipeline: s, source: up, trigger: false}\n"
                                     "steps:\n  - bash: x\n")
     (folder / "broken.yml").write_text("resources: [unclosed\n")
-    (folder / "list.yml").write_text("- not a mapping\n")
+    (folder / "a-list.yml").write_text("- not a mapping\n")  # sorted before down.yml, as broken.yml is
     (folder / "bare.yml").write_text("steps:\n  - bash: x\n")
     (folder / "repos.yml").write_text("resources:\n  repositories: []\n  pipelines:\nsteps:\n  - bash: x\n")
     (folder / "empty.yml").write_text("")
@@ -433,23 +456,35 @@ def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(proje
     assert service.completion_triggers(project, store, alone) == [alone + 1]
 
 
-def test_completion_triggers_read_the_source_runs_result_and_stages(project):
-    folder = project.root / ".pipelines"
-    folder.mkdir()
+def test_completion_triggers_read_the_source_runs_result_and_stages(project, tmp_path):
+    checkout = tmp_path / "checkout"
+    folder = checkout / ".pipelines"
+    folder.mkdir(parents=True)
     (folder / "up.yml").write_text(ECHO)
     (folder / "any.yml").write_text("resources:\n  pipelines:\n    - {pipeline: s, source: up, trigger: true}\n"
                                     "steps:\n  - bash: x\n")
     (folder / "staged.yml").write_text("resources:\n  pipelines:\n    - pipeline: s\n      source: up\n"
                                        "      trigger: {stages: [Build]}\nsteps:\n  - bash: x\n")
+    (folder / "release-only.yml").write_text("resources:\n  pipelines:\n    - pipeline: s\n      source: up\n"
+                                             "      trigger: {branches: {include: [release/*]}}\nsteps:\n  - bash: x\n")
     store = service.open_store(project)
-    source = service.queue(project, store, folder / "up.yml", "Manual", branch="main", commit="c")
+    source = service.queue(project, store, folder / "up.yml", "Manual", source_dir=checkout, branch="release/1",
+                           commit="c0ffee")
 
-    def triggered(result: str, results: dict) -> list[str]:
-        store.update_run(source, status="completed", result=result, state={"results": results})
-        return sorted(store.get_run(i).pipeline for i in service.completion_triggers(project, store, source))
+    def triggered(result: str, results: dict | None) -> list[str]:
+        store.update_run(source, status="completed", result=result, state={"results": results} if results else {})
+        runs = [store.get_run(i) for i in service.completion_triggers(project, store, source)]
+        assert all((r.branch, r.commit_sha, r.source_dir, r.params) == ("release/1", "c0ffee", str(checkout), {})
+                   for r in runs)
+        return sorted(r.pipeline for r in runs)
 
-    assert triggered("succeeded", {"Build": "Succeeded"}) == ["any", "staged"]
-    assert triggered("succeededWithIssues", {"Build": "SucceededWithIssues"}) == ["any", "staged"]
+    assert triggered("succeeded", None) == ["any", "release-only"]
+    store.update_run(source, branch="main")
+    assert sorted(store.get_run(i).pipeline for i in service.completion_triggers(project, store, source)) == ["any"]
+    store.update_run(source, branch="release/1")
+
+    assert triggered("succeeded", {"Build": "Succeeded"}) == ["any", "release-only", "staged"]
+    assert triggered("succeededWithIssues", {"Build": "SucceededWithIssues"}) == ["any", "release-only", "staged"]
     assert triggered("failed", {"Build": "Succeeded", "Deploy": "Failed"}) == ["staged"]
     assert triggered("failed", {"Build": "Failed"}) == []
     assert triggered("failed", {"Other": "Failed", "Build/Make": "Succeeded"}) == []  # a job is not a stage
@@ -667,7 +702,10 @@ def test_a_newer_waiting_run_supersedes_only_older_waiting_runs_of_its_pipeline(
     current = waiting(project, store, "staging")
     store.update_run(current, state={"summaries": ["earlier note"]})
     newer = waiting(project, store, "staging")
+    store.request_approval(other, "Deploy", "Ship", "staging", 3600)
     assert service.supersede_older(store, current) == [old2, old1]
+    for untouched in (current, newer, other):
+        assert decided(store, untouched) == [("Deploy", "pending", None, None, None)]
     for old in (old1, old2):
         run = store.get_run(old)
         assert (run.status, run.result) == ("completed", "canceled") and run.finished
@@ -683,11 +721,13 @@ def test_a_newer_waiting_run_supersedes_only_older_waiting_runs_of_its_pipeline(
 
 def test_cancel_a_waiting_or_queued_run(project):
     store = service.open_store(project)
+    other = waiting(project, store, "staging")
     run_id = waiting(project, store)
     assert service.cancel(store, run_id) == "canceled"
     run = store.get_run(run_id)
     assert (run.status, run.result) == ("completed", "canceled") and run.finished
     assert decided(store, run_id) == [("Deploy", "rejected", "", "", "run canceled")]
+    assert decided(store, other) == [("Deploy", "pending", None, None, None)]  # another run's approval waits on
     with pytest.raises(service.CIError) as caught:
         service.cancel(store, run_id)
     assert str(caught.value) == f"run {run_id} has already completed (canceled)"
