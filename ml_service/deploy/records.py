@@ -17,6 +17,7 @@ from ml_service.workspace import tracking
 EXPERIMENT = "mlops-deployments"
 LIVE, REPLACED, FAILED, DESIRED, REMOVED = "live", "replaced", "failed", "desired", "removed"
 STABLE, CANARY = "stable", "canary"
+PAGE_SIZE = 1000  # runs per search request (MLflow's default page)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,14 @@ def list_deployments(settings: Settings, environment: str | None = None) -> list
     query = "tags.`mlops.kind` = 'deployment'"
     if environment:
         query += f" and tags.environment = '{environment}'"
-    runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1000)
-    return [_from_run(run) for run in runs]
+    found, token = [], None
+    while True:  # every page: a version live since 1000 deployments ago is still live (and not deletable)
+        page = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"],
+                                  max_results=PAGE_SIZE, page_token=token)
+        found += [_from_run(run) for run in page]
+        token = page.token
+        if not token:
+            return found
 
 
 def current(settings: Settings, environment: str, model_name: str | None = None,

@@ -228,3 +228,13 @@ def test_times_are_iso_utc_for_json_and_local_for_tables(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_every_page_of_the_history_is_read(settings, monkeypatch):
+    monkeypatch.setattr(records, "PAGE_SIZE", 2)
+    add(settings, "production", "1", LIVE)  # the oldest record is on the last page
+    for version in ("2", "3", "4", "5"):
+        add(settings, "qa", version, LIVE)
+    assert [d.version for d in records.list_deployments(settings)] == ["5", "4", "3", "2", "1"]
+    assert records.live_versions(settings, MODEL) == {"1": {"production"}, "5": {"qa"}}
+    assert records.current(settings, "production", MODEL).version == "1"
