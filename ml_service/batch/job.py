@@ -108,25 +108,36 @@ def _write_rejects(output: Path, chunks: dict) -> None:
 
 def _pool(workers: int, batch_model: model.BatchModel, output: Path, root: Path):
     """The worker processes: forked from this process after it loaded the model (they share it), or, when
-    this process runs other threads (forking would be unsafe), a forkserver whose workers load it each."""
+    this process runs other threads (forking would be unsafe), a forkserver whose workers load it each.
+
+    The cyclic garbage collector is paused while the libraries are imported and the model is loaded: they
+    create some hundred thousand objects, which it would walk over again and again (about 0.1 s of CPU, on
+    the job's serial start); they are frozen next, and it runs again afterwards."""
     import gc
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    from ml_service.batch import worker
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from ml_service.batch import worker
 
-    info = {"name": batch_model.name, "version": batch_model.version}
-    args = (str(batch_model.directory), batch_model.score_module, batch_model.schema, str(output), info, str(root))
-    if threading.active_count() == 1:
-        worker.init(*args)
-        gc.freeze()  # the model's objects stay untouched by the collector: shared, not copied, by the workers
-        # (no gc.collect() first: its pass over every object of the libraries just imported costs 50-80 ms of
-        # the serial start, to free a little garbage that then stays in the parent, which scores nothing)
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["ml_service.batch.worker"])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=args)
+        info = {"name": batch_model.name, "version": batch_model.version}
+        args = (str(batch_model.directory), batch_model.score_module, batch_model.schema, str(output), info,
+                str(root))
+        if threading.active_count() == 1:
+            worker.init(*args)
+            gc.freeze()  # the model's objects stay untouched by the collector: shared, not copied, by the workers
+            # (no gc.collect() first: its pass over every object of the libraries just imported costs 50-80 ms
+            # of the serial start, to free a little garbage that then stays in the parent, which scores nothing)
+            return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["ml_service.batch.worker"])
+        return ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=args)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Run:

@@ -37,8 +37,14 @@ def init(model_dir: str, score_module: str, schema: Schema, output: str, model: 
 
     if root not in sys.path:
         sys.path.insert(0, root)
-    scorer = importlib.import_module(score_module)
-    scorer.init(model_dir)
+    enabled = gc.isenabled()
+    gc.disable()  # the score module's imports and model create many objects the collector would walk repeatedly
+    try:
+        scorer = importlib.import_module(score_module)
+        scorer.init(model_dir)
+    finally:
+        if enabled:
+            gc.enable()
     _state.update(scorer=scorer, input=getattr(scorer, "INPUT", "frame"), schema=schema, output=Path(output),
                   model=model)
 

@@ -108,3 +108,24 @@ def test_a_part_encodes_row_numbers_as_deltas_and_dictionaries_only_repeated_val
     assert "RLE_DICTIONARY" not in encodings["prediction"]
     assert "RLE_DICTIONARY" in encodings["model_version"]
     assert pq.read_table(tmp_path / "out" / record["file"]).column("row").to_pylist() == list(range(5000, 6000))
+
+
+def test_the_model_is_loaded_with_the_cyclic_collector_paused_and_it_runs_again_after(tmp_path):
+    import gc
+    import sys
+
+    (tmp_path / "gc_probe_score.py").write_text(
+        "import gc\nENABLED_AT_IMPORT = gc.isenabled()\n"
+        "def init(model_dir):\n    global ENABLED_AT_INIT\n    ENABLED_AT_INIT = gc.isenabled()\n")
+    (tmp_path / "out" / "_rejects").mkdir(parents=True)
+    model_dir = save_regressor(tmp_path / "model")
+    assert gc.isenabled()
+    try:
+        worker.init(str(model_dir), "gc_probe_score", load_schema(read_mlmodel(model_dir)), str(tmp_path / "out"),
+                    {"name": "m", "version": "1"}, str(tmp_path))
+        probe = sys.modules["gc_probe_score"]
+        assert (probe.ENABLED_AT_IMPORT, probe.ENABLED_AT_INIT) == (False, False)
+        assert gc.isenabled()
+    finally:
+        sys.modules.pop("gc_probe_score", None)
+        sys.path.remove(str(tmp_path))
