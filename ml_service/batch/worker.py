@@ -110,11 +110,13 @@ def _predict(checked: convert.Checked) -> dict:
 
 
 def _output(rows: "object", scored: dict) -> pa.Table:
+    import numpy as np
+
     model = _state["model"]
     columns = {"row": pa.array(rows, pa.int64()), "prediction": pa.array(scored.get("result", []))}
     for j, label in enumerate(scored.get("classes") or []):
         columns[f"probability_{label}"] = pa.array([p[j] for p in scored["probabilities"]], pa.float64())
-    columns["model_version"] = pa.DictionaryArray.from_arrays(pa.array([0] * len(rows), pa.int32()),
+    columns["model_version"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(rows), np.int32)),
                                                               pa.array([str(model["version"])]))
     table = pa.table(columns)
     return table.replace_schema_metadata({"mlops.model.name": model["name"],
