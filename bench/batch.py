@@ -18,10 +18,10 @@ Both sides of the 1 M comparison run --rounds times, alternating (baseline, ours
 change in a shared machine's load hits both; the medians are compared and each round's ratio is printed, with
 the machine's load average (1 min) when it started. Each side's CPU time (user + system, of its whole process
 tree) is printed too: unlike the wall-clock times, it hardly moves with the load of other processes, so it
-tells whether a slower round was ours or the machine's. So is the number of cores ours had on average (its CPU
-time over its wall time): where the kernel shares the CPU fairly between sessions (autogroups), another
-session's busy processes leave ours about one core, like the baseline, and the end-to-end ratio then falls
-toward the ratio of the CPU times.
+tells whether a slower round was ours or the machine's. So is the number of cores each side had on average (its
+CPU time over its wall time; at most 1 for the baseline, 2 for ours on 2 cores): where the kernel shares the CPU
+fairly between sessions (autogroups), another session's busy processes leave ours about one core, like the
+baseline, and the end-to-end ratio then falls toward the ratio of the CPU times.
 
 Usage: python bench/batch.py [--rows 1000000] [--big-rows 4000000] [--workers 0] [--rounds 3] [--workdir DIR].
 Goals on a 2-core machine: ours >= 1.7x the baseline; peak memory within 10% between 1 M and 4 M rows.
@@ -175,8 +175,8 @@ def main() -> None:
                 rounds["baseline"][-1], rounds["ours"][-1]
             print(f"round {i + 1} of {args.rounds} (load {rounds['load'][-1]:.1f}): end to end {base_wall:.2f}s / "
                   f"{our_wall:.2f}s = {base_wall / our_wall:.2f}x, work {base_work:.2f}s / {our_work:.2f}s = "
-                  f"{base_work / our_work:.2f}x, CPU {base_cpu:.2f}s / {our_cpu:.2f}s (ours had "
-                  f"{our_cpu / our_wall:.2f} cores on average)", flush=True)
+                  f"{base_work / our_work:.2f}x, CPU {base_cpu:.2f}s / {our_cpu:.2f}s, cores had on average "
+                  f"{base_cpu / base_wall:.2f} / {our_cpu / our_wall:.2f}", flush=True)
         big_wall, big_peak, out, _ = measured(ours(big, "big"), env)
         big_work = float(re.search(r" in ([0-9.]+)s ", out).group(1))
         load.append(os.getloadavg()[0])
