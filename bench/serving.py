@@ -17,12 +17,14 @@ and interleaving exposes every variant to the same conditions. The load average 
 p99 at half peak is measured open-loop (as wrk2 does; Debian does not package it): requests are sent on a
 fixed schedule at half the measured peak over a pool of keep-alive connections, whether or not earlier ones
 were answered, so a server stall delays every request sent meanwhile (a closed-loop client such as wrk stops
-sending while it waits, and its percentiles omit the stall). The client is a small uvloop program in its
-own process. Each latency runs from the request's send; the latency from its scheduled time is printed
-beside it (it adds the client's own lateness: its 1 ms timer, and any time a busy machine starves it), with
-the client's send lag, the median of the run's 1-second p99s (one stall from other load spoils one window,
-not the figure), and the load average. A run whose client fell behind is flagged. The raw ceiling is
-measured the same way at the same rate, interleaved: the floor this machine and client allow at the time.
+sending while it waits, and its percentiles omit the stall). The client is a small program in its own
+process (selectors, non-blocking sockets). Each latency runs from the request's send to the moment the
+kernel received the response (SO_TIMESTAMPNS), so the time the client itself waits for a CPU on a busy
+machine is not charged to the server. The latency from the scheduled time is printed beside it (it adds
+the client's lateness: its 1 ms timer, and a starved client), with the client's send lag, the median of the
+run's 1-second p99s (one stall from other load spoils one window, not the figure), and the load average; a
+run whose client fell behind is flagged. The raw ceiling is measured the same way at the same rate,
+interleaved: the floor this machine and client allow at the time.
 
 It serves the default model project of mlops.yml (MLOPS_MODEL=PROJECT picks another) and sends the
 first row of that project's scoring/smoke.json.
@@ -53,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 32
 OPEN_LOOP_CONNECTIONS = 64
 LAG_LIMIT_MS = 3.0  # an open-loop client later than this at p99 is starved by other load: its run is flagged
+SO_TIMESTAMPNS = 35  # Linux: the kernel stamps each packet it receives (socket does not name the constant)
 BUSY = "  <- the client fell behind its schedule: the machine is too busy for this run to mean much"
 
 
@@ -129,103 +132,94 @@ def open_loop(url: str, body: str, rate: float, seconds: float, connections: int
 
 
 def _open_loop_client(url: str, rate: float, seconds: float, connections: int, body: bytes) -> dict:
-    """Send POST url with body at rate a second for seconds over keep-alive connections; latency of each
-    from its scheduled time. Runs in its own process (see the module docstring)."""
-    import asyncio
+    """Send POST url with body at rate a second for seconds over keep-alive connections, open loop; each
+    latency ends when the kernel received the response (SO_TIMESTAMPNS), so the time this client waits for
+    the CPU on a busy machine is not counted as the server's. Runs in its own process (see the docstring)."""
+    import selectors
+    import struct
     from collections import deque
     from urllib.parse import urlsplit
-
-    import uvloop
 
     parts = urlsplit(url)
     request = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     total = int(rate * seconds)
+    clock = time.time  # the kernel's receive timestamps are wall-clock time
+    selector = selectors.DefaultSelector()
     latencies: list[tuple[float, float, float]] = []  # (scheduled time, latency from it, latency from the send)
-    lags: list[float] = []  # how late each request left: the client's own part of its latency
+    lags: list[float] = []  # how late each request left: the client's own lateness
     errors = [0]
-    clock = time.perf_counter
 
-    class Client(asyncio.Protocol):
-        def __init__(self, idle: deque, done: asyncio.Event):
-            self.idle, self.done, self.buffer, self.busy, self.alive = idle, done, b"", False, True
-            self.due = self.sent = 0.0
-
-        def connection_made(self, transport):
-            self.transport = transport
-            self.idle.append(self)
+    class Connection:
+        def __init__(self):
+            self.sock = socket.create_connection((parts.hostname, parts.port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.sock.setblocking(False)
+            self.buffer, self.due, self.sent, self.arrived = b"", 0.0, 0.0, 0.0
+            selector.register(self.sock, selectors.EVENT_READ, self)
 
         def send(self, due: float) -> None:
-            self.sent = clock()
-            self.due, self.busy = due, True
+            self.due, self.sent = due, clock()
             lags.append(self.sent - due)
-            self.transport.write(request)
+            self.sock.send(request)  # a few hundred bytes: the socket buffer takes them at once
 
-        def data_received(self, data: bytes) -> None:
+        def receive(self) -> bool:
+            """Read what arrived; True when a whole response is in (and its latency recorded)."""
+            data, ancillary, _, _ = self.sock.recvmsg(65536, 64)
+            if not data:
+                raise SystemExit(f"{url} closed a connection during the run")
+            for level, kind, stamp in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", stamp[:16])
+                    self.arrived = sec + nsec / 1e9
             buffer = self.buffer = self.buffer + data if self.buffer else data
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
-                return
+                return False
             start = buffer.find(b"content-length:", 0, end) + 15  # the server writes header names in lower case
             length = int(buffer[start:buffer.find(b"\r\n", start)])
             if len(buffer) < end + 4 + length:
-                return
+                return False
             self.buffer = buffer[end + 4 + length:]
-            self.answered(buffer.startswith(b"HTTP/1.1 200 "))
+            latencies.append((self.due, self.arrived - self.due, self.arrived - self.sent))
+            errors[0] += not buffer.startswith(b"HTTP/1.1 200 ")
+            return True
 
-        def answered(self, ok: bool) -> None:
-            now = clock()
-            latencies.append((self.due, now - self.due, now - self.sent))
-            errors[0] += not ok
-            self.busy = False
-            if not self.alive:
-                pass
-            elif queue:
-                self.send(queue.popleft())
-            else:
-                self.idle.append(self)
-            if len(latencies) == total:
-                self.done.set()
-
-        def connection_lost(self, exc) -> None:
-            self.alive = False
-            if self in self.idle:
-                self.idle.remove(self)
-            if self.busy:  # its request failed: counted, and the run goes on with the other connections
-                self.answered(False)
-
-    async def run() -> None:
-        done = asyncio.Event()
-        idle: deque = deque()
-        for _ in range(connections):
-            await loop.create_connection(lambda: Client(idle, done), parts.hostname, parts.port)
-        clients = list(idle)
-        idle.clear()
-        for client in clients:  # warm each connection once, untimed
-            client.send(clock())
-        while len(idle) < len(clients):
-            await asyncio.sleep(0.001)
-        latencies.clear()
-        lags.clear()
-        errors[0] = 0
-        start = clock() + 0.01
-        for i in range(total):
-            due = start + i / rate
-            delay = due - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if idle:  # the connection idle longest: all of them stay in use (none meets the keep-alive limit)
+    pool = [Connection() for _ in range(connections)]
+    for connection in pool:  # each connection once, untimed
+        connection.send(clock())
+    waiting = len(pool)
+    while waiting:
+        waiting -= sum(key.data.receive() for key, _ in selector.select(10))
+    latencies.clear()
+    lags.clear()
+    errors[0] = 0
+    idle, queue = deque(pool), deque()
+    start, sent, answered = clock() + 0.01, 0, 0
+    deadline = start + seconds + 60
+    while answered < total:
+        now = clock()
+        while sent < total and start + sent / rate <= now:
+            due = start + sent / rate
+            sent += 1
+            if idle:  # the connection idle longest: all stay in use (none reaches the keep-alive limit)
                 idle.popleft().send(due)
             else:
-                queue.append(due)  # every connection busy: it waits, and its latency keeps counting
-        await asyncio.wait_for(done.wait(), timeout=60)
-        for client in clients:
-            client.transport.close()
-
-    queue: deque = deque()
-    uvloop.install()
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(run())
+                queue.append(due)  # every connection busy: it waits, and its latency from the schedule counts
+        timeout = max(0.0, start + sent / rate - clock()) if sent < total else 1.0
+        for key, _ in selector.select(timeout):
+            connection = key.data
+            if connection.receive():
+                answered += 1
+                if queue:
+                    connection.send(queue.popleft())
+                else:
+                    idle.append(connection)
+        if now > deadline:
+            raise SystemExit(f"{url}: {total - answered} requests unanswered a minute after the run")
+    for connection in pool:
+        connection.sock.close()
 
     def ms(values: list[float], q: float) -> float:
         ordered = sorted(values)
@@ -237,11 +231,12 @@ def _open_loop_client(url: str, rate: float, seconds: float, connections: int, b
         windows.setdefault(int(due - first), []).append(latency)
     window_p99s = sorted(ms(values, 0.99) for values in windows.values())
     scheduled = [latency for _, latency, _ in latencies]
-    sent = [latency for _, _, latency in latencies]
-    return {"rate": rate, "requests": len(sent), "errors": errors[0], "p50": ms(sent, 0.5), "p99": ms(sent, 0.99),
-            "max": max(sent) * 1000, "window_p99_median": window_p99s[len(window_p99s) // 2],
-            "scheduled_p99": ms(scheduled, 0.99), "send_lag_p99": ms(lags, 0.99), "load": os.getloadavg()[0],
-            "client_cpu_us": time.process_time() / len(sent) * 1e6}
+    from_send = [latency for _, _, latency in latencies]
+    return {"rate": rate, "requests": len(from_send), "errors": errors[0], "p50": ms(from_send, 0.5),
+            "p99": ms(from_send, 0.99), "max": max(from_send) * 1000,
+            "window_p99_median": window_p99s[len(window_p99s) // 2], "scheduled_p99": ms(scheduled, 0.99),
+            "send_lag_p99": ms(lags, 0.99), "load": os.getloadavg()[0],
+            "client_cpu_us": time.process_time() / len(from_send) * 1e6}
 
 
 def start(argv: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
