@@ -56,7 +56,7 @@ CONNECTIONS = 32
 OPEN_LOOP_CONNECTIONS = 64
 LAG_LIMIT_MS = 3.0  # an open-loop client later than this at p99 is starved by other load: its run is flagged
 SO_TIMESTAMPNS = 35  # Linux: the kernel stamps each packet it receives (socket does not name the constant)
-BUSY = "  <- the client fell behind its schedule: the machine is too busy for this run to mean much"
+BUSY = "  <- the client fell behind its schedule (a busy machine): requests left in bursts, so this run errs high"
 
 
 def request_bodies(model_dir: Path) -> tuple[str, str]:
