@@ -254,3 +254,13 @@ def test_a_canary_running_on_the_cluster_blocks_another_version(project, client,
     with pytest.raises(DeployError, match=f"^a canary of {NAME} version 2 takes 20% of production: "):
         production.deploy_prod(project, f"{NAME}:1", smoke_timeout=None)
     assert records.list_deployments(project) == [] and alias(client) is None
+
+
+def test_with_a_registry_an_image_it_does_not_hold_is_never_committed(project, client):
+    from ml_service.errors import MLOpsError
+
+    pinned = dataclasses.replace(project, image_registry="127.0.0.1:1")  # a registry that holds nothing
+    with pytest.raises(MLOpsError) as raised:  # DeployError (not in the registry) or ImageError (no Docker engine)
+        production.deploy_prod(pinned, f"{NAME}:1")
+    assert "127.0.0.1:1" in str(raised.value) or "Docker" in str(raised.value)
+    assert not gitops_repo(project).exists() and records.list_deployments(project) == []
