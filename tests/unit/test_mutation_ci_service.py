@@ -436,12 +436,15 @@ def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(proje
     (folder / "bare.yml").write_text("steps:\n  - bash: x\n")
     (folder / "repos.yml").write_text("resources:\n  repositories: []\n  pipelines:\nsteps:\n  - bash: x\n")
     (folder / "empty.yml").write_text("")
+    (folder / "last.yml").write_text("resources:\n  pipelines:\n    - {pipeline: s, source: down, trigger: true}\n"
+                                     "steps:\n  - bash: echo last\n")  # a chain goes on: up -> down -> last
     reports = []
     store = service.open_store(project)
     up = service.queue(project, store, folder / "up.yml", "Manual")
     ran = service.execute(project, store, up, lambda path, fields: reports.append((path, fields)))
-    assert len(ran) == 2 and ran[0] == up
-    down = store.get_run(ran[1])
+    assert len(ran) == 3 and ran[0] == up
+    down, last = store.get_run(ran[1]), store.get_run(ran[2])
+    assert (last.pipeline, last.triggered_by, last.result) == ("last", down.id, "succeeded")
     assert (down.pipeline, down.reason, down.triggered_by, down.result) == ("down", "ResourceTrigger", up, "succeeded")
     assert (down.branch, down.commit_sha, down.source_dir) == ("main", commit, str(project.root))
     assert down.resources == {"source": {"runID": up, "runName": f"up #{up}", "pipelineName": "up",
@@ -450,9 +453,9 @@ def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(proje
                                "display": f"run {down.id}: down (ResourceTrigger, after run {up})"}) in reports
     log = Path(next(r for r in store.records(down.id) if r["display"] == "down")["log"]).read_text()
     assert f"after {up}" in log
-    assert len(store.list_runs()) == 2
+    assert len(store.list_runs()) == 3
     alone = service.queue(project, store, folder / "up.yml", "Manual")
-    assert service.execute(project, store, alone, chain=False) == [alone] and len(store.list_runs()) == 3
+    assert service.execute(project, store, alone, chain=False) == [alone] and len(store.list_runs()) == 4
     assert service.completion_triggers(project, store, alone) == [alone + 1]
 
 
