@@ -28,11 +28,12 @@ BIN := $(VENV)/bin
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  make %-10s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml environment_setup/helm.sh
+$(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/clients.sh $(wildcard environment_setup/clients/*.txt)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	bash environment_setup/helm.sh $(VENV)
+	PYTHON=$(PYTHON) bash environment_setup/clients.sh $(VENV)
 	@touch $(STAMP)
 
 ## Create .venv and install the project with its dev tools (idempotent)
