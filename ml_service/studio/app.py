@@ -5,6 +5,10 @@ logs (server-sent events); nothing to build. Every page needs an identity; every
 """
 from __future__ import annotations
 
+import math
+import time
+from typing import Callable
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -16,10 +20,13 @@ from starlette.staticfiles import StaticFiles
 from ml_service.config import CONFIG_FILE, ConfigError, Settings, read_config
 from ml_service.studio import pages_ci, pages_deploy, pages_ml, users
 from ml_service.studio.auth import COOKIE, AuthMiddleware, checked_form, safe_next, session_of, set_cookie
+from ml_service.studio.limits import LoginLimits, minutes
 from ml_service.studio.web import HERE, Studio, studio_of
 
 POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+# studio: keys of mlops.yml for the login rate limits (see limits.py), with their defaults
+LOGIN_LIMITS = {"login_max_failures": 5, "login_max_failures_per_address": 20, "login_window_minutes": 15}
 
 
 def studio_config(settings: Settings) -> dict:
@@ -31,10 +38,17 @@ def studio_config(settings: Settings) -> dict:
     header = section.get("trusted_header") or ""
     if not isinstance(header, str) or any(c.isspace() for c in header):
         raise ConfigError(f"{path}: studio.trusted_header must be an HTTP header name, e.g. X-Forwarded-User")
-    unknown = set(section) - {"trusted_header"}
+    unknown = set(section) - {"trusted_header", *LOGIN_LIMITS}
     if unknown:
-        raise ConfigError(f"{path}: studio: unknown key(s) {', '.join(sorted(unknown))} (known: trusted_header)")
-    return {"trusted_header": header}
+        known = ", ".join(["trusted_header", *LOGIN_LIMITS])
+        raise ConfigError(f"{path}: studio: unknown key(s) {', '.join(sorted(unknown))} (known: {known})")
+    config = {"trusted_header": header}
+    for key, default in LOGIN_LIMITS.items():
+        value = section.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{path}: studio.{key} must be a whole number of at least 1")
+        config[key] = value
+    return config
 
 
 def login_page(request: Request):
@@ -52,9 +66,22 @@ async def login(request: Request):
     form = await checked_form(request)
     name, password = str(form.get("user") or ""), str(form.get("password") or "")
     target = safe_next(str(form.get("next") or ""))
+    limits: LoginLimits = request.app.state.login_limits
+    address = request.client.host if request.client else ""
+    refused, wait = limits.begin(name, address)
+    if refused:
+        who = "for this user" if refused == "user" else "from this address"
+        count = minutes(wait)
+        response = studio.render(request, "login.html", status_code=429, next=target,
+                                 error=f"too many failed logins {who}; try again in {count} "
+                                       f"minute{'' if count == 1 else 's'}",
+                                 no_users=not users.list_users(studio.settings.state_dir))
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     if not await asyncio.to_thread(users.verify, studio.settings.state_dir, name, password):
         return studio.render(request, "login.html", status_code=401, next=target, error="wrong user or password",
                              no_users=not users.list_users(studio.settings.state_dir))
+    limits.succeeded(name, address)
     studio.sessions.drop(session_of(request).id)
     response = RedirectResponse(target, status_code=303)
     set_cookie(response, studio.sessions.new(name), request.url.scheme == "https")
@@ -116,8 +143,10 @@ class SecurityHeaders:
         await self.app(scope, receive, send_headers if scope["type"] == "http" else send)
 
 
-def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000") -> Starlette:
-    """The Studio for a workspace; mlflow_url: where the MLflow UI is (`mlops ui`, or the team's server)."""
+def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000",
+               clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """The Studio for a workspace; mlflow_url: where the MLflow UI is (`mlops ui`, or the team's server);
+    clock: the login limits' time in seconds (tests pass a fake one instead of sleeping)."""
     config = studio_config(settings)
     studio = Studio(settings, mlflow_url)
     routes = [
@@ -145,4 +174,6 @@ def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000") ->
     handlers = {HTTPException: error_page, Exception: server_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.studio = studio
+    app.state.login_limits = LoginLimits(config["login_max_failures"], config["login_max_failures_per_address"],
+                                         config["login_window_minutes"] * 60, clock)
     return app
