@@ -29,7 +29,8 @@ SKIP_ALLOWED = {
 
 # `make test` runs two pytest processes at once (MLOPS_TEST_GROUP): `background` takes the Docker tests and
 # the modules that run their own servers for minutes; `foreground` the rest. Unset: every test.
-BACKGROUND_MODULES = {"test_team_workspace.py", "test_team_migrate.py", "test_deploy_canary.py"}
+BACKGROUND_MODULES = {"test_team_workspace.py", "test_team_migrate.py", "test_deploy_canary.py",
+                      "test_deploy_promote_rollback.py"}
 GROUP = pytest.StashKey[str]()
 
 
