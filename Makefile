@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 REPORTS ?= .mlops/test-results
-TESTS ?= tests/unit
+TESTS ?= tests
 # The model project that `make run` and `make data` act on (default: the first in mlops.yml).
 MODEL ?=
 SELECT_MODEL = model="$(MODEL)"; model="$${model:-$$($(BIN)/mlops model projects --default)}"
@@ -76,7 +76,7 @@ test: install lint
 
 ## Unit tests and every project's own tests, without the integration tests
 test-fast: install
-	$(BIN)/python -m pytest tests/unit */tests -m "not integration"
+	$(BIN)/python -m pytest tests */tests -m "not integration"
 
 ## flake8 (configured in .flake8)
 lint: install
@@ -98,7 +98,7 @@ ci-test: install
 ## Adversarial serving tests, long form: 1,500 half-open connections, longer floods, 10,000 schemathesis cases an operation
 serving-adversarial: install
 	ulimit -n 4096; MLOPS_ADVERSARIAL_LONG=1 $(BIN)/python -m pytest -m integration -s \
-		tests/integration/test_serving_adversarial.py tests/integration/test_serving_schemathesis.py
+		tests/serving/test_adversarial.py tests/serving/test_schemathesis.py
 
 ## Regenerate MODEL's data set and bad fixtures with its own generator (<project>/data.py), where it has one
 data: install

@@ -27,16 +27,15 @@ SKIP_ALLOWED = {
 }
 
 
-# `make test` runs two pytest processes at once (MLOPS_TEST_GROUP): `background` takes the Docker tests and
-# the modules that run their own servers for minutes; `foreground` the rest. Unset: every test.
-BACKGROUND_MODULES = {"test_team_workspace.py", "test_team_migrate.py", "test_deploy_canary.py",
-                      "test_deploy_promote_rollback.py"}
+# `make test` runs two pytest processes at once (MLOPS_TEST_GROUP): `background` takes the tests marked
+# `docker` (they mostly wait on image builds and containers) or `slow` (they run their own servers for
+# minutes); `foreground` the rest. Unset: every test.
 GROUP = pytest.StashKey[str]()
 
 
 def in_background_group(item) -> bool:
     """Whether a test belongs to `make test`'s background process."""
-    return item.get_closest_marker("docker") is not None or item.path.name in BACKGROUND_MODULES
+    return item.get_closest_marker("docker") is not None or item.get_closest_marker("slow") is not None
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,61 @@
+"""The `docker` compute target: pipeline steps inside the training image, on a real Docker engine."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+
+def mlops(*args):
+    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=1200)
+
+
+def test_a_docker_step_runs_in_the_training_image_and_passes_outputs_on(docker_engine, workspace, tmp_path):
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text("""
+name: in-docker
+steps:
+  inside: {function: "tests.support.steps:report_platform", compute: docker, reuse: false}
+  outside: {function: "tests.support.steps:read_platform", inputs: {previous: {step: inside}}, reuse: false}
+""")
+    result = mlops("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stderr
+    host_python = ".".join(map(str, sys.version_info[:3]))
+    outcome = result.stdout.split("outcome: platform ")[1].strip()
+    pretty, python, uid = outcome.split("|")
+    assert "bookworm" in pretty  # the Debian base image, not this machine's Python build
+    assert python.startswith("3.11") and python != host_python
+    assert uid == str(os.getuid())
+
+
+def test_the_default_projects_train_step_runs_in_docker_and_registers(docker_engine, workspace, tmp_path):
+    import yaml
+
+    definition = yaml.safe_load(workspace.pipeline_file.read_text())
+    definition["steps"]["train"]["compute"] = "docker"
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(yaml.safe_dump(definition, sort_keys=False))
+    result = mlops("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stderr
+    assert f"registered {workspace.model_name} version 1" in result.stdout
+
+
+def test_a_docker_step_that_times_out_is_killed(docker_engine, workspace, tmp_path):
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(f"""
+name: hangs-in-docker
+steps:
+  hang:
+    function: "tests.support.steps:spawn_and_hang"
+    compute: docker
+    params: {{pid_file: "{workspace.state_dir / 'child.pid'}"}}
+    timeout_minutes: 0.1
+""")
+    result = mlops("pipeline", "run", str(pipeline))
+    assert result.returncode == 1 and "timed out" in result.stderr
+    assert not docker_engine.containers.list(all=True, filters={"label": "mlops.kind=pipeline-step"})

@@ -1,0 +1,51 @@
+"""The preloading fork server: steps are forked from it, in their own session, results intact."""
+import json
+import os
+
+import pytest
+
+from ml_service.pipelines.compute import LocalCompute
+from ml_service.pipelines.zygote import Zygote
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def write_spec(tmp_path, function):
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = {"function": function, "inputs": {}, "params": {}, "output_dir": str(out), "context": {},
+            "result_path": str(tmp_path / "result.json"), "error_path": str(tmp_path / "error.json")}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return tmp_path / "spec.json", out
+
+
+def test_a_preloaded_step_is_forked_from_the_server(tmp_path):
+    spec, out = write_spec(tmp_path, "tests.support.steps:report_parent")
+    zygote = Zygote(["json"], dict(os.environ), ROOT, tmp_path / "zygote.log")
+    try:
+        result = LocalCompute(zygote).run(spec, dict(os.environ), ROOT, tmp_path / "step.log", 60, preloaded=True)
+        assert result.ok
+        assert int((out / "ppid").read_text()) == zygote.proc.pid
+        assert json.loads((tmp_path / "result.json").read_text())["values"] == {"preloaded": True}
+    finally:
+        zygote.close()
+    assert zygote.proc.returncode is not None
+
+
+def test_a_step_without_imports_starts_a_fresh_interpreter(tmp_path):
+    spec, out = write_spec(tmp_path, "tests.support.steps:report_parent")
+    result = LocalCompute(None).run(spec, dict(os.environ), ROOT, tmp_path / "step.log", 60)
+    assert result.ok and int((out / "ppid").read_text()) == os.getpid()
+
+
+def test_a_dead_server_falls_back_to_a_fresh_process(tmp_path):
+    spec, out = write_spec(tmp_path, "tests.support.steps:report_parent")
+    zygote = Zygote(["json"], {**os.environ, "PYTHONPATH": "/nonexistent"}, ROOT, tmp_path / "z.log")
+    zygote.proc.kill()
+    zygote.proc.wait()
+    try:
+        result = LocalCompute(zygote).run(spec, dict(os.environ), ROOT, tmp_path / "step.log", 60, preloaded=True)
+        assert result.ok and int((out / "ppid").read_text()) == os.getpid()
+    finally:
+        zygote.close()
