@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 REPORTS ?= .mlops/test-results
 TESTS ?= tests
+# What `make ci-lint` checks (empty: the whole repository; a model's build passes its folder).
+LINT ?=
 # The model project that `make run` and `make data` act on (default: the first in mlops.yml).
 MODEL ?=
 SELECT_MODEL = model="$(MODEL)"; model="$${model:-$$($(BIN)/mlops model projects --default)}"
@@ -82,11 +84,11 @@ test-fast: install
 lint: install
 	$(BIN)/python -m flake8
 
-## flake8 with a JUnit report (used by the pipelines' quality gate)
+## flake8 on $(LINT) (empty: the whole repository) with a JUnit report (the pipelines' quality gate)
 ci-lint: install
 	@mkdir -p $(REPORTS)
-	$(BIN)/python -m flake8 --format junit-xml --output-file $(REPORTS)/flake8-junit.xml || \
-		{ $(BIN)/python -m flake8; exit 1; }
+	$(BIN)/python -m flake8 --format junit-xml --output-file $(REPORTS)/flake8-junit.xml $(LINT) || \
+		{ $(BIN)/python -m flake8 $(LINT); exit 1; }
 
 ## pytest on $(TESTS), integration tests left to `make test`, with JUnit and Cobertura reports (the quality gate)
 ci-test: install
