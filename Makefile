@@ -41,14 +41,14 @@ $(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/clients.sh 
 ## Create .venv and install the project with its dev tools (idempotent)
 install: $(STAMP)
 
-## Main job on embedded defaults: build -> retrain -> release of MODEL up to the approval (APPROVE=1: through production)
-run: install
-	@$(BIN)/mlops doctor --fix
-	@$(SELECT_MODEL); echo "model project: $$model"; $(BIN)/mlops --project "$$model" ci run "$$model-build"
-	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1"; fi
-	@$(BIN)/mlops ci list --limit 5
-	@$(BIN)/mlops deploy list
-	@echo "Browse runs, metrics and models: $(BIN)/mlops ui   (then open http://127.0.0.1:5000)"
+## Main job on embedded defaults: MODEL's build -> retrain -> release up to the approval, only what changed (FORCE=1: all; APPROVE=1: through production)
+# Converges (ml_service/ci/converge.py): a work tree whose chain already ran is not run again; it says what is
+# where and acts only where the live state differs (QA lost its container, APPROVE=1 with an approval waiting).
+run:
+	@since=$$(date +%s.%N); $(MAKE) -s --no-print-directory install && \
+	$(BIN)/mlops doctor --fix && \
+	$(BIN)/python -m ml_service.ci.converge --since $$since $(if $(MODEL),--project $(MODEL)) \
+		$(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(APPROVE)),--approve)
 
 ## Continuous training in its own workspace: champion in QA, drift, new data version, retrain, new champion, production waits
 loop: install
