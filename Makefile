@@ -17,29 +17,48 @@ ifdef MLOPS_VENV
 # Inside a local pipeline run: use the environment that runs the engine; never install into it.
 VENV := $(MLOPS_VENV)
 STAMP :=
+TEST_STAMP :=
 else
 VENV := .venv
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 endif
 BIN := $(VENV)/bin
+# What each model's build runs besides the platform (flake8, pytest): `make install` installs them; the rest of
+# pyproject.toml's [dev] (test-only clients: tritonclient, schemathesis, Playwright, mutmut) and the KServe
+# client's environment come with `make test` (install-test).
+GATE_TOOLS := pytest pytest-cov flake8 flake8-formatter-junit-xml
+REQUIREMENTS = $(BIN)/python environment_setup/requirements.py dev
+# uv (a PyPI package) installs in seconds what pip resolves in minutes; pip where uv cannot be had. The project is
+# installed editable as a plain path (compat), so `mlops` starts without an import hook.
+PIP_INSTALL = if $(BIN)/python -m uv --version >/dev/null 2>&1; then \
+		$(BIN)/python -m uv pip install -q --python $(BIN)/python -C editable_mode=compat; \
+	else $(BIN)/python -m pip install -q --config-settings editable_mode=compat; fi
 
-.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
+.PHONY: help install install-test run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
 	mutation mutation-ci
 
 ## Show this help
 help:
-	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  make %-10s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/clients.sh $(wildcard environment_setup/clients/*.txt)
+$(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/requirements.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv || echo "uv cannot be had: installing with pip"
+	@$(PIP_INSTALL) -e . $$($(REQUIREMENTS) --only $(GATE_TOOLS))
 	bash environment_setup/helm.sh $(VENV)
-	PYTHON=$(PYTHON) bash environment_setup/clients.sh $(VENV)
 	@touch $(STAMP)
 
-## Create .venv and install the project with its dev tools (idempotent)
+$(TEST_STAMP): $(STAMP) environment_setup/clients.sh $(wildcard environment_setup/clients/*.txt)
+	@$(PIP_INSTALL) -e . $$($(REQUIREMENTS) --except $(GATE_TOOLS))
+	PYTHON=$(PYTHON) bash environment_setup/clients.sh $(VENV)
+	@touch $(TEST_STAMP)
+
+## Create .venv with what `make run` needs: the project, flake8 and pytest for the builds, helm (idempotent)
 install: $(STAMP)
+
+## What `make test` adds: the test-only clients (tritonclient, schemathesis, Playwright, mutmut, KServe's own environment)
+install-test: $(TEST_STAMP)
 
 ## Main job on embedded defaults: MODEL's build -> retrain -> release up to the approval, only what changed (FORCE=1: all; APPROVE=1: through production)
 # Converges (ml_service/ci/converge.py): a work tree whose chain already ran is not run again; it says what is
@@ -59,7 +78,7 @@ loop: install
 # The Docker tests (they mostly wait on image builds and containers) and the modules that run their own
 # servers for minutes run in a second pytest process beside the others (MLOPS_TEST_GROUP, tests/conftest.py);
 # one coverage report of both at the end, and the target fails if either failed.
-test: install lint
+test: install-test lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	@mkdir -p $(REPORTS)
@@ -98,7 +117,7 @@ ci-test: install
 		--junitxml=$(REPORTS)/junit.xml
 
 ## Adversarial serving tests, long form: 1,500 half-open connections, longer floods, 10,000 schemathesis cases an operation
-serving-adversarial: install
+serving-adversarial: install-test
 	ulimit -n 4096; MLOPS_ADVERSARIAL_LONG=1 $(BIN)/python -m pytest -m integration -s \
 		tests/serving/test_adversarial.py tests/serving/test_schemathesis.py
 
@@ -108,11 +127,11 @@ data: install
 		$(BIN)/python -m "$$model.data"
 
 ## Mutation testing (mutmut) of the modules that guard the promises: score per module, surviving mutants (long)
-mutation: install
+mutation: install-test
 	$(BIN)/python tools/mutation/run.py --max-children $${MUTATION_WORKERS:-1}
 
 ## Fast mutation subset: guarded modules changed vs origin/main (or a fixed sample); fails below 80%
-mutation-ci: install
+mutation-ci: install-test
 	$(BIN)/python tools/mutation/run.py --changed --max-children $${MUTATION_WORKERS:-1}
 
 ## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image; batch
