@@ -31,9 +31,9 @@ GATE_TOOLS := pytest pytest-cov flake8 flake8-formatter-junit-xml
 REQUIREMENTS = $(BIN)/python environment_setup/requirements.py dev
 # uv (a PyPI package) installs in seconds what pip resolves in minutes; pip where uv cannot be had. The project is
 # installed editable as a plain path (compat), so `mlops` starts without an import hook.
-PIP_INSTALL = if $(BIN)/python -m uv --version >/dev/null 2>&1; then \
-		$(BIN)/python -m uv pip install -q --python $(BIN)/python -C editable_mode=compat; \
-	else $(BIN)/python -m pip install -q --config-settings editable_mode=compat; fi
+PIP_INSTALL = $$($(BIN)/python -m uv --version >/dev/null 2>&1 \
+	&& echo "$(BIN)/python -m uv pip install -q --python $(BIN)/python -C editable_mode=compat" \
+	|| echo "$(BIN)/python -m pip install -q --config-settings editable_mode=compat")
 
 .PHONY: help install install-test run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
 	mutation mutation-ci
