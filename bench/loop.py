@@ -7,6 +7,9 @@ change itself, measured in the same run and interleaved, each from its own fresh
   model     `make run` after a one-line change to the default model's training code
   platform  `make run` after a one-line change under ml_service/
   test      `make test` (only with --with-test: about 10-20 minutes a commit)
+  image     where a first scoring image build goes (once, in the change's clone, after `fresh`): the wheels
+            downloaded into an empty folder (resolution and download), then `docker build --no-cache` of the
+            build context `make run` assembled, timed per Dockerfile step
   base      the offline base image built from nothing under a bench tag (once; the commits share the script)
 
 Each line gives the wall time, the exit code and the 1-minute load average at its start and end (the
@@ -91,6 +94,39 @@ def remove_qa(repo: Path) -> int:
     return len(ids)
 
 
+def image_steps(repo: Path, logs: Path) -> None:
+    """Time a first scoring image build in parts: the wheels, then each Dockerfile step without the cache."""
+    contexts = sorted((repo / ".mlops" / "build").glob("*"), key=lambda p: p.stat().st_mtime)
+    if not contexts:
+        print("image     no build context under .mlops/build (did `make run` release?)", flush=True)
+        return
+    context = contexts[-1]
+    wheels = logs / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    python = repo / ".venv" / "bin" / "python"
+    result = timed([str(python), "-m", "pip", "download", "-q", "--only-binary=:all:", "--dest", str(wheels), "-r",
+                    str(context / "wheelhouse" / "requirements.txt")], repo, logs / "image-wheels.log", 1800)
+    size = sum(f.stat().st_size for f in wheels.glob("*")) / 1e6
+    show("image", "wheels", {**result, "breakdown": f"{len(list(wheels.glob('*')))} wheels, {size:.0f} MB"})
+    tag = f"mlops-bench/image:{os.getpid()}"
+    started, last, step = time.monotonic(), time.monotonic(), "start"
+    times: list[tuple[str, float]] = []
+    with subprocess.Popen(["docker", "build", "--no-cache", "-t", tag, str(context)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as build:
+        for line in build.stdout:
+            if line.startswith("Step "):
+                now = time.monotonic()
+                times.append((step, now - last))
+                step, last = line.split(":", 1)[1].strip()[:60], now
+        code = build.wait()
+    times.append((step, time.monotonic() - last))
+    print(f"image     build   {time.monotonic() - started:8.1f} s  exit {code} (docker build --no-cache of "
+          f"{context.name}; load {load():.2f})", flush=True)
+    for name, took in sorted(times, key=lambda item: -item[1])[:6]:
+        print(f"            {took:7.1f} s  {name}", flush=True)
+    subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True)
+
+
 def show(name: str, label: str, result: dict) -> None:
     print(f"{name:<9} {label:<7} {result['seconds']:8.1f} s  exit {result['code']!s:<7} load "
           f"{result['load'][0]:5.2f} -> {result['load'][1]:5.2f}  {result['breakdown']}", flush=True)
@@ -105,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-loop"), help="where the clones go")
     parser.add_argument("--with-test", action="store_true", help="also time `make test` in each clone")
     parser.add_argument("--no-base", action="store_true", help="skip building the base image from nothing")
+    parser.add_argument("--no-image", action="store_true", help="skip timing a first scoring image build in parts")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="only these scenarios besides fresh (again model platform test image base)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds a step may take (default: %(default)s)")
     args = parser.parse_args(argv)
 
@@ -137,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 if change:
                     append(repos[label], change)
                 show(name, label, timed(command, repos[label], logs / f"{name}-{label}.log", args.timeout))
-        if not args.no_base:
+            if name == "fresh" and not args.no_image and (args.only is None or "image" in args.only):
+                image_steps(repos["after"], logs)
+        if not args.no_base and (args.only is None or "base" in args.only):
             tag = f"mlops-python:bench-{os.getpid()}"
             result = timed(["bash", "environment_setup/base_image.sh", tag], repos["after"], logs / "base.log",
                            args.timeout)
