@@ -173,7 +173,7 @@ def off_branch_triggers(settings: Settings, store, run_id: int) -> list[int]:
 
 def run_chain(settings: Settings, store, project: str, say) -> list:
     """Queue the project's build and run it here with what its completion triggers; returns the chain."""
-    from ml_service.ci.commands import Progress, _summary
+    from ml_service.ci.commands import Progress
 
     file = service.resolve_file(settings, pipeline_name(project, "build"))
     run_id = service.queue(settings, store, file, "Manual")
@@ -187,20 +187,17 @@ def run_chain(settings: Settings, store, project: str, say) -> list:
         say(f"on branch {run.branch or '-'}: following the chain of run {ran[-1]} (its triggers name other branches)")
         for triggered in followed:
             ran += service.execute(settings, store, triggered, Progress())
-    _summary(store, ran)
     return chain_of(store, run_id)
 
 
 def release_champion(settings: Settings, store, project: str, ref: str, say) -> list:
     """Run the project's release for ref (the champion) and return its runs."""
-    from ml_service.ci.commands import Progress, _summary
+    from ml_service.ci.commands import Progress
 
     file = service.resolve_file(settings, pipeline_name(project, "release"))
     run_id = service.queue(settings, store, file, "Manual", {"model": ref})
     say(f"run {run_id}: {pipeline_name(project, 'release')} of {ref}")
-    ran = service.execute(settings, store, run_id, Progress())
-    _summary(store, ran)
-    return [store.get_run(i) for i in ran]
+    return [store.get_run(i) for i in service.execute(settings, store, run_id, Progress())]
 
 
 def describe(settings: Settings, store, chain: list, qa: dict | None, say) -> None:
@@ -248,7 +245,7 @@ def qa_state(settings: Settings) -> dict | None:
 
 def approve_pending(settings: Settings, store, project: str, say) -> list:
     """Approve the newest approval that the project's release waits for, and run it on; returns its runs."""
-    from ml_service.ci.commands import Progress, _summary
+    from ml_service.ci.commands import Progress
 
     pending = [a for a in store.approvals(status="pending")
                if store.get_run(a["run_id"]).pipeline == pipeline_name(project, "release")]
@@ -257,9 +254,7 @@ def approve_pending(settings: Settings, store, project: str, say) -> list:
     run_id = pending[-1]["run_id"]
     approval = service.decide(settings, store, run_id, True, "make run APPROVE=1")
     say(f"run {run_id}: stage {approval['stage']} approved by {approval['approver']}")
-    ran = service.execute(settings, store, run_id, Progress())
-    _summary(store, ran)
-    return [store.get_run(i) for i in ran]
+    return [store.get_run(i) for i in service.execute(settings, store, run_id, Progress())]
 
 
 def converge(settings: Settings, *, force: bool = False, approve: bool = False, setup: float = 0.0,
