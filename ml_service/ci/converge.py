@@ -61,16 +61,17 @@ def changed_paths(root: Path, old: str, new: str) -> list[str] | None:
     return result.stdout.split("\n")[:-1] if result.returncode == 0 else None
 
 
-def build_watches(build_file: Path, changed: list[str] | None) -> bool:
-    """Whether the build's path filter (its trigger) includes a changed path; True when unknown."""
+def watched(build_file: Path, changed: list[str] | None) -> list[str] | None:
+    """The changed paths the build's path filter (its trigger) includes; None when the change is unknown."""
     if changed is None:
-        return True
+        return None
     try:
         document = load_file(build_file) or {}
     except (OSError, YamlError):
-        return True
+        return changed
     spec = document.get("trigger") if isinstance(document, dict) else None
-    return triggers.paths_filter_matches(spec if isinstance(spec, dict) else None, changed)
+    spec = spec if isinstance(spec, dict) else None
+    return [path for path in changed if triggers.paths_filter_matches(spec, [path])]
 
 
 def read_state(settings: Settings) -> dict:
@@ -106,12 +107,11 @@ def chain_of(store, build_id: int) -> list:
 
 
 def chain_complete(chain: list, project: str) -> bool:
-    """The build succeeded and the retrain ran to completion (a release, if any, ran or waits)."""
+    """The build and the retrain succeeded: the tree has been through them. A release that failed is not
+    run again with them: QA then does not serve the champion, and the next `make run` releases it."""
     results = {r.pipeline: r for r in chain}
     build, retrain = results.get(pipeline_name(project, "build")), results.get(pipeline_name(project, "retrain"))
-    release = results.get(pipeline_name(project, "release"))
-    return bool(build and build.result in DONE and retrain and retrain.result in DONE and
-                (release is None or release.status == "waiting" or release.result in DONE))
+    return bool(build and build.result in DONE and retrain and retrain.result in DONE)
 
 
 def unique(runs: list) -> list:
@@ -276,16 +276,16 @@ def converge(settings: Settings, *, force: bool = False, approve: bool = False, 
     chain: list = []
     code = 0
     qa = None
-    if force or not done or not tree or build_watches(build_file, changed):
-        why = "FORCE=1" if force else "first run" if not done else \
-            f"{len(changed) if changed is not None else 'unknown'} changed path(s) its build watches"
+    relevant = watched(build_file, changed)
+    if force or not done or not tree or relevant is None or relevant:
+        why = "FORCE=1" if force else "first run" if not done else "changed: " + (
+            ", ".join(relevant[:3]) + (f" and {len(relevant) - 3} more" if len(relevant) > 3 else "")
+            if relevant else "unknown")
         say(f"model project {project} at {source}: running its chain ({why})")
         chain = run_chain(settings, store, project, say)
         if chain_complete(chain, project) and tree:
             write_state(settings, project, {"tree": tree, "commit": commit, "dirty": dirty,
                                             "build": chain[0].id, "time": time.time()})
-        elif not chain_complete(chain, project):
-            code = 1
         done = chain
     else:
         say(f"model project {project} at {source}: already through its chain (FORCE=1 runs it again)")

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 # Stands in for `mlops`: records each call with the model it acts on. Flags in the state folder steer it:
 # register-<model> (pipeline run registers version 1), fail-<model> (pipeline run fails), unpublished-<model>
 # (pipeline run finds nothing published), bad-data-<model> (data validate fails naming a column), qa-lost-<model>
-# (deploy check: QA does not serve the champion 1). With a champion, QA serves it unless qa-lost.
+# (deploy check: QA does not serve the champion 1), qa-fail-<model> (deploy qa fails, and QA has lost it). With a
+# champion, QA serves it unless qa-lost.
 FAKE_MLOPS = """\
 #!/bin/bash
 echo "$MLOPS_MODEL: mlops $*" >> "$MLOPS_STATE_DIR/calls.log"
@@ -42,7 +43,9 @@ case "$1 $2" in
     fi
     printf '{"model": "%s_model", "champion": %s, "live": %s, "in_sync": true, "detail": "live"}\\n' \\
       "$MLOPS_MODEL" "$champion" "$champion";;
-  "deploy qa") rm -f "$MLOPS_STATE_DIR/qa-lost-$MLOPS_MODEL";;
+  "deploy qa")
+    flag qa-fail && { touch "$MLOPS_STATE_DIR/qa-lost-$MLOPS_MODEL"; echo "container did not start" >&2; exit 1; }
+    rm -f "$MLOPS_STATE_DIR/qa-lost-$MLOPS_MODEL";;
 esac
 exit 0
 """
@@ -153,6 +156,21 @@ def test_qa_that_lost_the_champion_gets_it_back_without_rerunning_build_or_retra
     assert newest.params == {"model": "alpha_model:1"} and newest.status == "waiting"
     assert calls(repo).count("alpha: mlops deploy qa --model alpha_model:1") == 2
     assert sum(" pipeline run " in line for line in calls(repo)) == 1
+
+
+def test_a_failed_release_is_retried_alone_by_the_next_make_run(repo):
+    flag("register-alpha")
+    marker = flag("qa-fail-alpha")
+    failed = make_run(repo)
+    assert failed.returncode == 1
+    assert [(r.pipeline, r.result) for r in runs(repo)] == [("alpha-release", "failed"), ("alpha-retrain", "succeeded"),
+                                                            ("alpha-build", "succeeded")]
+    marker.unlink()
+    again = make_run(repo)
+    assert again.returncode == 0, again.stdout + again.stderr
+    newest = runs(repo)[0]
+    assert (newest.pipeline, newest.params, newest.status) == ("alpha-release", {"model": "alpha_model:1"}, "waiting")
+    assert len(runs(repo)) == 4  # neither the build nor the retrain ran again
 
 
 def test_approve_gives_the_waiting_approval_and_production_runs(repo):
