@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 REPORTS ?= .mlops/test-results
 TESTS ?= tests
+# What `make ci-lint` checks (empty: the whole repository; a model's build passes its folder).
+LINT ?=
 # The model project that `make run` and `make data` act on (default: the first in mlops.yml).
 MODEL ?=
 SELECT_MODEL = model="$(MODEL)"; model="$${model:-$$($(BIN)/mlops model projects --default)}"
@@ -15,38 +17,59 @@ ifdef MLOPS_VENV
 # Inside a local pipeline run: use the environment that runs the engine; never install into it.
 VENV := $(MLOPS_VENV)
 STAMP :=
+TEST_STAMP :=
 else
 VENV := .venv
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 endif
 BIN := $(VENV)/bin
+# What each model's build runs besides the platform (flake8, pytest): `make install` installs them; the rest of
+# pyproject.toml's [dev] (test-only clients: tritonclient, schemathesis, Playwright, mutmut) and the KServe
+# client's environment come with `make test` (install-test).
+GATE_TOOLS := pytest pytest-cov flake8 flake8-formatter-junit-xml
+REQUIREMENTS = $(BIN)/python environment_setup/requirements.py dev
+# uv (a PyPI package) installs in seconds what pip resolves in minutes; pip where uv cannot be had. The project is
+# installed editable as a plain path (compat), so `mlops` starts without an import hook. Bytecode is compiled at
+# install, as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing would ever write it, and every `mlops` would
+# compile MLflow's sources again (about 9 s of CPU a call).
+PIP_INSTALL = $$($(BIN)/python -m uv --version >/dev/null 2>&1 \
+	&& echo "$(BIN)/python -m uv pip install -q --compile-bytecode --python $(BIN)/python -C editable_mode=compat" \
+	|| echo "$(BIN)/python -m pip install -q --config-settings editable_mode=compat")
 
-.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
+.PHONY: help install install-test run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
 	mutation mutation-ci
 
 ## Show this help
 help:
-	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  make %-10s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/clients.sh $(wildcard environment_setup/clients/*.txt)
+$(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/requirements.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv || echo "uv cannot be had: installing with pip"
+	@$(PIP_INSTALL) -e . $$($(REQUIREMENTS) --only $(GATE_TOOLS))
 	bash environment_setup/helm.sh $(VENV)
-	PYTHON=$(PYTHON) bash environment_setup/clients.sh $(VENV)
 	@touch $(STAMP)
 
-## Create .venv and install the project with its dev tools (idempotent)
+$(TEST_STAMP): $(STAMP) environment_setup/clients.sh $(wildcard environment_setup/clients/*.txt)
+	@$(PIP_INSTALL) -e . $$($(REQUIREMENTS) --except $(GATE_TOOLS))
+	PYTHON=$(PYTHON) bash environment_setup/clients.sh $(VENV)
+	@touch $(TEST_STAMP)
+
+## Create .venv with what `make run` needs: the project, flake8 and pytest for the builds, helm (idempotent)
 install: $(STAMP)
 
-## Main job on embedded defaults: build -> retrain -> release of MODEL up to the approval (APPROVE=1: through production)
-run: install
-	@$(BIN)/mlops doctor --fix
-	@$(SELECT_MODEL); echo "model project: $$model"; $(BIN)/mlops --project "$$model" ci run "$$model-build"
-	@if [ "$(APPROVE)" = "1" ]; then $(BIN)/mlops ci approve --comment "make run APPROVE=1"; fi
-	@$(BIN)/mlops ci list --limit 5
-	@$(BIN)/mlops deploy list
-	@echo "Browse runs, metrics and models: $(BIN)/mlops ui   (then open http://127.0.0.1:5000)"
+## What `make test` adds: the test-only clients (tritonclient, schemathesis, Playwright, mutmut, KServe's own environment)
+install-test: $(TEST_STAMP)
+
+## Main job on embedded defaults: MODEL's build -> retrain -> release up to the approval, only what changed (FORCE=1: all; APPROVE=1: through production)
+# Converges (ml_service/ci/converge.py): a work tree whose chain already ran is not run again; it says what is
+# where and acts only where the live state differs (QA lost its container, APPROVE=1 with an approval waiting).
+run:
+	@since=$$(date +%s.%N); $(MAKE) -s --no-print-directory install && \
+	$(BIN)/mlops doctor --fix && \
+	$(BIN)/python -m ml_service.ci.converge --since $$since $(if $(MODEL),--project $(MODEL)) \
+		$(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(APPROVE)),--approve)
 
 ## Continuous training in its own workspace: champion in QA, drift, new data version, retrain, new champion, production waits
 loop: install
@@ -57,7 +80,7 @@ loop: install
 # The Docker tests (they mostly wait on image builds and containers) and the modules that run their own
 # servers for minutes run in a second pytest process beside the others (MLOPS_TEST_GROUP, tests/conftest.py);
 # one coverage report of both at the end, and the target fails if either failed.
-test: install lint
+test: install-test lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	@mkdir -p $(REPORTS)
@@ -82,11 +105,11 @@ test-fast: install
 lint: install
 	$(BIN)/python -m flake8
 
-## flake8 with a JUnit report (used by the pipelines' quality gate)
+## flake8 on $(LINT) (empty: the whole repository) with a JUnit report (the pipelines' quality gate)
 ci-lint: install
 	@mkdir -p $(REPORTS)
-	$(BIN)/python -m flake8 --format junit-xml --output-file $(REPORTS)/flake8-junit.xml || \
-		{ $(BIN)/python -m flake8; exit 1; }
+	$(BIN)/python -m flake8 --format junit-xml --output-file $(REPORTS)/flake8-junit.xml $(LINT) || \
+		{ $(BIN)/python -m flake8 $(LINT); exit 1; }
 
 ## pytest on $(TESTS), integration tests left to `make test`, with JUnit and Cobertura reports (the quality gate)
 ci-test: install
@@ -96,7 +119,7 @@ ci-test: install
 		--junitxml=$(REPORTS)/junit.xml
 
 ## Adversarial serving tests, long form: 1,500 half-open connections, longer floods, 10,000 schemathesis cases an operation
-serving-adversarial: install
+serving-adversarial: install-test
 	ulimit -n 4096; MLOPS_ADVERSARIAL_LONG=1 $(BIN)/python -m pytest -m integration -s \
 		tests/serving/test_adversarial.py tests/serving/test_schemathesis.py
 
@@ -106,11 +129,11 @@ data: install
 		$(BIN)/python -m "$$model.data"
 
 ## Mutation testing (mutmut) of the modules that guard the promises: score per module, surviving mutants (long)
-mutation: install
+mutation: install-test
 	$(BIN)/python tools/mutation/run.py --max-children $${MUTATION_WORKERS:-1}
 
 ## Fast mutation subset: guarded modules changed vs origin/main (or a fixed sample); fails below 80%
-mutation-ci: install
+mutation-ci: install-test
 	$(BIN)/python tools/mutation/run.py --changed --max-children $${MUTATION_WORKERS:-1}
 
 ## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image; batch

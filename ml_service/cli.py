@@ -1,6 +1,8 @@
 """The `mlops` command: composed from each subpackage's `commands` module (as MLflow composes its CLI).
 
-Heavy libraries (MLflow, Great Expectations, pandas) are imported inside commands, never here.
+Heavy libraries (MLflow, Great Expectations, pandas) are imported inside commands, never here. A command
+imports only the module that registers it: `mlops --help` reads the table COMMANDS and imports none
+(tests/cli/test_start.py keeps the table and the modules in step).
 """
 from __future__ import annotations
 
@@ -18,8 +20,44 @@ COMMAND_MODULES = ("ml_service.doctor", "ml_service.init.commands", "ml_service.
                    "ml_service.ci.commands", "ml_service.studio.commands")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command."""
+# Every top-level command: the module that registers it and its help line, in `mlops --help` order.
+COMMANDS = {
+    "doctor": ("ml_service.doctor", "check what the flow needs here (Docker, base image, workspace, git hooks, "
+                                    "helm) and say what to do"),
+    "init": ("ml_service.init.commands", "create a model project from a CSV file (code, data contract, pipelines, "
+                                         "mlops.yml entry)"),
+    "pipeline": ("ml_service.pipelines.commands", "run, publish and list ML pipelines"),
+    "model": ("ml_service.workspace.commands", "model projects and registered models"),
+    "ui": ("ml_service.workspace.commands", "serve the MLflow UI for the workspace on 127.0.0.1"),
+    "workspace": ("ml_service.workspace.commands", "the team workspace: MLflow server on PostgreSQL, users, "
+                                                   "migrate, backup"),
+    "data": ("ml_service.data.commands", "data contracts and data set versions"),
+    "monitor": ("ml_service.monitor.commands", "drift of served inputs and predictions"),
+    "batch": ("ml_service.batch.commands", "score files in batch with a registered model version"),
+    "serve": ("ml_service.deploy.commands", "serve a registered model locally (the scoring service)"),
+    "smoke-test": ("ml_service.deploy.commands", "smoke-test an environment (qa, production) or a URL"),
+    "image": ("ml_service.deploy.commands", "scoring images"),
+    "deploy": ("ml_service.deploy.commands", "deploy model versions and list deployments"),
+    "ci": ("ml_service.ci.commands", "run the .pipelines/ YAML locally: runs, approvals, git hooks"),
+    "studio": ("ml_service.studio.commands", "web pages for pipeline runs, ML runs, models, approvals and "
+                                             "deployments (127.0.0.1)"),
+}
+
+
+def _requested(argv: list[str]) -> str | None:
+    """The command named in argv (the first word that is not a top-level option), or None."""
+    words = iter(argv)
+    for word in words:
+        if word == "--project":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: the command argv names registered by its module, every other command by name and
+    help only (None: every module registers its commands)."""
     import importlib
 
     parser = argparse.ArgumentParser(prog="mlops", description="GitOps MLOps template: pipelines, "
@@ -27,15 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", metavar="PROJECT",
                         help="the model project to act on (default: MLOPS_MODEL, else the first in mlops.yml)")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    wanted = COMMAND_MODULES if argv is None else \
+        [COMMANDS[name][0] for name in [_requested(argv)] if name in COMMANDS]
     for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(groups)
+        if name in wanted:
+            importlib.import_module(name).add_commands(groups)
+        else:
+            for command, (module, text) in COMMANDS.items():
+                if module == name:
+                    groups.add_parser(command, help=text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlops` command."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     if args.project:
         os.environ["MLOPS_MODEL"] = args.project  # steps and subprocesses act on the same project
     try:

@@ -4,7 +4,7 @@ Each file is a few lines over the shared templates in .pipelines/templates/ (whi
 triggers and resources, the variable MLOPS_MODEL (so every `mlops` command in its steps acts on
 that project: Azure maps variables to environment variables), and the template's stages. The
 build's path filter watches the project folder, the extra paths given (its data and contract), its
-own pipeline files and the platform. `mlops init` writes them for a new project; the committed
+own pipeline files and the platform code it runs on (not the platform's tests: platform.yml runs them). `mlops init` writes them for a new project; the committed
 files of every project are exactly what this module writes (a test compares).
 """
 from __future__ import annotations
@@ -17,14 +17,17 @@ from ml_service.config import PROJECT_NAME, ModelProject
 
 PIPELINES_DIR = ".pipelines"
 KINDS = ("build", "retrain", "release")
-PLATFORM_PATHS = ("ml_service", "tests", ".pipelines/templates", "pyproject.toml", "Makefile")
+# What a model's build runs on (a change there rebuilds every model); the platform's tests (tests/), chart and
+# environment_setup are the platform pipeline's (.pipelines/platform.yml), never a model's build.
+PLATFORM_PATHS = ("ml_service", ".pipelines/templates", "pyproject.toml", "Makefile")
 DOC_PATHS = ("docs", "**/*.md")
 PLAIN = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$")
 GENERATED = "# Written by `mlops init` (ml_service/ci/scaffold.py); regenerate it rather than edit it."
 HEADERS = {
     "build": "Build (CI) of the model project {project}, on main when its folder, its data or contract, its "
-             "pipeline files or the platform change: lint, platform and project tests, data contract, then "
-             "publish its retraining pipeline (templates/build-stages.yml).",
+             "pipeline files or the platform code it runs on change: its data contract, flake8 on its folder "
+             "and its own tests (the platform's tests run in platform.yml), then publish its retraining "
+             "pipeline (templates/build-stages.yml).",
     "retrain": "Retraining of the model project {project}, when {project}-build completes on main, nightly "
                "(locally: `mlops ci scheduler`), or when its data set has a new version (`mlops data add`): "
                "run its ML pipeline on the newest data set version, register only if "

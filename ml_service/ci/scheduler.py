@@ -141,6 +141,39 @@ def _last_success(runs, pipeline: str, branch: str):
     return max(done, key=lambda r: r.id) if done else None
 
 
+def ml_pipeline_published(settings: Settings, project: str) -> bool:
+    """Whether the model project's ML pipeline has a published version (its build publishes it); True when
+    the workspace cannot tell (the retrain then says what it found)."""
+    from ml_service.errors import MLOpsError
+
+    try:
+        from ml_service.pipelines.definition import load_pipeline
+        from ml_service.pipelines.publish import list_published
+
+        chosen = settings.select(project)
+        name = load_pipeline(chosen.pipeline_file).name
+        return any(p.name == name for p in list_published(chosen))
+    except (MLOpsError, OSError):
+        return True
+
+
+def ready_file(settings: Settings, file: Path) -> tuple[Path | None, str]:
+    """What a fire of file runs: file itself; a model project's build first when its retrain fires before the
+    ML pipeline was ever published (the build's completion runs the retrain); None when neither can run.
+    Returns (file or None, what to add to the event's detail, or why it was skipped)."""
+    from ml_service.ci.scaffold import pipeline_name
+
+    project = next((m.project for m in settings.models if pipeline_name(m.project, "retrain") == file.stem), None)
+    if project is None or ml_pipeline_published(settings, project):
+        return file, ""
+    build = file.with_name(f"{pipeline_name(project, 'build')}{file.suffix}")
+    if build.is_file():
+        return build, f"; {project}'s ML pipeline was never published: {build.stem} runs first, its completion " \
+                      "runs the retrain"
+    return None, f"{project}'s ML pipeline was never published and there is no {build.stem} pipeline to publish " \
+                 f"it: run `mlops --project {project} pipeline publish`"
+
+
 def tick(settings: Settings, at: datetime | None = None) -> tuple[list[Event], list[int]]:
     """Evaluate the schedules for the minute of `at` (default: now, UTC): queue the runs due then and
     record fires, skips and misses. Returns (events, queued run ids); the caller runs them."""
@@ -190,12 +223,17 @@ def tick(settings: Settings, at: datetime | None = None) -> tuple[list[Event], l
                     state["schedules"][f"{s.key}|{branch}"]["last_skip"] = stamp
                 continue
             source = source_for(settings, branch, commit)
-            file = Path(source) / fired[0].file.relative_to(settings.root)
+            file, why = ready_file(settings, Path(source) / fired[0].file.relative_to(settings.root))
+            if file is None:
+                found += [Event(stamp, "skipped", pipeline, s.display_name, branch, why) for s in fired]
+                for s in fired:
+                    state["schedules"][f"{s.key}|{branch}"]["last_skip"] = stamp
+                continue
             run_id = service.queue(settings, store, file, REASON, {}, source, branch, commit)
             queued.append(run_id)
             for s in fired:
                 state["schedules"][f"{s.key}|{branch}"]["last_run"] = run_id
-            found += [Event(stamp, "fired", pipeline, s.display_name, branch, f"run {run_id} ({names})", run_id)
+            found += [Event(stamp, "fired", pipeline, s.display_name, branch, f"run {run_id} ({names}){why}", run_id)
                       for s in fired]
         if last is None or last < minute:
             state["last_tick"] = stamp

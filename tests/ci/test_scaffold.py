@@ -27,7 +27,7 @@ def test_the_committed_pipelines_of_every_model_are_what_the_generator_writes(pr
 
 
 def test_every_pipeline_file_belongs_to_a_model_of_mlops_yml_or_to_the_platform():
-    expected = {f"{p}-{kind}" for p in MODELS for kind in scaffold.KINDS} | {"pr", "batch"}
+    expected = {f"{p}-{kind}" for p in MODELS for kind in scaffold.KINDS} | {"pr", "batch", "platform"}
     assert set(service.pipeline_files(ROOT)) == expected
 
 
@@ -47,7 +47,7 @@ def test_each_model_pipeline_sets_its_model_and_compiles_to_the_template_stages(
         document = Compiler(ROOT).compile(path)
         assert document["variables"] == {"MLOPS_MODEL": project}
         stages[kind] = [s.name for s in normalize(document)]
-    assert stages == {"build": ["Quality", "DataTests", "Publish"], "retrain": ["Retrain", "Release"],
+    assert stages == {"build": ["DataTests", "Quality", "Publish"], "retrain": ["Retrain", "Release"],
                       "release": ["Model", "QA", "Production"]}
     retrain = yaml.safe_load((PIPELINES / f"{project}-retrain.yml").read_text())
     release = yaml.safe_load((PIPELINES / f"{project}-release.yml").read_text())
@@ -75,9 +75,9 @@ def test_path_filters_select_the_builds_of_the_models_a_change_touches():
     assert builds(["alpha/training/train.py"]) == ["alpha"]
     assert builds(["data/beta.csv"]) == ["beta"]
     assert builds([".pipelines/beta-release.yml"]) == ["beta"]
-    for platform in ("ml_service/ci/engine.py", "tests/ci/test_x.py", ".pipelines/templates/build-stages.yml",
-                     "pyproject.toml", "Makefile"):
+    for platform in ("ml_service/ci/engine.py", ".pipelines/templates/build-stages.yml", "pyproject.toml", "Makefile"):
         assert builds([platform]) == ["alpha", "beta"], platform
+    assert builds(["tests/ci/test_x.py", "charts/scoring/values.yaml"]) == []  # the platform pipeline's
     assert builds(["docs/index.md", "alpha/README.md", "README.md"]) == []
     assert builds(["alphabet/x.py", "data/alpha.csv.bak", ".pipelines/pr.yml"]) == []
 
