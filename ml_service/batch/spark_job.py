@@ -189,6 +189,14 @@ class _Committed(threading.Thread):
                     self.progress.update(record["rows"])
 
 
+def _ship_model(spark, directory: Path, workdir: Path) -> str:
+    """The model's folder as an archive Spark unpacks on every executor (as spark_udf ships a model); its name
+    there (SparkFiles.get)."""
+    archive = shutil.make_archive(str(workdir / "mlops_model"), "zip", root_dir=directory)
+    spark.sparkContext.addArchive(archive)
+    return Path(archive).name
+
+
 def _ship_code(spark, settings, workdir: Path) -> None:
     """The platform and the model projects as one zip on the executors' Python path (a cluster's workers
     have the libraries, not this checkout)."""
@@ -266,9 +274,9 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
     state.update(chunks=done, status="running", splits=len(splits))
     manifest.save(output, state)
     context = spark.sparkContext
-    context.addFile(str(directory), recursive=True)
+    shipped = _ship_model(spark, Path(directory), workdir)
     _ship_code(spark, settings, workdir)
-    job = {"model_dir": str(directory), "shipped": Path(directory).name, "score_module": batch_model.score_module,
+    job = {"model_dir": str(directory), "shipped": shipped, "score_module": batch_model.score_module,
            "schema": batch_model.schema, "output": str(output), "root": str(settings.root), "csv": kind == "csv",
            "model": {"name": name, "version": version}, "splits": splits, "done": {int(k) for k in done}}
     cores = context.defaultParallelism
