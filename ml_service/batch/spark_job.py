@@ -278,7 +278,8 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
     _ship_code(spark, settings, workdir)
     job = {"model_dir": str(directory), "shipped": shipped, "score_module": batch_model.score_module,
            "schema": batch_model.schema, "output": str(output), "root": str(settings.root), "csv": kind == "csv",
-           "model": {"name": name, "version": version}, "splits": splits, "done": {int(k) for k in done}}
+           "model": {"name": name, "version": version}, "splits": splits, "done": {int(k) for k in done},
+           "numeric": model.numeric_columns(batch_model.schema, {"input": columns})}
     cores = context.defaultParallelism
     spec_recorded = _Recorded(spec, cores, spark_session.master_url(spec.master), context.applicationId)
     say(f"batch {name} v{version} on Spark {spark_session.master_url(spec.master)} ({cores} cores, app "

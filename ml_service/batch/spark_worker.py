@@ -96,6 +96,22 @@ def _csv_nulls(table):
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
+def _as_numbers(table, numeric):
+    """table with its numeric columns as float64 when every value of them is a number, as the local engine reads
+    a CSV chunk (source.read_range); else as it is, text, so that the bad row alone is rejected."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = list(table.columns)
+    try:
+        for i, name in enumerate(table.column_names):
+            if name in numeric:
+                columns[i] = pc.cast(columns[i], pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 def _flush(job: dict, key, pieces: list):
     """Score and commit one split's rows; its record (None when an earlier attempt committed it)."""
     import pyarrow as pa
@@ -110,7 +126,7 @@ def _flush(job: dict, key, pieces: list):
         return None
     table = pa.Table.from_batches(pieces)
     if job.get("csv"):
-        table = _csv_nulls(table)
+        table = _as_numbers(_csv_nulls(table), job["numeric"])
     if table.num_rows != rows:
         raise BatchError(f"{key[0]} from byte {key[1]}: {table.num_rows} rows, {rows} counted (the input changed?)")
     _ensure_model(job)
