@@ -264,10 +264,12 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
         directory = Path(recorder.receive())
     _clean(output, done)
     batch_model = model.describe(settings, name, version, Path(directory))
+    planning = time.monotonic()
     frame = read_input(spark, files, kind)
     data_columns = [c for c in frame.columns if c not in (spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN)]
     columns = model.columns_to_read(batch_model.schema, data_columns, spec.input)
     splits = plan_splits(frame, files)
+    planning = time.monotonic() - planning
     for key, record in done.items():
         if splits.get(record.get("split"), (None, None))[:2] != (int(key), record["first_row"]):
             raise BatchError(f"split {key} of the input does not match the job in {output}; use another --output")
@@ -308,7 +310,7 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
     watcher.stop.set()
     progress.done()
     seconds = time.monotonic() - started
-    return _finish(spec, output, state, scored, run, batch_model, seconds, say)
+    return _finish(spec, output, state, scored, run, batch_model, seconds, planning, say)
 
 
 class _Recorded:
@@ -331,7 +333,7 @@ def _spark_message(exc: Exception) -> str:
     return (text.strip().splitlines() or [type(exc).__name__])[0][:500]
 
 
-def _finish(spec, output, state, scored, run, batch_model, seconds, say) -> JobResult:
+def _finish(spec, output, state, scored, run, batch_model, seconds, planning, say) -> JobResult:
     import json
 
     committed = _committed(output)
@@ -352,5 +354,6 @@ def _finish(spec, output, state, scored, run, batch_model, seconds, say) -> JobR
     result = JobResult(**totals, seconds=seconds, run_id=state["run_id"], model_name=batch_model.name,
                        model_version=batch_model.version)
     say(f"scored {totals['scored']:,} of {totals['rows']:,} rows, rejected {totals['rejected']:,} in {seconds:.2f}s "
-        f"({scored_now / max(seconds, 1e-9):,.0f} rows/s now); MLflow run {state['run_id']}")
+        f"({scored_now / max(seconds, 1e-9):,.0f} rows/s now; counting the splits took {planning:.2f}s before); "
+        f"MLflow run {state['run_id']}")
     return _verdict(spec, result, say)

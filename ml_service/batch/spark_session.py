@@ -77,7 +77,8 @@ def start(master: str | None, app_name: str, conf: dict[str, str]):
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # no Java, a master that does not answer: Spark says which
-        raise BatchError(f"cannot start Spark on {master_url(master)}: {type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc} (install: {INSTALL})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BatchError(f"cannot start Spark on {master_url(master)}: {type(exc).__name__}: {first} "
+                         f"(install: {INSTALL})") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -228,11 +228,13 @@ def _wire_tuning(steps: list[Step], where: str) -> list[Step]:
         if target.name == step.name or target.tune:
             raise PipelineError(f"{where}: steps.{step.name}.tune: '{step.tune}' is not a step that trains")
         if step.tune in tuners:
-            raise PipelineError(f"{where}: steps.{step.name}.tune: '{step.tune}' is tuned by {tuners[step.tune]} already")
+            raise PipelineError(f"{where}: steps.{step.name}.tune: '{step.tune}' is tuned by {tuners[step.tune]} "
+                                "already")
         tuners[step.tune] = step.name
         by_name[step.name] = dataclasses.replace(
             step, inputs={**{k: v for k, v in target.inputs.items() if v.kind == "path"}, **step.inputs},
-            code=tuple(dict.fromkeys(target.code + step.code)), imports=tuple(dict.fromkeys(target.imports + step.imports)))
+            code=tuple(dict.fromkeys(target.code + step.code)),
+            imports=tuple(dict.fromkeys(target.imports + step.imports)))
     for target_name, tuner in tuners.items():
         target = by_name[target_name]
         by_name[target_name] = dataclasses.replace(target, after=tuple(dict.fromkeys(target.after + (tuner,))))

@@ -22,7 +22,8 @@ def add_commands(groups) -> None:
                     "or other machines (same workspace) join the same study; rerunning resumes it.")
     tune.add_argument("--trials", type=int, metavar="N",
                       help="finished trials the study should have in all (default: tuning.trials, else 20)")
-    tune.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
+    tune.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="worker processes on this machine (default: 1)")
     tune.add_argument("--timeout", type=float, metavar="S", help="start no trial after S seconds")
     tune.add_argument("--study", metavar="NAME",
                       help="the study's name (default: PROJECT-SPACE-DATA digests: same space, same data, same study)")

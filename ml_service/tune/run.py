@@ -58,8 +58,8 @@ def _start_run(client, experiment_id: str, settings, name: str, storage, trials:
         "mlops.kind": "tune", "mlops.tune.study": name, "mlops.tune.storage": storage.shown,
         "mlops.model.project": settings.project, **({"mlflow.user": settings.user} if settings.user else {})})
     params = {"study": name, "trials": trials, "workers": workers, "timeout_s": timeout or 0,
-              "metric": tuning.metric, "direction": tuning.direction, "search_space": json.dumps(tuning.raw,
-                                                                                                sort_keys=True)}
+              "metric": tuning.metric, "direction": tuning.direction,
+              "search_space": json.dumps(tuning.raw, sort_keys=True)}
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
     return run.info.run_id
 

@@ -147,7 +147,8 @@ def parse_tuning(data: dict, where: str) -> Tuning:
         raise SpaceError(f"{where}: tuning: expected a mapping")
     unknown = sorted(set(section) - SETTINGS)
     if unknown:
-        raise SpaceError(f"{where}: tuning: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SETTINGS))})")
+        raise SpaceError(f"{where}: tuning: unknown key(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(sorted(SETTINGS))})")
     space = section.get("search_space")
     if not isinstance(space, dict) or not space:
         raise SpaceError(f"{where}: tuning.search_space: expected a non-empty mapping of parameter name to range")

@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from ml_service.tune import TuneError
 
 DATABASE = "mlops_tune"
 ENV = "MLOPS_TUNE_STORAGE"
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,14 @@ def open_storage(storage: Storage, heartbeat_seconds: float, failed_trial_callba
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    return optuna.storages.RDBStorage(storage.url, engine_kwargs=engine_kwargs,
-                                      heartbeat_interval=int(max(heartbeat_seconds, 1)),
-                                      grace_period=int(max(heartbeat_seconds, 1) * 2),
-                                      heartbeat_stale_trial_callback=failed_trial_callback)
+    for attempt in range(ATTEMPTS):  # workers started together race to create the tables of a new database
+        try:
+            return optuna.storages.RDBStorage(storage.url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=int(max(heartbeat_seconds, 1)),
+                                              grace_period=int(max(heartbeat_seconds, 1) * 2),
+                                              heartbeat_stale_trial_callback=failed_trial_callback)
+        except Exception as exc:  # SQLAlchemy's errors (a table or version row created by the other worker)
+            if attempt == ATTEMPTS - 1:
+                raise TuneError(f"the study storage {storage.shown} cannot be opened: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+            time.sleep(1 + attempt)

@@ -63,8 +63,8 @@ def _failed_stale(recorder: Recorder):
     def callback(study, trial) -> None:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
-            recorder.end_trial(run_id, "KILLED", error=f"worker {trial.user_attrs.get('worker')} stopped sending "
-                                                      "heartbeats during the trial; the trial is FAIL")
+            why = f"worker {trial.user_attrs.get('worker')} stopped sending heartbeats during the trial"
+            recorder.end_trial(run_id, "KILLED", error=f"{why}; the trial is FAIL")
     return callback
 
 
@@ -145,8 +145,8 @@ def run_workers(plan: StudyPlan, workers: int, say=print) -> int:
     for process in processes:
         process.join()
     reports = [results.get() for process in processes if process.exitcode == 0]
-    errors = [e for _, _, e in reports if e] + [f"worker {i} died (exit {p.exitcode})"
-                                                 for i, p in enumerate(processes) if p.exitcode != 0]
+    errors = [e for _, _, e in reports if e]
+    errors += [f"worker {i} died (exit {p.exitcode})" for i, p in enumerate(processes) if p.exitcode != 0]
     if errors and not any(ran for _, ran, _ in reports):
         raise TuneError("; ".join(errors))
     for error in errors:

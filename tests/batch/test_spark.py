@@ -101,8 +101,8 @@ def assert_same_output(got, want) -> None:
         assert not (got / "_rejects.csv").exists()
 
 
-def test_spark_on_a_standalone_cluster_gives_the_local_engines_rows_and_records_the_run(ws, inputs, local, cluster,
-                                                                                      tmp_path):
+def test_spark_on_a_standalone_cluster_gives_the_local_engines_rows_and_records_the_run(
+        ws, inputs, local, cluster, tmp_path):
     from ml_service.workspace.tracking import connect
 
     for kind in ("csv", "parts"):
@@ -151,8 +151,8 @@ def test_a_worker_killed_mid_job_still_ends_with_exactly_the_local_output(ws, in
     assert cluster.alive_workers() == 1
 
 
-def test_a_job_whose_driver_is_killed_resumes_to_exactly_the_uninterrupted_output(ws, inputs, local, cluster,
-                                                                                 tmp_path):
+def test_a_job_whose_driver_is_killed_resumes_to_exactly_the_uninterrupted_output(
+        ws, inputs, local, cluster, tmp_path):
     out = tmp_path / "killed-driver"
     command = spark_command(f"{ws.model_name}@champion", inputs["csv"], out, cluster.url)
     job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

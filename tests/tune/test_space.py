@@ -17,17 +17,17 @@ def tuning(space, **settings) -> dict:
 
 
 @pytest.mark.parametrize("space, settings, located", [
-    ({"alpha": {"type": "float", "low": 1, "high": 0.5}}, {}, "tuning.search_space.alpha: low (1) must be below high"),
-    ({"alpha": {"type": "float", "low": 0, "high": 1, "log": True}}, {}, "tuning.search_space.alpha.low: must be above 0"),
+    ({"alpha": {"type": "float", "low": 1, "high": 0.5}}, {}, "search_space.alpha: low (1) must be below high"),
+    ({"alpha": {"type": "float", "low": 0, "high": 1, "log": True}}, {}, "search_space.alpha.low: must be above 0"),
     ({"alpha": {"type": "double", "low": 0, "high": 1}}, {}, "tuning.search_space.alpha.type: 'double' is not one of"),
     ({"alpha": {"type": "float", "low": "a", "high": 1}}, {}, "tuning.search_space.alpha.low: must be a number"),
     ({"alpha": {"type": "float", "high": 1}}, {}, "tuning.search_space.alpha.low: required"),
     ({"depth": {"type": "int", "low": 1.5, "high": 4}}, {}, "tuning.search_space.depth.low: must be a whole number"),
-    ({"depth": {"type": "int", "low": 1, "high": 9, "step": 2, "log": True}}, {}, "step and log cannot be used together"),
-    ({"kernel": {"type": "categorical", "choices": []}}, {}, "tuning.search_space.kernel.choices: expected a non-empty"),
+    ({"depth": {"type": "int", "low": 1, "high": 9, "step": 2, "log": True}}, {}, "step and log cannot be used"),
+    ({"kernel": {"type": "categorical", "choices": []}}, {}, "search_space.kernel.choices: expected a non-empty"),
     ({"kernel": {"type": "categorical", "choices": ["a", "a"]}}, {}, "kernel.choices: a choice appears twice"),
     ({"kernel": {"type": "categorical", "choices": [[1]]}}, {}, "kernel.choices[0]: must be a number"),
-    ({"alpha": {"type": "float", "low": 0, "high": 1, "scale": 2}}, {}, "tuning.search_space.alpha: unknown key(s) scale"),
+    ({"alpha": {"type": "float", "low": 0, "high": 1, "scale": 2}}, {}, "search_space.alpha: unknown key(s) scale"),
     ({"alpha": [0, 1]}, {}, "tuning.search_space.alpha: expected a mapping with 'type'"),
     ({}, {}, "tuning.search_space: expected a non-empty mapping"),
     ({"alpha": {"type": "float", "low": 0, "high": 1}}, {"trials": 0}, "tuning.trials: expected a whole number"),
