@@ -5,8 +5,9 @@
 2. The input is listed through Spark's (Hadoop's) file system, so anything Spark can read works: a local
    folder, HDFS, object storage through Spark's connectors (s3a://, gs://, abfss://). Its identity is the
    listing (names, sizes, modification times): a resumed job must see the same files.
-3. One counting pass (Spark, no Python) gives the rows of every input split; a split is a byte range of a file
-   that Spark cuts by size alone (`--split-mb`, the same on every attempt whatever the cluster's cores).
+3. One counting pass (Spark, no Python; a CSV's lines counted as text) gives the rows of every input split; a
+   split is a byte range of a file that Spark cuts by size alone (`--split-mb`, the same on every attempt
+   whatever the cluster's cores).
    Sorted by file name then offset, the splits are numbered: split N becomes part-N.parquet, and its rows are
    numbered from the rows of the splits before it, as the local engine numbers rows across chunks.
 4. The scoring pass is a mapInArrow over the project's score module (spark_worker.py): each split is checked,
@@ -123,15 +124,30 @@ def read_input(spark, files: list[InputFile], kind: str):
         .withColumn(spark_worker.BLOCK_COLUMN, F.col("_metadata.file_block_start"))
 
 
-def plan_splits(frame, files: list[InputFile]) -> dict[str, tuple[int, int, int]]:
-    """{split key: (index, first row, rows)} from one counting pass, splits in input order."""
-    counts = frame.select(spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN) \
+def _counted(spark, frame, files: list[InputFile], kind: str) -> list:
+    """(file path, split start, rows) of every split: a CSV's lines counted as text (no parsing: the same splits,
+    less the header line and blank lines, which the CSV reader skips), a Parquet's rows from its row groups."""
+    from pyspark.sql import functions as F
+
+    if kind == "csv":
+        lines = spark.read.text([f.uri for f in files]).where(F.col("value").rlike("[^\\x00-\\x20]"))
+        lines = lines.select(F.col("_metadata.file_path").alias("f"), F.col("_metadata.file_block_start").alias("b"))
+        counted = lines.groupBy("f", "b").count().collect()
+        return [(r["f"], r["b"], r["count"] - (1 if r["b"] == 0 else 0)) for r in counted]
+    counted = frame.select(spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN) \
         .groupBy(spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN).count().collect()
+    return [(r[0], r[1], r["count"]) for r in counted]
+
+
+def plan_splits(spark, frame, files: list[InputFile], kind: str) -> dict[str, tuple[int, int, int]]:
+    """{split key: (index, first row, rows)} from one counting pass, splits in input order."""
     order = {f.name: i for i, f in enumerate(files)}
     keyed = []
-    for row in counts:
-        key = spark_worker.split_key(row[0], row[1])
-        keyed.append((order[key.rsplit("@", 1)[0]], int(row[1]), key, int(row["count"])))
+    for path, block, rows in _counted(spark, frame, files, kind):
+        if rows <= 0:
+            continue
+        key = spark_worker.split_key(path, block)
+        keyed.append((order[key.rsplit("@", 1)[0]], int(block), key, int(rows)))
     splits, first = {}, 0
     for index, (_, _, key, rows) in enumerate(sorted(keyed)):
         splits[key] = (index, first, rows)
@@ -268,7 +284,7 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
     frame = read_input(spark, files, kind)
     data_columns = [c for c in frame.columns if c not in (spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN)]
     columns = model.columns_to_read(batch_model.schema, data_columns, spec.input)
-    splits = plan_splits(frame, files)
+    splits = plan_splits(spark, frame, files, kind)
     planning = time.monotonic() - planning
     for key, record in done.items():
         if splits.get(record.get("split"), (None, None))[:2] != (int(key), record["first_row"]):
