@@ -61,7 +61,7 @@ def _sampler_and_pruner(tuning: Tuning, worker: int):
 def _failed_stale(recorder: Recorder):
     """Optuna's callback for a trial failed because its worker stopped: end its MLflow run too."""
     def callback(study, trial) -> None:
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get("mlflow_run_id") or recorder.find_trial_run(trial.number)
         if run_id:
             why = f"worker {trial.user_attrs.get('worker')} stopped sending heartbeats during the trial"
             recorder.end_trial(run_id, "KILLED", error=f"{why}; the trial is FAIL")

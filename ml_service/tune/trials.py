@@ -61,6 +61,13 @@ class Recorder:
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in values.items()])
         return run.info.run_id
 
+    def find_trial_run(self, number: int) -> str | None:
+        """The RUNNING run of trial number (a worker killed before it noted the run's id on the trial)."""
+        client = self.connect()
+        runs = client.search_runs([self.experiment_id], f"tags.`{STUDY_TAG}` = '{self.study}' and "
+                                  f"tags.`{TRIAL_TAG}` = '{number}' and attributes.status = 'RUNNING'", max_results=1)
+        return runs[0].info.run_id if runs else None
+
     def intermediate(self, run_id: str, metric: str, step: int, value: float) -> None:
         """An intermediate value of the metric, at its step."""
         self.connect().log_metric(run_id, f"intermediate_{metric}", float(value), step=int(step))

@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_trial_leaves_the_study_usable(team):
                 trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
             except KeyError:  # not created yet
                 trials = []
-            running = next((t for t in trials if t.state == TrialState.RUNNING
+            running = next((t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values  # training
                             and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
             time.sleep(0.1)
         assert running is not None, victim.communicate()[1][-3000:]
