@@ -70,6 +70,9 @@ def start(master: str | None, app_name: str, conf: dict[str, str]):
         from pyspark.sql import SparkSession
     except ImportError:
         raise BatchError(f"the Spark engine needs pyspark and Java 17; install them with: {INSTALL}") from None
+    import warnings
+
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")  # mapInArrow: no pandas
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Spark's own variable: the executors' Python
     builder = SparkSession.builder.master(master_url(master)).appName(app_name)
     for key, value in conf.items():
