@@ -17,6 +17,9 @@ def cmd_batch_score(args) -> int:
 
         if args.split_mb < 1:
             raise CommandError("--split-mb must be at least 1")
+        if args.workers or args.chunk_rows != 100_000:
+            raise CommandError("--workers and --chunk-rows apply to the local engine; Spark's unit is a split of "
+                               "--split-mb MB, its workers the cluster's executors")
         spec = SparkSpec(model=args.model, input=args.input, output=Path(args.output), master=args.master,
                          split_mb=args.split_mb, max_reject_fraction=args.max_reject_fraction, conf=tuple(args.conf))
         run_spark_job(command_settings(args, registered=model_of(args.model)), spec)

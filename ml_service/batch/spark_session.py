@@ -15,6 +15,7 @@ import os
 import sys
 
 from ml_service.batch import BatchError
+from ml_service.errors import UsageError
 
 INSTALL = "make install-spark   (or: bash environment_setup/spark.sh)"
 
@@ -39,12 +40,12 @@ def master_url(master: str | None) -> str:
 
 
 def parse_conf(pairs: list[str]) -> dict[str, str]:
-    """--conf KEY=VALUE pairs as a mapping; a BatchError names a malformed one."""
+    """--conf KEY=VALUE pairs as a mapping; a UsageError names a malformed one."""
     conf = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.startswith("spark."):
-            raise BatchError(f"--conf {pair!r}: expected spark.KEY=VALUE")
+            raise UsageError(f"--conf {pair!r}: expected spark.KEY=VALUE")
         conf[key] = value
     return conf
 
