@@ -311,7 +311,8 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
     started = time.monotonic()
     watcher.start()
     try:
-        scored = frame.select(*columns, spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN) \
+        scored = [] if len(done) == len(splits) else \
+            frame.select(*columns, spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN) \
             .mapInArrow(spark_worker.score_partition(job), spark_worker.RESULT_SCHEMA).collect()
     except BaseException as exc:
         watcher.stop.set()
