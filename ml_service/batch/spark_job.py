@@ -124,12 +124,73 @@ def read_input(spark, files: list[InputFile], kind: str):
         .withColumn(spark_worker.BLOCK_COLUMN, F.col("_metadata.file_block_start"))
 
 
-def _counted(spark, frame, files: list[InputFile], kind: str) -> list:
+OPEN_COST = 4 << 20  # spark.sql.files.openCostInBytes, as job_conf pins it
+
+
+def _local_path(uri: str) -> Path | None:
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def csv_split_counts(path: Path, size: int, max_split: int) -> dict[int, int]:
+    """{split start: rows} of a local CSV file as Spark's line reader cuts it: a line belongs to the split whose
+    range (start, end] holds its first byte (the first line: split 0); blank lines and the header are not rows."""
+    import numpy as np
+
+    counts = np.zeros(max(1, -(-size // max_split)), dtype=np.int64)
+    line_start, carried, header, offset = 0, False, True, 0
+
+    def count(starts, flags) -> None:
+        nonlocal header
+        starts = starts[flags]
+        if header and len(starts):
+            starts, header = starts[1:], False
+        splits = np.where(starts == 0, 0, (starts - 1) // max_split)
+        counts[:] += np.bincount(splits, minlength=len(counts))[:len(counts)]
+
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(4 << 20), b""):
+            data = np.frombuffer(block, np.uint8)
+            prefix = np.concatenate([[0], np.cumsum(data > 32, dtype=np.int64)])
+            ends = np.flatnonzero(data == 10)
+            starts = np.concatenate([[line_start], ends[:-1] + 1 + offset]) if len(ends) else np.array([], np.int64)
+            if len(ends):
+                begin = np.maximum(starts - offset, 0)
+                flags = (prefix[ends] - prefix[begin]) > 0
+                flags[0] |= carried
+                count(starts, flags)
+                line_start, carried = int(ends[-1]) + 1 + offset, False
+            carried |= bool(prefix[-1] - prefix[max(line_start - offset, 0)] > 0)
+            offset += len(block)
+    if line_start < size and carried:  # a last line without a line break
+        count(np.array([line_start]), np.array([True]))
+    return {i * max_split: int(n) for i, n in enumerate(counts) if n}
+
+
+def _counted_locally(files: list[InputFile], split_bytes: int) -> list | None:
+    """(file, split start, rows) of local CSV files, counted here (no Spark job), splits cut as Spark cuts them
+    (FilePartition.maxSplitBytes with minPartitionNum 1); None when a file is not local. Each task checks its
+    split's rows against this count, so a difference from Spark's cut stops the job instead of misnumbering."""
+    paths = [_local_path(f.uri) for f in files]
+    if any(p is None or not p.is_file() for p in paths):
+        return None
+    total = sum(f.size + OPEN_COST for f in files)
+    max_split = min(split_bytes, max(OPEN_COST, total))
+    return [(f.uri, block, rows) for f, path in zip(files, paths)
+            for block, rows in csv_split_counts(path, f.size, max_split).items()]
+
+
+def _counted(spark, frame, files: list[InputFile], kind: str, split_bytes: int = 0) -> list:
     """(file path, split start, rows) of every split: a CSV's lines counted as text (no parsing: the same splits,
     less the header line and blank lines, which the CSV reader skips), a Parquet's rows from its row groups."""
     from pyspark.sql import functions as F
 
     if kind == "csv":
+        local = _counted_locally(files, split_bytes)
+        if local is not None:
+            return local
         lines = spark.read.text([f.uri for f in files]).where(F.col("value").rlike("[^\\x00-\\x20]"))
         lines = lines.select(F.col("_metadata.file_path").alias("f"), F.col("_metadata.file_block_start").alias("b"))
         counted = lines.groupBy("f", "b").count().collect()
@@ -139,11 +200,11 @@ def _counted(spark, frame, files: list[InputFile], kind: str) -> list:
     return [(r[0], r[1], r["count"]) for r in counted]
 
 
-def plan_splits(spark, frame, files: list[InputFile], kind: str) -> dict[str, tuple[int, int, int]]:
+def plan_splits(spark, frame, files: list[InputFile], kind: str, split_bytes: int) -> dict[str, tuple[int, int, int]]:
     """{split key: (index, first row, rows)} from one counting pass, splits in input order."""
     order = {f.name: i for i, f in enumerate(files)}
     keyed = []
-    for path, block, rows in _counted(spark, frame, files, kind):
+    for path, block, rows in _counted(spark, frame, files, kind, split_bytes):
         if rows <= 0:
             continue
         key = spark_worker.split_key(path, block)
@@ -284,7 +345,7 @@ def _run(settings, spec, output, previous, found, recorder, spark, workdir, say)
     frame = read_input(spark, files, kind)
     data_columns = [c for c in frame.columns if c not in (spark_worker.FILE_COLUMN, spark_worker.BLOCK_COLUMN)]
     columns = model.columns_to_read(batch_model.schema, data_columns, spec.input)
-    splits = plan_splits(spark, frame, files, kind)
+    splits = plan_splits(spark, frame, files, kind, spec.split_bytes)
     planning = time.monotonic() - planning
     for key, record in done.items():
         if splits.get(record.get("split"), (None, None))[:2] != (int(key), record["first_row"]):
