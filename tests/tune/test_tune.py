@@ -144,3 +144,35 @@ def test_the_pipelines_train_runs_with_the_best_trials_parameters(project):
     latest = client.search_runs([experiment.experiment_id], "tags.`mlops.step.name` = 'train'",
                                 order_by=["attributes.start_time DESC"])[0]
     assert float(latest.data.params["w"]) == 1.5
+
+
+def test_a_worker_killed_mid_trial_leaves_its_trial_failed_and_the_study_usable(tmp_path):
+    import signal
+    import time
+
+    from optuna.trial import TrialState
+
+    env = env_of(write_project(tmp_path / "root", trials=3, sleep=1.0), tmp_path / "state")
+    victim = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "tune"], cwd=env["MLOPS_ROOT"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline, running = time.monotonic() + 900, None
+    while running is None and time.monotonic() < deadline and victim.poll() is None:
+        if (tmp_path / "state" / "tune.db").exists():
+            try:
+                trials = study_of(env).get_trials(deepcopy=False)
+            except (AssertionError, KeyError):
+                trials = []
+            running = next((t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values), None)
+        time.sleep(0.2)
+    assert running is not None, victim.communicate()[1][-3000:]
+    os.killpg(victim.pid, signal.SIGKILL)  # in the middle of its training
+    victim.wait()
+    assert study_of(env).trials[running.number].state == TrialState.RUNNING
+
+    survivor = mlops(env, "tune")
+    assert survivor.returncode == 0, survivor.stderr[-3000:]
+    trials = study_of(env).get_trials(deepcopy=False)
+    assert trials[running.number].state == TrialState.FAIL and not [t for t in trials if t.state.name == "RUNNING"]
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= 3
+    killed = trial_runs(env)[running.number]
+    assert killed.info.status == "KILLED" and killed.data.tags["mlops.tune.state"] == "KILLED"
