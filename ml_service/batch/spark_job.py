@@ -5,9 +5,9 @@
 2. The input is listed through Spark's (Hadoop's) file system, so anything Spark can read works: a local
    folder, HDFS, object storage through Spark's connectors (s3a://, gs://, abfss://). Its identity is the
    listing (names, sizes, modification times): a resumed job must see the same files.
-3. One counting pass (Spark, no Python; a CSV's lines counted as text) gives the rows of every input split; a
-   split is a byte range of a file that Spark cuts by size alone (`--split-mb`, the same on every attempt
-   whatever the cluster's cores).
+3. The rows of every input split are counted first (a local CSV by this process, with Spark's own cut; else a
+   Spark job counting a CSV's lines as text); a split is a byte range of a file that Spark cuts by size alone
+   (`--split-mb`, the same on every attempt whatever the cluster's cores).
    Sorted by file name then offset, the splits are numbered: split N becomes part-N.parquet, and its rows are
    numbered from the rows of the splits before it, as the local engine numbers rows across chunks.
 4. The scoring pass is a mapInArrow over the project's score module (spark_worker.py): each split is checked,
