@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--worker-memory", default="1g")
     parser.add_argument("--workdir", type=Path, help="keep the workspace and inputs here for the next run")
     args = parser.parse_args()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster's processes on the way out
     sys.path.insert(0, str(ROOT / "bench"))
     from batch import make_input
 
