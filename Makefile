@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 endif
 BIN := $(VENV)/bin
 
-.PHONY: help install install-spark install-tune run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
+.PHONY: help install run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
 	mutation mutation-ci
 
 ## Show this help
@@ -38,14 +38,6 @@ $(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/clients.sh 
 
 ## Create .venv and install the project with its dev tools (idempotent)
 install: $(STAMP)
-
-## Java 17 (Debian) and pyspark (pinned, extra `spark`) for `mlops batch score --engine spark`
-install-spark: install
-	bash environment_setup/spark.sh $(VENV)
-
-## optuna (pinned, extra `tune`) for `mlops tune` (also in the dev extra, for the tests)
-install-tune: install
-	$(BIN)/python -m pip install -q -e '.[tune]'
 
 ## Main job on embedded defaults: build -> retrain -> release of MODEL up to the approval (APPROVE=1: through production)
 run: install
@@ -65,7 +57,7 @@ loop: install
 # The Docker tests (they mostly wait on image builds and containers) and the modules that run their own
 # servers for minutes run in a second pytest process beside the others (MLOPS_TEST_GROUP, tests/conftest.py);
 # one coverage report of both at the end, and the target fails if either failed.
-test: install install-spark lint
+test: install lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	@mkdir -p $(REPORTS)
