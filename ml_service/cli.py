@@ -14,7 +14,7 @@ from ml_service.errors import MLOpsError
 
 # Command modules, in the order their groups appear in `mlops --help`.
 COMMAND_MODULES = ("ml_service.doctor", "ml_service.init.commands", "ml_service.pipelines.commands",
-                   "ml_service.workspace.commands",
+                   "ml_service.tune.commands", "ml_service.workspace.commands",
                    "ml_service.data.commands", "ml_service.monitor.commands", "ml_service.batch.commands",
                    "ml_service.deploy.commands",
                    "ml_service.ci.commands", "ml_service.studio.commands")

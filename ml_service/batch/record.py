@@ -23,7 +23,7 @@ def params(manifest: dict, spec) -> dict[str, str]:
     values = {"model": spec.model, "model_name": manifest["model_name"], "model_version": manifest["model_version"],
               "input": str(spec.input), "input_digest": manifest["input_digest"], "output": str(spec.output),
               "workers": spec.workers, "chunk_rows": spec.chunk_rows,
-              "max_reject_fraction": spec.max_reject_fraction}
+              "max_reject_fraction": spec.max_reject_fraction, **getattr(spec, "extra_params", {})}
     return {key: str(value) for key, value in values.items()}
 
 

@@ -18,6 +18,10 @@
         reuse: true                                # false: always run (e.g. it writes the registry)
         compute: local                             # or docker: in the training image
         timeout_minutes: 30
+      tune:
+        tune: train                                # a tune step: an Optuna study over train's params (the
+        params: {trials: 20, workers: 1}           # project's tuning.search_space); train then runs after it
+                                                   # with the best values for the params it leaves unset (null)
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ COMPUTE_TARGETS = ("local", "docker")
 # Parameters every pipeline has, filled from the model's entry in mlops.yml (a params: entry overrides).
 BUILTIN_PARAMS = ("data", "contract", "target", "dataset")
 STEP_KEYS = {"function", "inputs", "params", "code", "imports", "after", "when", "reuse", "compute",
-             "timeout_minutes"}
+             "timeout_minutes", "tune"}
+TUNE_FUNCTION = "ml_service.tune.step:run"  # what a `tune: STEP` step runs
 
 
 class PipelineError(UsageError):
@@ -66,6 +71,7 @@ class Step:
     reuse: bool = True
     compute: str = "local"
     timeout_minutes: float = 60.0
+    tune: str = ""  # the step whose params this step tunes (a tune step)
 
     @property
     def upstream(self) -> list[str]:
@@ -162,7 +168,7 @@ def parse_pipeline(text: str, where: str = "<pipeline>") -> Pipeline:
 
     steps = [_parse_step(step_name, body, params, f"{where}: steps.{step_name}")
              for step_name, body in raw_steps.items()]
-    ordered = _order(steps, where)
+    ordered = _order(_wire_tuning(steps, where), where)
     return Pipeline(name=name, steps=ordered, params=dict(params), description=str(data.get("description", "")),
                     requirements=tuple(requirements), source=text)
 
@@ -173,7 +179,10 @@ def _parse_step(name: str, body: Any, params: dict, where: str) -> Step:
     unknown = sorted(set(body) - STEP_KEYS)
     if unknown:
         raise PipelineError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(STEP_KEYS))})")
-    function = body.get("function")
+    tune = body.get("tune") or ""
+    if not isinstance(tune, str):
+        raise PipelineError(f"{where}.tune: expected the name of the step to tune")
+    function = body.get("function", TUNE_FUNCTION if tune else None)
     if not isinstance(function, str) or ":" not in function:
         raise PipelineError(f"{where}.function: expected 'package.module:function'")
     inputs = {}
@@ -200,8 +209,36 @@ def _parse_step(name: str, body: Any, params: dict, where: str) -> Step:
         imports=tuple(_as_list(body.get("imports"), f"{where}.imports")),
         after=tuple(_as_list(body.get("after"), f"{where}.after")),
         when=when, reuse=_as_bool(body.get("reuse", True), f"{where}.reuse"),
-        compute=compute, timeout_minutes=timeout,
+        compute=compute, timeout_minutes=timeout, tune=tune,
     )
+
+
+def _wire_tuning(steps: list[Step], where: str) -> list[Step]:
+    """A tune step takes the files its target takes (and its code and imports); the target runs after it."""
+    import dataclasses
+
+    by_name = {s.name: s for s in steps}
+    tuners: dict[str, str] = {}
+    for step in steps:
+        if not step.tune:
+            continue
+        target = by_name.get(step.tune)
+        if target is None:
+            raise PipelineError(f"{where}: steps.{step.name}.tune: unknown step '{step.tune}'")
+        if target.name == step.name or target.tune:
+            raise PipelineError(f"{where}: steps.{step.name}.tune: '{step.tune}' is not a step that trains")
+        if step.tune in tuners:
+            raise PipelineError(f"{where}: steps.{step.name}.tune: '{step.tune}' is tuned by {tuners[step.tune]} "
+                                "already")
+        tuners[step.tune] = step.name
+        by_name[step.name] = dataclasses.replace(
+            step, inputs={**{k: v for k, v in target.inputs.items() if v.kind == "path"}, **step.inputs},
+            code=tuple(dict.fromkeys(target.code + step.code)),
+            imports=tuple(dict.fromkeys(target.imports + step.imports)))
+    for target_name, tuner in tuners.items():
+        target = by_name[target_name]
+        by_name[target_name] = dataclasses.replace(target, after=tuple(dict.fromkeys(target.after + (tuner,))))
+    return [by_name[s.name] for s in steps]
 
 
 def _parse_input(spec: Any, params: dict, where: str) -> Input:

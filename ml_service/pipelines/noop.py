@@ -88,7 +88,10 @@ class _Plan:
         digests = self._input_digests(step)
         if digests is None:
             return False
-        params = {k: self.pipeline.resolve(v) for k, v in step.params.items()}
+        from ml_service.pipelines.runner import tuned_params
+
+        params = tuned_params(self.pipeline, step, {k: self.pipeline.resolve(v) for k, v in step.params.items()},
+                              self.records)
         key = reuse.step_key(step, self.pipeline, params, digests, self.settings.root)
         found = self.store.find_run(self.experiment_id, {reuse.KEY_TAG: key, EXECUTED_TAG: "true"})
         if found is None:

@@ -209,7 +209,8 @@ class _Runner:
 
     def _run_step(self, step: Step, record: StepRecord) -> None:
         inputs, digests = self._materialize_inputs(step)
-        params = {k: self.pipeline.resolve(v) for k, v in step.params.items()}
+        params = tuned_params(self.pipeline, step, {k: self.pipeline.resolve(v) for k, v in step.params.items()},
+                              self.records)
         key = reuse.step_key(step, self.pipeline, params, digests, self.settings.root)
         source = self._find_reusable(key) if (self.reuse_steps and step.reuse) else None
         tags = step_tags(self.parent_id, step, key, self.git)
@@ -379,6 +380,21 @@ class _Runner:
             "build_uri": self.settings.build_uri,
             "reports_dir": str(self.settings.reports_dir),
         }
+
+
+def tuned_params(pipeline: Pipeline, step: Step, params: dict, records: list[StepRecord]) -> dict:
+    """A step's params with tuning applied: a tune step is told its target (function and params); a tuned step
+    gets its tune step's best values for the params it leaves unset (null), so an explicit --param still wins."""
+    if step.tune:
+        target = next(s for s in pipeline.steps if s.name == step.tune)
+        return {**params, "target": {"step": target.name, "function": target.function,
+                                     "params": {k: pipeline.resolve(v) for k, v in target.params.items()}}}
+    tuner = next((s for s in pipeline.steps if s.tune == step.name), None)
+    record = next((r for r in records if tuner is not None and r.name == tuner.name), None)
+    if record is None or record.status not in ("done", "reused"):
+        return params
+    best = record.values.get("best_params") or {}
+    return {**params, **{k: v for k, v in best.items() if params.get(k) is None}}
 
 
 def step_tags(parent_id: str, step: Step, key: str, git) -> dict[str, str]:
