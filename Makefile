@@ -37,7 +37,7 @@ PIP_INSTALL = $$($(BIN)/python -m uv --version >/dev/null 2>&1 \
 	&& echo "$(BIN)/python -m uv pip install -q --compile-bytecode --python $(BIN)/python -C editable_mode=compat" \
 	|| echo "$(BIN)/python -m pip install -q --config-settings editable_mode=compat")
 
-.PHONY: help install install-test run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
+.PHONY: help install install-test install-spark install-tune run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
 	mutation mutation-ci
 
 ## Show this help
@@ -51,16 +51,25 @@ $(STAMP): pyproject.toml environment_setup/helm.sh environment_setup/requirement
 	bash environment_setup/helm.sh $(VENV)
 	@touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP) environment_setup/clients.sh $(wildcard environment_setup/clients/*.txt)
+$(TEST_STAMP): $(STAMP) environment_setup/clients.sh environment_setup/spark.sh $(wildcard environment_setup/clients/*.txt)
 	@$(PIP_INSTALL) -e . $$($(REQUIREMENTS) --except $(GATE_TOOLS))
 	PYTHON=$(PYTHON) bash environment_setup/clients.sh $(VENV)
+	bash environment_setup/spark.sh $(VENV)
 	@touch $(TEST_STAMP)
 
 ## Create .venv with what `make run` needs: the project, flake8 and pytest for the builds, helm (idempotent)
 install: $(STAMP)
 
-## What `make test` adds: the test-only clients (tritonclient, schemathesis, Playwright, mutmut, KServe's own environment)
+## What `make test` adds: the test-only clients (tritonclient, schemathesis, Playwright, mutmut, KServe's own environment), optuna, Spark
 install-test: $(TEST_STAMP)
+
+## Java 17 (Debian) and pyspark (pinned, extra `spark`) for `mlops batch score --engine spark`
+install-spark: install
+	bash environment_setup/spark.sh $(VENV)
+
+## optuna (pinned, extra `tune`) for `mlops tune` and a pipeline's tune step
+install-tune: install
+	@$(PIP_INSTALL) -e '.[tune]'
 
 ## Main job on embedded defaults: MODEL's build -> retrain -> release up to the approval, only what changed (FORCE=1: all; APPROVE=1: through production)
 # Converges (ml_service/ci/converge.py): a work tree whose chain already ran is not run again; it says what is

@@ -19,5 +19,5 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless procps >/dev/null
   echo "java: $(java -version 2>&1 | head -1) (installed)"
 fi
-"$VENV/bin/python" -m pip install -q -e '.[spark]'
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check $("$VENV/bin/python" environment_setup/requirements.py spark)
 "$VENV/bin/python" -c "import pyspark; print('pyspark', pyspark.__version__)"
