@@ -1,4 +1,5 @@
-"""`make install` installs the builds' gate tools, `make test` the rest of [dev]: together exactly [dev], at its pins."""
+"""`make install` installs the builds' gate tools, `make test` the rest of [dev]: together exactly
+[dev], at its pins."""
 from __future__ import annotations
 
 import re

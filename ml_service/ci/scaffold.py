@@ -4,8 +4,9 @@ Each file is a few lines over the shared templates in .pipelines/templates/ (whi
 triggers and resources, the variable MLOPS_MODEL (so every `mlops` command in its steps acts on
 that project: Azure maps variables to environment variables), and the template's stages. The
 build's path filter watches the project folder, the extra paths given (its data and contract), its
-own pipeline files and the platform code it runs on (not the platform's tests: platform.yml runs them). `mlops init` writes them for a new project; the committed
-files of every project are exactly what this module writes (a test compares).
+own pipeline files and the platform code it runs on (not the platform's tests: platform.yml runs
+them). `mlops init` writes them for a new project; the committed files of every project are
+exactly what this module writes (a test compares).
 """
 from __future__ import annotations
 
