@@ -67,8 +67,8 @@ def test_a_boolean_compared_with_text_reads_true_and_false_as_booleans(text, exp
     assert run(text) is expected
 
 
-@given(flag=st.booleans(), word=st.sampled_from(["true", "false"]), upper=st.lists(st.booleans(), min_size=5,
-                                                                                    max_size=5))
+@given(flag=st.booleans(), word=st.sampled_from(["true", "false"]),
+       upper=st.lists(st.booleans(), min_size=5, max_size=5))
 def test_any_spelling_of_true_and_false_casts_to_that_boolean(flag, word, upper):
     spelled = "".join(c.upper() if up else c for c, up in zip(word, upper))
     assert call("eq", flag, spelled) is (flag == (word == "true"))

@@ -94,8 +94,7 @@ def test_every_encoded_form_of_any_secret_is_masked_anywhere_in_a_line(secret, b
 
 
 @given(secret=SECRETS, prefix=st.binary(max_size=5), suffix=st.binary(max_size=5))
-def test_base64_of_any_text_holding_a_secret_keeps_none_of_the_characters_the_secret_decides(secret, prefix,
-                                                                                              suffix):
+def test_base64_of_a_text_holding_any_secret_keeps_none_of_the_characters_it_decides(secret, prefix, suffix):
     data = secret.encode()
     encoded = base64.b64encode(prefix + data + suffix).decode()
     shift = len(prefix) % 3
