@@ -149,3 +149,36 @@ def test_token_commands_print_a_token_once_and_list_names_only(project, capsys):
     assert "lead@example.com" in listed and token not in listed and f"by {ME}" in listed
     assert main(["ci", "token", "revoke", "lead@example.com"]) == 0
     assert "revoked 1 token(s)" in capsys.readouterr().out
+
+
+def test_revoking_a_name_removes_only_its_tokens_whatever_the_case(project):
+    """Approver names compare without case, so revoking LEAD@example.com ends lead@example.com's tokens too."""
+    _, first = identity.create_token(project, "lead@example.com")
+    _, second = identity.create_token(project, "Lead@Example.com")
+    _, other = identity.create_token(project, "other@example.com")
+    assert identity.revoke_tokens(project, "LEAD@example.com") == 2
+    for token in (first, second):
+        with pytest.raises(identity.IdentityError):
+            identity.token_identity(project, token)
+    assert identity.token_identity(project, other) == identity.Identity("other@example.com", "token")
+    assert [t["name"] for t in identity.list_tokens(project)] == ["other@example.com"]
+    assert identity.revoke_tokens(project, "nobody") == 0
+
+
+@pytest.mark.parametrize("name", ["", "two words", "tab\there"])
+def test_a_token_name_is_one_word(project, name, monkeypatch):
+    monkeypatch.setattr(identity, "os_account", lambda: "")
+    with pytest.raises(identity.UsageError, match="must be one word"):
+        identity.create_token(project, name)
+    assert not (project.state_dir / "ci" / "tokens.json").exists()
+
+
+def test_what_a_caller_proves_and_how_it_is_recorded(project, monkeypatch):
+    assert identity.proven(project, "ada", env={}) == [identity.Identity("ada", "session")]
+    assert identity.proven(project, None, env={}) == [identity.Identity(ME, "os-account")]
+    _, token = identity.create_token(project, "tok")
+    found = identity.proven(project, None, env={"MLOPS_TOKEN": f" {token}\n"})
+    assert found == [identity.Identity("tok", "token"), identity.Identity(ME, "os-account")]
+    assert identity.parse(identity.describe(found)) == found
+    assert identity.parse("claimed:x,bogus:y,token:") == [identity.Identity("x", "claimed")]
+    assert not identity.Identity("x", "claimed").proven and identity.Identity("x", "token").proven
