@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ml_service.ci import identity, service
+from ml_service.cli import main
 from ml_service.config import load_settings
+from tests.ci.helpers import run_text
 from tests.conftest import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -139,8 +141,6 @@ def test_one_decision_wins_even_when_two_read_the_approval_as_pending(project):
 
 
 def test_token_commands_print_a_token_once_and_list_names_only(project, capsys):
-    from ml_service.cli import main
-
     assert main(["ci", "token", "create", "--name", "lead@example.com"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("mlops_") and identity.token_identity(project, token).name == "lead@example.com"
@@ -182,3 +182,17 @@ def test_what_a_caller_proves_and_how_it_is_recorded(project, monkeypatch):
     assert identity.parse(identity.describe(found)) == found
     assert identity.parse("claimed:x,bogus:y,token:") == [identity.Identity("x", "claimed")]
     assert not identity.Identity("x", "claimed").proven and identity.Identity("x", "token").proven
+
+
+def test_identity_falls_back_to_git_user_email(project, monkeypatch, capsys):
+    subprocess.run(["git", "init", "-q", str(project.root)], check=True)
+    subprocess.run(["git", "-C", str(project.root), "config", "user.email", "lead@example.com"], check=True)
+    monkeypatch.delenv("MLOPS_USER")
+    settings = load_settings()
+    assert service.identity(settings) == "lead@example.com"
+    store, run = run_text(settings, (FIXTURES / "approval.yml").read_text(), "approval.yml")
+    assert store.get_run(run.id).requested_by == "lead@example.com"  # the name given when queueing
+    assert main(["ci", "approve", str(run.id), "--comment", "by git identity"]) != 0  # a claim, not proof
+    assert store.approvals(run.id)[0]["status"] == "pending"
+    monkeypatch.setenv("MLOPS_USER", "someone@example.com")  # MLOPS_USER wins over git
+    assert service.identity(load_settings()) == "someone@example.com"
