@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -383,3 +385,53 @@ def test_batch_skips_a_fire_while_a_scheduled_run_of_the_pipeline_is_in_progress
     assert (("batched", "Batched", "main") in fired(events)) is fires_again
     assert fires_again or any(e.action == "skipped" and e.pipeline == "batched" and "in progress" in e.detail
                               for e in events)
+
+
+@pytest.mark.integration
+def test_each_branch_is_scheduled_by_its_own_pipeline_file_and_runs_its_own_commit(repo):
+    """Azure reads `schedules:` from the pipeline file in each branch: a cron changed on feature/new only moves
+    that branch's fire, and its run builds feature/new's commit."""
+    git(repo.root, "checkout", "--quiet", "feature/new")
+    nightly = repo.root / ".pipelines" / "nightly.yml"
+    nightly.write_text(nightly.read_text().replace('cron: "0 3 * * *"', 'cron: "0 4 * * *"') +
+                       "  - script: echo \"feature file\"\n")
+    commit(repo, "nightly at four on this branch")
+    feature = git(repo.root, "rev-parse", "HEAD")
+    git(repo.root, "checkout", "--quiet", "main")
+    events, _ = scheduler.tick(repo, THURSDAY_3AM)
+    assert [e.branch for e in events if e.action == "fired" and e.pipeline == "nightly"] == ["main"]
+    events, queued = scheduler.tick(repo, THURSDAY_3AM.replace(hour=4))
+    assert [e.branch for e in events if e.action == "fired" and e.pipeline == "nightly"] == ["feature/new"]
+    run = next(r for r in run_all(repo, queued) if r.pipeline == "nightly")
+    assert (run.branch, run.commit_sha, run.result) == ("feature/new", feature, "succeeded")
+    assert run.source_dir != str(repo.root)  # a checkout of that commit, not the work tree on main
+    store = service.open_store(repo)
+    logs = "".join(Path(r["log"]).read_text() for r in store.records(run.id) if r["log"])
+    assert "feature file" in logs
+
+
+@pytest.mark.integration
+def test_two_ticks_of_the_same_minute_at_once_fire_once(repo, monkeypatch):
+    """The state lock: while one tick holds it, another waits, then sees the fire recorded. Both ticks wait on a
+    barrier inside the locked part; with the lock only one reaches it (the other waits for the lock), so the
+    barrier gives up and the ticks run one after the other."""
+    barrier = threading.Barrier(2)
+    read = scheduler.branch_schedules
+
+    def meeting(*args):
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        return read(*args)
+
+    monkeypatch.setattr(scheduler, "branch_schedules", meeting)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(scheduler.tick(repo, THURSDAY_3AM)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(queued) for _, queued in results) == [0, 3]
+    assert len(service.open_store(repo).list_runs()) == 3

@@ -252,3 +252,24 @@ def test_logging_commands_are_parsed_with_lowercased_keys(line, area, fields, me
         assert command is None
     else:
         assert (command.area, command.fields, command.message) == (area, fields, message)
+
+
+# --- a job's result is the worst of its steps, a stage's the worst of its jobs ----------------------------------------
+
+@pytest.mark.parametrize("steps, job", [
+    (["exit 1", "echo ok"], "Failed"),              # the last step succeeded: the job still failed
+    (["echo ok", "exit 1"], "Failed"),
+    (["issues", "echo ok"], "SucceededWithIssues"),
+    (["echo ok", "echo ok"], "Succeeded"),
+])
+def test_the_job_result_is_the_worst_step_result_not_the_last(project, steps, job):
+    def step(script):
+        if script == "issues":
+            script = "echo '##vso[task.complete result=SucceededWithIssues;]'"
+        return f"      - bash: {script}\n        condition: always()\n"
+    text = ("stages:\n  - stage: S\n    jobs:\n      - job: A\n        steps:\n" +
+            "".join("  " * 2 + line for line in "".join(step(s) for s in steps).splitlines(keepends=True)) +
+            "      - job: B\n        dependsOn: []\n        steps:\n          - bash: echo ok\n")
+    _, run, found = step_result(project, text)
+    assert found["A"]["result"] == job and found["B"]["result"] == "Succeeded"
+    assert found["S"]["result"] == job  # the stage: the worst of its jobs, whichever ran last
