@@ -4,10 +4,14 @@ the target, a new branch runs with its change set unknown, and deleted branches 
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from ml_service.ci import hooks, service
+from ml_service.config import PACKAGE_ROOT
 from tests.ci.helpers import make_project
 
 pytestmark = pytest.mark.integration
@@ -79,3 +83,26 @@ def test_a_push_runs_what_it_triggers_and_nothing_for_tags_or_deleted_branches(t
     assert [(store.get_run(r).pipeline, store.get_run(r).reason, store.get_run(r).commit_sha) for r in ran] == \
         [("ci", "IndividualCI", docs)]
     assert store.get_run(ran[0]).result == "succeeded"
+
+
+def test_the_hook_runs_the_platform_that_installed_it_in_the_background(tmp_path, monkeypatch):
+    """The post-receive hook starts `python -m ml_service.cli ci on-push` in the folder of the ml_service that
+    installed it (so a push runs that code, whatever else the interpreter could import) and returns at once."""
+    project = make_project(tmp_path, monkeypatch)
+    seen = tmp_path / "seen"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\n{{ pwd; echo \"$MLOPS_ROOT\"; printf '%s\\n' \"$@\"; }} > {seen}.tmp\n"
+                    f"mv {seen}.tmp {seen}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    remote = hooks.install(project, tmp_path / "remote.git")
+    pushed = subprocess.run(["sh", str(remote / "hooks" / "post-receive")], cwd=remote, input="a b refs/heads/main\n",
+                            capture_output=True, text=True, timeout=60)
+    assert pushed.returncode == 0
+    deadline = time.monotonic() + 60
+    while not seen.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cwd, root, *argv = seen.read_text().splitlines()
+    assert Path(cwd) == PACKAGE_ROOT and Path(root) == project.root
+    assert argv == ["-m", "ml_service.cli", "ci", "on-push", "--repo", str(remote), "--updates",
+                    "a b refs/heads/main"]
