@@ -134,3 +134,29 @@ def test_cancel_ends_a_waiting_run_and_a_completed_one_stays_as_it_was(project, 
     assert store.get_run(run.id).result == "canceled"
     assert main(["ci", "approve", str(run.id)]) != 0  # nothing waits any more
     assert "shipped" not in all_logs(store, run.id)
+
+
+@pytest.mark.parametrize("script, code, result", [
+    ("echo fine", 0, "succeeded"),
+    ("exit 3", 1, "failed"),
+    ("echo '##vso[task.complete result=SucceededWithIssues;]'", 0, "succeededWithIssues"),
+])
+def test_run_exits_non_zero_exactly_when_the_run_did_not_succeed(project, script, code, result):
+    path = project.root / "p.yml"
+    path.write_text(f"steps:\n  - bash: {script}\n")
+    assert main(["ci", "run", str(path)]) == code
+    assert service.open_store(project).list_runs(1)[0].result == result
+
+
+def test_run_passes_parameters_as_text_for_the_pipeline_to_type(project):
+    path = project.root / "p.yml"
+    path.write_text("parameters:\n  - {name: n, type: number}\n  - {name: s, type: string, default: x}\nsteps:\n"
+                    "  - bash: echo \"n=${{ parameters.n }} s=$S\"\n    env: {S: '${{ parameters.s }}'}\n"
+                    "    displayName: show\n")
+    assert main(["ci", "run", str(path), "--param", "n=7", "--param", "s=a=b"]) == 0
+    store = service.open_store(project)
+    run = store.list_runs(1)[0]
+    assert run.params == {"n": "7", "s": "a=b"}
+    assert "n=7 s=a=b" in all_logs(store, run.id)
+    assert main(["ci", "run", str(path), "--param", "n=seven"]) != 0
+    assert store.list_runs(1)[0].result == "failed"

@@ -435,3 +435,41 @@ def test_two_ticks_of_the_same_minute_at_once_fire_once(repo, monkeypatch):
         thread.join()
     assert sorted(len(queued) for _, queued in results) == [0, 3]
     assert len(service.open_store(repo).list_runs()) == 3
+
+
+def test_a_schedule_entry_and_its_defaults(tmp_path):
+    path = tmp_path / "p.yml"
+    path.write_text("schedules:\n  - cron: '0 3 * * *'\n    branches: [main, 'release/*']\n"
+                    "  - cron: '5 4 * * Mon'\n    displayName: Weekly\n    always: 'true'\n    batch: yes\n"
+                    "    branches: {exclude: [old]}\nsteps: []\n")
+    first, second = schedules.read_file(path)
+    assert (first.pipeline, first.display_name, first.include, first.exclude, first.always, first.batch) == \
+        ("p", "0 3 * * *", ("main", "release/*"), (), False, False)
+    assert (second.display_name, second.include, second.exclude, second.always, second.batch) == \
+        ("Weekly", (), ("old",), True, True)
+    assert first.applies_to("release/2") and not first.applies_to("dev")
+    assert second.applies_to("dev") and not second.applies_to("old")
+    assert schedules.read_file(path, "steps: []\n") == []
+
+
+@pytest.mark.parametrize("text, error", [
+    ("schedules:\n  - displayName: no cron\n", r"schedules\[0\]: every schedule needs a cron expression"),
+    ("schedules:\n  - cron: '0 3 * *'\n", r"schedules\[0\]\.cron: '0 3 \* \*' is not a five-field cron"),
+    ("schedules:\n  - cron: '0 3 * * *'\n  - cron: '61 * * * *'\n", r"schedules\[1\]\.cron"),
+    ("schedules:\n  - cron: '0 3 * * *'\n    branches: main\n", r"schedules\[0\]\.branches: expected include"),
+    ("schedules: nightly\n", "schedules: expected a list"),
+])
+def test_a_bad_schedule_names_its_file_and_entry(tmp_path, text, error):
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    with pytest.raises(schedules.ScheduleError, match=f"bad.yml: {error}"):
+        schedules.read_file(path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-11-26T03:00", datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)),
+    ("2026-11-26T03:00:00Z", datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)),
+    ("2026-11-26T04:00:00+01:00", datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)),
+])
+def test_times_without_an_offset_are_utc(text, expected):
+    assert schedules.parse_time(text) == expected

@@ -273,3 +273,54 @@ def test_the_job_result_is_the_worst_step_result_not_the_last(project, steps, jo
     _, run, found = step_result(project, text)
     assert found["A"]["result"] == job and found["B"]["result"] == "Succeeded"
     assert found["S"]["result"] == job  # the stage: the worst of its jobs, whichever ran last
+
+
+def test_the_path_prepended_last_is_searched_first(project, tmp_path):
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "which-one").write_text(f"#!/bin/sh\necho from-{name}\n")
+        (folder / "which-one").chmod(0o755)
+    text = (f"steps:\n  - bash: |\n      echo '##vso[task.prependpath]{tmp_path / 'first'}'\n"
+            f"      echo '##vso[task.prependpath]{tmp_path / 'second'}'\n"
+            "  - bash: which-one\n    displayName: uses\n")
+    store, run, _ = step_result(project, text)
+    assert "from-second" in log_of(store, run.id, "uses")
+
+
+def test_a_disabled_step_is_skipped_and_the_job_goes_on(project):
+    text = ("steps:\n  - bash: echo never\n    displayName: disabled\n    enabled: false\n"
+            "  - bash: echo never either\n    displayName: disabled as text\n    enabled: 'False'\n"
+            "  - bash: echo on\n    displayName: enabled\n    enabled: 'yes'\n")
+    store, run, found = step_result(project, text)
+    assert (found["disabled"]["result"], found["disabled as text"]["result"], found["enabled"]["result"]) == \
+        ("Skipped", "Skipped", "Succeeded")
+    assert "never" not in all_logs(store, run.id) and run.result == "succeeded"
+
+
+def test_a_summary_is_kept_to_its_limit_and_masked(project, tmp_path):
+    summary = tmp_path / "summary.md"
+    summary.write_text(f"# Report {SECRET}\n" + "x" * 5000)
+    text = (f"steps:\n  - bash: |\n      echo '##vso[task.setvariable variable=tok;issecret=true]{SECRET}'\n"
+            f"      echo '##vso[task.uploadsummary]{summary}'\n"
+            f"      echo '##vso[task.uploadsummary]{tmp_path / 'absent.md'}'\n    displayName: summary\n")
+    store, run, found = step_result(project, text)
+    summaries = store.get_run(run.id).state["summaries"]
+    assert len(summaries) == 1 and summaries[0].startswith("# Report ***\n")
+    assert len(summaries[0]) == 4000 - len(SECRET) + len("***")  # 4000 characters read, then masked
+    assert "summary" in found["summary"]["detail"] and "cannot be read" in found["summary"]["detail"]
+
+
+def test_a_deployment_jobs_output_is_read_with_and_without_its_job_name(project):
+    text = ("stages:\n  - stage: Deploy\n    jobs:\n      - deployment: Ship\n        environment: open\n"
+            "        strategy:\n          runOnce:\n            deploy:\n              steps:\n"
+            "                - bash: echo '##vso[task.setvariable variable=v;isOutput=true]shipped-7'\n"
+            "                  name: setter\n"
+            "  - stage: After\n    condition: eq(dependencies.Deploy.outputs['Ship.Ship.setter.v'], 'shipped-7')\n"
+            "    jobs:\n      - job: Read\n        variables:\n"
+            "          short: $[ stageDependencies.Deploy.Ship.outputs['setter.v'] ]\n"
+            "          long: $[ stageDependencies.Deploy.Ship.outputs['Ship.setter.v'] ]\n"
+            "        steps:\n          - bash: echo \"short=$(short) long=$(long)\"\n            displayName: read\n")
+    store, run, found = step_result(project, text)
+    assert found["After"]["result"] == "Succeeded"
+    assert "short=shipped-7 long=shipped-7" in log_of(store, run.id, "read")
