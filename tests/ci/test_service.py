@@ -1,8 +1,10 @@
 """Runs and approvals of the local CI service, exactly (issue 19, mutation testing of service.py): which
 pipeline a name selects, what a queued run records, the agent's predefined variables, how a run ends
 (succeeded, failed with the reason, canceled, waiting), completion triggers, and every decision on an
-approval: who may decide, with which proof, self-approval, reject, supersede, cancel and timeout.
-In-process on a real run store and real git in tmp_path; pipelines run real bash steps."""
+approval: who may decide, with which proof, self-approval, reject, supersede, cancel and timeout. Issue 29 added
+approvals per gated stage, the approval timeout in minutes, decisions applied only to the run named, and that
+only a queued or waiting run ever runs. In-process on a real run store and real git in tmp_path; pipelines run
+real bash steps."""
 from __future__ import annotations
 
 import dataclasses
