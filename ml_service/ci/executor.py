@@ -229,7 +229,7 @@ class Engine:
         for var in variables.values():
             if var.secret:
                 self.masker.add(var.value)
-        deadline = started + job.timeout_minutes * 60
+        deadline = started + job.timeout_minutes * 60 if job.timeout_minutes else float("inf")  # 0: no limit
         self.steps.start_job()
         results: list[str] = []
         try:

@@ -17,16 +17,18 @@ from pathlib import Path
 
 from ml_service.ci import service, triggers
 from ml_service.ci.yamlload import YamlError, load_file
-from ml_service.config import Settings
+from ml_service.config import PACKAGE_ROOT, Settings
 
 ZERO = "0" * 40
 DEFAULT_BRANCH = "main"
 
 HOOK = """#!/bin/sh
-# Installed by `mlops ci hooks install`: queue the pipelines this push triggers, in the background.
+# Installed by `mlops ci hooks install`: queue the pipelines this push triggers, in the background, with the
+# platform that installed the hook (python -m runs the ml_service of the folder it starts in).
 updates=$(cat)
-MLOPS_ROOT={root} MLOPS_STATE_DIR={state} nohup {python} -m ml_service.cli ci on-push \\
-  --repo "$(pwd)" --updates "$updates" >> {log} 2>&1 < /dev/null &
+repo=$(pwd)
+cd {platform} && MLOPS_ROOT={root} MLOPS_STATE_DIR={state} nohup {python} -m ml_service.cli ci on-push \\
+  --repo "$repo" --updates "$updates" >> {log} 2>&1 < /dev/null &
 echo "mlops ci: pipelines for this push are queued in the background (mlops ci list)"
 """
 
@@ -48,7 +50,8 @@ def install(settings: Settings, remote: Path | None = None, work_repo: Path | No
     log.parent.mkdir(parents=True, exist_ok=True)
     hook = repo / "hooks" / "post-receive"
     hook.write_text(HOOK.format(root=shlex.quote(str(settings.root)), state=shlex.quote(str(settings.state_dir)),
-                                python=shlex.quote(sys.executable), log=shlex.quote(str(log))))
+                                python=shlex.quote(sys.executable), log=shlex.quote(str(log)),
+                                platform=shlex.quote(str(PACKAGE_ROOT))))
     hook.chmod(0o755)
     work_repo = Path(work_repo or settings.root)
     if (work_repo / ".git").exists():

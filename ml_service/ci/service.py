@@ -141,7 +141,10 @@ def execute(settings: Settings, store: Store, run_id: int,
     if report is not None and run.triggered_by:
         header = f"run {run_id}: {run.pipeline} ({run.reason}, after run {run.triggered_by})"
         report(f"run:{run_id}", {"kind": "run", "status": "header", "display": header})
-    store.update_run(run_id, status="running", pid=os.getpid(), owner=owner_tag(), started=run.started or time.time())
+    if not store.start_run(run_id, os.getpid(), owner_tag(), run.started or time.time()):
+        now = store.get_run(run_id)  # canceled or rejected meanwhile, or run by another process: never run again
+        raise CIError(f"run {run_id} ({run.pipeline}) is {now.status}" + (f" ({now.result})" if now.result else "") +
+                      ": only a queued run, or one waiting for approval, can run")
     try:
         document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
         schema.check(document, run.file)

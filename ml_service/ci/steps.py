@@ -145,6 +145,8 @@ class Steps:
             timeout, job_limit = remaining, True
         else:
             job_limit = False
+        if timeout == float("inf"):  # timeoutInMinutes 0 on the job and none on the step: no limit, as on Azure
+            timeout = None
         issues: list[str] = []
         complete: list[Result] = []
 

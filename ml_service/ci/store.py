@@ -129,6 +129,14 @@ class Store:
         with self._db() as db:
             db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))
 
+    def start_run(self, run_id: int, pid: int, owner: str, started: float) -> bool:
+        """Mark a queued or waiting run running in this process; False when it is not queued or waiting (it
+        completed, was canceled, or another process runs it), whatever runs at once."""
+        with self._db() as db:
+            return db.execute("UPDATE runs SET status = 'running', pid = ?, owner = ?, started = ? "
+                              "WHERE id = ? AND status IN ('queued', 'waiting')",
+                              (pid, owner, started, run_id)).rowcount == 1
+
     def get_run(self, run_id: int) -> Run:
         """One run; KeyError if there is none."""
         with self._db() as db:

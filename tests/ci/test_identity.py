@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ml_service.ci import identity, service
+from ml_service.cli import main
 from ml_service.config import load_settings
+from tests.ci.helpers import run_text
 from tests.conftest import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -139,8 +141,6 @@ def test_one_decision_wins_even_when_two_read_the_approval_as_pending(project):
 
 
 def test_token_commands_print_a_token_once_and_list_names_only(project, capsys):
-    from ml_service.cli import main
-
     assert main(["ci", "token", "create", "--name", "lead@example.com"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("mlops_") and identity.token_identity(project, token).name == "lead@example.com"
@@ -149,3 +149,50 @@ def test_token_commands_print_a_token_once_and_list_names_only(project, capsys):
     assert "lead@example.com" in listed and token not in listed and f"by {ME}" in listed
     assert main(["ci", "token", "revoke", "lead@example.com"]) == 0
     assert "revoked 1 token(s)" in capsys.readouterr().out
+
+
+def test_revoking_a_name_removes_only_its_tokens_whatever_the_case(project):
+    """Approver names compare without case, so revoking LEAD@example.com ends lead@example.com's tokens too."""
+    _, first = identity.create_token(project, "lead@example.com")
+    _, second = identity.create_token(project, "Lead@Example.com")
+    _, other = identity.create_token(project, "other@example.com")
+    assert identity.revoke_tokens(project, "LEAD@example.com") == 2
+    for token in (first, second):
+        with pytest.raises(identity.IdentityError):
+            identity.token_identity(project, token)
+    assert identity.token_identity(project, other) == identity.Identity("other@example.com", "token")
+    assert [t["name"] for t in identity.list_tokens(project)] == ["other@example.com"]
+    assert identity.revoke_tokens(project, "nobody") == 0
+
+
+@pytest.mark.parametrize("name", ["", "two words", "tab\there"])
+def test_a_token_name_is_one_word(project, name, monkeypatch):
+    monkeypatch.setattr(identity, "os_account", lambda: "")
+    with pytest.raises(identity.UsageError, match="must be one word"):
+        identity.create_token(project, name)
+    assert not (project.state_dir / "ci" / "tokens.json").exists()
+
+
+def test_what_a_caller_proves_and_how_it_is_recorded(project, monkeypatch):
+    assert identity.proven(project, "ada", env={}) == [identity.Identity("ada", "session")]
+    assert identity.proven(project, None, env={}) == [identity.Identity(ME, "os-account")]
+    _, token = identity.create_token(project, "tok")
+    found = identity.proven(project, None, env={"MLOPS_TOKEN": f" {token}\n"})
+    assert found == [identity.Identity("tok", "token"), identity.Identity(ME, "os-account")]
+    assert identity.parse(identity.describe(found)) == found
+    assert identity.parse("claimed:x,bogus:y,token:") == [identity.Identity("x", "claimed")]
+    assert not identity.Identity("x", "claimed").proven and identity.Identity("x", "token").proven
+
+
+def test_identity_falls_back_to_git_user_email(project, monkeypatch, capsys):
+    subprocess.run(["git", "init", "-q", str(project.root)], check=True)
+    subprocess.run(["git", "-C", str(project.root), "config", "user.email", "lead@example.com"], check=True)
+    monkeypatch.delenv("MLOPS_USER")
+    settings = load_settings()
+    assert service.identity(settings) == "lead@example.com"
+    store, run = run_text(settings, (FIXTURES / "approval.yml").read_text(), "approval.yml")
+    assert store.get_run(run.id).requested_by == "lead@example.com"  # the name given when queueing
+    assert main(["ci", "approve", str(run.id), "--comment", "by git identity"]) != 0  # a claim, not proof
+    assert store.approvals(run.id)[0]["status"] == "pending"
+    monkeypatch.setenv("MLOPS_USER", "someone@example.com")  # MLOPS_USER wins over git
+    assert service.identity(load_settings()) == "someone@example.com"

@@ -134,6 +134,26 @@ jobs:
     assert "env pre-x-post [pre-x-post] job-[pre-x-post] keep-$(no.such.variable) $(loop)" in logs
 
 
+def test_values_set_at_run_time_are_never_expanded_again(project, tmp_path):
+    """A branch name, a value a step sets and a $[ ] result are data: a $(name) inside one stays as written, so
+    a branch called feature-$(token) never reads the variable token (issue 29)."""
+    pipeline = tmp_path / "p.yml"
+    pipeline.write_text("""\
+variables:
+  token: from-a-variable
+  computed: $[ format('{0}', '$(token)') ]
+  combo: on-$(Build.SourceBranchName)
+steps:
+  - bash: echo '##vso[task.setvariable variable=later]set-$''(token)'
+  - bash: echo "branch=$BRANCH later=$LATER computed=$COMPUTED combo=$COMBO"
+    env: {BRANCH: $(Build.SourceBranchName), LATER: $(later), COMPUTED: $(computed), COMBO: $(combo)}
+""")
+    result, _, logs = run(project, pipeline, branch="feature-$(token)")
+    assert result.result == "succeeded"
+    assert "branch=feature-$(token) later=set-$(token) computed=$(token) combo=on-feature-$(token)" in logs
+    assert "from-a-variable" not in logs
+
+
 HOSTILE = "$(touch /tmp/h17-injected) `touch /tmp/h17-injected` ; touch /tmp/h17-injected"
 
 

@@ -16,6 +16,7 @@ import pytest
 from ml_service.ci import service
 from ml_service.config import load_settings
 from ml_service.workspace.snapshot import write_snapshot
+from tests.ci.helpers import every_stored_byte, make_project, run_text
 
 MULTILINE = 'line-one "quoted" & <tag> /p?q=1+2\nline-two-9f8e7d'  # from a group, reaches steps via env:
 SIMPLE = "group-simple-5c4b3a2918"  # from a group, spliced as $(SIMPLE_SECRET) and set as a secret output
@@ -210,3 +211,57 @@ def test_a_snapshot_holds_nothing_git_ignores_and_never_a_dot_env(tmp_path):
     assert names == [".gitignore", ".mlopsignore", "code.py", "sub/.gitignore", "sub/kept.py"]
     data = dest.read_bytes()
     assert SIMPLE.encode() not in data and RUNTIME.encode() not in data
+
+
+RUNTIME_SECRET = "runtime-secret-123"
+GROUP_SECRET = "group-secret-456"
+TASKS_YML = """
+models:
+  - {project: p, name: m}
+ci:
+  variable_groups:
+    vault:
+      variables: {REGION: local-region}
+      secrets: [GROUP_SECRET]
+"""
+MASKED = """
+variables:
+  - group: vault
+steps:
+  - bash: |
+      echo "##vso[task.setvariable variable=token;issecret=true]runtime-secret-123"
+      mkdir -p results && echo '<testsuite tests="2" failures="1"/>' > results/TEST-one.xml
+    displayName: setup
+  - task: PublishTestResults@2
+    displayName: title with secrets
+    inputs:
+      testResultsFiles: results/TEST-*.xml
+      testRunTitle: run $(token) and $(GROUP_SECRET)
+  - task: PublishTestResults@2
+    displayName: failing task
+    continueOnError: 'true'
+    inputs:
+      testResultsFiles: results/TEST-*.xml
+      testRunTitle: fail $(token)
+      failTaskOnFailedTests: 'true'
+  - bash: echo "##vso[task.logissue type=warning]the issue names $(token) and $(GROUP_SECRET)"
+    displayName: issue
+"""
+
+
+def test_task_output_and_step_details_never_hold_a_secret(tmp_path, monkeypatch):
+    """A task's own output, a failed task's detail and a logged issue mask secrets too (issue 19)."""
+    project = make_project(tmp_path, monkeypatch, TASKS_YML)
+    monkeypatch.setenv("GROUP_SECRET", GROUP_SECRET)
+    store, run = run_text(project, MASKED)
+    records = {r["display"]: r for r in store.records(run.id)}
+    assert records["title with secrets"]["result"] == "Succeeded"
+    assert records["failing task"]["result"] == "SucceededWithIssues"  # failed, continueOnError
+    assert "***" in records["failing task"]["detail"] and "published test results 'fail ***'" in \
+        records["failing task"]["detail"]
+    assert "***" in records["issue"]["detail"]
+    logs = {name: Path(r["log"]).read_text() for name, r in records.items() if r["log"]}
+    assert "published test results 'run *** and ***'" in logs["title with secrets"]  # the task's output, masked
+    stored = every_stored_byte(project.state_dir) + repr(store.records(run.id)) + repr(run.state)
+    for secret in (RUNTIME_SECRET, GROUP_SECRET):
+        assert secret not in stored

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
+from ml_service.ci import schema, service
+from ml_service.ci.model import EngineError, normalize
+from ml_service.ci.yamlload import MAX_FILE_BYTES, YamlError, load_file, load_text
 from ml_service.config import load_settings
 from tests.conftest import ROOT
 
@@ -214,3 +216,65 @@ steps:
 def test_a_bad_template_expression_names_its_line(project, tmp_path):
     pipeline = write(tmp_path, "p.yml", "steps:\n  - script: echo\n    displayName: ${{ nosuchfunction(1) }}\n")
     refused(project, pipeline, r"p\.yml:3: .*nosuchfunction")
+
+
+# --- each limit on both sides (issue 29) ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, accepted", [(100, True), (101, False)])
+def test_exactly_a_hundred_aliases_are_read(count, accepted):
+    text = "x: &x 1\nsteps:\n  - script: echo\n    env:\n" + "".join(f"      V{i}: *x\n" for i in range(count))
+    if accepted:
+        assert len(load_text(text, "a.yml")["steps"][0]["env"]) == count
+    else:
+        with pytest.raises(YamlError, match=r"a\.yml:\d+: more than 100 YAML aliases"):
+            load_text(text, "a.yml")
+
+
+@pytest.mark.parametrize("size, accepted", [(MAX_FILE_BYTES, True), (MAX_FILE_BYTES + 1, False)])
+def test_a_file_of_exactly_the_size_limit_is_read(tmp_path, size, accepted):
+    head = "steps: []\n# "
+    path = tmp_path / "big.yml"
+    path.write_text(head + "x" * (size - len(head) - 1) + "\n")
+    assert path.stat().st_size == size
+    if accepted:
+        assert load_file(path) == {"steps": []}
+    else:
+        with pytest.raises(YamlError, match="larger than 1024 KB"):
+            load_file(path)
+
+
+@pytest.mark.parametrize("count, accepted", [(1000, True), (1001, False)])
+def test_a_variables_block_of_exactly_the_limit_is_accepted(count, accepted):
+    document = {"variables": {f"V{i}": "x" for i in range(count)}, "steps": [{"script": "echo"}]}
+    if accepted:
+        schema.check(document, "p.yml")
+    else:
+        with pytest.raises(schema.SchemaError, match=f"{count} variables in the pipeline: more than 1000"):
+            schema.check(document, "p.yml")
+
+
+@pytest.mark.parametrize("value, accepted", [(0, True), (10, True), ("10", True), (11, False), (-1, False),
+                                             (2.5, False), ("two", False), (True, False)])
+def test_retry_count_on_task_failure_is_a_whole_number_from_0_to_10(value, accepted):
+    document = {"steps": [{"script": "echo", "retryCountOnTaskFailure": value}]}
+    if accepted:
+        schema.check(document, "p.yml")
+    else:
+        with pytest.raises(schema.SchemaError, match="'retryCountOnTaskFailure' of a script step must be a whole "
+                                                     "number from 0 to 10"):
+            schema.check(document, "p.yml")
+
+
+@pytest.mark.parametrize("value, accepted", [(0, True), ("0.5", True), (" 60 ", True), (-0.1, False), ("nan", False),
+                                             ("inf", False), (False, False)])
+def test_timeout_in_minutes_is_a_number_of_zero_or_more(value, accepted):
+    document = {"jobs": [{"job": "J", "timeoutInMinutes": value, "steps": [{"script": "echo",
+                                                                            "timeoutInMinutes": value}]}]}
+    if accepted:
+        schema.check(document, "p.yml")
+        assert normalize(document)[0].jobs[0].timeout_minutes == float(str(value).strip())
+    else:
+        with pytest.raises(schema.SchemaError, match="'timeoutInMinutes' of job J must be a number"):
+            schema.check(document, "p.yml")
+        with pytest.raises(EngineError, match="timeoutInMinutes must be a non-negative number"):
+            normalize(document)

@@ -1,9 +1,94 @@
-"""Trigger filters of the local CI engine: Azure's path wildcards and pipeline completion triggers."""
+"""Trigger filters of the local CI engine (triggers.py): branch includes and excludes, Azure's path
+wildcards, `trigger:`/`pr:` forms, pipeline completion triggers and webhook filters. Hypothesis checks the
+glob rules over generated paths and branch names."""
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ml_service.ci import triggers
+
+SEGMENT = st.text(alphabet="abcxyz.-_", min_size=1, max_size=5).filter(lambda s: s not in (".", ".."))
+PATHS = st.lists(SEGMENT, min_size=1, max_size=4).map("/".join)
+BRANCHES = st.lists(st.text(alphabet="abmain-", min_size=1, max_size=5), min_size=1, max_size=3).map("/".join)
+
+
+def test_branch_and_path_filters():
+    spec = {"branches": {"include": ["main", "release/*"], "exclude": ["release/old"]},
+            "paths": {"include": ["src"], "exclude": ["src/docs"]}}
+    assert triggers.trigger_matches(spec, "main", ["src/a.py"])
+    assert triggers.trigger_matches(spec, "release/1.0", ["src/a.py"])
+    assert not triggers.trigger_matches(spec, "release/old", ["src/a.py"])
+    assert not triggers.trigger_matches(spec, "feature", ["src/a.py"])
+    assert not triggers.trigger_matches(spec, "main", ["README.md"])  # a path filter prevents the trigger
+    assert not triggers.trigger_matches(spec, "main", ["src/docs/x.md"])
+    assert triggers.trigger_matches(None, "any", [])
+    assert not triggers.trigger_matches("none", "main", ["src/a.py"])
+    assert triggers.trigger_matches({"branches": {"include": ["main"]}}, "main", None)
+    assert triggers.resource_trigger_matches({"trigger": {"branches": {"include": ["main"]}}}, "main")
+    assert not triggers.resource_trigger_matches({}, "main")
+
+
+@pytest.mark.parametrize("spec, branch, runs", [
+    (["main", "release/*"], "release/2", True),               # a list names the branches
+    (["main"], "feature", False),
+    ([], "main", False),
+    (False, "main", False),
+    ({"branches": {"exclude": ["wip/*"]}}, "main", True),     # no includes: every branch but the excluded
+    ({"branches": {"exclude": ["wip/*"]}}, "wip/x", False),
+    ({"branches": {"include": ["*"], "exclude": ["main"]}}, "main", False),  # an exclude wins over an include
+    ({"branches": {"include": ["main"]}}, "refs/heads/main", True),          # refs/heads/ is the same branch
+    ({"branches": {"include": ["refs/heads/main"]}}, "main", True),
+    ({"paths": {"include": ["src"]}}, "any", True),           # a paths-only filter: every branch
+])
+def test_trigger_forms_and_branch_filters(spec, branch, runs):
+    assert triggers.trigger_matches(spec, branch, ["src/x.py"]) is runs
+
+
+@given(branch=BRANCHES, include=st.lists(BRANCHES, max_size=3), exclude=st.lists(BRANCHES, max_size=3))
+def test_a_branch_runs_when_some_include_matches_and_no_exclude_does(branch, include, exclude):
+    spec = {"branches": {"include": include, "exclude": exclude}}
+    included = not include or any(fnmatch.fnmatchcase(branch, p) for p in include)
+    excluded = any(fnmatch.fnmatchcase(branch, p) for p in exclude)
+    assert triggers.branch_filter_matches(spec, branch) is (included and not excluded)
+    assert triggers.branch_filter_matches(spec, "refs/heads/" + branch) is (included and not excluded)
+
+
+@given(folder=PATHS, path=PATHS)
+def test_a_pattern_without_wildcards_is_that_file_or_folder(folder, path):
+    expected = path == folder or path.startswith(folder + "/")
+    assert triggers.paths_filter_matches({"paths": {"include": [folder]}}, [path]) is expected
+    assert triggers.paths_filter_matches({"paths": {"include": ["/" + folder + "/"]}}, [path]) is expected
+
+
+@given(folder=PATHS, rest=st.lists(SEGMENT, min_size=1, max_size=3))
+def test_a_star_stays_in_one_segment_and_two_stars_cross_them(folder, rest):
+    path = folder + "/" + "/".join(rest)
+    one = triggers.paths_filter_matches({"paths": {"include": [folder + "/*"]}}, [path])
+    two = triggers.paths_filter_matches({"paths": {"include": [folder + "/**"]}}, [path])
+    assert one is (len(rest) == 1)
+    assert two is True
+
+
+@given(path=PATHS)
+def test_every_markdown_file_at_any_depth(path):
+    assert triggers.paths_filter_matches({"paths": {"include": ["**/*.md"]}}, [path + ".md"])
+    assert triggers.paths_filter_matches({"paths": {"include": ["**/*.md"]}}, [path]) is path.endswith(".md")
+
+
+@given(changed=st.lists(PATHS, min_size=1, max_size=4))
+def test_a_push_runs_when_some_changed_path_is_included_and_not_excluded(changed):
+    spec = {"paths": {"include": ["a", "b"], "exclude": ["a/x"]}}
+
+    def counts(path):
+        inside = any(path == p or path.startswith(p + "/") for p in ("a", "b"))
+        return inside and not (path == "a/x" or path.startswith("a/x/"))
+    assert triggers.paths_filter_matches(spec, changed) is any(counts(p) for p in changed)
+    assert triggers.paths_filter_matches({"paths": {"exclude": ["a"]}}, changed) is \
+        any(not (p == "a" or p.startswith("a/")) for p in changed)
 
 
 @pytest.mark.parametrize("pattern, path, matches", [
@@ -52,6 +137,14 @@ def test_excluded_paths_do_not_count_and_unknown_changes_run():
     ({"stages": ["Registered"]}, "Failed", {"Registered": "Succeeded", "Later": "Failed"}, True),
     ({"stages": ["A", "B"]}, "Succeeded", {"A": "Succeeded"}, False),
     ({"tags": ["production"]}, "Succeeded", {}, False),   # local runs carry no tags
+    ({"branches": {"exclude": ["main"]}}, "Succeeded", {}, False),   # the source run's branch is excluded
+    ({"branches": {"include": ["*"], "exclude": ["ma*"]}}, "Succeeded", {}, False),
+    ({"branches": {"include": ["main"]}, "stages": ["A"]}, "Failed", {"A": "Succeeded"}, True),
+    ({"branches": {"include": ["dev"]}, "stages": ["A"]}, "Succeeded", {"A": "Succeeded"}, False),
+    ({"stages": "A"}, "Succeeded", {"A": "SucceededWithIssues"}, True),  # one stage named without a list
+    ({"stages": ["A"]}, "Succeeded", {"A": "Canceled"}, False),
+    ({"enabled": "true"}, "SucceededWithIssues", {}, True),
+    ("false", "Succeeded", {}, False),
 ])
 def test_completion_triggers(trigger, result, stages, fires):
     resource = {"pipeline": "up", "source": "upstream"}

@@ -1,8 +1,10 @@
 """Runs and approvals of the local CI service, exactly (issue 19, mutation testing of service.py): which
 pipeline a name selects, what a queued run records, the agent's predefined variables, how a run ends
 (succeeded, failed with the reason, canceled, waiting), completion triggers, and every decision on an
-approval: who may decide, with which proof, self-approval, reject, supersede, cancel and timeout.
-In-process on a real run store and real git in tmp_path; pipelines run real bash steps."""
+approval: who may decide, with which proof, self-approval, reject, supersede, cancel and timeout. Issue 29 added
+approvals per gated stage, the approval timeout in minutes, decisions applied only to the run named, and that
+only a queued or waiting run ever runs. In-process on a real run store and real git in tmp_path; pipelines run
+real bash steps."""
 from __future__ import annotations
 
 import dataclasses
@@ -755,3 +757,102 @@ def test_cancel_a_running_run_signals_its_engine_process(project):
     without_pid = service.queue(project, store, pipeline(project, ECHO), "Manual")
     store.update_run(without_pid, status="running", pid=0)
     assert service.cancel(store, without_pid) == "canceled"
+
+
+# --- approvals of a running pipeline (issue 29) ----------------------------------------------------------------------
+
+TWO_GATES = ("stages:\n  - stage: Build\n    jobs:\n      - job: Make\n        steps:\n          - bash: echo made\n"
+             "  - stage: QA\n    jobs:\n      - deployment: ToQA\n        environment: staging\n        strategy:\n"
+             "          runOnce:\n            deploy:\n              steps:\n                - bash: echo in-qa\n"
+             "  - stage: Prod\n    jobs:\n      - deployment: ToProd\n        environment: production\n"
+             "        strategy:\n          runOnce:\n            deploy:\n              steps:\n"
+             "                - bash: echo in-production\n")
+
+
+def logs(store, run_id) -> str:
+    return "".join(Path(r["log"]).read_text() for r in store.records(run_id) if r["log"])
+
+
+@pytest.mark.parametrize("environment, minutes", [("production", 60), ("selfok", 1440)])
+def test_an_approval_waits_its_timeout_in_minutes(project, environment, minutes):
+    """timeout_minutes of the environment's approval (default 1440) is minutes: the deadline is that many times 60
+    seconds after the request."""
+    store, run, _ = run_text(project, APPROVAL % environment, "deploy.yml")
+    approval = store.approvals(run.id)[0]
+    assert approval["timeout_at"] - approval["requested"] == pytest.approx(minutes * 60, abs=0.01)
+
+
+def test_each_gated_stage_waits_for_its_own_approval(project):
+    """Approving QA resumes the run into QA only: production asks again, and a rejection there ends the run."""
+    store, run, _ = run_text(project, TWO_GATES, "gates.yml")
+    assert [(a["stage"], a["status"]) for a in store.approvals(run.id)] == [("QA", "pending")]
+    service.decide(project, store, run.id, True, "qa ok", approver="ada")
+    service.execute(project, store, run.id)
+    assert store.get_run(run.id).status == "waiting"
+    assert [(a["stage"], a["status"]) for a in store.approvals(run.id)] == [("QA", "approved"), ("Prod", "pending")]
+    assert "in-qa" in logs(store, run.id) and "in-production" not in logs(store, run.id)
+    service.decide(project, store, run.id, False, "not prod", approver="lead@example.com")
+    with pytest.raises(service.CIError) as caught:  # a rejected run stays ended
+        service.execute(project, store, run.id)
+    assert str(caught.value) == (f"run {run.id} (gates) is completed (rejected): only a queued run, or one "
+                                 "waiting for approval, can run")
+    done = store.get_run(run.id)
+    assert (done.status, done.result) == ("completed", "rejected")
+    assert "in-production" not in logs(store, run.id)
+    assert logs(store, run.id).count("made") == 1 and logs(store, run.id).count("in-qa") == 1
+
+
+def test_a_decision_applies_to_the_run_it_names_and_no_other(project):
+    store = service.open_store(project)
+    older = waiting(project, store, "staging")
+    other_pipeline = service.queue(project, store, pipeline(project, ECHO, "other.yml"), "Manual", {})
+    store.update_run(other_pipeline, status="waiting")
+    store.request_approval(other_pipeline, "Deploy", "Ship", "staging", 3600)
+    service.decide(project, store, other_pipeline, False, "no", approver="ada")
+    assert decided(store, older) == [("Deploy", "pending", None, None, None)]
+    assert store.get_run(older).status == "waiting"
+    assert (store.get_run(other_pipeline).status, store.get_run(other_pipeline).result) == ("completed", "rejected")
+    service.decide(project, store, older, True, "yes", approver="ada")
+    assert decided(store, older) == [("Deploy", "approved", "ada", "session", "yes")]
+
+
+def test_an_approved_run_resumes_with_its_earlier_outputs_and_runs_nothing_twice(project):
+    text = ("stages:\n  - stage: Build\n    jobs:\n      - job: Make\n        steps:\n"
+            "          - bash: echo \"##vso[task.setvariable variable=v;isOutput=true]7\"; echo built\n"
+            "            name: make\n  - stage: Deploy\n    jobs:\n      - deployment: Ship\n"
+            "        environment: staging\n        variables:\n"
+            "          v: $[ stageDependencies.Build.Make.outputs['make.v'] ]\n        strategy:\n"
+            "          runOnce:\n            deploy:\n              steps:\n"
+            "                - bash: echo \"ship $(v)\"\n")
+    store, run, _ = run_text(project, text, "resume.yml")
+    service.decide(project, store, run.id, True, "go", approver="ada")
+    service.execute(project, store, run.id)
+    assert store.get_run(run.id).result == "succeeded"
+    assert logs(store, run.id).count("built") == 1 and "ship 7" in logs(store, run.id)
+
+
+@pytest.mark.parametrize("end", ["cancel", "reject"])
+def test_a_run_canceled_or_rejected_after_its_approval_never_resumes(project, end):
+    """Approve, then cancel (or the run is ended some other way) before the resuming process starts: that
+    process must not deploy what was canceled (issue 29: execute used to run any run it was given)."""
+    store, run, _ = run_text(project, APPROVAL % "staging", "deploy.yml")
+    if end == "cancel":
+        service.decide(project, store, run.id, True, "go", approver="ada")
+        service.cancel(store, run.id)
+    else:
+        service.decide(project, store, run.id, False, "no", approver="ada")
+    with pytest.raises(service.CIError, match="only a queued run, or one waiting for approval, can run"):
+        service.execute(project, store, run.id)
+    assert store.get_run(run.id).status == "completed"
+    assert store.get_run(run.id).result == ("canceled" if end == "cancel" else "rejected")
+    assert "shipped" not in logs(store, run.id)
+
+
+def test_a_run_already_running_elsewhere_is_not_run_twice(project):
+    store = service.open_store(project)
+    run_id = service.queue(project, store, pipeline(project, ECHO), "Manual")
+    assert store.start_run(run_id, os.getpid(), owner_tag(), time.time())
+    assert not store.start_run(run_id, os.getpid(), owner_tag(), time.time())
+    with pytest.raises(service.CIError, match=f"run {run_id} \\(pipe\\) is running"):
+        service.execute(project, store, run_id)
+    assert store.records(run_id) == []

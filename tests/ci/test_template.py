@@ -1,7 +1,8 @@
 """Template expansion as Azure Pipelines does it before a run (issue 19, mutation testing of template.py):
 typed parameters and `values:`, `${{ }}` values, if/elseif/else and each insertion in mappings and
 sequences, `template:` references, the limits, and the exact error (file, line, what) for each bad input.
-In-process, on real files in tmp_path: mutmut sees every line these tests reach."""
+In-process, on real files in tmp_path: mutmut sees every line these tests reach. Issue 29 added conditions on
+typed parameters (a boolean compared with 'false')."""
 from __future__ import annotations
 
 import pytest
@@ -560,3 +561,27 @@ def test_expand_includes_templates_without_a_pipeline_around_them(tmp_path):
     assert compiler.expand([{"template": "/Xdir/t.yml"}], context, tmp_path / "p.yml") == [{"bash": "t"}]
     assert refused(compiler.expand, [{"template": "Xdir/t.yml", "when": 1}], context, tmp_path / "p.yml") == \
         f"{tmp_path / 'p.yml'}: unknown key(s) when beside 'template' (expected: template, parameters)"
+
+
+# --- conditions on typed parameters (issue 29) ------------------------------------------------------------------------
+
+GATED = ("parameters:\n  - {name: publish, type: boolean, default: true}\n  - {name: count, type: number, default: 2}\n"
+         "  - {name: mode, type: string, default: 'false'}\nsteps:\n"
+         "  - ${{ if eq(parameters.publish, 'false') }}:\n    - bash: not publishing\n"
+         "  - ${{ if eq(parameters.publish, true) }}:\n    - bash: publishing\n"
+         "  - ${{ if ne(parameters.publish, 'False') }}:\n    - bash: ne false\n"
+         "  - ${{ if ge(parameters.count, 2) }}:\n    - bash: at least two\n"
+         "  - ${{ if gt(parameters.count, 2) }}:\n    - bash: more than two\n"
+         "  - ${{ if parameters.mode }}:\n    - bash: a non-empty string is true\n")
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, ["publishing", "ne false", "at least two", "a non-empty string is true"]),
+    ({"publish": "false"}, ["not publishing", "at least two", "a non-empty string is true"]),
+    ({"publish": False, "count": "3", "mode": ""}, ["not publishing", "at least two", "more than two"]),
+    ({"count": 1}, ["publishing", "ne false", "a non-empty string is true"]),
+])
+def test_a_boolean_parameter_compared_with_false_text_takes_the_false_branch(tmp_path, given, expected):
+    """`${{ if eq(parameters.publish, 'false') }}` on a boolean parameter: 'false' is the boolean false."""
+    steps = compile_text(tmp_path, GATED, given)["steps"]
+    assert [step["bash"] for step in steps] == expected

@@ -1,10 +1,16 @@
 """Pipeline variables, exactly: the coerced values of both declaration forms, which variables a group makes
 visible and which it marks secret (masked), where a secret is read from (the environment first, then .env),
-and the error naming the group, the secret and the file when one is missing."""
+and the error naming the group, the secret and the file when one is missing (written while mutation-testing
+variables.py, issue 19); and which value a step sees: job over stage over pipeline, the later declaration over
+the earlier, read-only ones kept (issue 29)."""
+from pathlib import Path
+
 import pytest
 
+from ml_service.ci import service
 from ml_service.ci.model import Var
 from ml_service.ci.variables import Groups, VariableError, parse_variables, read_dotenv, variable_groups
+from tests.ci.helpers import all_logs, every_stored_byte, make_project, run_text
 
 
 def test_map_form_coerces_values_to_azure_strings():
@@ -96,3 +102,82 @@ def test_env_defaults_to_the_process_environment_and_the_dotenv_is_read_once(tmp
     assert groups["b"]["TWO"].value == "2"  # the file as first read
     assert not variable_groups({}, tmp_path, {}) and not variable_groups(None, tmp_path, {})
     assert "x" not in variable_groups(None, tmp_path, {})
+
+
+# --- precedence when a pipeline runs (issue 29): job over stage over pipeline, later over earlier ------------------
+
+PRECEDENCE = """
+variables:
+  level: pipeline
+  onlyPipeline: p
+stages:
+  - stage: S
+    variables:
+      level: stage
+      onlyStage: s
+    jobs:
+      - job: WithOwn
+        variables:
+          - name: level
+            value: job
+          - name: late
+            value: first
+          - name: late
+            value: second
+        steps:
+          - bash: echo "WithOwn level=$(level) p=$(onlyPipeline) s=$(onlyStage) env=$LEVEL late=$(late)"
+      - job: Inherits
+        steps:
+          - bash: echo "Inherits level=$(level) env=$LEVEL"
+  - stage: Other
+    jobs:
+      - job: Plain
+        steps:
+          - bash: echo "Plain level=$(level)"; echo 'stage var elsewhere=[$(onlyStage)]'
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return make_project(tmp_path, monkeypatch, """
+models:
+  - {project: p, name: m}
+ci:
+  variable_groups:
+    vault:
+      variables: {REGION: local-region}
+      secrets: [GROUP_SECRET]
+""")
+
+
+def test_a_job_variable_beats_the_stages_which_beats_the_pipelines(project):
+    store, run = run_text(project, PRECEDENCE)
+    logs = all_logs(store, run.id)
+    assert run.result == "succeeded"
+    assert "WithOwn level=job p=p s=s env=job late=second" in logs  # and the later of two declarations
+    assert "Inherits level=stage env=stage" in logs
+    assert "Plain level=pipeline" in logs and "stage var elsewhere=[$(onlyStage)]" in logs
+
+
+def test_a_read_only_variable_cannot_be_declared_again_lower_down(project):
+    text = ("variables:\n  - {name: pinned, value: one, readonly: true}\nstages:\n  - stage: S\n    variables:\n"
+            "      pinned: two\n    jobs:\n      - job: A\n        steps:\n          - bash: echo $(pinned)\n")
+    with pytest.raises(service.CIError, match="variable pinned is read-only"):
+        run_text(project, text)
+
+
+def test_variable_groups_read_secrets_from_dotenv_and_the_environment_wins(project, monkeypatch):
+    """A group's secret comes from the process environment, else from the project's .env (issue 19)."""
+    monkeypatch.delenv("GROUP_SECRET", raising=False)
+    (project.root / ".env").write_text("# local secrets\nexport GROUP_SECRET='from-dotenv-789'\n")
+    text = ("variables:\n  - group: vault\nsteps:\n  - bash: |\n      echo \"length ${#S} region $(REGION)\"\n"
+            "      [ \"$S\" = from-dotenv-789 ] && echo 'came from .env'\n      echo \"value $S\"\n"
+            "    env: {S: $(GROUP_SECRET)}\n    displayName: uses\n")
+    store, run = run_text(project, text)
+    log = Path(next(r for r in store.records(run.id) if r["display"] == "uses")["log"]).read_text()
+    assert run.result == "succeeded" and "length 15 region local-region" in log and "came from .env" in log
+    assert "value ***" in log and "from-dotenv-789" not in every_stored_byte(project.state_dir)
+    monkeypatch.setenv("GROUP_SECRET", "from-environment")
+    store, run = run_text(project, text)
+    log = Path(next(r for r in store.records(run.id) if r["display"] == "uses")["log"]).read_text()
+    assert "length 16" in log and "came from .env" not in log

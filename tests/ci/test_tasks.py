@@ -1,0 +1,96 @@
+"""The built-in tasks the local agent maps to local behaviour (tasks.py): test results and coverage published as
+artifacts (failing only when asked), pipeline artifacts published once and downloaded from this run or from a
+resource's run, and any other task refused by name. Pipelines run real bash steps in-process."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml_service.ci import tasks
+from ml_service.ci.store import Store
+from tests.ci.helpers import log_of, make_project, records, run_text
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    return make_project(tmp_path, monkeypatch)
+
+
+def test_publish_test_results_fails_the_task_only_when_asked(project):
+    base = ("steps:\n  - bash: mkdir -p r && echo '<testsuites><testsuite tests=\"3\" failures=\"1\" errors=\"1\"/>"
+            "</testsuites>' > r/TEST-a.xml\n  - task: PublishTestResults@2\n    displayName: publish\n"
+            "    inputs: {testResultsFiles: r/TEST-*.xml%s}\n")
+    store, lenient = run_text(project, base % "")
+    assert lenient.result == "succeeded"
+    assert (store.artifacts_dir(lenient.id) / "test-results" / "TEST-a.xml").is_file()  # published either way
+    store, strict = run_text(project, base % ", failTaskOnFailedTests: 'true'")
+    record = next(r for r in store.records(strict.id) if r["display"] == "publish")
+    assert strict.result == "failed" and record["result"] == "Failed" and "3 tests, 2 failed" in record["detail"]
+    store, quoted_false = run_text(project, base % ", failTaskOnFailedTests: 'false'")
+    assert quoted_false.result == "succeeded"
+
+
+def test_publish_code_coverage_copies_the_report_and_a_missing_one_fails(project):
+    text = ("steps:\n  - bash: echo '<coverage line-rate=\"0.875\"/>' > cov.xml\n"
+            "  - task: PublishCodeCoverageResults@2\n    displayName: cov\n    inputs: {summaryFileLocation: %s}\n")
+    store, good = run_text(project, text % "cov.xml")
+    assert good.result == "succeeded" and (store.artifacts_dir(good.id) / "coverage" / "cov.xml").is_file()
+    log = Path(next(r for r in store.records(good.id) if r["display"] == "cov")["log"]).read_text()
+    assert "87.5% of lines" in log
+    store, missing = run_text(project, text % "nowhere.xml")
+    assert missing.result == "failed"
+
+
+@pytest.mark.parametrize("failures, errors, fail_on, result", [
+    (0, 0, "true", "Succeeded"), (1, 0, "true", "Failed"), (0, 1, "true", "Failed"), (1, 0, "false", "Succeeded"),
+    (1, 0, "True", "Failed"),
+])
+def test_failed_tests_fail_the_task_from_one_failure_when_asked(project, failures, errors, fail_on, result):
+    text = (f"steps:\n  - bash: mkdir -p r && echo '<testsuite tests=\"5\" failures=\"{failures}\" "
+            f"errors=\"{errors}\"/>' > r/TEST-x.xml\n  - task: PublishTestResults@2\n    displayName: publish\n"
+            f"    inputs: {{testResultsFiles: r/TEST-*.xml, failTaskOnFailedTests: '{fail_on}'}}\n")
+    store, run = run_text(project, text)
+    assert records(store, run.id)["publish"]["result"] == result
+
+
+def test_an_artifact_is_published_once_and_downloaded_into_the_workspace(project):
+    text = ("steps:\n  - bash: mkdir -p out && echo model-bytes > out/model.bin\n"
+            "  - publish: out\n    artifact: model\n    displayName: publish\n"
+            "  - download: current\n    artifact: model\n    displayName: download\n"
+            "  - bash: cat \"$(Pipeline.Workspace)/model/model.bin\"\n    displayName: read\n"
+            "  - publish: out\n    artifact: model\n    displayName: again\n    condition: always()\n"
+            "  - task: PublishPipelineArtifact@1\n    displayName: as a task\n    condition: always()\n"
+            "    inputs: {targetPath: out/model.bin, artifact: single}\n")
+    store, run = run_text(project, text)
+    found = records(store, run.id)
+    assert (found["publish"]["result"], found["download"]["result"], found["read"]["result"]) == \
+        ("Succeeded", "Succeeded", "Succeeded")
+    assert "model-bytes" in log_of(store, run.id, "read")
+    assert found["again"]["result"] == "Failed" and "already published" in found["again"]["detail"]
+    assert (store.artifacts_dir(run.id) / "model" / "model.bin").read_text() == "model-bytes\n"
+    assert (store.artifacts_dir(run.id) / "single" / "model.bin").is_file()
+
+
+def test_an_artifact_of_a_resource_run_is_downloaded_by_its_alias(project, tmp_path):
+    store = Store(project.state_dir / "ci")
+    source = store.create_run("up", "up.yml", "Manual", "main", "c", "dev", {}, str(project.root))
+    (store.artifacts_dir(source) / "model").mkdir(parents=True)
+    (store.artifacts_dir(source) / "model" / "m.json").write_text("{}")
+    variables = {"Pipeline.Workspace": str(tmp_path / "ws"), "System.DefaultWorkingDirectory": str(project.root)}
+    ctx = {"store": store, "run_id": 99, "variables": variables, "resources": {"up": {"runID": source}}}
+    assert "downloaded artifact(s) model" in tasks.run_task("download", {"download": "up", "artifact": "model"}, {},
+                                                            ctx)
+    assert (tmp_path / "ws" / "up" / "model" / "m.json").is_file()
+    with pytest.raises(tasks.TaskError, match="no pipeline resource 'other'"):
+        tasks.run_task("download", {"download": "other"}, {}, ctx)
+    with pytest.raises(tasks.TaskError, match=f"run {source} has no artifact 'nope'"):
+        tasks.run_task("download", {"download": "up", "artifact": "nope"}, {}, ctx)
+
+
+@pytest.mark.parametrize("name", ["AzureCLI@2", "PublishTestResults@1", "Bash@3"])
+def test_any_other_task_fails_naming_it(project, name):
+    store, run = run_text(project, f"steps:\n  - task: {name}\n    displayName: other\n")
+    found = records(store, run.id)["other"]
+    assert found["result"] == "Failed" and f"task {name} is not supported locally" in found["detail"]
+    assert run.result == "failed"
