@@ -179,3 +179,26 @@ def test_the_parent_run_names_pipeline_project_build_user_and_owner(workspace, m
                 "mlflow.user": "dev@example.com", "mlops.pipeline.published_version": "3",
                 "mlflow.source.type": "PIPELINE", owners.OWNER_TAG: owners.owner_tag()}
     assert {k: tags.get(k) for k in expected} == expected
+
+
+def test_a_changed_input_file_or_a_moved_alias_runs_the_step_again(workspace, tmp_path):
+    client = tracking.connect(workspace)
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    definition = pipeline(f"""
+  read: {{function: "{HERE}:say", inputs: {{data: {{path: "{data}"}}}}}}
+  judge: {{function: "{HERE}:say", inputs: {{champion: {{alias: champion}}}}}}
+""")
+    statuses = lambda result: [s.status for s in result.steps]  # noqa: E731
+    assert statuses(run_pipeline(workspace, definition)) == ["done", "done"]
+    assert statuses(run_pipeline(workspace, definition)) == ["reused", "reused"]
+    data.write_text("a\n2\n")
+    assert statuses(run_pipeline(workspace, definition)) == ["done", "reused"]
+    client.create_registered_model(workspace.model_name)
+    for _ in range(2):
+        client.create_model_version(workspace.model_name, workspace.artifact_root.as_uri(), tags={"run_id": "r"})
+    client.set_registered_model_alias(workspace.model_name, "champion", "1")
+    assert statuses(run_pipeline(workspace, definition)) == ["reused", "done"]  # a champion appeared
+    assert statuses(run_pipeline(workspace, definition)) == ["reused", "reused"]
+    client.set_registered_model_alias(workspace.model_name, "champion", "2")
+    assert statuses(run_pipeline(workspace, definition)) == ["reused", "done"]  # it moved
