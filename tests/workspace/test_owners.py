@@ -64,8 +64,8 @@ def test_end_orphans_ends_killed_only_the_running_runs_whose_owner_here_is_gone(
     failed = run(gone, status="FAILED")
     not_asked = run(gone, experiment_id=other)
     assert owners.end_orphans(client, [experiment], "pipeline run abc") == [orphan]
-    status = {run_id: client.get_run(run_id).info.status for run_id in (orphan, live, remote, finished, failed,
-                                                                         not_asked)}
+    everyone = (orphan, live, remote, finished, failed, not_asked)
+    status = {run_id: client.get_run(run_id).info.status for run_id in everyone}
     assert status == {orphan: "KILLED", live: "RUNNING", remote: "RUNNING", finished: "FINISHED", failed: "FAILED",
                       not_asked: "RUNNING"}
     reason = client.get_run(orphan).data.tags[owners.ERROR_TAG]

@@ -472,6 +472,7 @@ def test_a_killed_registration_that_wins_its_re_decision_says_both(store):
     assert won["outcome"].endswith("champion moved (re-decided: the champion changed from v1 to v3) "
                                    "(completed the registration interrupted in pipeline run earlier-run)")
 
+
 def test_no_champion_promotes():
     assert decide("mse", 3000.0, None).promote
 
