@@ -80,15 +80,19 @@ def test_after_the_data_changes_the_champion_is_rescored_on_the_same_split(env, 
 
 def with_barrier(tmp_path, count: int):
     """This project's pipeline with a barrier between evaluate and register: every run evaluates against
-    the same (absent) champion before any registers, then they register best first."""
+    the same (absent) champion before any registers, then they register one after the other, best first
+    (run N registers once run N-1's `registered` step marked its registration over)."""
     import yaml
 
     definition = yaml.safe_load((ROOT / "diabetes_regression" / "pipeline.yml").read_text())
     definition["params"].update({"order": 0})
+    folder = str(tmp_path / "barrier")
     definition["steps"]["barrier"] = {"function": "diabetes_regression.tests.steps:barrier", "after": ["evaluate"],
-                                      "reuse": False, "params": {"dir": str(tmp_path / "barrier"),
-                                                                 "count": count, "order": "$order"}}
+                                      "reuse": False, "params": {"dir": folder, "count": count, "order": "$order"}}
     definition["steps"]["register"]["after"] = ["barrier"]
+    definition["steps"]["registered"] = {"function": "diabetes_regression.tests.steps:registered",
+                                         "after": ["register"], "reuse": False,
+                                         "params": {"dir": folder, "order": "$order"}}
     path = tmp_path / "pipeline.yml"
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     return path

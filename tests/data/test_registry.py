@@ -164,3 +164,112 @@ def test_data_path_is_the_newest_version_and_read_without_mlflow_once_it_is_here
     assert probe.stdout.split() == [str(first), "False"], probe.stderr
     first.write_text("tampered")                                        # a changed cache is not trusted
     assert registry.sha256_of(registry.data_path(workspace, model)) == registry.sha256_of(valid)
+
+
+def register_runs(settings, name: str, numbers, status: str = "FINISHED") -> dict[int, str]:
+    """Runs of the data set registry with the tags `registry.add` writes (no file stored), as versions
+    `numbers`; returns each version's sha256."""
+    import hashlib
+
+    client = tracking.connect(settings)
+    experiment = tracking.ensure_experiment(client, settings, registry.EXPERIMENT)
+    shas = {}
+    for number in numbers:
+        shas[number] = hashlib.sha256(f"{name} v{number}".encode()).hexdigest()
+        run = client.create_run(experiment, tags={
+            registry.KIND_TAG: "dataset", registry.NAME_TAG: name, registry.VERSION_TAG: str(number),
+            registry.DIGEST_TAG: shas[number], registry.ROWS_TAG: str(number)})
+        client.set_terminated(run.info.run_id, status)
+    return shas
+
+
+def cached(settings, name: str, number: int, sha_text: str):
+    """The local copy of version `number` as `materialize` leaves it (its content hashes to the version's sha)."""
+    path = settings.state_dir / "datasets" / name / f"v{number}" / f"{name}-v{number}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sha_text)
+    return path
+
+
+def test_versions_are_numbers_the_newest_is_the_highest_and_only_finished_runs_count(workspace):
+    name = workspace.model.dataset
+    shas = register_runs(workspace, name, range(1, 12))
+    register_runs(workspace, name, [12], status="FAILED")  # an add that failed half-way
+    register_runs(workspace, name, [13], status="RUNNING")  # ... or is still writing
+    register_runs(workspace, "another_dataset", [14])
+    assert [v.version for v in registry.versions(workspace, name)] == list(range(1, 12))
+    assert registry.get(workspace, name).version == 11 and registry.get(workspace, name, 9).sha256 == shas[9]
+    with pytest.raises(registry.DataSetError) as missing:
+        registry.get(workspace, name, 12)
+    assert str(missing.value) == f"data set '{name}' has no version 12 (versions: {', '.join(map(str, range(1, 12)))})"
+    # $data: the highest version (11 > 9, as numbers), read from the local copies without MLflow
+    for number in (9, 11):
+        cached(workspace, name, number, f"{name} v{number}")
+    assert registry.data_path(workspace, workspace.model) == cached(workspace, name, 11, f"{name} v11")
+    from ml_service.cli import main
+
+    assert main(["data", "path"]) == 0 and main(["data", "path", name, "--version", "9"]) == 0
+    assert main(["data", "path", "--version", "9"]) == 2  # a version needs a data set name
+
+
+def test_a_stored_file_that_does_not_match_its_sha256_is_never_handed_to_training(workspace, files, capsys):
+    """`mlops data path` downloads the file and checks its sha256: a tampered data set never trains silently."""
+    from ml_service.cli import main
+    from ml_service.workspace.light_store import local_path
+
+    valid, _ = files
+    name = workspace.model.dataset
+    first = registry.add(workspace, name, valid)
+    stored = local_path(tracking.connect(workspace).get_run(first.run_id).info.artifact_uri) / "dataset" / \
+        f"{name}-v1.csv"
+    assert registry.sha256_of(stored) == first.sha256
+    stored.write_text(stored.read_text().replace("\n", "\n9,", 1))  # tampered where the team's copy lives
+    local = workspace.state_dir / "datasets" / name / "v1" / f"{name}-v1.csv"
+    assert not local.exists()
+    with pytest.raises(registry.DataSetError) as refused:
+        registry.materialize(workspace, name)
+    assert str(refused.value) == f"data set '{name}' v1: the stored file does not match its sha256"
+    assert not local.exists() and list(local.parent.iterdir()) == []  # nothing left to train on
+    capsys.readouterr()
+    assert main(["data", "path", name]) != 0 and main(["data", "path"]) != 0
+    assert capsys.readouterr().out == "" and not local.exists()
+
+
+def test_a_version_is_added_under_the_data_sets_lock(workspace, files, monkeypatch):
+    """Two adds at once never both take version N+1: the number is chosen and the run created under a lock."""
+    import fcntl
+
+    valid, _ = files
+    name = workspace.model.dataset
+    seen = []
+    real = tracking.ensure_experiment
+
+    def creating(client, settings, experiment=None):
+        for path in (workspace.state_dir / "locks").glob("dataset-*.lock"):
+            with open(path) as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    seen.append(True)
+                    continue
+                fcntl.flock(other, fcntl.LOCK_UN)
+                seen.append(False)
+        return real(client, settings, experiment)
+
+    monkeypatch.setattr(tracking, "ensure_experiment", creating)
+    assert registry.add(workspace, name, valid).version == 1
+    assert seen == [True]
+
+
+def test_add_refuses_what_cannot_be_a_version_with_nothing_stored(workspace, files, tmp_path):
+    valid, broken = files
+    name = workspace.model.dataset
+    with pytest.raises(registry.DataSetError) as missing:
+        registry.add(workspace, name, tmp_path / "nowhere.csv")
+    assert str(missing.value) == f"{tmp_path / 'nowhere.csv'}: data file not found"
+    with pytest.raises(registry.DataSetError) as unknown:
+        registry.add(workspace, "no_such_dataset", valid)
+    assert "uses a data set named 'no_such_dataset'" in str(unknown.value) and name in str(unknown.value)
+    with pytest.raises(registry.DataRejected):
+        registry.add(workspace, name, broken)
+    assert registry.versions(workspace, name) == [] and dataset_runs(workspace) == []

@@ -76,3 +76,31 @@ def test_builtin_parameters_are_filled_from_the_model_and_overridable():
         pipeline.with_params({"nope": 1})
     with pytest.raises(PipelineError, match=r"parameter '\$target' has no value"):
         parse_pipeline(text).resolve("$target")
+
+
+def test_independent_steps_keep_the_files_order_and_dependencies_come_first():
+    pipeline = parse_pipeline("name: p\nsteps:\n  z: {function: m:z}\n  y: {function: m:y, after: [x]}\n"
+                              "  x: {function: m:x}\n  w: {function: m:w}\n")
+    assert [s.name for s in pipeline.steps] == ["z", "x", "y", "w"]
+
+
+def test_step_defaults_and_how_reuse_and_timeout_are_read():
+    step = parse_pipeline("name: p\nsteps: {a: {function: m:a}}").steps[0]
+    assert (step.reuse, step.compute, step.timeout_minutes, step.when, step.code) == (True, "local", 60.0, "", ())
+    for text, expected in (("false", False), ("'false'", False), ("'True'", True), ("true", True)):
+        assert parse_pipeline(f"name: p\nsteps: {{a: {{function: m:a, reuse: {text}}}}}").steps[0].reuse is expected
+    assert parse_pipeline("name: p\nsteps: {a: {function: m:a, timeout_minutes: '0.5'}}").steps[0].timeout_minutes \
+        == 0.5
+
+
+@pytest.mark.parametrize("body, message", [
+    ("reuse: maybe", r"file.yml: steps.a.reuse: expected true or false"),
+    ("timeout_minutes: soon", r"file.yml: steps.a.timeout_minutes: must be a number"),
+    ("when: promote", r"file.yml: steps.a.when: expected 'step.value', got 'promote'"),
+    ("compute: gpu", r"file.yml: steps.a.compute: unknown target 'gpu' \(available: local, docker\)"),
+    ("after: [a]", r"file.yml: steps.a depends on itself"),
+    ("code: [1, 2]", r"file.yml: steps.a.code: expected a string or a list of strings"),
+])
+def test_a_bad_step_key_is_refused_naming_file_step_and_key(body, message):
+    with pytest.raises(PipelineError, match=f"^{message}"):
+        parse_pipeline(f"name: p\nsteps: {{a: {{function: m:a, {body}}}}}", "file.yml")

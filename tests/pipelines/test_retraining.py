@@ -42,6 +42,12 @@ def client(ws):
     return connect(ws)
 
 
+def client_of(ws):
+    from ml_service.workspace.tracking import connect
+
+    return connect(ws)
+
+
 def pipeline_runs(client, ws):
     experiment = client.get_experiment_by_name(ws.experiment)
     return client.search_runs([experiment.experiment_id], "tags.`mlops.kind` = 'pipeline'",
@@ -220,10 +226,15 @@ def test_published_pipelines_are_versioned_and_runnable_by_version(ws, tmp_path)
     assert f"published {name} version 2" in second.stdout and "default" in second.stdout
     listing = mlops("pipeline", "list").stdout
     assert listing.count(name) == 2 and ws.project in listing
+    from ml_service.pipelines.publish import list_published
+
+    assert [(p.version, p.default) for p in list_published(ws) if p.name == name] == [(1, False), (2, True)]
     run = mlops("pipeline", "run", name, "--version", "1")
     assert run.returncode == 0 and f"{name} v1" in run.stdout, run.stderr
+    assert pipeline_runs(client_of(ws), ws)[-1].data.tags["mlops.pipeline.published_version"] == "1"
     published = mlops("pipeline", "run", "--published")
     assert published.returncode == 0 and f"{name} v2" in published.stdout, published.stderr
+    assert pipeline_runs(client_of(ws), ws)[-1].data.tags["mlops.pipeline.published_version"] == "2"
     missing = mlops("pipeline", "run", name, "--version", "9")
     assert missing.returncode == 2 and "has no version 9" in missing.stderr
 

@@ -49,3 +49,32 @@ def test_a_dead_server_falls_back_to_a_fresh_process(tmp_path):
         assert result.ok and int((out / "ppid").read_text()) == os.getpid()
     finally:
         zygote.close()
+
+
+def sleeps(inputs, params, output_dir, context):
+    """A step that would end by itself, successfully, after `seconds`."""
+    import time
+
+    time.sleep(params["seconds"])
+    return {}
+
+
+def spec_with_params(tmp_path, function, params):
+    spec, out = write_spec(tmp_path, function)
+    data = json.loads(spec.read_text())
+    data["params"] = params
+    spec.write_text(json.dumps(data))
+    return spec
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "fresh"])
+def test_a_step_still_running_at_its_timeout_in_seconds_is_killed(tmp_path, forked):
+    spec = spec_with_params(tmp_path, "tests.pipelines.test_zygote:sleeps", {"seconds": 30})
+    zygote = Zygote(["json"], dict(os.environ), ROOT, tmp_path / "z.log") if forked else None
+    try:
+        result = LocalCompute(zygote).run(spec, dict(os.environ), ROOT, tmp_path / "step.log", 1, preloaded=forked)
+    finally:
+        if zygote is not None:
+            zygote.close()
+    assert (result.ok, result.timed_out) == (False, True)
+    assert not (tmp_path / "result.json").exists()  # it never finished

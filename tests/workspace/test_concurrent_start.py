@@ -52,6 +52,9 @@ def test_concurrent_commands_of_every_kind_on_a_fresh_workspace(workspace):
         outputs.append(out)
     published = [out for args, out in zip(commands, outputs) if args[1] == "publish"]
     assert sum(out.startswith("published ") for out in published) == 1, published  # one version 1, not three
+    from ml_service.pipelines.publish import list_published
+
+    assert [p.version for p in list_published(workspace)] == [1]
     listing = subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "list"], cwd=ROOT,
                              capture_output=True, text=True).stdout
     assert len(listing.strip().splitlines()) == 2, listing  # the header and one version
@@ -69,6 +72,9 @@ def test_concurrent_publishes_take_one_version(workspace):
         assert proc.returncode == 0 and "Traceback" not in err, err
         outputs.append(out)
     assert sum(out.startswith("published ") for out in outputs) == 1, outputs
+    from ml_service.pipelines.publish import list_published
+
+    assert [p.version for p in list_published(workspace)] == [1]
     listing = subprocess.run([sys.executable, "-m", "ml_service.cli", "pipeline", "list"], cwd=ROOT,
                              capture_output=True, text=True).stdout
     assert len(listing.strip().splitlines()) == 2, listing  # the header and one version

@@ -49,3 +49,39 @@ def test_the_second_fresh_workspace_copies_the_first_ones_empty_store_and_works(
     assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
     first_client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{first / 'mlflow.db'}")
     assert first_client.get_experiment_by_name("copied") is None  # a copy, not a shared file
+
+
+def test_a_saved_template_is_never_replaced_and_an_unusable_one_is_never_copied(tmp_path, monkeypatch):
+    import sqlite3
+
+    from ml_service.workspace import store_template
+    from tests.conftest import fresh_store
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty.db"
+    fresh_store(empty)
+    store_template.save_template(empty)
+    template = store_template.template_path()
+    saved = template.read_bytes()
+    used = tmp_path / "used.db"
+    fresh_store(used)
+    with sqlite3.connect(used) as db:
+        db.execute("INSERT INTO experiments (name, artifact_location, lifecycle_stage) VALUES ('x', 'y', 'active')")
+    store_template.save_template(used)  # a store already written to is never the template
+    assert template.read_bytes() == saved
+
+    copy = tmp_path / "ws" / "mlflow.db"
+    copy.parent.mkdir()
+    assert store_template.copy_template(copy) is True
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT artifact_location FROM experiments WHERE experiment_id = 0").fetchone() == \
+            (str(tmp_path / "mlruns" / "0"),)
+        assert db.execute("SELECT count(*) FROM experiments").fetchone() == (1,)
+
+    with sqlite3.connect(template) as db:
+        db.execute("DELETE FROM alembic_version")  # a template without a schema revision
+    other = tmp_path / "other" / "mlflow.db"
+    other.parent.mkdir()
+    assert store_template.copy_template(other) is False
+    assert list(other.parent.iterdir()) == []  # nothing left behind, not even the partial copy

@@ -1,6 +1,6 @@
-"""The registry helpers in-process against a real MLflow store (sqlite in a temp dir), so that the mutation
-tester sees them: one training run one version, where a registration got to (pending, complete, not
-promoted), the versions that show a champion existed, listing newest first, resolving NAME:VERSION /
+"""The registry helpers (workspace/registry.py) in-process against a real MLflow store (sqlite in a temp dir),
+so that the mutation tester sees them: one training run one version, where a registration got to (pending,
+complete, not promoted), the versions that show a champion existed, listing newest first, resolving NAME:VERSION /
 NAME@ALIAS / NAME, and a version that is in use or holds an alias never deleted."""
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The data contract names exactly what failed: which expectation, which column (or the table), and why
-(the missing column, the unexpected values, the observed value, the evaluation error); unreadable suites
-and files are refused with the path and the reason. A small suite and frame built here, no sample model."""
+"""The data contract (data/contract.py) names exactly what failed: which expectation, which column (or the
+table), and why (the missing column, the unexpected values, the observed value, the evaluation error);
+unreadable suites and files are refused with the path and the reason. A small suite and frame built here, no
+sample model."""
 import json
 from pathlib import Path
 from types import SimpleNamespace
