@@ -62,8 +62,9 @@ def _check_column(column: Column, array: pa.Array) -> tuple[np.ndarray, np.ndarr
         bad |= ~null & ~np.isfinite(values)
         if column.type in INTEGER_RANGE:
             low, high = INTEGER_RANGE[column.type]
-            with np.errstate(invalid="ignore"):
-                bad |= ~null & ((values != np.floor(values)) | (values < low) | (values > high))
+            with np.errstate(invalid="ignore"):  # float64 rounds 2**63 - 1 up to 2**63: compare with the first
+                # value past high, or 2**63 passes and wraps to -2**63 in the int64 column
+                bad |= ~null & ((values != np.floor(values)) | (values < low) | (values >= float(high) + 1))
         elif column.type in FLOAT_RANGE:
             with np.errstate(invalid="ignore"):
                 bad |= np.abs(values) > FLOAT_RANGE[column.type]

@@ -138,7 +138,7 @@ def compare(features: list[str], reference_columns: dict[str, list], current_row
         current = [row[index] for row in current_rows if len(row) > index and row[index] is not None]
         reference = [v for v in reference_columns[name] if v is not None and v != ""]
         result.features.append(column_drift(name, reference, current, psi_threshold, p_value))
-    if reference_predictions and current_predictions:
-        result.prediction = column_drift("prediction", reference_predictions,
-                                         [p for p in current_predictions if p is not None], psi_threshold, p_value)
+    current = [p for p in current_predictions if p is not None]
+    if reference_predictions and current:  # collected records may hold no predictions: then there is no sample
+        result.prediction = column_drift("prediction", reference_predictions, current, psi_threshold, p_value)
     return result

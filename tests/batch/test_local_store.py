@@ -62,3 +62,24 @@ def test_finding_a_model_does_not_import_mlflow(store):
             f"print(local_store.find({store[1]!r}, 'm@champion')[1], 'mlflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.split() == ["1", "False"]
+
+
+def test_a_version_not_ready_is_left_to_mlflow(store, tmp_path):
+    """A version whose registration has not finished (or failed) has no model to load yet."""
+    import sqlite3
+
+    client, uri, folder = store
+    client.create_model_version("m", source=str(save_regressor(tmp_path / "model-4")))
+    version = client.search_model_versions("name = 'm'", order_by=["version_number DESC"])[0].version
+    assert local_store.find(uri, f"m:{version}") == ("m", str(version), tmp_path / "model-4")
+    database = sqlite3.connect(uri[len("sqlite:///"):])
+    try:
+        for status in ("PENDING_REGISTRATION", "FAILED_REGISTRATION"):
+            database.execute("UPDATE model_versions SET status = ? WHERE name = 'm' AND version = ?",
+                             (status, version))
+            database.commit()
+            assert local_store.find(uri, f"m:{version}") is None, status
+    finally:
+        database.execute("UPDATE model_versions SET status = 'READY' WHERE name = 'm' AND version = ?", (version,))
+        database.commit()
+        database.close()

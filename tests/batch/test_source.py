@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ml_service.batch import BatchError, source
 
@@ -121,3 +123,33 @@ def test_stream_hands_out_each_chunk_before_the_pass_is_over_and_plans_as_scan_d
     assert [s[:3] for s in seen] == list(source.tasks(parts, whole, lambda part: ["a", "b"], 10))
     assert not seen[0][3] and plan.complete  # the first chunks came out while the pass went on
     assert (plan.digest, plan.rows, plan.ranges) == (whole.digest, whole.rows, whole.ranges)
+
+
+def test_files_named_with_a_leading_dot_or_underscore_are_not_input_parts(tmp_path, frame):
+    """A folder of parts may hold a job's own bookkeeping (_rejects.csv, _SUCCESS, .tmp files): never rows."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.to_csv(folder / "a.csv", index=False)
+    frame.head(3).to_csv(folder / "_rejects.csv", index=False)
+    frame.head(4).to_csv(folder / ".a.csv.123.tmp.csv", index=False)
+    frame.head(5).to_csv(folder / "b.csv", index=False)
+    assert [p.path.name for p in source.list_parts(folder)] == ["a.csv", "b.csv"]
+    assert source.scan(source.list_parts(folder), 100).rows == 30
+    (tmp_path / "_single.csv").write_text("a,b\n1,x\n")  # a file named on the command line is read as given
+    assert [p.path.name for p in source.list_parts(tmp_path / "_single.csv")] == ["_single.csv"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(0, 40), chunk_rows=st.integers(1, 12), blank=st.booleans(), crlf=st.booleans())
+def test_chunks_cover_every_row_once_in_order_with_chunk_rows_each_but_the_last(
+        tmp_path_factory, rows, chunk_rows, blank, crlf):
+    folder = tmp_path_factory.mktemp("cut")
+    newline = "\r\n" if crlf else "\n"
+    lines = ["a,b"] + [f"{i},x{i}" + (newline if blank and i % 7 == 3 else "") for i in range(rows)]
+    (folder / "in.csv").write_bytes((newline.join(lines) + newline).encode())
+    parts = source.list_parts(folder / "in.csv")
+    got = list(source.chunks(parts, lambda part: ["a"], chunk_rows))
+    assert [first for _, first, _ in got] == list(range(0, rows, chunk_rows))
+    assert [t.num_rows for _, _, t in got] == [min(chunk_rows, rows - f) for f in range(0, rows, chunk_rows)]
+    assert sum((t.column("a").to_pylist() for _, _, t in got), []) == [str(i) for i in range(rows)]
+    assert source.scan(parts, chunk_rows).rows == rows

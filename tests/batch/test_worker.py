@@ -8,7 +8,7 @@ import pytest
 
 from ml_service.batch import manifest, worker
 from ml_service.config import PACKAGE_ROOT
-from ml_service.serving.schema import load_schema, read_mlmodel
+from ml_service.serving.schema import Schema, load_schema, read_mlmodel
 from tests.support.frame_score import save_classifier
 from tests.support.rows_score import COLUMNS, save_regressor
 
@@ -129,3 +129,17 @@ def test_the_model_is_loaded_with_the_cyclic_collector_paused_and_it_runs_again_
     finally:
         sys.modules.pop("gc_probe_score", None)
         sys.path.remove(str(tmp_path))
+
+
+def test_the_rows_the_model_refuses_are_rejected_not_scored(tmp_path):
+    (tmp_path / "out" / "_rejects").mkdir(parents=True)
+    worker.init(str(tmp_path), "tests.support.failing_score", Schema(), str(tmp_path / "out"),
+                {"name": "m", "version": "1"}, str(PACKAGE_ROOT))
+    record = worker.score_chunk(0, 10, pa.table({"mode": ["7", "7", "x"], "b": ["1", "2", "3"]}))
+    assert (record["rows"], record["scored"], record["rejected"]) == (3, 0, 3)
+    assert pq.read_table(tmp_path / "out" / record["file"]).num_rows == 0
+    rejects = pq.read_table(tmp_path / "out" / record["rejects_file"]).to_pylist()
+    assert [(r["row"], r["reason"]) for r in rejects] == [
+        (10, "the model refused the rows: mode 7 refuses every row"),
+        (11, "the model refused the rows: mode 7 refuses every row"),
+        (12, "column 'mode' is not a number: 'x'")]

@@ -1,5 +1,7 @@
-"""`mlops monitor drift` end to end on real parts: a model trained and registered by the real pipeline, served by
-the real scoring service (`mlops serve`) with data collection on, traffic over HTTP, a real MLflow store."""
+"""Drift checks (monitor/check.py, `mlops monitor drift`): end to end on real parts (a model trained and registered
+by the real pipeline, served by the real scoring service with data collection on, traffic over HTTP); then in
+process, against a real MLflow store: only the live version's traffic counts, the minimum sample, the window,
+the training data's digest, exit 4 on drift, --no-retrain over monitor.retrain, the retrain queued."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -101,3 +104,213 @@ def test_shifted_traffic_is_flagged_and_unshifted_traffic_is_not(workspace, tmp_
 
     nothing = mlops("monitor", "drift", "--env", "production")
     assert nothing.returncode == 2 and "is not set" in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def test_drift_queues_the_retrain_pipeline_of_the_models_project(workspace):
+    from ml_service.ci import service
+    from ml_service.monitor import check
+
+    [run_id] = check.trigger_retrain(workspace, workspace.model.name)
+    run = service.open_store(workspace).get_run(run_id)
+    assert (run.pipeline, run.reason, run.status) == (f"{workspace.model.project}-retrain", "ResourceTrigger", "queued")
+
+
+# --- in process: which rows count, the minimum sample, the window, the training data's digest, exit 4 ----------
+#
+# A workspace of its own (mlops.yml in a temp root: project alpha, registered model alpha_model) with a real
+# MLflow sqlite store; two registered versions of a real scikit-learn regression on two columns, trained on a
+# CSV whose path and digest are the versions' tags; collected records written as the scoring service writes
+# them (predictions-*.jsonl); `measure` and `mlops monitor drift` run in this process.
+
+NOW = 1_900_000_000.0
+MIN_ROWS = 20
+FEATURES = ["a", "b"]
+
+
+def write_config(root, **monitor) -> None:
+    section = {"min_rows": MIN_ROWS, "window": "24h", **monitor}
+    text = "models:\n  - {project: alpha, name: alpha_model, target: y}\nmonitor: {%s}\n" % ", ".join(
+        f"{key}: {json.dumps(value)}" for key, value in section.items())
+    (root / "mlops.yml").write_text(text)
+
+
+def save_model(path, frame):
+    """A linear regression on a (double) and b (long), saved as an MLflow sklearn model with its signature."""
+    import pickle
+
+    from sklearn.linear_model import LinearRegression
+
+    from tests.support.rows_score import mlmodel
+
+    path.mkdir(parents=True)
+    model = LinearRegression().fit(frame[FEATURES], frame["y"])
+    (path / "model.pkl").write_bytes(pickle.dumps(model))
+    (path / "MLmodel").write_text(mlmodel([{"type": "double", "name": "a"}, {"type": "long", "name": "b"}]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def alpha(tmp_path_factory):
+    """(settings, training rows, client) with versions 1 and 2 of alpha_model; qa: version 1."""
+    import numpy as np
+    import pandas as pd
+
+    from ml_service.workspace.datasets import describe_csv
+    from tests.conftest import fresh_store
+
+    root = tmp_path_factory.mktemp("alpha")
+    write_config(root)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(10, 2, 400), "b": rng.integers(0, 50, 400)})
+    frame["y"] = 2 * frame["a"] + 3 * frame["b"] + 1
+    frame.to_csv(root / "train.csv", index=False)
+    env = {"MLOPS_ROOT": str(root), "MLOPS_STATE_DIR": str(root / ".mlops"), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_MODEL", "MLOPS_MODEL_NAME", "MLOPS_EXPERIMENT"):
+            patch.delenv(key, raising=False)
+        from ml_service.config import load_settings
+
+        settings = load_settings()
+        settings.state_dir.mkdir(parents=True)
+        fresh_store(settings.state_dir / "mlflow.db")
+        client = tracking.connect(settings)
+        client.create_registered_model("alpha_model")
+        tags = {"dataset_source": str(root / "train.csv"), "dataset_digest": describe_csv(root / "train.csv")["digest"]}
+        for n in (1, 2):
+            client.create_model_version("alpha_model", source=str(save_model(root / f"model-{n}", frame)), tags=tags)
+        client.set_registered_model_alias("alpha_model", "qa", "1")
+        yield settings, frame, client
+
+
+def collect(folder, rows, version: str, stamp: float = NOW - 60, shift: float = 0.0, request: str = "r") -> None:
+    """Write rows as the scoring service collects them (one request), served by version at stamp; shift moves a."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = [[float(a) + shift, int(b)] for a, b in rows]
+    record = {"time": stamp, "request_id": f"{request}-{stamp}-{version}", "model_version": version,
+              "inputs": inputs, "predictions": [2 * a + 3 * b + 1 for a, b in inputs]}
+    with open(folder / f"predictions-{request}.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def steady(frame, n: int, seed: int = 1) -> list:
+    return frame[FEATURES].sample(n, random_state=seed).to_numpy().tolist()
+
+
+def test_only_the_traffic_of_the_version_live_in_the_environment_counts(alpha, tmp_path):
+    settings, frame, client = alpha
+    folder = tmp_path / "collected"
+    collect(folder, steady(frame, 60), "1", request="v1")
+    collect(folder, steady(frame, 300, seed=2), "2", shift=8.0, request="v2")  # the other version's, drifted
+    calm = check.measure(settings, "alpha_model", "qa", collected_dir=folder, now=NOW)
+    assert (calm.version, calm.result.current_rows, calm.result.drifted) == ("1", 60, False)
+    assert client.get_run(calm.run_id).data.metrics["collected_rows"] == 60
+    client.set_registered_model_alias("alpha_model", "qa", "2")
+    try:
+        alarm = check.measure(settings, "alpha_model", "qa", collected_dir=folder, now=NOW)
+    finally:
+        client.set_registered_model_alias("alpha_model", "qa", "1")
+    assert (alarm.version, alarm.result.current_rows, alarm.result.drifted) == ("2", 300, True)
+    assert client.get_run(alarm.run_id).data.tags["drift"] == "true"
+
+
+def test_rows_of_other_versions_do_not_make_up_the_minimum_sample(alpha, tmp_path):
+    settings, frame, _ = alpha
+    folder = tmp_path / "collected"
+    collect(folder, steady(frame, MIN_ROWS - 1), "1", request="v1")
+    collect(folder, steady(frame, 100, seed=2), "2", request="v2")
+    with pytest.raises(check.MonitorError) as error:
+        check.measure(settings, "alpha_model", "qa", collected_dir=folder, now=NOW)
+    assert f"{MIN_ROWS - 1} row(s) served by v1" in str(error.value)
+
+
+@pytest.mark.parametrize("rows, verdict", [(MIN_ROWS, True), (MIN_ROWS - 1, False)])
+def test_a_verdict_needs_at_least_min_rows_collected_rows(alpha, tmp_path, rows, verdict):
+    settings, frame, _ = alpha
+    collect(tmp_path / "collected", steady(frame, rows), "1")
+    if verdict:
+        outcome = check.measure(settings, "alpha_model", "qa", collected_dir=tmp_path / "collected", now=NOW)
+        assert outcome.result.current_rows == rows
+    else:
+        with pytest.raises(check.MonitorError, match=f"fewer than monitor.min_rows \\({MIN_ROWS}\\): no verdict"):
+            check.measure(settings, "alpha_model", "qa", collected_dir=tmp_path / "collected", now=NOW)
+
+
+def test_the_window_counts_rows_collected_within_it_and_none_older(alpha, tmp_path):
+    settings, frame, _ = alpha
+    folder = tmp_path / "collected"
+    collect(folder, steady(frame, MIN_ROWS), "1", stamp=NOW - 3600, request="edge")  # at the window's start
+    collect(folder, steady(frame, 7, seed=3), "1", stamp=NOW - 3600.5, request="older")
+    collect(folder, steady(frame, 9, seed=4), "1", stamp=NOW - 86_400 * 3, request="days")
+    collect(folder, steady(frame, 5, seed=5), "1", stamp=NOW + 1, request="later")  # after the check: not yet
+    counted = {window: check.measure(settings, "alpha_model", "qa", window, folder, now=NOW).result.current_rows
+               for window in ("1h", "2h", "3d", "all")}
+    assert counted == {"1h": MIN_ROWS, "2h": MIN_ROWS + 7, "3d": MIN_ROWS + 16, "all": MIN_ROWS + 16}
+    since = check.measure(settings, "alpha_model", "qa", "1h", folder, now=NOW, since=NOW - 3600.5)
+    assert since.result.current_rows == MIN_ROWS + 7 and since.facts["window"].startswith("since ")
+
+
+def test_a_training_file_changed_since_the_version_was_trained_is_not_used(alpha, tmp_path):
+    settings, frame, client = alpha
+    collect(tmp_path / "collected", steady(frame, MIN_ROWS), "1")
+    train = settings.root / "train.csv"
+    original = train.read_bytes()
+    assert check.measure(settings, "alpha_model", "qa", collected_dir=tmp_path / "collected", now=NOW).result
+    train.write_bytes(original[:-200] + original[-200:].replace(b"1", b"2"))  # the same size, other values
+    try:
+        with pytest.raises(check.MonitorError, match="its training data .* is neither on this machine nor a version"):
+            check.measure(settings, "alpha_model", "qa", collected_dir=tmp_path / "collected", now=NOW)
+    finally:
+        train.write_bytes(original)
+
+
+def drift_command(*args: str) -> int:
+    from ml_service.cli import main
+
+    return main(["monitor", "drift", "--env", "qa", "--window", "1h", *args])
+
+
+def test_the_command_exits_4_on_drift_and_0_without(alpha, tmp_path, capsys):
+    settings, frame, _ = alpha
+    now = time.time() - 60
+    collect(tmp_path / "calm", steady(frame, 60), "1", stamp=now)
+    collect(tmp_path / "shifted", steady(frame, 60), "1", stamp=now, shift=8.0)
+    assert drift_command("--collected", str(tmp_path / "calm")) == 0
+    assert drift_command("--collected", str(tmp_path / "shifted")) == 4
+    assert drift_command("--collected", str(tmp_path / "no-such-folder")) == 2
+
+
+def test_drift_of_the_predictions_alone_exits_4(alpha, tmp_path):
+    """Inputs like the training data, predictions that are not (a served model that is not the registered one)."""
+    settings, frame, _ = alpha
+    folder = tmp_path / "collected"
+    collect(folder, steady(frame, 80), "1", stamp=time.time() - 60)
+    record = json.loads((folder / "predictions-r.jsonl").read_text())
+    record["predictions"] = [p + 500.0 for p in record["predictions"]]
+    (folder / "predictions-r.jsonl").write_text(json.dumps(record) + "\n")
+    outcome = check.measure(settings, "alpha_model", "qa", "1h", folder)
+    assert not outcome.result.drifted_features and outcome.result.prediction.drifted and outcome.result.drifted
+    assert drift_command("--collected", str(folder), "--no-retrain") == 4
+
+
+def test_no_retrain_on_the_command_line_wins_over_monitor_retrain_and_retrain_over_its_absence(
+        alpha, tmp_path, capsys):
+    from ml_service.ci.service import open_store
+
+    settings, frame, _ = alpha
+    collect(tmp_path / "shifted", steady(frame, 60), "1", stamp=time.time() - 60, shift=8.0)
+    queued = len(open_store(settings).list_runs())
+    write_config(settings.root, retrain=True)
+    try:
+        assert drift_command("--collected", str(tmp_path / "shifted"), "--no-retrain") == 4
+        assert len(open_store(settings).list_runs()) == queued  # nothing queued
+        capsys.readouterr()
+        # monitor.retrain true, or --retrain: the retrain is asked for (project alpha has no retrain pipeline)
+        assert drift_command("--collected", str(tmp_path / "shifted")) == 2
+        assert "drift found, but the retrain pipeline cannot be queued" in capsys.readouterr().err
+        write_config(settings.root, retrain=False)
+        assert drift_command("--collected", str(tmp_path / "shifted")) == 4
+        assert drift_command("--collected", str(tmp_path / "shifted"), "--retrain") == 2
+    finally:
+        write_config(settings.root)

@@ -1,9 +1,12 @@
 """Drift statistics: shifted samples are flagged, samples of the same distribution are not."""
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml_service.monitor import drift
 
@@ -52,26 +55,61 @@ def test_compare_flags_only_the_shifted_feature_and_the_predictions():
     assert not steady.drifted and steady.prediction is None
 
 
-def test_drift_queues_the_retrain_pipeline_of_the_models_project(workspace):
-    from ml_service.ci import service
-    from ml_service.monitor import check
-
-    [run_id] = check.trigger_retrain(workspace, workspace.model.name)
-    run = service.open_store(workspace).get_run(run_id)
-    assert (run.pipeline, run.reason, run.status) == (f"{workspace.model.project}-retrain", "ResourceTrigger", "queued")
+def _at_threshold(make, reference, current):
+    """(the column measured with thresholds it cannot reach, the same at exactly its own PSI and p-value)."""
+    free = make("x", reference, current, psi_threshold=1e-12, p_value=1.0)
+    exact = make("x", reference, current, psi_threshold=free.psi, p_value=free.p_value)
+    return free, exact
 
 
-def test_monitor_settings_come_from_mlops_yml_and_a_bad_key_names_the_file(tmp_path, monkeypatch):
-    from ml_service.config import ConfigError, load_settings
-    from ml_service.monitor import config
+@pytest.mark.parametrize("make, reference, current", [
+    (drift.numeric_drift, gaussian(2000), gaussian(300, mean=1.0, seed=1)),
+    (drift.categorical_drift, ["a"] * 500 + ["b"] * 500, ["a"] * 90 + ["b"] * 10),
+])
+def test_a_column_drifts_only_strictly_above_the_psi_and_strictly_below_the_p_value(make, reference, current):
+    free, exact = _at_threshold(make, reference, current)
+    assert free.drifted and free.psi > 0.2 and free.p_value < 0.01
+    assert not exact.drifted  # PSI equal to its threshold, p-value equal to its own: neither is past it
+    below = math.nextafter(free.psi, -math.inf)
+    assert make("x", reference, current, psi_threshold=below, p_value=math.nextafter(free.p_value, 1)).drifted
+    assert not make("x", reference, current, psi_threshold=free.psi, p_value=1.0).drifted
+    assert not make("x", reference, current, psi_threshold=below, p_value=free.p_value).drifted
 
-    (tmp_path / "mlops.yml").write_text("monitor: {psi: 0.3, window: 90m}\nmodels:\n"
-                                        "  - {project: alpha, name: alpha_model, monitor: {p_value: 0.05}}\n")
-    monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
-    monkeypatch.delenv("MLOPS_MODEL", raising=False)
-    loaded = config.load(load_settings())
-    assert (loaded.psi, loaded.p_value, loaded.window, loaded.min_rows) == (0.3, 0.05, "90m", 50)
-    assert config.window_seconds(loaded.window) == 5400 and config.window_seconds("all") is None
-    (tmp_path / "mlops.yml").write_text("monitor: {psi_max: 0.3}\nmodels:\n  - {project: alpha, name: alpha_model}\n")
-    with pytest.raises(ConfigError, match=r"mlops.yml: monitor: unknown key\(s\) psi_max"):
-        config.load(load_settings())
+
+SAMPLES = st.lists(st.floats(-100, 100, allow_nan=False), min_size=20, max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=SAMPLES, current=SAMPLES, psi_threshold=st.floats(0.001, 3), p_value=st.floats(0.0001, 0.9999))
+def test_a_numeric_column_drifts_exactly_when_psi_is_above_and_p_below_their_thresholds(
+        reference, current, psi_threshold, p_value):
+    column = drift.numeric_drift("x", reference, current, psi_threshold, p_value)
+    assert column.drifted == (column.psi > psi_threshold and column.p_value < p_value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=st.lists(st.sampled_from("abcd"), min_size=10, max_size=80),
+       current=st.lists(st.sampled_from("abcde"), min_size=10, max_size=80),
+       psi_threshold=st.floats(0.001, 3), p_value=st.floats(0.0001, 0.9999))
+def test_a_categorical_column_drifts_exactly_when_psi_is_above_and_p_below_their_thresholds(
+        reference, current, psi_threshold, p_value):
+    column = drift.categorical_drift("c", reference, current, psi_threshold, p_value)
+    assert column.drifted == (len(set(reference) | set(current)) > 1 and column.psi > psi_threshold
+                              and column.p_value < p_value)
+
+
+def test_drifted_predictions_alone_are_drift():
+    steady = drift.ColumnDrift("a", "numeric", 0.01, "ks", 0.1, 0.5, False)
+    moved = drift.ColumnDrift("prediction", "numeric", 0.9, "ks", 0.6, 1e-9, True)
+    assert drift.DriftResult([steady], moved).drifted and not drift.DriftResult([steady], moved).drifted_features
+    assert not drift.DriftResult([steady], None).drifted
+    assert not drift.DriftResult([steady], drift.ColumnDrift("prediction", "numeric", 0, "ks", 0, 1, False)).drifted
+    assert drift.DriftResult([steady, moved], None).drifted_features == ["prediction"]
+
+
+def test_compare_leaves_out_missing_values_and_measures_predictions_only_when_both_sides_have_them():
+    reference = {"a": gaussian(500) + [None, ""]}
+    rows = [[v] for v in gaussian(100, seed=3)] + [[None], []]
+    result = drift.compare(["a"], reference, rows, [1.0] * 10, [None, None], 0.2, 0.01)
+    assert result.prediction is None and result.current_rows == 102 and result.reference_rows == 502
+    assert not result.features[0].drifted

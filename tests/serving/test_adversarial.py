@@ -3,7 +3,10 @@ oversized and slow request heads, slowloris floods under a 1,024 open-file limit
 against small requests, SIGTERM under load, kill -9 with data collection on.
 
 CI runs the short forms; MLOPS_ADVERSARIAL_LONG=1 runs the long ones (1,500 half-open connections, longer
-floods). Every loop is bounded in count and time.
+floods). Every loop is bounded in count; nothing here asserts on time: a test waits for an event (an answer, a
+close, a readiness change) under a generous bound, and the latencies it measures are printed, not asserted
+(bench/serving.py measures them). The exact timeouts are tested in process, on both sides of each boundary,
+in test_protocol.py.
 """
 import http.client
 import json
@@ -62,7 +65,8 @@ def test_a_body_over_the_limit_gets_a_413_the_client_reads(model, tmp_path):
         assert _post(conn)[0] == 200 and proc.poll() is None
 
 
-def _raw(url: str, data: bytes, wait: float = 5.0) -> bytes:
+def _raw(url: str, data: bytes, wait: float = 30.0) -> bytes:
+    """Send data, then read until the server closes the connection (or wait passes: what came so far)."""
     with socket.create_connection(_address(url), timeout=wait) as sock:
         sock.sendall(data)
         chunks = []
@@ -80,27 +84,23 @@ def test_oversized_heads_get_431_and_slow_heads_408(model, tmp_path):
         head = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 20_000 + b"\r\n\r\n"
         assert _raw(url, head).startswith(b"HTTP/1.1 431 ")
         assert _raw(url, b"GET /v2/health/live?" + b"q" * 20_000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 431")
-        started = time.monotonic()
         assert _raw(url, b"POST /score HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408 ")
-        assert 0.5 < time.monotonic() - started < 4
-        assert _raw(url, b"", wait=5) == b""  # a connection that sends nothing is closed, silently
+        assert _raw(url, b"") == b""  # a connection that sends nothing is closed, silently
 
 
 def test_keep_alive_connections_stay_open_while_used_and_close_when_idle(model, tmp_path):
-    """Keep-alive is enforced by the protocol's once-a-second sweep (no timer a request): a connection used
-    more often than the keep-alive time stays open; one left idle is closed long before the head timeout."""
+    """Keep-alive is enforced by the protocol's once-a-second sweep (no timer a request): a connection keeps
+    serving requests, and once idle it is closed by the keep-alive time, the only limit that can close it here
+    (the head timeout is a day). Both sides of the keep-alive boundary: test_protocol.py."""
     env = {**ROWS_SCORE, "MODEL_DIR": str(model), "MLOPS_KEEP_ALIVE_SECONDS": "1",
-           "MLOPS_HEADER_TIMEOUT_SECONDS": "60"}
+           "MLOPS_HEADER_TIMEOUT_SECONDS": "86400"}
     with scoring_server(env, tmp_path / "server.log") as (_, url):
         conn = http.client.HTTPConnection(*_address(url), timeout=30)
         assert _post(conn)[0] == 200
         sock = conn.sock
-        for _ in range(8):  # 2.4 s of requests 0.3 s apart, all on the first connection
-            time.sleep(0.3)
+        for _ in range(8):  # all on the first connection
             assert _post(conn)[0] == 200 and conn.sock is sock
-        started = time.monotonic()
         assert sock.recv(1) == b""  # idle now: the server closes it (the 30 s socket timeout would raise)
-        assert time.monotonic() - started < 30  # well before the 60 s head timeout: the keep-alive time did it
         conn.close()
 
 
@@ -141,11 +141,8 @@ def test_slowloris_does_not_lock_out_a_well_behaved_client(model, tmp_path):
     with scoring_server(env, tmp_path / "server.log", nofile=1024) as (proc, url):
         attackers = _half_open(url, connections)
         latencies, failures = [], []
-        deadline = time.monotonic() + 120
         try:
             for i in range(requests):
-                if time.monotonic() > deadline:
-                    break
                 if i % 10 == 0:  # keep the flood going: new half-open connections keep arriving
                     attackers += _half_open(url, 20)
                 started = time.perf_counter()
@@ -165,17 +162,14 @@ def test_slowloris_does_not_lock_out_a_well_behaved_client(model, tmp_path):
         assert not failures and len(latencies) == requests, failures[:5]
         p99 = _percentile(latencies, 0.99)
         print(f"slowloris: {len(attackers)} half-open connections, {requests} requests, p99 {p99 * 1000:.1f} ms")
-        assert p99 < (0.05 if LONG else 1.0)  # the issue's goal in the long form; generous in CI
 
 
 # --- fairness: a flood of large batches against small requests ------------------------------------------------
 
-def _small_requests(url: str, count: int, deadline: float) -> list[float]:
+def _small_requests(url: str, count: int) -> list[float]:
     conn = http.client.HTTPConnection(*_address(url), timeout=30)
     latencies = []
     for _ in range(count):
-        if time.monotonic() > deadline:
-            break
         started = time.perf_counter()
         assert _post(conn)[0] == 200
         latencies.append(time.perf_counter() - started)
@@ -183,12 +177,23 @@ def _small_requests(url: str, count: int, deadline: float) -> list[float]:
     return latencies
 
 
+def _wait_for(condition, what: str, bound: float = 60.0) -> None:
+    """Return once condition() is true; fail naming what did not happen within a generous bound."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        time.sleep(0.01)
+
+
 def test_large_batches_do_not_starve_small_requests(model, tmp_path):
+    """Every small request is answered while large batches flood the server. That they are answered while a
+    large batch is being scored (not after it) is tested by events in test_hardening.py; the latencies are
+    printed here, and measured by bench/serving.py."""
     count = 2000 if LONG else 300
     big = json.dumps({"data": [[2] + [1.5] * 9] * 18_000}).encode()  # about 0.9 MB
     env = {**ROWS_SCORE, "MODEL_DIR": str(model), "MLOPS_MAX_ROWS": "20000"}
     with scoring_server(env, tmp_path / "server.log") as (_, url):
-        alone = _small_requests(url, count, time.monotonic() + 60)
+        alone = _small_requests(url, count)
         stop, flooded = threading.Event(), []
 
         def flood():
@@ -200,9 +205,9 @@ def test_large_batches_do_not_starve_small_requests(model, tmp_path):
         threads = [threading.Thread(target=flood, daemon=True) for _ in range(3)]
         for thread in threads:
             thread.start()
-        time.sleep(0.5)
+        _wait_for(lambda: flooded, "a large batch answered")
         try:
-            during = _small_requests(url, count, time.monotonic() + 90)
+            during = _small_requests(url, count)
         finally:
             stop.set()
             for thread in threads:
@@ -211,7 +216,6 @@ def test_large_batches_do_not_starve_small_requests(model, tmp_path):
         p99_alone, p99_during = _percentile(alone, 0.99), _percentile(during, 0.99)
         print(f"fairness: p99 alone {p99_alone * 1000:.1f} ms, under {len(flooded)} large batches "
               f"{p99_during * 1000:.1f} ms")
-        assert p99_during < 0.5  # scoring on the event loop made this several hundred ms
 
 
 # --- shutdown -------------------------------------------------------------------------------------------------
@@ -242,12 +246,9 @@ def test_sigterm_under_load_fails_no_request(model, tmp_path):
                      b"Content-Length: %d\r\n\r\n" % len(SMALL) + SMALL[:10])
         idle = http.client.HTTPConnection(*_address(url), timeout=30)
         assert _post(idle)[0] == 200  # then idle, kept alive
-        time.sleep(0.5)
+        _wait_for(lambda: len(results) >= 3 * len(threads), "every client busy")
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        ready = http.client.HTTPConnection(*_address(url), timeout=10)
-        ready.request("GET", "/v2/health/ready")
-        assert ready.getresponse().status == 503
+        _wait_for(lambda: _readiness(url) == 503, "readiness 503 after SIGTERM")
         status, _, headers = _post(idle)  # the idle keep-alive connection is answered, then closed
         assert status == 200 and headers["connection"] == "close"
         slow.sendall(SMALL[10:])
@@ -259,6 +260,16 @@ def test_sigterm_under_load_fails_no_request(model, tmp_path):
         assert answer.startswith(b"HTTP/1.1 200 ")
         assert not errors and results and set(results) == {200}, (errors[:3], set(results))
         assert proc.wait(30) == 0
+
+
+def _readiness(url: str) -> int:
+    """The status of GET /v2/health/ready on a new connection."""
+    ready = http.client.HTTPConnection(*_address(url), timeout=10)
+    try:
+        ready.request("GET", "/v2/health/ready")
+        return ready.getresponse().status
+    finally:
+        ready.close()
 
 
 # --- data collection: what a kill -9 loses ---------------------------------------------------------------------
@@ -359,18 +370,13 @@ def test_sigterm_drains_every_worker_of_a_multi_worker_server(model, tmp_path):
         threads = [threading.Thread(target=client, args=(conn,), daemon=True) for conn in connections]
         for thread in threads:
             thread.start()
-        time.sleep(0.3)
+        _wait_for(lambda: len(results) >= 2 * len(connections), "every client busy")
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        readiness = []
-        for _ in range(12):  # new connections, spread by the kernel over both workers
-            ready = http.client.HTTPConnection(host, port, timeout=10)
-            ready.request("GET", "/v2/health/ready")
-            readiness.append(ready.getresponse().status)
-            ready.close()
+        readiness = []  # new connections, spread by the kernel over both workers: 12 answers in a row are 503
+        _wait_for(lambda: readiness.append(_readiness(url)) or readiness[-12:] == [503] * 12,
+                  "readiness 503 on every worker after SIGTERM")
         for thread in threads:
             thread.join(30)
-        assert set(readiness) == {503}, readiness
         assert not errors and results and set(results) == {200}, (errors[:3], set(results))
         assert sorted(closed) == sorted(served_by[c] for c in connections)  # every client was told, by its worker
         assert proc.wait(30) == 0

@@ -1,5 +1,8 @@
 """The data collector, in process: what it writes, how it rotates, and that a full queue drops instead of waiting."""
 import json
+import time
+
+import pytest
 
 from ml_service.serving.collector import Collector
 
@@ -90,3 +93,59 @@ def test_a_half_full_buffer_is_written_before_the_flush_interval(tmp_path):
         time.sleep(0.05)
     assert [r["i"] for r in _records(tmp_path)] == list(range(50))
     collector.close()
+
+
+def _line(i: int) -> int:
+    return len(json.dumps({"i": i}, separators=(",", ":"))) + 1
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_a_file_takes_records_up_to_exactly_max_bytes_and_the_next_record_opens_a_new_file(tmp_path, spare):
+    sizes = [_line(i) for i in range(10)]
+    collector = Collector(str(tmp_path), max_bytes=sum(sizes) + spare)
+    for i in range(10):
+        collector.collect({"i": i})
+    collector.close()
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert [r["i"] for r in _records(tmp_path)] == list(range(10))  # nothing lost, nothing split
+    assert [len(f.read_text().splitlines()) for f in files] == ([10] if spare == 0 else [9, 1])
+    assert all(f.stat().st_size <= sum(sizes) + spare for f in files)
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_an_open_file_is_filled_to_exactly_max_bytes_across_flushes(tmp_path, spare):
+    sizes = [_line(i) for i in range(10)]
+    collector = Collector(str(tmp_path), max_bytes=sum(sizes) + spare, flush_s=0.01)
+    for i in range(5):
+        collector.collect({"i": i})
+    deadline = time.monotonic() + 30  # the event: the first five are on disk, in an open file
+    while len(_records(tmp_path)) < 5:
+        assert time.monotonic() < deadline, "the first records never reached the disk"
+        time.sleep(0.01)
+    for i in range(5, 10):
+        collector.collect({"i": i})
+    collector.close()
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert [r["i"] for r in _records(tmp_path)] == list(range(10))
+    assert [len(f.read_text().splitlines()) for f in files] == ([10] if spare == 0 else [9, 1])
+
+
+def test_the_buffer_holds_exactly_capacity_records_and_drops_the_next(tmp_path):
+    dropped = []
+    collector = Collector(str(tmp_path), on_drop=lambda: dropped.append(1), capacity=4)
+    collector.close()  # the writer has stopped: what is collected now stays in the buffer
+    for i in range(4):
+        collector.collect({"i": i})
+    assert dropped == []
+    collector.collect({"i": 4})
+    collector.collect({"i": 5})
+    assert dropped == [1, 1]
+
+
+@pytest.mark.parametrize("keep", [1, 2, 5])
+def test_exactly_keep_files_newest_files_are_kept(tmp_path, keep):
+    collector = Collector(str(tmp_path), max_bytes=_line(0), keep_files=keep)  # one record a file
+    for i in range(8):
+        collector.collect({"i": i})
+    collector.close()
+    assert [r["i"] for r in _records(tmp_path)] == list(range(8 - keep, 8))

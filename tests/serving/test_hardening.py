@@ -1,16 +1,23 @@
 """Hardening of the scoring app, in process through ASGI: bounded metrics labels, methods and Allow, HEAD,
-limits (rows, body), numbers that overflow, and the Open Inference Protocol's binary tensor extension."""
+limits on both sides (rows, body), content types, numbers that overflow, the Open Inference Protocol's binary
+tensor extension, and large requests scored off the event loop."""
+import asyncio
 import json
 import random
 import struct
+import sys
+import threading
+import types
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ml_service.serving import binary
 from ml_service.serving.app import ScoringApp
 from ml_service.serving.config import ServingSettings
-from tests.support.asgi import call
+from tests.support.asgi import call, request
 from tests.support.rows_score import COLUMNS, save_regressor
 
 ROW = [59, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
@@ -157,3 +164,202 @@ def test_bytes_tensors_round_trip():
     response = {"outputs": [{"name": "predict", "datatype": "BYTES", "shape": [3], "data": labels}]}
     body, size = binary.join_response(response, True)
     assert body[size:] == raw and json.loads(body[:size])["outputs"][0]["parameters"]["binary_data_size"] == len(raw)
+
+
+# --- limits on both sides: exactly the limit is served, one more is refused ----------------------------------
+
+MAX_ROWS, MAX_BODY = 20, 5000  # the module app's limits
+
+
+def _tensor(rows: list) -> dict:
+    return {"inputs": [{"name": "input-0", "shape": [len(rows), 10], "datatype": "FP64",
+                        "data": [v for row in rows for v in row]}]}
+
+
+def _columns(rows: list) -> dict:
+    return {"inputs": [{"name": name, "shape": [len(rows)], "datatype": "INT64" if j == 0 else "FP64",
+                        "data": [row[j] for row in rows]} for j, name in enumerate(COLUMNS)]}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 2 * MAX_ROWS))
+def test_the_row_limit_serves_up_to_max_rows_and_refuses_more_on_every_route(app, n):
+    rows = [ROW] * n
+    records = [dict(zip(COLUMNS, ROW))] * n
+    expected = 200 if n <= MAX_ROWS else 413
+    for path, body in (("/score", {"data": rows}), ("/score", {"data": records}),
+                       ("/v2/models/regression/infer", _tensor(rows)),
+                       ("/v2/models/regression/infer", _columns(rows))):
+        status, _, answer = call(app, "POST", path, body, JSON)
+        assert status == expected, (path, n, answer)
+        if expected == 413:
+            assert f"{n} rows are over the limit of {MAX_ROWS}" in answer["error"]
+        else:
+            outputs = answer.get("result") or answer["outputs"][0]["data"]
+            assert len(outputs) == n
+
+
+def test_exactly_max_rows_is_served_and_one_more_is_refused(app):
+    assert call(app, "POST", "/score", {"data": [ROW] * MAX_ROWS}, JSON)[0] == 200
+    status, _, body = call(app, "POST", "/score", {"data": [ROW] * (MAX_ROWS + 1)}, JSON)
+    assert status == 413 and body["error"] == f"{MAX_ROWS + 1} rows are over the limit of {MAX_ROWS} a request"
+
+
+def _body_of(size: int) -> bytes:
+    """A valid /score body of exactly size bytes (JSON allows the trailing spaces)."""
+    body = json.dumps({"data": [ROW] * 3}).encode()
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize("chunk", [None, 700, 1])
+def test_a_body_of_exactly_max_body_bytes_is_read_and_one_byte_more_is_413(app, chunk):
+    for declared in (True, False):  # Content-Length given (refused before reading), or only counted as it streams
+        for size, expected in ((MAX_BODY, 200), (MAX_BODY + 1, 413)):
+            body = _body_of(size)
+            headers = {**JSON, "Content-Length": str(len(body))} if declared else JSON
+            status, response_headers, answer = call(app, "POST", "/score", body, headers, chunk=chunk)
+            assert status == expected, (size, declared, chunk, answer)
+            if expected == 413:
+                assert response_headers["connection"] == "close" and f"limit of {MAX_BODY}" in answer["error"]
+            else:
+                assert len(answer["result"]) == 3
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(app):
+    """The Content-Length alone decides: a client announcing too much gets its 413 without sending it."""
+    status, headers, body = call(app, "POST", "/score", b"", {**JSON, "Content-Length": str(MAX_BODY + 1)})
+    assert status == 413 and headers["connection"] == "close"
+    assert body["error"] == f"request body of {MAX_BODY + 1} bytes is over the limit of {MAX_BODY}"
+
+
+# --- content types: parameters and case do not matter, anything but JSON is a 415 -----------------------------
+
+ACCEPTED = ["application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
+            "Application/JSON", "APPLICATION/JSON; Charset=utf-8", "application/json ; foo=bar", " application/json"]
+REFUSED = ["text/plain", "application/jsonl", "application/json-patch+json", "text/json", "application/x-json",
+           "multipart/form-data; boundary=x", "application/octet-stream", "json"]
+
+
+@pytest.mark.parametrize("content_type", ACCEPTED)
+def test_json_with_parameters_or_in_any_case_is_accepted(app, content_type):
+    headers = {"Content-Type": content_type}
+    status, _, body = call(app, "POST", "/score", {"data": [ROW]}, headers)
+    assert status == 200 and len(body["result"]) == 1, body
+    status, _, body = call(app, "POST", "/v2/models/regression/infer", _tensor([ROW]), headers)
+    assert status == 200 and body["outputs"][0]["shape"] == [1], body
+
+
+@pytest.mark.parametrize("content_type", REFUSED)
+def test_other_content_types_are_415_naming_what_was_sent(app, content_type):
+    for path, body in (("/score", {"data": [ROW]}), ("/v2/models/regression/infer", _tensor([ROW]))):
+        status, _, answer = call(app, "POST", path, body, {"Content-Type": content_type})
+        assert status == 415, (path, content_type, answer)
+        shown = content_type.split(";")[0].strip().lower() or "none"
+        assert answer["error"] == f"content type must be application/json, got {shown}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parameters=st.lists(st.tuples(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=10),
+                                     st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=10)),
+                           max_size=3),
+       upper=st.booleans(), spaces=st.sampled_from(["", " ", "  "]))
+def test_any_media_type_parameters_are_ignored(app, parameters, upper, spaces):
+    media = "APPLICATION/JSON" if upper else "application/json"
+    content_type = media + "".join(f"{spaces};{spaces}{name}={value}" for name, value in parameters)
+    assert call(app, "POST", "/score", {"data": [ROW]}, {"Content-Type": content_type})[0] == 200, content_type
+
+
+def test_content_encoding_identity_is_plain_json_and_any_other_is_415(app):
+    for encoding in ("identity", "Identity", " identity "):
+        assert call(app, "POST", "/score", {"data": [ROW]}, {**JSON, "Content-Encoding": encoding})[0] == 200
+    for encoding in ("gzip", "br", "deflate", "x"):
+        status, _, body = call(app, "POST", "/score", {"data": [ROW]}, {**JSON, "Content-Encoding": encoding})
+        assert status == 415 and f"content encoding {encoding} is not supported" in body["error"]
+
+
+# --- the binary extension: a JSON-only body with the header, binary outputs --------------------------------------
+
+def test_an_inference_header_as_long_as_the_whole_body_is_a_json_only_request(app):
+    text = json.dumps(_tensor([ROW])).encode()
+    for length, expected in ((len(text), 200), (len(text) + 1, 400)):
+        status, _, body = call(app, "POST", "/v2/models/regression/infer", text,
+                               {"Inference-Header-Content-Length": str(length)})
+        assert status == expected, body
+    status, _, body = call(app, "POST", "/v2/models/regression/infer", text,
+                           {"Inference-Header-Content-Length": "x1"})
+    assert status == 400 and "does not fit a body" in body["error"]
+
+
+def test_binary_data_ending_exactly_at_the_body_end_is_read_and_one_byte_more_or_less_is_400(app):
+    data = np.array([ROW], dtype=np.float64).tobytes()
+    payload = {"inputs": [{"name": "input-0", "shape": [1, 10], "datatype": "FP64",
+                           "parameters": {"binary_data_size": len(data)}}]}
+    body, headers = _binary_request(payload, [data])
+    assert call(app, "POST", "/v2/models/regression/infer", body, headers)[0] == 200
+    assert call(app, "POST", "/v2/models/regression/infer", body + b"\0", headers)[0] == 400
+    assert call(app, "POST", "/v2/models/regression/infer", body[:-1], headers)[0] == 400
+
+
+# --- large requests are scored off the event loop: a small one is answered while a large one is in run() -------
+
+def _gated_module(gate: threading.Event, entered: threading.Event) -> types.ModuleType:
+    """A score module whose run() holds a request of more than one row until gate is set."""
+    module = types.ModuleType("gated_score")
+    module.INPUT = "rows"
+    module.init = lambda model_dir: None
+
+    def run(rows):
+        if len(rows) > 1:
+            entered.set()
+            gate.wait(20)
+        return [float(len(rows))] * len(rows)
+
+    module.run = run
+    return module
+
+
+def test_a_small_request_is_answered_while_a_large_one_is_scored(tmp_path, monkeypatch):
+    """The fairness promise (docs/serving.md, MLOPS_OFFLOAD_BYTES): a body over offload_bytes is parsed and scored
+    on the scoring thread, so the event loop answers small requests meanwhile. Checked by order of events, not by
+    latency: the large request is held inside run() until the small one has its answer."""
+    gate, entered = threading.Event(), threading.Event()
+    monkeypatch.setitem(sys.modules, "gated_score", _gated_module(gate, entered))
+    hosted = ScoringApp(ServingSettings(model_dir=str(tmp_path), score_module="gated_score", log_requests=False,
+                                        offload_bytes=200))
+    large, small = {"data": [ROW] * 10}, {"data": [ROW]}
+    assert len(json.dumps(large)) > 200 >= len(json.dumps(small))
+    finished = []
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+
+        async def send(name, body):
+            answer = await request(hosted, "POST", "/score", body, JSON)
+            finished.append(name)
+            return answer
+
+        big = asyncio.create_task(send("large", large))
+        assert await loop.run_in_executor(None, entered.wait, 20), "the large request never reached run()"
+        little = await send("small", small)
+        gate.set()
+        return little, await big
+
+    little, big = asyncio.run(scenario())
+    assert finished == ["small", "large"]
+    assert little[0] == 200 and little[2]["result"] == [1.0]
+    assert big[0] == 200 and big[2]["result"] == [10.0] * 10
+
+
+def test_a_request_of_exactly_offload_bytes_is_scored_on_the_loop_and_one_byte_more_off_it(tmp_path, monkeypatch):
+    threads = []
+    module = types.ModuleType("thread_probe_score")
+    module.INPUT, module.init = "rows", (lambda model_dir: None)
+    module.run = lambda rows: threads.append(threading.current_thread().name) or [0.0] * len(rows)
+    monkeypatch.setitem(sys.modules, "thread_probe_score", module)
+    body = json.dumps({"data": [ROW]}).encode()
+    hosted = ScoringApp(ServingSettings(model_dir=str(tmp_path), score_module="thread_probe_score",
+                                        log_requests=False, offload_bytes=len(body)))
+    assert call(hosted, "POST", "/score", body, JSON)[0] == 200
+    assert call(hosted, "POST", "/score", body + b" ", JSON)[0] == 200
+    assert threads[0] == threading.main_thread().name and threads[1].startswith("scoring")

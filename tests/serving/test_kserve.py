@@ -7,6 +7,7 @@ as a client process; this test starts the server, runs the client and checks its
 """
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from tests.support.frame_score import save_classifier
 pytestmark = pytest.mark.integration
 KEY = "kserve-client-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-CLIENT_PYTHON = ROOT / ".venv" / "clients" / "kserve" / "bin" / "python"
-CLIENT = Path(__file__).with_name("clients") / "kserve_infer.py"
+# The client environment sits beside the environment running the tests (a worktree shares the checkout's .venv).
+CLIENT_PYTHON = Path(sys.prefix) / "clients" / "kserve" / "bin" / "python"
+CLIENT = ROOT / "tests" / "support" / "clients" / "kserve_infer.py"
 # Each input a column of the classifier's table, typed as the model's v2 metadata says.
 COLUMNS = {"radius": "FP64", "texture": "FP64", "grade": "BYTES", "count": "INT64", "smooth": "BOOL"}
 

@@ -331,41 +331,6 @@ def test_openapi_and_docs(app):
     assert b"1,2,3" not in page.replace(b" ", b"")  # the example comes from the model, not the page
 
 
-def test_auth_when_keys_are_configured(regressor):
-    key = "k" * 24
-    secured = serve(regressor, "tests.support.rows_score", api_keys=(key,))
-    assert score(secured, [ROW])[0] == 401
-    status, headers, body = score(secured, [ROW], {**JSON, "Authorization": "Bearer " + "x" * 24})
-    assert status == 401 and body["error"] == "unauthorized" and headers["www-authenticate"] == "Bearer"
-    assert score(secured, [ROW], {**JSON, "Authorization": f"Bearer {key}"})[0] == 200
-    assert call(secured, "GET", "/v2/health/ready")[0] == 200  # probes need no key
-    assert "security" in call(secured, "GET", "/openapi.json")[2]["paths"]["/score"]["post"]
-
-
-def test_without_a_key_every_path_but_health_metrics_and_docs_is_401_whether_it_exists_or_not(regressor):
-    key = "k" * 24
-    secured = serve(regressor, "tests.support.rows_score", model_name="regression", api_keys=(key,))
-    for method, path in (("GET", "/nope"), ("DELETE", "/score"), ("GET", "/v2/models/other"), ("GET", "/v2"),
-                         ("POST", "/v2/models/regression/infer"), ("GET", "/v2/models/regression/nope")):
-        status, headers, body = call(secured, method, path)
-        assert (status, body["error"], headers["www-authenticate"]) == (401, "unauthorized", "Bearer"), path
-    with_key = {"Authorization": f"Bearer {key}"}
-    assert call(secured, "GET", "/nope", headers=with_key)[0] == 404
-    assert call(secured, "DELETE", "/score", headers=with_key)[0] == 405
-    for path in ("/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json", "/docs"):
-        assert call(secured, "GET", path)[0] == 200, path
-        assert call(secured, "DELETE", path)[0] == 405, path  # public paths: their methods only
-
-
-def test_short_keys_and_missing_key_files_are_refused(tmp_path):
-    with pytest.raises(ServingConfigError, match="at least 16"):
-        load_serving_settings({"MLOPS_SCORING_KEYS": "short"})
-    with pytest.raises(ServingConfigError, match="MLOPS_SCORING_KEY_FILE"):
-        load_serving_settings({"MLOPS_SCORING_KEY_FILE": str(tmp_path / "none")})
-    (tmp_path / "keys").write_text("a" * 20 + "\n")
-    assert load_serving_settings({"MLOPS_SCORING_KEY_FILE": str(tmp_path / "keys")}).api_keys == ("a" * 20,)
-
-
 def test_the_default_score_module_names_no_project():
     assert ServingSettings(model_dir="").score_module == "ml_service.serving.pyfunc_score"
     assert load_serving_settings({"MLOPS_SCORE_MODULE": ""}).score_module == "ml_service.serving.pyfunc_score"
@@ -464,3 +429,99 @@ def test_request_ids_are_unique_when_the_client_sends_none(app, regressor):
     other = serve(regressor, "tests.support.rows_score")
     ids = [score(hosted, [ROW])[1]["x-request-id"] for hosted in (app, app, app, other, other)]
     assert len(set(ids)) == 5 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_classifier_returning_too_few_probability_rows_is_a_500_not_a_short_answer(tmp_path):
+    failing = serve(tmp_path, "tests.support.failing_score")
+    status, _, body = score(failing, [[6, 0], [6, 0], [6, 0]])
+    assert status == 500 and body["error"] == "internal error while scoring"
+    status, _, body = score(failing, [[7, 0]])  # the module refusing the rows is the client's 422
+    assert status == 422 and body["error"] == "mode 7 refuses every row"
+
+
+def test_collected_records_carry_the_served_model_version_and_refused_requests_none(regressor, tmp_path):
+    """Drift detection counts only what the live version served (ml_service/monitor/check.py): the version in
+    each collected record is the one the service was started with."""
+    collecting = serve(regressor, "tests.support.rows_score", model_name="regression", model_version="41",
+                       collect_dir=str(tmp_path))
+    assert score(collecting, [ROW])[0] == 200
+    inputs = [{"name": "input-0", "shape": [1, 10], "datatype": "FP64", "data": ROW}]
+    assert call(collecting, "POST", "/v2/models/regression/infer", {"inputs": inputs}, JSON)[0] == 200
+    assert score(collecting, [ROW[:3]])[0] == 422
+    collecting.collector.close()
+    import json
+
+    records = [json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert [r["model_version"] for r in records] == ["41", "41"]
+    assert all(r["request_id"] and r["inputs"] == [ROW] for r in records)
+
+
+def test_v2_infer_is_only_served_under_this_models_name(app):
+    tensor = {"inputs": [{"name": "input-0", "shape": [1, 10], "datatype": "FP64", "data": ROW}]}
+    for path in ("/v2/models/other/infer", "/v2/models/other/versions/3/infer", "/v2/models/other/ready",
+                 "/v2/models/regressionx/infer", "/v2/models/regression/versions/4/infer"):
+        status, _, body = call(app, "POST" if path.endswith("infer") else "GET", path, tensor, JSON)
+        assert status == 404, (path, body)
+    assert call(app, "POST", "/v2/models/regression/versions/3/infer", tensor, JSON)[0] == 200
+
+
+@pytest.mark.parametrize("data, message", [
+    (ROW + ROW + [1.0], "inputs[0].data has 21 values; shape [2, 10] needs 20"),
+    (ROW + ROW[:9], "inputs[0].data has 19 values; shape [2, 10] needs 20"),
+    ([ROW, ROW, ROW], "inputs[0].data has 3 rows; shape says 2"),
+])
+def test_v2_tensor_data_must_fill_its_shape_exactly(app, data, message):
+    tensor = {"inputs": [{"name": "input-0", "shape": [2, 10], "datatype": "FP64", "data": data}]}
+    status, _, body = call(app, "POST", "/v2/models/regression/infer", tensor, JSON)
+    assert status == 422 and body["error"] == message
+
+
+def test_v2_optional_columns_may_be_left_out_and_a_column_may_not_be_sent_twice(classifier):
+    required = [{"name": "radius", "shape": [1], "datatype": "FP64", "data": [9.5]},
+                {"name": "count", "shape": [1], "datatype": "INT64", "data": [2]},
+                {"name": "smooth", "shape": [1], "datatype": "BOOL", "data": [True]}]
+    status, _, body = call(classifier, "POST", "/v2/models/classifier/infer", {"inputs": required}, JSON)
+    assert status == 200, body
+    left_out = {"radius": 9.5, "count": 2, "smooth": True}
+    assert body["outputs"][0]["data"] == score(classifier, [left_out])[2]["result"]
+    twice = required + [dict(required[1])]
+    status, _, body = call(classifier, "POST", "/v2/models/classifier/infer", {"inputs": twice}, JSON)
+    assert status == 422 and body["error"] == "inputs[3]: column 'count' is sent twice"
+
+
+def _logged(capsys) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def test_the_request_log_holds_the_first_100_predictions_and_says_when_it_left_some_out(regressor, capsys):
+    logging = ScoringApp(ServingSettings(model_dir=str(regressor), score_module="tests.support.rows_score",
+                                         model_name="regression", model_version="5"))
+    capsys.readouterr()
+    for rows in (100, 101):
+        assert score(logging, [ROW] * rows)[0] == 200
+    exactly, over = _logged(capsys)
+    assert len(exactly["predictions"]) == 100 and "predictions_truncated" not in exactly
+    assert len(over["predictions"]) == 100 and over["predictions_truncated"] is True
+    assert (exactly["path"], exactly["status"], exactly["model"], exactly["model_version"]) == (
+        "/score", 200, "regression", "5")
+
+
+def test_a_scoring_key_is_never_written_to_the_log(regressor, capsys):
+    key, wrong = "log-secret-" + "s" * 20, "log-wrong-" + "w" * 20
+    secured = ScoringApp(ServingSettings(model_dir=str(regressor), score_module="tests.support.rows_score",
+                                         api_keys=(key,)))
+    capsys.readouterr()
+    for presented in (key, wrong):
+        score(secured, [ROW], {**JSON, "Authorization": f"Bearer {presented}", "X-Request-Id": "req-1"})
+    score(secured, [ROW[:3]], {**JSON, "Authorization": f"Bearer {key}"})
+    written = capsys.readouterr()
+    logged = [line for line in written.out.splitlines() if line.startswith("{")]
+    assert len(logged) == 3 and "req-1" in logged[0]
+    assert key not in written.out + written.err and wrong not in written.out + written.err
+
+
+def test_a_request_id_sent_by_the_client_is_kept_up_to_128_characters(app):
+    for sent, kept in (("a" * 128, "a" * 128), ("b" * 129, "b" * 128), ("c" * 5000, "c" * 128)):
+        assert score(app, [ROW], {**JSON, "X-Request-Id": sent})[1]["x-request-id"] == kept

@@ -1,7 +1,8 @@
 """A score module that misbehaves on purpose, chosen by the first value of the first row.
 
 1: a NaN prediction; 2: one prediction too few; 3: numpy float32 values; 4: a pandas Series of labels;
-5: a one-column DataFrame; anything else: an exception with a detail the client must never see.
+5: a one-column DataFrame; 6: labels with one probability row too few; 7: refuses the rows (InputError, as
+MLflow's schema enforcement does); anything else: an exception with a detail the client must never see.
 """
 INPUT = "rows"
 
@@ -25,4 +26,10 @@ def run(data):
         if mode == 4:
             return pd.Series(["yes"] * len(data))
         return pd.DataFrame({"y": np.ones(len(data))})
+    if mode == 6:
+        return {"result": ["a"] * len(data), "probabilities": [[0.5, 0.5]] * (len(data) - 1), "classes": ["a", "b"]}
+    if mode == 7:
+        from ml_service.serving.schema import InputError
+
+        raise InputError("mode 7 refuses every row")
     raise RuntimeError("secret internal detail")

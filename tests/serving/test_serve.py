@@ -1,5 +1,6 @@
-"""`mlops serve models:/NAME@champion` serves the version the alias names, and `mlops ui` answers with the
-workspace's own store (issue 19). Real MLflow store, real pipeline runs, real HTTP on 127.0.0.1."""
+"""`mlops serve models:/NAME@ALIAS`: the scoring service started on the version the alias names, read when it
+starts (folded from test_promises_serving.py, issue 19). Real MLflow store, a real pipeline run, real HTTP on
+127.0.0.1. (`mlops ui`, the other half of that file: tests/workspace/test_ui.py.)"""
 from __future__ import annotations
 
 import json
@@ -107,17 +108,3 @@ def test_serve_models_uri_at_champion_serves_the_version_the_alias_names(ws):
     finally:
         stop(server)
         client.set_registered_model_alias(ws.model_name, "champion", "1")
-
-
-def test_mlops_ui_answers_with_the_workspace(ws):
-    port = free_port()
-    ui = start("ui", "--port", str(port))
-    try:
-        page = wait_for(f"http://127.0.0.1:{port}/", ui, timeout=180)
-        assert b"<html" in page.lower() or b"<!doctype html" in page.lower()
-        search = f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/search?max_results=10"
-        with urllib.request.urlopen(search, timeout=30) as response:
-            models = json.loads(response.read())["registered_models"]
-        assert [m["name"] for m in models] == [ws.model_name]  # this workspace's registry, nothing else
-    finally:
-        stop(ui)
