@@ -7,7 +7,7 @@ canary must keep running, the records and the `production` alias must still name
 command must exit non-zero: a failed promotion that claims the new version is stable would send a broken
 version all the traffic on the next deploy.
 
-The helpers and fixtures are test_deploy_canary.py's (imported, not copied).
+The helpers and fixtures are test_canary.py's (imported, not copied).
 """
 from __future__ import annotations
 
