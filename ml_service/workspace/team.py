@@ -87,6 +87,7 @@ def write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode of open() holds for a new file only: one left 0644 by hand is tightened too
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
 
