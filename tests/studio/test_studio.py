@@ -512,3 +512,13 @@ def test_a_release_names_its_version_by_parameter_output_or_the_retrain_runs_art
     assert release_ref(store, store.get_run(by_parameter)) == "m:9"
     unknown = store.create_run("release", "r.yml", "Manual", "main", "", "dev", {}, "/nowhere")
     assert release_ref(store, store.get_run(unknown)) == ""
+
+
+@pytest.mark.parametrize("model, version", [("alpha_model", "1a"), ("alpha_model", ""), ("alpha_model", "1 --x"),
+                                            ("alpha_model", "-1"), ("other_model", "1")])
+def test_a_qa_action_runs_only_a_model_of_mlops_yml_and_a_version_number(project, model, version):
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    form = {"csrf": browser.csrf("/runs"), "model": model, "version": version, "action": "rollback"}
+    assert browser.request("POST", "/deployments/qa", form)[0] == 400
+    assert not (project.state_dir / "studio" / "actions").exists()  # no `mlops deploy qa` was started
