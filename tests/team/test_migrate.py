@@ -4,7 +4,7 @@ Each time a model version must still serve: loaded with mlflow.pyfunc from the s
 what the original predicts.
 
 The pipeline's runs all end FINISHED and it registers two versions, so a store made by hand is migrated too
-(in-process, to the same server): a run in every status (issue 29: `workspace migrate` copied every run as
+(in-process, to MLflow's own server on sqlite, which starts quicker): a run in every status (issue 29: `workspace migrate` copied every run as
 FINISHED and no test saw it), metric histories of several steps, and eleven versions (copied in the order
 of their numbers, never as text: 10 and 11 before 2 would renumber them on the server).
 """
@@ -255,6 +255,41 @@ CRAFTED_MODEL, VERSIONS = "team_migrate_versions", 11
 T0 = 1_700_000_000_000  # ms
 
 
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory):
+    """MLflow's own server on a sqlite store (made from an empty one) with proxied artifacts, one worker, no users:
+    quicker to start than the team workspace, and migrate talks to either through the same MLflow API."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from ml_service.workspace import team
+
+    base = tmp_path_factory.mktemp("plain-server")
+    store = fresh_store(base / "server.db")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    log = open(base / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+                                "--serve-artifacts", "--artifacts-destination", str(base / "artifacts"),
+                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                               env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        while not team.answers(uri):  # a wait, not a timing assertion: the server's start depends on the machine
+            assert process.poll() is None, (base / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(60)
+        log.close()
+
+
 @pytest.fixture
 def crafted(tmp_path):
     """A source store made by hand: one run in each status (RUNNING never ended), each with a param, tags and a
@@ -290,19 +325,20 @@ def crafted(tmp_path):
         client.create_model_version(CRAFTED_MODEL, str(files), run_id=runs["FINISHED"] if number == 1 else None,
                                     tags={"n": str(number)})
     client.set_registered_model_alias(CRAFTED_MODEL, "champion", "2")
-    client.set_registered_model_alias(CRAFTED_MODEL, "latest", str(VERSIONS))
+    client.set_registered_model_alias(CRAFTED_MODEL, "newest", str(VERSIONS))
     return uri, client, runs
 
 
-def test_migrate_copies_each_runs_status_history_params_and_tags_and_keeps_version_numbers(crafted, server,
+def test_migrate_copies_each_runs_status_history_params_and_tags_and_keeps_version_numbers(crafted, plain_server,
                                                                                            tmp_path, monkeypatch):
     import mlflow
 
     from ml_service.workspace import migrate
 
     uri, src, runs = crafted
-    for key, value in server_env({}, server["state_dir"]).items():
-        monkeypatch.setenv(key, value)
+    server = {"uri": plain_server}
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
     settings = load_settings(clean_env(tmp_path / "state"))
     source_runs = [src.get_run(run_id) for run_id in runs.values()]
     expected = {"experiments": 1, "runs": 5, "params": 4, "metrics": 12, "artifacts": 1,
@@ -334,7 +370,7 @@ def test_migrate_copies_each_runs_status_history_params_and_tags_and_keeps_versi
         version = dst.get_model_version(CRAFTED_MODEL, str(number))
         assert version.tags["n"] == version.tags[migrate.FROM_VERSION] == str(number)
     assert dst.get_model_version(CRAFTED_MODEL, "1").run_id == copied[runs["FINISHED"]].info.run_id
-    assert dst.get_registered_model(CRAFTED_MODEL).aliases == {"champion": "2", "latest": str(VERSIONS)}
+    assert dst.get_registered_model(CRAFTED_MODEL).aliases == {"champion": "2", "newest": str(VERSIONS)}
 
     again = migrate.migrate(settings, server["uri"], source=uri)  # nothing twice
     assert again == {key: 0 for key in expected}
