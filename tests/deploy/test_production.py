@@ -7,9 +7,9 @@ tests/support/fakes/ holds a `helm` that runs the real helm for everything but `
 messages), and a `kubectl` whose `port-forward` serves the real scoring service with the deployed manifest's
 auth, so the smoke test is real HTTP. GitOps mode runs the real kubectl against an unreachable cluster.
 
-The first tests run `mlops` as a subprocess on a workspace trained by the real pipeline. The rest call
-`deploy_prod` in-process, so that the mutation tester sees production.py: a project root of its own (a copy of
-the chart), a real MLflow store (copied from an empty one), the real helm, real git. Without a cluster (kubectl
+The first tests call `deploy_prod` in-process, so that the mutation tester sees production.py: a project root of
+its own (a copy of the chart), a real MLflow store (copied from an empty one), the real helm, real git. The last
+ones (marked slow) run `mlops` as a subprocess on a workspace trained by the real pipeline. Without a cluster (kubectl
 cluster-info fails) the desired state is validated offline, committed with its provenance and recorded as desired,
 the alias left alone; a state that fails validation commits nothing; a running canary blocks another version.
 With the FAKE API server a helm upgrade is recorded live and moves the alias, a failed upgrade or smoke test is
@@ -351,7 +351,7 @@ def test_a_gitops_commit_never_overwrites_a_concurrent_one(project, tmp_path, mo
     assert state == "committed" and git(repo, "rev-parse", f"{third}^") == concurrent
 
 
-# --- `mlops` as a subprocess on a workspace trained by the real pipeline ---------------------------------
+# --- `mlops` as a subprocess on a workspace trained by the real pipeline (slow) --------------------------
 
 
 def mlops(*args, env=None):
@@ -438,6 +438,7 @@ def values_file(ws):
     return ws.state_dir / "gitops" / "production" / ws.model_name / "values-prod.yaml"
 
 
+@pytest.mark.slow
 def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no_cluster):
     from ml_service.deploy.image import image_repository
 
@@ -467,6 +468,7 @@ def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no
     assert production_alias(ws) is None
 
 
+@pytest.mark.slow
 def test_cluster_mode_upgrades_smoke_tests_with_the_key_and_moves_the_alias(ws, tmp_path, model_dir, cluster_state):
     from ml_service.deploy.image import image_repository
 
@@ -483,6 +485,7 @@ def test_cluster_mode_upgrades_smoke_tests_with_the_key_and_moves_the_alias(ws, 
     assert "live" in mlops("deploy", "list").stdout
 
 
+@pytest.mark.slow
 def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, FAKE_SERVICE="broken")
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "3", env=env)
@@ -495,6 +498,7 @@ def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_d
     assert production_alias(ws) == "2"  # unchanged
 
 
+@pytest.mark.slow
 def test_the_service_answers_only_with_the_scoring_key(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, MLOPS_SCORING_KEY="not-the-key-of-the-cluster")
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "30", env=env)
@@ -502,6 +506,7 @@ def test_the_service_answers_only_with_the_scoring_key(ws, tmp_path, model_dir, 
     assert production_alias(ws) == "2"
 
 
+@pytest.mark.slow
 def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, FAKE_HELM_FAIL="upgrade")
     result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=env)
@@ -510,6 +515,7 @@ def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model
     assert "port-forward" not in log.read_text() and production_alias(ws) == "2"
 
 
+@pytest.mark.slow
 def test_model_delete_refuses_versions_in_use_and_deletes_the_rest(ws):
     refused = mlops("model", "delete", f"{ws.model_name}:2")  # live in production (fake cluster) and champion
     assert refused.returncode == 1 and "refusing to delete" in refused.stderr and "production" in refused.stderr
@@ -526,6 +532,7 @@ def test_model_delete_refuses_versions_in_use_and_deletes_the_rest(ws):
     assert str(spare.version) not in versions and {"1", "2"} <= versions
 
 
+@pytest.mark.slow
 def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_path):
     import dataclasses
 
@@ -573,6 +580,7 @@ def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_pat
         production.commit_desired_state(checked_out, production.desired_values(ws, "m", "3"), "x@y")
 
 
+@pytest.mark.slow
 def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
     import dataclasses
 
@@ -592,6 +600,7 @@ def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
     assert status == "A  unrelated.txt\n"
 
 
+@pytest.mark.slow
 def test_the_helm_test_script_passes_with_the_key_and_fails_without(tmp_path, model_dir):
     """charts/scoring/files/smoke_test.py, which `helm test` runs in the pod, against the real scoring service."""
     import socket
