@@ -495,8 +495,8 @@ def applied(env, name):
 def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env):
     name, stable = ws.model_name, release(ws)
     canary = f"{stable}-canary"
-    assert mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "30", env=cluster_env).returncode == 0
-    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "30",
+    assert mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "120", env=cluster_env).returncode == 0
+    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "120",
                     env=cluster_env)
     assert started.returncode == 0, started.stderr
     assert "applied to the cluster with helm" in started.stdout
@@ -511,7 +511,7 @@ def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env
     assert now["observed"]["stable"]["version"] == "1" and now["observed"]["canary"]["version"] == "2"
     assert now["observed"]["canary_weight"] == 20
 
-    promoted = mlops("deploy", "promote", "--smoke-timeout", "30", env=cluster_env)
+    promoted = mlops("deploy", "promote", "--smoke-timeout", "120", env=cluster_env)
     assert promoted.returncode == 0, promoted.stderr
     assert applied(cluster_env, canary) is None  # uninstalled
     stable_now = applied(cluster_env, stable)[-1]
@@ -527,7 +527,7 @@ def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env
     assert broken.returncode == 1 and "the new release was uninstalled" in broken.stderr, broken.stderr
     assert applied(cluster_env, canary) is None and "canary" not in applied(cluster_env, stable)[-1]["values"]
 
-    assert mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "30",
+    assert mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "120",
                  env=cluster_env).returncode == 0
     aborted = mlops("deploy", "abort", env=cluster_env)
     assert aborted.returncode == 0, aborted.stderr

@@ -473,7 +473,7 @@ def test_cluster_mode_upgrades_smoke_tests_with_the_key_and_moves_the_alias(ws, 
     from ml_service.deploy.image import image_repository
 
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state)
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:2", "--smoke-timeout", "30", env=env)
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:2", "--smoke-timeout", "120", env=env)
     assert result.returncode == 0, result.stderr
     assert "production now serves" in result.stdout and "smoke test passed" in result.stdout
     calls = log.read_text()
@@ -501,7 +501,7 @@ def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_d
 @pytest.mark.slow
 def test_the_service_answers_only_with_the_scoring_key(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, MLOPS_SCORING_KEY="not-the-key-of-the-cluster")
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "30", env=env)
+    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "120", env=env)
     assert result.returncode == 1 and "401" in result.stderr and "rolled back" in result.stderr, result.stderr
     assert production_alias(ws) == "2"
 

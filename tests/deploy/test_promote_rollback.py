@@ -23,9 +23,9 @@ ws, model_dir, cluster_env = canary_tests.ws, canary_tests.model_dir, canary_tes
 def stable_then_canary(ws, env):
     """Stable version 1, then canary version 2 at 20%, both smoke-tested through the FAKE cluster's Services."""
     name = ws.model_name
-    deployed = mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "30", env=env)
+    deployed = mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "120", env=env)
     assert deployed.returncode == 0, deployed.stderr
-    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "30", env=env)
+    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "120", env=env)
     assert started.returncode == 0, started.stderr
 
 
@@ -96,7 +96,7 @@ def test_a_promote_whose_helm_upgrade_fails_changes_nothing_and_claims_nothing(w
     stable_before, canary_before = applied(cluster_env, stable), applied(cluster_env, f"{stable}-canary")
     aliases_before, size = aliases(ws), log_size(cluster_env)
 
-    promoted = mlops("deploy", "promote", "--smoke-timeout", "30", env={**cluster_env, "FAKE_HELM_FAIL": "upgrade"})
+    promoted = mlops("deploy", "promote", "--smoke-timeout", "120", env={**cluster_env, "FAKE_HELM_FAIL": "upgrade"})
     assert promoted.returncode == 1, (promoted.stdout, promoted.stderr)
     assert "helm upgrade failed" in promoted.stderr and "UPGRADE FAILED" in promoted.stderr
     assert "Traceback" not in promoted.stderr
