@@ -156,3 +156,13 @@ def test_backup_and_restore_refuse_without_a_running_workspace_and_write_nothing
     with pytest.raises(backup.BackupError, match="no team workspace runs"):
         backup.backup(settings, tmp_path / "target")
     assert not (tmp_path / "target").exists()
+
+
+def test_the_server_gives_a_worker_time_to_start_before_uvicorn_kills_it(tmp_path):
+    """uvicorn kills a worker that does not answer its health check in time (5 s by default); a worker still
+    importing MLflow on a busy machine cannot, and `mlops workspace up` restarted workers until it gave up."""
+    command = team._server_command(team.TeamPaths(tmp_path), 5432, 5000, 2)
+    options = command[command.index("--uvicorn-opts") + 1].split()
+    assert int(options[options.index("--timeout-worker-healthcheck") + 1]) >= 60
+    assert command[command.index("--workers") + 1] == "2" and "--host" in command
+    assert command[command.index("--host") + 1] == "127.0.0.1"
