@@ -140,7 +140,8 @@ def _copy_run(src, dst, run, experiment_id: str, tmp: Path) -> str:
 
         local = mlflow.artifacts.download_artifacts(run_id=old, dst_path=str(tmp / old), tracking_uri=src.tracking_uri)
         dst.log_artifacts(new, local)
-    dst.set_terminated(new, run.info.status, end_time=run.info.end_time)
+    if run.info.status != "RUNNING" or run.info.end_time:  # a created run is RUNNING with no end: as it was
+        dst.set_terminated(new, run.info.status, end_time=run.info.end_time)
     return new
 
 

@@ -52,6 +52,7 @@ def write_passfile(path: Path, port: int, password: str) -> None:
     """A libpq passfile (0600) for SUPERUSER on 127.0.0.1:port, any database."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through open(): tightened before the password is written
     with os.fdopen(fd, "w") as handle:
         handle.write(f"127.0.0.1:{port}:*:{SUPERUSER}:{password}\n")
 

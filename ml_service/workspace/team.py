@@ -33,6 +33,7 @@ AUTH_CACHE_SECONDS = 30
 # Everyone reads everything; who trains gets EDIT (`mlops workspace grant NAME EDIT --experiment '*'`).
 # Not EDIT: MLflow floors every grant at the default, so with EDIT nobody could be held to READ.
 DEFAULT_PERMISSION = "READ"
+WORKER_HEALTHCHECK_SECONDS = 120  # how long uvicorn waits for a server worker's answer before it kills it
 
 
 class TeamError(MLOpsError):
@@ -87,6 +88,7 @@ def write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode of open() holds for a new file only: one left 0644 by hand is tightened too
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
 
@@ -140,10 +142,13 @@ def _server_pid(state: dict) -> int | None:
 
 
 def _server_command(team: TeamPaths, pg_port: int, port: int, workers: int) -> list[str]:
+    # uvicorn kills a worker that does not answer its health check within 5 s, and a worker still importing MLflow
+    # on a busy machine cannot: it was killed and restarted for ever. WORKER_HEALTHCHECK_SECONDS gives it time.
     return [sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", postgres.url(pg_port, "mlflow"),
             "--serve-artifacts", "--artifacts-destination", str(team.artifacts),
-            "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+            "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--uvicorn-opts", f"--timeout-worker-healthcheck {WORKER_HEALTHCHECK_SECONDS}"]
 
 
 def _write_auth_config(team: TeamPaths, pg_port: int) -> None:

@@ -1,12 +1,15 @@
-"""Canary, promote, abort and `deploy status production`: GitOps mode for real (the real kubectl finds no
-cluster; each step is a commit of a real git repository, its manifests rendered by the real helm and
+"""Canary, promote, abort (canary.py) and `deploy status production`: GitOps mode for real (the real kubectl
+finds no cluster; each step is a commit of a real git repository, its manifests rendered by the real helm and
 validated offline, the HTTPRoute against the Gateway API CRD), and cluster mode against the FAKE
 Kubernetes API server of tests/support/fakes (only what needs an API server is faked; the smoke
 tests are real HTTP to the real scoring service).
 
-The canary needs the production route, configured in mlops.yml: each test runs the CLI with a project
-root whose mlops.yml adds `environments.production.values.route` and its own GitOps repository (every
-other file is a link to this checkout).
+The canary needs the production route, configured in mlops.yml. The first tests (marked slow) run the CLI as a
+subprocess with a project root whose mlops.yml adds `environments.production.values.route` and its own GitOps
+repository (every other file is a link to this checkout). The in-process tests after them call canary.py on the
+project of test_production.py (a copy of the chart, a real MLflow store, the real helm, real git), so that the
+mutation tester sees it: the traffic split each step commits or applies, and the one rule users rely on most,
+that the `production` alias moves only when a cluster really runs the version (never in GitOps mode).
 """
 from __future__ import annotations
 
@@ -17,11 +20,15 @@ import sys
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml_service.config import load_settings
+from ml_service.deploy import production
 from tests.conftest import ROOT, workspace_env
+from tests.deploy import test_production as production_tests
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 FAKES = ROOT / "tests" / "support" / "fakes"
 CHART = ROOT / "charts" / "scoring"
 KEY = "fake-cluster-scoring-key-0123456789"
@@ -120,6 +127,248 @@ def status(env, ws):
     return json.loads(done.stdout)[0]
 
 
+# --- in-process: canary.py as the mutation tester sees it (first: quick to fail) -------------------------------
+
+# test_production.py's project, store and FAKE cluster
+project, client, fake_cluster = production_tests.project, production_tests.client, production_tests.fake_cluster
+NAME = production_tests.NAME
+
+
+@pytest.fixture
+def routed(project, client):
+    """test_production.py's project with the production route in mlops.yml, versions 1, 2 and 3 registered."""
+    (project.root / "mlops.yml").write_text(yaml.safe_dump({
+        "models": [{"project": "proj", "name": NAME}],
+        "environments": {"production": {"values": {"route": ROUTE}}}}))
+    client.create_model_version(NAME, "file:///nowhere/model")
+    return load_settings()
+
+
+def alias_of(client):
+    return {a: str(v) for a, v in client.get_registered_model(NAME).aliases.items()}.get("production")
+
+
+def head(settings):
+    return production_tests.git(settings.state_dir / "gitops", "rev-parse", "HEAD")
+
+
+def committed_state(settings):
+    """(stable values, canary values or None, route weights) at the GitOps target's HEAD, every object valid."""
+    from ml_service.deploy import chart
+
+    repo, folder = settings.state_dir / "gitops", f"production/{NAME}"
+
+    def show(name):
+        done = subprocess.run(["git", "-C", str(repo), "show", f"HEAD:{folder}/{name}"], capture_output=True, text=True)
+        return yaml.safe_load(done.stdout) if done.returncode == 0 else None
+
+    objects = [o for o in yaml.safe_load_all(production_tests.git(repo, "show", f"HEAD:{folder}/manifests.yaml")) if o]
+    chart.validate_objects(settings.root / "charts" / "scoring", objects, "1.37")
+    return show("values-prod.yaml"), show("values-canary.yaml"), route_weights(objects)
+
+
+def track_rows(settings):
+    from ml_service.deploy import records
+
+    return [(d.track, d.version, d.status) for d in records.list_deployments(settings, "production")]
+
+
+def test_a_gitops_canary_commits_the_split_and_promote_moves_the_state_but_never_the_alias(routed, client):
+    """Issue 29: `mlops deploy promote` in GitOps mode moved the `production` alias while printing that it did not
+    (its test read the printed phrase). The alias is checked here, with one already set, so a move shows."""
+    from ml_service.deploy import canary, records
+
+    stable, canary_release = production.release_name(routed, NAME), production.canary_release(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1")
+    client.set_registered_model_alias(NAME, "production", "1")  # as a cluster deploy of version 1 would have
+    started = canary.start_canary(routed, f"{NAME}:2", 10, who="lead@example.com")
+    assert (started.mode, started.applied, started.commit) == ("gitops", False, head(routed))
+    values, canary_values, weights = committed_state(routed)
+    assert values["model"]["version"] == "1" and values["canary"] == {"weight": 10, "service": canary_release}
+    assert canary_values["model"]["version"] == "2" and canary_values["canary"] == {"enabled": True}
+    assert weights == [(stable, 90), (canary_release, 10)]
+    assert track_rows(routed)[0] == ("canary", "2", records.DESIRED)
+    assert alias_of(client) == "1"
+
+    promoted = canary.promote(routed, NAME, who="lead@example.com")
+    assert (promoted.mode, promoted.applied, promoted.commit) == ("gitops", False, head(routed))
+    values, canary_values, weights = committed_state(routed)
+    assert values["model"]["version"] == "2" and "canary" not in values and values["route"] == ROUTE
+    assert canary_values is None and weights == [(stable, 100)]
+    assert track_rows(routed)[:2] == [("canary", "2", records.REMOVED), ("stable", "2", records.DESIRED)]
+    assert alias_of(client) == "1"  # nothing was applied: the alias stays where a cluster last served
+    assert records.live_versions(routed, NAME) == {"2": {"production (desired state)"}}
+
+
+def test_a_gitops_abort_sends_all_traffic_back_and_moves_no_alias(routed, client):
+    from ml_service.deploy import canary, records
+
+    stable = production.release_name(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1")
+    canary.start_canary(routed, f"{NAME}:3", 50)
+    assert committed_state(routed)[2] == [(stable, 50), (f"{stable}-canary", 50)]
+    assert "production canary (desired state)" in records.live_versions(routed, NAME)["3"]
+    aborted = canary.abort(routed, NAME)
+    assert (aborted.mode, aborted.applied) == ("gitops", False)
+    values, canary_values, weights = committed_state(routed)
+    assert values["model"]["version"] == "1" and "canary" not in values
+    assert canary_values is None and weights == [(stable, 100)]
+    assert track_rows(routed)[0] == ("canary", "3", records.REMOVED)
+    assert records.live_versions(routed, NAME) == {"1": {"production (desired state)"}}
+    assert alias_of(client) is None
+    with pytest.raises(canary.CanaryError, match="no canary"):
+        canary.abort(routed, NAME)
+
+
+@pytest.mark.parametrize("percent", [1, 100])
+def test_a_canary_takes_every_percent_from_1_to_100(routed, percent):
+    from ml_service.deploy import canary
+
+    stable = production.release_name(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1")
+    canary.start_canary(routed, f"{NAME}:2", percent)
+    values, _, weights = committed_state(routed)
+    assert values["canary"]["weight"] == percent
+    assert weights == [(stable, 100 - percent), (f"{stable}-canary", percent)]
+
+
+@pytest.mark.parametrize("percent", [0, 101, -5])
+def test_a_canary_outside_1_to_100_percent_is_refused_and_commits_nothing(routed, percent):
+    from ml_service.deploy import canary
+
+    production.deploy_prod(routed, f"{NAME}:1")
+    before, rows = head(routed), track_rows(routed)
+    with pytest.raises(canary.CanaryError, match=f"--canary {percent}: "):
+        canary.start_canary(routed, f"{NAME}:2", percent)
+    assert head(routed) == before and track_rows(routed) == rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-1000, 1000))
+def test_the_canary_option_takes_a_whole_percent_from_1_to_100(value):
+    import argparse
+
+    from ml_service.deploy.commands import percent
+
+    if 1 <= value <= 100:
+        assert percent(str(value)) == value
+    else:
+        with pytest.raises(argparse.ArgumentTypeError):
+            percent(str(value))
+
+
+def test_the_same_canary_again_changes_only_its_weight_and_refusals_commit_nothing(routed):
+    from ml_service.deploy import canary
+
+    production.deploy_prod(routed, f"{NAME}:1")
+    canary.start_canary(routed, f"{NAME}:2", 10)
+    _, first_canary, _ = committed_state(routed)
+    canary.start_canary(routed, f"{NAME}:2", 30)
+    values, canary_values, _ = committed_state(routed)
+    assert values["canary"]["weight"] == 30 and canary_values == first_canary
+    before = head(routed)
+    for ref, why in ((f"{NAME}:3", "runs already"), (f"{NAME}:1", "is the stable release already")):
+        with pytest.raises(canary.CanaryError, match=why):
+            canary.start_canary(routed, ref, 20)
+    with pytest.raises(production.DeployError, match="takes 30% of production"):
+        production.deploy_prod(routed, f"{NAME}:3")
+    assert head(routed) == before
+
+
+def test_a_canary_needs_a_stable_release_and_a_route(project, client):
+    from ml_service.deploy import canary
+
+    with pytest.raises(canary.CanaryError, match="no stable release"):
+        canary.start_canary(project, f"{NAME}:2", 10)
+    production.deploy_prod(project, f"{NAME}:1")  # project has no route in mlops.yml
+    before = head(project)
+    with pytest.raises(canary.CanaryError, match="environments.production.values.route"):
+        canary.start_canary(project, f"{NAME}:2", 10)
+    assert head(project) == before and track_rows(project) == [("stable", "1", "desired")]
+
+
+def fake_releases(settings):
+    """The FAKE API server's releases: name -> its newest revision's values."""
+    folder = settings.state_dir.parent / "cluster" / "releases"
+    return {p.stem: json.loads(p.read_text())[-1]["values"] for p in folder.glob("*.json")}
+
+
+def test_on_a_cluster_promote_moves_the_alias_and_removes_the_canary_release(routed, client, fake_cluster):
+    from ml_service.deploy import canary, records
+
+    stable, canary_release = production.release_name(routed, NAME), production.canary_release(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1", smoke_timeout=None)
+    assert alias_of(client) == "1"
+    started = canary.start_canary(routed, f"{NAME}:2", 20, smoke_timeout=None)
+    assert (started.mode, started.applied) == ("helm", True)
+    releases = fake_releases(routed)
+    assert releases[stable]["model"]["version"] == "1"
+    assert releases[stable]["canary"] == {"weight": 20, "service": canary_release}
+    assert releases[canary_release]["model"]["version"] == "2"
+    assert alias_of(client) == "1"  # a canary is not production's version
+    assert records.current(routed, "production", NAME, track=records.CANARY).version == "2"
+
+    promoted = canary.promote(routed, NAME, smoke_timeout=None)
+    assert (promoted.mode, promoted.applied) == ("helm", True)
+    releases = fake_releases(routed)
+    assert set(releases) == {stable} and releases[stable]["model"]["version"] == "2"
+    assert "canary" not in releases[stable]
+    assert alias_of(client) == "2"
+    assert records.current(routed, "production", NAME).version == "2"
+    assert records.current(routed, "production", NAME, track=records.CANARY) is None
+
+
+def test_on_a_cluster_abort_uninstalls_the_canary_and_keeps_the_alias(routed, client, fake_cluster):
+    from ml_service.deploy import canary, records
+
+    stable = production.release_name(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1", smoke_timeout=None)
+    canary.start_canary(routed, f"{NAME}:3", 40, smoke_timeout=None)
+    canary.abort(routed, NAME)
+    releases = fake_releases(routed)
+    assert set(releases) == {stable} and releases[stable]["model"]["version"] == "1"
+    assert "canary" not in releases[stable]
+    assert alias_of(client) == "1"
+    assert records.current(routed, "production", NAME, track=records.CANARY) is None
+    assert track_rows(routed)[0] == ("canary", "3", records.REMOVED)
+
+
+def test_a_canary_whose_stable_upgrade_fails_leaves_no_canary_release_behind(routed, client, fake_cluster,
+                                                                             monkeypatch):
+    from ml_service.deploy import canary, records
+
+    stable, canary_release = production.release_name(routed, NAME), production.canary_release(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1", smoke_timeout=None)
+    monkeypatch.setenv("FAKE_HELM_FAIL", f"upgrade:{stable}")  # the canary installs, the route's upgrade fails
+    with pytest.raises(production.DeployError, match="helm upgrade failed"):
+        canary.start_canary(routed, f"{NAME}:2", 20, smoke_timeout=None)
+    assert f"helm upgrade --install {canary_release} " in fake_cluster.read_text()
+    releases = fake_releases(routed)
+    assert set(releases) == {stable} and "canary" not in releases[stable]  # the canary it installed is gone
+    assert track_rows(routed)[0] == ("canary", "2", records.FAILED)
+    assert alias_of(client) == "1"
+
+
+def test_a_promote_whose_upgrade_fails_keeps_the_canary_and_the_alias(routed, client, fake_cluster, monkeypatch):
+    from ml_service.deploy import canary, records
+
+    stable, canary_release = production.release_name(routed, NAME), production.canary_release(routed, NAME)
+    production.deploy_prod(routed, f"{NAME}:1", smoke_timeout=None)
+    canary.start_canary(routed, f"{NAME}:2", 20, smoke_timeout=None)
+    before = fake_releases(routed)
+    monkeypatch.setenv("FAKE_HELM_FAIL", f"upgrade:{stable}")
+    with pytest.raises(production.DeployError, match="helm upgrade failed"):
+        canary.promote(routed, NAME, smoke_timeout=None)
+    assert fake_releases(routed) == before and canary_release in before
+    assert alias_of(client) == "1"
+    assert records.current(routed, "production", NAME).version == "1"
+    assert records.current(routed, "production", NAME, track=records.CANARY).version == "2"
+    assert track_rows(routed)[0] == ("stable", "2", records.FAILED)
+
+
+# --- `mlops` as a subprocess (slow) -----------------------------------------------------------------------------
+
+@pytest.mark.slow
 def test_canary_then_promote_in_gitops_mode_are_commits_that_split_then_move_the_traffic(ws, gitops_env, tmp_path):
     name, stable = ws.model_name, release(ws)
     assert mlops("deploy", "prod", "--model", f"{name}:1", env=gitops_env).returncode == 0
@@ -173,6 +422,7 @@ def test_canary_then_promote_in_gitops_mode_are_commits_that_split_then_move_the
     assert [(r["track"], r["version"], r["status"]) for r in rows] == [("stable", "2", "desired")]
 
 
+@pytest.mark.slow
 def test_abort_returns_all_traffic_to_stable_and_is_recorded(ws, gitops_env, tmp_path):
     name, stable = ws.model_name, release(ws)
     assert mlops("deploy", "prod", "--model", f"{name}:1", env=gitops_env).returncode == 0
@@ -194,6 +444,7 @@ def test_abort_returns_all_traffic_to_stable_and_is_recorded(ws, gitops_env, tmp
     assert again.returncode == 2 and "no canary" in again.stderr
 
 
+@pytest.mark.slow
 def test_a_canary_needs_a_stable_release_and_the_route(ws, gitops_env, tmp_path):
     name = ws.model_name
     first = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "10", env=gitops_env)
@@ -240,11 +491,12 @@ def applied(env, name):
     return json.load(open(path)) if os.path.exists(path) else None
 
 
+@pytest.mark.slow
 def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env):
     name, stable = ws.model_name, release(ws)
     canary = f"{stable}-canary"
-    assert mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "30", env=cluster_env).returncode == 0
-    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "30",
+    assert mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "120", env=cluster_env).returncode == 0
+    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "120",
                     env=cluster_env)
     assert started.returncode == 0, started.stderr
     assert "applied to the cluster with helm" in started.stdout
@@ -259,7 +511,7 @@ def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env
     assert now["observed"]["stable"]["version"] == "1" and now["observed"]["canary"]["version"] == "2"
     assert now["observed"]["canary_weight"] == 20
 
-    promoted = mlops("deploy", "promote", "--smoke-timeout", "30", env=cluster_env)
+    promoted = mlops("deploy", "promote", "--smoke-timeout", "120", env=cluster_env)
     assert promoted.returncode == 0, promoted.stderr
     assert applied(cluster_env, canary) is None  # uninstalled
     stable_now = applied(cluster_env, stable)[-1]
@@ -275,7 +527,7 @@ def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env
     assert broken.returncode == 1 and "the new release was uninstalled" in broken.stderr, broken.stderr
     assert applied(cluster_env, canary) is None and "canary" not in applied(cluster_env, stable)[-1]["values"]
 
-    assert mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "30",
+    assert mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "120",
                  env=cluster_env).returncode == 0
     aborted = mlops("deploy", "abort", env=cluster_env)
     assert aborted.returncode == 0, aborted.stderr

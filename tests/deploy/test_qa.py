@@ -1,4 +1,5 @@
-"""QA on a real Docker engine: build the image, run it, smoke-test it, replace it safely."""
+"""QA on a real Docker engine (qa.py, image.py): build the image, run it, smoke-test it, replace it safely. The `qa`
+alias moves only when QA serves the version: a broken image leaves both the container and the alias."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ from tests.conftest import ROOT, workspace_env
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 MODEL = "test_qa_model"
 KEY = "qa-test-scoring-key-0123456789"
+TRAINED_AT = "0123456789abcdef0123456789abcdef01234567"  # a commit that is not this tree's HEAD
 
 
 def mlops(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -89,9 +91,12 @@ def test_a_broken_image_does_not_replace_the_healthy_qa_container(qa, docker_eng
     after = qa_containers(docker_engine)
     assert [c.id for c in after] == [c.id for c in before]
     from ml_service.deploy import records
+    from ml_service.workspace.tracking import connect
 
     assert smoke_test(records.current(qa, "qa").url, timeout_s=10).checks[-1] == "malformed request refused"
     assert records.list_deployments(qa, "qa")[0].status == "failed"
+    assert records.current(qa, "qa", MODEL).version == "1"
+    assert str(connect(qa).get_model_version_by_alias(MODEL, "qa").version) == "1"  # the alias did not move
 
 
 def test_auth_on_in_the_container(qa, docker_engine):
@@ -155,3 +160,50 @@ def test_a_push_to_an_unreachable_registry_fails_clearly(qa, docker_engine):
     assert f"docker push of {nowhere}/mlops/{MODEL}:1 failed" in result.stderr
     assert "Traceback" not in result.stderr
     docker_engine.images.remove(f"{nowhere}/mlops/{MODEL}:1")
+
+
+@pytest.fixture(scope="module")
+def second_version(qa):
+    """Version 2: version 1's files, tagged as trained at another commit than this tree's HEAD."""
+    from ml_service.workspace.tracking import connect
+
+    client = connect(qa)
+    first = client.get_model_version(MODEL, "1")
+    return client.create_model_version(MODEL, first.source, run_id=first.run_id,
+                                       tags={**first.tags, "git_commit": TRAINED_AT})
+
+
+def test_the_revision_label_is_the_commit_that_trained_the_version(second_version, docker_engine):
+    """Folded from test_promises_docker.py (issue 19): the image says which commit trained the model, not which
+    commit built the image."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert head != TRAINED_AT
+    built = mlops("image", "build", "--model", f"{MODEL}:2")
+    assert built.returncode == 0, built.stderr
+    labels = docker_engine.images.get(f"mlops/{MODEL}:2").attrs["Config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == TRAINED_AT
+    assert labels["mlops.model.version"] == "2"
+
+
+def test_a_new_version_replaces_the_qa_container(qa, second_version, docker_engine):
+    """Folded from test_promises_docker.py (issue 19): one container, the new version served, the old one removed
+    and recorded replaced, the `qa` alias moved. Last in this file: QA serves version 2 after it."""
+    import json
+    import urllib.request
+
+    from ml_service.deploy import records
+    from ml_service.workspace.tracking import connect
+
+    [old] = qa_containers(docker_engine)
+    replaced = mlops("deploy", "qa", "--model", f"{MODEL}:2")
+    assert replaced.returncode == 0, replaced.stderr
+    [new] = qa_containers(docker_engine)
+    assert new.id != old.id and new.labels["mlops.model.version"] == "2"
+    assert not docker_engine.containers.list(all=True, filters={"id": old.id})  # the old container is gone
+    port = new.attrs["NetworkSettings"]["Ports"]["5001/tcp"][0]["HostPort"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{MODEL}", timeout=30) as response:
+        assert json.loads(response.read())["versions"] == ["2"]  # it serves the new version
+    statuses = {(d.version, d.status) for d in records.list_deployments(qa, "qa") if d.model_name == MODEL}
+    assert {("1", records.REPLACED), ("2", records.LIVE)} <= statuses
+    assert str(connect(qa).get_model_version_by_alias(MODEL, "qa").version) == "2"
+    assert mlops("smoke-test", "qa").returncode == 0

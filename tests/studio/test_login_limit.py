@@ -4,9 +4,11 @@ a success clearing the count, a per-address limit across names, and the tables' 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml_service.studio.app import create_app
-from ml_service.studio.limits import LoginLimits
+from ml_service.studio.limits import Failures, LoginLimits
 from tests.studio import test_studio
 from tests.studio.test_studio import Browser, header
 
@@ -110,3 +112,67 @@ def test_the_tables_stay_at_their_cap_under_a_flood_of_names(clock):
         limits.begin(f"last{number}", f"10.2.0.{number}")
     assert limits.begin("victim", "10.9.9.7") == ("user", 60.0)  # the least recently failed are dropped
     assert len(limits.users) == 50
+
+
+def test_one_failure_below_the_address_limit_still_logs_in_and_successes_never_lock_it(project, clock):
+    (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
+                                            + "studio: {login_max_failures_per_address: 3}\n")
+    browser = Browser(create_app(project, clock=clock))
+    fail(browser, "user1@example.com")
+    fail(browser, "user2@example.com")  # two of three
+    for _ in range(4):  # each success is counted while its password is checked, then taken back
+        assert browser.log_in(ALICE)[0] == 303
+    fail(browser, "user3@example.com")  # the third failure locks the address
+    assert browser.log_in(ALICE)[0] == 429
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_the_configured_user_limit_locks_at_it_and_not_one_before(project, clock, limit):
+    (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
+                                            + f"studio: {{login_max_failures: {limit}}}\n")
+    browser = Browser(create_app(project, clock=clock))
+    fail(browser, times=limit - 1)
+    assert browser.log_in(ALICE)[0] == 303  # one below the limit: the right password gets in
+    fail(browser, times=limit)
+    assert browser.log_in(ALICE)[0] == 429
+
+
+def test_failures_below_the_limit_are_forgotten_exactly_one_window_after_the_first(clock):
+    limits = LoginLimits(per_user=3, per_address=100, window=60, clock=clock)
+    for _ in range(2):
+        assert limits.begin("bob", "10.0.0.1") == ("", 0.0)
+    clock.now += 59  # one second before the window ends: the two failures still count
+    limits.begin("bob", "10.0.0.1")
+    assert limits.begin("bob", "10.0.0.1")[0] == "user"
+    fresh = LoginLimits(per_user=3, per_address=100, window=60, clock=clock)
+    for _ in range(2):
+        fresh.begin("bob", "10.0.0.1")
+    clock.now += 60  # exactly one window after the first: a new count
+    for _ in range(2):
+        assert fresh.begin("bob", "10.0.0.1") == ("", 0.0)
+    assert fresh.begin("bob", "10.0.0.1") == ("", 0.0)  # the third of the new count locks, after it is counted
+    assert fresh.begin("bob", "10.0.0.1") == ("user", 60.0)
+
+
+@st.composite
+def failures_in_one_window(draw):
+    window = draw(st.integers(1, 3600))
+    offsets = sorted(draw(st.lists(st.integers(0, window - 1), min_size=1, max_size=12)))
+    return draw(st.integers(1, 8)), window, [offsets[0]] + [b - a for a, b in zip(offsets, offsets[1:])]
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=failures_in_one_window())
+def test_n_failures_in_one_window_lock_the_key_for_a_window_exactly_when_n_reaches_the_limit(case):
+    limit, window, gaps = case
+    clock = Clock()
+    table = Failures(limit, window, clock)
+    for gap in gaps:
+        clock.now += gap
+        table.fail("key")
+    locked = len(gaps) >= limit
+    assert table.wait("key") == (window if locked else 0.0)
+    clock.now += window - 1
+    assert (table.wait("key") > 0) == locked  # a second before the lock lifts
+    clock.now += 1
+    assert table.wait("key") == 0.0  # the moment it lifts

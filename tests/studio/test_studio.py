@@ -193,6 +193,187 @@ def test_a_trusted_proxy_header_names_the_user(project):
         create_app(project)
 
 
+def session_user(app, cookie):
+    """Who the server-side session of a cookie belongs to; None when the server holds no such session."""
+    session = app.state.studio.sessions.get(cookie)
+    return None if session is None else session.user
+
+
+def with_cookie(app, cookie):
+    """A second browser holding a copy of a cookie (what an attacker who kept it has)."""
+    other = Browser(app)
+    other.cookie = cookie
+    return other
+
+
+def test_logout_ends_the_session_on_the_server_so_the_old_cookie_opens_nothing(project):
+    """Issue 29: POST /logout once deleted only the cookie; whoever kept it still opened every page."""
+    app = create_app(project)
+    browser = Browser(app)
+    browser.log_in("alice@example.com")
+    cookie = browser.cookie
+    assert with_cookie(app, cookie).request("GET", "/runs")[0] == 200  # the control: the cookie opens pages
+    status, headers, _ = browser.request("POST", "/logout", {"csrf": browser.csrf("/runs")})
+    assert status == 303 and header(headers, "location") == ["/login"]
+    assert session_user(app, cookie) is None  # the session is gone on the server
+    status, headers, _ = with_cookie(app, cookie).request("GET", "/runs")
+    assert status == 303 and header(headers, "location")[0].startswith("/login?next=")
+
+
+def test_a_login_never_keeps_the_session_id_it_came_with(project):
+    """Session fixation: an id planted in a victim's browser before login must not become a logged-in session."""
+    app = create_app(project)
+    browser = Browser(app)
+    browser.request("GET", "/login")
+    planted = browser.cookie
+    assert planted and session_user(app, planted) == ""  # an anonymous session, for the login form's CSRF token
+    status, _, _ = browser.log_in("alice@example.com")
+    assert status == 303 and browser.cookie != planted
+    assert session_user(app, browser.cookie) == "alice@example.com"
+    assert session_user(app, planted) is None  # the anonymous session was dropped, not promoted
+    assert with_cookie(app, planted).request("GET", "/runs")[0] == 303
+
+
+def test_a_session_expires_after_twelve_idle_hours_and_not_before(project, monkeypatch):
+    from ml_service.studio import auth
+
+    app = create_app(project)
+    browser = Browser(app)
+    browser.log_in("alice@example.com")
+    session = app.state.studio.sessions.get(browser.cookie)
+    now = 1_000_000.0
+    monkeypatch.setattr(auth.time, "time", lambda: now)
+    session.seen = now - 12 * 3600  # twelve hours idle, exactly the limit: still alive
+    assert browser.request("GET", "/runs")[0] == 200 and session.seen == now  # a request renews it
+    session.seen = now - 12 * 3600 - 1  # one second more: expired and dropped
+    assert browser.request("GET", "/runs")[0] == 303
+    assert app.state.studio.sessions._sessions.get(session.id) is None
+
+
+def trusted(project):
+    """The Studio behind a reverse proxy that names the user in X-Forwarded-User."""
+    (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
+                                            + "studio: {trusted_header: X-Forwarded-User}\n")
+    return create_app(project)
+
+
+def test_the_trusted_header_wins_over_a_session_cookie_of_another_user(project):
+    """Issue 29: a proxy header ignored once a session exists. The proxy authenticates every request: when its
+    header names someone else than the cookie's session, the header is who is there (a new session for them)."""
+    app = trusted(project)
+    browser = Browser(app)
+    assert browser.request("GET", "/runs", extra={"x-forwarded-user": "alice@example.com"})[0] == 200
+    alice = browser.cookie
+    assert session_user(app, alice) == "alice@example.com"
+    status, _, _ = browser.request("GET", "/runs", extra={"x-forwarded-user": "bob@example.com"})
+    assert status == 200 and browser.cookie != alice  # a new session, for the header's user
+    assert session_user(app, browser.cookie) == "bob@example.com"
+    assert session_user(app, alice) == "alice@example.com"  # the other session is not rewritten
+
+
+def test_the_same_user_behind_the_proxy_keeps_the_session_and_no_header_is_refused_even_with_a_cookie(project):
+    app = trusted(project)
+    browser = Browser(app)
+    browser.request("GET", "/runs", extra={"x-forwarded-user": "alice@example.com"})
+    alice = browser.cookie
+    status, headers, _ = browser.request("GET", "/runs", extra={"x-forwarded-user": "alice@example.com"})
+    assert status == 200 and not header(headers, "set-cookie") and browser.cookie == alice  # the same session
+    status, _, _ = browser.request("GET", "/runs")  # the session cookie alone, no header: refused
+    assert status == 401
+    assert browser.request("GET", "/runs", extra={"x-forwarded-user": "  "})[0] == 401  # a blank name is none
+
+
+def post_login(app, content_type, size=None):
+    """POST /login as alice with the right password from a fresh browser, the form padded to `size` bytes."""
+    browser = Browser(app)
+    body = urlencode({"csrf": browser.csrf(), "user": "alice@example.com", "password": PASSWORD, "next": "/runs"})
+    if size is not None:
+        body += "&pad=" + "x" * (size - len(body) - len("&pad="))
+        assert len(body) == size
+    headers = {"cookie": f"{COOKIE}={browser.cookie}", "content-type": content_type}
+    return call(app, "POST", "/login", body.encode(), headers)
+
+
+def test_a_form_with_a_charset_parameter_is_read_and_other_types_are_refused(project):
+    app = create_app(project)
+    for content_type in ("application/x-www-form-urlencoded; charset=UTF-8",
+                         "application/x-www-form-urlencoded ;charset=utf-8"):
+        status, headers, _ = post_login(app, content_type)
+        assert status == 303 and header(headers, "location") == ["/runs"], content_type
+    for content_type in ("application/json", "multipart/form-data; boundary=x", "", "text/plain; "
+                         "x=application/x-www-form-urlencoded"):
+        status, headers, _ = post_login(app, content_type)
+        assert status == 415 and not header(headers, "set-cookie"), content_type
+
+
+def test_a_form_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(project):
+    from ml_service.studio.auth import FORM_LIMIT
+
+    app = create_app(project)
+    form = "application/x-www-form-urlencoded"
+    assert post_login(app, form, FORM_LIMIT)[0] == 303
+    status, headers, page = post_login(app, form, FORM_LIMIT + 1)
+    assert status == 413 and not header(headers, "set-cookie")
+
+
+def test_a_password_of_exactly_the_minimum_length_is_accepted_and_one_shorter_refused(project):
+    exact = "p" * users.MIN_PASSWORD
+    assert users.add_user(project.state_dir, "dave@example.com", exact) is True
+    assert users.verify(project.state_dir, "dave@example.com", exact)
+    with pytest.raises(users.UserError, match="at least"):
+        users.add_user(project.state_dir, "erin@example.com", exact[:-1])
+    assert "erin@example.com" not in users.list_users(project.state_dir)
+    long_name = "n" * users.MAX_NAME
+    assert users.check_name(long_name) == long_name
+    with pytest.raises(users.UserError):
+        users.check_name(long_name + "n")
+
+
+def test_the_users_file_stays_0600_when_it_is_rewritten(project):
+    path = users.users_file(project.state_dir)
+    path.chmod(0o644)  # loosened by hand
+    users.add_user(project.state_dir, "frank@example.com", PASSWORD)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not list(path.parent.glob(".users.json.*"))  # the temporary file was renamed over it
+
+
+def pending_approval(project):
+    """A release run waiting for approval of environment production (approvers: alice)."""
+    store = Store(project.state_dir / "ci")
+    run_id = store.create_run("release", "release.yml", "Manual", "main", "a" * 40, "dev@example.com", {},
+                              str(project.root))
+    store.request_approval(run_id, "Production", "Deploy", "production", 3600)
+    store.update_run(run_id, status="waiting")
+    return store, run_id
+
+
+def test_only_an_approver_decides_and_never_by_a_name_in_the_form(project, tmp_path):
+    import dataclasses
+
+    from tests.conftest import fresh_store
+
+    users.add_user(project.state_dir, "bob@example.com", PASSWORD)
+    store, run_id = pending_approval(project)
+    app = create_app(dataclasses.replace(project, tracking_uri=fresh_store(tmp_path / "mlflow.db")))
+    bob = Browser(app)
+    bob.log_in("bob@example.com")
+    for action in ("approve", "reject"):
+        form = {"csrf": bob.csrf("/runs"), "action": action, "user": "alice@example.com",
+                "approver": "alice@example.com"}
+        status, _, _ = bob.request("POST", f"/approvals/{run_id}", form)
+        assert status == 403, action
+    [waiting] = store.approvals(run_id)
+    assert waiting["status"] == "pending" and store.get_run(run_id).status == "waiting"
+    alice = Browser(app)
+    alice.log_in("alice@example.com")
+    form = {"csrf": alice.csrf("/runs"), "action": "reject", "comment": "no"}
+    status, headers, _ = alice.request("POST", f"/approvals/{run_id}", form)
+    assert status == 303 and header(headers, "location") == [f"/runs/{run_id}"]
+    [decided] = store.approvals(run_id)
+    assert (decided["status"], decided["approver"]) == ("rejected", "alice@example.com")
+    assert store.get_run(run_id).result == "rejected"
+
+
 def queue_run(store, branch="main", result="succeeded", reason="Manual", pipeline="build", triggered_by=0):
     run_id = store.create_run(pipeline, f"{pipeline}.yml", reason, branch, "a" * 40, "dev@example.com", {}, "/nowhere",
                               triggered_by=triggered_by)
@@ -331,3 +512,13 @@ def test_a_release_names_its_version_by_parameter_output_or_the_retrain_runs_art
     assert release_ref(store, store.get_run(by_parameter)) == "m:9"
     unknown = store.create_run("release", "r.yml", "Manual", "main", "", "dev", {}, "/nowhere")
     assert release_ref(store, store.get_run(unknown)) == ""
+
+
+@pytest.mark.parametrize("model, version", [("alpha_model", "1a"), ("alpha_model", ""), ("alpha_model", "1 --x"),
+                                            ("alpha_model", "-1"), ("other_model", "1")])
+def test_a_qa_action_runs_only_a_model_of_mlops_yml_and_a_version_number(project, model, version):
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    form = {"csrf": browser.csrf("/runs"), "model": model, "version": version, "action": "rollback"}
+    assert browser.request("POST", "/deployments/qa", form)[0] == 400
+    assert not (project.state_dir / "studio" / "actions").exists()  # no `mlops deploy qa` was started

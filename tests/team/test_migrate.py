@@ -2,6 +2,11 @@
 workspace into a real MLflow server on PostgreSQL, then `backup` and `restore` into a fresh cluster.
 Each time a model version must still serve: loaded with mlflow.pyfunc from the server, it predicts
 what the original predicts.
+
+The pipeline's runs all end FINISHED and it registers two versions, so a store made by hand is migrated too
+(in-process, to MLflow's own server on sqlite, which starts quicker): a run in every status (issue 29: `workspace migrate` copied every run as
+FINISHED and no test saw it), metric histories of several steps, and eleven versions (copied in the order
+of their numbers, never as text: 10 and 11 before 2 would renumber them on the server).
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ml_service.config import load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_store
 from tests.team.test_workspace import clean_env, run_mlops, start_team
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -243,3 +248,131 @@ def test_the_real_server_files_validate_and_the_server_script_serves(server, tmp
         os.killpg(process.pid, 15)
         process.wait(60)
         log.close()
+
+
+STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
+CRAFTED_MODEL, VERSIONS = "team_migrate_versions", 11
+T0 = 1_700_000_000_000  # ms
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory):
+    """MLflow's own server on a sqlite store (made from an empty one) with proxied artifacts, one worker, no users:
+    quicker to start than the team workspace, and migrate talks to either through the same MLflow API."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from ml_service.workspace import team
+
+    base = tmp_path_factory.mktemp("plain-server")
+    store = fresh_store(base / "server.db")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    log = open(base / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+                                "--serve-artifacts", "--artifacts-destination", str(base / "artifacts"),
+                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                               env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        while not team.answers(uri):  # a wait, not a timing assertion: the server's start depends on the machine
+            assert process.poll() is None, (base / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(60)
+        log.close()
+
+
+@pytest.fixture
+def crafted(tmp_path):
+    """A source store made by hand: one run in each status (RUNNING never ended), each with a param, tags and a
+    three-step metric history, a nested run, an artifact, a registered model with 11 versions and 2 aliases."""
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+
+    uri = fresh_store(tmp_path / "source.db")
+    client = mlflow.MlflowClient(uri, uri)
+    experiment = client.create_experiment("migrate-every-status", artifact_location=str(tmp_path / "artifacts"),
+                                          tags={"team": "alpha"})
+    runs = {}
+    for number, status in enumerate(STATUSES):
+        run = client.create_run(experiment, start_time=T0 + number * 1000, run_name=f"run-{status.lower()}",
+                                tags={"kind": status.lower()})
+        metrics = [Metric("loss", 10.0 / (step + 1) + number, T0 + 500 + step, step) for step in range(3)]
+        client.log_batch(run.info.run_id, metrics=metrics, params=[Param("alpha", str(number / 10))],
+                         tags=[RunTag("note", f"number {number}")])
+        if status != "RUNNING":
+            client.set_terminated(run.info.run_id, status, end_time=T0 + 60_000 + number)
+        runs[status] = run.info.run_id
+    child = client.create_run(experiment, start_time=T0 + 9000, tags={"mlflow.parentRunId": runs["FINISHED"]},
+                              run_name="child")
+    client.set_terminated(child.info.run_id, "FAILED", end_time=T0 + 9500)
+    runs["child"] = child.info.run_id
+    (tmp_path / "report.txt").write_text("a report\n")
+    client.log_artifact(runs["KILLED"], str(tmp_path / "report.txt"))
+    files = tmp_path / "model"
+    files.mkdir()
+    (files / "model.txt").write_text("weights\n")
+    client.create_registered_model(CRAFTED_MODEL)
+    for number in range(1, VERSIONS + 1):
+        client.create_model_version(CRAFTED_MODEL, str(files), run_id=runs["FINISHED"] if number == 1 else None,
+                                    tags={"n": str(number)})
+    client.set_registered_model_alias(CRAFTED_MODEL, "champion", "2")
+    client.set_registered_model_alias(CRAFTED_MODEL, "newest", str(VERSIONS))
+    return uri, client, runs
+
+
+def test_migrate_copies_each_runs_status_history_params_and_tags_and_keeps_version_numbers(crafted, plain_server,
+                                                                                           tmp_path, monkeypatch):
+    import mlflow
+
+    from ml_service.workspace import migrate
+
+    uri, src, runs = crafted
+    server = {"uri": plain_server}
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    settings = load_settings(clean_env(tmp_path / "state"))
+    source_runs = [src.get_run(run_id) for run_id in runs.values()]
+    expected = {"experiments": 1, "runs": 5, "params": 4, "metrics": 12, "artifacts": 1,
+                "tags": sum(len(r.data.tags) for r in source_runs), "registered models": 1, "versions": VERSIONS,
+                "aliases": 2}
+    assert migrate.migrate(settings, server["uri"], dry_run=True, source=uri) == expected
+    assert migrate.migrate(settings, server["uri"], source=uri) == expected
+
+    dst = mlflow.MlflowClient(server["uri"], server["uri"])
+    target = dst.get_experiment_by_name("migrate-every-status")
+    assert target.tags.get("team") == "alpha"
+    copied = {r.data.tags[migrate.FROM_RUN]: r for r in dst.search_runs([target.experiment_id])}
+    assert set(copied) == set(runs.values())
+    for original in source_runs:
+        run = copied[original.info.run_id]
+        assert run.info.status == original.info.status, original.info.run_name
+        assert (run.info.start_time, run.info.end_time) == (original.info.start_time, original.info.end_time)
+        assert run.info.run_name == original.info.run_name and run.data.params == original.data.params
+        parent = original.data.tags.get(migrate.PARENT)
+        for key, value in original.data.tags.items():
+            assert run.data.tags[key] == (copied[parent].info.run_id if key == migrate.PARENT else value), key
+        for key in original.data.metrics:
+            history = [(m.step, m.value, m.timestamp) for m in src.get_metric_history(original.info.run_id, key)]
+            assert [(m.step, m.value, m.timestamp) for m in dst.get_metric_history(run.info.run_id, key)] == history
+    assert [a.path for a in dst.list_artifacts(copied[runs["KILLED"]].info.run_id)] == ["report.txt"]
+    assert {copied[runs[s]].info.status for s in STATUSES} == set(STATUSES)  # the fixture really has each status
+
+    for number in range(1, VERSIONS + 1):
+        version = dst.get_model_version(CRAFTED_MODEL, str(number))
+        assert version.tags["n"] == version.tags[migrate.FROM_VERSION] == str(number)
+    assert dst.get_model_version(CRAFTED_MODEL, "1").run_id == copied[runs["FINISHED"]].info.run_id
+    assert dst.get_registered_model(CRAFTED_MODEL).aliases == {"champion": "2", "newest": str(VERSIONS)}
+
+    again = migrate.migrate(settings, server["uri"], source=uri)  # nothing twice
+    assert again == {key: 0 for key in expected}
+    assert len(dst.search_runs([target.experiment_id])) == 5
+    assert len(dst.search_model_versions(f"name='{CRAFTED_MODEL}'")) == VERSIONS

@@ -3,8 +3,8 @@ artifacts, started by `mlops workspace up` in a temp state dir, and the whole fl
 
 - up / status / use / down, secrets kept out of every log and output;
 - the flow a team runs (data tests, publish, retrain, release to QA in Docker, production approval);
-- two clones of the repository, two users, one server: concurrent retrains end with one champion
-  (the server-side registration lock), each sees the other's work, and a user with READ on the
+- two clones of the repository (carrying this working tree), two users, one server: concurrent retrains end
+  with one champion (the server-side registration lock), each sees the other's work, and a user with READ on the
   registered model can neither delete a version nor move an alias (MLflow's permissions), while the
   platform's own registry guard still refuses to delete a live version for them.
 """
@@ -164,9 +164,22 @@ def test_the_flow_runs_against_the_team_workspace_up_to_qa_and_production(team, 
 
 
 def clone(tmp_path: Path, name: str) -> Path:
-    """A real git clone of this repository (HEAD), as a second team member has it."""
+    """A real git clone of this repository, as a second team member has it, carrying this working tree's files
+    (changed, added or deleted and not committed yet): the code under test is the tree's, not HEAD's."""
+    import shutil
+
     target = tmp_path / name
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(target)], check=True, timeout=300)
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True, timeout=300).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        source, copy = ROOT / rel, target / rel
+        if source.is_file() or source.is_symlink():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.unlink(missing_ok=True)
+            shutil.copy2(source, copy, follow_symlinks=False)
+        elif not source.exists():  # deleted in the working tree
+            copy.unlink(missing_ok=True)
     return target
 
 
@@ -210,6 +223,9 @@ def test_two_clones_two_users_one_server(team, tmp_path):
     clones = {}
     for name in ("alice", "bob"):
         root = clone(tmp_path, f"clone-{name}")
+        for module in ("team.py", "server_lock.py", "registry.py"):  # the working tree's code, not HEAD's
+            assert (root / "ml_service" / "workspace" / module).read_bytes() == \
+                (ROOT / "ml_service" / "workspace" / module).read_bytes()
         env = clean_env(tmp_path / f"state-{name}", root=root, MLOPS_MODEL_NAME="team_shared_model")
         used = run_mlops(env, "workspace", "use", uri, "--username", name, "--password-file", str(users[name]))
         assert used.returncode == 0, used.stderr

@@ -9,7 +9,8 @@ No API server can run on the machines this project is built on, so only what nee
   service on 127.0.0.1:PORT for the deployed release NAME, with the scoring keys of the fake
   cluster's Secret ($FAKE_SECRET_KEYS) when the deployed manifest turns auth on, as the pod would.
 Environment: FAKE_LOG (every call, one a line), FAKE_STATE, FAKE_REAL_HELM, FAKE_HELM_FAIL=upgrade
-(the upgrade times out and helm rolls it back), FAKE_SERVICE=broken (nothing answers), MODEL_DIR.
+(every upgrade times out and helm rolls it back; upgrade:NAME only release NAME's), FAKE_SERVICE=broken
+(nothing answers), MODEL_DIR.
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def upgrade(name: str, args: list[str]) -> int:
     if rendered.returncode != 0:
         print(rendered.stderr.replace("Error: ", f"Error: {failed}: ", 1), end="", file=sys.stderr)
         return 1
-    if os.environ.get("FAKE_HELM_FAIL") == "upgrade":
+    if os.environ.get("FAKE_HELM_FAIL") in ("upgrade", f"upgrade:{name}"):
         undone = "uninstalled" if installing else "rolled back"
         print(f"Error: {failed}: release {name} failed, and has been {undone} due to rollback-on-failure being "
               "set: context deadline exceeded", file=sys.stderr)

@@ -1,5 +1,5 @@
-"""Deployment records in-process against a real MLflow store (sqlite copied from an empty one), so that the
-mutation tester sees them: what is live where per model and track, a new live record replacing only its own
+"""Deployment records (records.py) in-process against a real MLflow store (sqlite copied from an empty one), so
+that the mutation tester sees them: what is live where per model and track, a new live record replacing only its own
 environment, model and track, history newest first, what `mlops deploy list` shows as current, which versions
 are in use (live or the committed desired state) and so cannot be deleted, and the times as shown."""
 from __future__ import annotations
@@ -238,3 +238,31 @@ def test_every_page_of_the_history_is_read(settings, monkeypatch):
     assert [d.version for d in records.list_deployments(settings)] == ["5", "4", "3", "2", "1"]
     assert records.live_versions(settings, MODEL) == {"1": {"production"}, "5": {"qa"}}
     assert records.current(settings, "production", MODEL).version == "1"
+
+
+def versions(client, name) -> set[str]:
+    return {str(v.version) for v in client.search_model_versions(f"name='{name}'")}
+
+
+def test_a_version_live_in_an_environment_cannot_be_deleted(settings, capsys):
+    """Issue 19's promise, on effects: a version live in QA (holding no alias) is refused, a version nothing serves is
+    deleted, a replaced one becomes deletable, and a desired production state keeps its version."""
+    from ml_service.cli import main
+
+    client = client_of(settings)
+    client.create_registered_model(MODEL)
+    for _ in range(3):
+        client.create_model_version(MODEL, "file:///nowhere/model")
+    records.record(settings, "qa", MODEL, "2", "mlops/img:2", "http://127.0.0.1:1", LIVE, "docker")
+    assert main(["model", "delete", f"{MODEL}:2"]) == 1  # live in QA, holds no alias
+    assert "qa" in capsys.readouterr().err
+    assert "2" in versions(client, MODEL)
+    assert main(["model", "delete", f"{MODEL}:1"]) == 0  # nothing serves it
+    assert versions(client, MODEL) == {"2", "3"}
+    records.record(settings, "qa", MODEL, "3", "mlops/img:3", "http://127.0.0.1:1", LIVE, "docker")
+    assert records.live_versions(settings, MODEL) == {"3": {"qa"}}  # version 2 was replaced
+    assert main(["model", "delete", f"{MODEL}:2"]) == 0 and versions(client, MODEL) == {"3"}
+    records.record(settings, "production", MODEL, "3", "mlops/img:3", "", DESIRED, "gitops")
+    records.record(settings, "qa", MODEL, "3", "mlops/img:3", "", FAILED, "docker")
+    assert records.live_versions(settings, MODEL) == {"3": {"qa", "production (desired state)"}}
+    assert main(["model", "delete", f"{MODEL}:3"]) == 1 and versions(client, MODEL) == {"3"}
