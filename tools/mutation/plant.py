@@ -120,7 +120,8 @@ class _Module:
 def parse(path: str, text: str) -> _Module:
     """Parse a module and note what is never mutated."""
     module = _Module(path, text, ast.parse(text))
-    module.lines = text.splitlines(keepends=True) or [""]
+    pieces = text.split("\n")  # ast counts lines at \n only (str.splitlines would also split at \f, \x1c, ...)
+    module.lines = [piece + "\n" for piece in pieces[:-1]] + [pieces[-1]]
     position = 0
     for line in module.lines:
         module.line_starts.append(position)
@@ -485,29 +486,42 @@ class _Planter:
         return found
 
 
-def mutants(path: str, text: str, operators: tuple[str, ...] = OPERATORS) -> list[Mutant]:
-    """Every mutant of one module, in a stable order; mutants that do not compile or change nothing are left out."""
-    module = parse(path, text)
+def candidates(path: str, text: str, operators: tuple[str, ...] = OPERATORS) -> list[Mutant]:
+    """Every edit the operators make in one module, in a stable order (whether each compiles is not checked)."""
     seen: set[tuple[int, int, str]] = set()
-    kept = []
-    for mutant in sorted(_Planter(module).run(), key=lambda m: (m.start, m.end, m.operator, m.replacement)):
-        if mutant.operator not in operators or (mutant.start, mutant.end, mutant.replacement) in seen:
-            continue
-        seen.add((mutant.start, mutant.end, mutant.replacement))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                compile(mutant.apply(text), path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
-            continue
-        kept.append(mutant)
-    return kept
+    found = []
+    for mutant in sorted(_Planter(parse(path, text)).run(), key=lambda m: (m.start, m.end, m.operator, m.replacement)):
+        if mutant.operator in operators and (mutant.start, mutant.end, mutant.replacement) not in seen:
+            seen.add((mutant.start, mutant.end, mutant.replacement))
+            found.append(mutant)
+    return found
 
 
-def sample(found: list[Mutant], size: int | None, seed: int | str) -> list[Mutant]:
-    """A seeded sample of one module's mutants, taken in turn from each operator (all of them when size is None)."""
+def compiles(mutant: Mutant, text: str) -> bool:
+    """Whether the module still compiles with the mutant planted."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(mutant.apply(text), mutant.path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def mutants(path: str, text: str, operators: tuple[str, ...] = OPERATORS) -> list[Mutant]:
+    """Every mutant of one module that compiles, in a stable order."""
+    return [m for m in candidates(path, text, operators) if compiles(m, text)]
+
+
+def sample(found: list[Mutant], size: int | None, seed: int | str, text: str | None = None) -> list[Mutant]:
+    """A seeded sample of one module's mutants, taken in turn from each operator (all of them when size is None).
+
+    With the module's text, candidates that do not compile are skipped (only the ones drawn are compiled)."""
+    def usable(mutant: Mutant) -> bool:
+        return text is None or compiles(mutant, text)
+
     if size is None or len(found) <= size:
-        return list(found)
+        return [m for m in found if usable(m)]
     rng = random.Random(f"{seed}:{found[0].path}")
     by_operator: dict[str, list[Mutant]] = {}
     for mutant in found:
@@ -515,10 +529,12 @@ def sample(found: list[Mutant], size: int | None, seed: int | str) -> list[Mutan
     for group in by_operator.values():
         rng.shuffle(group)
     picked: list[Mutant] = []
-    while len(picked) < size:
+    while len(picked) < size and any(by_operator.values()):
         for operator in sorted(by_operator):
             if by_operator[operator] and len(picked) < size:
-                picked.append(by_operator[operator].pop())
+                mutant = by_operator[operator].pop()
+                if usable(mutant):
+                    picked.append(mutant)
     order = {id(m): i for i, m in enumerate(found)}
     return sorted(picked, key=lambda m: order[id(m)])
 
@@ -535,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     totals: dict[str, int] = {}
     for name in args.files:
         text = Path(name).read_text()
-        found = sample(mutants(name, text, tuple(args.operator or OPERATORS)), args.sample, args.seed)
+        found = sample(candidates(name, text, tuple(args.operator or OPERATORS)), args.sample, args.seed, text)
         for mutant in found:
             totals[mutant.operator] = totals.get(mutant.operator, 0) + 1
             if not args.count:

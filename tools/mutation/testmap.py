@@ -108,13 +108,14 @@ class TestMap:
             self.hashes[module] = other.hashes[module]
 
 
-def read_coverage(data_file: Path, tree: Path, outcomes: dict[str, dict], modules: list[str],
+def read_coverage(data_file: Path | None, tree: Path, outcomes: dict[str, dict], modules: list[str],
                   seconds: float) -> TestMap:
     """The map from a coverage data file with test contexts ('nodeid|run') and the Recorder's outcomes."""
     from coverage import CoverageData
 
-    data = CoverageData(basename=str(data_file))
-    data.read()
+    data = CoverageData(basename=str(data_file) if data_file else None, no_disk=data_file is None)
+    if data_file:
+        data.read()
     built = TestMap(outcomes={t: row["outcome"] for t, row in outcomes.items()},
                     durations={t: round(row["duration"], 3) for t, row in outcomes.items()}, seconds=seconds)
     index: dict[str, int] = {}

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 # Set by the test runs, read by nothing in the tree: coverage and mutation settings of an outer run.
 CLEARED_ENV = ("COVERAGE_RCFILE", "COVERAGE_PROCESS_START", "COVERAGE_FILE", "COV_CORE_SOURCE", "COV_CORE_CONFIG",
                "COV_CORE_DATAFILE", "COV_CORE_BRANCH", "COV_CORE_CONTEXT", "MUTANT_UNDER_TEST", "PYTEST_ADDOPTS",
@@ -44,11 +46,21 @@ def preload(modules: list[str]) -> list[str]:
 
 
 class Recorder:
-    """pytest plugin: each test's outcome and duration (setup + call + teardown), written at the end."""
+    """pytest plugin: each test's outcome and duration (setup + call + teardown), written at the end; past
+    stop_at (time.monotonic()) no further test runs."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, stop_at: float | None = None):
         self.path = path
+        self.stop_at = stop_at
         self.rows: dict[str, dict] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        """Past stop_at, the remaining tests are passed over (not failed, not recorded), so that the session
+        ends normally and pytest-cov saves what was measured (an interrupted session saves nothing)."""
+        if self.stop_at is not None and time.monotonic() > self.stop_at:
+            return True
+        return None
 
     def pytest_runtest_logreport(self, report) -> None:
         row = self.rows.setdefault(report.nodeid, {"outcome": "passed", "duration": 0.0})
@@ -91,8 +103,10 @@ class Job:
 
 
 def start(tree: Path, args: list[str], *, key: str, timeout: float, log: Path,
-          env: dict[str, str] | None = None) -> Job:
-    """Fork a child that runs `pytest args` in tree; its output goes to log."""
+          env: dict[str, str] | None = None, stop_after: float | None = None) -> Job:
+    """Fork a child that runs `pytest args` in tree; its output goes to log. Past stop_after seconds no further
+    test starts; past timeout the run is interrupted."""
+    stop_at = time.monotonic() + stop_after if stop_after is not None else None
     results = log.with_suffix(".json")
     results.unlink(missing_ok=True)
     sys.stdout.flush()
@@ -115,9 +129,7 @@ def start(tree: Path, args: list[str], *, key: str, timeout: float, log: Path,
             sys.dont_write_bytecode = True
             os.chdir(tree)
             sys.path[:] = [str(tree)] + [p for p in sys.path if p and not p.rstrip("/").endswith("tools/mutation")]
-            import pytest
-
-            code = int(pytest.main(args, plugins=[Recorder(results)]))
+            code = int(pytest.main(args, plugins=[Recorder(results, stop_at)]))
         except BaseException as error:  # noqa: B036 - the child must end here, whatever happened
             print(f"mutation worker: {type(error).__name__}: {error}", file=sys.stderr)
         finally:
