@@ -13,7 +13,8 @@ The operators are the bugs a careful developer makes in a refactor (stdlib `ast`
   boundary       `<` <-> `<=`, `>` <-> `>=`, `==` <-> `!=`, `in` <-> `not in`
   off-by-one     a `range()` end, a slice bound or a constant index moved by one (both ways)
   drop-call-value  a call replaced by its first argument (`mask(text)` -> `text`, `int(v)` -> `v`),
-                 a method call by its receiver (`s.strip()` -> `s`), a call without arguments by `None`
+                 a method call by its receiver (`s.strip()` -> `s`), a call without arguments by `None`,
+                 a parameter no longer cut off (`value.split(";")[0]` -> `value`)
   drop-kwarg     a keyword argument dropped (`sorted(v, reverse=True)` -> `sorted(v)`)
   flip-bool      `and` <-> `or`, a `not` dropped, `True` <-> `False` as an argument or a returned value
   swap-args      two neighbouring arguments of the same kind swapped (`compare(a, b)` -> `compare(b, a)`)
@@ -21,6 +22,7 @@ The operators are the bugs a careful developer makes in a refactor (stdlib `ast`
   sibling-key    a string key or an attribute replaced by the nearest other one used with the same
                  object in the function (`run["end_time"]` -> `run["start_time"]`)
   arith          `+` <-> `-`, `*` <-> `/`, `//` -> `/` where a side is surely a number (a unit, a sign)
+  file-mode      a private file mode written in octal made readable by all (`0o600` -> `0o644`, `0o700` -> `0o755`)
 
 Enumeration is deterministic (file order, then line, column, operator); `sample()` takes a seeded sample
 spread over the operators. Skipped: docstrings, annotations, decorators, f-string internals, `if
@@ -40,7 +42,7 @@ from pathlib import Path
 
 OPERATORS = ("drop-call", "drop-assign", "drop-with", "guard-off", "drop-raise", "drop-return", "boundary",
              "off-by-one", "drop-call-value", "drop-kwarg", "flip-bool", "swap-args", "precedence", "sibling-key",
-             "arith")
+             "arith", "file-mode")
 BOUNDARY = {ast.Lt: "<=", ast.LtE: "<", ast.Gt: ">=", ast.GtE: ">", ast.Eq: "!=", ast.NotEq: "==",
             ast.In: "not in", ast.NotIn: "in"}
 OPERATOR_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
@@ -311,6 +313,8 @@ class _Planter:
             self.dict_merge(node)
         elif isinstance(node, ast.BinOp) and type(node.op) in ARITH:
             self.arith(node)
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            self.file_mode(node)
 
     def compare(self, node: ast.Compare) -> None:
         operands = [node.left, *node.comparators]
@@ -407,8 +411,19 @@ class _Planter:
             for sign in ("+", "-"):
                 self.replace("off-by-one", node, f"{text} {sign} 1")
 
+    def file_mode(self, node: ast.Constant) -> None:
+        text = self.m.segment(node).lower()
+        if text.startswith("0o") and 0o400 <= node.value <= 0o777 and not node.value & 0o077:
+            readable = node.value | (0o055 if node.value & 0o100 else 0o044)
+            self.replace("file-mode", node, f"0o{readable:o}")
+
     def subscript(self, node: ast.Subscript, keys: dict) -> None:
         index = node.slice
+        value = node.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and isinstance(index, ast.Constant) \
+                and value.func.attr in ("split", "rsplit", "partition", "rpartition") and \
+                not isinstance(self.parent(node), ast.Expr):
+            self.replace("drop-call-value", node, _wrapped(self.m, value.func.value))
         if isinstance(index, ast.Slice):
             self.off_by_one(index.lower)
             self.off_by_one(index.upper)
