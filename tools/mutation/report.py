@@ -1,6 +1,7 @@
 """The mutation report: score per package, module and operator, and every mutant no test noticed, as a diff."""
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -74,3 +75,26 @@ def printed(rows: list[dict], header: list[str]) -> str:
     """What the terminal shows: the package table and the survivors."""
     return "\n".join([*header, "", *table(rows, lambda r: package(r["module"]), "package"), "",
                       *survivors(rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render a report from a results file (a run still going, or one that was stopped)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", nargs="?", default=".mlops/mutation/full/results.jsonl")
+    parser.add_argument("--out", help="write the whole report here (default: print the package table and survivors)")
+    args = parser.parse_args(argv)
+    rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["status"] != "not run"]
+    header = [f"{len(rows)} mutants from {args.results}."]
+    if args.out:
+        Path(args.out).write_text(render(rows, header))
+    else:
+        print(printed(rows, header))
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
