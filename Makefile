@@ -137,13 +137,14 @@ data: install
 	@$(SELECT_MODEL); test -f "$$model/data.py" || { echo "$$model has no data.py generator"; exit 1; }; \
 		$(BIN)/python -m "$$model.data"
 
-## Mutation testing (mutmut) of the modules that guard the promises: score per module, surviving mutants (long)
+## Mutation testing of all of ml_service (nightly: hours): score per package, every survivor (.mlops/mutation/report.md)
+# MUTATION_WORKERS: mutants run in parallel (default 1); MUTATION_ARGS: more options (--sample 20, --resume, ...).
 mutation: install-test
-	$(BIN)/python tools/mutation/run.py --max-children $${MUTATION_WORKERS:-1}
+	$(BIN)/python tools/mutation/run.py --workers $${MUTATION_WORKERS:-1} $(MUTATION_ARGS)
 
-## Fast mutation subset: guarded modules changed vs origin/main (or a fixed sample); fails below 80%
+## Fast mutation check: mutants on lines changed vs origin/main + a fixed sample; fails below 80%
 mutation-ci: install-test
-	$(BIN)/python tools/mutation/run.py --changed --max-children $${MUTATION_WORKERS:-1}
+	$(BIN)/python tools/mutation/run.py --changed --budget $${MUTATION_BUDGET:-240} --workers $${MUTATION_WORKERS:-1}
 
 ## Benchmarks (numbers, not pass/fail): pipeline cold/no-op runs; serving throughput, latency, image; batch
 bench: install
