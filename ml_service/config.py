@@ -22,7 +22,7 @@ CONFIG_FILE = "mlops.yml"
 LOCAL_OVERRIDE = "local.yml"  # in the state dir (git-ignored): written by `mlops workspace up|use`
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("regression", "classification")
-PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 
 
 class ConfigError(UsageError):
@@ -168,10 +168,18 @@ def read_config(path: Path) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (set MLOPS_ROOT to the folder that holds {CONFIG_FILE})")
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+        raise ConfigError(f"{path}: malformed YAML{yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: ' at line L, column C: what' (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{where}: {problem}"
 
 
 def _section(data: dict, name: str, path: Path) -> dict:

@@ -68,6 +68,30 @@ def test_on_a_terminal_the_running_line_ticks_then_gives_way_to_the_result(monke
     assert term.getvalue() == text  # nothing is drawn once no line is live
 
 
+def test_stop_clears_the_live_line_and_the_next_line_starts_clean(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(live, "time", clock)
+    term = FakeTerminal()
+    out = LiveLine(term, interval=0.25)
+    out.start(".. lint")
+    out.stop()
+    assert term.getvalue() == f"{CLEAR}.. lint  0.0s{CLEAR}"  # drawn, then wiped
+    out.stop()  # nothing live: nothing more is written
+    out.line("ok lint")
+    assert term.getvalue() == f"{CLEAR}.. lint  0.0s{CLEAR}ok lint\n"
+    clock.tick(2)
+    assert term.getvalue().endswith("ok lint\n")  # the ticker draws nothing after stop
+
+
+def test_off_a_terminal_start_and_stop_write_nothing():
+    pipe = io.StringIO()
+    out = LiveLine(pipe)
+    out.start(".. train")
+    out.stop()
+    out.line("ok train")
+    assert pipe.getvalue() == "ok train\n"
+
+
 def test_off_a_terminal_only_plain_lines_are_written():
     pipe = io.StringIO()
     progress = Progress(pipe)

@@ -6,7 +6,6 @@ at its end. The result is parsed again and must equal the old configuration plus
 """
 from __future__ import annotations
 
-import json
 import re
 
 import yaml
@@ -19,10 +18,20 @@ MODELS_KEY = re.compile(r"^models\s*:(?P<rest>.*)$")
 
 
 def yaml_scalar(value: str) -> str:
-    """value as a YAML scalar: plain when unambiguous, else double-quoted (JSON string syntax)."""
+    """value as a YAML scalar: plain when unambiguous, else double-quoted with every character outside
+    printable ASCII escaped (YAML's \\x, \\u and \\U escapes: JSON's surrogate pairs do not read back)."""
     if PLAIN.match(value) and value.lower() not in RESERVED and yaml.safe_load(value) == value:
         return value
-    return json.dumps(value)
+    return '"' + "".join(_escaped(c) for c in value) + '"'
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char in '"\\':
+        return "\\" + char
+    if 0x20 <= code < 0x7F:
+        return char
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def entry_text(entry: dict[str, str], indent: str) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ml_service.init import InitError
 
-PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")  # the same rule as mlops.yml's models[].project
-DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # the same rule as mlops.yml's models[].project
+DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 PIPELINE_KINDS = ("build", "retrain", "release")
 MAX_LENGTH = 40  # the generated code stays within the line length with names up to this long
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from ml_service.config import yaml_problem
 from ml_service.init import InitError
 from ml_service.init.config_entry import add_model
 from ml_service.init.names import ProjectNames, check_free, project_names
@@ -48,7 +49,9 @@ def read_config(root: Path) -> tuple[str, dict]:
         data = yaml.safe_load(text) or {}
     except FileNotFoundError:
         raise InitError(f"{path} not found: run init in the repository's root folder or set MLOPS_ROOT") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise InitError(f"{path}: malformed YAML{yaml_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise InitError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("models") or [], list):
         raise InitError(f"{path}: expected a mapping whose 'models' is a list")

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from ml_service.cli import main
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -70,9 +71,12 @@ def make_repo(path: Path, platform: bool = False) -> Path:
 
 
 def env_for(repo: Path, **extra: str) -> dict[str, str]:
-    """The environment of a command in repo: no inherited MLOPS_* selection, the repo's own workspace."""
+    """The environment of a command in repo: no inherited MLOPS_* selection, the repo's own workspace, and the
+    platform of the working tree under test first on the path (cwd is the repo, not the tree, so `python -m`
+    would otherwise import whatever copy of ml_service the interpreter has installed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    env.update(MLOPS_ROOT=str(repo), MLOPS_STATE_DIR=str(repo / ".mlops"), MLFLOW_DISABLE_TELEMETRY="true")
+    env.update(MLOPS_ROOT=str(repo), MLOPS_STATE_DIR=str(repo / ".mlops"), MLFLOW_DISABLE_TELEMETRY="true",
+               PYTHONPATH=str(ROOT))
     env.update(extra)
     return env
 
@@ -141,8 +145,8 @@ def test_the_generated_code_is_lint_clean(project):
 def test_the_projects_own_tests_pass(project):
     repo = project["repo"]
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{project['name']}/tests"]
-    result = subprocess.run(command, cwd=repo, env=env_for(repo, PYTHONPATH=str(repo)), capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(command, cwd=repo, env=env_for(repo, PYTHONPATH=f"{repo}{os.pathsep}{ROOT}"),
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
 
@@ -159,7 +163,8 @@ def test_the_pipeline_registers_version_1_then_an_identical_run_is_not_promoted(
 
 @pytest.fixture(scope="module")
 def busy_repo(tmp_path_factory):
-    """A repository in which some names are taken: a folder, an mlops.yml entry, a data file, pipelines."""
+    """A repository in which some names are taken: a folder, an mlops.yml entry, a data file, a contract,
+    pipelines."""
     base = tmp_path_factory.mktemp("busy")
     repo = make_repo(base / "repo")
     (repo / "taken").mkdir()
@@ -167,6 +172,8 @@ def busy_repo(tmp_path_factory):
                                                                  "    name: listed_model  # keep me\n"))
     (repo / "data").mkdir()
     (repo / "data" / "held.csv").write_text("a,b\n1,2\n")
+    (repo / "data" / "contract").mkdir()
+    (repo / "data" / "contract" / "contracted_suite.json").write_text("{}")
     (repo / ".pipelines" / "piped-retrain.yml").write_text("trigger: none\n")
     good = write_csv(base / "good.csv", "classification")
     frame = pd.read_csv(good)
@@ -197,22 +204,51 @@ def busy_repo(tmp_path_factory):
     ("held", "good.csv", "churned", "held.csv already exists"),
     ("piped", "good.csv", "churned", "piped-retrain.yml already exists"),
 ])
-def test_bad_input_is_one_clear_line_and_changes_nothing(busy_repo, name, data, target, message):
+def test_bad_input_is_one_clear_line_and_changes_nothing(busy_repo, name, data, target, message, capsys, monkeypatch):
     repo = busy_repo["repo"]
+    in_repo(monkeypatch, repo)
     before = snapshot(repo)
-    result = init(repo, name, busy_repo["base"] / data, target)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
-    assert message in result.stderr
+    code = main(["init", name, "--data", str(busy_repo["base"] / data), "--target", target])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert message in err
     assert snapshot(repo) == before
 
 
-def test_a_failure_while_writing_removes_everything_written(tmp_path, monkeypatch):
+def in_repo(monkeypatch, repo: Path) -> None:
+    """In-process commands act on repo (the environment is restored after the test)."""
+    for key, value in env_for(repo).items():
+        if key.startswith("MLOPS_"):
+            monkeypatch.setenv(key, value)
+    for key in ("MLOPS_MODEL", "MLOPS_TRACKING_URI", "MLOPS_MODEL_NAME", "MLOPS_EXPERIMENT"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.mark.parametrize("config", ["models: [unclosed\n", "models: {a: 1}\n", "- a list\n"])
+def test_a_broken_mlops_yml_is_one_line_and_nothing_is_written(tmp_path, config, capsys, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "mlops.yml").write_text(config)
+    in_repo(monkeypatch, repo)
+    before = snapshot(repo)
+    assert main(["init", "fresh", "--data", str(write_csv(tmp_path / "c.csv", "regression")),
+                 "--target", TARGETS["regression"]]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(repo / "mlops.yml") in err
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("pipelines_folder", [True, False])
+def test_a_failure_while_writing_removes_everything_written(tmp_path, monkeypatch, pipelines_folder):
+    """A stand-in for a full disk: the pipeline files are written, then the write fails. Everything init created
+    goes, the .pipelines/ folder too when init created it."""
     from ml_service.ci import scaffold
     from ml_service.init import InitError
     from ml_service.init.project import init_project
 
     repo = make_repo(tmp_path / "repo")
+    if not pipelines_folder:
+        (repo / ".pipelines").rmdir()
     csv = write_csv(tmp_path / "customers.csv", "classification")
     before = snapshot(repo)
     written = scaffold.write_model_pipelines
@@ -225,6 +261,66 @@ def test_a_failure_while_writing_removes_everything_written(tmp_path, monkeypatc
     with pytest.raises(InitError, match="nothing was kept: disk full"):
         init_project(repo, csv, "churned", project="rollback_probe")
     assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("name, extra, message", [
+    ("other", ["--model-name", "listed_model"], "registered model 'listed_model'"),
+    ("other", ["--dataset", "held"], "held.csv already exists"),
+    ("contracted", [], "contracted_suite.json already exists"),
+])
+def test_a_taken_registered_name_data_set_or_contract_is_refused(busy_repo, name, extra, message, capsys,
+                                                                 monkeypatch):
+    repo = busy_repo["repo"]
+    in_repo(monkeypatch, repo)
+    before = snapshot(repo)
+    assert main(["init", name, "--data", str(busy_repo["good"]), "--target", "churned", *extra]) == 1
+    assert message in capsys.readouterr().err
+    assert snapshot(repo) == before
+
+
+def test_the_options_name_the_registered_model_and_the_data_set_and_the_task_beats_the_guess(tmp_path, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    in_repo(monkeypatch, repo)
+    frame = pd.read_csv(write_csv(tmp_path / "c.csv", "classification"))
+    frame["visits"] = np.arange(len(frame)) % 3  # three whole numbers: guessed a classification
+    frame.to_csv(tmp_path / "visits.csv", index=False)
+    assert main(["init", "visits_model", "--data", str(tmp_path / "visits.csv"), "--target", "visits",
+                 "--model-name", "Visits-Reg", "--dataset", "site_visits", "--task", "regression"]) == 0
+    entry = yaml.safe_load((repo / "mlops.yml").read_text())["models"][0]
+    assert entry == {"project": "visits_model", "name": "Visits-Reg", "task": "regression",
+                     "data": "data/site_visits.csv", "contract": "data/contract/site_visits_suite.json",
+                     "target": "visits", "dataset": "site_visits"}
+    assert (repo / "data" / "site_visits.csv").read_bytes() == (tmp_path / "visits.csv").read_bytes()
+    assert json.loads((repo / entry["contract"]).read_text())["meta"]["task"] == "regression"
+    assert yaml.safe_load((repo / "visits_model" / "parameters.yml").read_text())["evaluation"]["metric"] == "r2"
+
+
+def test_data_already_in_place_is_used_where_it_is(tmp_path, monkeypatch):
+    """The CSV file is already data/<name>.csv: init adopts it (no copy, no 'already exists')."""
+    from ml_service.init.project import init_project
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "data").mkdir()
+    csv = write_csv(repo / "data" / "in_place.csv", "regression")
+    content = csv.read_bytes()
+    init_project(repo, csv, TARGETS["regression"], project="in_place")
+    assert csv.read_bytes() == content and (repo / "in_place" / "training" / "train.py").is_file()
+    assert yaml.safe_load((repo / "mlops.yml").read_text())["models"][0]["data"] == "data/in_place.csv"
+
+
+def test_any_column_name_reaches_mlops_yml_and_the_code_intact(tmp_path, monkeypatch, capsys):
+    """A target named with spaces, quotes, a backslash and an emoji: the mlops.yml entry and the code hold it."""
+    repo = make_repo(tmp_path / "repo")
+    in_repo(monkeypatch, repo)
+    target = 'spend "\\monthly\\" \U0001f4b0'
+    frame = pd.read_csv(write_csv(tmp_path / "c.csv", "regression")).rename(columns={TARGETS["regression"]: target})
+    frame.to_csv(tmp_path / "named.csv", index=False)
+    assert main(["init", "named", "--data", str(tmp_path / "named.csv"), "--target", target]) == 0, \
+        capsys.readouterr().err
+    assert yaml.safe_load((repo / "mlops.yml").read_text())["models"][0]["target"] == target
+    from ml_service.config import load_settings
+
+    assert load_settings(env_for(repo)).model.target == target
 
 
 class TestQaServesTheProject:

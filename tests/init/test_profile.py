@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import example, given, settings as hypothesis_settings, strategies as st
 
 from ml_service.init import InitError
 from ml_service.init.config_entry import add_model, yaml_scalar
-from ml_service.init.names import ProjectNames, project_names
-from ml_service.init.profile import guess_task, profile_column, profile_frame
+from ml_service.init.names import MAX_LENGTH, ProjectNames, check_free, project_names
+from ml_service.init.profile import (MAX_CATEGORIES, MAX_CLASSES, MIN_PER_CLASS, guess_task, profile_column,
+                                     profile_frame)
 from ml_service.init.reader import MIN_ROWS, read_table
 from ml_service.init.scaffold import list_literal, render, smoke_records, template_files
 from ml_service.init.suite import build_suite, numeric_bounds
@@ -247,3 +249,186 @@ def test_a_failed_transaction_removes_what_it_created_and_restores_what_it_chang
             raise RuntimeError("midway")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yml"]
     assert (tmp_path / "config.yml").read_text() == "old"
+
+
+# Both sides of every threshold `mlops init` decides by, and properties over their domains.
+
+def frame_with_target(values) -> pd.DataFrame:
+    return pd.DataFrame({"x": np.arange(len(values), dtype=float), "y": values})
+
+
+@hypothesis_settings(deadline=None, max_examples=40)
+@given(classes=st.integers(2, MAX_CLASSES + 6), as_float=st.booleans())
+def test_whole_number_targets_are_classes_up_to_the_limit_and_a_regression_above_it(classes, as_float):
+    values = [float(v) if as_float else v for v in np.repeat(np.arange(classes), MIN_PER_CLASS)]
+    profile = profile_frame(frame_with_target(values), "y")
+    assert profile.task == ("classification" if classes <= MAX_CLASSES else "regression")
+    assert len(profile.classes) == (classes if classes <= MAX_CLASSES else 0)
+
+
+@pytest.mark.parametrize("classes", [2, 3, MAX_CLASSES])
+def test_a_few_distinct_numbers_that_are_not_whole_make_a_regression(classes):
+    values = list(np.repeat(np.arange(classes) + 0.5, MIN_PER_CLASS))
+    assert profile_frame(frame_with_target(values), "y").task == "regression"
+
+
+@pytest.mark.parametrize("rows, refused", [(MIN_PER_CLASS, False), (MIN_PER_CLASS - 1, True)])
+def test_each_class_needs_at_least_the_minimum_of_rows(rows, refused):
+    values = ["a"] * 30 + ["b"] * rows
+    if refused:
+        with pytest.raises(InitError, match=f"fewer than {MIN_PER_CLASS} rows: 'b' \\({rows}\\)"):
+            profile_frame(frame_with_target(values), "y")
+    else:
+        assert profile_frame(frame_with_target(values), "y").classes == ("a", "b")
+
+
+@pytest.mark.parametrize("count, pinned", [(MAX_CATEGORIES, True), (MAX_CATEGORIES + 1, False)])
+def test_text_columns_are_pinned_to_their_values_up_to_the_limit(count, pinned):
+    texts = [f"v{i:03d}" for i in range(count)]
+    frame = pd.DataFrame({"city": texts * 2, "y": np.arange(2 * count, dtype=float)})
+    profile = profile_frame(frame, "y")
+    assert profile.column("city").categories == (tuple(texts) if pinned else ())
+    suite = build_suite(profile, "d", "data/d.csv")
+    sets = [e for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_in_set"]
+    assert [e["kwargs"]["value_set"] for e in sets] == ([texts] if pinned else [])
+    assert ("not_pinned" in suite["meta"]) is not pinned
+
+
+def test_booleans_with_gaps_stay_booleans_and_are_not_required(tmp_path):
+    path = tmp_path / "flags.csv"
+    pd.DataFrame({"flag": [True, False, None] * 10, "y": np.arange(30.0)}).to_csv(path, index=False)
+    profile = profile_frame(read_table(path), "y")
+    flag = profile.column("flag")
+    assert (flag.kind, flag.nulls, flag.categories, flag.categorical) == ("boolean", 10, (False, True), True)
+    expectations = build_suite(profile, "d", "d.csv")["expectations"]
+    kinds = {e["type"] for e in expectations if e["kwargs"].get("column") == "flag"}
+    assert kinds == {"expect_column_values_to_be_in_set"}
+
+
+def test_whole_numbers_with_gaps_are_whole_numbers(tmp_path):
+    path = tmp_path / "counts.csv"
+    pd.DataFrame({"count": [1, None, 7] * 10, "y": np.arange(30.0)}).to_csv(path, index=False)
+    count = profile_frame(read_table(path), "y").column("count")
+    assert (count.kind, count.integer, count.nulls) == ("numeric", True, 10)
+    assert numeric_bounds(count) == (0, 8) and all(isinstance(b, int) for b in numeric_bounds(count))
+
+
+def test_a_column_is_required_exactly_when_the_sample_has_no_gaps():
+    frame = pd.DataFrame({"full": np.arange(30.0), "gappy": [1.0, None] * 15, "y": ["a", "b"] * 15})
+    required = {e["kwargs"]["column"] for e in build_suite(profile_frame(frame, "y"), "d", "d.csv")["expectations"]
+                if e["type"] == "expect_column_values_to_not_be_null"}
+    assert required == {"full", "y"}
+
+
+@pytest.mark.parametrize("values, bounds", [([0, 10], (0, 11)), ([0.0, 0.5], (0.0, 0.55)), ([-1, 10], (-3, 12))])
+def test_a_column_starting_at_zero_never_allows_negatives_and_a_negative_one_may(values, bounds):
+    assert numeric_bounds(profile_column("x", pd.Series(values))) == pytest.approx(bounds)
+
+
+@hypothesis_settings(deadline=None, max_examples=150)
+@given(values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=20), whole=st.booleans())
+def test_the_allowed_range_holds_every_observed_value_and_no_negatives_for_non_negative_data(values, whole):
+    if whole:
+        values = [float(round(v)) for v in values]
+    column = profile_column("x", pd.Series(values))
+    low, high = numeric_bounds(column)
+    assert low <= min(values) and max(values) <= high and low < high
+    if min(values) >= 0:
+        assert low >= 0
+    if whole:
+        assert isinstance(low, int) and isinstance(high, int)
+
+
+@pytest.mark.parametrize("rows, refused", [(MIN_ROWS, False), (MIN_ROWS - 1, True)])
+def test_a_table_needs_the_minimum_of_rows(tmp_path, rows, refused):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * rows)
+    if refused:
+        with pytest.raises(InitError, match=f"has {rows} data rows; at least {MIN_ROWS}"):
+            read_table(path)
+    else:
+        assert len(read_table(path)) == rows
+
+
+def test_a_nul_byte_anywhere_in_the_sample_marks_a_binary_file(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * MIN_ROWS + b"3,\0\n")
+    with pytest.raises(InitError, match="binary"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("length, refused", [(MAX_LENGTH, False), (MAX_LENGTH + 1, True)])
+def test_a_project_name_may_be_as_long_as_the_limit(length, refused):
+    if refused:
+        with pytest.raises(InitError, match=f"at most {MAX_LENGTH}"):
+            project_names("x" * length)
+    else:
+        assert project_names("x" * length).project == "x" * length
+
+
+@pytest.mark.parametrize("names", [("churn\n",), ("churn", "model\n"), ("churn", None, "data\n")])
+def test_a_name_with_a_line_break_at_its_end_is_refused(names):
+    """`$` in a pattern matches before a final line break: 'churn\\n' would become a folder and a package."""
+    with pytest.raises(InitError):
+        project_names(*names)
+
+
+def test_a_name_that_would_shadow_an_installed_module_is_refused_and_a_plain_folder_does_not_count(tmp_path):
+    (tmp_path / "mlops.yml").write_text("models: []\n")
+    with pytest.raises(InitError, match="would shadow the installed module"):
+        check_free(tmp_path, project_names("yaml"), {}, tmp_path / "d.csv")
+    check_free(tmp_path, project_names("fresh_t29"), {}, tmp_path / "d.csv")
+
+
+def test_a_file_with_two_models_keys_is_refused_rather_than_half_changed():
+    """PyYAML keeps the last of two equal keys: an entry added under the first would be lost, silently."""
+    text = "models:\n  - project: a\n    name: a_model\nci: {}\nmodels:\n  - project: b\n    name: b_model\n"
+    with pytest.raises(InitError, match="add this entry by hand"):
+        add_model(text, ENTRY)
+
+
+@hypothesis_settings(deadline=None, max_examples=100)
+@given(value=st.text(min_size=1, max_size=20).filter(lambda v: "\0" not in v))
+@example("spend \U0001f4b0")  # a column named with an emoji: JSON would write a surrogate pair
+@example("caf\xe9 \u2028 \x85 \\ud83d")  # line separators YAML would fold, a backslash that looks like an escape
+def test_any_value_is_written_as_a_yaml_scalar_that_reads_back_as_itself(value):
+    assert yaml.safe_load(yaml_scalar(value)) == value
+    entry = {**ENTRY, "target": value}
+    assert yaml.safe_load(add_model(CONFIG, entry))["models"][-1] == entry
+
+
+def test_a_utf8_file_with_a_byte_order_mark_reads_with_clean_column_names(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("\ufeffa,b\n".encode() + b"1,2\n" * MIN_ROWS)
+    assert list(read_table(path).columns) == ["a", "b"]
+
+
+@pytest.mark.parametrize("cut, refused", [(False, True), (True, False)])
+def test_text_that_is_not_utf8_is_refused_but_a_character_cut_by_the_sample_is_not(tmp_path, cut, refused):
+    """The first SNIFF_BYTES are checked: a bad byte inside them is not UTF-8; a multi-byte character that the
+    sample's end splits is."""
+    from ml_service.init.reader import SNIFF_BYTES
+
+    row = b"1,2\n"
+    body = row * ((SNIFF_BYTES - 10) // len(row))
+    padding = b"3," + b"x" * (SNIFF_BYTES - 4 - len(body) - 3) + b"\n"  # the header (4 bytes) + rows up to the edge
+    data = b"a,b\n" + body + padding
+    if cut:
+        data = data[:SNIFF_BYTES - 1] + "\u00e9".encode() + b"\n" + row * 3  # \xc3 is the sample's last byte
+    else:
+        data = b"a,b\n" + b"1,\xff\n" + row * MIN_ROWS
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+    if refused:
+        with pytest.raises(InitError, match="is not UTF-8 text"):
+            read_table(path)
+    else:
+        assert len(read_table(path)) > MIN_ROWS
+
+
+@pytest.mark.parametrize("rows, floor", [(MIN_ROWS, 20), (40, 20), (42, 21), (100, 50)])
+def test_the_contract_asks_for_half_the_rows_seen_and_never_fewer_than_twenty(rows, floor):
+    frame = pd.DataFrame({"x": np.arange(float(rows)), "y": np.arange(rows) + 0.5})
+    suite = build_suite(profile_frame(frame, "y"), "d", "d.csv")
+    counts = [e["kwargs"] for e in suite["expectations"] if e["type"] == "expect_table_row_count_to_be_between"]
+    assert counts == [{"min_value": floor, "max_value": None}]

@@ -1,0 +1,104 @@
+"""Killing a process tree: the whole group (children and grandchildren, even those that ignore SIGTERM) is gone;
+an id that leads no group any more (reused by an unrelated process) is left alone; a gone group is no error."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ml_service.processes import kill_group
+
+pytestmark = pytest.mark.integration  # real processes
+
+WAIT = 30  # seconds a wait for an event may take before the test fails (a bound, never a measure of speed)
+
+# A leader that starts a child that starts a grandchild; each ignores SIGTERM and SIGINT, writes its pid, sleeps.
+TREE = r"""
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+depth, folder = int(sys.argv[1]), sys.argv[2]
+if depth < 2:
+    subprocess.Popen([sys.executable, __file__, str(depth + 1), folder])
+with open(f"{folder}/{depth}.pid.tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(f"{folder}/{depth}.pid.tmp", f"{folder}/{depth}.pid")
+while True:
+    time.sleep(60)
+"""
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def wait_until(predicate) -> bool:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A three-level process tree in a session (and process group) of its own; its pids once all have started."""
+    script = tmp_path / "tree.py"
+    script.write_text(TREE)
+    leader = subprocess.Popen([sys.executable, str(script), "0", str(tmp_path)], start_new_session=True)
+    pids = [tmp_path / f"{depth}.pid" for depth in range(3)]
+    try:
+        assert wait_until(lambda: all(p.exists() for p in pids)), "the tree never started"
+        yield leader, [int(p.read_text()) for p in pids]
+    finally:
+        for pid in [int(p.read_text()) for p in pids if p.exists()]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        leader.wait()
+
+
+def test_the_whole_tree_dies_children_and_grandchildren_included(tree):
+    leader, pids = tree
+    assert pids[0] == leader.pid and all(os.getpgid(pid) == leader.pid for pid in pids)
+    kill_group(leader.pid)
+    assert leader.wait(WAIT) == -signal.SIGKILL  # SIGKILL by default: ignoring SIGTERM does not save it
+    assert wait_until(lambda: not any(alive(pid) for pid in pids)), [pid for pid in pids if alive(pid)]
+
+
+def test_another_signal_can_be_asked_for(tree):
+    leader, pids = tree
+    kill_group(leader.pid, signal.SIGTERM)  # ignored by every member: all still run
+    assert leader.poll() is None and all(alive(pid) for pid in pids)
+    kill_group(leader.pid, signal.SIGUSR1)  # not ignored: the default action ends them
+    assert leader.wait(WAIT) == -signal.SIGUSR1
+    assert wait_until(lambda: not any(alive(pid) for pid in pids))
+
+
+def test_an_id_that_leads_no_group_is_left_alone(tmp_path):
+    """The group's id was reused by an unrelated process (here: one in the test's own group): it must survive."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert os.getpgid(bystander.pid) != bystander.pid  # it leads no group
+        kill_group(bystander.pid)
+        assert bystander.poll() is None and alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_group_that_is_already_gone_is_no_error(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    gone.wait()
+    kill_group(gone.pid)  # no such group any more
+    kill_group(gone.pid, signal.SIGTERM)
