@@ -4,9 +4,10 @@ Each time a model version must still serve: loaded with mlflow.pyfunc from the s
 what the original predicts.
 
 The pipeline's runs all end FINISHED and it registers two versions, so a store made by hand is migrated too
-(in-process, to MLflow's own server on sqlite, which starts quicker): a run in every status (issue 29: `workspace migrate` copied every run as
-FINISHED and no test saw it), metric histories of several steps, and eleven versions (copied in the order
-of their numbers, never as text: 10 and 11 before 2 would renumber them on the server).
+(in-process, to MLflow's own server on sqlite, which starts quicker): a run in every status (issue 29:
+`workspace migrate` copied every run as FINISHED and no test saw it), metric histories of several steps,
+and eleven versions (copied in the order of their numbers, never as text: 10 and 11 before 2 would
+renumber them on the server).
 """
 from __future__ import annotations
 
