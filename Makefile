@@ -25,7 +25,7 @@ TEST_STAMP := $(VENV)/.installed-test
 endif
 BIN := $(VENV)/bin
 # What each model's build runs besides the platform (flake8, pytest): `make install` installs them; the rest of
-# pyproject.toml's [dev] (test-only clients: tritonclient, schemathesis, Playwright, mutmut) and the KServe
+# pyproject.toml's [dev] (test-only clients: tritonclient, schemathesis, Playwright) and the KServe
 # client's environment come with `make test` (install-test).
 GATE_TOOLS := pytest pytest-cov flake8 flake8-formatter-junit-xml
 REQUIREMENTS = $(BIN)/python environment_setup/requirements.py dev
@@ -60,7 +60,7 @@ $(TEST_STAMP): $(STAMP) environment_setup/clients.sh environment_setup/spark.sh 
 ## Create .venv with what `make run` needs: the project, flake8 and pytest for the builds, helm (idempotent)
 install: $(STAMP)
 
-## What `make test` adds: the test-only clients (tritonclient, schemathesis, Playwright, mutmut, KServe's own environment), optuna, Spark
+## What `make test` adds: the test-only clients (tritonclient, schemathesis, Playwright, KServe's own environment), optuna, Spark
 install-test: $(TEST_STAMP)
 
 ## Java 17 (Debian) and pyspark (pinned, extra `spark`) for `mlops batch score --engine spark`

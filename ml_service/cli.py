@@ -27,6 +27,8 @@ COMMANDS = {
     "init": ("ml_service.init.commands", "create a model project from a CSV file (code, data contract, pipelines, "
                                          "mlops.yml entry)"),
     "pipeline": ("ml_service.pipelines.commands", "run, publish and list ML pipelines"),
+    "tune": ("ml_service.tune.commands", "tune the project's hyperparameters (Optuna study in the workspace's "
+                                         "database)"),
     "model": ("ml_service.workspace.commands", "model projects and registered models"),
     "ui": ("ml_service.workspace.commands", "serve the MLflow UI for the workspace on 127.0.0.1"),
     "workspace": ("ml_service.workspace.commands", "the team workspace: MLflow server on PostgreSQL, users, "

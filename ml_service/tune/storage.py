@@ -48,7 +48,8 @@ def storage_for(settings, environ=None) -> Storage:
     if settings.tracking_uri.startswith("sqlite:"):
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         return Storage(f"sqlite:///{settings.state_dir / 'tune.db'}", "sqlite")
-    from ml_service.workspace import postgres, team
+    from ml_service.team import postgres
+    from ml_service.team import server as team
 
     state = team.read_state(team.paths(settings))
     if state.get("pg_port") and state.get("tracking_uri") == settings.tracking_uri:

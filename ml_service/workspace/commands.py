@@ -131,6 +131,6 @@ def add_commands(groups) -> None:
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     ui.set_defaults(func=cmd_ui)
 
-    from ml_service.workspace import team_commands
+    from ml_service.team import commands as team_commands
 
     team_commands.add_commands(groups)  # `mlops workspace ...`

@@ -61,7 +61,7 @@ def project(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def only_real_processes_are_signalled(monkeypatch):
     """os.kill refuses pid 0 and negative pids here: a mutant of cancel() that signals a run without a pid
-    would otherwise signal this whole process group (the test runner, mutmut and its parent)."""
+    would otherwise signal this whole process group (the test runner, a mutation run and its parent)."""
     kill = os.kill
 
     def guarded(pid: int, sig: int) -> None:

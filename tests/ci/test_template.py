@@ -1,7 +1,7 @@
 """Template expansion as Azure Pipelines does it before a run (issue 19, mutation testing of template.py):
 typed parameters and `values:`, `${{ }}` values, if/elseif/else and each insertion in mappings and
 sequences, `template:` references, the limits, and the exact error (file, line, what) for each bad input.
-In-process, on real files in tmp_path: mutmut sees every line these tests reach. Issue 29 added conditions on
+In-process, on real files in tmp_path: the mutation tool sees every line these tests reach. Issue 29 added conditions on
 typed parameters (a boolean compared with 'false')."""
 from __future__ import annotations
 

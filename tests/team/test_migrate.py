@@ -185,7 +185,7 @@ def test_backup_then_restore_into_a_fresh_cluster_serves_and_keeps_users(embedde
         assert restored.returncode == 0, restored.stdout + restored.stderr
         uri = load_settings(fresh).tracking_uri
         assert uri != server["uri"]
-        from ml_service.workspace import team
+        from ml_service.team import server as team
 
         assert team.authenticated(uri, "carol", carol, timeout=120)  # users and their passwords came back
         admin = server_env(fresh, fresh_dir)
@@ -222,7 +222,7 @@ def test_the_real_server_files_validate_and_the_server_script_serves(server, tmp
         verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
         assert verified.returncode == 0 and "rror" not in verified.stderr, unit.name + verified.stderr
 
-    from ml_service.workspace import team
+    from ml_service.team import server as team
 
     state = json.loads((server["state_dir"] / "team" / "team.json").read_text())
     with socket.socket() as probe:
@@ -265,7 +265,7 @@ def plain_server(tmp_path_factory):
     import sys
     import time
 
-    from ml_service.workspace import team
+    from ml_service.team import server as team
 
     base = tmp_path_factory.mktemp("plain-server")
     store = fresh_store(base / "server.db")
@@ -334,7 +334,7 @@ def test_migrate_copies_each_runs_status_history_params_and_tags_and_keeps_versi
                                                                                            tmp_path, monkeypatch):
     import mlflow
 
-    from ml_service.workspace import migrate
+    from ml_service.team import migrate
 
     uri, src, runs = crafted
     server = {"uri": plain_server}

@@ -1,8 +1,8 @@
-"""The team workspace's files and commands in-process, without a server (team.py, postgres.py, users.py, backup.py,
-team_commands.py): every secret file is 0600 in a 0700 folder, also when it existed with a looser mode (issue 29: a
-secret file written 0644), secrets are masked, `mlops workspace use` points this checkout at a server as a user,
-and the refusals that come before any server is asked. The PostgreSQL and MLflow server side is test_workspace.py's
-and test_migrate.py's."""
+"""The team workspace's files and commands in-process, without a server (ml_service/team/: server.py, postgres.py,
+users.py, backup.py, commands.py): every secret file is 0600 in a 0700 folder, also when it existed with a looser
+mode (issue 29: a secret file written 0644), secrets are masked, `mlops workspace use` points this checkout at a
+server as a user, and the refusals that come before any server is asked. The PostgreSQL and MLflow server side is
+test_workspace.py's and test_migrate.py's."""
 from __future__ import annotations
 
 import io
@@ -14,7 +14,8 @@ import yaml
 
 from ml_service.config import load_settings
 from ml_service.errors import UsageError
-from ml_service.workspace import backup, postgres, team, users
+from ml_service.team import backup, postgres, users
+from ml_service.team import server as team
 
 
 def mode(path) -> int:

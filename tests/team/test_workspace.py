@@ -28,7 +28,7 @@ MODEL = "team_flow_model"
 
 def require_postgres() -> None:
     """Fail (never skip) with the install command when PostgreSQL's server binaries are missing."""
-    from ml_service.workspace import postgres
+    from ml_service.team import postgres
 
     try:
         postgres.bin_dir()

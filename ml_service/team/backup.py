@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ml_service.config import Settings
 from ml_service.errors import MLOpsError, UsageError
-from ml_service.workspace import postgres, team
+from ml_service.team import postgres
+from ml_service.team import server as team
 
 MANIFEST = "manifest.json"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ml_service.config import LOCAL_OVERRIDE, Settings
 from ml_service.errors import MLOpsError, UsageError
-from ml_service.workspace import postgres
+from ml_service.team import postgres
 
 ADMIN = "admin"
 DATABASES = ("mlflow", "mlflow_auth")

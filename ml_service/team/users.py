@@ -35,7 +35,7 @@ def add_user(settings: Settings, username: str) -> Path:
     """Create username with a generated password; returns the 0600 file that holds it (never printed)."""
     from mlflow.exceptions import MlflowException
 
-    from ml_service.workspace.team import write_secret
+    from ml_service.team.server import write_secret
 
     password = secrets.token_urlsafe(24)
     try:

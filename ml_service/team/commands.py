@@ -10,7 +10,7 @@ from ml_service.cli_support import CommandError, command_settings
 
 def cmd_up(args) -> int:
     """Start the team workspace on this machine and point this checkout at it."""
-    from ml_service.workspace import team
+    from ml_service.team import server as team
 
     state = team.up(command_settings(args), workers=args.workers)
     secrets = team.paths(command_settings(args)).secrets
@@ -23,7 +23,7 @@ def cmd_up(args) -> int:
 
 def cmd_down(args) -> int:
     """Stop the team workspace's MLflow server and PostgreSQL (data kept)."""
-    from ml_service.workspace import team
+    from ml_service.team import server as team
 
     stopped = team.down(command_settings(args))
     print("stopped: " + "; ".join(stopped) if stopped else "nothing was running")
@@ -32,7 +32,7 @@ def cmd_down(args) -> int:
 
 def cmd_status(args) -> int:
     """What this checkout's workspace is and whether it answers."""
-    from ml_service.workspace import team
+    from ml_service.team import server as team
 
     report = team.status(command_settings(args))
     if args.json:
@@ -48,7 +48,7 @@ def cmd_status(args) -> int:
 
 def cmd_use(args) -> int:
     """Point this checkout at the embedded workspace, this machine's team server, or an MLflow server URL."""
-    from ml_service.workspace import team
+    from ml_service.team import server as team
 
     settings = command_settings(args)
     if args.target == "embedded":
@@ -81,7 +81,7 @@ def cmd_use(args) -> int:
 
 def cmd_user_add(args) -> int:
     """Create a server user with a generated password (kept in a 0600 file, never printed)."""
-    from ml_service.workspace import users
+    from ml_service.team import users
 
     path = users.add_user(command_settings(args), args.username)
     print(f"created user {args.username}; password in {path} (give it to them: "
@@ -91,7 +91,7 @@ def cmd_user_add(args) -> int:
 
 def cmd_grant(args) -> int:
     """Set a user's permission on a registered model or an experiment."""
-    from ml_service.workspace import users
+    from ml_service.team import users
 
     print(users.grant(command_settings(args), args.username, args.permission, args.model or "", args.experiment or ""))
     return 0
@@ -99,7 +99,7 @@ def cmd_grant(args) -> int:
 
 def cmd_migrate(args) -> int:
     """Copy the embedded workspace into an MLflow server."""
-    from ml_service.workspace import migrate
+    from ml_service.team import migrate
 
     counts = migrate.migrate(command_settings(args), args.to, dry_run=args.dry_run, source=args.source or "")
     verb = "would copy" if args.dry_run else "copied"
@@ -109,7 +109,7 @@ def cmd_migrate(args) -> int:
 
 def cmd_backup(args) -> int:
     """Back up the team workspace (pg_dump of both databases + artifacts) into DIR."""
-    from ml_service.workspace import backup
+    from ml_service.team import backup
 
     manifest = backup.backup(command_settings(args), Path(args.dir))
     print(f"backed up to {args.dir}: {manifest['artifact_files']} artifact files, databases "
@@ -119,7 +119,7 @@ def cmd_backup(args) -> int:
 
 def cmd_restore(args) -> int:
     """Restore a backup into this checkout's team workspace (started if needed)."""
-    from ml_service.workspace import backup
+    from ml_service.team import backup
 
     state = backup.restore(command_settings(args), Path(args.dir))
     print(f"restored {args.dir} into the team workspace at {state['tracking_uri']}")

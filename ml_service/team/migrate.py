@@ -51,7 +51,8 @@ def _artifact_files(client, run_id: str, path: str = "") -> int:
 def _clients(settings: Settings, to_uri: str, source: str):
     import mlflow
 
-    from ml_service.workspace import team, tracking
+    from ml_service.team import server as team
+    from ml_service.workspace import tracking
 
     source = source or f"sqlite:///{settings.state_dir / 'mlflow.db'}"
     if source.startswith("sqlite:///") and not Path(source[len("sqlite:///"):]).is_file():
