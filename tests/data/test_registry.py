@@ -273,3 +273,16 @@ def test_add_refuses_what_cannot_be_a_version_with_nothing_stored(workspace, fil
     with pytest.raises(registry.DataRejected):
         registry.add(workspace, name, broken)
     assert registry.versions(workspace, name) == [] and dataset_runs(workspace) == []
+
+
+def test_a_deleted_version_is_never_data_even_when_its_copy_is_on_this_machine(workspace):
+    """The fast path of `$data` (read from sqlite, without MLflow) skips versions whose run was deleted, as
+    `versions()` does: deleting the newest version makes training go back to the one before it."""
+    name = workspace.model.dataset
+    register_runs(workspace, name, [1, 2])
+    kept, deleted = cached(workspace, name, 1, f"{name} v1"), cached(workspace, name, 2, f"{name} v2")
+    assert registry.data_path(workspace, workspace.model) == deleted      # both live: the newest
+    newest = registry.get(workspace, name, 2)
+    tracking.connect(workspace).delete_run(newest.run_id)
+    assert [v.version for v in registry.versions(workspace, name)] == [1]
+    assert registry.data_path(workspace, workspace.model) == kept
