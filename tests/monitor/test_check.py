@@ -314,3 +314,45 @@ def test_no_retrain_on_the_command_line_wins_over_monitor_retrain_and_retrain_ov
         assert drift_command("--collected", str(tmp_path / "shifted"), "--retrain") == 2
     finally:
         write_config(settings.root)
+
+
+def test_the_drift_metrics_are_stamped_in_milliseconds_at_the_check(alpha, tmp_path):
+    """MLflow metric timestamps are milliseconds: a drift check's metrics sit inside its own run's time span
+    (seconds, or seconds / 1000, would put them in January 1970 in every chart)."""
+    settings, frame, client = alpha
+    collect(tmp_path / "collected", steady(frame, 60), "1")
+    outcome = check.measure(settings, "alpha_model", "qa", collected_dir=tmp_path / "collected", now=NOW)
+    run = client.get_run(outcome.run_id)
+    history = client.get_metric_history(outcome.run_id, "collected_rows")
+    assert [m.value for m in history] == [60]
+    assert history[0].timestamp >= run.info.start_time
+
+
+def test_without_its_file_the_training_data_is_the_registry_version_with_the_versions_digest(alpha, tmp_path):
+    """The file a model version was trained on is gone: its reference data is the data set version whose digest
+    the model version's tags name, never another version of the data set; no such version is an error."""
+    from types import SimpleNamespace
+
+    from ml_service.data import registry
+
+    settings, _, client = alpha
+    name = "alpha_reference"
+    experiment = tracking.ensure_experiment(client, settings, registry.EXPERIMENT)
+    files = {}
+    for number in (1, 2, 3):
+        files[number] = settings.state_dir / "datasets" / name / f"v{number}" / f"{name}-v{number}.csv"
+        files[number].parent.mkdir(parents=True, exist_ok=True)
+        files[number].write_text(f"a,b,y\n{number},1,2\n")
+        run = client.create_run(experiment, tags={
+            registry.KIND_TAG: "dataset", registry.NAME_TAG: name, registry.VERSION_TAG: str(number),
+            registry.DIGEST_TAG: registry.sha256_of(files[number]), registry.ROWS_TAG: "1"})
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+    def trained_on(digest):
+        return SimpleNamespace(name="alpha_model", version="9", tags={
+            "dataset_source": str(tmp_path / "gone.csv"), "dataset_name": name, "dataset_digest": digest})
+
+    for number in (1, 2, 3):
+        assert check.training_data(settings, trained_on(registry.sha256_of(files[number])[:8])) == files[number]
+    with pytest.raises(check.MonitorError, match="is neither on this machine nor a version of the data set registry"):
+        check.training_data(settings, trained_on("00000000"))
