@@ -202,3 +202,19 @@ def test_a_changed_input_file_or_a_moved_alias_runs_the_step_again(workspace, tm
     assert statuses(run_pipeline(workspace, definition)) == ["reused", "reused"]
     client.set_registered_model_alias(workspace.model_name, "champion", "2")
     assert statuses(run_pipeline(workspace, definition)) == ["reused", "done"]  # it moved
+
+
+def test_only_a_finished_step_run_is_reused(workspace):
+    """A step run left FAILED or KILLED (its process died after the step's code ran) is never reused: the step
+    runs again, and the run it then leaves FINISHED is the one the next pipeline run reuses."""
+    client = tracking.connect(workspace)
+    one = pipeline(f'  a: {{function: "{HERE}:say", params: {{outcome: "A"}}}}\n')
+    first = run_pipeline(workspace, one)
+    assert first.ok, first.error
+    [ended] = children(client, workspace, first).values()
+    client.set_terminated(ended.info.run_id, "FAILED")
+    again = run_pipeline(workspace, one)
+    assert again.ok, again.error
+    assert [(s.name, s.status) for s in again.steps] == [("a", "done")]
+    third = run_pipeline(workspace, one)
+    assert [(s.name, s.status) for s in third.steps] == [("a", "reused")]
