@@ -236,7 +236,7 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     from ml_service.batch import local_store
     from ml_service.batch.light_recorder import LightRecorder
     from ml_service.batch.recorder import Recorder
-    from ml_service.cli_support import model_of
+    from ml_service.workspace.refs import model_of
 
     _check(spec)
     model.check_ref(spec.model)

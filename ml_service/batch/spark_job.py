@@ -296,7 +296,7 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     from ml_service.batch import local_store, spark_session
     from ml_service.batch.light_recorder import LightRecorder
     from ml_service.batch.recorder import Recorder
-    from ml_service.cli_support import model_of
+    from ml_service.workspace.refs import model_of
 
     if spec.split_mb < 1 or not 0.0 <= spec.max_reject_fraction <= 1.0:
         raise BatchError("--split-mb >= 1 and 0 <= --max-reject-fraction <= 1")

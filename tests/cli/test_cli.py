@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from ml_service.cli import build_parser, main
-from ml_service.cli_support import command_settings, model_of
+from ml_service.cli.support import command_settings, model_of
 from ml_service.errors import EXIT_FAILED, EXIT_USAGE, MLOpsError, UsageError
 from tests.conftest import ROOT
 
@@ -112,7 +112,7 @@ def test_only_mlops_debug_1_turns_an_expected_failure_into_a_traceback(repo, cap
 
 
 def test_error_classes_map_to_their_exit_codes():
-    from ml_service.cli_support import CommandError
+    from ml_service.cli.support import CommandError
     from ml_service.config import ConfigError
     from ml_service.containers import ImageError
     from ml_service.init import InitError

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ml_service.errors import EXIT_FAILED, EXIT_USAGE, UsageError
+from ml_service.workspace.refs import model_of
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "CommandError", "command_settings", "model_of"]
 
@@ -21,11 +22,3 @@ def command_settings(args=None, registered: str | None = None):
     changes = {k: v for k, v in (("build_id", getattr(args, "build_id", None)),
                                  ("build_uri", getattr(args, "build_uri", None))) if v}
     return replace(settings, **changes) if changes else settings
-
-
-def model_of(ref: str) -> str:
-    """The registered model name in NAME:VERSION, NAME@ALIAS, models:/NAME@ALIAS or NAME."""
-    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    for separator in ("@", ":", "/"):
-        ref = ref.split(separator, 1)[0]
-    return ref

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings, model_of
+from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings, model_of
 from ml_service.deploy.payload import smoke_payload
 
 EXIT_OUT_OF_SYNC = 3

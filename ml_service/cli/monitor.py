@@ -8,7 +8,7 @@ EXIT_DRIFT = 4  # distinct from 1 (failed) and 2 (usage): a schedule or a script
 
 def cmd_drift(args) -> int:
     """Measure drift; exit 4 above the thresholds (and queue and run the retrain when configured)."""
-    from ml_service.cli_support import command_settings, model_of
+    from ml_service.cli.support import command_settings, model_of
     from ml_service.monitor import check, config
 
     settings = command_settings(args)
@@ -34,7 +34,7 @@ def cmd_drift(args) -> int:
     print(f"DRIFT: {', '.join(drifted)}")
     retrain = args.retrain if args.retrain is not None else config.load(settings.for_registered(model)).retrain
     if retrain:
-        from ml_service.ci.commands import Progress, _summary
+        from ml_service.ci.progress import Progress, summary as _summary
         from ml_service.ci.service import execute, open_store
 
         store = open_store(settings)

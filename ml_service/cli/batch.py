@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_service.cli_support import CommandError, command_settings, model_of
+from ml_service.cli.support import CommandError, command_settings, model_of
 
 
 def cmd_batch_score(args) -> int:

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings
+from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings
 
 
 def _step_reporter():

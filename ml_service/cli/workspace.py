@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ml_service.cli_support import CommandError, command_settings
+from ml_service.cli.support import CommandError, command_settings
 
 
 def cmd_up(args) -> int:

@@ -1,4 +1,4 @@
-"""The `mlops` command: composed from each subpackage's `commands` module (as MLflow composes its CLI).
+"""The `mlops` command: composed from one module per command group in this package (as Kedro keeps its CLI).
 
 Heavy libraries (MLflow, Great Expectations, pandas) are imported inside commands, never here. A command
 imports only the module that registers it: `mlops --help` reads the table COMMANDS and imports none
@@ -13,36 +13,34 @@ import sys
 from ml_service.errors import MLOpsError
 
 # Command modules, in the order their groups appear in `mlops --help`.
-COMMAND_MODULES = ("ml_service.doctor", "ml_service.init.commands", "ml_service.pipelines.commands",
-                   "ml_service.tune.commands", "ml_service.workspace.commands",
-                   "ml_service.data.commands", "ml_service.monitor.commands", "ml_service.batch.commands",
-                   "ml_service.deploy.commands",
-                   "ml_service.ci.commands", "ml_service.studio.commands")
+COMMAND_MODULES = ("ml_service.cli.doctor", "ml_service.cli.init", "ml_service.cli.pipeline", "ml_service.cli.tune",
+                   "ml_service.cli.model", "ml_service.cli.ui", "ml_service.cli.workspace", "ml_service.cli.data",
+                   "ml_service.cli.monitor", "ml_service.cli.batch", "ml_service.cli.deploy", "ml_service.cli.ci",
+                   "ml_service.cli.studio")
 
 
 # Every top-level command: the module that registers it and its help line, in `mlops --help` order.
 COMMANDS = {
-    "doctor": ("ml_service.doctor", "check what the flow needs here (Docker, base image, workspace, git hooks, "
-                                    "helm) and say what to do"),
-    "init": ("ml_service.init.commands", "create a model project from a CSV file (code, data contract, pipelines, "
-                                         "mlops.yml entry)"),
-    "pipeline": ("ml_service.pipelines.commands", "run, publish and list ML pipelines"),
-    "tune": ("ml_service.tune.commands", "tune the project's hyperparameters (Optuna study in the workspace's "
-                                         "database)"),
-    "model": ("ml_service.workspace.commands", "model projects and registered models"),
-    "ui": ("ml_service.workspace.commands", "serve the MLflow UI for the workspace on 127.0.0.1"),
-    "workspace": ("ml_service.workspace.commands", "the team workspace: MLflow server on PostgreSQL, users, "
-                                                   "migrate, backup"),
-    "data": ("ml_service.data.commands", "data contracts and data set versions"),
-    "monitor": ("ml_service.monitor.commands", "drift of served inputs and predictions"),
-    "batch": ("ml_service.batch.commands", "score files in batch with a registered model version"),
-    "serve": ("ml_service.deploy.commands", "serve a registered model locally (the scoring service)"),
-    "smoke-test": ("ml_service.deploy.commands", "smoke-test an environment (qa, production) or a URL"),
-    "image": ("ml_service.deploy.commands", "scoring images"),
-    "deploy": ("ml_service.deploy.commands", "deploy model versions and list deployments"),
-    "ci": ("ml_service.ci.commands", "run the .pipelines/ YAML locally: runs, approvals, git hooks"),
-    "studio": ("ml_service.studio.commands", "web pages for pipeline runs, ML runs, models, approvals and "
-                                             "deployments (127.0.0.1)"),
+    "doctor": ("ml_service.cli.doctor", "check what the flow needs here (Docker, base image, workspace, git hooks, "
+                                        "helm) and say what to do"),
+    "init": ("ml_service.cli.init", "create a model project from a CSV file (code, data contract, pipelines, "
+                                    "mlops.yml entry)"),
+    "pipeline": ("ml_service.cli.pipeline", "run, publish and list ML pipelines"),
+    "tune": ("ml_service.cli.tune", "tune the project's hyperparameters (Optuna study in the workspace's database)"),
+    "model": ("ml_service.cli.model", "model projects and registered models"),
+    "ui": ("ml_service.cli.ui", "serve the MLflow UI for the workspace on 127.0.0.1"),
+    "workspace": ("ml_service.cli.workspace", "the team workspace: MLflow server on PostgreSQL, users, migrate, "
+                                              "backup"),
+    "data": ("ml_service.cli.data", "data contracts and data set versions"),
+    "monitor": ("ml_service.cli.monitor", "drift of served inputs and predictions"),
+    "batch": ("ml_service.cli.batch", "score files in batch with a registered model version"),
+    "serve": ("ml_service.cli.deploy", "serve a registered model locally (the scoring service)"),
+    "smoke-test": ("ml_service.cli.deploy", "smoke-test an environment (qa, production) or a URL"),
+    "image": ("ml_service.cli.deploy", "scoring images"),
+    "deploy": ("ml_service.cli.deploy", "deploy model versions and list deployments"),
+    "ci": ("ml_service.cli.ci", "run the .pipelines/ YAML locally: runs, approvals, git hooks"),
+    "studio": ("ml_service.cli.studio", "web pages for pipeline runs, ML runs, models, approvals and "
+                                        "deployments (127.0.0.1)"),
 }
 
 
@@ -93,7 +91,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
