@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from ml_service.cli.options import PROJECT
 from ml_service.errors import MLOpsError
 
 # Command modules, in the order their groups appear in `mlops --help`.
@@ -62,8 +63,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="mlops", description="GitOps MLOps template: pipelines, "
                                      "models, data contracts, deployments and the workspace UI.")
-    parser.add_argument("--project", metavar="PROJECT",
-                        help="the model project to act on (default: MLOPS_MODEL, else the first in mlops.yml)")
+    PROJECT.add(parser)
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     wanted = COMMAND_MODULES if argv is None else \
         [COMMANDS[name][0] for name in [_requested(argv)] if name in COMMANDS]

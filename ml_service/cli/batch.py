@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ml_service.cli.options import MODEL_VERSION
 from ml_service.cli.support import CommandError, command_settings, model_of
 
 
@@ -40,8 +41,8 @@ def add_commands(groups) -> None:
         "score", help="score a CSV/Parquet file or folder into Parquet parts (parallel, resumable)",
         description="Score every row of the input with a registered model version, in parallel worker processes. "
                     "Rerun the same command to resume a job that was interrupted; a finished job is not redone.")
-    score.add_argument("--model", required=True, metavar="NAME@ALIAS|NAME:VERSION",
-                       help="the registered model version, e.g. my_model@champion or my_model:3")
+    MODEL_VERSION.add(score, required=True, metavar="NAME@ALIAS|NAME:VERSION",
+                      help="the registered model version, e.g. my_model@champion or my_model:3")
     score.add_argument("--input", required=True, metavar="FILE|DIR",
                        help="a .csv or .parquet file, or a folder of such parts (read in name order)")
     score.add_argument("--output", required=True, metavar="DIR",

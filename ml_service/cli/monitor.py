@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ml_service.cli.options import MODEL_NAME
+
 EXIT_DRIFT = 4  # distinct from 1 (failed) and 2 (usage): a schedule or a script can act on it
 
 
@@ -50,7 +52,7 @@ def add_commands(groups) -> None:
     sub = monitor.add_subparsers(dest="action", metavar="ACTION", required=True)
     drift = sub.add_parser("drift", help="compare the inputs an environment collected with the live version's "
                                          "training data (exit 4 on drift)")
-    drift.add_argument("--model", help="registered model (NAME; default: the selected project's)")
+    MODEL_NAME.add(drift, help="registered model (NAME; default: the selected project's)")
     drift.add_argument("--env", required=True, choices=("qa", "production"), help="the environment")
     drift.add_argument("--window", help="how far back: 90m, 24h, 7d or all (default: monitor.window in mlops.yml)")
     drift.add_argument("--since", metavar="ISO-TIME", help="start of the window instead (e.g. the last deployment)")
