@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ml_service.cli.options import MODEL_NAME, MODEL_VERSION
-from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings, model_of
+from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings, registered_name
 from ml_service.deploy.payload import smoke_payload
 
 EXIT_OUT_OF_SYNC = 3
@@ -24,10 +24,7 @@ def cmd_serve(args) -> int:
 
     settings = command_settings(args)
     ref = args.model or f"models:/{settings.model_name}@champion"
-    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    if "/" in ref:
-        ref = ref.replace("/", ":", 1)
-    settings = settings.for_registered(model_of(ref))
+    settings = settings.for_registered(registered_name(ref) or "")
     version = registry.resolve_version(tracking.connect(settings), ref)
     with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
         model_dir = download_model(version, Path(tmp))
@@ -71,7 +68,7 @@ def cmd_image_build(args) -> int:
     """Build the scoring image of a registered model version."""
     from ml_service.deploy.image import build_for_version
 
-    built = build_for_version(command_settings(args, model_of(args.model)), args.model)
+    built = build_for_version(command_settings(args, registered_name(args.model)), args.model)
     print(f"built {built.tag} ({built.size_bytes / 1e6:.0f} MB) in {built.seconds:.1f}s"
           + (f"; pushed {built.pushed} (digest {built.digest or 'not reported'})" if built.pushed else ""))
     return 0
@@ -81,7 +78,7 @@ def cmd_deploy_qa(args) -> int:
     """Deploy a registered model version to QA (one Docker container)."""
     from ml_service.deploy.qa import deploy_qa
 
-    deployment = deploy_qa(command_settings(args, model_of(args.model)), args.model, timeout_s=args.timeout)
+    deployment = deploy_qa(command_settings(args, registered_name(args.model)), args.model, timeout_s=args.timeout)
     print(f"QA now serves {deployment.model_name} version {deployment.version} at {deployment.url} "
           f"(container {deployment.target}); alias 'qa' moved")
     return 0
@@ -92,7 +89,7 @@ def cmd_deploy_prod(args) -> int:
     the canary with --canary PERCENT."""
     from ml_service.ci.service import identity
 
-    settings = command_settings(args, model_of(args.model))
+    settings = command_settings(args, registered_name(args.model))
     if args.canary is not None:
         from ml_service.deploy.canary import start_canary
 

@@ -51,15 +51,23 @@ def cmd_model_show(args) -> int:
     return 0
 
 
+def _version_of(ref: str, verb: str) -> tuple[str, str]:
+    """(name, version) of NAME:VERSION; a usage error for any other reference."""
+    from ml_service.workspace.refs import parse_model_ref
+
+    parsed = parse_model_ref(ref)
+    if parsed.version is None:
+        raise CommandError(f"name the version to {verb} as NAME:VERSION")
+    return parsed.name, str(parsed.version)
+
+
 def cmd_model_delete(args) -> int:
     """Delete a model version that nothing uses."""
     from ml_service.deploy import records
     from ml_service.workspace import registry, tracking
 
     settings = command_settings(args)
-    if ":" not in args.ref:
-        raise CommandError("name the version to delete as NAME:VERSION")
-    name, version = args.ref.rsplit(":", 1)
+    name, version = _version_of(args.ref, "delete")
     registry.delete_version(tracking.connect(settings), name, version, records.live_versions(settings, name))
     print(f"deleted {name} version {version}")
     return 0
@@ -70,9 +78,7 @@ def cmd_model_promote(args) -> int:
     from ml_service.workspace.champion import promote
 
     settings = command_settings(args)
-    if ":" not in args.ref:
-        raise CommandError("name the version to promote as NAME:VERSION")
-    name, version = args.ref.rsplit(":", 1)
+    name, version = _version_of(args.ref, "promote")
     done = promote(settings, name, version, args.reason or "")
     if not done.changed:
         print(f"{name} version {version} is already the champion: unchanged")

@@ -10,11 +10,12 @@ EXIT_DRIFT = 4  # distinct from 1 (failed) and 2 (usage): a schedule or a script
 
 def cmd_drift(args) -> int:
     """Measure drift; exit 4 above the thresholds (and queue and run the retrain when configured)."""
-    from ml_service.cli.support import command_settings, model_of
+    from ml_service.cli.support import command_settings
+    from ml_service.workspace.refs import parse_model_ref
     from ml_service.monitor import check, config
 
     settings = command_settings(args)
-    model = model_of(args.model) if args.model else settings.model_name
+    model = parse_model_ref(args.model).name if args.model else settings.model_name
     since = None
     if args.since:
         from ml_service.ci.schedules import parse_time
