@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from ml_service import env as envvars
 from ml_service.errors import UsageError
 
 CONFIG_FILE = "mlops.yml"
@@ -139,26 +140,24 @@ class Settings:
         return self
 
 
-# Fields that MLOPS_<NAME> may override, with how to read them.
+# Fields that an MLOPS_* variable (ml_service/env.py) may override.
 _ENV_FIELDS = {
-    "STATE_DIR": "state_dir",
-    "TRACKING_URI": "tracking_uri",
-    "ARTIFACT_ROOT": "artifact_root",
-    "BUILD_ID": "build_id",
-    "BUILD_URI": "build_uri",
-    "USER": "user",
-    "BASE_IMAGE": "base_image",
-    "IMAGE_REGISTRY": "image_registry",
-    "MODEL": "selected",
+    envvars.MLOPS_STATE_DIR: "state_dir",
+    envvars.MLOPS_TRACKING_URI: "tracking_uri",
+    envvars.MLOPS_ARTIFACT_ROOT: "artifact_root",
+    envvars.MLOPS_BUILD_ID: "build_id",
+    envvars.MLOPS_BUILD_URI: "build_uri",
+    envvars.MLOPS_USER: "user",
+    envvars.MLOPS_BASE_IMAGE: "base_image",
+    envvars.MLOPS_IMAGE_REGISTRY: "image_registry",
+    envvars.MLOPS_MODEL: "selected",
 }
 
 
 def find_root(env: Mapping[str, str] | None = None) -> Path:
     """The project root: $MLOPS_ROOT, else the checkout this package is installed from."""
-    env = os.environ if env is None else env
-    if env.get("MLOPS_ROOT"):
-        return Path(env["MLOPS_ROOT"]).resolve()
-    return PACKAGE_ROOT
+    root = envvars.MLOPS_ROOT.get(env)
+    return Path(root).resolve() if root else PACKAGE_ROOT
 
 
 def read_config(path: Path) -> dict:
@@ -212,8 +211,8 @@ def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str
     name = entry["name"]
     experiment = str(entry.get("experiment") or project)
     if selected:  # MLOPS_MODEL_NAME / MLOPS_EXPERIMENT rename the selected model (tests, forks)
-        name = env.get("MLOPS_MODEL_NAME") or name
-        experiment = env.get("MLOPS_EXPERIMENT") or experiment
+        name = envvars.MLOPS_MODEL_NAME.get(env) or name
+        experiment = envvars.MLOPS_EXPERIMENT.get(env) or experiment
     score_module = entry.get("score_module")
     if score_module is None:
         score_module = f"{project}.scoring.score" if (folder / "scoring" / "score.py").is_file() else ""
@@ -250,9 +249,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "image_registry": deploy.get("registry", ""),
         "selected": "",
     }
-    for suffix, name in _ENV_FIELDS.items():
-        if env.get(f"MLOPS_{suffix}"):
-            values[name] = env[f"MLOPS_{suffix}"]
+    for variable, name in _ENV_FIELDS.items():
+        if variable.is_set(env):
+            values[name] = variable.get(env)
 
     raw_models = data.get("models") or []
     if not isinstance(raw_models, list):
@@ -270,7 +269,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     state_dir = _resolve(root, values["state_dir"])
     local = read_config(state_dir / LOCAL_OVERRIDE) if (state_dir / LOCAL_OVERRIDE).is_file() else {}
-    if local.get("tracking_uri") and not env.get("MLOPS_TRACKING_URI"):  # `mlops workspace up|use` wrote it
+    if local.get("tracking_uri") and not envvars.MLOPS_TRACKING_URI.is_set(env):  # `mlops workspace up|use` wrote it
         values["tracking_uri"] = str(local["tracking_uri"])
     artifact_root = _resolve(root, values["artifact_root"] or state_dir / "artifacts")
     tracking_uri = values["tracking_uri"] or f"sqlite:///{state_dir / 'mlflow.db'}"
