@@ -3,7 +3,7 @@
 Every path is resolved from one project root (the folder holding mlops.yml), never from the
 current directory by accident. Secrets are never read from mlops.yml: only from the
 environment. `models:` lists the model projects of the repository; one of them is selected
-(the first, or MLOPS_MODEL / --model) and the platform never names one itself.
+(the first, or MLOPS_MODEL / --project) and the platform never names one itself.
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class Settings:
 
     @property
     def model(self) -> ModelProject:
-        """The selected model project (the first in mlops.yml unless MLOPS_MODEL / --model says otherwise)."""
+        """The selected model project (the first in mlops.yml unless MLOPS_MODEL / --project says otherwise)."""
         if not self.models:
             raise ConfigError(f"{self.root / CONFIG_FILE}: no model projects under 'models:' "
                               "(add one with `mlops init NAME --data FILE.csv --target COLUMN`)")
