@@ -17,7 +17,8 @@ from typing import Any, Mapping
 import yaml
 
 from ml_service import env as envvars
-from ml_service.errors import UsageError
+from ml_service.sections import (CI, ConfigError, Environment, Monitor, Studio, Where, parse_ci,
+                                 parse_environments, parse_monitor, parse_studio)
 
 CONFIG_FILE = "mlops.yml"
 LOCAL_OVERRIDE = "local.yml"  # in the state dir (git-ignored): written by `mlops workspace up|use`
@@ -26,8 +27,9 @@ TASKS = ("regression", "classification")
 PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 
 
-class ConfigError(UsageError):
-    """The workspace configuration is malformed or inconsistent."""
+SECTIONS = ("workspace", "models", "deploy", "environments", "ci", "monitor", "studio")
+MODEL_KEYS = ("project", "name", "task", "data", "contract", "target", "dataset", "experiment", "pipeline",
+              "parameters", "score_module", "smoke_payload", "monitor")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ModelProject:
     parameters_file: Path | None = None
     score_module: str = ""
     smoke_payload: Path | None = None
+    monitor: Monitor = Monitor()  # the workspace's `monitor:`, then this project's own
 
     def builtin_params(self, root: Path) -> dict[str, str]:
         """The pipeline parameters every pipeline of this project has ($data, $contract, $target, $dataset)."""
@@ -76,8 +79,10 @@ class Settings:
     user: str = ""
     base_image: str = "mlops-python:3.11-bookworm"
     image_registry: str = ""
-    environments: Mapping[str, Any] = field(default_factory=dict)
-    ci: Mapping[str, Any] = field(default_factory=dict)
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+    ci: CI = CI()
+    monitor: Monitor = Monitor()
+    studio: Studio = Studio()
     tracking_username: str = ""
     tracking_password: str = field(default="", repr=False)  # a secret: from a 0600 file or the environment
 
@@ -188,13 +193,24 @@ def _section(data: dict, name: str, path: Path) -> dict:
     return value
 
 
-def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str], selected: bool) -> ModelProject:
+def _strings(section: dict, name: str, path: Path, defaults: Mapping[str, str]) -> dict[str, str]:
+    """The keys of a section of plain strings, checked; absent or null: the default."""
+    return {key: Where(path, f"{name}.{key}").string(section.get(key), default) for key, default in defaults.items()}
+
+
+def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str], selected: bool,
+           monitor: Monitor) -> ModelProject:
     where = f"{path}: models[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping with at least 'project' and 'name'")
     for key in ("project", "name"):
         if not entry.get(key) or not isinstance(entry[key], str):
             raise ConfigError(f"{where}.{key} is required (a string)")
+    at = Where(path, f"models[{index}]")
+    at.mapping(entry, MODEL_KEYS)
+    for key in MODEL_KEYS[2:-1]:
+        if key not in ("target", "dataset", "experiment"):  # a YAML number there is taken as its text
+            (at / key).string(entry.get(key))
     project = entry["project"]
     if not PROJECT_NAME.match(project):
         raise ConfigError(f"{where}.project: {project!r} must be a Python package name (lowercase, digits, _)")
@@ -224,6 +240,7 @@ def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str
         pipeline_file=path_of("pipeline", f"{project}/pipeline.yml"),
         parameters_file=path_of("parameters", f"{project}/parameters.yml"),
         score_module=str(score_module), smoke_payload=path_of("smoke_payload", f"{project}/scoring/smoke.json"),
+        monitor=parse_monitor(entry.get("monitor"), at / "monitor", monitor),
     )
 
 
@@ -236,17 +253,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "model" in data:
         raise ConfigError(f"{path}: 'model:' is now 'models:', a list of model projects "
                           "(see docs/model-projects.md)")
-    workspace = _section(data, "workspace", path)
-    environments = _section(data, "environments", path)
-    deploy = _section(data, "deploy", path)
-    ci = _section(data, "ci", path)
+    Where(path).mapping(data, SECTIONS)
+    # other keys of workspace and deploy are ignored, as they always were (a secret put there is never read)
+    workspace = _strings(_section(data, "workspace", path), "workspace", path,
+                         {"state_dir": ".mlops", "tracking_uri": "", "artifact_root": ""})
+    deploy = _strings(_section(data, "deploy", path), "deploy", path,
+                      {"base_image": Settings.base_image, "registry": ""})
+    environments = parse_environments(_section(data, "environments", path), Where(path, "environments"))
+    ci = parse_ci(_section(data, "ci", path), Where(path, "ci"))
+    monitor = parse_monitor(_section(data, "monitor", path), Where(path, "monitor"))
+    studio = parse_studio(_section(data, "studio", path), Where(path, "studio"))
 
     values: dict[str, Any] = {
-        "state_dir": workspace.get("state_dir", ".mlops"),
-        "tracking_uri": workspace.get("tracking_uri", ""),
-        "artifact_root": workspace.get("artifact_root", ""),
-        "base_image": deploy.get("base_image", Settings.base_image),
-        "image_registry": deploy.get("registry", ""),
+        "state_dir": workspace["state_dir"] or ".mlops",
+        "tracking_uri": workspace["tracking_uri"],
+        "artifact_root": workspace["artifact_root"],
+        "base_image": deploy["base_image"],
+        "image_registry": deploy["registry"],
         "selected": "",
     }
     for variable, name in _ENV_FIELDS.items():
@@ -259,7 +282,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     projects = [m.get("project") if isinstance(m, dict) else None for m in raw_models]
     chosen = values["selected"] or (projects[0] if projects else "")
     models = tuple(_model(entry, i, root, path, env,
-                          selected=chosen in (projects[i], entry.get("name") if isinstance(entry, dict) else None))
+                          selected=chosen in (projects[i], entry.get("name") if isinstance(entry, dict) else None),
+                          monitor=monitor)
                    for i, entry in enumerate(raw_models))
     for key in ("project", "name"):
         seen = [getattr(m, key) for m in models]
@@ -291,6 +315,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         image_registry=str(values["image_registry"] or ""),
         environments=environments,
         ci=ci,
+        monitor=monitor,
+        studio=studio,
         **_credentials(local, state_dir / LOCAL_OVERRIDE, tracking_uri, env),
     )
     if settings.selected:

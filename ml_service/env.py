@@ -1,7 +1,7 @@
 """Every MLOPS_* environment variable the platform reads, declared once: name, type, default, meaning.
 
 As MLflow's `environment_variables.py`: each variable is a small `EnvVar` object; code reads it with
-`MLOPS_X.get()` (or `.get(env)` for a given mapping), never with `os.environ.get("MLOPS_X")`
+`MLOPS_ROOT.get()` (or `.get(env)` for a given mapping), never with `os.environ.get("MLOPS_ROOT")`
 (tests/test_env.py fails on any other read). A value of the wrong type is an `EnvError` naming the
 variable. docs/environment.md is rendered from this module (`python -m ml_service.env`).
 Standard library only: the scoring container imports it without the rest of the platform.

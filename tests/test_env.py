@@ -91,7 +91,8 @@ def test_the_guard_lets_a_child_environment_be_written():
 
 def test_every_mlops_name_in_the_repository_is_declared():
     listed = subprocess.run(["git", "grep", "-h", "-o", "-E", r"MLOPS_[A-Z0-9_]+", "--", "ml_service", "tests",
-                             "docs", "charts", "environment_setup", ".pipelines", "mlops.yml", "README.md"],
+                             "docs", "charts", "environment_setup", ".pipelines", "mlops.yml", "README.md",
+                             ":!tests/test_env.py"],
                             cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True).stdout.split()
     # Python constants of the tests spelled like a variable (MLOPS_YML: an mlops.yml text)
     unknown = set(listed) - set(VARIABLES) - TESTS_ONLY - {"MLOPS_YML"}
