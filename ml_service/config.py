@@ -187,7 +187,9 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _section(data: dict, name: str, path: Path) -> dict:
-    value = data.get(name) or {}
+    value = data.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: '{name}' must be a mapping")
     return value
@@ -209,8 +211,10 @@ def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str
     at = Where(path, f"models[{index}]")
     at.mapping(entry, MODEL_KEYS)
     for key in MODEL_KEYS[2:-1]:
-        if key not in ("target", "dataset", "experiment"):  # a YAML number there is taken as its text
+        if key not in ("target", "dataset", "experiment"):
             (at / key).string(entry.get(key))
+        elif isinstance(entry.get(key), (dict, list)):  # a YAML number or boolean there is taken as its text
+            raise (at / key).fail("expected a string")
     project = entry["project"]
     if not PROJECT_NAME.match(project):
         raise ConfigError(f"{where}.project: {project!r} must be a Python package name (lowercase, digits, _)")
@@ -276,7 +280,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if variable.is_set(env):
             values[name] = variable.get(env)
 
-    raw_models = data.get("models") or []
+    raw_models = data.get("models")
+    raw_models = [] if raw_models is None else raw_models
     if not isinstance(raw_models, list):
         raise ConfigError(f"{path}: 'models' must be a list of model projects")
     projects = [m.get("project") if isinstance(m, dict) else None for m in raw_models]

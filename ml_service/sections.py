@@ -80,7 +80,10 @@ class Where:
             return ()
         if not isinstance(value, list):
             raise self.fail(f"expected a list, got {_kind(value)}")
-        return tuple((self / i).string(item) for i, item in enumerate(value))
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise (self / index).fail(f"expected a string, got {_kind(item)}")
+        return tuple(value)
 
 
 def _kind(value: Any) -> str:
@@ -220,7 +223,7 @@ def window_seconds(text: str) -> float | None:
     text = str(text).strip().lower()
     if text == "all":
         return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd])", text)
     if not match:
         raise ConfigError(f"window {text!r}: expected a number and a unit (90m, 24h, 7d) or 'all'")
     return float(match.group(1)) * UNITS[match.group(2)]
@@ -284,7 +287,8 @@ class Studio:
 def parse_studio(value: Any, where: Where) -> Studio:
     """studio: trusted_header (an HTTP header name), login_* (whole numbers of at least 1)."""
     raw = where.mapping(value, tuple(f.name for f in fields(Studio)))
-    header = raw.get("trusted_header") or ""
+    header = raw.get("trusted_header")
+    header = "" if header is None else header
     if not isinstance(header, str) or any(c.isspace() for c in header):
         raise (where / "trusted_header").fail("must be an HTTP header name, e.g. X-Forwarded-User")
     limits = {}
