@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from ml_service.errors import UsageError
@@ -91,10 +90,22 @@ def _kind(value: Any) -> str:
             float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
+class FrozenDict(dict):
+    """A dict that refuses changes; it pickles (settings go to worker processes), unlike MappingProxyType."""
+
+    def _refuse(self, *args: Any, **kwargs: Any):
+        raise TypeError("settings are read-only")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+
 def frozen(value: Any) -> Any:
-    """A read-only copy of parsed YAML (mappings become read-only, lists tuples)."""
+    """A read-only copy of parsed YAML (mappings become FrozenDicts, lists tuples)."""
     if isinstance(value, dict):
-        return MappingProxyType({k: frozen(v) for k, v in value.items()})
+        return FrozenDict({k: frozen(v) for k, v in value.items()})
     if isinstance(value, list):
         return tuple(frozen(v) for v in value)
     return value
@@ -137,7 +148,7 @@ class Environment:
     approval: Approval | None = None
     release: str = "scoring-{model}"
     gitops: GitOps = GitOps()
-    values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    values: Mapping[str, Any] = field(default_factory=FrozenDict)
 
 
 def _approval(value: Any, where: Where) -> Approval | None:
@@ -168,7 +179,7 @@ def parse_environments(value: Any, where: Where) -> Mapping[str, Environment]:
             release=(at / "release").string(raw.get("release")) or Environment.release,
             gitops=_gitops(raw.get("gitops"), at / "gitops"),
             values=frozen((at / "values").mapping(raw.get("values"))))
-    return MappingProxyType(found)
+    return FrozenDict(found)
 
 
 def environments_from(raw: Any) -> Mapping[str, Environment]:
@@ -182,7 +193,7 @@ def environments_from(raw: Any) -> Mapping[str, Environment]:
 class VariableGroup:
     """A variable group of the local CI engine: plain values, and secrets read by name from the environment."""
 
-    variables: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    variables: Mapping[str, Any] = field(default_factory=FrozenDict)
     secrets: tuple[str, ...] = ()
 
 
@@ -190,7 +201,7 @@ class VariableGroup:
 class CI:
     """The `ci:` section: the variable groups pipelines may use."""
 
-    variable_groups: Mapping[str, VariableGroup] = field(default_factory=lambda: MappingProxyType({}))
+    variable_groups: Mapping[str, VariableGroup] = field(default_factory=FrozenDict)
 
 
 def parse_ci(value: Any, where: Where) -> CI:
@@ -209,8 +220,8 @@ def parse_ci(value: Any, where: Where) -> CI:
         for index, secret in enumerate(secrets):
             if not SECRET_NAME.match(secret):
                 raise (group / "secrets" / index).fail(f"{secret!r} is not an environment variable name")
-        groups[str(name)] = VariableGroup(MappingProxyType({str(k): v for k, v in variables.items()}), secrets)
-    return CI(MappingProxyType(groups))
+        groups[str(name)] = VariableGroup(FrozenDict({str(k): v for k, v in variables.items()}), secrets)
+    return CI(FrozenDict(groups))
 
 
 # --- monitor ----------------------------------------------------------------------------------------
