@@ -4,6 +4,9 @@ Every path is resolved from one project root (the folder holding mlops.yml), nev
 current directory by accident. Secrets are never read from mlops.yml: only from the
 environment. `models:` lists the model projects of the repository; one of them is selected
 (the first, or MLOPS_MODEL / --project) and the platform never names one itself.
+
+The MLOPS_* variables are declared in env.py; the other sections (environments, ci, monitor,
+studio) are parsed here too, by sections.py; mlops.schema.json says the same for editors.
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ from ml_service.serving.config import ServingConfigError, load_serving_settings
 
 NAME = re.compile(r"^MLOPS_[A-Z0-9_]*$")
 TESTS_ONLY = {"MLOPS_TEST_GROUP", "MLOPS_ADVERSARIAL_LONG", "MLOPS_UPDATE_SCREENSHOTS"}  # env.py's docstring
-# (ml_service/cli.py and */commands.py move to ml_service/cli/ meanwhile: their reads are listed here until then)
-PENDING = {"ml_service/cli.py": {"MLOPS_DEBUG"}}
+# The `mlops` command (ml_service/cli.py, moving to ml_service/cli/) still reads MLOPS_DEBUG itself: allowed there
+# until it reads envvars.MLOPS_DEBUG (then drop this entry).
+PENDING = {"ml_service/cli": {"MLOPS_DEBUG"}}
 
 
 def _is_name(node: ast.AST, constants: dict[str, str]) -> str | None:
@@ -69,7 +70,7 @@ def test_no_module_but_env_py_reads_an_mlops_variable():
         rel = path.relative_to(PACKAGE_ROOT).as_posix()
         if rel == "ml_service/env.py":
             continue
-        allowed = PENDING.get(rel, set())
+        allowed = set().union(*(names for prefix, names in PENDING.items() if rel.startswith(prefix)))
         strays += [f"{rel}:{line}: {name}" for line, name in stray_reads(path.read_text()) if name not in allowed]
     assert strays == []
 
