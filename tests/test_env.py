@@ -147,3 +147,21 @@ def test_env_py_imports_only_the_standard_library():
     modules |= {node.module.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) and node.module}
     assert modules <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_the_scoring_image_ships_every_platform_module_serving_imports():
+    """The image holds only SERVICE_PATHS of ml_service (deploy/image.py): env.py must be among them."""
+    from ml_service.deploy.image import SERVICE_PATHS
+
+    imported = set()
+    for path in (PACKAGE_ROOT / "ml_service" / "serving").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ml_service"):
+                imported |= {f"{node.module}.{alias.name}" if node.module == "ml_service" else node.module
+                             for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names if alias.name.startswith("ml_service")}
+    assert "ml_service.env" in imported
+    for module in imported:
+        rel = module.replace(".", "/")
+        assert any(rel == p.removesuffix(".py") or rel.startswith(p + "/") or rel == p for p in SERVICE_PATHS), module
