@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlops` command."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
-    if args.project:
-        os.environ["MLOPS_MODEL"] = args.project  # steps and subprocesses act on the same project
+    args = build_parser(argv).parse_args(argv)  # --project reaches the settings as a value (cli.support)
     try:
         return args.func(args)
     except MLOpsError as exc:  # an expected failure: one line, its exit code; the traceback only when asked
