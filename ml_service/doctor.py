@@ -11,10 +11,12 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ml_service.config import Settings
 
 MIN_FREE_GB = 3.0
+SCHEMA = Path(__file__).resolve().parent / "mlops.schema.json"
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
 
@@ -132,11 +134,42 @@ def production_check() -> Check:
                  "for a cluster: point KUBECONFIG at it (helm and kubectl come with `make install`)")
 
 
+def schema_errors(data: object, limit: int = 3) -> list[str]:
+    """The first errors of mlops.yml's content against ml_service/mlops.schema.json, each with its key path."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    found = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [f"{key_path(error.absolute_path) or '(top level)'}: {error.message}" for error in found[:limit]]
+
+
+def key_path(parts) -> str:
+    """['environments', 'qa', 'approval', 'approvers', 1] as environments.qa.approval.approvers[1]."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def config_check(settings: Settings) -> Check:
+    """mlops.yml against its JSON Schema (the one editors use), the first errors with their key path."""
+    from ml_service.config import CONFIG_FILE, read_config
+
+    path = settings.root / CONFIG_FILE
+    errors = schema_errors(read_config(path))
+    if errors:
+        return Check("mlops.yml", FAIL, f"{path}: {'; '.join(errors)}", f"fix {CONFIG_FILE} (schema: {SCHEMA})")
+    return Check("mlops.yml", OK, f"{path} matches {SCHEMA.name}")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order the flow needs them."""
     docker, client = docker_check(settings)
-    return [python_check(), venv_check(settings), docker, base_image_check(settings, client), disk_check(settings),
-            workspace_check(settings), git_check(settings), production_check()]
+    return [config_check(settings), python_check(), venv_check(settings), docker, base_image_check(settings, client),
+            disk_check(settings), workspace_check(settings), git_check(settings), production_check()]
 
 
 def can_bootstrap() -> str | None:
