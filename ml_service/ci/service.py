@@ -154,6 +154,8 @@ def execute(settings: Settings, store: Store, run_id: int,
             if name in variables:
                 raise CIError(f"variable {name} is predefined and read-only")
             variables[name] = var
+        if settings.selected and not any(name.upper() == "MLOPS_MODEL" for name in variables):
+            variables["MLOPS_MODEL"] = Var(settings.selected, literal=True)  # the project (--project) of the steps
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
         outcome = engine.run()
