@@ -1,4 +1,4 @@
-"""`mlops doctor`: does this machine have what the flow needs? For each problem, what to do.
+"""The checks behind `mlops doctor`: does this machine have what the flow needs? For each problem, what to do.
 
 `--fix` sets up what can be set up here (the Docker engine and the offline base image, as root
 or with password-less sudo); otherwise it stops at once with the one command to run. `make run`
@@ -189,36 +189,3 @@ def bootstrap(settings: Settings, check: Check, how: str) -> bool:
         argv.append(settings.base_image)
     print(f"  setting up {check.name}: {' '.join(argv)}", flush=True)
     return subprocess.run(argv).returncode == 0
-
-
-def cmd_doctor(args) -> int:
-    """Check the machine; with --fix set up what can be set up here."""
-    from ml_service.cli_support import command_settings
-
-    settings = command_settings(args)
-    checks = run_checks(settings)
-    if args.fix and any(c.state == FAIL and c.script for c in checks):
-        how = can_bootstrap()
-        if how is not None:
-            for check in [c for c in checks if c.state == FAIL and c.script]:
-                if not bootstrap(settings, check, how):
-                    break
-            checks = run_checks(settings)
-    for check in checks:
-        print(f"{check.state:<5} {check.name:<14} {check.detail}")
-        if check.state != OK and check.fix:
-            print(f"      {'' if check.state == WARN else 'to fix: '}{check.fix}")
-    failed = [c for c in checks if c.state == FAIL]
-    if failed:
-        print(f"{len(failed)} problem(s) stop the flow; run the command(s) above", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_commands(groups) -> None:
-    """Register `mlops doctor`."""
-    doctor = groups.add_parser("doctor", help="check what the flow needs here (Docker, base image, workspace, "
-                                              "git hooks, helm) and say what to do")
-    doctor.add_argument("--fix", action="store_true", help="set up the Docker engine and the base image when "
-                                                           "root or password-less sudo allows it")
-    doctor.set_defaults(func=cmd_doctor)
