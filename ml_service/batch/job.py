@@ -234,8 +234,7 @@ def _score(executor, workers: int, spec, tasks, state, plan, progress, run: _Run
 def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     """Run (or resume) a batch job; the counts. BatchError when it cannot run or rejects too many rows."""
     from ml_service.batch import local_store
-    from ml_service.batch.light_recorder import LightRecorder
-    from ml_service.batch.recorder import Recorder
+    from ml_service.batch.recording import open_recorder
 
     _check(spec)
     ref = model.check_ref(spec.model)
@@ -245,8 +244,7 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
     found = local_store.find(settings.tracking_uri, spec.model)
-    light = LightRecorder.open(settings) if found is not None else None
-    with light or Recorder(settings) as recorder:
+    with open_recorder(settings, found) as recorder:
         if found is None:  # MLflow resolves (and, for a new job, downloads) it while the input is read
             recorder.send("resolve", spec.model)
             if previous is None:
