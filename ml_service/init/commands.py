@@ -7,11 +7,19 @@ TASKS = ("regression", "classification")
 
 
 def cmd_init(args) -> int:
-    """Create the project, then say what was written and what to run next."""
+    """Create the project, then say what was written and what to run next (or remove it: --remove)."""
+    from ml_service.cli_support import CommandError
     from ml_service.config import find_root
     from ml_service.init.project import init_project
 
     root = find_root()
+    if args.remove:
+        from ml_service.cli_support import command_settings
+        from ml_service.init.remove import confirm_and_remove
+
+        return 0 if confirm_and_remove(root, args.name, command_settings(args), yes=args.yes) else 1
+    if not args.data or not args.target:
+        raise CommandError("mlops init NAME needs --data FILE.csv and --target COLUMN (or --remove)")
     plan = init_project(root, Path(args.data), args.target, args.task, args.name, args.model_name, args.dataset)
     names, profile = plan.names, plan.profile
     features = profile.features
@@ -37,9 +45,10 @@ def add_commands(groups) -> None:
                     "registration, scoring and tests; the data copied to data/ with a data contract profiled "
                     "from it; its build, retrain and release pipelines; and its entry in mlops.yml. "
                     "Nothing is written when any check fails.")
-    init.add_argument("name", help="project name: a new folder and Python package (lowercase, digits, _)")
-    init.add_argument("--data", required=True, metavar="FILE.csv", help="the training data, a CSV file with a header")
-    init.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
+    init.add_argument("name", help="project name: a new folder and Python package (a Python identifier: ASCII "
+                                   "letters, digits, _)")
+    init.add_argument("--data", metavar="FILE.csv", help="the training data, a CSV file with a header")
+    init.add_argument("--target", metavar="COLUMN", help="the column to predict")
     init.add_argument("--task", choices=TASKS,
                       help="default: guessed from the target (text, booleans or at most 20 distinct whole "
                            "numbers: classification; other numbers: regression)")
@@ -47,4 +56,8 @@ def add_commands(groups) -> None:
     init.add_argument("--dataset", metavar="NAME",
                       help="data set name: data/<dataset>.csv, its contract, the workspace data set "
                            "(default: <name>)")
+    init.add_argument("--remove", action="store_true",
+                      help="undo `mlops init NAME`: delete its folder, data, contract, pipelines and mlops.yml entry "
+                           "(refused while a version of its model is live)")
+    init.add_argument("--yes", action="store_true", help="with --remove: do not ask first")
     init.set_defaults(func=cmd_init)
