@@ -20,7 +20,8 @@ def cmd_init(args) -> int:
         return 0 if confirm_and_remove(root, args.name, command_settings(args), yes=args.yes) else 1
     if not args.data or not args.target:
         raise CommandError("mlops init NAME needs --data FILE.csv and --target COLUMN (or --remove)")
-    plan = init_project(root, Path(args.data), args.target, args.task, args.name, args.model_name, args.dataset)
+    plan = init_project(root, Path(args.data), args.target, args.task, args.name, args.model_name, args.dataset,
+                        args.keep or (), args.drop or ())
     names, profile = plan.names, plan.profile
     features = profile.features
     categorical = sum(1 for c in features if c.categorical)
@@ -28,6 +29,10 @@ def cmd_init(args) -> int:
     print(f"created model project {names.project} in {root}")
     print(f"  data      {names.data} ({profile.rows} rows; {len(features)} features: {len(features) - categorical} "
           f"numeric, {categorical} categorical, {with_nulls} with missing values)")
+    for excluded in profile.excluded:
+        print(f"  not a feature: {excluded.name!r}: {excluded.reason} (--keep {excluded.name!r} to use it)")
+    for warning in profile.warnings:
+        print(f"  warning: {warning}")
     print(f"  contract  {names.contract} (review it: ranges, categories, required columns)")
     print(f"  task      {profile.task} ({profile.task_reason}); metric {profile.metric}, higher is better")
     print(f"  code      {names.project}/ (training, evaluate, register, scoring, tests)")
@@ -56,6 +61,11 @@ def add_commands(groups) -> None:
     init.add_argument("--dataset", metavar="NAME",
                       help="data set name: data/<dataset>.csv, its contract, the workspace data set "
                            "(default: <name>)")
+    init.add_argument("--keep", action="append", metavar="COLUMN",
+                      help="use this column as a feature although it looks like a row index or an identifier "
+                           "(repeatable)")
+    init.add_argument("--drop", action="append", metavar="COLUMN",
+                      help="leave this column out of the features; it stays in the data file (repeatable)")
     init.add_argument("--remove", action="store_true",
                       help="undo `mlops init NAME`: delete its folder, data, contract, pipelines and mlops.yml entry "
                            "(refused while a version of its model is live)")
