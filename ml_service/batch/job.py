@@ -100,6 +100,9 @@ def _write_rejects(output: Path, chunks: dict) -> None:
              if c.get("rejects_file")]
     if not files:
         target.unlink(missing_ok=True)
+        parts = output / "_rejects"  # the chunks' own rejects (kept for a resumed job): none, so no folder
+        if parts.is_dir() and not any(parts.iterdir()):
+            parts.rmdir()
         return
     temporary = output / f"._rejects.csv.{os.getpid()}.tmp"
     pcsv.write_csv(pa.concat_tables(pq.read_table(f) for f in files), temporary)

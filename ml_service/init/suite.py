@@ -30,10 +30,12 @@ def _nice(value: float, step: float, up: bool) -> float | int:
 
 def numeric_bounds(column: ColumnProfile) -> tuple[float | int, float | int]:
     """The range a numeric column is allowed: observed, widened by MARGIN of the span, rounded outwards
-    (to whole numbers for a column of whole numbers)."""
+    (whole numbers with a span under 10: exactly the observed range)."""
     low, high = column.minimum, column.maximum
     span = high - low
     margin = span * MARGIN if span > 0 else (abs(low) * MARGIN or 1.0)
+    if column.integer and span > 0 and margin < 1:  # a few whole numbers (0/1, 1-5) widen by none: 0/1 stays 0-1
+        return int(low), int(high)
     lower, upper = low - margin, high + margin
     if low >= 0:
         lower = max(lower, 0.0)

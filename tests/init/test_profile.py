@@ -145,6 +145,8 @@ def test_the_contract_lists_columns_rows_nulls_types_ranges_and_sets(csv):
 @pytest.mark.parametrize("values, bounds", [
     ([0.05, 0.16], (0.039, 0.171)),      # 10% of the span on both sides, rounded outwards
     ([10, 110], (0, 120)),               # whole numbers stay whole
+    ([0, 1, 1], (0, 1)),                 # a 0/1 column stays 0-1 (a span under 10 is not widened)
+    ([1, 5], (1, 5)),
     ([3.5, 3.5], (3.15, 3.85)),          # no span: 10% of the value
     ([143.5, 2501.0], (0, 2740)),        # never below zero for a column without negative values
 ])
@@ -311,7 +313,7 @@ def test_whole_numbers_with_gaps_are_whole_numbers(tmp_path):
     pd.DataFrame({"count": [1, None, 7] * 10, "y": np.arange(30.0)}).to_csv(path, index=False)
     count = profile_frame(read_table(path), "y").column("count")
     assert (count.kind, count.integer, count.nulls) == ("numeric", True, 10)
-    assert numeric_bounds(count) == (0, 8) and all(isinstance(b, int) for b in numeric_bounds(count))
+    assert numeric_bounds(count) == (1, 7) and all(isinstance(b, int) for b in numeric_bounds(count))
 
 
 def test_a_column_is_required_exactly_when_the_sample_has_no_gaps():
