@@ -154,6 +154,15 @@ def test_the_pipeline_batch_scores_the_original_file_and_drift_gets_reference_pr
     parts = pd.read_parquet(repo["base"] / "scored")
     assert len(parts) == len(frame)
     assert not (repo["base"] / "scored" / "_rejects").exists()
+    gaps = frame.drop(columns=["survived"]).astype({"class": "float64", "sex": object})
+    gaps.loc[::3, "class"] = np.nan  # whole numbers in training (long in the signature), null only now
+    gaps.loc[1::3, "sex"] = None
+    gaps.to_csv(repo["base"] / "gaps.csv", index=False)
+    with_gaps = mlops(root, "batch", "score", "--model", "age_model:1", "--input", str(repo["base"] / "gaps.csv"),
+                      "--output", str(repo["base"] / "gaps"), "--workers", "1", "--max-reject-fraction", "0",
+                      MLOPS_MODEL=name)
+    assert with_gaps.returncode == 0, with_gaps.stdout[-3000:] + with_gaps.stderr[-3000:]
+    assert len(pd.read_parquet(repo["base"] / "gaps")) == len(frame)
 
     settings = load_settings(env_for(root, MLOPS_MODEL=name))
     version = tracking.connect(settings).get_model_version("age_model", "1")
