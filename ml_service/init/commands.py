@@ -8,18 +8,17 @@ TASKS = ("regression", "classification")
 
 def cmd_init(args) -> int:
     """Create the project, then say what was written and what to run next (or remove it: --remove)."""
-    from ml_service.cli_support import CommandError
-    from ml_service.config import find_root
+    from ml_service.config import find_root, load_settings
+    from ml_service.errors import UsageError
     from ml_service.init.project import init_project
 
     root = find_root()
     if args.remove:
-        from ml_service.cli_support import command_settings
         from ml_service.init.remove import confirm_and_remove
 
-        return 0 if confirm_and_remove(root, args.name, command_settings(args), yes=args.yes) else 1
+        return 0 if confirm_and_remove(root, args.name, load_settings(), yes=args.yes) else 1
     if not args.data or not args.target:
-        raise CommandError("mlops init NAME needs --data FILE.csv and --target COLUMN (or --remove)")
+        raise UsageError("mlops init NAME needs --data FILE.csv and --target COLUMN (or --remove)")
     plan = init_project(root, Path(args.data), args.target, args.task, args.name, args.model_name, args.dataset,
                         args.keep or (), args.drop or ())
     names, profile = plan.names, plan.profile

@@ -117,3 +117,13 @@ def test_removing_a_project_that_is_not_there_changes_nothing(committed_repo):
     result = mlops(committed_repo, "init", "absent", "--remove", "--yes")
     assert result.returncode == 1 and "no model project 'absent'" in result.stderr
     assert tree(committed_repo) == before
+
+
+def test_init_without_data_or_target_is_a_usage_error_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    from ml_service.errors import EXIT_USAGE
+
+    repo = make_repo(tmp_path / "repo")
+    in_repo(monkeypatch, repo)
+    before = snapshot(repo)
+    assert main(["init", "fresh", "--target", "y"]) == EXIT_USAGE
+    assert "--data" in capsys.readouterr().err and snapshot(repo) == before

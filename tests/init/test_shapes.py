@@ -168,3 +168,47 @@ def test_the_pipeline_batch_scores_the_original_file_and_drift_gets_reference_pr
     version = tracking.connect(settings).get_model_version("age_model", "1")
     predicted = reference_predictions(settings, version, frame[features(root, name)])
     assert len(predicted) == len(frame) and set(predicted) <= {0, 1}
+
+
+class TestQaServesNullsInEveryColumn:
+    """The identifier project in a real QA container: clients send the features only, null in any of them."""
+
+    pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
+    NAME = "shape_qa_age"
+
+    def test_records_without_identifiers_and_with_nulls_get_labels(self, docker_engine, tmp_path):
+        import urllib.error
+        import urllib.request
+
+        from ml_service.config import load_settings
+        from ml_service.deploy import records
+
+        repo = make_repo(tmp_path / "repo", platform=True)
+        csv = tmp_path / "passengers.csv"
+        identifiers().to_csv(csv, index=False)
+        model = f"{self.NAME}_model"
+        try:
+            assert init(repo, self.NAME, csv, "survived").returncode == 0
+            run = mlops(repo, "pipeline", "run", MLOPS_MODEL=self.NAME)
+            assert f"registered {model} version 1" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
+            deployed = mlops(repo, "deploy", "qa", "--model", f"{model}:1", MLOPS_MODEL=self.NAME)
+            assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+            url = records.current(load_settings(env_for(repo, MLOPS_MODEL=self.NAME)), "qa", model).url
+
+            def post(rows):
+                request = urllib.request.Request(f"{url}/score", json.dumps({"data": rows}).encode(), method="POST",
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return json.load(response)
+
+            body = post([{"fare": None, "sex": None, "class": None}, {"fare": 7.25, "sex": "male", "class": 3},
+                         {"fare": 80, "sex": "female", "class": 1.0}])
+            assert len(body["result"]) == 3 and set(body["result"]) <= {0, 1}
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                post([{"fare": 1.0, "sex": "male", "class": 1, "rownames": 4}])
+            assert refused.value.code == 422
+        finally:
+            for container in docker_engine.containers.list(all=True, filters={"label": f"mlops.model.name={model}"}):
+                container.remove(force=True)
+            for image in docker_engine.images.list(name=f"mlops/{model}"):
+                docker_engine.images.remove(image.id, force=True)
