@@ -246,7 +246,6 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     parts = source.list_parts(spec.input)
     settings = settings.for_registered(model_of(spec.model))
     spec.output.mkdir(parents=True, exist_ok=True)
-    (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
     found = local_store.find(settings.tracking_uri, spec.model)
     light = LightRecorder.open(settings) if found is not None else None
