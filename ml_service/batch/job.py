@@ -100,6 +100,9 @@ def _write_rejects(output: Path, chunks: dict) -> None:
              if c.get("rejects_file")]
     if not files:
         target.unlink(missing_ok=True)
+        parts = output / "_rejects"  # the chunks' own rejects (kept for a resumed job): none, so no folder
+        if parts.is_dir() and not any(parts.iterdir()):
+            parts.rmdir()
         return
     temporary = output / f"._rejects.csv.{os.getpid()}.tmp"
     pcsv.write_csv(pa.concat_tables(pq.read_table(f) for f in files), temporary)
@@ -241,7 +244,6 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     parts = source.list_parts(spec.input)
     settings = settings.for_registered(ref.name)
     spec.output.mkdir(parents=True, exist_ok=True)
-    (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
     found = local_store.find(settings.tracking_uri, spec.model)
     with open_recorder(settings, found) as recorder:
