@@ -44,10 +44,27 @@ def _logged_model_run(client, model_id: str) -> tuple[str, str]:
     return str(logged.source_run_id or ""), str(logged.experiment_id or "")
 
 
-def _files_are_the_runs(client, version, run) -> bool:
-    """True when the version's source is run's artifacts (a path under them, runs:/RUN/..., or its logged model)."""
+def _copied_version(client, source: str):
+    """The version a source models:/NAME/VERSION names (None for any other source or a missing version)."""
+    from mlflow.exceptions import MlflowException
+
+    parts = source[len("models:/"):].split("/") if source.startswith("models:/") else []
+    if len(parts) != 2 or parts[0].startswith("m-") or not (parts[1].isascii() and parts[1].isdigit()):
+        return None
+    try:
+        return client.get_model_version(parts[0], parts[1])
+    except MlflowException:
+        return None
+
+
+def _files_are_the_runs(client, version, run, depth: int = 0) -> bool:
+    """True when the version's source is run's artifacts (a path under them, runs:/RUN/..., its logged model, or
+    another version of the same run: models:/NAME/VERSION, as MLflow's copy of a version makes)."""
     source = str(version.source or "")
     run_id = run.info.run_id
+    copied = _copied_version(client, source)
+    if copied is not None:
+        return depth < 5 and str(copied.run_id or "") == run_id and _files_are_the_runs(client, copied, run, depth + 1)
     if source.startswith(f"runs:/{run_id}/") or source == f"runs:/{run_id}":
         return True
     artifacts = str(run.info.artifact_uri or "").rstrip("/")
@@ -80,12 +97,19 @@ def _writer_permission(tracking_uri: str, username: str, experiment_id: str) -> 
     return str(result.permission)
 
 
-def check(client, version, experiment: str, tracking_uri: str = "") -> None:
+def check(client, version, experiment: str, tracking_uri: str = "", _depth: int = 0) -> None:
     """Raise UntrustedModelError unless version was trained in experiment by a writer (see the module)."""
     from mlflow.exceptions import MlflowException
 
     run_id = str(getattr(version, "run_id", "") or "")
     if not run_id:
+        copied = _copied_version(client, str(version.source or ""))
+        if copied is not None and _depth < 5:  # a copy (models:/NAME/VERSION): what it copies must be traced
+            try:
+                return check(client, copied, experiment, tracking_uri, _depth + 1)
+            except UntrustedModelError as exc:
+                raise UntrustedModelError(f"{version.name} version {version.version} copies "
+                                          f"{copied.name} version {copied.version}: {exc}") from None
         raise _refuse(version, "it names no source run", experiment)
     try:
         run = client.get_run(run_id)

@@ -93,3 +93,14 @@ def test_a_version_without_a_source_run_is_refused(workspace, tmp_path):
     with pytest.raises(UntrustedModelError) as refused:
         promotion.rescore_champion(context(workspace, "loose_model"), "1", unpickle)
     assert "names no source run" in str(refused.value) and not marker.exists()
+
+
+def test_a_copy_of_a_traced_version_is_loaded(workspace, tmp_path):
+    """MLflow's copy of a version (source models:/NAME/VERSION) is traced through the version it copies."""
+    import mlflow
+
+    client = tracking.connect(workspace)
+    run_id, _ = registered(client, workspace, tmp_path, "original_model", workspace.experiment, {"weights": [1]})
+    copy = mlflow.register_model("models:/original_model/1", "copied_model", tags={"run_id": run_id})
+    client.set_registered_model_alias("copied_model", "champion", copy.version)
+    assert promotion.rescore_champion(context(workspace, "copied_model"), str(copy.version), unpickle) == 1.0
