@@ -245,7 +245,7 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     spec.output.mkdir(parents=True, exist_ok=True)
     (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
-    found = local_store.find(settings.tracking_uri, spec.model)
+    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
     light = LightRecorder.open(settings) if found is not None else None
     with light or Recorder(settings) as recorder:
         if found is None:  # MLflow resolves (and, for a new job, downloads) it while the input is read

@@ -307,7 +307,7 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     for folder in (output, output / "_rejects", output / spark_worker.COMMITS):
         folder.mkdir(parents=True, exist_ok=True)
     previous = manifest.load(output)
-    found = local_store.find(settings.tracking_uri, spec.model)
+    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
     light = LightRecorder.open(settings) if found is not None else None
     with light or Recorder(settings) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
         if found is None:  # MLflow resolves the version while the Spark driver starts

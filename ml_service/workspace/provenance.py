@@ -102,6 +102,9 @@ def check(client, version, experiment: str, tracking_uri: str = "", _depth: int 
     from mlflow.exceptions import MlflowException
 
     run_id = str(getattr(version, "run_id", "") or "")
+    source = str(version.source or "")
+    if not run_id and source.startswith("models:/m-"):  # a logged model's files: the run that logged it
+        run_id = _logged_model_run(client, source[len("models:/"):].split("/", 1)[0])[0]
     if not run_id:
         copied = _copied_version(client, str(version.source or ""))
         if copied is not None and _depth < 5:  # a copy (models:/NAME/VERSION): what it copies must be traced

@@ -218,3 +218,15 @@ def test_a_ticket_is_stale_on_the_servers_clock(team):
         with server_lock.hold(admin, model, wait=0, stale_after=1800):
             pass
         assert admin.get_model_version(lock, left.version).tags[server_lock.STATE_TAG] == "broken"
+
+
+def test_the_artifact_store_is_readable_by_its_owner_only(team):
+    """Finding 7: models (pickles) and data the server stored, after the runs above logged files, are 0700/0600."""
+    import stat
+
+    artifacts = team["state_dir"] / "team" / "artifacts"
+    files = [p for p in artifacts.rglob("*") if p.is_file()]
+    assert files  # the tests above logged model files through the server
+    for path in [artifacts, *artifacts.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
