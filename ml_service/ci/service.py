@@ -20,6 +20,7 @@ from ml_service.workspace.gitinfo import branch_and_commit
 from ml_service.workspace.owners import owner_tag
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
+from ml_service.sections import Approval
 
 
 class CIError(MLOpsError):
@@ -127,11 +128,10 @@ def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
     return {name: Var(value, readonly=True, literal=True) for name, value in values.items()}
 
 
-def approval_config(settings: Settings, environment: str) -> dict | None:
-    """The approval check of an environment, or None when it has none."""
-    env = (settings.environments or {}).get(environment) or {}
-    approval = env.get("approval")
-    return approval if isinstance(approval, dict) else None
+def approval_config(settings: Settings, environment: str) -> Approval | None:
+    """The approval check of an environment (mlops.yml environments.<name>.approval), or None when it has none."""
+    found = settings.environments.get(environment)
+    return found.approval if found is not None else None
 
 
 def execute(settings: Settings, store: Store, run_id: int,
@@ -148,7 +148,7 @@ def execute(settings: Settings, store: Store, run_id: int,
     try:
         document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
         schema.check(document, run.file)
-        groups = variable_groups((settings.ci or {}).get("variable_groups"), settings.root)
+        groups = variable_groups(settings.ci.variable_groups, settings.root)
         variables = predefined(settings, store, run)
         for name, var in parse_variables(document.get("variables"), groups).items():
             if name in variables:
@@ -252,8 +252,8 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if not pending:
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
-    check = approval_config(settings, approval["environment"]) or {}
-    approvers = [str(a).lower() for a in check.get("approvers") or []]
+    check = approval_config(settings, approval["environment"]) or Approval()
+    approvers = [a.lower() for a in check.approvers]
     try:
         candidates = ident.proven(settings, approver)
     except ident.IdentityError as exc:
@@ -261,7 +261,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if approvers:
         who = next((i for i in candidates if i.name.lower() in approvers), None)
         if who is None:
-            listed = f"environment {approval['environment']} (approvers: {', '.join(check['approvers'])})"
+            listed = f"environment {approval['environment']} (approvers: {', '.join(check.approvers)})"
             if approver:
                 raise CIError(f"{approver} is not an approver of {listed}")
             claimed = ident.claimed_name(settings)
@@ -276,7 +276,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
             ident.Identity(ident.claimed_name(settings), "claimed")
     run = store.get_run(run_id)
     requester = {run.requested_by.lower(), *(i.name.lower() for i in ident.parse(run.requested_proof))}
-    if approve and not check.get("allow_self_approval", True) and who.name.lower() in requester:
+    if approve and not check.allow_self_approval and who.name.lower() in requester:
         raise CIError(f"{who.name} requested run {run_id} and may not approve it (allow_self_approval is false)")
     if not store.decide(approval["id"], "approved" if approve else "rejected", who.name, comment, proof=who.proof):
         raise CIError(f"run {run_id}: the approval of stage {approval['stage']} was decided meanwhile")

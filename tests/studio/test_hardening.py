@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from ml_service.config import load_settings
 from ml_service.studio import users
 from ml_service.studio.app import create_app, studio_config
 from tests.studio.test_studio import PASSWORD, Browser, project  # noqa: F401
@@ -61,7 +62,7 @@ def test_a_request_for_another_host_name_is_refused(project):  # noqa: F811
         assert Browser(app).request("GET", "/login", extra={"host": host})[0] == 200, host
     (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
                                             + "studio:\n  hosts: [studio.example.com]\n")
-    configured = create_app(project)
+    configured = create_app(load_settings())
     assert Browser(configured).request("GET", "/login", extra={"host": "studio.example.com"})[0] == 200
     assert Browser(configured).request("GET", "/login", extra={"host": "evil.example"})[0] == 400
 
@@ -128,4 +129,4 @@ def test_forwarded_for_is_believed_only_from_configured_proxies(project):  # noq
     assert server_options(studio_config(project)) == {"proxy_headers": False, "forwarded_allow_ips": "127.0.0.1"}
     (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
                                             + "studio:\n  trusted_proxies: [10.1.2.3]\n")
-    assert server_options(studio_config(project)) == {"proxy_headers": True, "forwarded_allow_ips": "10.1.2.3"}
+    assert server_options(studio_config(load_settings())) == {"proxy_headers": True, "forwarded_allow_ips": "10.1.2.3"}

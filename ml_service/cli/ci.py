@@ -5,58 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-FAILURE_LINES = 12  # of a failed step's log, shown on the console
-SYMBOLS = {"Succeeded": "ok", "SucceededWithIssues": "ok!", "Failed": "FAIL", "Skipped": "skip",
-           "Canceled": "cancel"}
-
-
-class Progress:
-    """stage > job > step lines as the run goes; on a terminal the running step ticks in place."""
-
-    def __init__(self, stream=None):
-        from ml_service.live import LiveLine
-
-        self.out = LiveLine(stream)
-        self.names: dict[str, str] = {}
-        self.started: dict[str, float] = {}
-        self.logs: dict[str, str] = {}
-
-    def __call__(self, path: str, record: dict) -> None:
-        if record.get("display"):
-            self.names[path] = record["display"]
-        depth = path.count("/")
-        label = "  " * depth + self.names.get(path, path.rsplit("/", 1)[-1])
-        status = record.get("status")
-        if status == "header":
-            self.out.line(record["display"])
-        elif status == "running":
-            self.started[path] = time.monotonic()
-            if record.get("log"):
-                self.logs[path] = record["log"]
-            if depth < 2:
-                self.out.line(f"{'..':<6} {label}")
-            else:
-                self.out.start(f"{'..':<6} {label}")
-        elif status == "waiting":
-            self.out.line(f"{'WAIT':<6} {label}: {record.get('detail') or 'waiting for approval'}")
-        elif status == "completed":
-            result = record.get("result", "")
-            took = f" {time.monotonic() - self.started[path]:.1f}s" if path in self.started else ""
-            detail = f"  ({record['detail']})" if record.get("detail") and result != "Succeeded" else ""
-            self.out.line(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}")
-            if result == "Failed" and path in self.logs:
-                self._show_failure(self.logs[path], self.names.get(path, path.rsplit("/", 1)[-1]))
-
-    def _show_failure(self, log: str, name: str) -> None:
-        """The last lines of a failed step's log, and the command that shows all of it."""
-        try:
-            lines = Path(log).read_text(errors="replace").rstrip().splitlines()[-FAILURE_LINES:]
-        except OSError:
-            lines = []
-        for line in lines:
-            self.out.line(f"         | {line}")
-        run_id = Path(log).parent.name
-        self.out.line(f"         full log: mlops ci logs {run_id} --step \"{name}\"")
+from ml_service.ci.progress import Progress, summary
 
 
 def _settings():
@@ -71,25 +20,6 @@ def _store(settings):
     return open_store(settings)
 
 
-def _summary(store, run_ids: list[int]) -> int:
-    code = 0
-    for run_id in run_ids:
-        run = store.get_run(run_id)
-        if run.status == "waiting":
-            pending = store.approvals(run_id, "pending")
-            stage = pending[0]["stage"] if pending else "?"
-            print(f"run {run_id} ({run.pipeline}) is waiting for approval of stage {stage} "
-                  f"(environment {pending[0]['environment'] if pending else '?'}).")
-            print(f"  approve: mlops ci approve {run_id} --comment \"...\"    reject: mlops ci reject {run_id}")
-        else:
-            print(f"run {run_id} ({run.pipeline}): {run.result}")
-            if run.result not in ("succeeded", "succeededWithIssues"):
-                code = 1
-        for text in (run.state or {}).get("summaries", []):
-            print("\n".join(f"  {line}" for line in text.splitlines()))
-    return code
-
-
 def cmd_run(args) -> int:
     """Queue a pipeline and run it here, then what its completion triggers."""
     from ml_service.ci import service
@@ -102,7 +32,7 @@ def cmd_run(args) -> int:
     run = store.get_run(run_id)
     print(f"run {run_id}: {run.pipeline} ({run.reason}) on {run.branch or '-'}@{run.commit_sha[:8] or '-'}")
     ran = service.execute(settings, store, run_id, Progress(), chain=not args.no_triggers)
-    return _summary(store, ran)
+    return summary(store, ran)
 
 
 def cmd_list(args) -> int:
@@ -186,7 +116,7 @@ def cmd_rerun(args) -> int:
     run_id = service.queue(settings, store, Path(old.file), f"Manual (rerun of {old.id})", old.params,
                            Path(old.source_dir), old.branch, old.commit_sha, old.resources, old.triggered_by)
     print(f"run {run_id}: rerun of {old.id} ({old.pipeline})")
-    return _summary(store, service.execute(settings, store, run_id, Progress()))
+    return summary(store, service.execute(settings, store, run_id, Progress()))
 
 
 def cmd_cancel(args) -> int:
@@ -230,7 +160,7 @@ def cmd_decide(args) -> int:
     print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']} ({approval['proof']})")
     if not approve:
         return 0
-    return _summary(store, service.execute(settings, store, args.run, Progress()))
+    return summary(store, service.execute(settings, store, args.run, Progress()))
 
 
 def cmd_hooks_install(args) -> int:
@@ -361,7 +291,7 @@ def add_commands(groups) -> None:
                                                "(.pipelines/<project>-build|-retrain|-release.yml)")
     scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")
     scaffold.set_defaults(func=cmd_scaffold)
-    from ml_service.ci import schedule_commands
+    from ml_service.cli import ci_schedule as schedule_commands
 
     schedule_commands.add_commands(sub)
     on_push = sub.add_parser("on-push", help=argparse_suppress())
