@@ -97,6 +97,10 @@ def reference_predictions(settings: Settings, version, frame) -> list:
     """The live version's predictions on its training features (empty when it cannot be loaded as a pyfunc)."""
     import mlflow
 
+    from ml_service.workspace import provenance
+
+    provenance.check(mlflow.MlflowClient(), version, settings.for_registered(version.name).experiment,
+                     settings.tracking_uri)  # never unpickle an untraced version: refused, not skipped
     try:
         model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
         predicted = model.predict(as_signature_types(model, frame))
