@@ -785,8 +785,10 @@ def run_in_sandbox(name: str, label: str, rel: str, params: dict, groups: list[s
     with tempfile.TemporaryDirectory(prefix="ci-corpus-") as scratch:
         tree = Path(scratch) / "tree"
         tree.mkdir()
-        if not export_tree(name, label, tree):  # only the pipeline files are there
-            shutil.copytree(CORPUS / name.replace("/", "+") / label, tree, dirs_exist_ok=True)
+        export_tree(name, label, tree)  # the repository's files, when it was fetched
+        # then the corpus files over them: as collected (starter templates with their placeholders filled)
+        shutil.copytree(CORPUS / name.replace("/", "+") / label, tree, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("SOURCE.json"))
         venv = Path(sys.prefix)
         base = Path(os.path.realpath(sys.executable)).parent.parent
         argv = ["timeout", str(RUN_LIMIT_S), "docker", "run", "--rm", "--network", "none", "--cpus", "1",
@@ -1022,7 +1024,11 @@ def main(argv=None) -> int:
         collect(CORPUS)
     elif args.action == "check":
         results = check(CORPUS, run=not args.no_run, only=args.only)
-        (CORPUS / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        saved = CORPUS / "results.json"
+        if args.only and saved.is_file():  # merge: the other repositories' results stay
+            kept = {k: v for k, v in json.loads(saved.read_text())["files"].items() if args.only not in v["repo"]}
+            results["files"] = {**kept, **results["files"]}
+        saved.write_text(json.dumps(results, indent=1, default=str))
         print(report(results))
     elif args.action == "report":
         print(report(json.loads((CORPUS / "results.json").read_text())))
