@@ -51,7 +51,8 @@ def parse_command(line: str) -> Command | None:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout: float | None,
-        mask: Callable[[str], str], on_command: Callable[[Command], None], watchdog=None) -> Exit:
+        mask: Callable[[str], str], on_command: Callable[[Command], None], watchdog=None,
+        fail_on_stderr: bool = False) -> Exit:
     """Run argv to its end (or its timeout); every output line goes through mask into log_path.
 
     KeyboardInterrupt (a cancel) kills the process tree, notes it in the log and propagates. The
@@ -67,7 +68,8 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
                       "for one variable); declare fewer or smaller variables\n")
             return Exit(126, issues=[f"the step's environment is too large ({size} bytes)"])
         try:
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE if fail_on_stderr else subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             log.write(f"##[error]the step cannot start: {exc.strerror or exc}\n")
@@ -75,15 +77,34 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
         if watchdog is not None:
             watchdog.watch(proc.pid)
         timer = _Killer(proc, timeout)
+        lock = threading.Lock()
+        wrote_stderr: list[bool] = []
+
+        def errors() -> None:  # failOnStderr: stderr read apart, into the same log
+            for raw in proc.stderr:
+                wrote_stderr.append(True)
+                with lock:
+                    log.write(mask(raw.decode(errors="replace")))
+                    log.flush()
+        reader = threading.Thread(target=errors, daemon=True) if fail_on_stderr else None
+        if reader is not None:
+            reader.start()
         try:
             for raw in proc.stdout:
                 line = raw.decode(errors="replace")
                 command = parse_command(line)
                 if command:
                     on_command(command)
-                log.write(mask(line))
-                log.flush()
+                with lock:
+                    log.write(mask(line))
+                    log.flush()
             code = proc.wait()
+            if reader is not None:
+                reader.join(5)
+            if wrote_stderr:
+                log.write("##[error]the step wrote to stderr and failOnStderr is true\n")
+                if code == 0:
+                    return Exit(1, timer.fired, ["the step wrote to stderr (failOnStderr: true)"], pid=proc.pid)
         except KeyboardInterrupt:
             kill_group(proc.pid)
             proc.wait()

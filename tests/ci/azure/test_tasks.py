@@ -115,7 +115,7 @@ def test_cache_restores_on_the_second_run(project):
 def test_a_cloud_task_is_named_before_the_run_and_the_run_stops_there(project):
     project.add("cloud_task.yml")
     text = (project.root / ".pipelines" / "cloud_task.yml").read_text().splitlines()
-    line = next(i for i, row in enumerate(text, 1) if "AzureCLI@2" in row)
+    line = next(i for i, row in enumerate(text, 1) if "task: AzureCLI@2" in row)  # not the comment
     run = project.run("cloud_task.yml")
     plan = _plan(run)
     assert "AzureCLI@2" in plan and f"cloud_task.yml:{line}" in plan  # today: no plan record

@@ -1,0 +1,72 @@
+"""What the engine checks before a run starts: what cannot run here is named with its file and line.
+
+Two kinds (issue 23 items 1 and 8, decided with the conformance suite, /work/notes/ci-conformance-status.md):
+- refused: the run does not start (an unmapped repository resource, a checkout of one, a job that would
+  mean something else here): CIError naming the construct, `<file>:<line>` and what to do;
+- stops: a step that has no local meaning (a cloud task such as AzureCLI@2, PowerShell without pwsh, a
+  container job): listed in the run's `plan` record before any step runs; the run goes as far as the steps
+  before it and that step (or job) fails with the same message.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+from ml_service.ci import repositories, tasks
+from ml_service.ci.model import STEP_KINDS, Stage
+
+
+@dataclass
+class Plan:
+    """What preflight found: refusals (the run does not start) and stops (named, the run stops there)."""
+
+    refused: list[str] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+    step_stops: dict[int, str] = field(default_factory=dict)  # id(step) -> why it cannot run here
+    job_stops: dict[str, str] = field(default_factory=dict)  # "stage/job" -> why it cannot run here
+
+
+def where(node, key: str) -> str:
+    """'file:line' of key in a mapping read from a file, else '?'."""
+    locate = getattr(node, "where", None)
+    return locate(key if key in node else None) if locate else "?"
+
+
+def check(document: dict, stages: list[Stage], mapping: dict) -> Plan:
+    """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here."""
+    plan = Plan()
+    declared = repositories.declared(document)
+    for stage in stages:
+        for job in stage.jobs:
+            container = job.container or (document.get("container") if isinstance(document, dict) else None)
+            if container:
+                at = job.container_where or where(document, "container")
+                image = container.get("image") if isinstance(container, dict) else container
+                why = (f"{at}: job {job.name} runs in container {image!r} on Azure (container jobs): the local engine "
+                       "runs steps on this machine, not in a container; remove `container:` to run the steps here, "
+                       "or run them with `docker run` in a script step")
+                plan.job_stops[f"{stage.name}/{job.name}"] = why
+                plan.stops.append(why)
+                continue
+            for step in job.steps:
+                if not isinstance(step, dict):
+                    continue
+                kind = next((k for k in STEP_KINDS if k in step), None)
+                if kind == "checkout":
+                    value = str(step["checkout"])
+                    if value not in ("self", "none"):
+                        try:
+                            repositories.resolve(value, declared, mapping, where(step, "checkout"))
+                        except repositories.RepositoryError as exc:
+                            plan.refused.append(f"checkout: {exc}")
+                elif (kind in ("pwsh", "powershell") or (kind == "task" and str(step["task"]).lower().startswith(
+                        "powershell@"))) and not shutil.which("pwsh"):
+                    why = (f"{where(step, kind)}: {kind if kind != 'task' else step['task']} needs PowerShell "
+                           "(pwsh), which is not installed here: install pwsh, or write the step as a bash step")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                elif kind == "task" and not tasks.supported(str(step["task"])):
+                    why = f"{where(step, 'task')}: {tasks.refusal(str(step['task']))}"
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+    return plan
