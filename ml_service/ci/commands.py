@@ -361,9 +361,10 @@ def add_commands(groups) -> None:
                                                "(.pipelines/<project>-build|-retrain|-release.yml)")
     scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")
     scaffold.set_defaults(func=cmd_scaffold)
-    from ml_service.ci import schedule_commands
+    from ml_service.ci import expand, schedule_commands
 
     schedule_commands.add_commands(sub)
+    expand.add_commands(sub)
     on_push = sub.add_parser("on-push", help=argparse_suppress())
     on_push.add_argument("--repo", required=True)
     on_push.add_argument("--updates", required=True)

@@ -20,6 +20,7 @@ from ml_service.errors import MLOpsError
 
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL)
+INSERT = re.compile(r"^\$\{\{\s*insert\s*\}\}$")  # templates.md: "use the special property ${{ insert }}"
 EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 PARAM_TYPES = {"string", "stringList", "number", "boolean", "object", "step", "stepList", "job", "jobList",
@@ -290,6 +291,16 @@ class Compiler:
         for kind, payload in self._conditional_branches(node.items(), context, path):
             if kind == "item":
                 key, value = payload
+                if isinstance(key, str) and INSERT.match(key.strip()):  # ${{ insert }}: splice a mapping in
+                    spliced = self.expand(value, context, path)
+                    if spliced is not None and not isinstance(spliced, dict):
+                        raise TemplateError(f"{_where(node, key, path)}: '${{{{ insert }}}}' in a mapping needs a "
+                                            "mapping")
+                    for inserted_key, inserted in (spliced or {}).items():
+                        result[inserted_key] = inserted
+                        if collect is not None:
+                            collect(inserted_key, inserted)
+                    continue
                 try:
                     new_key = self._string(key, context, path) if isinstance(key, str) else key
                     result[new_key] = declared if (key == "variables" and declared is not None) else \

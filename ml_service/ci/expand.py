@@ -1,0 +1,69 @@
+"""`mlops ci expand FILE [--param K=V] [--branch B]`: the pipeline as Azure's "Download full YAML" shows it.
+
+Templates inlined (also `template: file@alias` through mlops.yml ci.repositories), parameters applied,
+${{ }} evaluated with the compile-time predefined variables of the branch given (default: the checkout's);
+$[ ] and $( ) stay as written and a matrix stays under `strategy:` (both are read when the run starts).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+
+def plain(node: Any) -> Any:
+    """The document as plain dicts and lists (yaml.safe_dump refuses our located Mapping)."""
+    if isinstance(node, dict):
+        return {plain(k) if isinstance(k, (dict, list)) else k: plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node
+
+
+def expand(settings, file: Path, params: dict[str, str], branch: str = "", cache: Path | None = None) -> dict:
+    """The expanded pipeline document of file."""
+    from ml_service.ci import service
+    from ml_service.ci.repositories import Templates
+    from ml_service.ci.template import Compiler
+
+    found_branch, commit = service.git_facts(settings.root)
+    run = SimpleNamespace(pipeline=Path(file).stem, branch=branch or found_branch or "main", reason="Manual",
+                          commit_sha=commit, requested_by=service.identity(settings), id=0)
+    templates = Templates((settings.ci or {}).get("repositories") or {}, cache or Path(tempfile.mkdtemp()))
+    return Compiler(settings.root, service.compile_time(settings, run), templates).compile(Path(file), params)
+
+
+def cmd_expand(args) -> int:
+    """Print the expanded pipeline as YAML; errors (with file:line) on stderr, exit 1."""
+    import yaml
+
+    from ml_service.ci import schema, service
+    from ml_service.ci.repositories import RepositoryError
+    from ml_service.ci.template import TemplateError
+    from ml_service.config import load_settings
+
+    settings = load_settings()
+    try:
+        file = service.resolve_file(settings, args.file)
+        params = dict(service.parse_param(p) for p in args.param)
+        with tempfile.TemporaryDirectory() as cache:
+            document = expand(settings, file, params, args.branch or "", Path(cache))
+        schema.check(document, str(file))
+    except (TemplateError, RepositoryError, schema.SchemaError, service.CIError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(yaml.safe_dump(plain(document), sort_keys=False, allow_unicode=True, width=120))
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register `mlops ci expand`."""
+    parser = sub.add_parser("expand", help="print the pipeline fully expanded (templates, parameters, ${{ }}), as "
+                                           "Azure's 'Download full YAML'")
+    parser.add_argument("file", help="a pipeline file or name")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
+    parser.add_argument("--branch", help="the branch being built (default: the checkout's): feeds "
+                                         "Build.SourceBranch and the other compile-time variables")
+    parser.set_defaults(func=cmd_expand)
