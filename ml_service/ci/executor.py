@@ -59,6 +59,7 @@ class Engine:
         for value in self.vault.values():
             self.masker.add(value)
         self.canceled = False
+        self.log_max_bytes = 0  # a step log's cap (mlops.yml ci.log_max_mb; 0: steplog's default)
         self.definitions: dict[str, str] = {}  # pipeline file stem -> definition name (mlops.yml ci.pipelines)
         self.repositories: dict = {}  # mlops.yml ci.repositories: alias or project/repo -> path or git URL
         from ml_service.ci.preflight import Plan
@@ -89,6 +90,9 @@ class Engine:
         from ml_service.pipelines.watchdog import Watchdog
 
         self.watchdog = Watchdog()
+        from ml_service.ci.reaper import become_subreaper
+
+        become_subreaper()  # orphans of the steps (daemons) are re-parented here, not to init
         try:
             return self._run()
         finally:

@@ -67,6 +67,7 @@ class Job:
     container: object = None  # `container:` of a container job (preflight.py names it: no local meaning)
     strategy: dict | None = None  # matrix / parallel / maxParallel of a job (expanded into legs when it runs)
     container_where: str = ""
+    services: object = None  # service containers of the job (preflight.py names them)
 
 
 @dataclass
@@ -248,7 +249,8 @@ def _job(raw: dict, stage: str) -> Job:
     else:
         steps = raw.get("steps") or []
     return Job(name=name, stage=stage, depends_on=as_list(raw.get("dependsOn")), checkout=checkout,
-               container=raw.get("container"), strategy=raw.get("strategy") if "job" in raw else None,
+               container=raw.get("container"), services=raw.get("services"),
+               strategy=raw.get("strategy") if "job" in raw else None,
                container_where=_at(raw, "container").rstrip(": "),
                condition=str(raw.get("condition") or "succeeded()"), steps=steps,
                variables=raw.get("variables") or [], display=str(raw.get("displayName") or name or ""),

@@ -32,12 +32,38 @@ def where(node, key: str) -> str:
     return locate(key if key in node else None) if locate else "?"
 
 
-def check(document: dict, stages: list[Stage], mapping: dict) -> Plan:
+def _mentions_access_token(node) -> bool:
+    if isinstance(node, str):
+        return "system.accesstoken" in node.lower()
+    if isinstance(node, dict):
+        return any(_mentions_access_token(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions_access_token(v) for v in node)
+    return False
+
+
+def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None) -> Plan:
     """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here."""
     plan = Plan()
     declared = repositories.declared(document)
+    if definitions is not None:  # a completion trigger or resource on a definition nobody here is named
+        known = {*definitions, *definitions.values()}
+        for resource in ((document.get("resources") or {}).get("pipelines") or []):
+            if isinstance(resource, dict) and str(resource.get("source", "")) not in known:
+                plan.refused.append(
+                    f"{where(resource, 'source')}: pipeline resource '{resource.get('pipeline')}' names the "
+                    f"definition '{resource.get('source')}', which no pipeline file here is: map it in mlops.yml "
+                    f"(ci: {{pipelines: {{'{resource.get('source')}': <file stem of .pipelines/>}}}})")
     for stage in stages:
         for job in stage.jobs:
+            services = job.services or (document.get("services") if isinstance(document, dict) else None)
+            if services and not (job.container or document.get("container")):
+                why = (f"{job.container_where or where(document, 'services')}: job {job.name} uses service containers "
+                       f"({', '.join(map(str, services))}): the local engine does not start them; start them with "
+                       "`docker run` in a step, or remove `services:`")
+                plan.job_stops[f"{stage.name}/{job.name}"] = why
+                plan.stops.append(why)
+                continue
             container = job.container or (document.get("container") if isinstance(document, dict) else None)
             if container:
                 at = job.container_where or where(document, "container")
@@ -52,6 +78,21 @@ def check(document: dict, stages: list[Stage], mapping: dict) -> Plan:
                 if not isinstance(step, dict):
                     continue
                 kind = next((k for k in STEP_KINDS if k in step), None)
+                target = step.get("target")
+                target = target.get("container") if isinstance(target, dict) else target
+                if target and str(target) != "host":
+                    why = (f"{where(step, 'target')}: a step with target {target!r} runs in a container on Azure: "
+                           "the local engine runs it on this machine; remove `target:` or use `docker run`")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                    continue
+                if _mentions_access_token(step):
+                    why = (f"{where(step, kind or 'env')}: the step uses System.AccessToken, a token of Azure DevOps "
+                           "that does not exist here: pass a credential of your own through a variable group "
+                           "(mlops.yml ci.variable_groups secrets)")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                    continue
                 if kind == "checkout":
                     value = str(step["checkout"])
                     if value not in ("self", "none"):

@@ -270,8 +270,12 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
         engine.definitions = {stem: definition_name(settings, stem) for stem in pipeline_files(Path(run.source_dir))}
+        try:
+            engine.log_max_bytes = int(float((settings.ci or {}).get("log_max_mb") or 0) * 1024 * 1024)
+        except (TypeError, ValueError):
+            raise CIError(f"mlops.yml ci.log_max_mb must be a number, got {(settings.ci or {}).get('log_max_mb')!r}")
         mapping = (settings.ci or {}).get("repositories") or {}
-        engine.plan = preflight.check(document, engine.stages, mapping)
+        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions)
         engine.repositories = mapping
         if engine.plan.refused:
             raise CIError("refused before the run: " + "; ".join(engine.plan.refused))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ml_service.ci import expressions as ex
-from ml_service.ci import macros, process
+from ml_service.ci import macros, process, reaper
 from ml_service.ci.model import STEP_KINDS, EngineError, Result, Var, minutes
 from ml_service.ci import tasks
 from ml_service.ci.tasks import TaskError, run_task
@@ -34,6 +34,7 @@ class Steps:
         checks out another repository, executor._checkouts)."""
         self.prepended = []
         self.checkouts = checkouts or {}
+        self.job_token = reaper.new_token()  # in every step's environment: what carries it ends with the job
 
     def secret_reference(self, key: str, value: str, variables: dict[str, Var]) -> dict:
         """What runs.db keeps of a secret output: where to find it, never the value."""
@@ -65,6 +66,8 @@ class Steps:
             if self.engine.watchdog is not None:
                 self.engine.watchdog.release(pgid)
         self.job_groups = []
+        if getattr(self, "job_token", ""):  # daemons that left the group (setsid, double fork)
+            reaper.kill_job(self.job_token)
 
     def run(self, stage, job, step, path, variables, previous, deadline) -> Result:
         """Run one step (its condition, retries and continueOnError applied); its result."""
@@ -201,9 +204,11 @@ class Steps:
                 complete.append(verdict)
 
         env = macros.step_environment(step, variables, self.prepended)
+        env[reaper.TOKEN_VARIABLE] = getattr(self, "job_token", "") or reaper.new_token()
         ended = process.run(["bash", "--noprofile", "--norc", str(script_path)], env, workdir, log_path, timeout,
                             self.engine.masker, on_command, self.engine.watchdog,
-                            fail_on_stderr=ex.as_bool(step.get("failOnStderr", False)))
+                            fail_on_stderr=ex.as_bool(step.get("failOnStderr", False)),
+                            log_max_bytes=self.engine.log_max_bytes)
         if ended.pid:
             self.keep_group(ended.pid)
         if ended.timed_out:
@@ -288,6 +293,14 @@ class Steps:
                     "failed": Result.FAILED}.get(fields.get("result", "").lower())
         elif command.area == "task.uploadsummary":  # a markdown summary attached to the run (shown when it ends)
             self._attach_summary(message, issues)
+        elif command.area == "task.setsecret":  # mask the value from here on (logging-commands.md)
+            self.engine.masker.add(message)
+        elif command.area == "build.updatebuildnumber":
+            variables["Build.BuildNumber"] = Var(message, readonly=True, literal=True)
+        elif command.area in ("task.setprogress", "task.setendpoint", "build.addbuildtag"):
+            pass  # only shown in Azure's web UI (a progress bar, an endpoint, a tag): nothing to do here
+        else:  # never silently: the log says this command had no effect here
+            issues.append(f"warning: logging command ##vso[{command.area}] has no local meaning and was ignored")
         return None
 
     def _attach_summary(self, path: str, issues: list[str]) -> None:

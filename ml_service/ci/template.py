@@ -327,6 +327,10 @@ class Compiler:
                     collect(key, value)
             if isinstance(result, Mapping) and isinstance(expanded, Mapping):
                 result.lines.update(expanded.lines)
+        if isinstance(result.get("upload"), str) and "publish" not in result:  # the deprecated spelling of publish
+            result = located(result, {("publish" if k == "upload" else k): v for k, v in result.items()})
+            if isinstance(result, Mapping) and "upload" in result.lines:
+                result.lines["publish"] = result.lines["upload"]
         return result
 
     def _sequence(self, node: list, context: dict, path: Path, collect=None) -> list:
