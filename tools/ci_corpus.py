@@ -207,55 +207,56 @@ def export_tree(name: str, label: str, destination: Path) -> bool:
 # status today: ok, different (runs with another meaning), unclear (an error that does not name the
 # reason), refused (clear, before anything runs), late (refused when the step is reached, named).
 CONSTRUCTS = {
-    "timeoutInMinutes: 0": ("different", "Azure: 0 = the maximum (no limit on self-hosted agents); here every step is "
-                                         "killed at once"),
+    "timeoutInMinutes: 0": ("ok", "0 = no limit, as Azure"),
     "timeoutInMinutes (non-zero)": ("ok", ""),
     "${{ variables.X }}: top-level mapping variable": ("ok", ""),
-    "${{ variables.X }}: list-form / stage / job / template variable": ("different", "empty at compile time here"),
-    "${{ variables.X }}: predefined variable": ("different", "Build.SourceBranchName, Build.Reason ... are empty at "
-                                                             "compile time here"),
+    "${{ variables.X }}: list-form / stage / job / template variable": ("ok", ""),
+    "${{ variables.X }}: predefined variable": ("ok", "the compile-time predefined variables"),
     "checkout: self / none": ("ok", ""),
-    "checkout: <repository alias>": ("different", "prints Succeeded, fetches nothing"),
-    "checkout: git://project/repo": ("different", "prints Succeeded, fetches nothing"),
-    "several checkout steps in a job": ("different", "Azure puts each repository in s/<name>"),
-    "template: file@repository": ("unclear", "'file not found', without naming repository resources"),
+    "checkout: <repository alias>": ("refused", "cloned when mlops.yml ci.repositories maps it, else refused before "
+                                                "the run with file:line"),
+    "checkout: git://project/repo": ("refused", "cloned when mapped, else refused before the run"),
+    "several checkout steps in a job": ("ok", "each repository in s/<name>"),
+    "template: file@repository": ("refused", "read from the mapped repository, else refused naming ci.repositories"),
     "extends: template": ("refused", ""),
     "resources.repositories": ("ok", "declaration only"),
-    "resources.pipelines trigger (source is not a file stem)": ("different", "the completion trigger never fires"),
+    "resources.pipelines trigger (source is not a file stem)": ("refused", "fires through mlops.yml ci.pipelines; "
+                                                                           "unmapped: refused before the run"),
     "resources.pipelines trigger (source is a file stem)": ("ok", ""),
     "$(resources.pipeline.A.runID|runName|pipelineName|sourceBranch|sourceCommit)": ("ok", ""),
-    "$(resources.pipeline.A.pipelineID|projectID|runURI|requestedFor...)": ("different", "left as written"),
-    "download: none": ("unclear", "read as a pipeline resource named 'none'"),
+    "$(resources.pipeline.A.pipelineID|projectID|runURI|requestedFor...)": ("ok", ""),
+    "download: none": ("ok", ""),
     "download: current / alias": ("ok", ""),
-    "deployment job without a download step": ("different", "Azure downloads the run's artifacts in deploy hooks"),
+    "deployment job without a download step": ("ok", "the deploy hook downloads the run's artifacts"),
     "deployment job runOnce deploy": ("ok", ""),
-    "runOnce preDeploy / routeTraffic / postRouteTraffic": ("refused", ""),
-    "runOnce on: success / failure": ("unclear", "unknown key 'True' (YAML 1.1 reads on as a boolean)"),
+    "runOnce preDeploy / routeTraffic / postRouteTraffic": ("ok", ""),
+    "runOnce on: success / failure": ("ok", ""),
     "deployment strategy rolling / canary": ("refused", ""),
-    "DownloadPipelineArtifact@2 source/buildType specific": ("different", "downloads from the current run"),
-    "PublishCodeCoverageResults wildcard summaryFileLocation": ("different", "fails: the pattern is read as a path"),
-    "failOnStderr: true": ("different", "ignored"),
-    "strategy: matrix / parallel in a job": ("refused", ""),
-    "strategy at the pipeline root": ("unclear", "unknown key 'strategy' in the pipeline"),
-    "${{ insert }}": ("different", "the key becomes null"),
-    "container / services (job, root or step target)": ("different", "ignored: steps run on the host"),
+    "DownloadPipelineArtifact@2 source/buildType specific": ("ok", ""),
+    "PublishCodeCoverageResults wildcard summaryFileLocation": ("ok", ""),
+    "failOnStderr: true": ("ok", ""),
+    "strategy: matrix / parallel in a job": ("ok", "legs run one after another"),
+    "strategy at the pipeline root": ("ok", ""),
+    "${{ insert }}": ("ok", ""),
+    "container / services (job, root or step target)": ("late", "named in the run's plan before it starts; the job "
+                                                                "fails when reached"),
     "pool: server (agentless job)": ("late", "its tasks are refused when reached"),
     "name: (run number format)": ("different", "Build.BuildNumber ignores it"),
     "variable group": ("refused", "unless mapped in mlops.yml ci.variable_groups"),
     "pwsh / powershell step": ("late", ""),
-    "upload: (the deprecated spelling of publish)": ("unclear", "a step needs one of ... (found: upload)"),
+    "upload: (the deprecated spelling of publish)": ("ok", "read as publish"),
     "parameters declared in the old mapping form": ("ok", ""),
-    "parameters passed to a template that declares none": ("unclear", "unknown parameter(s) ... (declared: none)"),
-    "YAML 1.1 scalar whose text changes (3.10, 0001, on, yes ...)": ("different", "3.10 -> 3.1, on -> True"),
-    "YAML boolean in a value position (true -> True)": ("different", "the variable holds True, Azure's holds true"),
-    "two jobs with one name (or no name)": ("different", "the second is dropped"),
-    "stage variable $[ stageDependencies... ]": ("different", "empty"),
+    "parameters passed to a template that declares none": ("ok", ""),
+    "YAML 1.1 scalar whose text changes (3.10, 0001, on, yes ...)": ("ok", "scalars keep their text"),
+    "YAML boolean in a value position (true -> True)": ("ok", "scalars keep their text"),
+    "two jobs with one name (or no name)": ("ok", "unnamed: Job, Job1 ...; duplicates refused before the run"),
+    "stage variable $[ stageDependencies... ]": ("ok", ""),
     "predefined variable Azure defines but the engine does not": ("different", "$(X) is left as written"),
-    "System.AccessToken": ("different", "no token locally: left as written"),
+    "System.AccessToken": ("late", "named in the run's plan; the step fails when reached"),
     "expression function the engine lacks (counter, iif, xor, trim, convertToJson)": ("unclear", ""),
     "status function with job names (succeeded('A'))": ("refused", ""),
     "logging command the engine ignores (##vso[artifact.upload|build.*|task.setsecret ...])": (
-        "different", "ignored"),
+        "ok", "setsecret masks, updatebuildnumber sets Build.BuildNumber, the rest are named in the step's detail"),
     "script runs python / pip / conda (today: mlops's own venv on PATH)": ("different", "the engine's venv"),
     "${{ each }}": ("ok", ""),
     "${{ if }} / elseif / else": ("ok", ""),
@@ -272,7 +273,10 @@ CONSTRUCTS = {
 }
 TASK_STATUS_TODAY = {"PublishTestResults@2": "ok", "PublishCodeCoverageResults@1": "ok",
                      "PublishCodeCoverageResults@2": "ok", "PublishPipelineArtifact@1": "ok",
-                     "DownloadPipelineArtifact@2": "ok"}
+                     "DownloadPipelineArtifact@2": "ok", "Bash@3": "ok", "CmdLine@2": "ok", "PythonScript@0": "ok",
+                     "UsePythonVersion@0": "ok", "CopyFiles@2": "ok", "DeleteFiles@1": "ok", "ArchiveFiles@2": "ok",
+                     "ExtractFiles@1": "ok", "PublishBuildArtifacts@1": "ok", "DownloadBuildArtifacts@0": "ok",
+                     "DownloadBuildArtifacts@1": "ok"}
 WANTED_TASKS = {"Bash@3", "CmdLine@2", "PythonScript@0", "UsePythonVersion@0", "CopyFiles@2", "DeleteFiles@1",
                 "ArchiveFiles@2", "ExtractFiles@1", "PublishBuildArtifacts@1", "DownloadBuildArtifacts@0",
                 "DownloadBuildArtifacts@1", "Docker@2", "HelmDeploy@0", "HelmInstaller@1", "Cache@2"}
@@ -330,7 +334,8 @@ def _engine_predefined() -> set[str]:
     from ml_service.ci import executor, service
 
     names = set(re.findall(r'"((?:Build|System|Agent|Pipeline|Environment)\.[\w.]+)"',
-                           inspect.getsource(service.predefined) + inspect.getsource(executor.Engine._job)))
+                           inspect.getsource(service.predefined) + inspect.getsource(service.compile_time) +
+                           inspect.getsource(executor.Engine._run_job)))
     return {n.lower() for n in names}
 
 

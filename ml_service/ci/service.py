@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -168,7 +169,7 @@ def compile_time(settings: Settings, run) -> dict[str, str]:
 def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
     """The agent's predefined variables for a run."""
     work = store.work_dir(run.id)
-    for sub in ("a", "b", "_temp"):
+    for sub in ("a", "b", "_temp", "TestResults"):
         (work / sub).mkdir(exist_ok=True)
     email = run.requested_by if "@" in run.requested_by else ""
     values = {
@@ -186,6 +187,12 @@ def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
         "Agent.Name": "local", "Agent.Id": "1", "Agent.MachineName": os.uname().nodename,
         "Agent.WorkFolder": str(store.directory / "work"), "Agent.ToolsDirectory": str(store.directory / "work" /
                                                                                        "_tool"),
+        "Agent.HomeDirectory": str(store.directory), "Agent.OSArchitecture": "X64",
+        "Common.TestResultsDirectory": str(work / "TestResults"), "System.WorkFolder": str(store.directory / "work"),
+        "System.HostType": "build", "System.CollectionId": PROJECT_ID, "System.PlanId": f"local-plan-{run.id}",
+        "System.Debug": "false", "TF_BUILD": "True", "Build.Repository.ID": Path(settings.root).name,
+        "Build.Repository.Clean": "false", "Build.QueuedById": run.requested_by, "Build.RequestedForId":
+        run.requested_by, "Build.DefinitionVersion": "1", "Build.ContainerId": str(run.id),
         "System.JobAttempt": "1", "System.StageAttempt": "1",
     }
     for alias, resource in (run.resources or {}).items():
@@ -193,6 +200,63 @@ def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
                     "projectID", "runURI", "sourceProvider", "requestedFor"):
             values[f"Resources.Pipeline.{alias}.{key}"] = str(resource.get(key, ""))
     return {name: Var(value, readonly=True, literal=True) for name, value in values.items()}
+
+
+RUN_TOKEN = re.compile(r"\$\(([A-Za-z_][\w.]*)(?::([^)]*))?\)")
+
+
+def _dotnet_date(fmt: str, moment: time.struct_time) -> str:
+    """A .NET custom date format (yyyy, yy, MM, M, dd, d, HH, H, mm, ss) of moment."""
+    parts = {"yyyy": f"{moment.tm_year:04d}", "yy": f"{moment.tm_year % 100:02d}", "MM": f"{moment.tm_mon:02d}",
+             "M": str(moment.tm_mon), "dd": f"{moment.tm_mday:02d}", "d": str(moment.tm_mday),
+             "HH": f"{moment.tm_hour:02d}", "H": str(moment.tm_hour), "mm": f"{moment.tm_min:02d}",
+             "ss": f"{moment.tm_sec:02d}"}
+    return re.sub(r"yyyy|yy|MM|M|dd|d|HH|H|mm|ss", lambda m: parts[m.group(0)], fmt)
+
+
+def run_number(store: Store, run, fmt: str, variables: dict[str, Var]) -> str:
+    """Build.BuildNumber from a `name:` format (run-number.md): $(Date:yyyyMMdd), $(Rev:r) / $(Rev:rr) (1 + the
+    runs of this pipeline whose number had the same text before Rev), $(DayOfMonth), $(DayOfYear), $(Hours),
+    $(Minutes), $(Month), $(Seconds), $(Year:yy), $(BuildID), $(BuildDefinitionName), $(SourceBranchName),
+    $(TeamProject) and variables; the number is kept in the run's state for later runs' Rev."""
+    from ml_service.ci.macros import expand
+
+    moment = time.localtime(run.created)
+    values = {k.lower(): v.value for k, v in variables.items()}
+    short = {"dayofmonth": f"{moment.tm_mday:02d}", "dayofyear": f"{moment.tm_yday:03d}",
+             "hours": f"{moment.tm_hour:02d}", "minutes": f"{moment.tm_min:02d}", "month": f"{moment.tm_mon:02d}",
+             "seconds": f"{moment.tm_sec:02d}", "buildid": str(run.id),
+             "builddefinitionname": values.get("build.definitionname", run.pipeline),
+             "definitionname": values.get("build.definitionname", run.pipeline),
+             "sourcebranchname": values.get("build.sourcebranchname", ""),
+             "sourcebranch": values.get("build.sourcebranch", ""), "teamproject": values.get("system.teamproject", "")}
+
+    def token(match) -> str:
+        name, arg = match.group(1).lower(), match.group(2)
+        if name == "date":
+            return _dotnet_date(arg or "yyyyMMdd", moment)
+        if name == "year":
+            return _dotnet_date(arg or "yyyy", moment)
+        if name == "rev":
+            return "\0REV:" + (arg or "r") + "\0"
+        return short.get(name, match.group(0))
+    text = expand(RUN_TOKEN.sub(token, fmt), variables)
+    base = re.sub(r"\0REV:[^\0]*\0", "", text)
+    if "\0REV:" in text:
+        previous = [r for r in store.list_runs(100000) if r.pipeline == run.pipeline and r.id != run.id
+                    and (r.state or {}).get("run_number_base") == base]
+        rev = len(previous) + 1
+
+        def fill(match) -> str:
+            spec = match.group(1)
+            dot = "." if spec.startswith(".") else ""
+            width = spec.lstrip(".").count("r")
+            return f"{dot}{rev:0{width}d}"
+        text = re.sub(r"\0REV:([^\0]*)\0", fill, text)
+    state = store.get_run(run.id).state or {}
+    state["run_number_base"] = base
+    store.update_run(run.id, state=state)
+    return re.sub(r"[\\/:\"<>|?@*]", "_", text)[:255]  # characters a run number may not hold
 
 
 def resource_info(settings: Settings, run) -> dict:
@@ -263,6 +327,9 @@ def execute(settings: Settings, store: Store, run_id: int,
         groups = variable_groups((settings.ci or {}).get("variable_groups"), settings.root)
         run = resolve_resources(settings, store, run, document)
         variables = predefined(settings, store, run)
+        if document.get("name"):  # the run number format (docs/pipelines/process/run-number.md)
+            variables["Build.BuildNumber"] = Var(run_number(store, run, str(document["name"]), variables),
+                                                 readonly=True, literal=True)
         for name, var in parse_variables(document.get("variables"), groups).items():
             if name in variables:
                 raise CIError(f"variable {name} is predefined and read-only")
