@@ -276,16 +276,22 @@ def _ship_model(spark, directory: Path, workdir: Path) -> str:
 
 def _ship_code(spark, settings, workdir: Path) -> None:
     """The platform and the model projects as one zip on the executors' Python path (a cluster's workers
-    have the libraries, not this checkout)."""
+    have the libraries, not this checkout). Python's zip importer knows no namespace packages, so a folder
+    without an `__init__.py` (a model's scoring/) gets an empty one in the zip."""
     import zipfile
 
     target = workdir / "mlops_code.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         packages = [settings.root / "ml_service", *(m.folder for m in settings.models)]
         for package in packages:
+            folders = set()
             for path in sorted(package.rglob("*.py")):
                 if "__pycache__" not in path.parts and "tests" not in path.relative_to(package).parts:
                     archive.write(path, path.relative_to(settings.root).as_posix())
+                    folders.add(path.parent)
+            for folder in sorted(folders):
+                if not (folder / "__init__.py").is_file():
+                    archive.writestr((folder / "__init__.py").relative_to(settings.root).as_posix(), "")
     spark.sparkContext.addPyFile(str(target))
 
 
