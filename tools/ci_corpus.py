@@ -241,7 +241,7 @@ CONSTRUCTS = {
     "container / services (job, root or step target)": ("late", "named in the run's plan before it starts; the job "
                                                                 "fails when reached"),
     "pool: server (agentless job)": ("late", "its tasks are refused when reached"),
-    "name: (run number format)": ("different", "Build.BuildNumber ignores it"),
+    "name: (run number format)": ("ok", "Build.BuildNumber from it (Date, Rev, tokens, variables)"),
     "variable group": ("refused", "unless mapped in mlops.yml ci.variable_groups"),
     "pwsh / powershell step": ("late", ""),
     "upload: (the deprecated spelling of publish)": ("ok", "read as publish"),
@@ -333,7 +333,7 @@ def _engine_predefined() -> set[str]:
 
     from ml_service.ci import executor, service
 
-    names = set(re.findall(r'"((?:Build|System|Agent|Pipeline|Environment)\.[\w.]+)"',
+    names = set(re.findall(r'"((?:Build|System|Agent|Pipeline|Environment|Common|Strategy)\.[\w.]+|TF_BUILD)"',
                            inspect.getsource(service.predefined) + inspect.getsource(service.compile_time) +
                            inspect.getsource(executor.Engine._run_job)))
     return {n.lower() for n in names}

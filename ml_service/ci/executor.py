@@ -330,6 +330,8 @@ class Engine:
                                                    readonly=True, literal=True)
                 result = self.steps.run(stage, job, step, step_path, variables, results, deadline)
                 results.append(result)
+            ran = [r for r in results if r != Result.SKIPPED]
+            self.steps.post_job(planner.worst(ran).ok if ran else True)
         finally:
             self.steps.end_job()
         ran = [r for r in results if r != Result.SKIPPED]

@@ -42,6 +42,25 @@ def _mentions_access_token(node) -> bool:
     return False
 
 
+def _needs_connection(step: dict) -> bool:
+    module = tasks.module(str(step["task"]))
+    given = step.get("inputs") or {}
+    try:
+        if module is tasks.helm_deploy:
+            return module.needs_cloud(given)
+        if module is tasks.docker:
+            return module.needs_registry(given)
+    except tasks.TaskError:
+        return False
+    return False
+
+
+def _connection_advice(step: dict) -> str:
+    if tasks.module(str(step["task"])) is tasks.docker:
+        return "use command: build here, and push with a script step to a registry you configure"
+    return "use connectionType: None (helm with this machine's kubeconfig)"
+
+
 def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None) -> Plan:
     """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here."""
     plan = Plan()
@@ -104,6 +123,12 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                         "powershell@"))) and not shutil.which("pwsh"):
                     why = (f"{where(step, kind)}: {kind if kind != 'task' else step['task']} needs PowerShell "
                            "(pwsh), which is not installed here: install pwsh, or write the step as a bash step")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                elif kind == "task" and _needs_connection(step):
+                    why = (f"{where(step, 'task')}: {step['task']} as written needs a service connection (a container "
+                           "registry or a Kubernetes/Azure connection), which does not exist here: "
+                           f"{_connection_advice(step)}")
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
                 elif kind == "task" and not tasks.supported(str(step["task"])):

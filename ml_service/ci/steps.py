@@ -27,6 +27,7 @@ class Steps:
         self.engine = engine
         self.prepended: list[str] = []  # task.prependpath: for the rest of the job
         self.checkouts: dict = {}  # checkout value -> folder, in a job that checks out another repository
+        self.post_jobs: list = []
         self.job_groups: list[int] = []  # process groups of this job's steps
 
     def start_job(self, checkouts: dict | None = None) -> None:
@@ -35,6 +36,18 @@ class Steps:
         self.prepended = []
         self.checkouts = checkouts or {}
         self.job_token = reaper.new_token()  # in every step's environment: what carries it ends with the job
+        self.post_jobs = []  # what tasks do when the job ends (Cache@2 saves after a miss), given the job's success
+
+    def post_job(self, ok: bool) -> list[str]:
+        """Run the job's post-job actions (each is told whether the job succeeded); their errors, as text."""
+        errors = []
+        for action in self.post_jobs:
+            try:
+                action(ok)
+            except OSError as exc:
+                errors.append(f"post-job: {exc}")
+        self.post_jobs = []
+        return errors
 
     def secret_reference(self, key: str, value: str, variables: dict[str, Var]) -> dict:
         """What runs.db keeps of a secret output: where to find it, never the value."""
@@ -239,8 +252,13 @@ class Steps:
                       job, variables, issues)
             if not name:
                 variables[var] = Var(value, literal=True)
+
+        def set_variable(var: str, value: str) -> None:  # a job variable, as ##vso setvariable
+            variables[var] = Var(value, literal=True)
         context.update({"path": path, "expand": lambda text: macros.expand(str(text), variables),
-                        "set_output": set_output, "prepend_path": self.prepended.append})
+                        "set_output": set_output, "set_variable": set_variable,
+                        "prepend_path": self.prepended.append, "post_job": self.post_jobs.append,
+                        "path_env": macros.step_environment({}, variables, self.prepended).get("PATH")})
         try:
             message = run_task(kind, expanded, inputs, context)
         except TaskError as exc:

@@ -12,12 +12,13 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from ml_service.ci.tasks import (archive_files, bash, cmdline, copy_files, delete_files, download_build_artifacts,
-                                 extract_files, publish_build_artifacts, python_script, use_python_version)
+from ml_service.ci.tasks import (archive_files, bash, cache, cmdline, copy_files, delete_files, docker,
+                                 download_build_artifacts, extract_files, helm_deploy, helm_installer,
+                                 publish_build_artifacts, python_script, use_python_version)
 from ml_service.ci.tasks.inputs import TaskError
 
 MODULES = (bash, cmdline, python_script, use_python_version, copy_files, delete_files, archive_files, extract_files,
-           publish_build_artifacts, download_build_artifacts)
+           publish_build_artifacts, download_build_artifacts, cache, docker, helm_installer, helm_deploy)
 REGISTRY = {name: module for module in MODULES for name in (module.NAME, *getattr(module, "ALSO", ()))}
 BUILT_IN = ("PublishTestResults@2", "PublishCodeCoverageResults@1", "PublishCodeCoverageResults@2",
             "PublishPipelineArtifact@1", "DownloadPipelineArtifact@2")
