@@ -22,6 +22,7 @@ class Plan:
 
     refused: list[str] = field(default_factory=list)
     stops: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what behaves differently here but does not stop the run
     step_stops: dict[int, str] = field(default_factory=dict)  # id(step) -> why it cannot run here
     job_stops: dict[str, str] = field(default_factory=dict)  # "stage/job" -> why it cannot run here
 
@@ -69,9 +70,10 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
         known = {*definitions, *definitions.values()}
         for resource in ((document.get("resources") or {}).get("pipelines") or []):
             if isinstance(resource, dict) and str(resource.get("source", "")) not in known:
-                plan.refused.append(
+                plan.notes.append(
                     f"{where(resource, 'source')}: pipeline resource '{resource.get('pipeline')}' names the "
-                    f"definition '{resource.get('source')}', which no pipeline file here is: map it in mlops.yml "
+                    f"definition '{resource.get('source')}', which no pipeline file here is: its completion trigger "
+                    "never fires and its resources.pipeline variables are empty; map it in mlops.yml "
                     f"(ci: {{pipelines: {{'{resource.get('source')}': <file stem of .pipelines/>}}}})")
     for stage in stages:
         for job in stage.jobs:

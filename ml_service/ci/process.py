@@ -55,7 +55,8 @@ def parse_command(line: str) -> Command | None:
 
 
 CHUNK = 65536  # bytes read from a step's output at a time
-MAX_LINE = 65536  # a line longer than this is written out in pieces (never buffered whole)
+MAX_LINE = 1024 * 1024  # a longer line is written out in pieces (never buffered whole); a logging command up to
+# this length is still read (a variable of 200 KB set with ##vso is valid)
 GRACE = 2.0  # seconds of output still read after the step's main process exits (then a background child that
 # holds stdout open no longer holds the step up; it ends with the job, reaper.py)
 

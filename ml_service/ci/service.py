@@ -346,10 +346,11 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine.repositories = mapping
         if engine.plan.refused:
             raise CIError("refused before the run: " + "; ".join(engine.plan.refused))
-        if engine.plan.stops:
+        if engine.plan.stops or engine.plan.notes:
+            parts = ([f"cannot run here (the run stops at the first): {'; '.join(engine.plan.stops)}"]
+                     if engine.plan.stops else []) + [f"note: {note}" for note in engine.plan.notes]
             store.set_record(run_id, "__plan", "plan", name="plan", display="plan", status="completed",
-                             detail=("cannot run here (the run stops at the first): " +
-                                     "; ".join(engine.plan.stops))[:4000])
+                             detail=" | ".join(parts)[:4000])
         outcome = engine.run()
     except (TemplateError, EngineError, VariableError, CIError, schema.SchemaError, RepositoryError) as exc:
         _fail(store, run_id, str(exc))
