@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
 
 TOKEN_VARIABLE = "MLOPS_CI_JOB"
@@ -51,15 +52,38 @@ def holders(token: str) -> list[int]:
     return found
 
 
-def reap() -> None:
-    """Collect the exit status of any finished child (re-parented orphans included), without waiting."""
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, process group, session) of pid from /proc (readable for a zombie too), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+
+
+def reap_orphans(groups: set[int], wait: float = 0.0) -> None:
+    """Reap our children (orphans of the steps re-parented to this subreaper) that belong to one of the steps'
+    process groups or sessions, once dead; with wait, keep at it up to that many seconds while any is still
+    alive. Only processes of those groups are touched: children this process started otherwise are not."""
+    deadline = time.monotonic() + wait
     while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
+        living = 0
+        for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+            if not entry.name.isdigit():
+                continue
+            stat = _stat(int(entry.name))
+            if stat is None or stat[1] != os.getpid() or not ({stat[2], stat[3]} & groups):
+                continue
+            if stat[0] == "Z":
+                try:
+                    os.waitpid(int(entry.name), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            else:
+                living += 1
+        if not living or time.monotonic() >= deadline:
             return
-        if pid == 0:
-            return
+        time.sleep(0.05)
 
 
 def kill_job(token: str, rounds: int = 5) -> int:
@@ -76,14 +100,12 @@ def kill_job(token: str, rounds: int = 5) -> int:
                 killed += 1
             except (ProcessLookupError, PermissionError):
                 pass
-        reap_children(pids)
+        for pid in pids:  # a killed holder re-parented here: reap it (WNOHANG, then once more after a moment)
+            for _ in range(20):
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0]:
+                        break
+                except ChildProcessError:
+                    break
+                time.sleep(0.01)
     return killed
-
-
-def reap_children(pids: list[int]) -> None:
-    """Reap those of pids that are our children (re-parented to the subreaper), once they are dead."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, 0)
-        except (ChildProcessError, OSError):
-            pass

@@ -49,6 +49,11 @@ class StepLog:
 
     def _tail(self, text: str) -> None:
         data = text.encode("utf-8", errors="replace")
+        if len(data) > self.segment:  # one piece larger than a segment: only its end is kept
+            self.elided += len(data) - self.segment
+            data = data[-self.segment:]
+            self._rotate()
+            self._rotate()  # both older segments dropped (counted as elided)
         if self.tail_file is None or self.tail_size + len(data) > self.segment:
             self._rotate()
         self.tail_file.write(data)

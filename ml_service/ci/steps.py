@@ -74,6 +74,7 @@ class Steps:
 
     def end_job(self) -> None:
         """Kill what the job's steps left running (the agent ends a job's orphan processes too)."""
+        groups = set(self.job_groups)
         for pgid in self.job_groups:
             kill_group(pgid)
             if self.engine.watchdog is not None:
@@ -81,6 +82,8 @@ class Steps:
         self.job_groups = []
         if getattr(self, "job_token", ""):  # daemons that left the group (setsid, double fork)
             reaper.kill_job(self.job_token)
+        if groups:
+            reaper.reap_orphans(groups, wait=2.0)
 
     def run(self, stage, job, step, path, variables, previous, deadline) -> Result:
         """Run one step (its condition, retries and continueOnError applied); its result."""
@@ -223,6 +226,7 @@ class Steps:
                             fail_on_stderr=ex.as_bool(step.get("failOnStderr", False)),
                             log_max_bytes=self.engine.log_max_bytes)
         if ended.pid:
+            reaper.reap_orphans({ended.pid}, wait=2.0 if ended.timed_out else 0.0)  # its killed or finished orphans
             self.keep_group(ended.pid)
         if ended.timed_out:
             which = "the job's timeoutInMinutes" if job_limit else "timeoutInMinutes"

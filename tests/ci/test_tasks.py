@@ -88,7 +88,8 @@ def test_an_artifact_of_a_resource_run_is_downloaded_by_its_alias(project, tmp_p
         tasks.run_task("download", {"download": "up", "artifact": "nope"}, {}, ctx)
 
 
-@pytest.mark.parametrize("name, why", [("AzureCLI@2", "needs Azure"), ("PublishTestResults@1", "is not supported locally"),
+@pytest.mark.parametrize("name, why", [("AzureCLI@2", "needs Azure"),
+                                       ("PublishTestResults@1", "is not supported locally"),
                                        ("Gradle@3", "is not supported locally")])
 def test_any_other_task_fails_naming_it(project, name, why):
     store, run = run_text(project, f"steps:\n  - task: {name}\n    displayName: other\n")
