@@ -307,3 +307,16 @@ def test_the_repository_config_loads_every_project():
     for model in settings.models:
         assert model.pipeline_file.is_file() and model.parameters_file.is_file(), model.project
         assert model.data.is_file() and model.contract.is_file(), model.project
+
+
+def test_settings_pickle_for_worker_processes_and_stay_read_only(tmp_path):
+    """A spawned batch recorder gets the settings pickled; the parsed sections must survive it unchanged."""
+    import pickle
+
+    write_config(tmp_path, MINIMAL + "environments:\n  production:\n    approval: {approvers: [a@example.com]}\n"
+                 "    values: {route: {enabled: true}}\nci: {variable_groups: {g: {variables: {A: 1}}}}\n")
+    settings = load_settings({"MLOPS_ROOT": str(tmp_path)})
+    copied = pickle.loads(pickle.dumps(settings))
+    assert copied == settings and copied.environments["production"].approval.approvers == ("a@example.com",)
+    with pytest.raises(TypeError):
+        settings.environments["production"].values["route"]["enabled"] = False

@@ -236,12 +236,11 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     from ml_service.batch import local_store
     from ml_service.batch.light_recorder import LightRecorder
     from ml_service.batch.recorder import Recorder
-    from ml_service.cli_support import model_of
 
     _check(spec)
-    model.check_ref(spec.model)
+    ref = model.check_ref(spec.model)
     parts = source.list_parts(spec.input)
-    settings = settings.for_registered(model_of(spec.model))
+    settings = settings.for_registered(ref.name)
     spec.output.mkdir(parents=True, exist_ok=True)
     (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)

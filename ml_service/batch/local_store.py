@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ml_service.batch.model import check_ref
+from ml_service.workspace.refs import ModelRefError, parse_model_ref
 
 DELETED = "Deleted_Internal"  # MLflow's stage for a deleted version it keeps in the table
 
@@ -48,21 +49,25 @@ def find(tracking_uri: str, ref: str) -> tuple[str, str, Path] | None:
     database = _database(tracking_uri)
     if database is None:
         return None
-    ref = check_ref(ref)
+    try:
+        parse_model_ref(ref)
+    except ModelRefError:
+        return None  # no reference: left to MLflow's path, which refuses it with the reason
+    parsed = check_ref(ref)
     try:
         connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
         return None
     try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
+        name = parsed.name
+        if parsed.alias is not None:
             row = _one(connection, "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                       (name, alias))
+                       (name, parsed.alias))
             if row is None:
                 return None
             version = str(row[0])
         else:
-            name, version = ref.rsplit(":", 1)
+            version = str(parsed.version)
         row = _one(connection, "SELECT storage_location, status, current_stage FROM model_versions "
                                "WHERE name = ? AND version = ?", (name, version))
     except (sqlite3.Error, ValueError):

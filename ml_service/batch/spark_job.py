@@ -302,13 +302,12 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     from ml_service.batch import local_store, spark_session
     from ml_service.batch.light_recorder import LightRecorder
     from ml_service.batch.recorder import Recorder
-    from ml_service.cli_support import model_of
 
     if spec.split_mb < 1 or not 0.0 <= spec.max_reject_fraction <= 1.0:
         raise BatchError("--split-mb >= 1 and 0 <= --max-reject-fraction <= 1")
-    model.check_ref(spec.model)
+    ref = model.check_ref(spec.model)
     conf = {**spark_session.job_conf(spec.split_bytes), **spark_session.parse_conf(list(spec.conf))}
-    settings = settings.for_registered(model_of(spec.model))
+    settings = settings.for_registered(ref.name)
     output = spec.output.resolve()
     for folder in (output, output / "_rejects", output / spark_worker.COMMITS):
         folder.mkdir(parents=True, exist_ok=True)
@@ -318,7 +317,7 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     with light or Recorder(settings) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
         if found is None:  # MLflow resolves the version while the Spark driver starts
             recorder.send("resolve", spec.model)
-        spark = spark_session.start(spec.master, f"mlops batch {model_of(spec.model)}", conf)
+        spark = spark_session.start(spec.master, f"mlops batch {ref.name}", conf)
         try:
             return _run(settings, spec, output, previous, found, recorder, spark, Path(workdir), say)
         finally:

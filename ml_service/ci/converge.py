@@ -173,7 +173,7 @@ def off_branch_triggers(settings: Settings, store, run_id: int) -> list[int]:
 
 def run_chain(settings: Settings, store, project: str, say) -> list:
     """Queue the project's build and run it here with what its completion triggers; returns the chain."""
-    from ml_service.ci.commands import Progress
+    from ml_service.ci.progress import Progress
 
     file = service.resolve_file(settings, pipeline_name(project, "build"))
     run_id = service.queue(settings, store, file, "Manual")
@@ -192,7 +192,7 @@ def run_chain(settings: Settings, store, project: str, say) -> list:
 
 def release_champion(settings: Settings, store, project: str, ref: str, say) -> list:
     """Run the project's release for ref (the champion) and return its runs."""
-    from ml_service.ci.commands import Progress
+    from ml_service.ci.progress import Progress
 
     file = service.resolve_file(settings, pipeline_name(project, "release"))
     run_id = service.queue(settings, store, file, "Manual", {"model": ref})
@@ -245,7 +245,7 @@ def qa_state(settings: Settings) -> dict | None:
 
 def approve_pending(settings: Settings, store, project: str, say) -> list:
     """Approve the newest approval that the project's release waits for, and run it on; returns its runs."""
-    from ml_service.ci.commands import Progress
+    from ml_service.ci.progress import Progress
 
     pending = [a for a in store.approvals(status="pending")
                if store.get_run(a["run_id"]).pipeline == pipeline_name(project, "release")]

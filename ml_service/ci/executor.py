@@ -386,7 +386,7 @@ class Engine:
             return "rejected"
         check = self.approval_check(job.environment)
         self.store.request_approval(self.run_id, stage.name, job.name, job.environment,
-                                    float(check.get("timeout_minutes", 1440)) * 60)
+                                    float(check.timeout_minutes) * 60)
         return "waiting"
 
     # --- steps ------------------------------------------------------------------------------

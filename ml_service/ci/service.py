@@ -22,6 +22,7 @@ from ml_service.workspace.gitinfo import branch_and_commit
 from ml_service.workspace.owners import owner_tag
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
+from ml_service.sections import Approval
 
 
 class CIError(MLOpsError):
@@ -107,7 +108,7 @@ def definition_names(settings: Settings) -> dict[str, str]:
     """Pipeline file stem -> its Azure DevOps definition name, from mlops.yml `ci.pipelines`
     ({definition name: file stem or path}); a pipeline not listed is named by its file stem."""
     names = {}
-    for name, target in ((settings.ci or {}).get("pipelines") or {}).items():
+    for name, target in settings.ci.pipelines.items():
         names[Path(str(target)).stem] = str(name)
     return names
 
@@ -301,11 +302,10 @@ def resolve_resources(settings: Settings, store: Store, run, document: dict):
     return run
 
 
-def approval_config(settings: Settings, environment: str) -> dict | None:
-    """The approval check of an environment, or None when it has none."""
-    env = (settings.environments or {}).get(environment) or {}
-    approval = env.get("approval")
-    return approval if isinstance(approval, dict) else None
+def approval_config(settings: Settings, environment: str) -> Approval | None:
+    """The approval check of an environment (mlops.yml environments.<name>.approval), or None when it has none."""
+    found = settings.environments.get(environment)
+    return found.approval if found is not None else None
 
 
 def execute(settings: Settings, store: Store, run_id: int,
@@ -320,11 +320,11 @@ def execute(settings: Settings, store: Store, run_id: int,
         raise CIError(f"run {run_id} ({run.pipeline}) is {now.status}" + (f" ({now.result})" if now.result else "") +
                       ": only a queued run, or one waiting for approval, can run")
     try:
-        templates = Templates((settings.ci or {}).get("repositories") or {}, store.work_dir(run.id) / "_templates")
+        templates = Templates(dict(settings.ci.repositories), store.work_dir(run.id) / "_templates")
         compiler = Compiler(Path(run.source_dir), compile_time(settings, run), templates)
         document = compiler.compile(Path(run.file), run.params)
         schema.check(document, run.file)
-        groups = variable_groups((settings.ci or {}).get("variable_groups"), settings.root)
+        groups = variable_groups(settings.ci.variable_groups, settings.root)
         run = resolve_resources(settings, store, run, document)
         variables = predefined(settings, store, run)
         if document.get("name"):  # the run number format (docs/pipelines/process/run-number.md)
@@ -337,11 +337,8 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
         engine.definitions = {stem: definition_name(settings, stem) for stem in pipeline_files(Path(run.source_dir))}
-        try:
-            engine.log_max_bytes = int(float((settings.ci or {}).get("log_max_mb") or 0) * 1024 * 1024)
-        except (TypeError, ValueError):
-            raise CIError(f"mlops.yml ci.log_max_mb must be a number, got {(settings.ci or {}).get('log_max_mb')!r}")
-        mapping = (settings.ci or {}).get("repositories") or {}
+        engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
+        mapping = dict(settings.ci.repositories)
         engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions)
         engine.repositories = mapping
         if engine.plan.refused:
@@ -447,8 +444,8 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if not pending:
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
-    check = approval_config(settings, approval["environment"]) or {}
-    approvers = [str(a).lower() for a in check.get("approvers") or []]
+    check = approval_config(settings, approval["environment"]) or Approval()
+    approvers = [a.lower() for a in check.approvers]
     try:
         candidates = ident.proven(settings, approver)
     except ident.IdentityError as exc:
@@ -456,7 +453,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if approvers:
         who = next((i for i in candidates if i.name.lower() in approvers), None)
         if who is None:
-            listed = f"environment {approval['environment']} (approvers: {', '.join(check['approvers'])})"
+            listed = f"environment {approval['environment']} (approvers: {', '.join(check.approvers)})"
             if approver:
                 raise CIError(f"{approver} is not an approver of {listed}")
             claimed = ident.claimed_name(settings)
@@ -471,7 +468,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
             ident.Identity(ident.claimed_name(settings), "claimed")
     run = store.get_run(run_id)
     requester = {run.requested_by.lower(), *(i.name.lower() for i in ident.parse(run.requested_proof))}
-    if approve and not check.get("allow_self_approval", True) and who.name.lower() in requester:
+    if approve and not check.allow_self_approval and who.name.lower() in requester:
         raise CIError(f"{who.name} requested run {run_id} and may not approve it (allow_self_approval is false)")
     if not store.decide(approval["id"], "approved" if approve else "rejected", who.name, comment, proof=who.proof):
         raise CIError(f"run {run_id}: the approval of stage {approval['stage']} was decided meanwhile")

@@ -21,7 +21,7 @@ SERVICE_PACKAGES = ["numpy", "pandas", "pyyaml", "uvicorn", "httptools", "uvloop
 # Served without a score module, a model is loaded with mlflow.pyfunc: the light MLflow distribution.
 PYFUNC_PACKAGES = ["mlflow-skinny"]
 # The platform code a scoring container runs; the model project's scoring package is added to it.
-SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/serving"]
+SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/env.py", "ml_service/serving"]
 
 
 @dataclass(frozen=True)

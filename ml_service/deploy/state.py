@@ -17,6 +17,7 @@ from ml_service.deploy.digest import PinnedImage
 from ml_service.deploy.gitops import for_model, gitops_target, production_config
 from ml_service.deploy.image import image_repository
 from ml_service.deploy.qa import DeployError
+from ml_service.sections import thawed
 
 KUBERNETES_VERSION = "1.37"
 
@@ -42,7 +43,7 @@ def chart_dir(settings: Settings) -> Path:
 
 def release_name(settings: Settings, model_name: str) -> str:
     """The helm release of a model: environments.production.release ({model} allowed), as a DNS label."""
-    template = str(production_config(settings).get("release") or "scoring-{model}")
+    template = production_config(settings).release
     name = re.sub(r"[^a-z0-9-]+", "-", for_model(template, model_name).lower()).strip("-")
     return name[:53].rstrip("-")  # helm's limit for a release name
 
@@ -62,11 +63,7 @@ def image_reference(values: dict) -> str:
 def platform_values(settings: Settings) -> dict:
     """Chart values every production release of this workspace gets: environments.production.values in mlops.yml
     (the Gateway route, auth, ServiceMonitor, ...)."""
-    values = production_config(settings).get("values") or {}
-    if not isinstance(values, dict):
-        raise DeployError("mlops.yml environments.production.values must be a mapping of chart values "
-                          "(charts/scoring/values.yaml)")
-    return values
+    return thawed(production_config(settings).values)  # checked to be a mapping by load_settings
 
 
 def desired_values(settings: Settings, model_name: str, version: str, image: PinnedImage | None = None) -> dict:

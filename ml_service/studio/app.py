@@ -5,6 +5,7 @@ logs (server-sent events); nothing to build. Every page needs an identity; every
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Callable
@@ -17,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ml_service.config import CONFIG_FILE, ConfigError, Settings, read_config
+from ml_service.config import Settings
 from ml_service.studio import pages_ci, pages_deploy, pages_ml, users
 from ml_service.studio.auth import COOKIE, AuthMiddleware, checked_form, safe_next, session_of, set_cookie
 from ml_service.studio.limits import LoginLimits, minutes
@@ -25,30 +26,11 @@ from ml_service.studio.web import HERE, Studio, studio_of
 
 POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
-# studio: keys of mlops.yml for the login rate limits (see limits.py), with their defaults
-LOGIN_LIMITS = {"login_max_failures": 5, "login_max_failures_per_address": 20, "login_window_minutes": 15}
 
 
 def studio_config(settings: Settings) -> dict:
-    """The `studio:` section of mlops.yml (trusted_header: a reverse proxy's user header), checked."""
-    path = settings.root / CONFIG_FILE
-    section = read_config(path).get("studio") or {} if path.is_file() else {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: 'studio' must be a mapping")
-    header = section.get("trusted_header") or ""
-    if not isinstance(header, str) or any(c.isspace() for c in header):
-        raise ConfigError(f"{path}: studio.trusted_header must be an HTTP header name, e.g. X-Forwarded-User")
-    unknown = set(section) - {"trusted_header", *LOGIN_LIMITS}
-    if unknown:
-        known = ", ".join(["trusted_header", *LOGIN_LIMITS])
-        raise ConfigError(f"{path}: studio: unknown key(s) {', '.join(sorted(unknown))} (known: {known})")
-    config = {"trusted_header": header}
-    for key, default in LOGIN_LIMITS.items():
-        value = section.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{path}: studio.{key} must be a whole number of at least 1")
-        config[key] = value
-    return config
+    """The `studio:` section of mlops.yml (trusted_header: a reverse proxy's user header), checked by load_settings."""
+    return dataclasses.asdict(settings.studio)
 
 
 def login_page(request: Request):

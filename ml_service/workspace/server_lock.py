@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ml_service.workspace import owners
 from ml_service.workspace.registry import RegistryError
+
+if TYPE_CHECKING:
+    from ml_service.config import Settings
 
 PREFIX = "mlops-lock."
 
@@ -43,27 +46,26 @@ def _break_if_stale(client, name: str, stale_after: float) -> bool:
     return False
 
 
-def _as_this_checkout() -> None:
+def _as_this_checkout(settings: Settings | None) -> None:
     """MLflow's client reads the server user from the environment: when the caller has not connected yet
-    (e.g. `mlops pipeline publish` takes the lock first), act as this checkout's user."""
+    (e.g. `mlops pipeline publish` takes the lock first), act as the user of settings' checkout."""
     import os
 
-    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+    if settings is None or os.environ.get("MLFLOW_TRACKING_USERNAME"):
         return
-    from ml_service.config import load_settings
-
-    settings = load_settings()
     if settings.tracking_username:
         os.environ["MLFLOW_TRACKING_USERNAME"] = settings.tracking_username
         os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.tracking_password
 
 
 @contextmanager
-def hold(client, model_name: str, wait: float = 900, stale_after: float = 1800) -> Iterator[None]:
-    """Hold model_name's registration lock on the server (wait up to `wait` seconds for it)."""
+def hold(client, model_name: str, wait: float = 900, stale_after: float = 1800,
+         settings: Settings | None = None) -> Iterator[None]:
+    """Hold model_name's registration lock on the server (wait up to `wait` seconds for it); settings: the
+    workspace whose server user takes it, when this process has not connected as one yet."""
     from mlflow.exceptions import MlflowException
 
-    _as_this_checkout()
+    _as_this_checkout(settings)
     name = lock_name(model_name)
     deadline = time.monotonic() + wait
     while True:

@@ -21,7 +21,8 @@ from ml_service.ci import service
 from ml_service.ci.identity import create_token
 from ml_service.ci.model import Var
 from ml_service.ci.store import Store
-from ml_service.config import load_settings
+from ml_service.config import ConfigError, load_settings
+from ml_service.sections import Approval
 from ml_service.workspace.owners import owner_tag
 
 MLOPS_YML = """
@@ -36,8 +37,6 @@ environments:
   staging:
     approval: {timeout_minutes: 60}
   open: {}
-  odd:
-    approval: "yes"
 """
 ECHO = "steps:\n  - bash: echo hello\n    displayName: hello\n"
 LISTED = "environment production (approvers: lead@example.com, Boss@Example.com)"
@@ -259,11 +258,18 @@ def test_predefined_variables(project):
 
 
 def test_approval_config(project):
-    assert service.approval_config(project, "production") == {
-        "approvers": ["lead@example.com", "Boss@Example.com"], "allow_self_approval": False, "timeout_minutes": 60}
-    assert service.approval_config(project, "staging") == {"timeout_minutes": 60}
-    for environment in ("open", "odd", "nowhere"):
+    assert service.approval_config(project, "production") == Approval(
+        approvers=("lead@example.com", "Boss@Example.com"), allow_self_approval=False, timeout_minutes=60)
+    assert service.approval_config(project, "staging") == Approval(timeout_minutes=60)
+    for environment in ("open", "nowhere"):
         assert service.approval_config(project, environment) is None
+
+
+def test_an_approval_that_is_not_a_mapping_is_refused_not_taken_as_no_check(project):
+    """`approval: "yes"` once meant no check at all; now mlops.yml is refused, naming the key."""
+    (project.root / "mlops.yml").write_text(MLOPS_YML + "  odd:\n    approval: \"yes\"\n")
+    with pytest.raises(ConfigError, match=r"mlops.yml: environments.odd.approval: expected a mapping"):
+        load_settings()
 
 
 # --- execute -------------------------------------------------------------------------------------------------------

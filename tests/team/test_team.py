@@ -1,8 +1,8 @@
 """The team workspace's files and commands in-process, without a server (ml_service/team/: server.py, postgres.py,
-users.py, backup.py, commands.py): every secret file is 0600 in a 0700 folder, also when it existed with a looser
-mode (issue 29: a secret file written 0644), secrets are masked, `mlops workspace use` points this checkout at a
-server as a user, and the refusals that come before any server is asked. The PostgreSQL and MLflow server side is
-test_workspace.py's and test_migrate.py's."""
+users.py, backup.py; the commands in ml_service/cli/workspace.py): every secret file is 0600 in a 0700 folder,
+also when it existed with a looser mode (issue 29: a secret file written 0644), secrets are masked,
+`mlops workspace use` points this checkout at a server as a user, and the refusals that come before any server is
+asked. The PostgreSQL and MLflow server side is test_workspace.py's and test_migrate.py's."""
 from __future__ import annotations
 
 import io

@@ -82,3 +82,17 @@ def test_a_fresh_lock_whose_owner_on_this_host_is_gone_is_broken_at_once(client)
         with server_lock.hold(client, "alive", wait=0, stale_after=1800):
             pytest.fail("a live owner's fresh lock was broken")
     assert locks(client)["mlops-lock.alive"][owners.OWNER_TAG] == owners.owner_tag()
+
+
+def test_the_lock_is_taken_as_the_server_user_of_the_settings_passed_in(client, workspace, monkeypatch):
+    import dataclasses
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with server_lock.hold(client, "anonymous"):  # no settings: the environment is left as it is
+        assert "MLFLOW_TRACKING_USERNAME" not in os.environ
+    team = dataclasses.replace(workspace, tracking_username="alice", tracking_password="s3cret-from-a-0600-file")
+    with server_lock.hold(client, "m", settings=team):
+        assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == \
+            ("alice", "s3cret-from-a-0600-file")

@@ -5,10 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings, model_of
+from ml_service.cli.options import MODEL_NAME, MODEL_VERSION
+from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings, registered_name
 from ml_service.deploy.payload import smoke_payload
 
 EXIT_OUT_OF_SYNC = 3
+PRODUCTION_MODEL = "registered model name or project (default: the selected project)"
 
 
 def cmd_serve(args) -> int:
@@ -22,10 +24,7 @@ def cmd_serve(args) -> int:
 
     settings = command_settings(args)
     ref = args.model or f"models:/{settings.model_name}@champion"
-    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    if "/" in ref:
-        ref = ref.replace("/", ":", 1)
-    settings = settings.for_registered(model_of(ref))
+    settings = settings.for_registered(registered_name(ref) or "")
     version = registry.resolve_version(tracking.connect(settings), ref)
     with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
         model_dir = download_model(version, Path(tmp))
@@ -69,7 +68,7 @@ def cmd_image_build(args) -> int:
     """Build the scoring image of a registered model version."""
     from ml_service.deploy.image import build_for_version
 
-    built = build_for_version(command_settings(args, model_of(args.model)), args.model)
+    built = build_for_version(command_settings(args, registered_name(args.model)), args.model)
     print(f"built {built.tag} ({built.size_bytes / 1e6:.0f} MB) in {built.seconds:.1f}s"
           + (f"; pushed {built.pushed} (digest {built.digest or 'not reported'})" if built.pushed else ""))
     return 0
@@ -79,7 +78,7 @@ def cmd_deploy_qa(args) -> int:
     """Deploy a registered model version to QA (one Docker container)."""
     from ml_service.deploy.qa import deploy_qa
 
-    deployment = deploy_qa(command_settings(args, model_of(args.model)), args.model, timeout_s=args.timeout)
+    deployment = deploy_qa(command_settings(args, registered_name(args.model)), args.model, timeout_s=args.timeout)
     print(f"QA now serves {deployment.model_name} version {deployment.version} at {deployment.url} "
           f"(container {deployment.target}); alias 'qa' moved")
     return 0
@@ -90,7 +89,7 @@ def cmd_deploy_prod(args) -> int:
     the canary with --canary PERCENT."""
     from ml_service.ci.service import identity
 
-    settings = command_settings(args, model_of(args.model))
+    settings = command_settings(args, registered_name(args.model))
     if args.canary is not None:
         from ml_service.deploy.canary import start_canary
 
@@ -207,7 +206,7 @@ def cmd_deploy_check(args) -> int:
 def add_commands(groups) -> None:
     """Register `mlops serve`, `mlops smoke-test`, `mlops image` and `mlops deploy`."""
     serve = groups.add_parser("serve", help="serve a registered model locally (the scoring service)")
-    serve.add_argument("--model", help="models:/NAME@ALIAS, NAME:VERSION ... (default: models:/<model>@champion)")
+    MODEL_VERSION.add(serve, help="models:/NAME@ALIAS, NAME:VERSION ... (default: models:/<model>@champion)")
     serve.add_argument("--port", type=int, default=5001, help="port on 127.0.0.1 (default: %(default)s)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
@@ -222,35 +221,35 @@ def add_commands(groups) -> None:
     image = groups.add_parser("image", help="scoring images")
     i_sub = image.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = i_sub.add_parser("build", help="build the scoring image of a model version")
-    build.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    MODEL_VERSION.add(build, required=True)
     build.set_defaults(func=cmd_image_build)
 
     deploy = groups.add_parser("deploy", help="deploy model versions and list deployments")
     dep_sub = deploy.add_subparsers(dest="action", metavar="ACTION", required=True)
     qa = dep_sub.add_parser("qa", help="deploy to QA: one Docker container on 127.0.0.1")
-    qa.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    MODEL_VERSION.add(qa, required=True)
     qa.add_argument("--timeout", type=float, default=120, help="seconds to wait for readiness (default: 120)")
     qa.set_defaults(func=cmd_deploy_qa)
     prod = dep_sub.add_parser("prod", help="deploy to production (on a machine without a cluster: commit the "
                                            "desired state to the GitOps target, apply nothing)")
-    prod.add_argument("--model", required=True, help="NAME:VERSION or NAME@ALIAS")
+    MODEL_VERSION.add(prod, required=True)
     prod.add_argument("--smoke-timeout", type=float, default=120, help="seconds for the smoke test (default: 120)")
     prod.add_argument("--canary", type=percent, metavar="PERCENT",
                       help="run the version as the canary beside the stable release, with PERCENT of the traffic "
                            "(the Gateway API route's weights); then `deploy promote` or `deploy abort`")
     prod.set_defaults(func=cmd_deploy_prod)
     promote = dep_sub.add_parser("promote", help="production: all traffic to the canary's version, canary removed")
-    promote.add_argument("--model", help="registered model name or project (default: the selected project)")
+    MODEL_NAME.add(promote, help=PRODUCTION_MODEL)
     promote.add_argument("--smoke-timeout", type=float, default=120,
                          help="seconds for the smoke test on a cluster (default: 120)")
     promote.set_defaults(func=cmd_deploy_promote)
     abort = dep_sub.add_parser("abort", help="production: all traffic back to the stable release, canary removed")
-    abort.add_argument("--model", help="registered model name or project (default: the selected project)")
+    MODEL_NAME.add(abort, help=PRODUCTION_MODEL)
     abort.set_defaults(func=cmd_deploy_abort)
     status = dep_sub.add_parser("status", help="production: desired state (GitOps target) vs what a cluster runs")
     status.add_argument("environment", choices=["production"],
                         help="production (QA: `mlops deploy check qa`, `mlops deploy list`)")
-    status.add_argument("--model", help="one model (registered name or project); default: every model")
+    MODEL_NAME.add(status, help="one model (registered name or project); default: every model")
     status.add_argument("--json", action="store_true", help="JSON for scripts: desired, observed, in_sync, records")
     status.set_defaults(func=cmd_deploy_status)
     dlist = dep_sub.add_parser("list", help="what runs where (every model)")

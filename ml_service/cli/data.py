@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings
+from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings
 
 
 def cmd_data_validate(args) -> int:
@@ -92,7 +92,7 @@ def cmd_data_add(args) -> int:
     if args.no_triggers:
         print("queued only (--no-triggers): run them with `mlops ci rerun` or let the scheduler pick them up")
         return 0
-    from ml_service.ci.commands import Progress, _summary
+    from ml_service.ci.progress import Progress, summary as _summary
     from ml_service.ci.service import execute
 
     code = 0

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ml_service.cli.options import MODEL_NAME
+
 EXIT_DRIFT = 4  # distinct from 1 (failed) and 2 (usage): a schedule or a script can act on it
 
 
 def cmd_drift(args) -> int:
     """Measure drift; exit 4 above the thresholds (and queue and run the retrain when configured)."""
-    from ml_service.cli_support import command_settings, model_of
+    from ml_service.cli.support import command_settings
+    from ml_service.workspace.refs import parse_model_ref
     from ml_service.monitor import check, config
 
     settings = command_settings(args)
-    model = model_of(args.model) if args.model else settings.model_name
+    model = parse_model_ref(args.model).name if args.model else settings.model_name
     since = None
     if args.since:
         from ml_service.ci.schedules import parse_time
@@ -34,7 +37,7 @@ def cmd_drift(args) -> int:
     print(f"DRIFT: {', '.join(drifted)}")
     retrain = args.retrain if args.retrain is not None else config.load(settings.for_registered(model)).retrain
     if retrain:
-        from ml_service.ci.commands import Progress, _summary
+        from ml_service.ci.progress import Progress, summary as _summary
         from ml_service.ci.service import execute, open_store
 
         store = open_store(settings)
@@ -50,7 +53,7 @@ def add_commands(groups) -> None:
     sub = monitor.add_subparsers(dest="action", metavar="ACTION", required=True)
     drift = sub.add_parser("drift", help="compare the inputs an environment collected with the live version's "
                                          "training data (exit 4 on drift)")
-    drift.add_argument("--model", help="registered model (NAME; default: the selected project's)")
+    MODEL_NAME.add(drift, help="registered model (NAME; default: the selected project's)")
     drift.add_argument("--env", required=True, choices=("qa", "production"), help="the environment")
     drift.add_argument("--window", help="how far back: 90m, 24h, 7d or all (default: monitor.window in mlops.yml)")
     drift.add_argument("--since", metavar="ISO-TIME", help="start of the window instead (e.g. the last deployment)")

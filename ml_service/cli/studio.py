@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ml_service.cli_support import CommandError, command_settings
+from ml_service.cli.support import CommandError, command_settings
 
 DEFAULT_PORT = 8800
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -1,7 +1,7 @@
 """`mlops tune`: search the selected project's parameters.yml search space with an Optuna study."""
 from __future__ import annotations
 
-from ml_service.cli_support import command_settings
+from ml_service.cli.support import command_settings
 
 
 def cmd_tune(args) -> int:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_service.cli_support import CommandError, command_settings, model_of
+from ml_service.cli.options import MODEL_VERSION
+from ml_service.cli.support import CommandError, command_settings, registered_name
 
 
 def cmd_batch_score(args) -> int:
@@ -22,13 +23,13 @@ def cmd_batch_score(args) -> int:
                                "--split-mb MB, its workers the cluster's executors")
         spec = SparkSpec(model=args.model, input=args.input, output=Path(args.output), master=args.master,
                          split_mb=args.split_mb, max_reject_fraction=args.max_reject_fraction, conf=tuple(args.conf))
-        run_spark_job(command_settings(args, registered=model_of(args.model)), spec)
+        run_spark_job(command_settings(args, registered=registered_name(args.model)), spec)
         return 0
     if args.master or args.conf:
         raise CommandError("--master and --conf apply to --engine spark")
     spec = JobSpec(model=args.model, input=Path(args.input), output=Path(args.output), workers=args.workers,
                    chunk_rows=args.chunk_rows, max_reject_fraction=args.max_reject_fraction)
-    run_job(command_settings(args, registered=model_of(args.model)), spec)
+    run_job(command_settings(args, registered=registered_name(args.model)), spec)
     return 0
 
 
@@ -40,8 +41,8 @@ def add_commands(groups) -> None:
         "score", help="score a CSV/Parquet file or folder into Parquet parts (parallel, resumable)",
         description="Score every row of the input with a registered model version, in parallel worker processes. "
                     "Rerun the same command to resume a job that was interrupted; a finished job is not redone.")
-    score.add_argument("--model", required=True, metavar="NAME@ALIAS|NAME:VERSION",
-                       help="the registered model version, e.g. my_model@champion or my_model:3")
+    MODEL_VERSION.add(score, required=True, metavar="NAME@ALIAS|NAME:VERSION",
+                      help="the registered model version, e.g. my_model@champion or my_model:3")
     score.add_argument("--input", required=True, metavar="FILE|DIR",
                        help="a .csv or .parquet file, or a folder of such parts (read in name order)")
     score.add_argument("--output", required=True, metavar="DIR",

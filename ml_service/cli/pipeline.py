@@ -5,7 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-from ml_service.cli_support import EXIT_FAILED, CommandError, command_settings
+from ml_service.cli.options import BUILD_ID, BUILD_URI
+from ml_service.cli.support import EXIT_FAILED, CommandError, command_settings
 
 
 def _step_reporter():
@@ -124,8 +125,8 @@ def add_commands(groups) -> None:
     run.add_argument("--version", type=int, help="published version (default: the default version)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
     run.add_argument("--no-reuse", action="store_true", help="run every step even if its inputs are unchanged")
-    run.add_argument("--build-id", help="CI build id recorded on the runs and the registered version")
-    run.add_argument("--build-uri", help="CI build URI recorded on the runs and the registered version")
+    BUILD_ID.add(run)
+    BUILD_URI.add(run)
     run.add_argument("--output-json", metavar="FILE", help="write run id, outcome and registered version as JSON")
     run.set_defaults(func=cmd_pipeline_run)
     pub = p_sub.add_parser("publish", help="record a pipeline definition as a new published version")

@@ -5,58 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-FAILURE_LINES = 12  # of a failed step's log, shown on the console
-SYMBOLS = {"Succeeded": "ok", "SucceededWithIssues": "ok!", "Failed": "FAIL", "Skipped": "skip",
-           "Canceled": "cancel"}
-
-
-class Progress:
-    """stage > job > step lines as the run goes; on a terminal the running step ticks in place."""
-
-    def __init__(self, stream=None):
-        from ml_service.live import LiveLine
-
-        self.out = LiveLine(stream)
-        self.names: dict[str, str] = {}
-        self.started: dict[str, float] = {}
-        self.logs: dict[str, str] = {}
-
-    def __call__(self, path: str, record: dict) -> None:
-        if record.get("display"):
-            self.names[path] = record["display"]
-        depth = path.count("/")
-        label = "  " * depth + self.names.get(path, path.rsplit("/", 1)[-1])
-        status = record.get("status")
-        if status == "header":
-            self.out.line(record["display"])
-        elif status == "running":
-            self.started[path] = time.monotonic()
-            if record.get("log"):
-                self.logs[path] = record["log"]
-            if depth < 2:
-                self.out.line(f"{'..':<6} {label}")
-            else:
-                self.out.start(f"{'..':<6} {label}")
-        elif status == "waiting":
-            self.out.line(f"{'WAIT':<6} {label}: {record.get('detail') or 'waiting for approval'}")
-        elif status == "completed":
-            result = record.get("result", "")
-            took = f" {time.monotonic() - self.started[path]:.1f}s" if path in self.started else ""
-            detail = f"  ({record['detail']})" if record.get("detail") and result != "Succeeded" else ""
-            self.out.line(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}")
-            if result == "Failed" and path in self.logs:
-                self._show_failure(self.logs[path], self.names.get(path, path.rsplit("/", 1)[-1]))
-
-    def _show_failure(self, log: str, name: str) -> None:
-        """The last lines of a failed step's log, and the command that shows all of it."""
-        try:
-            lines = Path(log).read_text(errors="replace").rstrip().splitlines()[-FAILURE_LINES:]
-        except OSError:
-            lines = []
-        for line in lines:
-            self.out.line(f"         | {line}")
-        run_id = Path(log).parent.name
-        self.out.line(f"         full log: mlops ci logs {run_id} --step \"{name}\"")
+from ml_service.ci import terminal
+from ml_service.ci.progress import Progress, summary
 
 
 def _settings():
@@ -71,25 +21,6 @@ def _store(settings):
     return open_store(settings)
 
 
-def _summary(store, run_ids: list[int]) -> int:
-    code = 0
-    for run_id in run_ids:
-        run = store.get_run(run_id)
-        if run.status == "waiting":
-            pending = store.approvals(run_id, "pending")
-            stage = pending[0]["stage"] if pending else "?"
-            print(f"run {run_id} ({run.pipeline}) is waiting for approval of stage {stage} "
-                  f"(environment {pending[0]['environment'] if pending else '?'}).")
-            print(f"  approve: mlops ci approve {run_id} --comment \"...\"    reject: mlops ci reject {run_id}")
-        else:
-            print(f"run {run_id} ({run.pipeline}): {run.result}")
-            if run.result not in ("succeeded", "succeededWithIssues"):
-                code = 1
-        for text in (run.state or {}).get("summaries", []):
-            print("\n".join(f"  {line}" for line in text.splitlines()))
-    return code
-
-
 def cmd_run(args) -> int:
     """Queue a pipeline and run it here, then what its completion triggers."""
     from ml_service.ci import service
@@ -102,7 +33,7 @@ def cmd_run(args) -> int:
     run = store.get_run(run_id)
     print(f"run {run_id}: {run.pipeline} ({run.reason}) on {run.branch or '-'}@{run.commit_sha[:8] or '-'}")
     ran = service.execute(settings, store, run_id, Progress(), chain=not args.no_triggers)
-    return _summary(store, ran)
+    return summary(store, ran)
 
 
 def cmd_list(args) -> int:
@@ -123,30 +54,46 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _quiet(func):
+    """func that ends quietly (exit 0) when its reader goes away (`mlops ci logs | head`)."""
+    def run(args) -> int:
+        return terminal.quiet_broken_pipe(lambda: func(args))
+    run.__doc__ = func.__doc__
+    return run
+
+
+def _clean(text: str, args) -> str:
+    """text for the terminal: a step's control sequences escaped unless --raw (issue 24 finding 7)."""
+    return text if getattr(args, "raw", False) else terminal.sanitize(text)
+
+
 def cmd_show(args) -> int:
     """A run with every stage, job and step."""
+    def say(text: str) -> None:
+        print(_clean(text, args))
+
     store = _store(_settings())
     run = store.get_run(args.run)
     proven = f" (proven: {run.requested_proof})" if run.requested_proof else ""
-    print(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
-          f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
+    say(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
+        f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
     if run.resources:
         for alias, resource in run.resources.items():
-            print(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
+            say(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
     for record in store.records(run.id):
         depth = record["path"].count("/")
         took = f"{record['finished'] - record['started']:.1f}s" if record["finished"] and record["started"] else ""
         status = record["result"] or record["status"]
         detail = f"  {record['detail']}" if record["detail"] else ""
-        print(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
+        say(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
     for approval in store.approvals(run.id):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
         proof = f" ({approval['approver_proof']})" if approval.get("approver_proof") else ""
-        print(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
-              f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
+        say(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
+            f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
     artifacts = store.artifacts_dir(run.id)
     if artifacts.is_dir():
-        print(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
+        say(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
     return 0
 
 
@@ -166,9 +113,13 @@ def cmd_logs(args) -> int:
         names = f"{record['name']} {record['display']}".lower()
         if args.step and args.step.lower() not in names:
             continue
-        print(f"===== {record['path']} {record['display']} ({record['result'] or record['status']})")
+        header = f"===== {record['path']} {record['display']} ({record['result'] or record['status']})"
+        print(header if getattr(args, "raw", False) else terminal.sanitize(header))
         path = Path(record["log"])
-        print(path.read_text(errors="replace") if path.exists() else "(no output)", end="")
+        if path.exists():  # streamed in bounded chunks; control sequences shown escaped unless --raw
+            terminal.stream(path, sys.stdout, raw=getattr(args, "raw", False))
+        else:
+            print("(no output)", end="")
         shown += 1
     if not shown:
         print("no matching step logs", file=sys.stderr)
@@ -186,7 +137,7 @@ def cmd_rerun(args) -> int:
     run_id = service.queue(settings, store, Path(old.file), f"Manual (rerun of {old.id})", old.params,
                            Path(old.source_dir), old.branch, old.commit_sha, old.resources, old.triggered_by)
     print(f"run {run_id}: rerun of {old.id} ({old.pipeline})")
-    return _summary(store, service.execute(settings, store, run_id, Progress()))
+    return summary(store, service.execute(settings, store, run_id, Progress()))
 
 
 def cmd_cancel(args) -> int:
@@ -230,7 +181,7 @@ def cmd_decide(args) -> int:
     print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']} ({approval['proof']})")
     if not approve:
         return 0
-    return _summary(store, service.execute(settings, store, args.run, Progress()))
+    return summary(store, service.execute(settings, store, args.run, Progress()))
 
 
 def cmd_hooks_install(args) -> int:
@@ -325,11 +276,16 @@ def add_commands(groups) -> None:
                              ("cancel", cmd_cancel, "cancel a queued, running or waiting run")):
         parser = sub.add_parser(name, help=text)
         parser.add_argument("run", type=int)
+        if name == "show":
+            parser.add_argument("--raw", action="store_true", help="print control sequences as they are")
+            func = _quiet(cmd_show)
         parser.set_defaults(func=func)
-    logs = sub.add_parser("logs", help="step logs of a run (secrets masked)")
+    logs = sub.add_parser("logs", help="step logs of a run (secrets masked; terminal control sequences shown "
+                                       "escaped unless --raw)")
     logs.add_argument("run", type=int, nargs="?", help="run id (default: the newest run)")
     logs.add_argument("--step", help="only steps whose name contains this")
-    logs.set_defaults(func=cmd_logs)
+    logs.add_argument("--raw", action="store_true", help="print the logs' bytes as they are")
+    logs.set_defaults(func=_quiet(cmd_logs))
     pending = sub.add_parser("pending", help="runs waiting for approval")
     pending.set_defaults(func=cmd_pending)
     for name in ("approve", "reject"):
@@ -361,10 +317,11 @@ def add_commands(groups) -> None:
                                                "(.pipelines/<project>-build|-retrain|-release.yml)")
     scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")
     scaffold.set_defaults(func=cmd_scaffold)
-    from ml_service.ci import expand, schedule_commands
+    from ml_service.cli import ci_expand
+    from ml_service.cli import ci_schedule as schedule_commands
 
     schedule_commands.add_commands(sub)
-    expand.add_commands(sub)
+    ci_expand.add_commands(sub)
     on_push = sub.add_parser("on-push", help=argparse_suppress())
     on_push.add_argument("--repo", required=True)
     on_push.add_argument("--updates", required=True)

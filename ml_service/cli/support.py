@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from ml_service.errors import EXIT_FAILED, EXIT_USAGE, UsageError
+from ml_service.workspace.refs import ModelRefError, parse_model_ref
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "CommandError", "command_settings", "model_of"]
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "CommandError", "command_settings", "registered_name"]
 
 
 class CommandError(UsageError):
@@ -23,9 +24,10 @@ def command_settings(args=None, registered: str | None = None):
     return replace(settings, **changes) if changes else settings
 
 
-def model_of(ref: str) -> str:
-    """The registered model name in NAME:VERSION, NAME@ALIAS, models:/NAME@ALIAS or NAME."""
-    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    for separator in ("@", ":", "/"):
-        ref = ref.split(separator, 1)[0]
-    return ref
+def registered_name(ref: str) -> str | None:
+    """The registered model a model reference names, or None when ref is none: the command's library call then
+    refuses it with its own error and exit code (workspace.registry.resolve_version, batch.model.check_ref)."""
+    try:
+        return parse_model_ref(ref).name
+    except ModelRefError:
+        return None

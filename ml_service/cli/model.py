@@ -1,10 +1,9 @@
-"""`mlops model ...` and `mlops ui`: registered models, model projects, the MLflow UI."""
+"""`mlops model ...`: model projects and registered models."""
 from __future__ import annotations
 
-import sys
 import time
 
-from ml_service.cli_support import CommandError, command_settings
+from ml_service.cli.support import CommandError, command_settings
 
 
 def cmd_model_projects(args) -> int:
@@ -52,15 +51,23 @@ def cmd_model_show(args) -> int:
     return 0
 
 
+def _version_of(ref: str, verb: str) -> tuple[str, str]:
+    """(name, version) of NAME:VERSION; a usage error for any other reference."""
+    from ml_service.workspace.refs import parse_model_ref
+
+    parsed = parse_model_ref(ref)
+    if parsed.version is None:
+        raise CommandError(f"name the version to {verb} as NAME:VERSION")
+    return parsed.name, str(parsed.version)
+
+
 def cmd_model_delete(args) -> int:
     """Delete a model version that nothing uses."""
     from ml_service.deploy import records
     from ml_service.workspace import registry, tracking
 
     settings = command_settings(args)
-    if ":" not in args.ref:
-        raise CommandError("name the version to delete as NAME:VERSION")
-    name, version = args.ref.rsplit(":", 1)
+    name, version = _version_of(args.ref, "delete")
     registry.delete_version(tracking.connect(settings), name, version, records.live_versions(settings, name))
     print(f"deleted {name} version {version}")
     return 0
@@ -71,9 +78,7 @@ def cmd_model_promote(args) -> int:
     from ml_service.workspace.champion import promote
 
     settings = command_settings(args)
-    if ":" not in args.ref:
-        raise CommandError("name the version to promote as NAME:VERSION")
-    name, version = args.ref.rsplit(":", 1)
+    name, version = _version_of(args.ref, "promote")
     done = promote(settings, name, version, args.reason or "")
     if not done.changed:
         print(f"{name} version {version} is already the champion: unchanged")
@@ -83,30 +88,8 @@ def cmd_model_promote(args) -> int:
     return 0
 
 
-def cmd_ui(args) -> int:
-    """Serve the MLflow UI for the workspace on 127.0.0.1."""
-    import os
-    import subprocess
-
-    from ml_service.workspace.tracking import is_local_store
-
-    settings = command_settings(args)
-    if not is_local_store(settings):
-        print(f"the workspace is an MLflow server: open {settings.tracking_uri}")
-        return 0
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.tracking_uri,
-            "--default-artifact-root", settings.artifact_root.as_uri(),
-            "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
-    try:
-        return subprocess.call(argv, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
-    except KeyboardInterrupt:
-        return 0
-
-
 def add_commands(groups) -> None:
-    """Register `mlops model` and `mlops ui`."""
+    """Register `mlops model`."""
     model = groups.add_parser("model", help="model projects and registered models")
     m_sub = model.add_subparsers(dest="action", metavar="ACTION", required=True)
     projects = m_sub.add_parser("projects", help="the model projects of mlops.yml (the first is the default)")
@@ -126,11 +109,3 @@ def add_commands(groups) -> None:
     m_promote.add_argument("ref", help="NAME:VERSION")
     m_promote.add_argument("--reason", help="why, recorded with the promotion")
     m_promote.set_defaults(func=cmd_model_promote)
-
-    ui = groups.add_parser("ui", help="serve the MLflow UI for the workspace on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
-    ui.set_defaults(func=cmd_ui)
-
-    from ml_service.team import commands as team_commands
-
-    team_commands.add_commands(groups)  # `mlops workspace ...`

@@ -8,7 +8,7 @@ import sys
 def cmd_scheduler(args) -> int:
     """Run the scheduler in the foreground, or evaluate one minute (--tick [--at TIME])."""
     from ml_service.ci import scheduler, schedules
-    from ml_service.ci.commands import Progress, _summary
+    from ml_service.ci.progress import Progress, summary as _summary
     from ml_service.ci.service import CIError, execute, open_store
     from ml_service.config import load_settings
 

@@ -5,7 +5,8 @@ import json
 import sys
 from pathlib import Path
 
-from ml_service.cli_support import CommandError, command_settings
+from ml_service.cli.options import MODEL_NAME
+from ml_service.cli.support import CommandError, command_settings
 
 
 def cmd_up(args) -> int:
@@ -150,7 +151,7 @@ def add_commands(groups) -> None:
     grant = sub.add_parser("grant", help="a user's permission on a registered model or experiment")
     grant.add_argument("username")
     grant.add_argument("permission", help="READ, USE, EDIT, MANAGE or NO_PERMISSIONS")
-    grant.add_argument("--model", help="registered model name")
+    MODEL_NAME.add(grant)
     grant.add_argument("--experiment", help="experiment name")
     grant.set_defaults(func=cmd_grant)
     migrate = sub.add_parser("migrate", help="copy the embedded workspace (runs, artifacts, models, aliases) "
