@@ -68,7 +68,8 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
     declared = repositories.declared(document)
     if definitions is not None:  # a completion trigger or resource on a definition nobody here is named
         known = {*definitions, *definitions.values()}
-        for resource in ((document.get("resources") or {}).get("pipelines") or []):
+        section = document.get("resources")
+        for resource in (section.get("pipelines") or []) if isinstance(section, dict) else []:
             if isinstance(resource, dict) and str(resource.get("source", "")) not in known:
                 plan.notes.append(
                     f"{where(resource, 'source')}: pipeline resource '{resource.get('pipeline')}' names the "

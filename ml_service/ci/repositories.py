@@ -42,6 +42,8 @@ class Repository:
 def declared(document: dict) -> dict[str, dict]:
     """alias -> the resources.repositories entry of a compiled pipeline."""
     resources = (document.get("resources") or {}) if isinstance(document, dict) else {}
+    if not isinstance(resources, dict):  # the old list form (`resources: - repo: self`) declares no repository
+        return {}
     return {str(r.get("repository")): r for r in resources.get("repositories") or []
             if isinstance(r, dict) and r.get("repository")}
 

@@ -288,7 +288,8 @@ def latest_run(settings: Settings, store: Store, definition: str, branch: str = 
 def resolve_resources(settings: Settings, store: Store, run, document: dict):
     """A run not triggered by a pipeline resource still knows each resource: the latest successful run of its
     source (resources-pipelines-pipeline.md: "version: ... defaults to the latest successful run")."""
-    declared = ((document.get("resources") or {}).get("pipelines") or []) if isinstance(document, dict) else []
+    section = document.get("resources") if isinstance(document, dict) else None
+    declared = (section.get("pipelines") or []) if isinstance(section, dict) else []
     resources = dict(run.resources or {})
     for resource in declared:
         if not isinstance(resource, dict) or str(resource.get("pipeline")) in resources:
@@ -416,7 +417,8 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
             continue
         if not isinstance(document, dict):
             continue
-        resources = ((document.get("resources") or {}).get("pipelines")) or []
+        section = document.get("resources")
+        resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in resources:
             if not isinstance(resource, dict) or str(resource.get("source")) not in names or \
                     not triggers.resource_trigger_matches(resource, run.branch, result, stages):
