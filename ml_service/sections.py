@@ -199,14 +199,18 @@ class VariableGroup:
 
 @dataclass(frozen=True)
 class CI:
-    """The `ci:` section: the variable groups pipelines may use."""
+    """The `ci:` section: the variable groups pipelines may use; repository resources (alias or project/repo ->
+    a local path or git URL); Azure definition names of the pipeline files (name -> file stem); a step log's cap."""
 
     variable_groups: Mapping[str, VariableGroup] = field(default_factory=FrozenDict)
+    repositories: Mapping[str, str] = field(default_factory=FrozenDict)
+    pipelines: Mapping[str, str] = field(default_factory=FrozenDict)
+    log_max_mb: float = 64.0
 
 
 def parse_ci(value: Any, where: Where) -> CI:
     """ci: variable_groups: name -> {variables: {NAME: scalar}, secrets: [NAME]}."""
-    raw = where.mapping(value, ("variable_groups",))
+    raw = where.mapping(value, ("variable_groups", "repositories", "pipelines", "log_max_mb"))
     groups = {}
     at = where / "variable_groups"
     for name, entry in at.mapping(raw.get("variable_groups")).items():
@@ -221,7 +225,17 @@ def parse_ci(value: Any, where: Where) -> CI:
             if not SECRET_NAME.match(secret):
                 raise (group / "secrets" / index).fail(f"{secret!r} is not an environment variable name")
         groups[str(name)] = VariableGroup(FrozenDict({str(k): v for k, v in variables.items()}), secrets)
-    return CI(FrozenDict(groups))
+    names = {}
+    for key in ("repositories", "pipelines"):
+        entries = (where / key).mapping(raw.get(key))
+        for name, target in entries.items():
+            if not isinstance(target, str) or not target.strip():
+                raise (where / key / str(name)).fail(f"expected a path, URL or file stem, got {_kind(target)}")
+        names[key] = FrozenDict({str(k): str(v) for k, v in entries.items()})
+    log_max_mb = (where / "log_max_mb").number(raw.get("log_max_mb"), 64.0)
+    if log_max_mb <= 0:
+        raise (where / "log_max_mb").fail("expected a number of megabytes above 0")
+    return CI(FrozenDict(groups), names["repositories"], names["pipelines"], float(log_max_mb))
 
 
 # --- monitor ----------------------------------------------------------------------------------------

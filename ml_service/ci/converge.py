@@ -156,7 +156,8 @@ def off_branch_triggers(settings: Settings, store, run_id: int) -> list[int]:
             document = load_file(path) or {}
         except (OSError, YamlError):
             continue
-        resources = (document.get("resources") or {}).get("pipelines") or [] if isinstance(document, dict) else []
+        section = document.get("resources") if isinstance(document, dict) else None
+        resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in [r for r in resources if isinstance(r, dict) and r.get("source") == run.pipeline]:
             trigger = resource.get("trigger")
             if isinstance(trigger, dict):

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+from ml_service.ci import terminal
 from ml_service.ci.progress import Progress, summary
 
 
@@ -54,30 +55,46 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _quiet(func):
+    """func that ends quietly (exit 0) when its reader goes away (`mlops ci logs | head`)."""
+    def run(args) -> int:
+        return terminal.quiet_broken_pipe(lambda: func(args))
+    run.__doc__ = func.__doc__
+    return run
+
+
+def _clean(text: str, args) -> str:
+    """text for the terminal: a step's control sequences escaped unless --raw (issue 24 finding 7)."""
+    return text if getattr(args, "raw", False) else terminal.sanitize(text)
+
+
 def cmd_show(args) -> int:
     """A run with every stage, job and step."""
+    def say(text: str) -> None:
+        print(_clean(text, args))
+
     store = _store(_settings(args))
     run = store.get_run(args.run)
     proven = f" (proven: {run.requested_proof})" if run.requested_proof else ""
-    print(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
-          f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
+    say(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
+        f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
     if run.resources:
         for alias, resource in run.resources.items():
-            print(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
+            say(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
     for record in store.records(run.id):
         depth = record["path"].count("/")
         took = f"{record['finished'] - record['started']:.1f}s" if record["finished"] and record["started"] else ""
         status = record["result"] or record["status"]
         detail = f"  {record['detail']}" if record["detail"] else ""
-        print(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
+        say(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
     for approval in store.approvals(run.id):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
         proof = f" ({approval['approver_proof']})" if approval.get("approver_proof") else ""
-        print(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
-              f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
+        say(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
+            f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
     artifacts = store.artifacts_dir(run.id)
     if artifacts.is_dir():
-        print(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
+        say(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
     return 0
 
 
@@ -97,9 +114,13 @@ def cmd_logs(args) -> int:
         names = f"{record['name']} {record['display']}".lower()
         if args.step and args.step.lower() not in names:
             continue
-        print(f"===== {record['path']} {record['display']} ({record['result'] or record['status']})")
+        header = f"===== {record['path']} {record['display']} ({record['result'] or record['status']})"
+        print(header if getattr(args, "raw", False) else terminal.sanitize(header))
         path = Path(record["log"])
-        print(path.read_text(errors="replace") if path.exists() else "(no output)", end="")
+        if path.exists():  # streamed in bounded chunks; control sequences shown escaped unless --raw
+            terminal.stream(path, sys.stdout, raw=getattr(args, "raw", False))
+        else:
+            print("(no output)", end="")
         shown += 1
     if not shown:
         print("no matching step logs", file=sys.stderr)
@@ -256,11 +277,16 @@ def add_commands(groups) -> None:
                              ("cancel", cmd_cancel, "cancel a queued, running or waiting run")):
         parser = sub.add_parser(name, help=text)
         parser.add_argument("run", type=int)
+        if name == "show":
+            parser.add_argument("--raw", action="store_true", help="print control sequences as they are")
+            func = _quiet(cmd_show)
         parser.set_defaults(func=func)
-    logs = sub.add_parser("logs", help="step logs of a run (secrets masked)")
+    logs = sub.add_parser("logs", help="step logs of a run (secrets masked; terminal control sequences shown "
+                                       "escaped unless --raw)")
     logs.add_argument("run", type=int, nargs="?", help="run id (default: the newest run)")
     logs.add_argument("--step", help="only steps whose name contains this")
-    logs.set_defaults(func=cmd_logs)
+    logs.add_argument("--raw", action="store_true", help="print the logs' bytes as they are")
+    logs.set_defaults(func=_quiet(cmd_logs))
     pending = sub.add_parser("pending", help="runs waiting for approval")
     pending.set_defaults(func=cmd_pending)
     for name in ("approve", "reject"):
@@ -292,9 +318,11 @@ def add_commands(groups) -> None:
                                                "(.pipelines/<project>-build|-retrain|-release.yml)")
     scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")
     scaffold.set_defaults(func=cmd_scaffold)
+    from ml_service.cli import ci_expand
     from ml_service.cli import ci_schedule as schedule_commands
 
     schedule_commands.add_commands(sub)
+    ci_expand.add_commands(sub)
     on_push = sub.add_parser("on-push", help=argparse_suppress())
     on_push.add_argument("--repo", required=True)
     on_push.add_argument("--updates", required=True)
