@@ -123,6 +123,10 @@ MLOPS_EXPERIMENT = _declare(
 MLOPS_BUILD_ID = _declare(
     "MLOPS_BUILD_ID", "str", "",
     "The CI build that runs the command, recorded on runs and model versions.")
+MLOPS_CI_JOB = _declare(
+    "MLOPS_CI_JOB", "str", "",
+    "Set by the CI engine in every step of a job (never by you): the job's token, by which the processes a step "
+    "left behind are found and ended with the job.")
 MLOPS_BUILD_URI = _declare(
     "MLOPS_BUILD_URI", "str", "",
     "A link to that CI build, recorded beside the build id.")
