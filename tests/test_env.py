@@ -20,9 +20,7 @@ from ml_service.serving.config import ServingConfigError, load_serving_settings
 
 NAME = re.compile(r"^MLOPS_[A-Z0-9_]*$")
 TESTS_ONLY = {"MLOPS_TEST_GROUP", "MLOPS_ADVERSARIAL_LONG", "MLOPS_UPDATE_SCREENSHOTS"}  # env.py's docstring
-# The `mlops` command (ml_service/cli.py, moving to ml_service/cli/) still reads MLOPS_DEBUG itself: allowed there
-# until it reads envvars.MLOPS_DEBUG (then drop this entry).
-PENDING = {"ml_service/cli": {"MLOPS_DEBUG"}}
+PENDING: dict[str, set[str]] = {}  # path prefix -> variables still read there directly (none left)
 
 
 def _is_name(node: ast.AST, constants: dict[str, str]) -> str | None:
