@@ -4,7 +4,8 @@ As MLflow's `environment_variables.py`: each variable is a small `EnvVar` object
 `MLOPS_ROOT.get()` (or `.get(env)` for a given mapping), never with `os.environ.get("MLOPS_ROOT")`
 (tests/test_env.py fails on any other read). A value of the wrong type is an `EnvError` naming the
 variable. docs/environment.md is rendered from this module (`python -m ml_service.env`).
-Standard library only: the scoring container imports it without the rest of the platform.
+Standard library only (and ml_service/errors.py, which is too): the scoring container imports it without the
+rest of the platform.
 
 Only the tests read these (so they stay in tests/ and the Makefile, undeclared here):
 MLOPS_TEST_GROUP (a CI shard), MLOPS_ADVERSARIAL_LONG (longer adversarial serving runs),
@@ -18,11 +19,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ml_service.errors import UsageError  # standard library only: ships in the scoring image
+
 SECONDS_MAX = 86_400
 
 
-class EnvError(ValueError):
-    """An MLOPS_* variable holds a value of the wrong type or out of its range."""
+class EnvError(UsageError, ValueError):
+    """An MLOPS_* variable holds a value of the wrong type or out of its range (the command exits 2)."""
 
 
 @dataclass(frozen=True)

@@ -199,14 +199,18 @@ class VariableGroup:
 
 @dataclass(frozen=True)
 class CI:
-    """The `ci:` section: the variable groups pipelines may use."""
+    """The `ci:` section: the variable groups pipelines may use; repository resources (alias or project/repo ->
+    a local path or git URL); Azure definition names of the pipeline files (name -> file stem); a step log's cap."""
 
     variable_groups: Mapping[str, VariableGroup] = field(default_factory=FrozenDict)
+    repositories: Mapping[str, str] = field(default_factory=FrozenDict)
+    pipelines: Mapping[str, str] = field(default_factory=FrozenDict)
+    log_max_mb: float = 64.0
 
 
 def parse_ci(value: Any, where: Where) -> CI:
     """ci: variable_groups: name -> {variables: {NAME: scalar}, secrets: [NAME]}."""
-    raw = where.mapping(value, ("variable_groups",))
+    raw = where.mapping(value, ("variable_groups", "repositories", "pipelines", "log_max_mb"))
     groups = {}
     at = where / "variable_groups"
     for name, entry in at.mapping(raw.get("variable_groups")).items():
@@ -221,7 +225,17 @@ def parse_ci(value: Any, where: Where) -> CI:
             if not SECRET_NAME.match(secret):
                 raise (group / "secrets" / index).fail(f"{secret!r} is not an environment variable name")
         groups[str(name)] = VariableGroup(FrozenDict({str(k): v for k, v in variables.items()}), secrets)
-    return CI(FrozenDict(groups))
+    names = {}
+    for key in ("repositories", "pipelines"):
+        entries = (where / key).mapping(raw.get(key))
+        for name, target in entries.items():
+            if not isinstance(target, str) or not target.strip():
+                raise (where / key / str(name)).fail(f"expected a path, URL or file stem, got {_kind(target)}")
+        names[key] = FrozenDict({str(k): str(v) for k, v in entries.items()})
+    log_max_mb = (where / "log_max_mb").number(raw.get("log_max_mb"), 64.0)
+    if log_max_mb <= 0:
+        raise (where / "log_max_mb").fail("expected a number of megabytes above 0")
+    return CI(FrozenDict(groups), names["repositories"], names["pipelines"], float(log_max_mb))
 
 
 # --- monitor ----------------------------------------------------------------------------------------
@@ -293,10 +307,16 @@ class Studio:
     login_max_failures: int = 5
     login_max_failures_per_address: int = 20
     login_window_minutes: int = 15
+    hosts: tuple = ()  # names the Studio answers to besides 127.0.0.1/localhost/::1 (DNS rebinding)
+    trusted_proxies: tuple = ()  # addresses whose X-Forwarded-For is believed (none by default)
+
+
+STUDIO_LISTS = {"hosts": "host names, e.g. [studio.example.com]", "trusted_proxies": "proxy IP addresses"}
 
 
 def parse_studio(value: Any, where: Where) -> Studio:
-    """studio: trusted_header (an HTTP header name), login_* (whole numbers of at least 1)."""
+    """studio: trusted_header (an HTTP header name), login_* (whole numbers of at least 1), hosts and
+    trusted_proxies (lists of names without spaces)."""
     raw = where.mapping(value, tuple(f.name for f in fields(Studio)))
     header = raw.get("trusted_header")
     header = "" if header is None else header
@@ -304,8 +324,17 @@ def parse_studio(value: Any, where: Where) -> Studio:
         raise (where / "trusted_header").fail("must be an HTTP header name, e.g. X-Forwarded-User")
     limits = {}
     for item in fields(Studio)[1:]:
+        if item.name in STUDIO_LISTS:
+            continue
         number = raw.get(item.name, item.default)
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise (where / item.name).fail("must be a whole number of at least 1")
         limits[item.name] = number
-    return Studio(trusted_header=header, **limits)
+    lists = {}
+    for name, what in STUDIO_LISTS.items():
+        items = raw.get(name) or []
+        if not isinstance(items, list) or not all(isinstance(v, str) and v and not any(c.isspace() for c in v)
+                                                  for v in items):
+            raise (where / name).fail(f"must be a list of {what}")
+        lists[name] = tuple(v.lower() for v in items) if name == "hosts" else tuple(items)
+    return Studio(trusted_header=header, **limits, **lists)

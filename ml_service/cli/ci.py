@@ -5,13 +5,15 @@ import sys
 import time
 from pathlib import Path
 
+from ml_service.ci import terminal
 from ml_service.ci.progress import Progress, summary
 
 
-def _settings():
-    from ml_service.config import load_settings
+def _settings(args):
+    """The settings of a `mlops ci` command (--project selects the model project)."""
+    from ml_service.cli.support import command_settings
 
-    return load_settings()
+    return command_settings(args)
 
 
 def _store(settings):
@@ -24,7 +26,7 @@ def cmd_run(args) -> int:
     """Queue a pipeline and run it here, then what its completion triggers."""
     from ml_service.ci import service
 
-    settings = _settings()
+    settings = _settings(args)
     store = _store(settings)
     file = service.resolve_file(settings, args.pipeline)
     params = dict(service.parse_param(p) for p in args.param)
@@ -37,7 +39,7 @@ def cmd_run(args) -> int:
 
 def cmd_list(args) -> int:
     """Recent runs."""
-    store = _store(_settings())
+    store = _store(_settings(args))
     runs = store.list_runs(args.limit)
     if not runs:
         print("no runs yet (mlops ci run build)")
@@ -53,36 +55,52 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _quiet(func):
+    """func that ends quietly (exit 0) when its reader goes away (`mlops ci logs | head`)."""
+    def run(args) -> int:
+        return terminal.quiet_broken_pipe(lambda: func(args))
+    run.__doc__ = func.__doc__
+    return run
+
+
+def _clean(text: str, args) -> str:
+    """text for the terminal: a step's control sequences escaped unless --raw (issue 24 finding 7)."""
+    return text if getattr(args, "raw", False) else terminal.sanitize(text)
+
+
 def cmd_show(args) -> int:
     """A run with every stage, job and step."""
-    store = _store(_settings())
+    def say(text: str) -> None:
+        print(_clean(text, args))
+
+    store = _store(_settings(args))
     run = store.get_run(args.run)
     proven = f" (proven: {run.requested_proof})" if run.requested_proof else ""
-    print(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
-          f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
+    say(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
+        f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
     if run.resources:
         for alias, resource in run.resources.items():
-            print(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
+            say(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
     for record in store.records(run.id):
         depth = record["path"].count("/")
         took = f"{record['finished'] - record['started']:.1f}s" if record["finished"] and record["started"] else ""
         status = record["result"] or record["status"]
         detail = f"  {record['detail']}" if record["detail"] else ""
-        print(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
+        say(f"  {'  ' * depth}{record['display'] or record['name']}: {status} {took}{detail}")
     for approval in store.approvals(run.id):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
         proof = f" ({approval['approver_proof']})" if approval.get("approver_proof") else ""
-        print(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
-              f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
+        say(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
+            f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
     artifacts = store.artifacts_dir(run.id)
     if artifacts.is_dir():
-        print(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
+        say(f"  artifacts: {', '.join(sorted(p.name for p in artifacts.iterdir()))} ({artifacts})")
     return 0
 
 
 def cmd_logs(args) -> int:
     """Logs of a run (every step, or the steps whose name or display name contains --step)."""
-    store = _store(_settings())
+    store = _store(_settings(args))
     if args.run is None:
         runs = store.list_runs(1)
         if not runs:
@@ -96,9 +114,13 @@ def cmd_logs(args) -> int:
         names = f"{record['name']} {record['display']}".lower()
         if args.step and args.step.lower() not in names:
             continue
-        print(f"===== {record['path']} {record['display']} ({record['result'] or record['status']})")
+        header = f"===== {record['path']} {record['display']} ({record['result'] or record['status']})"
+        print(header if getattr(args, "raw", False) else terminal.sanitize(header))
         path = Path(record["log"])
-        print(path.read_text(errors="replace") if path.exists() else "(no output)", end="")
+        if path.exists():  # streamed in bounded chunks; control sequences shown escaped unless --raw
+            terminal.stream(path, sys.stdout, raw=getattr(args, "raw", False))
+        else:
+            print("(no output)", end="")
         shown += 1
     if not shown:
         print("no matching step logs", file=sys.stderr)
@@ -110,7 +132,7 @@ def cmd_rerun(args) -> int:
     """Queue the same pipeline again with the same source, parameters and resources."""
     from ml_service.ci import service
 
-    settings = _settings()
+    settings = _settings(args)
     store = _store(settings)
     old = store.get_run(args.run)
     run_id = service.queue(settings, store, Path(old.file), f"Manual (rerun of {old.id})", old.params,
@@ -123,13 +145,13 @@ def cmd_cancel(args) -> int:
     """Cancel a run."""
     from ml_service.ci import service
 
-    print(f"run {args.run}: {service.cancel(_store(_settings()), args.run)}")
+    print(f"run {args.run}: {service.cancel(_store(_settings(args)), args.run)}")
     return 0
 
 
 def cmd_pending(args) -> int:
     """Runs waiting for an approval."""
-    store = _store(_settings())
+    store = _store(_settings(args))
     pending = store.approvals(status="pending")
     if not pending:
         print("nothing waits for approval")
@@ -146,7 +168,7 @@ def cmd_decide(args) -> int:
     """Approve (and resume) or reject a waiting run."""
     from ml_service.ci import service
 
-    settings = _settings()
+    settings = _settings(args)
     store = _store(settings)
     approve = args.action == "approve"
     if args.run is None:
@@ -167,7 +189,7 @@ def cmd_hooks_install(args) -> int:
     """Install the git hook that runs pipelines on `git push`."""
     from ml_service.ci import hooks
 
-    repo = hooks.install(_settings(), Path(args.remote) if args.remote else None)
+    repo = hooks.install(_settings(args), Path(args.remote) if args.remote else None)
     print(f"post-receive hook installed in {repo}; remote 'mlops' points there.\n"
           f"  git push mlops main   # runs the pipelines whose triggers match, in the background")
     return 0
@@ -177,7 +199,7 @@ def cmd_on_push(args) -> int:
     """Called by the post-receive hook."""
     from ml_service.ci import hooks
 
-    hooks.on_push(_settings(), Path(args.repo), args.updates)
+    hooks.on_push(_settings(args), Path(args.repo), args.updates)
     return 0
 
 
@@ -185,7 +207,7 @@ def cmd_scaffold(args) -> int:
     """Write the selected model project's three pipeline files (<project>-build, -retrain, -release)."""
     from ml_service.ci import scaffold
 
-    settings = _settings()
+    settings = _settings(args)
     try:
         written = scaffold.write_model_pipelines(settings.root, overwrite=args.overwrite,
                                                  **scaffold.project_arguments(settings.model, settings.root))
@@ -201,7 +223,7 @@ def cmd_token(args) -> int:
     """Personal tokens that prove an approver's identity (MLOPS_TOKEN)."""
     from ml_service.ci import identity
 
-    settings = _settings()
+    settings = _settings(args)
     if args.token_action == "create":
         name, token = identity.create_token(settings, args.name)
         print(f"token for {name} (shown once; only its hash is kept; present it as MLOPS_TOKEN):\n{token}")
@@ -221,7 +243,7 @@ def cmd_lint(args) -> int:
     """Report untrusted values spliced into scripts; non-zero exit when there is any."""
     from ml_service.ci import lint
 
-    files = [Path(f) for f in args.files] or lint.default_files(_settings().root)
+    files = [Path(f) for f in args.files] or lint.default_files(_settings(args).root)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
@@ -255,11 +277,16 @@ def add_commands(groups) -> None:
                              ("cancel", cmd_cancel, "cancel a queued, running or waiting run")):
         parser = sub.add_parser(name, help=text)
         parser.add_argument("run", type=int)
+        if name == "show":
+            parser.add_argument("--raw", action="store_true", help="print control sequences as they are")
+            func = _quiet(cmd_show)
         parser.set_defaults(func=func)
-    logs = sub.add_parser("logs", help="step logs of a run (secrets masked)")
+    logs = sub.add_parser("logs", help="step logs of a run (secrets masked; terminal control sequences shown "
+                                       "escaped unless --raw)")
     logs.add_argument("run", type=int, nargs="?", help="run id (default: the newest run)")
     logs.add_argument("--step", help="only steps whose name contains this")
-    logs.set_defaults(func=cmd_logs)
+    logs.add_argument("--raw", action="store_true", help="print the logs' bytes as they are")
+    logs.set_defaults(func=_quiet(cmd_logs))
     pending = sub.add_parser("pending", help="runs waiting for approval")
     pending.set_defaults(func=cmd_pending)
     for name in ("approve", "reject"):
@@ -291,9 +318,11 @@ def add_commands(groups) -> None:
                                                "(.pipelines/<project>-build|-retrain|-release.yml)")
     scaffold.add_argument("--overwrite", action="store_true", help="replace files that exist")
     scaffold.set_defaults(func=cmd_scaffold)
+    from ml_service.cli import ci_expand
     from ml_service.cli import ci_schedule as schedule_commands
 
     schedule_commands.add_commands(sub)
+    ci_expand.add_commands(sub)
     on_push = sub.add_parser("on-push", help=argparse_suppress())
     on_push.add_argument("--repo", required=True)
     on_push.add_argument("--updates", required=True)
