@@ -167,6 +167,10 @@ MLOPS_VENV = _declare(
     "MLOPS_VENV", "str", "",
     "Set by the CI engine for every step: the virtual environment of the `mlops` that runs it.",
     group="identity and tools")
+MLOPS_CI_JOB = _declare(
+    "MLOPS_CI_JOB", "str", "",
+    "Set by the CI engine for every step: the job's token; at the job's end every process of this user that "
+    "still carries it is killed (ci/reaper.py).", group="identity and tools")
 MLOPS_TEST_PAUSE = _declare(
     "MLOPS_TEST_PAUSE", "str", "",
     "Tests only: `<point>:<file>` makes the process that reaches <point> write <file> and wait to be "

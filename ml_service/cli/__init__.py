@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from ml_service import env as envvars
 from ml_service.cli.options import PROJECT
 from ml_service.errors import MLOpsError
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MLOpsError as exc:  # an expected failure: one line, its exit code; the traceback only when asked
-        if os.environ.get("MLOPS_DEBUG") == "1":
+        if envvars.MLOPS_DEBUG.get() == "1":
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
