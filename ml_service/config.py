@@ -3,7 +3,10 @@
 Every path is resolved from one project root (the folder holding mlops.yml), never from the
 current directory by accident. Secrets are never read from mlops.yml: only from the
 environment. `models:` lists the model projects of the repository; one of them is selected
-(the first, or MLOPS_MODEL / --model) and the platform never names one itself.
+(the first, or MLOPS_MODEL / --project) and the platform never names one itself.
+
+The MLOPS_* variables are declared in env.py; the other sections (environments, ci, monitor,
+studio) are parsed here too, by sections.py; mlops.schema.json says the same for editors.
 """
 from __future__ import annotations
 
@@ -16,17 +19,20 @@ from typing import Any, Mapping
 
 import yaml
 
-from ml_service.errors import UsageError
+from ml_service import env as envvars
+from ml_service.sections import (CI, ConfigError, Environment, Monitor, Studio, Where, parse_ci,
+                                 parse_environments, parse_monitor, parse_studio)
 
 CONFIG_FILE = "mlops.yml"
 LOCAL_OVERRIDE = "local.yml"  # in the state dir (git-ignored): written by `mlops workspace up|use`
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("regression", "classification")
-PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*\Z")
+PROJECT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class ConfigError(UsageError):
-    """The workspace configuration is malformed or inconsistent."""
+SECTIONS = ("workspace", "models", "deploy", "environments", "ci", "monitor", "studio")
+MODEL_KEYS = ("project", "name", "task", "data", "contract", "target", "dataset", "experiment", "pipeline",
+              "parameters", "score_module", "smoke_payload", "monitor")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class ModelProject:
     parameters_file: Path | None = None
     score_module: str = ""
     smoke_payload: Path | None = None
+    monitor: Monitor = Monitor()  # the workspace's `monitor:`, then this project's own
 
     def builtin_params(self, root: Path) -> dict[str, str]:
         """The pipeline parameters every pipeline of this project has ($data, $contract, $target, $dataset)."""
@@ -75,8 +82,10 @@ class Settings:
     user: str = ""
     base_image: str = "mlops-python:3.11-bookworm"
     image_registry: str = ""
-    environments: Mapping[str, Any] = field(default_factory=dict)
-    ci: Mapping[str, Any] = field(default_factory=dict)
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+    ci: CI = CI()
+    monitor: Monitor = Monitor()
+    studio: Studio = Studio()
     tracking_username: str = ""
     tracking_password: str = field(default="", repr=False)  # a secret: from a 0600 file or the environment
 
@@ -87,7 +96,7 @@ class Settings:
 
     @property
     def model(self) -> ModelProject:
-        """The selected model project (the first in mlops.yml unless MLOPS_MODEL / --model says otherwise)."""
+        """The selected model project (the first in mlops.yml unless MLOPS_MODEL / --project says otherwise)."""
         if not self.models:
             raise ConfigError(f"{self.root / CONFIG_FILE}: no model projects under 'models:' "
                               "(add one with `mlops init NAME --data FILE.csv --target COLUMN`)")
@@ -139,26 +148,24 @@ class Settings:
         return self
 
 
-# Fields that MLOPS_<NAME> may override, with how to read them.
+# Fields that an MLOPS_* variable (ml_service/env.py) may override.
 _ENV_FIELDS = {
-    "STATE_DIR": "state_dir",
-    "TRACKING_URI": "tracking_uri",
-    "ARTIFACT_ROOT": "artifact_root",
-    "BUILD_ID": "build_id",
-    "BUILD_URI": "build_uri",
-    "USER": "user",
-    "BASE_IMAGE": "base_image",
-    "IMAGE_REGISTRY": "image_registry",
-    "MODEL": "selected",
+    envvars.MLOPS_STATE_DIR: "state_dir",
+    envvars.MLOPS_TRACKING_URI: "tracking_uri",
+    envvars.MLOPS_ARTIFACT_ROOT: "artifact_root",
+    envvars.MLOPS_BUILD_ID: "build_id",
+    envvars.MLOPS_BUILD_URI: "build_uri",
+    envvars.MLOPS_USER: "user",
+    envvars.MLOPS_BASE_IMAGE: "base_image",
+    envvars.MLOPS_IMAGE_REGISTRY: "image_registry",
+    envvars.MLOPS_MODEL: "selected",
 }
 
 
 def find_root(env: Mapping[str, str] | None = None) -> Path:
     """The project root: $MLOPS_ROOT, else the checkout this package is installed from."""
-    env = os.environ if env is None else env
-    if env.get("MLOPS_ROOT"):
-        return Path(env["MLOPS_ROOT"]).resolve()
-    return PACKAGE_ROOT
+    root = envvars.MLOPS_ROOT.get(env)
+    return Path(root).resolve() if root else PACKAGE_ROOT
 
 
 def read_config(path: Path) -> dict:
@@ -183,22 +190,37 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _section(data: dict, name: str, path: Path) -> dict:
-    value = data.get(name) or {}
+    value = data.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: '{name}' must be a mapping")
     return value
 
 
-def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str], selected: bool) -> ModelProject:
+def _strings(section: dict, name: str, path: Path, defaults: Mapping[str, str]) -> dict[str, str]:
+    """The keys of a section of plain strings, checked; absent or null: the default."""
+    return {key: Where(path, f"{name}.{key}").string(section.get(key), default) for key, default in defaults.items()}
+
+
+def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str], selected: bool,
+           monitor: Monitor) -> ModelProject:
     where = f"{path}: models[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping with at least 'project' and 'name'")
     for key in ("project", "name"):
         if not entry.get(key) or not isinstance(entry[key], str):
             raise ConfigError(f"{where}.{key} is required (a string)")
+    at = Where(path, f"models[{index}]")
+    at.mapping(entry, MODEL_KEYS)
+    for key in MODEL_KEYS[2:-1]:
+        if key not in ("target", "dataset", "experiment"):
+            (at / key).string(entry.get(key))
+        elif isinstance(entry.get(key), (dict, list)):  # a YAML number or boolean there is taken as its text
+            raise (at / key).fail("expected a string")
     project = entry["project"]
     if not PROJECT_NAME.match(project):
-        raise ConfigError(f"{where}.project: {project!r} must be a Python package name (lowercase, digits, _)")
+        raise ConfigError(f"{where}.project: {project!r} must be a Python package name (ASCII letters, digits, _)")
     task = str(entry.get("task") or "regression")
     if task not in TASKS:
         raise ConfigError(f"{where}.task: {task!r} is not one of {', '.join(TASKS)}")
@@ -212,8 +234,8 @@ def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str
     name = entry["name"]
     experiment = str(entry.get("experiment") or project)
     if selected:  # MLOPS_MODEL_NAME / MLOPS_EXPERIMENT rename the selected model (tests, forks)
-        name = env.get("MLOPS_MODEL_NAME") or name
-        experiment = env.get("MLOPS_EXPERIMENT") or experiment
+        name = envvars.MLOPS_MODEL_NAME.get(env) or name
+        experiment = envvars.MLOPS_EXPERIMENT.get(env) or experiment
     score_module = entry.get("score_module")
     if score_module is None:
         score_module = f"{project}.scoring.score" if (folder / "scoring" / "score.py").is_file() else ""
@@ -225,6 +247,7 @@ def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str
         pipeline_file=path_of("pipeline", f"{project}/pipeline.yml"),
         parameters_file=path_of("parameters", f"{project}/parameters.yml"),
         score_module=str(score_module), smoke_payload=path_of("smoke_payload", f"{project}/scoring/smoke.json"),
+        monitor=parse_monitor(entry.get("monitor"), at / "monitor", monitor),
     )
 
 
@@ -237,30 +260,38 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "model" in data:
         raise ConfigError(f"{path}: 'model:' is now 'models:', a list of model projects "
                           "(see docs/model-projects.md)")
-    workspace = _section(data, "workspace", path)
-    environments = _section(data, "environments", path)
-    deploy = _section(data, "deploy", path)
-    ci = _section(data, "ci", path)
+    Where(path).mapping(data, SECTIONS)
+    # other keys of workspace and deploy are ignored, as they always were (a secret put there is never read)
+    workspace = _strings(_section(data, "workspace", path), "workspace", path,
+                         {"state_dir": ".mlops", "tracking_uri": "", "artifact_root": ""})
+    deploy = _strings(_section(data, "deploy", path), "deploy", path,
+                      {"base_image": Settings.base_image, "registry": ""})
+    environments = parse_environments(_section(data, "environments", path), Where(path, "environments"))
+    ci = parse_ci(_section(data, "ci", path), Where(path, "ci"))
+    monitor = parse_monitor(_section(data, "monitor", path), Where(path, "monitor"))
+    studio = parse_studio(_section(data, "studio", path), Where(path, "studio"))
 
     values: dict[str, Any] = {
-        "state_dir": workspace.get("state_dir", ".mlops"),
-        "tracking_uri": workspace.get("tracking_uri", ""),
-        "artifact_root": workspace.get("artifact_root", ""),
-        "base_image": deploy.get("base_image", Settings.base_image),
-        "image_registry": deploy.get("registry", ""),
+        "state_dir": workspace["state_dir"] or ".mlops",
+        "tracking_uri": workspace["tracking_uri"],
+        "artifact_root": workspace["artifact_root"],
+        "base_image": deploy["base_image"],
+        "image_registry": deploy["registry"],
         "selected": "",
     }
-    for suffix, name in _ENV_FIELDS.items():
-        if env.get(f"MLOPS_{suffix}"):
-            values[name] = env[f"MLOPS_{suffix}"]
+    for variable, name in _ENV_FIELDS.items():
+        if variable.is_set(env):
+            values[name] = variable.get(env)
 
-    raw_models = data.get("models") or []
+    raw_models = data.get("models")
+    raw_models = [] if raw_models is None else raw_models
     if not isinstance(raw_models, list):
         raise ConfigError(f"{path}: 'models' must be a list of model projects")
     projects = [m.get("project") if isinstance(m, dict) else None for m in raw_models]
     chosen = values["selected"] or (projects[0] if projects else "")
     models = tuple(_model(entry, i, root, path, env,
-                          selected=chosen in (projects[i], entry.get("name") if isinstance(entry, dict) else None))
+                          selected=chosen in (projects[i], entry.get("name") if isinstance(entry, dict) else None),
+                          monitor=monitor)
                    for i, entry in enumerate(raw_models))
     for key in ("project", "name"):
         seen = [getattr(m, key) for m in models]
@@ -270,7 +301,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     state_dir = _resolve(root, values["state_dir"])
     local = read_config(state_dir / LOCAL_OVERRIDE) if (state_dir / LOCAL_OVERRIDE).is_file() else {}
-    if local.get("tracking_uri") and not env.get("MLOPS_TRACKING_URI"):  # `mlops workspace up|use` wrote it
+    if local.get("tracking_uri") and not envvars.MLOPS_TRACKING_URI.is_set(env):  # `mlops workspace up|use` wrote it
         values["tracking_uri"] = str(local["tracking_uri"])
     artifact_root = _resolve(root, values["artifact_root"] or state_dir / "artifacts")
     tracking_uri = values["tracking_uri"] or f"sqlite:///{state_dir / 'mlflow.db'}"
@@ -292,6 +323,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         image_registry=str(values["image_registry"] or ""),
         environments=environments,
         ci=ci,
+        monitor=monitor,
+        studio=studio,
         **_credentials(local, state_dir / LOCAL_OVERRIDE, tracking_uri, env),
     )
     if settings.selected:

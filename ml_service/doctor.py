@@ -1,4 +1,4 @@
-"""`mlops doctor`: does this machine have what the flow needs? For each problem, what to do.
+"""The checks behind `mlops doctor`: does this machine have what the flow needs? For each problem, what to do.
 
 `--fix` sets up what can be set up here (the Docker engine and the offline base image, as root
 or with password-less sudo); otherwise it stops at once with the one command to run. `make run`
@@ -11,10 +11,12 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ml_service.config import Settings
 
 MIN_FREE_GB = 3.0
+SCHEMA = Path(__file__).resolve().parent / "mlops.schema.json"
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
 
@@ -132,11 +134,42 @@ def production_check() -> Check:
                  "for a cluster: point KUBECONFIG at it (helm and kubectl come with `make install`)")
 
 
+def schema_errors(data: object, limit: int = 3) -> list[str]:
+    """The first errors of mlops.yml's content against ml_service/mlops.schema.json, each with its key path."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    found = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [f"{key_path(error.absolute_path) or '(top level)'}: {error.message}" for error in found[:limit]]
+
+
+def key_path(parts) -> str:
+    """['environments', 'qa', 'approval', 'approvers', 1] as environments.qa.approval.approvers[1]."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def config_check(settings: Settings) -> Check:
+    """mlops.yml against its JSON Schema (the one editors use), the first errors with their key path."""
+    from ml_service.config import CONFIG_FILE, read_config
+
+    path = settings.root / CONFIG_FILE
+    errors = schema_errors(read_config(path))
+    if errors:
+        return Check("mlops.yml", FAIL, f"{path}: {'; '.join(errors)}", f"fix {CONFIG_FILE} (schema: {SCHEMA})")
+    return Check("mlops.yml", OK, f"{path} matches {SCHEMA.name}")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order the flow needs them."""
     docker, client = docker_check(settings)
-    return [python_check(), venv_check(settings), docker, base_image_check(settings, client), disk_check(settings),
-            workspace_check(settings), git_check(settings), production_check()]
+    return [config_check(settings), python_check(), venv_check(settings), docker, base_image_check(settings, client),
+            disk_check(settings), workspace_check(settings), git_check(settings), production_check()]
 
 
 def can_bootstrap() -> str | None:
@@ -156,36 +189,3 @@ def bootstrap(settings: Settings, check: Check, how: str) -> bool:
         argv.append(settings.base_image)
     print(f"  setting up {check.name}: {' '.join(argv)}", flush=True)
     return subprocess.run(argv).returncode == 0
-
-
-def cmd_doctor(args) -> int:
-    """Check the machine; with --fix set up what can be set up here."""
-    from ml_service.cli_support import command_settings
-
-    settings = command_settings(args)
-    checks = run_checks(settings)
-    if args.fix and any(c.state == FAIL and c.script for c in checks):
-        how = can_bootstrap()
-        if how is not None:
-            for check in [c for c in checks if c.state == FAIL and c.script]:
-                if not bootstrap(settings, check, how):
-                    break
-            checks = run_checks(settings)
-    for check in checks:
-        print(f"{check.state:<5} {check.name:<14} {check.detail}")
-        if check.state != OK and check.fix:
-            print(f"      {'' if check.state == WARN else 'to fix: '}{check.fix}")
-    failed = [c for c in checks if c.state == FAIL]
-    if failed:
-        print(f"{len(failed)} problem(s) stop the flow; run the command(s) above", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_commands(groups) -> None:
-    """Register `mlops doctor`."""
-    doctor = groups.add_parser("doctor", help="check what the flow needs here (Docker, base image, workspace, "
-                                              "git hooks, helm) and say what to do")
-    doctor.add_argument("--fix", action="store_true", help="set up the Docker engine and the base image when "
-                                                           "root or password-less sudo allows it")
-    doctor.set_defaults(func=cmd_doctor)

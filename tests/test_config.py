@@ -275,7 +275,7 @@ def test_bad_entries_are_refused_naming_the_file_and_the_key(tmp_path, text, mes
     assert refused.value.exit_code == EXIT_USAGE
 
 
-VALID_PROJECT = re.compile(r"[a-z_][a-z0-9_]*")
+VALID_PROJECT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an ASCII Python identifier
 
 
 @hypothesis_settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -307,3 +307,16 @@ def test_the_repository_config_loads_every_project():
     for model in settings.models:
         assert model.pipeline_file.is_file() and model.parameters_file.is_file(), model.project
         assert model.data.is_file() and model.contract.is_file(), model.project
+
+
+def test_settings_pickle_for_worker_processes_and_stay_read_only(tmp_path):
+    """A spawned batch recorder gets the settings pickled; the parsed sections must survive it unchanged."""
+    import pickle
+
+    write_config(tmp_path, MINIMAL + "environments:\n  production:\n    approval: {approvers: [a@example.com]}\n"
+                 "    values: {route: {enabled: true}}\nci: {variable_groups: {g: {variables: {A: 1}}}}\n")
+    settings = load_settings({"MLOPS_ROOT": str(tmp_path)})
+    copied = pickle.loads(pickle.dumps(settings))
+    assert copied == settings and copied.environments["production"].approval.approvers == ("a@example.com",)
+    with pytest.raises(TypeError):
+        settings.environments["production"].values["route"]["enabled"] = False

@@ -22,21 +22,26 @@ class BatchModel:
     schema: object  # ml_service.serving.schema.Schema
 
 
-def check_ref(ref: str) -> str:
-    """ref without a models:/ prefix; a BatchError unless it is NAME@ALIAS or NAME:VERSION."""
-    ref = ref[len("models:/"):] if ref.startswith("models:/") else ref
-    if "@" not in ref and ":" not in ref:
-        raise BatchError(f"--model {ref!r}: give NAME@ALIAS or NAME:VERSION (e.g. {ref}@champion)")
-    return ref
+def check_ref(ref: str):
+    """The ModelRef of --model; a BatchError unless it is NAME@ALIAS or NAME:VERSION (models:/ forms too)."""
+    from ml_service.workspace.refs import ModelRefError, parse_model_ref
+
+    try:
+        parsed = parse_model_ref(ref)
+    except ModelRefError as exc:
+        raise BatchError(f"--model {ref!r}: {exc.reason}") from None
+    if parsed.version is None and parsed.alias is None:
+        raise BatchError(f"--model {parsed.name!r}: give NAME@ALIAS or NAME:VERSION (e.g. {parsed.name}@champion)")
+    return parsed
 
 
 def resolve(client, ref: str):
     """The ModelVersion of ref (NAME@ALIAS or NAME:VERSION, models:/ prefix allowed)."""
     from ml_service.workspace.registry import RegistryError, resolve_version
 
-    ref = check_ref(ref)
+    parsed = check_ref(ref)
     try:
-        return resolve_version(client, ref)
+        return resolve_version(client, parsed)
     except RegistryError as exc:
         raise BatchError(str(exc)) from None
 

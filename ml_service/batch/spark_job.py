@@ -276,16 +276,22 @@ def _ship_model(spark, directory: Path, workdir: Path) -> str:
 
 def _ship_code(spark, settings, workdir: Path) -> None:
     """The platform and the model projects as one zip on the executors' Python path (a cluster's workers
-    have the libraries, not this checkout)."""
+    have the libraries, not this checkout). Python's zip importer knows no namespace packages, so a folder
+    without an `__init__.py` (a model's scoring/) gets an empty one in the zip."""
     import zipfile
 
     target = workdir / "mlops_code.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         packages = [settings.root / "ml_service", *(m.folder for m in settings.models)]
         for package in packages:
+            folders = set()
             for path in sorted(package.rglob("*.py")):
                 if "__pycache__" not in path.parts and "tests" not in path.relative_to(package).parts:
                     archive.write(path, path.relative_to(settings.root).as_posix())
+                    folders.add(path.parent)
+            for folder in sorted(folders):
+                if not (folder / "__init__.py").is_file():
+                    archive.writestr((folder / "__init__.py").relative_to(settings.root).as_posix(), "")
     spark.sparkContext.addPyFile(str(target))
 
 
@@ -294,25 +300,22 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     import tempfile
 
     from ml_service.batch import local_store, spark_session
-    from ml_service.batch.light_recorder import LightRecorder
-    from ml_service.batch.recorder import Recorder
-    from ml_service.cli_support import model_of
+    from ml_service.batch.recording import open_recorder
 
     if spec.split_mb < 1 or not 0.0 <= spec.max_reject_fraction <= 1.0:
         raise BatchError("--split-mb >= 1 and 0 <= --max-reject-fraction <= 1")
-    model.check_ref(spec.model)
+    ref = model.check_ref(spec.model)
     conf = {**spark_session.job_conf(spec.split_bytes), **spark_session.parse_conf(list(spec.conf))}
-    settings = settings.for_registered(model_of(spec.model))
+    settings = settings.for_registered(ref.name)
     output = spec.output.resolve()
     for folder in (output, output / "_rejects", output / spark_worker.COMMITS):
         folder.mkdir(parents=True, exist_ok=True)
     previous = manifest.load(output)
-    found = local_store.find(settings.tracking_uri, spec.model)
-    light = LightRecorder.open(settings) if found is not None else None
-    with light or Recorder(settings) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
+    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
+    with open_recorder(settings, found) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
         if found is None:  # MLflow resolves the version while the Spark driver starts
             recorder.send("resolve", spec.model)
-        spark = spark_session.start(spec.master, f"mlops batch {model_of(spec.model)}", conf)
+        spark = spark_session.start(spec.master, f"mlops batch {ref.name}", conf)
         try:
             return _run(settings, spec, output, previous, found, recorder, spark, Path(workdir), say)
         finally:

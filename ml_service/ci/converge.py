@@ -156,7 +156,8 @@ def off_branch_triggers(settings: Settings, store, run_id: int) -> list[int]:
             document = load_file(path) or {}
         except (OSError, YamlError):
             continue
-        resources = (document.get("resources") or {}).get("pipelines") or [] if isinstance(document, dict) else []
+        section = document.get("resources") if isinstance(document, dict) else None
+        resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in [r for r in resources if isinstance(r, dict) and r.get("source") == run.pipeline]:
             trigger = resource.get("trigger")
             if isinstance(trigger, dict):
@@ -173,7 +174,7 @@ def off_branch_triggers(settings: Settings, store, run_id: int) -> list[int]:
 
 def run_chain(settings: Settings, store, project: str, say) -> list:
     """Queue the project's build and run it here with what its completion triggers; returns the chain."""
-    from ml_service.ci.commands import Progress
+    from ml_service.ci.progress import Progress
 
     file = service.resolve_file(settings, pipeline_name(project, "build"))
     run_id = service.queue(settings, store, file, "Manual")
@@ -192,7 +193,7 @@ def run_chain(settings: Settings, store, project: str, say) -> list:
 
 def release_champion(settings: Settings, store, project: str, ref: str, say) -> list:
     """Run the project's release for ref (the champion) and return its runs."""
-    from ml_service.ci.commands import Progress
+    from ml_service.ci.progress import Progress
 
     file = service.resolve_file(settings, pipeline_name(project, "release"))
     run_id = service.queue(settings, store, file, "Manual", {"model": ref})
@@ -245,7 +246,7 @@ def qa_state(settings: Settings) -> dict | None:
 
 def approve_pending(settings: Settings, store, project: str, say) -> list:
     """Approve the newest approval that the project's release waits for, and run it on; returns its runs."""
-    from ml_service.ci.commands import Progress
+    from ml_service.ci.progress import Progress
 
     pending = [a for a in store.approvals(status="pending")
                if store.get_run(a["run_id"]).pipeline == pipeline_name(project, "release")]
@@ -317,15 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", type=float, default=0.0,
                         help="when set-up began (seconds since the epoch): its time is reported as set-up")
     args = parser.parse_args(argv)
-    if args.project:
-        os.environ["MLOPS_MODEL"] = args.project  # steps and subprocesses act on the same project
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from ml_service.config import load_settings
     from ml_service.errors import MLOpsError
 
     setup = max(0.0, time.time() - args.since) if args.since else 0.0
     try:
-        return converge(load_settings(), force=args.force, approve=args.approve, setup=setup)
+        env = {**os.environ, "MLOPS_MODEL": args.project} if args.project else None  # never written to os.environ
+        return converge(load_settings(env), force=args.force, approve=args.approve, setup=setup)
     except MLOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

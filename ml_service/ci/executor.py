@@ -9,8 +9,12 @@ A deployment job on an environment with an approval check stops the run in state
 """
 from __future__ import annotations
 
+import re
+import shutil
 import signal
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 from ml_service.ci import expressions as ex
@@ -20,6 +24,9 @@ from ml_service.ci.masking import Masker
 from ml_service.ci.model import WAITING, EngineError, Job, Outcome, Result, Stage, Var, normalize
 from ml_service.ci.steps import Steps
 from ml_service.ci.store import Store
+
+
+MAX_LEGS = 256  # jobs one matrix may make (Azure's limit is not documented; 256 is the commonly cited figure)
 
 
 class Engine:
@@ -32,6 +39,7 @@ class Engine:
         self.groups = groups or {}
         self.run_id = run_id
         self.stages = normalize(document)
+        self.document = document
         self.variables = variables
         self.approval_check = approvals
         self.report = report or (lambda path, record: None)
@@ -51,6 +59,12 @@ class Engine:
         for value in self.vault.values():
             self.masker.add(value)
         self.canceled = False
+        self.log_max_bytes = 0  # a step log's cap (mlops.yml ci.log_max_mb; 0: steplog's default)
+        self.definitions: dict[str, str] = {}  # pipeline file stem -> definition name (mlops.yml ci.pipelines)
+        self.repositories: dict = {}  # mlops.yml ci.repositories: alias or project/repo -> path or git URL
+        from ml_service.ci.preflight import Plan
+
+        self.plan = Plan()  # what cannot run here (preflight.py): those steps and jobs fail when reached
         self.watchdog = None
         self.steps = Steps(self)
 
@@ -76,6 +90,9 @@ class Engine:
         from ml_service.pipelines.watchdog import Watchdog
 
         self.watchdog = Watchdog()
+        from ml_service.ci.reaper import become_subreaper
+
+        become_subreaper()  # orphans of the steps (daemons) are re-parented here, not to init
         try:
             return self._run()
         finally:
@@ -144,7 +161,8 @@ class Engine:
             return Result.SKIPPED
         self.record(path, "stage", name=stage.name, display=stage.display, status="running", started=time.time())
         variables = dict(self.variables)
-        variables.update(self._declare(stage.variables, variables, {}))
+        variables.update(self._declare(stage.variables, variables,
+                                       {"stageDependencies": self._stage_outputs(stage.name)}))
         job_results: dict[str, str] = {k.split("/", 1)[1]: v for k, v in self.state["results"].items()
                                        if k.startswith(stage.name + "/")}
         for job in planner.ordered(stage.jobs):
@@ -186,16 +204,17 @@ class Engine:
             result[name] = var
         return result
 
+    def _stage_outputs(self, current: str) -> dict:
+        """stageDependencies as a stage's or job's $[ ] expressions see it: every other stage's jobs, with their
+        results and outputs (docs/pipelines/process/variables.md "Use outputs in a different stage")."""
+        return {other.name: {j.name: {"result": self.state["results"].get(f"{other.name}/{j.name}", ""),
+                                      "outputs": self._outputs_of(other.name, j.name)} for j in other.jobs}
+                for other in self.stages if other.name != current}
+
     def _job_roots(self, stage: Stage, job_results: dict) -> dict:
         same_stage = {name: {"result": result,
                              "outputs": self._outputs_of(stage.name, name)} for name, result in job_results.items()}
-        previous = {}
-        for other in self.stages:
-            if other.name == stage.name:
-                continue
-            previous[other.name] = {j.name: {"result": self.state["results"].get(f"{other.name}/{j.name}", ""),
-                                             "outputs": self._outputs_of(other.name, j.name)} for j in other.jobs}
-        return {"dependencies": same_stage, "stageDependencies": previous}
+        return {"dependencies": same_stage, "stageDependencies": self._stage_outputs(stage.name)}
 
     def _outputs_of(self, stage: str, job: str) -> dict:
         prefix = f"{stage}/{job}."
@@ -218,25 +237,101 @@ class Engine:
                 self.record(path, "job", name=job.name, display=job.display, status="completed",
                             result=Result.FAILED, detail=f"rejected on environment {job.environment}")
                 return Result.FAILED
+        if path in self.plan.job_stops:  # a container job: named before the run, fails here
+            self.record(path, "job", name=job.name, display=job.display, status="completed", result=Result.FAILED,
+                        started=time.time(), finished=time.time(), detail=self.plan.job_stops[path])
+            return Result.FAILED
+        if not job.strategy:
+            return self._run_job(stage, job, path, stage_vars, roots, {})
+        legs = self._legs(job, path, roots)
+        self.record(path, "job", name=job.name, display=job.display, status="running", started=time.time())
+        results = []
+        for position, (leg, values) in enumerate(legs, 1):
+            extra = {**values, "System.JobPositionInPhase": str(position), "System.TotalJobsInPhase": str(len(legs)),
+                     "__leg": leg}
+            results.append(self._run_job(stage, job, f"{path}/{leg}", stage_vars, roots, extra))
+        result = planner.worst(results) if results else Result.SKIPPED
+        self.record(path, "job", status="completed", result=result, finished=time.time())
+        return result
+
+    def _legs(self, job: Job, path: str, roots: dict) -> list[tuple[str, dict]]:
+        """The copies a job's strategy makes (docs/pipelines/process/phases.md "Multi-job configuration",
+        "Slicing"): one per matrix configuration (its keys become variables over the job's), or `parallel: N`
+        slices job1..jobN; a matrix may be a $[ ] runtime expression holding a JSON object. maxParallel only
+        limits how many run at once: the local engine runs jobs one after another."""
+        import yaml
+
+        strategy = job.strategy or {}
+        if strategy.get("parallel") not in (None, ""):
+            count = int(float(str(strategy["parallel"])))
+            return [(f"job{i}", {}) for i in range(1, count + 1)]
+        matrix = strategy.get("matrix")
+        if isinstance(matrix, str):
+            runtime = RUNTIME.match(matrix)
+            if not runtime:
+                raise EngineError(f"job {path}: strategy matrix must be a mapping or a $[ ] expression, got "
+                                  f"{matrix[:60]!r}")
+            try:
+                text = ex.to_str(ex.run(runtime.group(1), ex.Context(roots)))
+                matrix = yaml.safe_load(text) if text.strip() else {}
+            except (ex.ExpressionError, yaml.YAMLError) as exc:
+                raise EngineError(f"job {path}: strategy matrix: {exc}") from None
+        if not isinstance(matrix, dict):
+            raise EngineError(f"job {path}: strategy matrix must be a mapping of configurations")
+        legs = []
+        for leg, values in matrix.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,99}", str(leg)):
+                raise EngineError(f"job {path}: matrix configuration name '{leg}' must start with a letter and hold "
+                                  "only letters, digits and '_' (at most 100)")
+            legs.append((str(leg), {str(k): ex.to_str(v) if not isinstance(v, str) else v
+                                    for k, v in (values or {}).items()}))
+        if len(legs) > MAX_LEGS:
+            raise EngineError(f"job {path}: the matrix expands to {len(legs)} jobs (more than {MAX_LEGS})")
+        return legs
+
+    def _run_job(self, stage: Stage, job: Job, path: str, stage_vars: dict[str, Var], roots: dict,
+                 leg: dict) -> str:
+        """Run one job (or one leg of a matrix / slice of a parallel job: leg holds its variables)."""
         started = time.time()
-        self.record(path, "job", name=job.name, display=job.display, status="running", started=started)
+        leg = dict(leg)
+        leg_name = leg.pop("__leg", "")
+        display = f"{job.display} {leg_name}" if leg_name else job.display
+        self.record(path, "job", name=leg_name or job.name, display=display, status="running", started=started)
         variables = dict(stage_vars)
         variables.update(self._declare(job.variables, variables, {k: v for k, v in roots.items() if k != "variables"}))
+        variables.update({name: Var(value) for name, value in leg.items() if not name.startswith("System.")})
         variables.update({name: Var(value, readonly=True, literal=True) for name, value in (
-            ("System.StageName", stage.name), ("System.JobName", job.name), ("System.JobDisplayName", job.display),
-            ("Agent.JobName", job.name), *((("Environment.Name", job.environment),) if job.environment else ()))})
+            ("System.StageName", stage.name), ("System.JobName", leg_name or job.name),
+            ("System.JobDisplayName", display), ("Agent.JobName", display if leg_name else job.name),
+            ("System.PhaseName", job.name), ("Agent.JobStatus", str(Result.SUCCEEDED)),
+            ("System.JobPositionInPhase", leg.get("System.JobPositionInPhase", "1")),
+            ("System.TotalJobsInPhase", leg.get("System.TotalJobsInPhase", "1")),
+            *((("Environment.Name", job.environment), ("Strategy.Name", "runOnce")) if job.environment else ()))})
+        if leg_name:
+            job = replace(job, display=display)
+            job.leg = leg_name
+        if not job.checkout:  # a deployment job checks out nothing unless it asks (steps-checkout.md)
+            empty = Path(self.values(variables)["Pipeline.Workspace"]) / "s"
+            empty.mkdir(parents=True, exist_ok=True)
+            for name in ("Build.SourcesDirectory", "System.DefaultWorkingDirectory", "Build.Repository.LocalPath"):
+                variables[name] = Var(str(empty), readonly=True, literal=True)
         variables = expand_nested(variables)
         for var in variables.values():
             if var.secret:
                 self.masker.add(var.value)
         deadline = started + job.timeout_minutes * 60 if job.timeout_minutes else float("inf")  # 0: no limit
-        self.steps.start_job()
+        self.steps.start_job(self._checkouts(job, variables))
         results: list[str] = []
         try:
             for index, step in enumerate(job.steps):
                 step_path = f"{path}/{index:02d}"
+                ran = [r for r in results if r != Result.SKIPPED]  # Agent.JobStatus: the job's result so far
+                variables["Agent.JobStatus"] = Var(str(planner.worst(ran) if ran else Result.SUCCEEDED),
+                                                   readonly=True, literal=True)
                 result = self.steps.run(stage, job, step, step_path, variables, results, deadline)
                 results.append(result)
+            ran = [r for r in results if r != Result.SKIPPED]
+            self.steps.post_job(planner.worst(ran).ok if ran else True)
         finally:
             self.steps.end_job()
         ran = [r for r in results if r != Result.SKIPPED]
@@ -246,6 +341,43 @@ class Engine:
         self.record(path, "job", status="completed", result=result, finished=time.time())
         return result
 
+    def _checkouts(self, job: Job, variables: dict[str, Var]) -> dict[str, Path]:
+        """Where each checkout step of a job that checks out another repository puts its files (the agent's
+        layout, Agent.Sdk/Util/RepositoryUtil.cs GetCloneDirectory): one checkout -> $(Pipeline.Workspace)/s,
+        several -> s/<repository name> each, self included; `path:` is relative to $(Pipeline.Workspace).
+        The job's Build.SourcesDirectory and System.DefaultWorkingDirectory become s. A job that checks out
+        only self keeps running in the run's sources as before."""
+        from ml_service.ci import repositories
+
+        values = [step for step in job.steps if isinstance(step, dict) and "checkout" in step
+                  and str(step["checkout"]) != "none"]
+        if not any(str(step["checkout"]) != "self" for step in values):
+            return {}
+        workspace = Path(variables["Pipeline.Workspace"].value)
+        sources = workspace / "s"
+        if sources.exists():
+            shutil.rmtree(sources)
+        sources.mkdir(parents=True)
+        declared = repositories.declared(self.document)
+        targets: dict[str, Path] = {}
+        self_name = variables["Build.Repository.Name"].value
+        for step in values:
+            value = str(step["checkout"])
+            if step.get("path"):
+                target = workspace / str(step["path"])
+            elif len(values) == 1:
+                target = sources
+            elif value == "self":
+                target = sources / self_name
+            else:
+                target = sources / repositories.resolve(value, declared, self.repositories, "?").folder
+            targets[value] = target
+        for name in ("Build.SourcesDirectory", "System.DefaultWorkingDirectory"):
+            variables[name] = Var(str(sources), readonly=True, literal=True)
+        if "self" in targets:
+            variables["Build.Repository.LocalPath"] = Var(str(targets["self"]), readonly=True, literal=True)
+        return targets
+
     def _approval(self, stage: Stage, job: Job) -> str:
         decided = [a for a in self.store.approvals(self.run_id) if a["stage"] == stage.name]
         if any(a["status"] == "approved" for a in decided):
@@ -254,7 +386,7 @@ class Engine:
             return "rejected"
         check = self.approval_check(job.environment)
         self.store.request_approval(self.run_id, stage.name, job.name, job.environment,
-                                    float(check.get("timeout_minutes", 1440)) * 60)
+                                    float(check.timeout_minutes) * 60)
         return "waiting"
 
     # --- steps ------------------------------------------------------------------------------

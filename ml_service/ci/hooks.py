@@ -124,4 +124,6 @@ def on_push(settings: Settings, repo: Path, updates: str, report=None) -> list[i
                 ran += service.execute(settings, store, run_id, report)
             except service.CIError as exc:
                 print(f"run {run_id} failed: {exc}", flush=True)
+            except Exception as exc:  # one run's crash never costs the push its other runs
+                print(f"run {run_id} failed: internal error {type(exc).__name__}: {exc}", flush=True)
     return ran

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml_service import env as envvars
 from ml_service.config import Settings
 from ml_service.errors import MLOpsError, UsageError
 
@@ -133,7 +134,7 @@ def proven(settings: Settings, session: str | None = None, env: dict | None = No
         return [Identity(session, "session")]
     env = os.environ if env is None else env
     found = []
-    token = env.get("MLOPS_TOKEN", "")
+    token = envvars.MLOPS_TOKEN.get(env)
     if token:
         found.append(token_identity(settings, token))
     found.append(Identity(os_account(), "os-account"))

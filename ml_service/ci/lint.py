@@ -135,16 +135,75 @@ def lint_document(document: Any, file: str) -> list[Finding]:
     return findings
 
 
+def template_refs(node: Any, path: Path) -> list[Path]:
+    """The local template files a document references (`template: x.yml`, `x.yml@self`), at any depth; refs
+    built from ${{ }} expressions or in other repositories are left to the compiler."""
+    found: list[Path] = []
+    if isinstance(node, list):
+        for item in node:
+            found += template_refs(item, path)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "template" and isinstance(value, str) and "${{" not in value:
+                ref, _, alias = value.partition("@")
+                if alias in ("", "self"):
+                    found.append((_root(path) / ref.lstrip("/")) if ref.startswith("/") else path.parent / ref)
+            else:
+                found += template_refs(value, path)
+    return found
+
+
+def _root(path: Path) -> Path:
+    for folder in Path(path).resolve().parents:
+        if (folder / ".git").exists() or (folder / "mlops.yml").exists():
+            return folder
+    return Path(path).parent
+
+
+def schema_errors(path: Path) -> list[str]:
+    """The schema check of a pipeline file as compiled with its defaults ([] for a template that needs
+    parameters, which is checked where it is included)."""
+    from ml_service.ci import schema
+    from ml_service.ci.template import Compiler, TemplateError
+
+    try:
+        document = Compiler(_root(path)).compile(path)
+        schema.check(document, str(path))
+    except schema.SchemaError as exc:
+        return [str(exc)]
+    except TemplateError as exc:
+        text = str(exc)
+        if any(part in text for part in ("is required and has no default", "repository", "needs steps",
+                                         "file not found")):
+            return []
+        return [text]
+    return []
+
+
 def lint_files(paths: list[Path]) -> tuple[list[Finding], list[str]]:
-    """Findings and unreadable-file errors of the given YAML files."""
+    """Findings and errors of the given YAML files and of every template they include (followed as the
+    compiler follows them), and the schema check of each pipeline as compiled."""
     findings, errors = [], []
-    for path in paths:
+    seen: set[Path] = set()
+    queue = [Path(p) for p in paths]
+    given = {Path(p).resolve() for p in paths}
+    while queue:
+        path = queue.pop(0)
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        if path.resolve() not in given and not path.is_file():
+            continue  # a missing template is the compiler's error (the run names it); lint reads what exists
         try:
             document = load_file(path)
         except YamlError as exc:
             errors.append(str(exc))
             continue
         findings += lint_document(document, str(path))
+        queue += [ref for ref in template_refs(document, path) if ref.resolve() not in seen]
+        if path.resolve() in given and isinstance(document, dict) and \
+                any(k in document for k in ("steps", "jobs", "stages")):
+            errors += schema_errors(path)
     return findings, errors
 
 

@@ -63,6 +63,11 @@ class Job:
     timeout_minutes: float = 60.0
     continue_on_error: bool = False
     where: str = ""  # file:line of its dependsOn (or of the job), for errors
+    checkout: bool = True  # False: a deployment job without a checkout step gets no sources (steps-checkout.md)
+    container: object = None  # `container:` of a container job (preflight.py names it: no local meaning)
+    strategy: dict | None = None  # matrix / parallel / maxParallel of a job (expanded into legs when it runs)
+    container_where: str = ""
+    services: object = None  # service containers of the job (preflight.py names them)
 
 
 @dataclass
@@ -122,8 +127,11 @@ def normalize(document: dict) -> list[Stage]:
     elif "jobs" in document:
         raw_stages = [{"stage": "__default", "displayName": "Jobs", "jobs": document["jobs"]}]
     elif "steps" in document:
-        raw_stages = [{"stage": "__default", "displayName": "Jobs",
-                       "jobs": [{"job": "__default", "displayName": "Job", "steps": document["steps"]}]}]
+        job = {"job": "__default", "displayName": "Job", "steps": document["steps"]}
+        for key in ("strategy", "continueOnError", "timeoutInMinutes"):
+            if key in document:  # the steps-only form: these apply to its one implicit job
+                job[key] = document[key]
+        raw_stages = [{"stage": "__default", "displayName": "Jobs", "jobs": [job]}]
     else:
         raise EngineError("a pipeline needs stages, jobs or steps")
     stages, previous = [], None
@@ -132,7 +140,7 @@ def normalize(document: dict) -> list[Stage]:
             raise EngineError(f"{_at(raw)}every stage needs a 'stage' name: {raw!r}"[:300])
         name = str(raw["stage"])
         depends = as_list(raw["dependsOn"]) if "dependsOn" in raw else ([previous] if previous else [])
-        jobs = [_job(j, name) for j in raw.get("jobs") or []]
+        jobs = _named([_job(j, name) for j in raw.get("jobs") or []], name, raw.get("jobs") or [])
         stages.append(Stage(name, depends, str(raw.get("condition") or "succeeded()"), jobs,
                             raw.get("variables") or [], str(raw.get("displayName") or name),
                             _at(raw, "dependsOn")))
@@ -157,28 +165,95 @@ def normalize(document: dict) -> list[Stage]:
     return stages
 
 
+def _named(jobs: list[Job], stage: str, raws: list) -> list[Job]:
+    """Jobs with names: `- job:` without one is valid and gets Job, Job1, Job2 ... (Azure shows "Job";
+    Azure/azure-rest-api-specs#27338), never a name another job has; two jobs of one name are refused, as
+    Azure does ("Stage {0} job {1} appears more than once. Job names must be unique within a stage.",
+    DistributedTask.Pipelines PipelineStrings.StagePhaseNamesMustBeUnique)."""
+    taken = {job.name for job in jobs if job.name}
+    seen: dict[str, str] = {}
+    counter = 0
+    for job, raw in zip(jobs, raws):
+        if not job.name:
+            candidate = "Job"
+            while candidate in taken:
+                counter += 1
+                candidate = f"Job{counter}"
+            job.name = candidate
+            job.display = job.display or candidate
+            taken.add(candidate)
+        where = _at(raw, "job" if "job" in raw else "deployment")
+        if job.name in seen:
+            shown = "" if stage == "__default" else f"stage {stage} "
+            raise EngineError(f"{where}{shown}job {job.name} appears more than once (first at {seen[job.name]}). "
+                              "Job names must be unique within a stage: rename one")
+        seen[job.name] = where.rstrip(": ") or "?"
+    return jobs
+
+
+HOOKS = ("preDeploy", "deploy", "routeTraffic", "postRouteTraffic")
+AUTO_DOWNLOAD = {"download": "current", "displayName": "Download artifacts (automatic)", "__auto": True}
+
+
+def _guarded(steps: list, condition: str) -> list:
+    """Steps that run only when condition holds (and their own condition, if any)."""
+    guarded = []
+    for step in steps:
+        if isinstance(step, dict):
+            own = step.get("condition")
+            step = {**step, "condition": f"and({condition}, {own})" if own else condition}
+        guarded.append(step)
+    return guarded
+
+
+def run_once_steps(run_once: dict) -> list:
+    """The runOnce lifecycle as one list of steps (jobs-deployment-strategy-run-once.md): preDeploy, deploy,
+    routeTraffic, postRouteTraffic, then on: failure or on: success. A failure skips the later lifecycle hooks
+    (their steps' default condition succeeded()) and runs on.failure. The deploy hook downloads every artifact
+    of the run and of its pipeline resources first, unless it has a download step (`download: none` stops it;
+    steps-download.md "Automatic download in deployment jobs")."""
+    steps: list = []
+    for hook in HOOKS:
+        hook_steps = list((run_once.get(hook) or {}).get("steps") or [])
+        if hook == "deploy" and not any(isinstance(s, dict) and "download" in s for s in hook_steps):
+            hook_steps.insert(0, dict(AUTO_DOWNLOAD))
+        steps += hook_steps
+    on = run_once.get("on") or {}
+    steps += _guarded((on.get("failure") or {}).get("steps") or [], "failed()")
+    steps += _guarded((on.get("success") or {}).get("steps") or [], "succeeded()")
+    return steps
+
+
 def _job(raw: dict, stage: str) -> Job:
     if not isinstance(raw, dict) or not ("job" in raw or "deployment" in raw):
         raise EngineError(f"{_at(raw)}stage {stage}: every job needs a 'job' or 'deployment' name")
-    name = str(raw.get("job") or raw.get("deployment"))
+    value = raw.get("job") if "job" in raw else raw.get("deployment")
+    name = "" if value is None else str(value)
     environment = ""
+    checkout = True
     if "deployment" in raw:
         env = raw.get("environment")
         environment = str(env.get("name") if isinstance(env, dict) else env or "")
         strategy = raw.get("strategy") or {}
         if set(strategy) - {"runOnce"}:
-            raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: only strategy runOnce is supported locally")
+            raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: only strategy runOnce is supported locally "
+                              f"(rolling and canary deploy to VM or Kubernetes resources of an environment: "
+                              "use runOnce with a script that deploys)")
         run_once = strategy.get("runOnce") or {}
-        unsupported = set(run_once) - {"deploy"}
+        unsupported = set(run_once) - {*HOOKS, "on", "pool"}
         if unsupported:
-            raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: runOnce hooks {sorted(unsupported)} are not "
-                              "supported locally")
-        steps = (run_once.get("deploy") or {}).get("steps") or []
+            raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: unknown runOnce hook(s) "
+                              f"{sorted(map(str, unsupported))} (expected: {', '.join(HOOKS)}, on)")
+        steps = run_once_steps(run_once)
+        checkout = any(isinstance(s, dict) and "checkout" in s and str(s["checkout"]) != "none" for s in steps)
     else:
         steps = raw.get("steps") or []
-    return Job(name=name, stage=stage, depends_on=as_list(raw.get("dependsOn")),
+    return Job(name=name, stage=stage, depends_on=as_list(raw.get("dependsOn")), checkout=checkout,
+               container=raw.get("container"), services=raw.get("services"),
+               strategy=raw.get("strategy") if "job" in raw else None,
+               container_where=_at(raw, "container").rstrip(": "),
                condition=str(raw.get("condition") or "succeeded()"), steps=steps,
-               variables=raw.get("variables") or [], display=str(raw.get("displayName") or name),
+               variables=raw.get("variables") or [], display=str(raw.get("displayName") or name or ""),
                environment=environment, timeout_minutes=minutes(raw.get("timeoutInMinutes"), f"job {stage}.{name}",
                                                                 60.0),
                continue_on_error=ex.as_bool(raw.get("continueOnError", False)), where=_at(raw, "dependsOn"))

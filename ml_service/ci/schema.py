@@ -18,7 +18,7 @@ BOOLEAN_WORDS = {"true", "false", "yes", "no", "y", "n", "on", "off"}
 
 ROOT = {"name", "appendCommitMessageToRunName", "trigger", "pr", "schedules", "resources", "variables",
         "parameters", "stages", "jobs", "steps", "pool", "lockBehavior", "extends", "workspace", "container",
-        "services", "continueOnError", "timeoutInMinutes", "cancelTimeoutInMinutes"}
+        "services", "continueOnError", "timeoutInMinutes", "cancelTimeoutInMinutes", "strategy"}
 STAGE = {"stage", "displayName", "dependsOn", "condition", "variables", "jobs", "pool", "lockBehavior",
          "isSkippable", "templateContext", "trigger"}
 JOB = {"job", "displayName", "dependsOn", "condition", "continueOnError", "timeoutInMinutes",
@@ -192,8 +192,9 @@ def _job(job: Any, fallback: str) -> None:
     if strategy is not None:
         _keys(strategy, {"matrix", "parallel", "maxParallel"}, f"the strategy of {what}",
               _at(job, "strategy", fallback))
-        raise SchemaError(f"{_at(job, 'strategy', fallback)}: 'strategy' ({', '.join(strategy)}) of {what} is "
-                          "not supported locally")
+        _number(strategy, "maxParallel", f"the strategy of {what}", _at(job, "strategy", fallback), integer=True)
+        _number(strategy, "parallel", f"the strategy of {what}", _at(job, "strategy", fallback), integer=True,
+                top=99)
     for step in _list(job, "steps", what, fallback):
         _step(step, _at(job, "steps", fallback))
 

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 from typing import Callable
 
 from ml_service.ci import identity as ident
-from ml_service.ci import schema, triggers
+from ml_service.ci import preflight, schema, triggers
 from ml_service.ci.executor import Engine
 from ml_service.ci.model import EngineError, Var
+from ml_service.ci.repositories import RepositoryError, Templates
 from ml_service.ci.scaffold import KINDS, PIPELINES_DIR, pipeline_name
 from ml_service.ci.store import Store
 from ml_service.ci.template import Compiler, TemplateError
@@ -20,6 +22,7 @@ from ml_service.workspace.gitinfo import branch_and_commit
 from ml_service.workspace.owners import owner_tag
 from ml_service.config import ConfigError, Settings
 from ml_service.errors import MLOpsError
+from ml_service.sections import Approval
 
 
 class CIError(MLOpsError):
@@ -101,37 +104,209 @@ def queue(settings: Settings, store: Store, file: Path, reason: str, params: dic
     return run_id
 
 
+def definition_names(settings: Settings) -> dict[str, str]:
+    """Pipeline file stem -> its Azure DevOps definition name, from mlops.yml `ci.pipelines`
+    ({definition name: file stem or path}); a pipeline not listed is named by its file stem."""
+    names = {}
+    for name, target in settings.ci.pipelines.items():
+        names[Path(str(target)).stem] = str(name)
+    return names
+
+
+def definition_name(settings: Settings, stem: str) -> str:
+    """The definition name of the pipeline whose file stem is stem (default: the stem)."""
+    return definition_names(settings).get(stem, stem)
+
+
+def definition_id(name: str) -> str:
+    """A stable number for a definition name (Azure's System.DefinitionId / resources.pipeline.X.pipelineID)."""
+    import zlib
+
+    return str(zlib.crc32(name.encode()) % 100000 + 1)
+
+
+COLLECTION_URI = "mlops-ci://local/"  # System.CollectionUri: there is no Azure DevOps organization here
+PROJECT_ID = "00000000-0000-0000-0000-000000000001"  # System.TeamProjectId of the local project
+
+
+def _commit_message(source_dir: str, commit: str) -> str:
+    """Build.SourceVersionMessage: the first line of the commit's message, at most 200 characters."""
+    from ml_service.workspace.gitinfo import git_output
+
+    return git_output(Path(source_dir), "log", "-1", "--format=%s", commit or "HEAD")[:200] if commit or \
+        source_dir else ""
+
+
+def _repository_uri(source_dir: str) -> str:
+    from ml_service.workspace.gitinfo import git_output
+
+    return git_output(Path(source_dir), "remote", "get-url", "origin") or Path(source_dir).resolve().as_uri()
+
+
+def compile_time(settings: Settings, run) -> dict[str, str]:
+    """The predefined variables Azure knows when it expands templates ("Available in templates?" = Yes in
+    docs/pipelines/build/variables.md): ${{ variables['Build.SourceBranchName'] }} reads them."""
+    branch = run.branch or "main"
+    source_branch = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+    name = definition_name(settings, run.pipeline)
+    values = {
+        "Build.SourceBranch": source_branch, "Build.SourceBranchName": source_branch.rsplit("/", 1)[-1],
+        "Build.Reason": run.reason, "Build.DefinitionName": name, "System.DefinitionName": name,
+        "System.DefinitionId": definition_id(name), "Build.SourceVersion": run.commit_sha,
+        "Build.Repository.Name": Path(settings.root).name, "Build.Repository.Provider": "TfsGit",
+        "Build.RequestedFor": run.requested_by, "Build.QueuedBy": run.requested_by,
+        "System.TeamProject": Path(settings.root).name, "System.TeamProjectId": PROJECT_ID,
+        "System.CollectionUri": COLLECTION_URI, "System.TeamFoundationCollectionUri": COLLECTION_URI,
+    }
+    if run.reason == "PullRequest":
+        values.update({"System.PullRequest.SourceBranch": source_branch,
+                       "System.PullRequest.TargetBranch": "refs/heads/main",
+                       "System.PullRequest.PullRequestId": str(run.id), "System.PullRequest.PullRequestNumber":
+                       str(run.id), "System.PullRequest.SourceCommitId": run.commit_sha,
+                       "System.PullRequest.IsFork": "False"})
+    return values
+
+
 def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
     """The agent's predefined variables for a run."""
     work = store.work_dir(run.id)
-    for sub in ("a", "b", "_temp"):
+    for sub in ("a", "b", "_temp", "TestResults"):
         (work / sub).mkdir(exist_ok=True)
-    branch = run.branch or "main"
+    email = run.requested_by if "@" in run.requested_by else ""
     values = {
+        **compile_time(settings, run),
         "Build.BuildId": str(run.id), "Build.BuildNumber": f"{time.strftime('%Y%m%d', time.localtime(run.created))}"
-        f".{run.id}", "Build.DefinitionName": run.pipeline, "Build.Reason": run.reason,
-        "Build.SourceBranch": branch if branch.startswith("refs/") else f"refs/heads/{branch}",
-        "Build.SourceBranchName": branch.rsplit("/", 1)[-1], "Build.SourceVersion": run.commit_sha,
+        f".{run.id}",
         "Build.Repository.LocalPath": run.source_dir, "Build.SourcesDirectory": run.source_dir,
-        "Build.Repository.Name": Path(settings.root).name, "Build.RequestedFor": run.requested_by,
+        "Build.Repository.Uri": _repository_uri(run.source_dir), "Build.RequestedForEmail": email,
+        "Build.SourceVersionMessage": _commit_message(run.source_dir, run.commit_sha),
         "Build.BuildUri": f"mlops-ci://{Path(settings.root).name}/runs/{run.id}",
         "Build.ArtifactStagingDirectory": str(work / "a"), "Build.BinariesDirectory": str(work / "b"),
-        "System.DefaultWorkingDirectory": run.source_dir, "System.TeamProject": Path(settings.root).name,
-        "System.DefinitionName": run.pipeline, "Agent.TempDirectory": str(work / "_temp"),
+        "Build.StagingDirectory": str(work / "a"), "System.ArtifactsDirectory": str(work / "a"),
+        "System.DefaultWorkingDirectory": run.source_dir, "Agent.TempDirectory": str(work / "_temp"),
         "Agent.BuildDirectory": str(work), "Pipeline.Workspace": str(work), "Agent.OS": "Linux",
-        "Agent.Name": "local", "Agent.WorkFolder": str(store.directory / "work"),
+        "Agent.Name": "local", "Agent.Id": "1", "Agent.MachineName": os.uname().nodename,
+        "Agent.WorkFolder": str(store.directory / "work"), "Agent.ToolsDirectory": str(store.directory / "work" /
+                                                                                       "_tool"),
+        "Agent.HomeDirectory": str(store.directory), "Agent.OSArchitecture": "X64",
+        "Common.TestResultsDirectory": str(work / "TestResults"), "System.WorkFolder": str(store.directory / "work"),
+        "System.HostType": "build", "System.CollectionId": PROJECT_ID, "System.PlanId": f"local-plan-{run.id}",
+        "System.Debug": "false", "TF_BUILD": "True", "Build.Repository.ID": Path(settings.root).name,
+        "Build.Repository.Clean": "false", "Build.QueuedById": run.requested_by, "Build.RequestedForId":
+        run.requested_by, "Build.DefinitionVersion": "1", "Build.ContainerId": str(run.id),
+        "System.JobAttempt": "1", "System.StageAttempt": "1",
     }
     for alias, resource in (run.resources or {}).items():
-        for key in ("runID", "runName", "pipelineName", "sourceBranch", "sourceCommit"):
+        for key in ("runID", "runName", "pipelineName", "sourceBranch", "sourceCommit", "pipelineID",
+                    "projectID", "runURI", "sourceProvider", "requestedFor"):
             values[f"Resources.Pipeline.{alias}.{key}"] = str(resource.get(key, ""))
     return {name: Var(value, readonly=True, literal=True) for name, value in values.items()}
 
 
-def approval_config(settings: Settings, environment: str) -> dict | None:
-    """The approval check of an environment, or None when it has none."""
-    env = (settings.environments or {}).get(environment) or {}
-    approval = env.get("approval")
-    return approval if isinstance(approval, dict) else None
+RUN_TOKEN = re.compile(r"\$\(([A-Za-z_][\w.]*)(?::([^)]*))?\)")
+
+
+def _dotnet_date(fmt: str, moment: time.struct_time) -> str:
+    """A .NET custom date format (yyyy, yy, MM, M, dd, d, HH, H, mm, ss) of moment."""
+    parts = {"yyyy": f"{moment.tm_year:04d}", "yy": f"{moment.tm_year % 100:02d}", "MM": f"{moment.tm_mon:02d}",
+             "M": str(moment.tm_mon), "dd": f"{moment.tm_mday:02d}", "d": str(moment.tm_mday),
+             "HH": f"{moment.tm_hour:02d}", "H": str(moment.tm_hour), "mm": f"{moment.tm_min:02d}",
+             "ss": f"{moment.tm_sec:02d}"}
+    return re.sub(r"yyyy|yy|MM|M|dd|d|HH|H|mm|ss", lambda m: parts[m.group(0)], fmt)
+
+
+def run_number(store: Store, run, fmt: str, variables: dict[str, Var]) -> str:
+    """Build.BuildNumber from a `name:` format (run-number.md): $(Date:yyyyMMdd), $(Rev:r) / $(Rev:rr) (1 + the
+    runs of this pipeline whose number had the same text before Rev), $(DayOfMonth), $(DayOfYear), $(Hours),
+    $(Minutes), $(Month), $(Seconds), $(Year:yy), $(BuildID), $(BuildDefinitionName), $(SourceBranchName),
+    $(TeamProject) and variables; the number is kept in the run's state for later runs' Rev."""
+    from ml_service.ci.macros import expand
+
+    moment = time.localtime(run.created)
+    values = {k.lower(): v.value for k, v in variables.items()}
+    short = {"dayofmonth": f"{moment.tm_mday:02d}", "dayofyear": f"{moment.tm_yday:03d}",
+             "hours": f"{moment.tm_hour:02d}", "minutes": f"{moment.tm_min:02d}", "month": f"{moment.tm_mon:02d}",
+             "seconds": f"{moment.tm_sec:02d}", "buildid": str(run.id),
+             "builddefinitionname": values.get("build.definitionname", run.pipeline),
+             "definitionname": values.get("build.definitionname", run.pipeline),
+             "sourcebranchname": values.get("build.sourcebranchname", ""),
+             "sourcebranch": values.get("build.sourcebranch", ""), "teamproject": values.get("system.teamproject", "")}
+
+    def token(match) -> str:
+        name, arg = match.group(1).lower(), match.group(2)
+        if name == "date":
+            return _dotnet_date(arg or "yyyyMMdd", moment)
+        if name == "year":
+            return _dotnet_date(arg or "yyyy", moment)
+        if name == "rev":
+            return "\0REV:" + (arg or "r") + "\0"
+        return short.get(name, match.group(0))
+    text = expand(RUN_TOKEN.sub(token, fmt), variables)
+    base = re.sub(r"\0REV:[^\0]*\0", "", text)
+    if "\0REV:" in text:
+        previous = [r for r in store.list_runs(100000) if r.pipeline == run.pipeline and r.id != run.id
+                    and (r.state or {}).get("run_number_base") == base]
+        rev = len(previous) + 1
+
+        def fill(match) -> str:
+            spec = match.group(1)
+            dot = "." if spec.startswith(".") else ""
+            width = spec.lstrip(".").count("r")
+            return f"{dot}{rev:0{width}d}"
+        text = re.sub(r"\0REV:([^\0]*)\0", fill, text)
+    state = store.get_run(run.id).state or {}
+    state["run_number_base"] = base
+    store.update_run(run.id, state=state)
+    return re.sub(r"[\\/:\"<>|?@*]", "_", text)[:255]  # characters a run number may not hold
+
+
+def resource_info(settings: Settings, run) -> dict:
+    """What a pipeline resource knows of the run that triggered it (resources.pipeline.<alias>.*)."""
+    name = definition_name(settings, run.pipeline)
+    return {"runID": run.id, "runName": f"{name} #{run.id}", "pipelineName": name,
+            "pipelineID": definition_id(name), "projectID": PROJECT_ID, "runURI":
+            f"mlops-ci://{Path(settings.root).name}/runs/{run.id}", "sourceProvider": "TfsGit",
+            "requestedFor": run.requested_by, "sourceBranch": f"refs/heads/{run.branch}",
+            "sourceCommit": run.commit_sha}
+
+
+def latest_run(settings: Settings, store: Store, definition: str, branch: str = "", ok_only: bool = True):
+    """The newest completed run of a pipeline named by its definition name, its file stem or its
+    definition id (a succeeded one unless ok_only is False); None when there is none."""
+    for run in store.list_runs(100000):
+        name = definition_name(settings, run.pipeline)
+        if definition not in (run.pipeline, name, definition_id(name)) or run.status != "completed":
+            continue
+        if ok_only and run.result not in ("succeeded", "succeededWithIssues"):
+            continue
+        if branch and run.branch != branch.removeprefix("refs/heads/"):
+            continue
+        return run
+    return None
+
+
+def resolve_resources(settings: Settings, store: Store, run, document: dict):
+    """A run not triggered by a pipeline resource still knows each resource: the latest successful run of its
+    source (resources-pipelines-pipeline.md: "version: ... defaults to the latest successful run")."""
+    section = document.get("resources") if isinstance(document, dict) else None
+    declared = (section.get("pipelines") or []) if isinstance(section, dict) else []
+    resources = dict(run.resources or {})
+    for resource in declared:
+        if not isinstance(resource, dict) or str(resource.get("pipeline")) in resources:
+            continue
+        found = latest_run(settings, store, str(resource.get("source", "")), str(resource.get("branch") or ""))
+        if found is not None:
+            resources[str(resource.get("pipeline"))] = resource_info(settings, found)
+    if resources != (run.resources or {}):
+        store.update_run(run.id, resources=resources)
+        run = store.get_run(run.id)
+    return run
+
+
+def approval_config(settings: Settings, environment: str) -> Approval | None:
+    """The approval check of an environment (mlops.yml environments.<name>.approval), or None when it has none."""
+    found = settings.environments.get(environment)
+    return found.approval if found is not None else None
 
 
 def execute(settings: Settings, store: Store, run_id: int,
@@ -146,18 +321,38 @@ def execute(settings: Settings, store: Store, run_id: int,
         raise CIError(f"run {run_id} ({run.pipeline}) is {now.status}" + (f" ({now.result})" if now.result else "") +
                       ": only a queued run, or one waiting for approval, can run")
     try:
-        document = Compiler(Path(run.source_dir)).compile(Path(run.file), run.params)
+        templates = Templates(dict(settings.ci.repositories), store.work_dir(run.id) / "_templates")
+        compiler = Compiler(Path(run.source_dir), compile_time(settings, run), templates)
+        document = compiler.compile(Path(run.file), run.params)
         schema.check(document, run.file)
-        groups = variable_groups((settings.ci or {}).get("variable_groups"), settings.root)
+        groups = variable_groups(settings.ci.variable_groups, settings.root)
+        run = resolve_resources(settings, store, run, document)
         variables = predefined(settings, store, run)
+        if document.get("name"):  # the run number format (docs/pipelines/process/run-number.md)
+            variables["Build.BuildNumber"] = Var(run_number(store, run, str(document["name"]), variables),
+                                                 readonly=True, literal=True)
         for name, var in parse_variables(document.get("variables"), groups).items():
             if name in variables:
                 raise CIError(f"variable {name} is predefined and read-only")
             variables[name] = var
+        if settings.selected and not any(name.upper() == "MLOPS_MODEL" for name in variables):
+            variables["MLOPS_MODEL"] = Var(settings.selected, literal=True)  # the project (--project) of the steps
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
+        engine.definitions = {stem: definition_name(settings, stem) for stem in pipeline_files(Path(run.source_dir))}
+        engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
+        mapping = dict(settings.ci.repositories)
+        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions)
+        engine.repositories = mapping
+        if engine.plan.refused:
+            raise CIError("refused before the run: " + "; ".join(engine.plan.refused))
+        if engine.plan.stops or engine.plan.notes:
+            parts = ([f"cannot run here (the run stops at the first): {'; '.join(engine.plan.stops)}"]
+                     if engine.plan.stops else []) + [f"note: {note}" for note in engine.plan.notes]
+            store.set_record(run_id, "__plan", "plan", name="plan", display="plan", status="completed",
+                             detail=" | ".join(parts)[:4000])
         outcome = engine.run()
-    except (TemplateError, EngineError, VariableError, CIError, schema.SchemaError) as exc:
+    except (TemplateError, EngineError, VariableError, CIError, schema.SchemaError, RepositoryError) as exc:
         _fail(store, run_id, str(exc))
         raise CIError(f"run {run_id} ({run.pipeline}): {exc}") from None
     except (RecursionError, MemoryError) as exc:  # bounded inputs never get here; if one does, the run still ends
@@ -209,10 +404,11 @@ def _run_result(result: str) -> str:
 def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[int]:
     """Queue every pipeline whose resources.pipelines trigger on the completion of run_id.
 
-    The source is named by pipeline name (file stem); the trigger's branch filter, and its stage
-    filter or else the run's success, decide (triggers.resource_trigger_matches).
+    The source is named by the definition name (mlops.yml ci.pipelines; default the file stem); the trigger's
+    branch filter, and its stage filter or else the run's success, decide (triggers.resource_trigger_matches).
     """
     run = store.get_run(run_id)
+    names = {run.pipeline, definition_name(settings, run.pipeline)}
     result = _ENGINE_RESULT.get(run.result, "")
     stages = {k: v for k, v in (run.state or {}).get("results", {}).items() if "/" not in k}
     queued = []
@@ -223,14 +419,14 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
             continue
         if not isinstance(document, dict):
             continue
-        resources = ((document.get("resources") or {}).get("pipelines")) or []
+        section = document.get("resources")
+        resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in resources:
-            if not isinstance(resource, dict) or resource.get("source") != run.pipeline or \
+            if not isinstance(resource, dict) or str(resource.get("source")) not in names or \
                     not triggers.resource_trigger_matches(resource, run.branch, result, stages):
                 continue
             alias = str(resource.get("pipeline"))
-            info = {alias: {"runID": run.id, "runName": f"{run.pipeline} #{run.id}", "pipelineName": run.pipeline,
-                            "sourceBranch": f"refs/heads/{run.branch}", "sourceCommit": run.commit_sha}}
+            info = {alias: resource_info(settings, run)}
             queued.append(queue(settings, store, path, "ResourceTrigger", {}, Path(run.source_dir), run.branch,
                                 run.commit_sha, info, triggered_by=run.id))
     return queued
@@ -252,8 +448,8 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if not pending:
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
-    check = approval_config(settings, approval["environment"]) or {}
-    approvers = [str(a).lower() for a in check.get("approvers") or []]
+    check = approval_config(settings, approval["environment"]) or Approval()
+    approvers = [a.lower() for a in check.approvers]
     try:
         candidates = ident.proven(settings, approver)
     except ident.IdentityError as exc:
@@ -261,7 +457,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if approvers:
         who = next((i for i in candidates if i.name.lower() in approvers), None)
         if who is None:
-            listed = f"environment {approval['environment']} (approvers: {', '.join(check['approvers'])})"
+            listed = f"environment {approval['environment']} (approvers: {', '.join(check.approvers)})"
             if approver:
                 raise CIError(f"{approver} is not an approver of {listed}")
             claimed = ident.claimed_name(settings)
@@ -276,7 +472,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
             ident.Identity(ident.claimed_name(settings), "claimed")
     run = store.get_run(run_id)
     requester = {run.requested_by.lower(), *(i.name.lower() for i in ident.parse(run.requested_proof))}
-    if approve and not check.get("allow_self_approval", True) and who.name.lower() in requester:
+    if approve and not check.allow_self_approval and who.name.lower() in requester:
         raise CIError(f"{who.name} requested run {run_id} and may not approve it (allow_self_approval is false)")
     if not store.decide(approval["id"], "approved" if approve else "rejected", who.name, comment, proof=who.proof):
         raise CIError(f"run {run_id}: the approval of stage {approval['stage']} was decided meanwhile")

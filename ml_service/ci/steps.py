@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from ml_service.ci import expressions as ex
-from ml_service.ci import macros, process
+from ml_service.ci import macros, process, reaper
 from ml_service.ci.model import STEP_KINDS, EngineError, Result, Var, minutes
+from ml_service.ci import tasks
 from ml_service.ci.tasks import TaskError, run_task
 from ml_service.processes import kill_group
 
@@ -25,11 +26,28 @@ class Steps:
     def __init__(self, engine):
         self.engine = engine
         self.prepended: list[str] = []  # task.prependpath: for the rest of the job
+        self.checkouts: dict = {}  # checkout value -> folder, in a job that checks out another repository
+        self.post_jobs: list = []
         self.job_groups: list[int] = []  # process groups of this job's steps
 
-    def start_job(self) -> None:
-        """A job begins: nothing prepended to PATH yet."""
+    def start_job(self, checkouts: dict | None = None) -> None:
+        """A job begins: nothing prepended to PATH yet; checkouts: checkout value -> its folder (a job that
+        checks out another repository, executor._checkouts)."""
         self.prepended = []
+        self.checkouts = checkouts or {}
+        self.job_token = reaper.new_token()  # in every step's environment: what carries it ends with the job
+        self.post_jobs = []  # what tasks do when the job ends (Cache@2 saves after a miss), given the job's success
+
+    def post_job(self, ok: bool) -> list[str]:
+        """Run the job's post-job actions (each is told whether the job succeeded); their errors, as text."""
+        errors = []
+        for action in self.post_jobs:
+            try:
+                action(ok)
+            except OSError as exc:
+                errors.append(f"post-job: {exc}")
+        self.post_jobs = []
+        return errors
 
     def secret_reference(self, key: str, value: str, variables: dict[str, Var]) -> dict:
         """What runs.db keeps of a secret output: where to find it, never the value."""
@@ -56,11 +74,16 @@ class Steps:
 
     def end_job(self) -> None:
         """Kill what the job's steps left running (the agent ends a job's orphan processes too)."""
+        groups = set(self.job_groups)
         for pgid in self.job_groups:
             kill_group(pgid)
             if self.engine.watchdog is not None:
                 self.engine.watchdog.release(pgid)
         self.job_groups = []
+        if getattr(self, "job_token", ""):  # daemons that left the group (setsid, double fork)
+            reaper.kill_job(self.job_token)
+        if groups:
+            reaper.reap_orphans(groups, wait=2.0)
 
     def run(self, stage, job, step, path, variables, previous, deadline) -> Result:
         """Run one step (its condition, retries and continueOnError applied); its result."""
@@ -97,6 +120,31 @@ class Steps:
         self.engine.record(path, "step", status="completed", result=result, finished=time.time(), detail=detail[:4000])
         return result
 
+    def _checkout(self, value: str, variables: dict[str, Var], log_path) -> tuple[Result, str]:
+        """checkout: self | none | <repository resource> | git://project/repo@ref (repositories.py)."""
+        from ml_service.ci import repositories
+
+        target = getattr(self, "checkouts", {}).get(value)
+        try:
+            if target is None:  # self (or none) in a job that checks out nothing else: the run's sources
+                message = f"checkout {value}: sources are at {variables['Build.SourcesDirectory'].value}"
+            elif value == "self":
+                run = self.engine.store.get_run(self.engine.run_id)
+                repositories.clone_commit(Path(run.source_dir), run.commit_sha, target)
+                message = f"checkout self: {run.commit_sha[:12] or 'HEAD'} into {target}"
+            else:
+                repo = repositories.resolve(value, repositories.declared(self.engine.document),
+                                            self.engine.repositories, value)
+                repositories.clone(repo, target)
+                message = f"checkout {value}: {repo.source} at {repo.ref} into {target}"
+        except repositories.RepositoryError as exc:
+            with open(log_path, "a") as log:
+                log.write(f"##[error]{exc}\n")
+            return Result.FAILED, str(exc)
+        with open(log_path, "a") as log:
+            log.write(message + "\n")
+        return Result.SUCCEEDED, ""
+
     def _default_display(self, kind: str, step: dict) -> str:
         if kind in ("script", "bash", "pwsh", "powershell"):
             first = str(step[kind]).strip().splitlines()
@@ -107,15 +155,31 @@ class Steps:
 
     def _execute(self, kind, step, name, stage, job, variables, log_path, deadline) -> tuple[Result, str]:
         default_dir = variables["System.DefaultWorkingDirectory"].value
+        stop = self.engine.plan.step_stops.get(id(step))
+        if stop:  # named in the run's plan before it started (preflight.py)
+            with open(log_path, "a") as log:
+                log.write(f"##[error]{stop}\n")
+            return Result.FAILED, stop
         workdir = Path(macros.expand(str(step.get("workingDirectory") or default_dir), variables))
         if kind == "checkout":
-            with open(log_path, "a") as log:
-                log.write(f"checkout {step['checkout']}: sources are at {variables['Build.SourcesDirectory'].value}\n")
-            return Result.SUCCEEDED, ""
+            return self._checkout(str(step["checkout"]), variables, log_path)
         if kind in ("pwsh", "powershell"):
             return Result.FAILED, f"step '{kind}' is not supported locally (no PowerShell on this agent)"
+        if kind == "task":
+            found = tasks.module(str(step["task"]))
+            if found is not None and found.KIND == "script":  # Bash@3, CmdLine@2, PythonScript@0: a script step
+                try:
+                    as_script = found.script(step.get("inputs") or {})
+                except TaskError as exc:
+                    return Result.FAILED, str(exc)
+                env = {**(step.get("env") or {}), **as_script.pop("env", {})}
+                step = {**{k: v for k, v in step.items() if k not in ("task", "inputs")}, **as_script, "env": env}
+                kind = next(k for k in ("script", "bash") if k in step)
+                workdir = Path(macros.expand(str(step.get("workingDirectory") or default_dir), variables))
+                if not workdir.is_absolute():
+                    workdir = Path(default_dir) / workdir
         if kind in ("task", "download", "publish"):
-            return self._task(kind, step, variables, log_path)
+            return self._task(kind, step, name, stage, job, variables, log_path)
         script, spliced = macros.expand_script(str(step[kind]), variables)
         if spliced:
             message = (f"refused: the value of {', '.join(spliced)} holds shell syntax ($(...), `, ;, |, &, <, >, "
@@ -156,9 +220,13 @@ class Steps:
                 complete.append(verdict)
 
         env = macros.step_environment(step, variables, self.prepended)
+        env[reaper.TOKEN_VARIABLE] = getattr(self, "job_token", "") or reaper.new_token()
         ended = process.run(["bash", "--noprofile", "--norc", str(script_path)], env, workdir, log_path, timeout,
-                            self.engine.masker, on_command, self.engine.watchdog)
+                            self.engine.masker, on_command, self.engine.watchdog,
+                            fail_on_stderr=ex.as_bool(step.get("failOnStderr", False)),
+                            log_max_bytes=self.engine.log_max_bytes)
         if ended.pid:
+            reaper.reap_orphans({ended.pid}, wait=2.0 if ended.timed_out else 0.0)  # its killed or finished orphans
             self.keep_group(ended.pid)
         if ended.timed_out:
             which = "the job's timeoutInMinutes" if job_limit else "timeoutInMinutes"
@@ -172,11 +240,31 @@ class Steps:
             return Result.FAILED, f"exited with code {ended.code}" + (f"; {'; '.join(issues)}" if issues else "")
         return Result.SUCCEEDED, "; ".join(issues)
 
-    def _task(self, kind, step, variables, log_path) -> tuple[Result, str]:
+    def _task(self, kind, step, name, stage, job, variables, log_path) -> tuple[Result, str]:
         inputs = {k: macros.expand(ex.to_str(v), variables) for k, v in (step.get("inputs") or {}).items()}
         expanded = {k: macros.expand(v, variables) if isinstance(v, str) else v for k, v in step.items()}
+        issues: list[str] = []
+        context = self._task_context(variables)
+        default_dir = Path(variables["System.DefaultWorkingDirectory"].value)
+
+        def path(text: str) -> Path:  # a task's path input: macros expanded, relative to the default directory
+            expanded_path = Path(macros.expand(str(text), variables))
+            return expanded_path if expanded_path.is_absolute() else default_dir / expanded_path
+
+        def set_output(var: str, value: str) -> None:  # a task's output variable, as ##vso setvariable isOutput
+            self._vso(process.Command("task.setvariable", {"variable": var, "isoutput": "true"}, value), name, stage,
+                      job, variables, issues)
+            if not name:
+                variables[var] = Var(value, literal=True)
+
+        def set_variable(var: str, value: str) -> None:  # a job variable, as ##vso setvariable
+            variables[var] = Var(value, literal=True)
+        context.update({"path": path, "expand": lambda text: macros.expand(str(text), variables),
+                        "set_output": set_output, "set_variable": set_variable,
+                        "prepend_path": self.prepended.append, "post_job": self.post_jobs.append,
+                        "path_env": macros.step_environment({}, variables, self.prepended).get("PATH")})
         try:
-            message = run_task(kind, expanded, inputs, self._task_context(variables))
+            message = run_task(kind, expanded, inputs, context)
         except TaskError as exc:
             with open(log_path, "a") as log:
                 log.write(self.engine.masker(f"##[error]{exc}\n"))
@@ -187,7 +275,8 @@ class Steps:
 
     def _task_context(self, variables: dict[str, Var]) -> dict:
         return {"store": self.engine.store, "run_id": self.engine.run_id, "variables": self.engine.values(variables),
-                "resources": self.engine.store.get_run(self.engine.run_id).resources}
+                "resources": self.engine.store.get_run(self.engine.run_id).resources,
+                "definitions": self.engine.definitions}
 
     def _vso(self, command: process.Command, name, stage, job, variables, issues) -> Result | None:
         fields, message = command.fields, command.message
@@ -207,7 +296,8 @@ class Steps:
                     issues.append(f"output variable {var_name} set by a step without a name")
                 key = f"{name}.{var_name}"
                 variables[key] = var
-                keys = [f"{stage.name}/{job.name}.{key}"]
+                leg = getattr(job, "leg", "")  # a leg's outputs: dependencies.<job>.outputs['<leg>.<step>.<var>']
+                keys = [f"{stage.name}/{job.name}.{leg + '.' if leg else ''}{key}"]
                 if job.environment:  # deployment jobs expose <job>.<step>.<var> too (runOnce lifecycle)
                     keys.append(f"{stage.name}/{job.name}.{job.name}.{key}")
                 for output in keys:
@@ -225,6 +315,14 @@ class Steps:
                     "failed": Result.FAILED}.get(fields.get("result", "").lower())
         elif command.area == "task.uploadsummary":  # a markdown summary attached to the run (shown when it ends)
             self._attach_summary(message, issues)
+        elif command.area == "task.setsecret":  # mask the value from here on (logging-commands.md)
+            self.engine.masker.add(message)
+        elif command.area == "build.updatebuildnumber":
+            variables["Build.BuildNumber"] = Var(message, readonly=True, literal=True)
+        elif command.area in ("task.setprogress", "task.setendpoint", "build.addbuildtag"):
+            pass  # only shown in Azure's web UI (a progress bar, an endpoint, a tag): nothing to do here
+        else:  # never silently: the log says this command had no effect here
+            issues.append(f"warning: logging command ##vso[{command.area}] has no local meaning and was ignored")
         return None
 
     def _attach_summary(self, path: str, issues: list[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -68,6 +69,25 @@ class Run:
     requested_proof: str = ""  # how the requester's identity was proven (identity.py)
 
 
+BUSY_DEADLINE = 900.0  # seconds a writer keeps retrying a busy database (each try waits busy_timeout first)
+
+
+def _retry(action):
+    """action(), retried with backoff while the database is locked or busy (issue 24 finding 4: under a burst
+    of pushes, each hook process waits for its turn instead of losing its run)."""
+    deadline = time.monotonic() + BUSY_DEADLINE
+    delay = 0.05
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+
 class Store:
     """Access to runs, records, approvals, logs and artifacts."""
 
@@ -77,8 +97,8 @@ class Store:
         self.path = self.directory / "runs.db"
         db = sqlite3.connect(self.path, timeout=30)
         try:
-            db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
-            db.executescript(SCHEMA)
+            _retry(lambda: db.execute("PRAGMA journal_mode=WAL"))  # persistent: readers never block the writer
+            _retry(lambda: db.executescript(SCHEMA))
             for (table, column), statement in MIGRATIONS.items():
                 if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                     try:
@@ -94,7 +114,7 @@ class Store:
         db.row_factory = sqlite3.Row
         try:
             db.execute("PRAGMA busy_timeout=30000")
-            db.execute("BEGIN IMMEDIATE")
+            _retry(lambda: db.execute("BEGIN IMMEDIATE"))  # a burst of writers waits its turn, never fails
             yield db
             db.execute("COMMIT")
         except BaseException:

@@ -20,6 +20,7 @@ from ml_service.errors import MLOpsError
 
 EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL)
+INSERT = re.compile(r"^\$\{\{\s*insert\s*\}\}$")  # templates.md: "use the special property ${{ insert }}"
 EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 PARAM_TYPES = {"string", "stringList", "number", "boolean", "object", "step", "stepList", "job", "jobList",
@@ -77,12 +78,22 @@ def _typed(name: str, kind: str, value: Any, where: str) -> Any:
     return value
 
 
-def resolve_parameters(declared: Any, given: dict[str, Any], where: str) -> dict[str, Any]:
-    """Apply defaults, types and allowed values; refuse unknown and missing parameters."""
+def resolve_parameters(declared: Any, given: dict[str, Any], where: str, template: bool = False) -> dict[str, Any]:
+    """Apply defaults, types and allowed values; refuse unknown and missing parameters.
+
+    A template that declares its parameters in the old mapping form (name: default), or declares none,
+    accepts whatever it is passed, as Azure DevOps does (OpenAstronomy's run-tox-env.yml, MLOpsManufacturing's
+    dependency-update-template.yml run that way on Azure); only the typed list form refuses an unknown one.
+    """
     if declared is None:
+        if template:
+            return dict(given)
         declared = []
     if isinstance(declared, dict):  # the old shorthand: name: default
-        declared = [{"name": k, "default": v, "type": "object"} for k, v in declared.items()]
+        extra = {k: v for k, v in given.items() if k not in declared}
+        values = resolve_parameters([{"name": k, "default": v, "type": "object"} for k, v in declared.items()],
+                                    {k: v for k, v in given.items() if k in declared}, where)
+        return {**values, **extra}
     if not isinstance(declared, list):
         raise TemplateError(f"{where}: 'parameters' must be a list")
     if not all(isinstance(spec, dict) and "name" in spec for spec in declared):
@@ -123,8 +134,10 @@ def resolve_parameters(declared: Any, given: dict[str, Any], where: str) -> dict
 class Compiler:
     """Expands one pipeline file (and the templates it references)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, predefined: dict[str, str] | None = None, repositories=None):
         self.root = Path(root)
+        self.repositories = repositories  # repositories.Templates: where `template: file@alias` is read from
+        self.predefined = dict(predefined or {})  # the predefined variables Azure knows at compile time
         self.stack: list[Path] = []  # the template files being expanded, outermost first
         self.files = 0
         self.nodes = 0
@@ -138,8 +151,11 @@ class Compiler:
         if "extends" in document:
             raise TemplateError(f"{path}: 'extends' templates are not supported locally")
         params = resolve_parameters(document.get("parameters"), parameters or {}, _where(document, "parameters", path))
-        static = document.get("variables") if isinstance(document.get("variables"), dict) else {}
-        context = {"parameters": params, "variables": dict(static)}
+        if self.repositories is not None:
+            from ml_service.ci.repositories import declared
+
+            self.repositories.resources = declared(document)
+        context = {"parameters": params, "variables": dict(self.predefined)}
         body = located(document, {k: v for k, v in document.items() if k != "parameters"})
         self.stack = [path.resolve()]
         return self.expand(body, context, path)
@@ -157,6 +173,16 @@ class Compiler:
         if isinstance(node, dict):
             return self._mapping(node, context, path)
         return node
+
+    def _root_of(self, path: Path) -> Path:
+        """The repository root a template in path reads absolute template paths from: the pipeline's own root,
+        or the clone of another repository the template came from."""
+        resolved = Path(path).resolve()
+        if self.repositories is not None:
+            for clone in self.repositories.clones.values():
+                if str(resolved).startswith(str(clone.resolve()) + "/"):
+                    return clone
+        return self.root
 
     def _eval(self, text: str, context: dict, path: Path) -> Any:
         try:
@@ -238,14 +264,49 @@ class Compiler:
             total += 1 + times * self._estimate(value, context, path, depth + 1)
         return total
 
-    def _mapping(self, node: dict, context: dict, path: Path) -> dict:
+    def _variables(self, block: Any, context: dict, path: Path) -> tuple[Any, dict]:
+        """A `variables:` block expanded entry by entry, and the context the rest of its pipeline, stage or job
+        sees: ${{ variables.x }} reads every variable defined so far in scope (list or mapping form, variable
+        templates, earlier entries of the same block), as Azure's template expansion does
+        (docs/pipelines/process/templates.md "Template expressions")."""
+        scope = {**context, "variables": dict(context.get("variables") or {})}
+
+        def collect(items) -> None:
+            for item in items:
+                if isinstance(item, dict) and "name" in item and "group" not in item:
+                    scope["variables"][str(item["name"])] = item.get("value", "")
+        if isinstance(block, list):
+            return self._sequence(block, scope, path, collect), scope
+        if isinstance(block, dict):
+            return self._mapping(block, scope, path, lambda key, value: scope["variables"].__setitem__(
+                str(key), value)), scope
+        return self.expand(block, context, path), context
+
+    def _mapping(self, node: dict, context: dict, path: Path, collect=None) -> dict:
         result: dict = located(node, {})
+        declared = None
+        if collect is None and isinstance(node.get("variables"), (dict, list)) and \
+                not any(self._directive(k) for k in node):
+            declared, context = self._variables(node["variables"], context, path)
         for kind, payload in self._conditional_branches(node.items(), context, path):
             if kind == "item":
                 key, value = payload
+                if isinstance(key, str) and INSERT.match(key.strip()):  # ${{ insert }}: splice a mapping in
+                    spliced = self.expand(value, context, path)
+                    if spliced is not None and not isinstance(spliced, dict):
+                        raise TemplateError(f"{_where(node, key, path)}: '${{{{ insert }}}}' in a mapping needs a "
+                                            "mapping")
+                    for inserted_key, inserted in (spliced or {}).items():
+                        result[inserted_key] = inserted
+                        if collect is not None:
+                            collect(inserted_key, inserted)
+                    continue
                 try:
                     new_key = self._string(key, context, path) if isinstance(key, str) else key
-                    result[new_key] = self.expand(value, context, path)
+                    result[new_key] = declared if (key == "variables" and declared is not None) else \
+                        self.expand(value, context, path)
+                    if collect is not None:
+                        collect(new_key, result[new_key])
                 except TemplateError as exc:  # an expression error: say on which line
                     prefix = f"{path}: "
                     if isinstance(node, Mapping) and key in node.lines and str(exc).startswith(prefix):
@@ -261,20 +322,30 @@ class Compiler:
             if not isinstance(expanded, dict):
                 raise TemplateError(f"{path}: a conditional insertion in a mapping must hold a mapping")
             result.update(expanded)
+            if collect is not None:
+                for key, value in expanded.items():
+                    collect(key, value)
             if isinstance(result, Mapping) and isinstance(expanded, Mapping):
                 result.lines.update(expanded.lines)
+        if isinstance(result.get("upload"), str) and "publish" not in result:  # the deprecated spelling of publish
+            result = located(result, {("publish" if k == "upload" else k): v for k, v in result.items()})
+            if isinstance(result, Mapping) and "upload" in result.lines:
+                result.lines["publish"] = result.lines["upload"]
         return result
 
-    def _sequence(self, node: list, context: dict, path: Path) -> list:
+    def _sequence(self, node: list, context: dict, path: Path, collect=None) -> list:
         result: list = []
         pending: list = []  # consecutive directive items: one if/elseif/else chain can span several
+        collect = collect or (lambda items: None)
 
         def flush():
             for kind, payload in self._conditional_branches(pending, context, path):
                 value, scope = (payload, context) if kind == "insert" else payload
                 expanded = self.expand(value, scope, path)
                 if expanded is not None:
-                    result.extend(expanded if isinstance(expanded, list) else [expanded])
+                    added = expanded if isinstance(expanded, list) else [expanded]
+                    result.extend(added)
+                    collect(added)
             pending.clear()
 
         for item in node:
@@ -283,9 +354,11 @@ class Compiler:
                 continue
             flush()
             if isinstance(item, dict) and "template" in item:
-                result.extend(self._include(item, context, path))
+                added = self._include(item, context, path)
             else:
-                result.append(self.expand(item, context, path))
+                added = [self.expand(item, context, path)]
+            result.extend(added)
+            collect(added)
         flush()
         return result
 
@@ -296,8 +369,23 @@ class Compiler:
         if unknown:
             raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} beside 'template' "
                                 "(expected: template, parameters)")
-        ref = self._string(str(item["template"]), context, path)
-        target = (path.parent / ref) if not str(ref).startswith("/") else self.root / str(ref).lstrip("/")
+        ref = str(self._string(str(item["template"]), context, path))
+        base, alias = path.parent, ""
+        if "@" in ref:  # template: file@alias (docs/pipelines/process/templates.md "Use other repositories")
+            ref, alias = ref.rsplit("@", 1)
+        if alias and alias != "self":
+            if self.repositories is None:
+                raise TemplateError(f"{where}: template {ref}@{alias} is in repository '{alias}': map it in mlops.yml "
+                                    f"(ci: {{repositories: {{{alias}: <local path or git URL>}}}})")
+            from ml_service.ci.repositories import RepositoryError
+
+            try:
+                repo_root = self.repositories.root(alias, where)
+            except RepositoryError as exc:
+                raise TemplateError(str(exc)) from None
+            target = repo_root / ref.lstrip("/")
+        else:
+            target = (base / ref) if not ref.startswith("/") else self._root_of(path) / ref.lstrip("/")
         resolved = target.resolve()
         if resolved in self.stack:
             chain = " -> ".join(p.name for p in [*self.stack, resolved])
@@ -311,13 +399,15 @@ class Compiler:
         document = read_yaml(target)
         if not isinstance(document, dict):
             raise TemplateError(f"{target}: a template must be a mapping")
-        params = resolve_parameters(document.get("parameters"), given, _where(document, "parameters", target))
+        params = resolve_parameters(document.get("parameters"), given, _where(document, "parameters", target),
+                                    template=True)
         scope = {"parameters": params, "variables": context.get("variables", {})}
         self.stack.append(resolved)
         try:
             for section in ("steps", "jobs", "stages", "variables"):
                 if section in document:
-                    expanded = self.expand(document[section], scope, target)
+                    expanded = self._variables(document[section], scope, target)[0] if section == "variables" \
+                        else self.expand(document[section], scope, target)
                     if isinstance(expanded, dict) and section == "variables":
                         expanded = [{"name": k, "value": v} for k, v in expanded.items()]
                     return expanded or []

@@ -96,7 +96,7 @@ def trigger_matches(spec, branch: str, changed: list[str] | None) -> bool:
     branches and paths."""
     if spec is None:
         return True
-    if spec == "none" or spec is False:
+    if spec is False or (isinstance(spec, str) and spec.strip().lower() in ("none", "false")):
         return False
     if isinstance(spec, list):
         return any(_branch_matches(p, branch) for p in spec)

@@ -7,6 +7,7 @@ from pathlib import Path
 from ml_service.ci import expressions as ex
 from ml_service.ci.model import Var
 from ml_service.errors import MLOpsError
+from ml_service.sections import VariableGroup
 
 
 class VariableError(MLOpsError):
@@ -81,8 +82,10 @@ class Groups(dict):
 
     def _resolve(self, name: str) -> dict:
         spec = self.config[name] or {}
-        group = {str(k): _var(v) for k, v in (spec.get("variables") or {}).items()}
-        for secret in spec.get("secrets") or []:
+        if isinstance(spec, dict):  # a plain mapping (tests, callers without settings)
+            spec = VariableGroup(spec.get("variables") or {}, tuple(spec.get("secrets") or ()))
+        group = {str(k): _var(v) for k, v in spec.variables.items()}
+        for secret in spec.secrets:
             if secret in self.env:
                 value = self.env[secret]
             else:

@@ -79,6 +79,17 @@ class _Loader(_BASE):
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_located_mapping)
 
 
+def _text(loader, node) -> str:
+    """A plain scalar kept as its text: Azure's parser reads every scalar as a string and converts only where a
+    setting needs a boolean or a number (azure-pipelines-agent DistributedTask.Pipelines/Yaml/TypeConverters/
+    ConverterUtil.general.cs ReadBoolean / ReadInt32), so 3.10, 0001, on, yes, 0755, 1:30 keep their text."""
+    return node.value
+
+
+for _tag in ("bool", "int", "float", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _text)
+
+
 def _size(node, file: str, sizes: dict, active: set, aliases: list) -> int:
     """Nodes of the document as expanded (an alias counts as its anchor's full size)."""
     key = id(node)

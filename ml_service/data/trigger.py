@@ -43,7 +43,8 @@ def matching_pipelines(source_dir: Path, events: list[dict]) -> list[Path]:
             document = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError:
             continue
-        hooks = ((document.get("resources") or {}).get("webhooks") or []) if isinstance(document, dict) else []
+        section = document.get("resources") if isinstance(document, dict) else None
+        hooks = (section.get("webhooks") or []) if isinstance(section, dict) else []
         if any(triggers.webhook_trigger_matches(hook, CONNECTION, event) for hook in hooks for event in events):
             found.append(path)
     return found

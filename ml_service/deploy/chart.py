@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from ml_service import env as envvars
 from ml_service.errors import MLOpsError
 
 SCHEMA_PROBLEM = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.*)$", re.MULTILINE)
@@ -45,7 +46,7 @@ class HelmMissing(ChartError):
 def tool_binary(name: str) -> str | None:
     """A cluster tool (helm, kubectl): MLOPS_<NAME> if set, else the one next to this Python
     (what `make install` puts there), else the one on PATH; None when there is none."""
-    chosen = os.environ.get(f"MLOPS_{name.upper()}")
+    chosen = {"helm": envvars.MLOPS_HELM, "kubectl": envvars.MLOPS_KUBECTL}[name].get()
     if chosen:
         return chosen
     beside = Path(sys.executable).parent / name

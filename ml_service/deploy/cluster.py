@@ -5,12 +5,12 @@ What helm applied is read back with `helm get values`, so status reports what th
 """
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 
 import yaml
 
+from ml_service import env as envvars
 from ml_service.config import Settings
 from ml_service.deploy import chart
 from ml_service.deploy.payload import smoke_payload
@@ -66,7 +66,7 @@ def smoke_through_service(settings: Settings, release: str, model_name: str, tim
     forward = subprocess.Popen([kubectl, "port-forward", f"svc/{release}", f"{port}:80", "--address", "127.0.0.1"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        smoke_test(f"http://127.0.0.1:{port}", key=os.environ.get("MLOPS_SCORING_KEY") or None,
+        smoke_test(f"http://127.0.0.1:{port}", key=envvars.MLOPS_SCORING_KEY.get() or None,
                    timeout_s=timeout, payload=smoke_payload(settings.for_registered(model_name)))
     finally:
         forward.terminate()

@@ -14,12 +14,13 @@ import tempfile
 from pathlib import Path
 
 from ml_service.config import Settings
+from ml_service.sections import Environment
 from ml_service.deploy.qa import DeployError
 
 
-def production_config(settings: Settings) -> dict:
-    """environments.production from mlops.yml."""
-    return (settings.environments or {}).get("production") or {}
+def production_config(settings: Settings) -> Environment:
+    """environments.production from mlops.yml (its defaults when it has none)."""
+    return settings.environments.get("production") or Environment("production")
 
 
 def for_model(template: str, model_name: str) -> str:
@@ -30,11 +31,10 @@ def for_model(template: str, model_name: str) -> str:
 def gitops_target(settings: Settings, model_name: str) -> tuple[Path, str, str]:
     """(git repository, values file inside it, branch or "") from environments.production.gitops in mlops.yml;
     {model} in values_file is the registered model's name, so each model has its own desired state."""
-    config = production_config(settings).get("gitops") or {}
-    repo = Path(config.get("repo") or settings.state_dir / "gitops")
+    config = production_config(settings).gitops
+    repo = Path(config.repo or settings.state_dir / "gitops")
     repo = repo if repo.is_absolute() else settings.root / repo
-    values_file = for_model(str(config.get("values_file") or "production/{model}/values-prod.yaml"), model_name)
-    return repo, values_file, str(config.get("branch") or "")
+    return repo, for_model(config.values_file, model_name), config.branch
 
 
 def git(repo: Path, *args: str, identity: str = "", stdin: str | None = None,
@@ -61,6 +61,14 @@ def read(settings: Settings, model_name: str, rel: str) -> tuple[str | None, str
         return None, ""
     shown = git(repo, "show", f"{commit}:{rel}")
     return (shown.stdout if shown.returncode == 0 else None), commit
+
+
+def last_commit(settings: Settings, model_name: str, commit: str, paths: list[str]) -> str:
+    """The newest commit, at or before commit, that changed one of paths (the model's own desired state): other
+    models commit to the same target, and their commits say nothing about this model."""
+    repo, _, _ = gitops_target(settings, model_name)
+    found = git(repo, "log", "-1", "--format=%H", commit, "--", *paths).stdout.strip()
+    return found or commit
 
 
 def commit_info(settings: Settings, model_name: str, commit: str) -> dict:

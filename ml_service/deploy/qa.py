@@ -5,12 +5,12 @@ if it never does, it is removed instead and the previous one keeps serving.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import yaml
 
+from ml_service import env as envvars
 from ml_service.config import Settings
 from ml_service.deploy import records
 from ml_service.deploy.image import build_for_version, docker_client
@@ -56,8 +56,8 @@ def start_container(settings: Settings, image: str, model_name: str, version: st
     client = docker_client()
     cpus, memory_gb = qa_limits(settings)
     environment_vars = {}
-    if os.environ.get("MLOPS_SCORING_KEYS"):  # a secret: passed through, never recorded
-        environment_vars["MLOPS_SCORING_KEYS"] = os.environ["MLOPS_SCORING_KEYS"]
+    if envvars.MLOPS_SCORING_KEYS.is_set():  # a secret: passed through, never recorded
+        environment_vars[envvars.MLOPS_SCORING_KEYS.name] = envvars.MLOPS_SCORING_KEYS.get()
     from ml_service.monitor.config import collection_mount
 
     volumes, collect_env = collection_mount(settings, environment, model_name)  # inputs for `mlops monitor drift`

@@ -17,6 +17,7 @@ from ml_service.deploy.digest import PinnedImage
 from ml_service.deploy.gitops import for_model, gitops_target, production_config
 from ml_service.deploy.image import image_repository
 from ml_service.deploy.qa import DeployError
+from ml_service.sections import thawed
 
 KUBERNETES_VERSION = "1.37"
 
@@ -42,7 +43,7 @@ def chart_dir(settings: Settings) -> Path:
 
 def release_name(settings: Settings, model_name: str) -> str:
     """The helm release of a model: environments.production.release ({model} allowed), as a DNS label."""
-    template = str(production_config(settings).get("release") or "scoring-{model}")
+    template = production_config(settings).release
     name = re.sub(r"[^a-z0-9-]+", "-", for_model(template, model_name).lower()).strip("-")
     return name[:53].rstrip("-")  # helm's limit for a release name
 
@@ -62,11 +63,7 @@ def image_reference(values: dict) -> str:
 def platform_values(settings: Settings) -> dict:
     """Chart values every production release of this workspace gets: environments.production.values in mlops.yml
     (the Gateway route, auth, ServiceMonitor, ...)."""
-    values = production_config(settings).get("values") or {}
-    if not isinstance(values, dict):
-        raise DeployError("mlops.yml environments.production.values must be a mapping of chart values "
-                          "(charts/scoring/values.yaml)")
-    return values
+    return thawed(production_config(settings).values)  # checked to be a mapping by load_settings
 
 
 def desired_values(settings: Settings, model_name: str, version: str, image: PinnedImage | None = None) -> dict:
@@ -173,7 +170,7 @@ def read_state(settings: Settings, model_name: str, in_cluster: bool) -> Product
         canary = cluster.applied_values(canary_release(settings, model_name)) or None
         return ProductionState(stable, canary, {"cluster": "helm get values"})
     _, values_rel, _ = gitops_target(settings, model_name)
-    stable_rel, canary_rel, _ = state_paths(values_rel)
+    stable_rel, canary_rel, manifests_rel = state_paths(values_rel)
     text, commit = gitops.read(settings, model_name, stable_rel)
     if text is None:
         return None
@@ -183,4 +180,5 @@ def read_state(settings: Settings, model_name: str, in_cluster: bool) -> Product
         canary = yaml.safe_load(canary_text) if canary_text else None
     except yaml.YAMLError as exc:
         raise DeployError(f"the GitOps target's {stable_rel} of {model_name} is not YAML: {exc}") from None
-    return ProductionState(stable, canary, gitops.commit_info(settings, model_name, commit))
+    own = gitops.last_commit(settings, model_name, commit, [stable_rel, canary_rel, manifests_rel])
+    return ProductionState(stable, canary, gitops.commit_info(settings, model_name, own))

@@ -26,6 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ml_service import env as envvars
 from ml_service.errors import MLOpsError
 
 STEADY_ROWS = 200
@@ -49,7 +50,7 @@ class Loop:
         self.project = base.model
         self.name = f"{self.project.name}_loop"
         self.env = {**os.environ, "MLOPS_STATE_DIR": str(state_dir), "MLOPS_MODEL": self.project.project,
-                    "MLOPS_MODEL_NAME": self.name, "MLOPS_USER": os.environ.get("MLOPS_USER") or "loop@localhost",
+                    "MLOPS_MODEL_NAME": self.name, "MLOPS_USER": envvars.MLOPS_USER.get() or "loop@localhost",
                     "MLFLOW_DISABLE_TELEMETRY": "true"}
         for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_EXPERIMENT"):
             self.env.pop(key, None)
@@ -142,7 +143,7 @@ def drifting(rows: list[list], labels: list[str], numeric: list[bool], task: str
 def post(url: str, rows: list[list]) -> None:
     """Score rows on QA in requests of 20 (with the scoring key when one is set)."""
     headers = {"Content-Type": "application/json"}
-    keys = os.environ.get("MLOPS_SCORING_KEYS", "")
+    keys = envvars.MLOPS_SCORING_KEYS.get()
     if keys:
         headers["Authorization"] = f"Bearer {keys.split(',')[0].strip()}"
     for start in range(0, len(rows), 20):

@@ -62,7 +62,7 @@ def publish(settings: Settings, pipeline: Pipeline, make_default: bool = True) -
     from ml_service.workspace.promotion import registry_lock
 
     context = {"tracking_uri": settings.tracking_uri, "state_dir": str(settings.state_dir)}
-    with registry_lock(context, f"published-pipeline-{pipeline.name}"):
+    with registry_lock(context, f"published-pipeline-{pipeline.name}", settings=settings):
         return _publish(settings, pipeline, make_default)
 
 

@@ -1,6 +1,7 @@
 """Settings of a scoring process, read once from its environment (a container has no mlops.yml).
 
-Every limit has a safe default and an MLOPS_* variable; docs/serving.md ("Serving limits") lists them.
+Every limit has a safe default and an MLOPS_* variable, declared in ml_service/env.py; docs/serving.md
+("Serving limits") and docs/environment.md list them.
 """
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+
+from ml_service import env as envvars
+from ml_service.env import EnvError
 
 
 class ServingConfigError(Exception):
@@ -52,8 +56,8 @@ class ServingSettings:
 
 
 def _keys(env: Mapping[str, str]) -> tuple[str, ...]:
-    keys = [k.strip() for k in env.get("MLOPS_SCORING_KEYS", "").split(",") if k.strip()]
-    key_file = env.get("MLOPS_SCORING_KEY_FILE", "")
+    keys = [k.strip() for k in envvars.MLOPS_SCORING_KEYS.raw(env).split(",") if k.strip()]
+    key_file = envvars.MLOPS_SCORING_KEY_FILE.raw(env)
     if key_file:
         try:
             keys += [line.strip() for line in Path(key_file).read_text().splitlines() if line.strip()]
@@ -65,26 +69,6 @@ def _keys(env: Mapping[str, str]) -> tuple[str, ...]:
     if short:
         raise ServingConfigError("scoring keys must be at least 16 characters long")
     return tuple(keys)
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    try:
-        value = int(env.get(name, default))
-    except ValueError:
-        raise ServingConfigError(f"{name} must be a whole number, got {env[name]!r}") from None
-    if value < minimum:
-        raise ServingConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    try:
-        value = float(env.get(name, default))
-    except ValueError:
-        raise ServingConfigError(f"{name} must be a number of seconds, got {env[name]!r}") from None
-    if not 0 <= value <= 86_400:
-        raise ServingConfigError(f"{name} must be between 0 and 86400 seconds, got {value}")
-    return value
 
 
 def cpu_count() -> int:
@@ -100,35 +84,37 @@ def cpu_count() -> int:
 
 
 def _workers(env: Mapping[str, str]) -> int:
-    value = env.get("MLOPS_WORKERS", "1")
-    return cpu_count() if value == "auto" else _int(env, "MLOPS_WORKERS", 1, minimum=1)
+    value = envvars.MLOPS_WORKERS.get(env)
+    return cpu_count() if value == "auto" else value
 
 
 def load_serving_settings(env: Mapping[str, str] | None = None) -> ServingSettings:
-    """Read MODEL_DIR and MLOPS_* serving variables."""
+    """Read MODEL_DIR and the MLOPS_* serving variables (ml_service/env.py)."""
     env = os.environ if env is None else env
-    d = ServingSettings
-    return ServingSettings(
-        model_dir=env.get("MODEL_DIR", ""),
-        score_module=env.get("MLOPS_SCORE_MODULE") or d.score_module,
-        model_name=env.get("MLOPS_MODEL_NAME", d.model_name),
-        model_version=env.get("MLOPS_MODEL_VERSION", d.model_version),
-        max_body_bytes=_int(env, "MLOPS_MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
-        max_rows=_int(env, "MLOPS_MAX_ROWS", d.max_rows, minimum=1),
-        max_header_bytes=_int(env, "MLOPS_MAX_HEADER_BYTES", d.max_header_bytes, minimum=1024),
-        header_timeout_s=_seconds(env, "MLOPS_HEADER_TIMEOUT_SECONDS", d.header_timeout_s),
-        body_timeout_s=_seconds(env, "MLOPS_BODY_TIMEOUT_SECONDS", d.body_timeout_s),
-        keep_alive_s=_seconds(env, "MLOPS_KEEP_ALIVE_SECONDS", d.keep_alive_s),
-        max_connections=_int(env, "MLOPS_MAX_CONNECTIONS", d.max_connections, minimum=1),
-        offload_bytes=_int(env, "MLOPS_OFFLOAD_BYTES", d.offload_bytes),
-        scoring_threads=_int(env, "MLOPS_SCORING_THREADS", d.scoring_threads, minimum=1),
-        drain_s=_seconds(env, "MLOPS_DRAIN_SECONDS", d.drain_s),
-        graceful_timeout_s=_seconds(env, "MLOPS_GRACEFUL_TIMEOUT_SECONDS", d.graceful_timeout_s),
-        workers=_workers(env),
-        api_keys=_keys(env),
-        collect_dir=env.get("MLOPS_COLLECT_DIR", ""),
-        collect_max_bytes=_int(env, "MLOPS_COLLECT_MAX_BYTES", d.collect_max_bytes, minimum=1),
-        collect_keep_files=_int(env, "MLOPS_COLLECT_KEEP_FILES", d.collect_keep_files, minimum=1),
-        collect_flush_s=_seconds(env, "MLOPS_COLLECT_FLUSH_SECONDS", d.collect_flush_s),
-        log_requests=env.get("MLOPS_LOG_REQUESTS", "true").lower() != "false",
-    )
+    try:
+        return ServingSettings(
+            model_dir=env.get("MODEL_DIR", ""),
+            score_module=envvars.MLOPS_SCORE_MODULE.get(env),
+            model_name=envvars.MLOPS_MODEL_NAME.raw(env) or "model",
+            model_version=envvars.MLOPS_MODEL_VERSION.get(env),
+            max_body_bytes=envvars.MLOPS_MAX_BODY_BYTES.get(env),
+            max_rows=envvars.MLOPS_MAX_ROWS.get(env),
+            max_header_bytes=envvars.MLOPS_MAX_HEADER_BYTES.get(env),
+            header_timeout_s=envvars.MLOPS_HEADER_TIMEOUT_SECONDS.get(env),
+            body_timeout_s=envvars.MLOPS_BODY_TIMEOUT_SECONDS.get(env),
+            keep_alive_s=envvars.MLOPS_KEEP_ALIVE_SECONDS.get(env),
+            max_connections=envvars.MLOPS_MAX_CONNECTIONS.get(env),
+            offload_bytes=envvars.MLOPS_OFFLOAD_BYTES.get(env),
+            scoring_threads=envvars.MLOPS_SCORING_THREADS.get(env),
+            drain_s=envvars.MLOPS_DRAIN_SECONDS.get(env),
+            graceful_timeout_s=envvars.MLOPS_GRACEFUL_TIMEOUT_SECONDS.get(env),
+            workers=_workers(env),
+            api_keys=_keys(env),
+            collect_dir=envvars.MLOPS_COLLECT_DIR.get(env),
+            collect_max_bytes=envvars.MLOPS_COLLECT_MAX_BYTES.get(env),
+            collect_keep_files=envvars.MLOPS_COLLECT_KEEP_FILES.get(env),
+            collect_flush_s=envvars.MLOPS_COLLECT_FLUSH_SECONDS.get(env),
+            log_requests=envvars.MLOPS_LOG_REQUESTS.get(env),
+        )
+    except EnvError as exc:
+        raise ServingConfigError(str(exc)) from None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ml_service.ci.store import Run, Store
 from ml_service.config import Settings
+from ml_service.sections import Approval
 
 CHAMPION_VERSION = re.compile(r"champion v(\S+)")
 
@@ -62,9 +63,9 @@ def gather(settings: Settings, store: Store, approval: dict, client=None) -> Evi
 
     run = store.get_run(approval["run_id"])
     evidence = Evidence(run, approval, ref=release_ref(store, run))
-    check = approval_config(settings, approval["environment"]) or {}
-    evidence.approvers = [str(a) for a in check.get("approvers") or []]
-    evidence.self_approval = bool(check.get("allow_self_approval", True))
+    check = approval_config(settings, approval["environment"]) or Approval()
+    evidence.approvers = list(check.approvers)
+    evidence.self_approval = check.allow_self_approval
     evidence.smoke = [r for r in store.records(run.id) if r["kind"] == "step" and "smoke" in
                       f"{r['name']} {r['display']}".lower()]
     if not evidence.ref:

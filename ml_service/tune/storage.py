@@ -13,10 +13,11 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ml_service import env as envvars
 from ml_service.tune import TuneError
 
 DATABASE = "mlops_tune"
-ENV = "MLOPS_TUNE_STORAGE"
+ENV = envvars.MLOPS_TUNE_STORAGE.name
 ATTEMPTS = 3
 
 
@@ -43,8 +44,8 @@ class Storage:
 def storage_for(settings, environ=None) -> Storage:
     """The study storage of settings' workspace (see the module's docstring)."""
     environ = os.environ if environ is None else environ
-    if environ.get(ENV):
-        return Storage(environ[ENV], "url")
+    if envvars.MLOPS_TUNE_STORAGE.is_set(environ):
+        return Storage(envvars.MLOPS_TUNE_STORAGE.get(environ), "url")
     if settings.tracking_uri.startswith("sqlite:"):
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         return Storage(f"sqlite:///{settings.state_dir / 'tune.db'}", "sqlite")

@@ -35,7 +35,7 @@ def promote(settings: Settings, name: str, version: str, reason: str = "") -> Pr
 
     client = tracking.connect(settings)
     context = {"tracking_uri": settings.tracking_uri, "state_dir": str(settings.state_dir)}
-    with registry_lock(context, name):
+    with registry_lock(context, name, settings=settings):
         try:
             found = client.get_model_version(name, version)
         except MlflowException:

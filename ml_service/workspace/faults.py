@@ -9,10 +9,12 @@ import os
 import time
 from pathlib import Path
 
+from ml_service import env as envvars
+
 
 def pause_point(point: str) -> None:
     """Wait here for ever when the environment asks for it (see the module docstring)."""
-    wanted, _, marker = os.environ.get("MLOPS_TEST_PAUSE", "").partition(":")
+    wanted, _, marker = envvars.MLOPS_TEST_PAUSE.get().partition(":")
     if wanted != point or not marker:
         return
     Path(marker).write_text(str(os.getpid()))

@@ -16,9 +16,12 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ml_service.workspace import registry
+
+if TYPE_CHECKING:
+    from ml_service.config import Settings
 
 Rescore = Callable[[Path], float]
 
@@ -75,7 +78,11 @@ def champion_model_dir(context: dict, version: str) -> Iterator[Path]:
     """The registered files of model_name version (an MLflow model folder), in a temporary folder."""
     import mlflow.artifacts
 
-    _client(context)  # points this process's MLflow at the workspace (models:/ URIs use the registry)
+    from ml_service.workspace import provenance
+
+    client = _client(context)  # points this process's MLflow at the workspace (models:/ URIs use the registry)
+    found = client.get_model_version(context["model_name"], str(version))
+    provenance.check(client, found, context["experiment_name"], context["tracking_uri"])  # before any unpickling
     with tempfile.TemporaryDirectory(prefix="mlops-champion-") as tmp:
         uri = f"models:/{context['model_name']}/{version}"
         yield Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp, tracking_uri=context["tracking_uri"]))
@@ -115,13 +122,13 @@ def evaluate_candidate(context: dict, champion: dict, metric: str, candidate_val
 
 
 @contextmanager
-def registry_lock(context: dict, model_name: str) -> Iterator[None]:
+def registry_lock(context: dict, model_name: str, settings: Settings | None = None) -> Iterator[None]:
     """One registration of model_name at a time in this workspace (a file lock in the state dir; on an
-    MLflow server, a lock on the server, which every clone shares)."""
+    MLflow server, a lock on the server, which every clone shares, taken as settings' server user)."""
     if context["tracking_uri"].startswith(("http://", "https://")):
         from ml_service.workspace import server_lock
 
-        with server_lock.hold(_client(context), model_name):
+        with server_lock.hold(_client(context), model_name, settings=settings):
             yield
         return
     state_dir = Path(context.get("state_dir") or tempfile.gettempdir())

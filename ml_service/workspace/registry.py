@@ -112,8 +112,12 @@ def list_versions(client, name: str) -> list[VersionSummary]:
     try:
         versions = client.search_model_versions(f"name='{name}'")
         aliases = client.get_registered_model(name).aliases if versions else {}
-    except MlflowException:
-        return []
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        # e.g. the MLflow server is down: never "no versions" (a retrain would take that for a first run)
+        first = (str(exc.message).strip().splitlines() or [""])[0][:300]
+        raise RegistryError(f"cannot list the versions of {name}: {first}") from None
     summaries = []
     for v in versions:
         summaries.append(VersionSummary(
@@ -125,21 +129,26 @@ def list_versions(client, name: str) -> list[VersionSummary]:
     return sorted(summaries, key=lambda s: int(s.version), reverse=True)
 
 
-def resolve_version(client, ref: str):
-    """A ModelVersion from NAME:VERSION, NAME@ALIAS or NAME (latest)."""
+def resolve_version(client, ref):
+    """A ModelVersion from a model reference (workspace.refs: NAME:VERSION, NAME@ALIAS, NAME for the latest,
+    models:/ URIs), given as text or a ModelRef."""
     from mlflow.exceptions import MlflowException
 
+    from ml_service.workspace.refs import ModelRefError, parse_model_ref
+
     try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            return client.get_model_version_by_alias(name, alias)
-        if ":" in ref:
-            name, version = ref.rsplit(":", 1)
-            return client.get_model_version(name, version)
-        versions = list_versions(client, ref)
+        parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
+    except ModelRefError as exc:
+        raise RegistryError(f"cannot find model '{ref}': {exc.reason}") from None
+    try:
+        if parsed.alias is not None:
+            return client.get_model_version_by_alias(parsed.name, parsed.alias)
+        if parsed.version is not None:
+            return client.get_model_version(parsed.name, str(parsed.version))
+        versions = list_versions(client, parsed.name)
         if not versions:
             raise RegistryError(f"model '{ref}' has no registered versions")
-        return client.get_model_version(ref, versions[0].version)
+        return client.get_model_version(parsed.name, versions[0].version)
     except MlflowException as exc:
         raise RegistryError(f"cannot find model '{ref}': {exc.message}") from None
 

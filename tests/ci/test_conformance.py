@@ -137,7 +137,7 @@ def test_retry_continue_on_error_logging_commands_and_unsupported_tasks(project)
     detail = next(r["detail"] for r in records if r["display"] == "completes as failed")
     assert "warning: something to look at" in detail
     unsupported = next(r for r in records if r["display"] == "unsupported")
-    assert unsupported["result"] == "Failed" and "AzureCLI@2 is not supported locally" in unsupported["detail"]
+    assert unsupported["result"] == "Failed" and "AzureCLI@2 needs Azure" in unsupported["detail"]
     assert result.result == "failed"
 
 

@@ -21,7 +21,8 @@ from ml_service.ci import service
 from ml_service.ci.identity import create_token
 from ml_service.ci.model import Var
 from ml_service.ci.store import Store
-from ml_service.config import load_settings
+from ml_service.config import ConfigError, load_settings
+from ml_service.sections import Approval
 from ml_service.workspace.owners import owner_tag
 
 MLOPS_YML = """
@@ -36,8 +37,6 @@ environments:
   staging:
     approval: {timeout_minutes: 60}
   open: {}
-  odd:
-    approval: "yes"
 """
 ECHO = "steps:\n  - bash: echo hello\n    displayName: hello\n"
 LISTED = "environment production (approvers: lead@example.com, Boss@Example.com)"
@@ -230,7 +229,7 @@ def test_predefined_variables(project):
     work = store.work_dir(run_id)
     name = project.root.name
     assert all(var.readonly and var.literal and not var.secret for var in got.values())
-    assert {k: v.value for k, v in got.items()} == {
+    assert {k: v.value for k, v in got.items()}.items() >= dict({  # and more (issue 23: Agent.Id, CollectionUri ...)
         "Build.BuildId": str(run_id),
         "Build.BuildNumber": f"{time.strftime('%Y%m%d', time.localtime(run.created))}.{run_id}",
         "Build.DefinitionName": "pipe", "Build.Reason": "Schedule",
@@ -245,7 +244,7 @@ def test_predefined_variables(project):
         "Agent.Name": "local", "Agent.WorkFolder": str(store.directory / "work"),
         "Resources.Pipeline.up.runID": "4", "Resources.Pipeline.up.runName": "up #4",
         "Resources.Pipeline.up.pipelineName": "up", "Resources.Pipeline.up.sourceBranch": "refs/heads/main",
-        "Resources.Pipeline.up.sourceCommit": ""}
+        "Resources.Pipeline.up.sourceCommit": ""}).items()
     assert all((work / sub).is_dir() for sub in ("a", "b", "_temp"))
     assert service.predefined(project, store, run)["Build.BuildId"] == Var(str(run_id), readonly=True, literal=True)
     tagged = store.get_run(service.queue(project, store, pipeline(project, ECHO), "Manual", branch="refs/tags/v1",
@@ -259,11 +258,18 @@ def test_predefined_variables(project):
 
 
 def test_approval_config(project):
-    assert service.approval_config(project, "production") == {
-        "approvers": ["lead@example.com", "Boss@Example.com"], "allow_self_approval": False, "timeout_minutes": 60}
-    assert service.approval_config(project, "staging") == {"timeout_minutes": 60}
-    for environment in ("open", "odd", "nowhere"):
+    assert service.approval_config(project, "production") == Approval(
+        approvers=("lead@example.com", "Boss@Example.com"), allow_self_approval=False, timeout_minutes=60)
+    assert service.approval_config(project, "staging") == Approval(timeout_minutes=60)
+    for environment in ("open", "nowhere"):
         assert service.approval_config(project, environment) is None
+
+
+def test_an_approval_that_is_not_a_mapping_is_refused_not_taken_as_no_check(project):
+    """`approval: "yes"` once meant no check at all; now mlops.yml is refused, naming the key."""
+    (project.root / "mlops.yml").write_text(MLOPS_YML + "  odd:\n    approval: \"yes\"\n")
+    with pytest.raises(ConfigError, match=r"mlops.yml: environments.odd.approval: expected a mapping"):
+        load_settings()
 
 
 # --- execute -------------------------------------------------------------------------------------------------------
@@ -449,8 +455,9 @@ def test_a_completed_run_triggers_the_pipelines_that_name_it_as_a_resource(proje
     assert (last.pipeline, last.triggered_by, last.result) == ("last", down.id, "succeeded")
     assert (down.pipeline, down.reason, down.triggered_by, down.result) == ("down", "ResourceTrigger", up, "succeeded")
     assert (down.branch, down.commit_sha, down.source_dir) == ("main", commit, str(project.root))
-    assert down.resources == {"source": {"runID": up, "runName": f"up #{up}", "pipelineName": "up",
-                                         "sourceBranch": "refs/heads/main", "sourceCommit": commit}}
+    assert down.resources["source"].items() >= {"runID": up, "runName": f"up #{up}", "pipelineName": "up",
+                                                "sourceBranch": "refs/heads/main", "sourceCommit": commit}.items()
+    assert set(down.resources) == {"source"}  # and pipelineID, projectID, runURI ... (issue 23)
     assert (f"run:{down.id}", {"kind": "run", "status": "header",
                                "display": f"run {down.id}: down (ResourceTrigger, after run {up})"}) in reports
     log = Path(next(r for r in store.records(down.id) if r["display"] == "down")["log"]).read_text()

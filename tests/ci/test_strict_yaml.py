@@ -139,8 +139,8 @@ def test_a_hundred_thousand_variables_are_refused_before_any_step(project, tmp_p
     ("steps:\n  - script: echo a\n    script: echo b\n", r"p\.yml:3: duplicate key 'script' \(first at line 2\)"),
     ("stages:\n  - stage: S\n    jobs:\n      - job: J\n        steps:\n          - bash: [not, a, script]\n",
      r"p\.yml:6: 'bash' must be a string"),
-    ("jobs:\n  - job: J\n    strategy:\n      matrix: {a: {x: 1}}\n    steps:\n      - script: echo\n",
-     r"p\.yml:3: 'strategy' \(matrix\) of job J is not supported locally"),
+    ("jobs:\n  - job: J\n    strategy:\n      matrix: {a: {x: 1}}\n      maxParalel: 2\n    steps:\n"
+     "      - script: echo\n", r"p\.yml:5: unknown key 'maxParalel' in the strategy of job J"),
     ("steps:\n  - template: t.yml\n    paramters: {}\n", r"p\.yml:2: unknown key\(s\) paramters beside 'template'"),
     ("parameters:\n  - name: n\n    type: number\n    defualt: 1\nsteps:\n  - script: echo\n",
      r"p\.yml:4: unknown key 'defualt' in parameter 'n' \(expected one of: default, displayName, name, type, values\)"),

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from ml_service.cli import build_parser, main
-from ml_service.cli_support import command_settings, model_of
+from ml_service.cli.support import command_settings, registered_name
 from ml_service.errors import EXIT_FAILED, EXIT_USAGE, MLOpsError, UsageError
 from tests.conftest import ROOT
 
@@ -87,6 +87,14 @@ def test_the_project_option_reaches_the_steps_a_command_runs(repo, monkeypatch):
     monkeypatch.setenv("MLOPS_USER", "dev@example.com")
     assert main(["--project", "q", "ci", "run", str(pipeline)]) == 0
     assert out.read_text().strip() == "q"
+    assert "MLOPS_MODEL" not in os.environ  # passed to the steps explicitly, never through our own environment
+
+
+@pytest.mark.parametrize("argv", [["model", "projects", "--default"], ["ci", "schedules"], ["ci", "list"]])
+def test_the_project_option_never_writes_the_environment(repo, capsys, monkeypatch, argv):
+    monkeypatch.delenv("MLOPS_MODEL", raising=False)
+    assert main(["--project", "q", *argv]) == 0
+    assert "MLOPS_MODEL" not in os.environ
 
 
 def test_a_usage_error_exits_2_a_failure_exits_1_each_with_one_line(repo, capsys):
@@ -112,7 +120,7 @@ def test_only_mlops_debug_1_turns_an_expected_failure_into_a_traceback(repo, cap
 
 
 def test_error_classes_map_to_their_exit_codes():
-    from ml_service.cli_support import CommandError
+    from ml_service.cli.support import CommandError
     from ml_service.config import ConfigError
     from ml_service.containers import ImageError
     from ml_service.init import InitError
@@ -142,7 +150,9 @@ NAME = st.text(alphabet="abcXYZ019_.-", min_size=1, max_size=20)
 @given(name=NAME, version=st.integers(1, 10_000), alias=st.text(alphabet="champion_-2", min_size=1, max_size=10))
 def test_the_registered_name_is_read_from_every_reference_form(name, version, alias):
     for ref in (name, f"{name}:{version}", f"{name}@{alias}", f"models:/{name}@{alias}", f"models:/{name}/{version}"):
-        assert model_of(ref) == name, ref
+        assert registered_name(ref) == name, ref
+    for bad in (f"{name}:{version}\n", f"{name}:\u0661", f":{version}", f"{name}@"):  # the library refuses it later
+        assert registered_name(bad) is None, bad
 
 
 def test_cli_start_up_imports_no_heavy_library():
@@ -192,7 +202,8 @@ def test_every_platform_error_class_derives_from_the_one_base():
 
     import ml_service
 
-    allowed = {"HTTPError", "InputError", "SchemaError", "ServingConfigError"}  # inside the scoring process
+    # inside the scoring process (env.py's EnvError too: standard library only; serving wraps it)
+    allowed = {"HTTPError", "InputError", "SchemaError", "ServingConfigError", "EnvError"}
     strays = []
     for info in pkgutil.walk_packages(ml_service.__path__, "ml_service."):
         if ".templates" in info.name:

@@ -1,4 +1,4 @@
-"""The data-validation pipeline step (data/step.py) and `mlops data validate` (data/commands.py): a file that
+"""The data-validation pipeline step (data/step.py) and `mlops data validate` (cli/data.py): a file that
 breaks its contract stops the pipeline / exits 1, naming the failed expectations; a good one passes with its
 row count. A small suite written here, real Great Expectations."""
 from __future__ import annotations

@@ -248,7 +248,7 @@ def test_a_canary_outside_1_to_100_percent_is_refused_and_commits_nothing(routed
 def test_the_canary_option_takes_a_whole_percent_from_1_to_100(value):
     import argparse
 
-    from ml_service.deploy.commands import percent
+    from ml_service.cli.deploy import percent
 
     if 1 <= value <= 100:
         assert percent(str(value)) == value

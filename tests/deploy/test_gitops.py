@@ -13,6 +13,7 @@ import pytest
 
 from ml_service.deploy import gitops
 from ml_service.deploy.qa import DeployError
+from ml_service.sections import Environment, environments_from
 
 MODEL = "gitops_model"
 
@@ -36,7 +37,11 @@ def work_tree(path: Path) -> Path:
 
 
 def with_gitops(settings, **config):
-    return dataclasses.replace(settings, environments={"production": {"gitops": config}})
+    return dataclasses.replace(settings, environments=environments_from({"production": {"gitops": config}}))
+
+
+def with_production(settings, config):
+    return dataclasses.replace(settings, environments=environments_from({"production": config}))
 
 
 def files_at(repo, rev) -> dict[str, str]:
@@ -45,10 +50,10 @@ def files_at(repo, rev) -> dict[str, str]:
 
 
 def test_the_target_comes_from_mlops_yml_or_the_defaults(workspace, tmp_path):
-    settings = dataclasses.replace(workspace, root=tmp_path / "root", environments={})
-    assert gitops.production_config(settings) == {}
-    assert gitops.production_config(dataclasses.replace(settings, environments=None)) == {}
-    assert gitops.production_config(dataclasses.replace(settings, environments={"production": None})) == {}
+    settings = dataclasses.replace(workspace, root=tmp_path / "root", environments=environments_from({}))
+    defaults = Environment("production")
+    assert gitops.production_config(settings) == defaults
+    assert gitops.production_config(with_production(settings, None)) == defaults
     assert gitops.gitops_target(settings, MODEL) == (settings.state_dir / "gitops",
                                                      f"production/{MODEL}/values-prod.yaml", "")
     assert gitops.gitops_target(with_gitops(settings, repo=None, branch=None), MODEL)[0] == \
@@ -58,7 +63,7 @@ def test_the_target_comes_from_mlops_yml_or_the_defaults(workspace, tmp_path):
                                                      f"prod/{MODEL}-{MODEL}.yaml", "live")
     absolute = with_gitops(settings, repo=str(tmp_path / "abs"))
     assert gitops.gitops_target(absolute, MODEL)[0] == tmp_path / "abs"
-    assert gitops.production_config(absolute) == {"gitops": {"repo": str(tmp_path / "abs")}}
+    assert gitops.production_config(absolute).gitops.repo == str(tmp_path / "abs")
     assert gitops.for_model("a/{model}/b", "m") == "a/m/b"
 
 
@@ -308,3 +313,20 @@ def test_commit_info_is_the_iso_author_time_and_the_subject_even_when_empty(work
     empty = git(repo, "-c", "user.name=o", "-c", "user.email=o@b", "commit-tree", f"{first}^{{tree}}", "-m", "")
     assert gitops.commit_info(settings, MODEL, empty)["subject"] == ""
     assert gitops.commit_info(settings, MODEL, empty)["time"] == git(repo, "log", "-1", "--format=%aI", empty)
+
+
+def test_each_models_state_is_credited_to_its_own_last_commit_not_the_targets_latest(workspace, tmp_path):
+    from ml_service.deploy.state import read_state
+
+    settings = with_gitops(workspace, repo=str(bare(tmp_path / "shared.git")), branch="main")
+    values = "model:\n  version: {v}\nimage:\n  repository: mlops/x\n  tag: '{v}'\n"
+    own, _ = gitops.commit_files(settings, "titanic_model",
+                                 {"production/titanic_model/values-prod.yaml": values.format(v=3)},
+                                 "production: titanic_model version 3", "")
+    other, _ = gitops.commit_files(settings, "ames_model",
+                                   {"production/ames_model/values-prod.yaml": values.format(v=1)},
+                                   "production: ames_model version 1", "")
+    assert own != other
+    titanic, ames = read_state(settings, "titanic_model", False), read_state(settings, "ames_model", False)
+    assert (titanic.source["commit"], titanic.source["subject"]) == (own, "production: titanic_model version 3")
+    assert (ames.source["commit"], ames.source["subject"]) == (other, "production: ames_model version 1")

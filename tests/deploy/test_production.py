@@ -31,6 +31,7 @@ from ml_service.config import load_settings
 from ml_service.deploy import gitops, production, records
 from ml_service.deploy.digest import PinnedImage
 from ml_service.deploy.production import DeployError, ProductionResult, ProductionState
+from ml_service.sections import environments_from
 from tests.conftest import ROOT, fresh_store, workspace_env
 
 pytestmark = pytest.mark.integration
@@ -167,8 +168,8 @@ def test_an_invalid_state_is_never_committed_and_where_names_the_branch(project,
     assert not (gitops_repo(project) / "production").exists()
     repo = tmp_path / "state.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
-    branch = dataclasses.replace(project, environments={"production": {"gitops": {
-        "repo": str(repo), "branch": "prod-state", "values_file": "v/{model}.yaml"}}})
+    branch = dataclasses.replace(project, environments=environments_from({"production": {"gitops": {
+        "repo": str(repo), "branch": "prod-state", "values_file": "v/{model}.yaml"}}}))
     good = production.desired_values(branch, NAME, "1")
     where, commit, state = production.commit_desired_state(branch, good, "a@b")
     assert (where, commit, state) == (f"{repo} (branch prod-state) v/{NAME}.yaml", git(repo, "rev-parse", "prod-state"),
@@ -325,7 +326,7 @@ def test_a_gitops_commit_never_overwrites_a_concurrent_one(project, tmp_path, mo
     repo = tmp_path / "state.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True)
     gitops = {"repo": str(repo), "branch": "production-state", "values_file": "prod/values-prod.yaml"}
-    settings = dataclasses.replace(project, environments={"production": {"gitops": gitops}})
+    settings = dataclasses.replace(project, environments=environments_from({"production": {"gitops": gitops}}))
     name = NAME
     _, first, state = production.commit_desired_state(settings, production.desired_values(settings, name, "1"), "a@b")
     assert state == "committed" and git(repo, "rev-parse", "production-state") == first
@@ -549,7 +550,7 @@ def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_pat
                     "--allow-empty"], check=True)
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     gitops = {"repo": str(repo), "branch": "production-state", "values_file": "prod/values-prod.yaml"}
-    settings = dataclasses.replace(ws, environments={"production": {"gitops": gitops}})
+    settings = dataclasses.replace(ws, environments=environments_from({"production": {"gitops": gitops}}))
 
     def show(rev):
         return subprocess.run(["git", "-C", str(repo), "show", rev], capture_output=True, text=True).stdout
@@ -571,13 +572,15 @@ def test_gitops_branch_target_commits_without_touching_the_work_tree(ws, tmp_pat
 
     bare = tmp_path / "state.git"  # what a GitOps controller would watch
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    to_bare = dataclasses.replace(ws, environments={"production": {"gitops": {**gitops, "repo": str(bare)}}})
+    to_bare = dataclasses.replace(ws, environments=environments_from(
+        {"production": {"gitops": {**gitops, "repo": str(bare)}}}))
     production.commit_desired_state(to_bare, production.desired_values(ws, "m", "4"), "x@y")
     shown = subprocess.run(["git", "-C", str(bare), "show", "production-state:prod/values-prod.yaml"],
                            capture_output=True, text=True).stdout
     assert "tag: '4'" in shown
 
-    checked_out = dataclasses.replace(ws, environments={"production": {"gitops": {**gitops, "branch": "main"}}})
+    checked_out = dataclasses.replace(ws, environments=environments_from(
+        {"production": {"gitops": {**gitops, "branch": "main"}}}))
     with pytest.raises(production.DeployError, match="checked out"):
         production.commit_desired_state(checked_out, production.desired_values(ws, "m", "3"), "x@y")
 
@@ -592,7 +595,7 @@ def test_gitops_folder_target_commits_only_its_file(ws, tmp_path):
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     (repo / "unrelated.txt").write_text("staged by its owner\n")
     subprocess.run(["git", "-C", str(repo), "add", "unrelated.txt"], check=True)
-    settings = dataclasses.replace(ws, environments={"production": {"gitops": {"repo": str(repo)}}})
+    settings = dataclasses.replace(ws, environments=environments_from({"production": {"gitops": {"repo": str(repo)}}}))
     _, _, state = production.commit_desired_state(settings, production.desired_values(ws, "m", "1"), "x@y")
     assert state == "committed"
     files = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"], capture_output=True,

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from ml_service.deploy import state
 from ml_service.deploy.digest import PinnedImage
+from ml_service.config import ConfigError
 from ml_service.deploy.qa import DeployError
+from ml_service.sections import environments_from
 from tests.deploy import test_production as production_tests
 
 project = production_tests.project  # a project root of its own: mlops.yml and a copy of the chart
@@ -33,7 +35,7 @@ def plain(tmp_path_factory):
 
 
 def with_production(settings, **config):
-    return dataclasses.replace(settings, environments={"production": config})
+    return dataclasses.replace(settings, environments=environments_from({"production": config}))
 
 
 @settings(max_examples=300, deadline=None)
@@ -103,8 +105,8 @@ def test_a_deployment_config_without_numbers_is_an_error_naming_the_file(tmp_pat
 
 
 def test_platform_values_must_be_a_mapping(plain):
-    with pytest.raises(DeployError, match="environments.production.values must be a mapping"):
-        state.desired_values(with_production(plain, values=["route"]), NAME, "1")
+    with pytest.raises(ConfigError, match=r"mlops.yml: environments.production.values: expected a mapping"):
+        with_production(plain, values=["route"])  # refused where mlops.yml is read, before any deploy
 
 
 def test_the_canary_share_is_the_stable_routes_weight_and_nothing_without_a_canary():

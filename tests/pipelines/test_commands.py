@@ -1,4 +1,4 @@
-"""`mlops pipeline run` in-process (pipelines/commands.py): --output-json names the version registered by this
+"""`mlops pipeline run` in-process (cli/pipeline.py): --output-json names the version registered by this
 run only (a reused registration triggers no second release), --no-reuse runs every step, a failed run exits 1."""
 from __future__ import annotations
 

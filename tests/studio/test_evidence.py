@@ -9,6 +9,7 @@ import pytest
 from ml_service.ci.store import Store
 from ml_service.pipelines.runner import OUTCOME_TAG
 from ml_service.studio import evidence
+from ml_service.sections import environments_from
 from tests.conftest import fresh_store
 
 pytestmark = pytest.mark.integration
@@ -22,8 +23,8 @@ def store_and_client(workspace, tmp_path):
     import mlflow
 
     uri = fresh_store(tmp_path / "mlflow.db")
-    settings = dataclasses.replace(workspace, tracking_uri=uri, environments={
-        "production": {"approval": {"approvers": ["alice@example.com"], "allow_self_approval": False}}})
+    settings = dataclasses.replace(workspace, tracking_uri=uri, environments=environments_from({
+        "production": {"approval": {"approvers": ["alice@example.com"], "allow_self_approval": False}}}))
     client = mlflow.MlflowClient(uri, uri)
     return settings, Store(tmp_path / "ci"), client
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ml_service.config import load_settings
 from ml_service.studio.app import create_app
 from ml_service.studio.limits import Failures, LoginLimits
 from tests.studio import test_studio
@@ -83,7 +84,7 @@ def test_other_users_are_not_locked_by_one_users_failures(project, clock):
 def test_one_address_cannot_spray_many_user_names(project, clock):
     (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
                                             + "studio: {login_max_failures_per_address: 6, login_window_minutes: 2}\n")
-    browser = Browser(create_app(project, clock=clock))  # every request comes from 127.0.0.1
+    browser = Browser(create_app(load_settings(), clock=clock))  # every request comes from 127.0.0.1
     for number in range(6):
         fail(browser, f"user{number}@example.com")
     status, headers, page = browser.log_in(ALICE)  # a fresh name, the right password
@@ -95,8 +96,8 @@ def test_one_address_cannot_spray_many_user_names(project, clock):
 
 def test_the_limits_are_checked_settings(project):
     (project.root / "mlops.yml").write_text("models: []\nstudio: {login_max_failures: 0}\n")
-    with pytest.raises(Exception, match="studio.login_max_failures must be a whole number of at least 1"):
-        create_app(project)
+    with pytest.raises(Exception, match="studio.login_max_failures: must be a whole number of at least 1"):
+        create_app(load_settings())
 
 
 def test_the_tables_stay_at_their_cap_under_a_flood_of_names(clock):
@@ -117,7 +118,7 @@ def test_the_tables_stay_at_their_cap_under_a_flood_of_names(clock):
 def test_one_failure_below_the_address_limit_still_logs_in_and_successes_never_lock_it(project, clock):
     (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
                                             + "studio: {login_max_failures_per_address: 3}\n")
-    browser = Browser(create_app(project, clock=clock))
+    browser = Browser(create_app(load_settings(), clock=clock))
     fail(browser, "user1@example.com")
     fail(browser, "user2@example.com")  # two of three
     for _ in range(4):  # each success is counted while its password is checked, then taken back
@@ -130,7 +131,7 @@ def test_one_failure_below_the_address_limit_still_logs_in_and_successes_never_l
 def test_the_configured_user_limit_locks_at_it_and_not_one_before(project, clock, limit):
     (project.root / "mlops.yml").write_text((project.root / "mlops.yml").read_text()
                                             + f"studio: {{login_max_failures: {limit}}}\n")
-    browser = Browser(create_app(project, clock=clock))
+    browser = Browser(create_app(load_settings(), clock=clock))
     fail(browser, times=limit - 1)
     assert browser.log_in(ALICE)[0] == 303  # one below the limit: the right password gets in
     fail(browser, times=limit)

@@ -1,8 +1,8 @@
 """The team workspace's files and commands in-process, without a server (ml_service/team/: server.py, postgres.py,
-users.py, backup.py, commands.py): every secret file is 0600 in a 0700 folder, also when it existed with a looser
-mode (issue 29: a secret file written 0644), secrets are masked, `mlops workspace use` points this checkout at a
-server as a user, and the refusals that come before any server is asked. The PostgreSQL and MLflow server side is
-test_workspace.py's and test_migrate.py's."""
+users.py, backup.py; the commands in ml_service/cli/workspace.py): every secret file is 0600 in a 0700 folder,
+also when it existed with a looser mode (issue 29: a secret file written 0644), secrets are masked,
+`mlops workspace use` points this checkout at a server as a user, and the refusals that come before any server is
+asked. The PostgreSQL and MLflow server side is test_workspace.py's and test_migrate.py's."""
 from __future__ import annotations
 
 import io
@@ -167,3 +167,15 @@ def test_the_server_gives_a_worker_time_to_start_before_uvicorn_kills_it(tmp_pat
     assert int(options[options.index("--timeout-worker-healthcheck") + 1]) >= 60
     assert command[command.index("--workers") + 1] == "2" and "--host" in command
     assert command[command.index("--host") + 1] == "127.0.0.1"
+
+
+def test_up_tightens_an_artifact_store_an_earlier_version_left_world_readable(tmp_path):
+    store = tmp_path / "artifacts"
+    (store / "1" / "run" / "artifacts").mkdir(parents=True)
+    model = store / "1" / "run" / "artifacts" / "model.pkl"
+    model.write_bytes(b"pickle")
+    for path, old in ((store, 0o755), (store / "1", 0o755), (model, 0o644)):
+        path.chmod(old)
+    team.private_artifacts(store)
+    assert mode(store) == mode(store / "1") == mode(store / "1" / "run" / "artifacts") == 0o700
+    assert mode(model) == 0o600

@@ -111,3 +111,13 @@ def test_the_cli_promotes_by_name_and_version_and_refuses_a_reference_without_on
     assert main(["model", "delete", NAME]) == 2
     assert main(["model", "delete", f"{NAME}:1"]) == 0
     assert sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'")) == ["2", "3"]
+
+
+def test_the_cli_takes_a_models_uri_and_refuses_a_version_that_is_not_ascii_digits(workspace, client):
+    assert main(["model", "promote", f"models:/{NAME}/3"]) == 0
+    assert holder(client) == "3" and len(records(client)) == 1
+    for bad in (f"{NAME}:\u0661", f"{NAME}:2\n", ":2", f"{NAME}:2:2"):
+        assert main(["model", "promote", bad]) == 2, bad
+        assert main(["model", "delete", bad]) == 2, bad
+    assert holder(client) == "3" and len(records(client)) == 1
+    assert sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'")) == ["1", "2", "3"]

@@ -1,0 +1,141 @@
+"""What the engine checks before a run starts: what cannot run here is named with its file and line.
+
+Two kinds (issue 23 items 1 and 8, decided with the conformance suite, /work/notes/ci-conformance-status.md):
+- refused: the run does not start (an unmapped repository resource, a checkout of one, a job that would
+  mean something else here): CIError naming the construct, `<file>:<line>` and what to do;
+- stops: a step that has no local meaning (a cloud task such as AzureCLI@2, PowerShell without pwsh, a
+  container job): listed in the run's `plan` record before any step runs; the run goes as far as the steps
+  before it and that step (or job) fails with the same message.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+from ml_service.ci import repositories, tasks
+from ml_service.ci.model import STEP_KINDS, Stage
+
+
+@dataclass
+class Plan:
+    """What preflight found: refusals (the run does not start) and stops (named, the run stops there)."""
+
+    refused: list[str] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what behaves differently here but does not stop the run
+    step_stops: dict[int, str] = field(default_factory=dict)  # id(step) -> why it cannot run here
+    job_stops: dict[str, str] = field(default_factory=dict)  # "stage/job" -> why it cannot run here
+
+
+def where(node, key: str) -> str:
+    """'file:line' of key in a mapping read from a file, else '?'."""
+    locate = getattr(node, "where", None)
+    return locate(key if key in node else None) if locate else "?"
+
+
+def _mentions_access_token(node) -> bool:
+    if isinstance(node, str):
+        return "system.accesstoken" in node.lower()
+    if isinstance(node, dict):
+        return any(_mentions_access_token(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions_access_token(v) for v in node)
+    return False
+
+
+def _needs_connection(step: dict) -> bool:
+    module = tasks.module(str(step["task"]))
+    given = step.get("inputs") or {}
+    try:
+        if module is tasks.helm_deploy:
+            return module.needs_cloud(given)
+        if module is tasks.docker:
+            return module.needs_registry(given)
+    except tasks.TaskError:
+        return False
+    return False
+
+
+def _connection_advice(step: dict) -> str:
+    if tasks.module(str(step["task"])) is tasks.docker:
+        return "use command: build here, and push with a script step to a registry you configure"
+    return "use connectionType: None (helm with this machine's kubeconfig)"
+
+
+def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None) -> Plan:
+    """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here."""
+    plan = Plan()
+    declared = repositories.declared(document)
+    if definitions is not None:  # a completion trigger or resource on a definition nobody here is named
+        known = {*definitions, *definitions.values()}
+        section = document.get("resources")
+        for resource in (section.get("pipelines") or []) if isinstance(section, dict) else []:
+            if isinstance(resource, dict) and str(resource.get("source", "")) not in known:
+                plan.notes.append(
+                    f"{where(resource, 'source')}: pipeline resource '{resource.get('pipeline')}' names the "
+                    f"definition '{resource.get('source')}', which no pipeline file here is: its completion trigger "
+                    "never fires and its resources.pipeline variables are empty; map it in mlops.yml "
+                    f"(ci: {{pipelines: {{'{resource.get('source')}': <file stem of .pipelines/>}}}})")
+    for stage in stages:
+        for job in stage.jobs:
+            services = job.services or (document.get("services") if isinstance(document, dict) else None)
+            if services and not (job.container or document.get("container")):
+                why = (f"{job.container_where or where(document, 'services')}: job {job.name} uses service containers "
+                       f"({', '.join(map(str, services))}): the local engine does not start them; start them with "
+                       "`docker run` in a step, or remove `services:`")
+                plan.job_stops[f"{stage.name}/{job.name}"] = why
+                plan.stops.append(why)
+                continue
+            container = job.container or (document.get("container") if isinstance(document, dict) else None)
+            if container:
+                at = job.container_where or where(document, "container")
+                image = container.get("image") if isinstance(container, dict) else container
+                why = (f"{at}: job {job.name} runs in container {image!r} on Azure (container jobs): the local engine "
+                       "runs steps on this machine, not in a container; remove `container:` to run the steps here, "
+                       "or run them with `docker run` in a script step")
+                plan.job_stops[f"{stage.name}/{job.name}"] = why
+                plan.stops.append(why)
+                continue
+            for step in job.steps:
+                if not isinstance(step, dict):
+                    continue
+                kind = next((k for k in STEP_KINDS if k in step), None)
+                target = step.get("target")
+                target = target.get("container") if isinstance(target, dict) else target
+                if target and str(target) != "host":
+                    why = (f"{where(step, 'target')}: a step with target {target!r} runs in a container on Azure: "
+                           "the local engine runs it on this machine; remove `target:` or use `docker run`")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                    continue
+                if _mentions_access_token(step):
+                    why = (f"{where(step, kind or 'env')}: the step uses System.AccessToken, a token of Azure DevOps "
+                           "that does not exist here: pass a credential of your own through a variable group "
+                           "(mlops.yml ci.variable_groups secrets)")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                    continue
+                if kind == "checkout":
+                    value = str(step["checkout"])
+                    if value not in ("self", "none"):
+                        try:
+                            repositories.resolve(value, declared, mapping, where(step, "checkout"))
+                        except repositories.RepositoryError as exc:
+                            plan.refused.append(f"checkout: {exc}")
+                elif (kind in ("pwsh", "powershell") or (kind == "task" and str(step["task"]).lower().startswith(
+                        "powershell@"))) and not shutil.which("pwsh"):
+                    why = (f"{where(step, kind)}: {kind if kind != 'task' else step['task']} needs PowerShell "
+                           "(pwsh), which is not installed here: install pwsh, or write the step as a bash step")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                elif kind == "task" and _needs_connection(step):
+                    why = (f"{where(step, 'task')}: {step['task']} as written needs a service connection (a container "
+                           "registry or a Kubernetes/Azure connection), which does not exist here: "
+                           f"{_connection_advice(step)}")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                elif kind == "task" and not tasks.supported(str(step["task"])):
+                    why = f"{where(step, 'task')}: {tasks.refusal(str(step['task']))}"
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+    return plan

@@ -1,0 +1,133 @@
+"""Issue 23 item 5: built-in tasks with a faithful local meaning, with their documented inputs and
+defaults; a task that needs a cloud is named before the run starts and the run stops there.
+
+Azure: each task's task.json in microsoft/azure-pipelines-tasks (Tasks/<Name>V<major>/task.json) and the
+task reference (MicrosoftDocs/azure-devops-yaml-schema task-reference/*.md); the inputs and defaults are
+in /work/notes/ci-semantics.md. Where a task cannot run here (AzureCLI@2, PowerShell without pwsh) the
+issue asks for a refusal before the run starts naming the construct, the file and line, and what to do:
+these tests read that as a `plan` record of the run naming each such step (written before any step runs)
+and the run stopping at the first of them (item 8: "run as far as their cloud tasks allow").
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _plan(run) -> str:
+    """The details of the run's plan records (what the engine refused before the run started)."""
+    return " ".join(r["detail"] or "" for r in run.records if r["kind"] == "plan")
+
+
+def test_bash_cmdline_and_python_script_tasks(project):
+    project.add("tasks_shell.yml", commit=False)
+    project.write("scripts/args.sh", 'echo "OUT:args=$1|$2"\n', commit=False)
+    project.write("scripts/hello.py", 'print("OUT:pyfile=ok")\n')
+    run = project.run("tasks_shell.yml")
+    assert run.out.get("bash_cwd") == run.out.get("temp")  # workingDirectory; today: Bash@3 is refused
+    assert run.out.get("args") == "one|two words"  # targetType defaults to filePath; arguments
+    assert run.out.get("cmdline") == "ok"
+    assert run.out.get("python_args") == "a|b"
+    assert run.out.get("pyfile") == "ok"  # scriptSource defaults to filePath
+    assert run.result == "succeeded"
+
+
+def test_use_python_version_puts_a_matching_python_first_on_path(project):
+    project.add("tasks_python.yml")
+    run = project.run("tasks_python.yml")
+    location = Path(run.out.get("location", "/nonexistent"))
+    assert run.out.get("major") == "3"
+    assert Path(run.out.get("onPath", "/")).parent.parent == location or \
+        Path(run.out.get("onPath", "/")).parent == location  # <location>/bin/python (or python.exe layout)
+    assert location.resolve() != Path(sys.prefix).resolve()  # a Python of the machine, not mlops's venv
+
+
+def test_use_python_version_fails_when_no_python_matches(project):
+    """Passes today (the task is refused as a whole); it guards the failure once the task exists."""
+    project.add("tasks_python_missing.yml")
+    run = project.run("tasks_python_missing.yml")
+    assert run.steps().get("python 2.6") == "Failed"
+    assert "after" not in run.out
+
+
+def test_copy_delete_archive_and_extract_files(project):
+    project.add("tasks_files.yml")
+    run = project.run("tasks_files.yml")
+    assert run.out.get("copied", "").split() == ["./a/two.txt", "./one.txt"]  # !**/skip.txt excluded
+    assert run.out.get("flat", "").split() == ["./one.txt", "./skip.txt", "./three.log", "./two.txt"]
+    assert run.out.get("src", "").split() == ["./a/skip.txt", "./a/two.txt", "./one.txt"]  # **/*.log deleted
+    assert run.out.get("unzipped", "").split() == ["./src/a/skip.txt", "./src/a/two.txt", "./src/one.txt"]
+    assert run.out.get("untarred", "").split() == ["./a/skip.txt", "./a/two.txt", "./one.txt"]
+    assert run.result == "succeeded"
+
+
+def test_publish_and_download_build_artifacts(project):
+    project.add("tasks_build_artifacts.yml")
+    run = project.run("tasks_build_artifacts.yml")
+    assert run.out.get("v0") == "wheel"
+    assert run.out.get("v1") == "wheel"
+    assert run.result == "succeeded"
+
+
+@pytest.mark.docker
+def test_docker_build_tags_an_image(project):
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.fail("no Docker engine: bash environment_setup/docker_engine.sh")
+    repository = f"t23-conformance-{project.root.parent.name.lower()}"
+    project.add("tasks_docker.yml", commit=False)
+    project.write("docker/Dockerfile", "FROM mlops-python:3.11-bookworm\nRUN echo built > /built.txt\n")
+    tags = ["conformance"]
+    try:
+        run = project.run("tasks_docker.yml", params={"repository": repository})
+        tags.append(str(run.run.id))  # tags default to $(Build.BuildId); both are listed here
+        for tag in tags:
+            shown = subprocess.run(["docker", "image", "inspect", f"{repository}:{tag}"], capture_output=True)
+            assert shown.returncode == 0, tag  # today: Docker@2 is refused
+    finally:
+        for tag in tags:
+            subprocess.run(["docker", "image", "rm", "-f", f"{repository}:{tag}"], capture_output=True)
+
+
+def test_helm_installer_and_helm_package(project):
+    project.add("tasks_helm.yml", commit=False)
+    project.write("chart/Chart.yaml", "apiVersion: v2\nname: demo\nversion: 0.1.0\n", commit=False)
+    project.write("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n")
+    run = project.run("tasks_helm.yml")
+    assert run.out.get("helm", "").startswith("v")  # today: HelmInstaller@1 is refused
+    assert "demo-0.1.0.tgz" in run.out.get("packaged", "")
+
+
+def test_cache_restores_on_the_second_run(project):
+    project.add("tasks_cache.yml")
+    first = project.run("tasks_cache.yml")
+    assert first.out.get("hit") == "false" and first.out.get("before") == "missing"
+    second = project.run("tasks_cache.yml")
+    assert second.out.get("hit") == "true"
+    assert second.out.get("before") == f"cached-by-{first.run.id}"
+
+
+def test_a_cloud_task_is_named_before_the_run_and_the_run_stops_there(project):
+    project.add("cloud_task.yml")
+    text = (project.root / ".pipelines" / "cloud_task.yml").read_text().splitlines()
+    line = next(i for i, row in enumerate(text, 1) if "task: AzureCLI@2" in row)  # not the comment
+    run = project.run("cloud_task.yml")
+    plan = _plan(run)
+    assert "AzureCLI@2" in plan and f"cloud_task.yml:{line}" in plan  # today: no plan record
+    assert run.out.get("before") == "ran" and "after" not in run.out
+    assert run.steps()["cloud"] == "Failed" and run.result == "failed"
+
+
+def test_powershell_without_pwsh_is_named_before_the_run(project):
+    project.add("pwsh_step.yml")
+    run = project.run("pwsh_step.yml")
+    if shutil.which("pwsh"):
+        assert run.out.get("pwsh") == "ran"
+    else:
+        assert "pwsh" in _plan(run)  # today: no plan record
+        assert run.steps()["powershell core"] == "Failed"
