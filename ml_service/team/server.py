@@ -369,7 +369,7 @@ def status(settings: Settings) -> dict:
     if report["backend"] == "sqlite":
         report["answers"] = True
     else:
-        report["answers"] = answers(settings.tracking_uri)
+        report["answers"] = answers(settings.tracking_uri, timeout=15)  # a busy server answers late, not never
         if report["answers"]:
             report["authenticated"] = authenticated(
                 settings.tracking_uri, settings.tracking_username, settings.tracking_password)

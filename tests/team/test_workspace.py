@@ -223,9 +223,8 @@ def test_two_clones_two_users_one_server(team, tmp_path):
     clones = {}
     for name in ("alice", "bob"):
         root = clone(tmp_path, f"clone-{name}")
-        for module in ("team.py", "server_lock.py", "registry.py"):  # the working tree's code, not HEAD's
-            assert (root / "ml_service" / "workspace" / module).read_bytes() == \
-                (ROOT / "ml_service" / "workspace" / module).read_bytes()
+        for module in ("team/server.py", "workspace/server_lock.py", "workspace/registry.py"):  # the working
+            assert (root / "ml_service" / module).read_bytes() == (ROOT / "ml_service" / module).read_bytes()  # tree
         env = clean_env(tmp_path / f"state-{name}", root=root, MLOPS_MODEL_NAME="team_shared_model")
         used = run_mlops(env, "workspace", "use", uri, "--username", name, "--password-file", str(users[name]))
         assert used.returncode == 0, used.stderr
