@@ -27,7 +27,7 @@ CONFIG_FILE = "mlops.yml"
 LOCAL_OVERRIDE = "local.yml"  # in the state dir (git-ignored): written by `mlops workspace up|use`
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("regression", "classification")
-PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*\Z")
+PROJECT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 SECTIONS = ("workspace", "models", "deploy", "environments", "ci", "monitor", "studio")
@@ -220,7 +220,7 @@ def _model(entry: Any, index: int, root: Path, path: Path, env: Mapping[str, str
             raise (at / key).fail("expected a string")
     project = entry["project"]
     if not PROJECT_NAME.match(project):
-        raise ConfigError(f"{where}.project: {project!r} must be a Python package name (lowercase, digits, _)")
+        raise ConfigError(f"{where}.project: {project!r} must be a Python package name (ASCII letters, digits, _)")
     task = str(entry.get("task") or "regression")
     if task not in TASKS:
         raise ConfigError(f"{where}.task: {task!r} is not one of {', '.join(TASKS)}")

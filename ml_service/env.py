@@ -4,7 +4,8 @@ As MLflow's `environment_variables.py`: each variable is a small `EnvVar` object
 `MLOPS_ROOT.get()` (or `.get(env)` for a given mapping), never with `os.environ.get("MLOPS_ROOT")`
 (tests/test_env.py fails on any other read). A value of the wrong type is an `EnvError` naming the
 variable. docs/environment.md is rendered from this module (`python -m ml_service.env`).
-Standard library only: the scoring container imports it without the rest of the platform.
+Standard library only (and ml_service/errors.py, which is too): the scoring container imports it without the
+rest of the platform.
 
 Only the tests read these (so they stay in tests/ and the Makefile, undeclared here):
 MLOPS_TEST_GROUP (a CI shard), MLOPS_ADVERSARIAL_LONG (longer adversarial serving runs),
@@ -18,11 +19,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ml_service.errors import UsageError  # standard library only: ships in the scoring image
+
 SECONDS_MAX = 86_400
 
 
-class EnvError(ValueError):
-    """An MLOPS_* variable holds a value of the wrong type or out of its range."""
+class EnvError(UsageError, ValueError):
+    """An MLOPS_* variable holds a value of the wrong type or out of its range (the command exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ MLOPS_EXPERIMENT = _declare(
 MLOPS_BUILD_ID = _declare(
     "MLOPS_BUILD_ID", "str", "",
     "The CI build that runs the command, recorded on runs and model versions.")
+MLOPS_CI_JOB = _declare(
+    "MLOPS_CI_JOB", "str", "",
+    "Set by the CI engine in every step of a job (never by you): the job's token, by which the processes a step "
+    "left behind are found and ended with the job.")
 MLOPS_BUILD_URI = _declare(
     "MLOPS_BUILD_URI", "str", "",
     "A link to that CI build, recorded beside the build id.")
@@ -160,6 +167,10 @@ MLOPS_VENV = _declare(
     "MLOPS_VENV", "str", "",
     "Set by the CI engine for every step: the virtual environment of the `mlops` that runs it.",
     group="identity and tools")
+MLOPS_CI_JOB = _declare(
+    "MLOPS_CI_JOB", "str", "",
+    "Set by the CI engine for every step: the job's token; at the job's end every process of this user that "
+    "still carries it is killed (ci/reaper.py).", group="identity and tools")
 MLOPS_TEST_PAUSE = _declare(
     "MLOPS_TEST_PAUSE", "str", "",
     "Tests only: `<point>:<file>` makes the process that reaches <point> write <file> and wait to be "

@@ -307,10 +307,16 @@ class Studio:
     login_max_failures: int = 5
     login_max_failures_per_address: int = 20
     login_window_minutes: int = 15
+    hosts: tuple = ()  # names the Studio answers to besides 127.0.0.1/localhost/::1 (DNS rebinding)
+    trusted_proxies: tuple = ()  # addresses whose X-Forwarded-For is believed (none by default)
+
+
+STUDIO_LISTS = {"hosts": "host names, e.g. [studio.example.com]", "trusted_proxies": "proxy IP addresses"}
 
 
 def parse_studio(value: Any, where: Where) -> Studio:
-    """studio: trusted_header (an HTTP header name), login_* (whole numbers of at least 1)."""
+    """studio: trusted_header (an HTTP header name), login_* (whole numbers of at least 1), hosts and
+    trusted_proxies (lists of names without spaces)."""
     raw = where.mapping(value, tuple(f.name for f in fields(Studio)))
     header = raw.get("trusted_header")
     header = "" if header is None else header
@@ -318,8 +324,17 @@ def parse_studio(value: Any, where: Where) -> Studio:
         raise (where / "trusted_header").fail("must be an HTTP header name, e.g. X-Forwarded-User")
     limits = {}
     for item in fields(Studio)[1:]:
+        if item.name in STUDIO_LISTS:
+            continue
         number = raw.get(item.name, item.default)
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise (where / item.name).fail("must be a whole number of at least 1")
         limits[item.name] = number
-    return Studio(trusted_header=header, **limits)
+    lists = {}
+    for name, what in STUDIO_LISTS.items():
+        items = raw.get(name) or []
+        if not isinstance(items, list) or not all(isinstance(v, str) and v and not any(c.isspace() for c in v)
+                                                  for v in items):
+            raise (where / name).fail(f"must be a list of {what}")
+        lists[name] = tuple(v.lower() for v in items) if name == "hosts" else tuple(items)
+    return Studio(trusted_header=header, **limits, **lists)

@@ -275,7 +275,7 @@ def test_bad_entries_are_refused_naming_the_file_and_the_key(tmp_path, text, mes
     assert refused.value.exit_code == EXIT_USAGE
 
 
-VALID_PROJECT = re.compile(r"[a-z_][a-z0-9_]*")
+VALID_PROJECT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an ASCII Python identifier
 
 
 @hypothesis_settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,7 +1,9 @@
 """The register step: log the promoted candidate as an MLflow sklearn model and register it.
 
-The model's signature is inferred from all the data's features, nulls included, so the scoring
-service knows each column's name, type and whether it may be null. The platform registers the
+The model's signature is inferred from all the data's features as pandas reads the file: whole-number
+columns without gaps stay integers (long), so `mlflow.pyfunc.load_model(uri).predict(the CSV file)` works.
+A column the pipeline imputes may be null (the scoring service and batch accept null there); any other
+is required. The platform registers the
 model and moves `champion` as a compare-and-set against the champion the evaluate step compared with.
 """
 from __future__ import annotations
@@ -14,26 +16,48 @@ import pandas as pd
 import yaml
 
 from breast_cancer_classification.evaluate.evaluate_model import rescorer
-from breast_cancer_classification.training.features import NUMERIC, TARGET, model_input
+from breast_cancer_classification.training.features import TARGET, model_input
 from ml_service.workspace import promotion
 
 
 def signature_frame(data: pd.DataFrame) -> pd.DataFrame:
-    """The features as the scoring service should accept them: numeric columns as float64 (null allowed
-    where the data has nulls), text and boolean columns as they are."""
-    frame = model_input(data)
-    return frame.astype({column: "float64" for column in NUMERIC})
+    """The features as the scoring service should accept them: numbers as the file holds them (whole numbers
+    without gaps as integers, others as floats), text and boolean columns as they are."""
+    return model_input(data)
+
+
+def imputed_columns(model) -> set[str]:
+    """The input columns whose missing values the fitted pipeline fills in (an imputer in their transformer)."""
+    preprocess = getattr(model, "named_steps", {}).get("preprocess")
+    found = set()
+    for _, transformer, columns in getattr(preprocess, "transformers_", []):
+        steps = [step for _, step in getattr(transformer, "steps", [(None, transformer)])]
+        if any("Imputer" in type(step).__name__ for step in steps) and isinstance(columns, list):
+            found.update(columns)
+    return found
+
+
+def model_signature(model, sample: pd.DataFrame):
+    """The signature inferred from sample, with null allowed exactly in the columns the model imputes."""
+    from mlflow.models import infer_signature
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inferred = infer_signature(sample, model.predict(sample))
+    imputed = imputed_columns(model)
+    inputs = Schema([ColSpec(spec.type, spec.name, required=spec.name not in imputed)
+                     for spec in inferred.inputs.inputs])
+    return ModelSignature(inputs, inferred.outputs)
 
 
 def log_model(model_dir: Path, sample: pd.DataFrame) -> str:
     """Log model.pkl as an MLflow sklearn model with its input signature; return the model URI."""
     import mlflow.sklearn
     import sklearn
-    from mlflow.models import infer_signature
 
     with open(model_dir / "model.pkl", "rb") as handle:
         model = pickle.load(handle)
-    signature = infer_signature(sample, model.predict(sample))
+    signature = model_signature(model, sample)
     info = mlflow.sklearn.log_model(model, name="model", serialization_format="pickle", signature=signature,
                                     pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
     return info.model_uri

@@ -2,7 +2,8 @@
 
 Written by `mlops init` from the data's profile. Numeric columns: missing values imputed with the
 median, then standardised. Categorical columns (text, booleans): missing values imputed with the most
-frequent value, then one-hot encoded; a category never seen in training is ignored (all zeros).
+frequent value, then one-hot encoded; a category never seen in training is ignored (all zeros). The
+encoded table is dense, so the estimator's exact solvers apply however wide the one-hot part grows.
 Columns are referred to by name, in lists: edit the lists when the data's columns change.
 """
 from __future__ import annotations
@@ -47,5 +48,5 @@ def preprocessor() -> ColumnTransformer:
     """Imputation and scaling of the numeric columns, imputation and one-hot encoding of the categorical ones."""
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                            ("encode", OneHotEncoder(handle_unknown="ignore"))])
+                            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False))])
     return ColumnTransformer([("numeric", numeric, NUMERIC), ("categorical", categorical, CATEGORICAL)])

@@ -50,7 +50,11 @@ def _numbers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _plain(array: pa.Array, i: int) -> object:
+    """Value i of array as JSON-friendly Python: numbers read as float64 that are whole are shown whole (a CSV's
+    `1` reads as 1.0 in a numeric column; the rejects file shows what the file held)."""
     value = array[i].as_py()
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
+        return int(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

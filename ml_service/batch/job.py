@@ -100,6 +100,9 @@ def _write_rejects(output: Path, chunks: dict) -> None:
              if c.get("rejects_file")]
     if not files:
         target.unlink(missing_ok=True)
+        parts = output / "_rejects"  # the chunks' own rejects (kept for a resumed job): none, so no folder
+        if parts.is_dir() and not any(parts.iterdir()):
+            parts.rmdir()
         return
     temporary = output / f"._rejects.csv.{os.getpid()}.tmp"
     pcsv.write_csv(pa.concat_tables(pq.read_table(f) for f in files), temporary)
@@ -234,19 +237,16 @@ def _score(executor, workers: int, spec, tasks, state, plan, progress, run: _Run
 def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     """Run (or resume) a batch job; the counts. BatchError when it cannot run or rejects too many rows."""
     from ml_service.batch import local_store
-    from ml_service.batch.light_recorder import LightRecorder
-    from ml_service.batch.recorder import Recorder
+    from ml_service.batch.recording import open_recorder
 
     _check(spec)
     ref = model.check_ref(spec.model)
     parts = source.list_parts(spec.input)
     settings = settings.for_registered(ref.name)
     spec.output.mkdir(parents=True, exist_ok=True)
-    (spec.output / "_rejects").mkdir(exist_ok=True)
     previous = manifest.load(spec.output)
-    found = local_store.find(settings.tracking_uri, spec.model)
-    light = LightRecorder.open(settings) if found is not None else None
-    with light or Recorder(settings) as recorder:
+    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
+    with open_recorder(settings, found) as recorder:
         if found is None:  # MLflow resolves (and, for a new job, downloads) it while the input is read
             recorder.send("resolve", spec.model)
             if previous is None:

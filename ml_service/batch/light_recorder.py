@@ -1,57 +1,37 @@
 """The job's run recorded straight into the embedded workspace's sqlite store, in the job's own process.
 
-When the model version was found without MLflow (local_store.py) and the store is one `LightStore` knows,
-starting and ending the run are a few rows written in milliseconds (workspace/light_runs.py), where the
-MLflow process (recorder.py) would spend about 2 s of CPU importing MLflow, on a 2-core machine taken from the
-scoring workers. The run is the one MLflow would record (record.py gives both the same tags, params and
-metrics). Should the store need MLflow's own decision (the batch experiment was deleted and must be
-restored, its name is held twice), the MLflow process is started then and records the run instead.
+When the model version was found without MLflow (local_store.py) and the workspace's run store is the sqlite
+fast path (workspace/run_store.py chose it), starting and ending the run are a few rows written in
+milliseconds, where the MLflow process (recorder.py) would spend about 2 s of CPU importing MLflow, on a
+2-core machine taken from the scoring workers. The run is the one MLflow would record (record.py does both,
+through the one RunStore interface). Should the store need MLflow's own decision (the batch experiment was
+deleted and must be restored, its name is held twice), the MLflow process is started then and records the
+run instead.
 
-Same interface as recorder.Recorder: send() now, receive() the answer (here: already there), or call().
+A recording.BatchRecorder: send() now, receive() the answer (here: already there), or call().
 """
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections import deque
 
 from ml_service.batch import BatchError, record
 
 
 class LightRecorder:
-    """start / finish of the job's run without MLflow (the MLflow process only when the store needs it)."""
+    """start / finish of the job's run in a RunStore that needs no MLflow (the MLflow process only when the store
+    leaves a decision to MLflow)."""
 
     def __init__(self, store, settings):
         self.store, self.settings = store, settings
         self.answers: deque = deque()
         self.mlflow = None  # recorder.Recorder, once the store needs MLflow
 
-    @classmethod
-    def open(cls, settings) -> "LightRecorder | None":
-        """A light recorder for settings' store, or None when it is not an embedded store of a known schema."""
-        from ml_service.workspace.light_store import LightStore
-
-        store = LightStore.open(settings)
-        return cls(store, settings) if store is not None else None
-
     def _start(self, manifest: dict, spec) -> str | None:
-        from ml_service.workspace import light_runs
-
-        run_id = manifest.get("run_id")
-        if run_id and light_runs.reopen_run(self.store, run_id):
-            return run_id
-        location = (self.settings.artifact_root / record.EXPERIMENT).as_uri()
-        found = light_runs.experiment(self.store, record.EXPERIMENT, location)
-        if found is None:
-            return None
-        return light_runs.start_run(self.store, found[0], found[1], record.run_name(manifest),
-                                    record.tags(self.settings, manifest), record.params(manifest, spec))
+        return record.start(self.store, self.settings, manifest, spec)
 
     def _finish(self, run_id: str, totals: dict, seconds: float, scored_now: int, failed: bool) -> None:
-        from ml_service.workspace import light_runs
-
-        light_runs.log_metrics(self.store, run_id, record.metrics(totals, seconds, scored_now), int(time.time() * 1000))
-        light_runs.end_run(self.store, run_id, "FAILED" if failed else "FINISHED")
+        record.finish(self.store, run_id, totals, seconds, scored_now, failed)
 
     def send(self, name: str, *args) -> None:
         """Do name(*args) ("start" or "finish") now; its answer is read by receive()."""

@@ -43,9 +43,29 @@ def _one(connection, query: str, args: tuple):
     return rows[0] if len(rows) == 1 else None  # none, or several (workspaces): MLflow decides
 
 
-def find(tracking_uri: str, ref: str) -> tuple[str, str, Path] | None:
-    """(name, version, model folder) of NAME@ALIAS or NAME:VERSION in a local sqlite store; None when this
-    cannot be answered here without MLflow."""
+def _traced(connection, name: str, version: str, experiment: str, storage_location: str) -> bool:
+    """The provenance rule of workspace/provenance.py, read from the tables: the version's source run is a run
+    of experiment and its files lie under that run's artifacts (else MLflow's path decides, and refuses)."""
+    row = _one(connection, "SELECT r.artifact_uri, r.run_uuid, r.experiment_id "
+                           "FROM model_versions v JOIN runs r ON r.run_uuid = v.run_id "
+                           "JOIN experiments e ON e.experiment_id = r.experiment_id "
+                           "WHERE v.name = ? AND v.version = ? AND e.name = ?", (name, version, experiment))
+    if row is None or ".." in storage_location:
+        return False
+    # the run's artifacts, or a logged model that run logged in that experiment (MLflow 3 registers those)
+    places = [str(row[0] or "")] + [str(r[0] or "") for r in connection.execute(
+        "SELECT artifact_location FROM logged_models WHERE source_run_id = ? AND experiment_id = ?",
+        (row[1], row[2])).fetchall()]
+    return any(place and (storage_location == place.rstrip("/") or
+                          storage_location.startswith(place.rstrip("/") + "/")) for place in places)
+
+
+def find(tracking_uri: str, ref: str, experiment: str = "") -> tuple[str, str, Path] | None:
+    """(name, version, model folder) of NAME@ALIAS or NAME:VERSION in a local sqlite store, when its source run is
+    a run of experiment (the project's) and its files are that run's; None when this cannot be answered here
+    without MLflow (MLflow's path then checks the version's provenance and refuses an untraced one)."""
+    if not experiment:
+        return None
     database = _database(tracking_uri)
     if database is None:
         return None
@@ -70,6 +90,8 @@ def find(tracking_uri: str, ref: str) -> tuple[str, str, Path] | None:
             version = str(parsed.version)
         row = _one(connection, "SELECT storage_location, status, current_stage FROM model_versions "
                                "WHERE name = ? AND version = ?", (name, version))
+        if row is not None and not _traced(connection, name, version, experiment, str(row[0] or "")):
+            return None
     except (sqlite3.Error, ValueError):
         return None
     finally:

@@ -1,7 +1,8 @@
 """The MLflow run of a batch job (experiment `mlops-batch`): model name and version, input and its digest,
-row counts, duration and rows/s. A resumed job continues the run it started. Recorded through MLflow by the
-job's MLflow process (recorder.py), or, in the embedded workspace, straight into its sqlite store by the job's
-own process (light_recorder.py: the same rows, without importing MLflow); never by the scoring processes."""
+row counts, duration and rows/s. A resumed job continues the run it started. Recorded through a run store
+(workspace/run_store.py): MLflow's, by the job's MLflow process (recorder.py), or, in the embedded workspace,
+the sqlite fast path, by the job's own process (light_recorder.py: the same rows, without importing MLflow);
+never by the scoring processes. recording.py chooses."""
 from __future__ import annotations
 
 EXPERIMENT = "mlops-batch"
@@ -34,32 +35,21 @@ def metrics(totals: dict, seconds: float, scored_now: int) -> dict[str, float]:
     return {key: float(value) for key, value in values.items()}
 
 
-def start(client, settings, manifest: dict, spec) -> str:
-    """The job's run id: the one in the manifest (reopened), or a new run with the job's parameters."""
-    from mlflow.entities import Param
-
-    from ml_service.workspace.tracking import ensure_experiment
-
+def start(store, settings, manifest: dict, spec) -> str | None:
+    """The job's run id in store (a workspace.run_store.RunStore): the one in the manifest (reopened), or a new
+    run with the job's parameters; None when the store leaves the experiment to MLflow's own decision."""
     run_id = manifest.get("run_id")
-    if run_id:
-        try:
-            client.update_run(run_id, status="RUNNING")
-            return run_id
-        except Exception:  # the run is gone (another workspace): start a new one
-            pass
-    experiment = ensure_experiment(client, settings, EXPERIMENT)
-    run = client.create_run(experiment, run_name=run_name(manifest), tags=tags(settings, manifest))
-    client.log_batch(run.info.run_id, params=[Param(key, value) for key, value in params(manifest, spec).items()])
-    return run.info.run_id
+    if run_id and store.reopen_run(run_id):
+        return run_id  # else the run is gone (another workspace): start a new one
+    experiment = store.ensure_experiment(EXPERIMENT)
+    if experiment is None:
+        return None
+    return store.start_run(experiment[0], run_name(manifest), tags(settings, manifest), params(manifest, spec))
 
 
-def finish(client, run_id: str, totals: dict, seconds: float, scored_now: int, failed: bool) -> None:
+def finish(store, run_id: str, totals: dict, seconds: float, scored_now: int, failed: bool) -> None:
     """Log the counts, duration and rate, then end the run (FAILED when the job failed)."""
     import time
 
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(key, value, now, 0)
-                                      for key, value in metrics(totals, seconds, scored_now).items()])
-    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+    store.log_metrics(run_id, metrics(totals, seconds, scored_now), int(time.time() * 1000))
+    store.end_run(run_id, "FAILED" if failed else "FINISHED")

@@ -36,13 +36,13 @@ def _download(state: dict, dest: str) -> str:
 def _start(state: dict, manifest: dict, spec) -> str:
     from ml_service.batch import record
 
-    return record.start(state["client"], state["settings"], manifest, spec)
+    return record.start(state["store"], state["settings"], manifest, spec)
 
 
 def _finish(state: dict, *args) -> None:
     from ml_service.batch import record
 
-    record.finish(state["client"], *args)
+    record.finish(state["store"], *args)
 
 
 HANDLERS = {"resolve": _resolve, "download": _download, "start": _start, "finish": _finish}
@@ -55,9 +55,11 @@ def serve(conn, settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     state, failure = {"settings": settings}, None
     try:
+        from ml_service.workspace.mlflow_run_store import MlflowRunStore
         from ml_service.workspace.tracking import connect
 
         state["client"] = connect(settings)
+        state["store"] = MlflowRunStore(settings, state["client"])
     except Exception as exc:  # answered to every request
         failure = f"cannot open the MLflow store: {type(exc).__name__}: {exc}"
     while True:

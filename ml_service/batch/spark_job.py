@@ -300,8 +300,7 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     import tempfile
 
     from ml_service.batch import local_store, spark_session
-    from ml_service.batch.light_recorder import LightRecorder
-    from ml_service.batch.recorder import Recorder
+    from ml_service.batch.recording import open_recorder
 
     if spec.split_mb < 1 or not 0.0 <= spec.max_reject_fraction <= 1.0:
         raise BatchError("--split-mb >= 1 and 0 <= --max-reject-fraction <= 1")
@@ -312,9 +311,8 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     for folder in (output, output / "_rejects", output / spark_worker.COMMITS):
         folder.mkdir(parents=True, exist_ok=True)
     previous = manifest.load(output)
-    found = local_store.find(settings.tracking_uri, spec.model)
-    light = LightRecorder.open(settings) if found is not None else None
-    with light or Recorder(settings) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
+    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
+    with open_recorder(settings, found) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
         if found is None:  # MLflow resolves the version while the Spark driver starts
             recorder.send("resolve", spec.model)
         spark = spark_session.start(spec.master, f"mlops batch {ref.name}", conf)

@@ -158,5 +158,6 @@ def _score_chunk(index: int, first_row: int, table: pa.Table) -> dict:
                             "reason": [checked.rejects[i] for i in order],
                             "values": [convert.reject_values(table, i) for i in order]})
         record["rejects_file"] = f"_rejects/{part_name(index)}"
+        (out / "_rejects").mkdir(exist_ok=True)  # made by the first chunk with rejects: none, no folder
         record["rejects_sha256"] = write_atomic(rejects, out / record["rejects_file"])
     return record

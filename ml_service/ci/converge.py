@@ -318,15 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", type=float, default=0.0,
                         help="when set-up began (seconds since the epoch): its time is reported as set-up")
     args = parser.parse_args(argv)
-    if args.project:
-        os.environ["MLOPS_MODEL"] = args.project  # steps and subprocesses act on the same project
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from ml_service.config import load_settings
     from ml_service.errors import MLOpsError
 
     setup = max(0.0, time.time() - args.since) if args.since else 0.0
     try:
-        return converge(load_settings(), force=args.force, approve=args.approve, setup=setup)
+        env = {**os.environ, "MLOPS_MODEL": args.project} if args.project else None  # never written to os.environ
+        return converge(load_settings(env), force=args.force, approve=args.approve, setup=setup)
     except MLOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

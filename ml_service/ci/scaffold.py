@@ -177,7 +177,7 @@ def model_pipeline_texts(project: str, watched: list[str], *, data: str = "", co
         contract: that file's data contract (required with data).
     """
     if not PROJECT_NAME.match(project or ""):
-        raise ValueError(f"model project {project!r} must be a Python package name (lowercase, digits, _)")
+        raise ValueError(f"model project {project!r} must be a Python package name (ASCII letters, digits, _)")
     if bool(data) != bool(contract):
         raise ValueError("give both data and contract, or neither (then mlops.yml's are validated)")
     includes = "\n".join(f"      - {_scalar(p)}" for p in build_paths(project, watched, data, contract))

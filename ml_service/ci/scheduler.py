@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 import time
@@ -258,8 +259,10 @@ def overview(settings: Settings, now: datetime | None = None) -> list[dict]:
     return sorted(rows, key=lambda r: (r["next"], r["pipeline"], r["branch"]))
 
 
-def _spawn(run_id: int):
-    return subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "scheduler", "--execute", str(run_id)])
+def _spawn(run_id: int, project: str = ""):
+    env = {**os.environ, "MLOPS_MODEL": project} if project else None  # --project, passed on explicitly
+    return subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "scheduler", "--execute", str(run_id)],
+                            env=env)
 
 
 def run_forever(settings: Settings, say=print, sleep=time.sleep, now=lambda: datetime.now(timezone.utc),
@@ -275,7 +278,7 @@ def run_forever(settings: Settings, say=print, sleep=time.sleep, now=lambda: dat
             for event in found:
                 say(f"{event.time} {event.action:<7} {event.pipeline} [{event.schedule}] on {event.branch}: "
                     f"{event.detail}")
-            children += [spawn(run_id) for run_id in queued]
+            children += [spawn(run_id, settings.selected) if settings.selected else spawn(run_id) for run_id in queued]
             children = [c for c in children if c.poll() is None]
             sleep(60.5 - moment.second - moment.microsecond / 1e6)
     except KeyboardInterrupt:

@@ -335,6 +335,8 @@ def execute(settings: Settings, store: Store, run_id: int,
             if name in variables:
                 raise CIError(f"variable {name} is predefined and read-only")
             variables[name] = var
+        if settings.selected and not any(name.upper() == "MLOPS_MODEL" for name in variables):
+            variables["MLOPS_MODEL"] = Var(settings.selected, literal=True)  # the project (--project) of the steps
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
         engine.definitions = {stem: definition_name(settings, stem) for stem in pipeline_files(Path(run.source_dir))}

@@ -10,13 +10,15 @@ import argparse
 import os
 import sys
 
+from ml_service import env as envvars
 from ml_service.cli.options import PROJECT
 from ml_service.errors import MLOpsError
 
 # Command modules, in the order their groups appear in `mlops --help`.
 COMMAND_MODULES = ("ml_service.cli.doctor", "ml_service.cli.init", "ml_service.cli.pipeline", "ml_service.cli.tune",
                    "ml_service.cli.model", "ml_service.cli.ui", "ml_service.cli.workspace", "ml_service.cli.data",
-                   "ml_service.cli.monitor", "ml_service.cli.batch", "ml_service.cli.deploy", "ml_service.cli.ci",
+                   "ml_service.cli.monitor", "ml_service.cli.batch", "ml_service.cli.serve", "ml_service.cli.deploy",
+                   "ml_service.cli.ci",
                    "ml_service.cli.studio")
 
 
@@ -35,9 +37,9 @@ COMMANDS = {
     "data": ("ml_service.cli.data", "data contracts and data set versions"),
     "monitor": ("ml_service.cli.monitor", "drift of served inputs and predictions"),
     "batch": ("ml_service.cli.batch", "score files in batch with a registered model version"),
-    "serve": ("ml_service.cli.deploy", "serve a registered model locally (the scoring service)"),
-    "smoke-test": ("ml_service.cli.deploy", "smoke-test an environment (qa, production) or a URL"),
-    "image": ("ml_service.cli.deploy", "scoring images"),
+    "serve": ("ml_service.cli.serve", "serve a registered model locally (the scoring service)"),
+    "smoke-test": ("ml_service.cli.serve", "smoke-test an environment (qa, production) or a URL"),
+    "image": ("ml_service.cli.serve", "scoring images"),
     "deploy": ("ml_service.cli.deploy", "deploy model versions and list deployments"),
     "ci": ("ml_service.cli.ci", "run the .pipelines/ YAML locally: runs, approvals, git hooks"),
     "studio": ("ml_service.cli.studio", "web pages for pipeline runs, ML runs, models, approvals and "
@@ -81,13 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlops` command."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
-    if args.project:
-        os.environ["MLOPS_MODEL"] = args.project  # steps and subprocesses act on the same project
+    args = build_parser(argv).parse_args(argv)  # --project reaches the settings as a value (cli.support)
     try:
         return args.func(args)
     except MLOpsError as exc:  # an expected failure: one line, its exit code; the traceback only when asked
-        if os.environ.get("MLOPS_DEBUG") == "1":
+        if envvars.MLOPS_DEBUG.get() == "1":
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,10 +9,11 @@ from ml_service.ci import terminal
 from ml_service.ci.progress import Progress, summary
 
 
-def _settings():
-    from ml_service.config import load_settings
+def _settings(args):
+    """The settings of a `mlops ci` command (--project selects the model project)."""
+    from ml_service.cli.support import command_settings
 
-    return load_settings()
+    return command_settings(args)
 
 
 def _store(settings):
@@ -25,7 +26,7 @@ def cmd_run(args) -> int:
     """Queue a pipeline and run it here, then what its completion triggers."""
     from ml_service.ci import service
 
-    settings = _settings()
+    settings = _settings(args)
     store = _store(settings)
     file = service.resolve_file(settings, args.pipeline)
     params = dict(service.parse_param(p) for p in args.param)
@@ -38,7 +39,7 @@ def cmd_run(args) -> int:
 
 def cmd_list(args) -> int:
     """Recent runs."""
-    store = _store(_settings())
+    store = _store(_settings(args))
     runs = store.list_runs(args.limit)
     if not runs:
         print("no runs yet (mlops ci run build)")
@@ -72,7 +73,7 @@ def cmd_show(args) -> int:
     def say(text: str) -> None:
         print(_clean(text, args))
 
-    store = _store(_settings())
+    store = _store(_settings(args))
     run = store.get_run(args.run)
     proven = f" (proven: {run.requested_proof})" if run.requested_proof else ""
     say(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
@@ -99,7 +100,7 @@ def cmd_show(args) -> int:
 
 def cmd_logs(args) -> int:
     """Logs of a run (every step, or the steps whose name or display name contains --step)."""
-    store = _store(_settings())
+    store = _store(_settings(args))
     if args.run is None:
         runs = store.list_runs(1)
         if not runs:
@@ -131,7 +132,7 @@ def cmd_rerun(args) -> int:
     """Queue the same pipeline again with the same source, parameters and resources."""
     from ml_service.ci import service
 
-    settings = _settings()
+    settings = _settings(args)
     store = _store(settings)
     old = store.get_run(args.run)
     run_id = service.queue(settings, store, Path(old.file), f"Manual (rerun of {old.id})", old.params,
@@ -144,13 +145,13 @@ def cmd_cancel(args) -> int:
     """Cancel a run."""
     from ml_service.ci import service
 
-    print(f"run {args.run}: {service.cancel(_store(_settings()), args.run)}")
+    print(f"run {args.run}: {service.cancel(_store(_settings(args)), args.run)}")
     return 0
 
 
 def cmd_pending(args) -> int:
     """Runs waiting for an approval."""
-    store = _store(_settings())
+    store = _store(_settings(args))
     pending = store.approvals(status="pending")
     if not pending:
         print("nothing waits for approval")
@@ -167,7 +168,7 @@ def cmd_decide(args) -> int:
     """Approve (and resume) or reject a waiting run."""
     from ml_service.ci import service
 
-    settings = _settings()
+    settings = _settings(args)
     store = _store(settings)
     approve = args.action == "approve"
     if args.run is None:
@@ -188,7 +189,7 @@ def cmd_hooks_install(args) -> int:
     """Install the git hook that runs pipelines on `git push`."""
     from ml_service.ci import hooks
 
-    repo = hooks.install(_settings(), Path(args.remote) if args.remote else None)
+    repo = hooks.install(_settings(args), Path(args.remote) if args.remote else None)
     print(f"post-receive hook installed in {repo}; remote 'mlops' points there.\n"
           f"  git push mlops main   # runs the pipelines whose triggers match, in the background")
     return 0
@@ -198,7 +199,7 @@ def cmd_on_push(args) -> int:
     """Called by the post-receive hook."""
     from ml_service.ci import hooks
 
-    hooks.on_push(_settings(), Path(args.repo), args.updates)
+    hooks.on_push(_settings(args), Path(args.repo), args.updates)
     return 0
 
 
@@ -206,7 +207,7 @@ def cmd_scaffold(args) -> int:
     """Write the selected model project's three pipeline files (<project>-build, -retrain, -release)."""
     from ml_service.ci import scaffold
 
-    settings = _settings()
+    settings = _settings(args)
     try:
         written = scaffold.write_model_pipelines(settings.root, overwrite=args.overwrite,
                                                  **scaffold.project_arguments(settings.model, settings.root))
@@ -222,7 +223,7 @@ def cmd_token(args) -> int:
     """Personal tokens that prove an approver's identity (MLOPS_TOKEN)."""
     from ml_service.ci import identity
 
-    settings = _settings()
+    settings = _settings(args)
     if args.token_action == "create":
         name, token = identity.create_token(settings, args.name)
         print(f"token for {name} (shown once; only its hash is kept; present it as MLOPS_TOKEN):\n{token}")
@@ -242,7 +243,7 @@ def cmd_lint(args) -> int:
     """Report untrusted values spliced into scripts; non-zero exit when there is any."""
     from ml_service.ci import lint
 
-    files = [Path(f) for f in args.files] or lint.default_files(_settings().root)
+    files = [Path(f) for f in args.files] or lint.default_files(_settings(args).root)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)

@@ -10,9 +10,9 @@ def cmd_scheduler(args) -> int:
     from ml_service.ci import scheduler, schedules
     from ml_service.ci.progress import Progress, summary as _summary
     from ml_service.ci.service import CIError, execute, open_store
-    from ml_service.config import load_settings
+    from ml_service.cli.support import command_settings
 
-    settings = load_settings()
+    settings = command_settings(args)
     if args.execute:
         store = open_store(settings)
         return _summary(store, execute(settings, store, args.execute, Progress()))
@@ -41,9 +41,9 @@ def cmd_scheduler(args) -> int:
 def cmd_schedules(args) -> int:
     """List every schedule with its next fire time (UTC) and what it last did."""
     from ml_service.ci import scheduler
-    from ml_service.config import load_settings
+    from ml_service.cli.support import command_settings
 
-    rows = scheduler.overview(load_settings())
+    rows = scheduler.overview(command_settings(args))
     if not rows:
         print("no schedules in .pipelines/*.yml")
         return 0

@@ -68,7 +68,8 @@ def cmd_studio(args) -> int:
     # uvicorn re-raises SIGTERM once it has shut down: make that an exit, so the MLflow UI stops with us.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5,
+                    **app.state.server_options)  # X-Forwarded-For only from configured proxies
     finally:
         if child is not None:
             kill_group(child.pid)

@@ -63,6 +63,14 @@ def read(settings: Settings, model_name: str, rel: str) -> tuple[str | None, str
     return (shown.stdout if shown.returncode == 0 else None), commit
 
 
+def last_commit(settings: Settings, model_name: str, commit: str, paths: list[str]) -> str:
+    """The newest commit, at or before commit, that changed one of paths (the model's own desired state): other
+    models commit to the same target, and their commits say nothing about this model."""
+    repo, _, _ = gitops_target(settings, model_name)
+    found = git(repo, "log", "-1", "--format=%H", commit, "--", *paths).stdout.strip()
+    return found or commit
+
+
 def commit_info(settings: Settings, model_name: str, commit: str) -> dict:
     """The author time (ISO 8601) and subject of a commit of the target."""
     repo, _, _ = gitops_target(settings, model_name)

@@ -21,7 +21,7 @@ SERVICE_PACKAGES = ["numpy", "pandas", "pyyaml", "uvicorn", "httptools", "uvloop
 # Served without a score module, a model is loaded with mlflow.pyfunc: the light MLflow distribution.
 PYFUNC_PACKAGES = ["mlflow-skinny"]
 # The platform code a scoring container runs; the model project's scoring package is added to it.
-SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/env.py", "ml_service/serving"]
+SERVICE_PATHS = ["ml_service/__init__.py", "ml_service/env.py", "ml_service/errors.py", "ml_service/serving"]
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,13 @@ def build_for_version(settings: Settings, ref: str) -> BuiltImage:
 
 
 def download_model(version, dest: Path) -> Path:
-    """The files of a registered model version, in dest/model."""
+    """The files of a registered model version, in dest/model; refused when the version cannot be traced to a
+    trusted writer (workspace/provenance.py: its files are loaded, i.e. unpickled, after this)."""
+    import mlflow
     import mlflow.artifacts
 
+    from ml_service.workspace import provenance
+
+    provenance.check_for_settings(mlflow.MlflowClient(), version, mlflow.get_tracking_uri())
     return Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}",
                                                     dst_path=str(dest / "model")))

@@ -170,7 +170,7 @@ def read_state(settings: Settings, model_name: str, in_cluster: bool) -> Product
         canary = cluster.applied_values(canary_release(settings, model_name)) or None
         return ProductionState(stable, canary, {"cluster": "helm get values"})
     _, values_rel, _ = gitops_target(settings, model_name)
-    stable_rel, canary_rel, _ = state_paths(values_rel)
+    stable_rel, canary_rel, manifests_rel = state_paths(values_rel)
     text, commit = gitops.read(settings, model_name, stable_rel)
     if text is None:
         return None
@@ -180,4 +180,5 @@ def read_state(settings: Settings, model_name: str, in_cluster: bool) -> Product
         canary = yaml.safe_load(canary_text) if canary_text else None
     except yaml.YAMLError as exc:
         raise DeployError(f"the GitOps target's {stable_rel} of {model_name} is not YAML: {exc}") from None
-    return ProductionState(stable, canary, gitops.commit_info(settings, model_name, commit))
+    own = gitops.last_commit(settings, model_name, commit, [stable_rel, canary_rel, manifests_rel])
+    return ProductionState(stable, canary, gitops.commit_info(settings, model_name, own))

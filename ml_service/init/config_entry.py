@@ -76,8 +76,8 @@ def add_model(text: str, entry: dict[str, str], path: str = "mlops.yml") -> str:
     else:
         rest = MODELS_KEY.match(lines[start]).group("rest")
         value, _, comment = rest.partition("#")
-        if value.strip() == "[]":
-            lines[start] = "models:" + (f"  #{comment.rstrip()}" if comment.strip() else "") + "\n"
+        if value.strip() == "[]":  # `models: []  # note` -> `models:  # note` (remove_model puts [] back)
+            lines[start] = ("models:" + rest.replace("[]", "", 1)).rstrip() + "\n"
         elif value.strip():
             raise InitError(f"{path}: 'models:' is written on one line; write it as a block list "
                             "(one '- project: ...' item per model) and run init again")
@@ -94,3 +94,40 @@ def add_model(text: str, entry: dict[str, str], path: str = "mlops.yml") -> str:
         raise InitError(f"{path}: could not add the project under 'models:' without rewriting the file; "
                         f"add this entry by hand:\n{entry_text(entry, '  ')}")
     return result
+
+
+def _items(lines: list[str], start: int, end: int) -> list[tuple[int, int]]:
+    """(first, after-last) line of each list item of the block lines[start+1:end], at the items' indent."""
+    indent = _item_indent(lines, start, end)
+    heads = [j for j in range(start + 1, end) if re.match(rf"^{re.escape(indent)}- ", lines[j])]
+    return [(head, heads[k + 1] if k + 1 < len(heads) else end) for k, head in enumerate(heads)]
+
+
+def remove_model(text: str, project: str, path: str = "mlops.yml") -> str:
+    """text without the models: item of project (its lines only, the rest kept); InitError when that cannot be
+    done by deleting lines."""
+    old = yaml.safe_load(text) or {}
+    models = list(old.get("models") or [])
+    kept = [m for m in models if not (isinstance(m, dict) and m.get("project") == project)]
+    if len(kept) == len(models):
+        raise InitError(f"{path}: no model project {project!r} under 'models:'")
+    expected = dict(old)
+    expected["models"] = kept
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if MODELS_KEY.match(line)), None)
+    if start is not None:
+        for first, after in _items(lines, start, _block_end(lines, start)):
+            candidate = lines[:first] + lines[after:]
+            if not kept and not any(line.strip() and not line.lstrip().startswith("#")
+                                    for line in candidate[start + 1:_block_end(candidate, start)]):
+                rest = MODELS_KEY.match(lines[start].rstrip("\n")).group("rest")
+                candidate[start] = f"models: []{rest[1:] if rest.startswith(' ') else rest}".rstrip() + "\n"
+            result = "".join(candidate)
+            try:
+                parsed = yaml.safe_load(result) or {}
+            except yaml.YAMLError:
+                continue
+            if parsed == expected or (not kept and parsed == {**expected, "models": None}):
+                return result
+    raise InitError(f"{path}: could not remove project {project!r} from 'models:' without rewriting the file; "
+                    "delete its entry by hand")

@@ -14,11 +14,15 @@ from pathlib import Path
 
 from ml_service.init import InitError
 
-PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]*\Z")  # the same rule as mlops.yml's models[].project
+PROJECT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # the same rule as mlops.yml's models[].project
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 PIPELINE_KINDS = ("build", "retrain", "release")
 MAX_LENGTH = 40  # the generated code stays within the line length with names up to this long
+# The repository's own top-level folders and packages: a project of that name would be the same folder,
+# or an import of it would find the project instead of the platform.
+PLATFORM_NAMES = frozenset({"ml_service", "tests", "tools", "bench", "docs", "data", "charts", "environment_setup",
+                            "conftest", "setup", "mlops"})
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,29 @@ class ProjectNames:
         return [f".pipelines/{self.project}-{kind}.yml" for kind in PIPELINE_KINDS]
 
 
-def project_names(project: str, model_name: str | None = None, dataset: str | None = None) -> ProjectNames:
-    """Checked names: project a valid, unshadowing package name; model name and data set name plain."""
-    if not PROJECT_NAME.match(project or "") or keyword.iskeyword(project):
-        raise InitError(f"project name {project!r} is not a valid Python package name: use lowercase letters, "
-                        "digits and _, starting with a letter (e.g. churn_model)")
+def check_project_name(project: str) -> None:
+    """InitError unless project is an ASCII Python identifier (no keyword, not too long) that shadows nothing
+    importable: a platform folder or package, a standard library module."""
+    if not project or not project.isidentifier() or not PROJECT_NAME.match(project):
+        raise InitError(f"project name {project!r} is not a valid Python package name: use ASCII letters, digits "
+                        "and _, not starting with a digit (e.g. churn_model)")
+    if keyword.iskeyword(project):
+        raise InitError(f"project name {project!r} is a Python keyword; choose another")
+    if project.startswith("__") and project.endswith("__"):
+        raise InitError(f"project name {project!r} is a Python special name (__x__); choose another")
     if len(project) > MAX_LENGTH:
         raise InitError(f"project name {project!r} is {len(project)} characters long; use at most {MAX_LENGTH}")
+    if project in PLATFORM_NAMES:
+        raise InitError(f"project name {project!r} is a folder or package of the platform itself: the project's "
+                        f"package would shadow it; choose another (e.g. {project}_model)")
     if project in sys.stdlib_module_names:
-        raise InitError(f"project name {project!r} is the name of a Python standard library module; choose another")
+        raise InitError(f"project name {project!r} is the name of a Python standard library module: importing the "
+                        "project would shadow it; choose another")
+
+
+def project_names(project: str, model_name: str | None = None, dataset: str | None = None) -> ProjectNames:
+    """Checked names: project a valid, unshadowing package name; model name and data set name plain."""
+    check_project_name(project)
     model_name = model_name or f"{project}_model"
     dataset = dataset or project
     if not MODEL_NAME.match(model_name):
@@ -69,9 +87,13 @@ def check_free(root: Path, names: ProjectNames, config: dict, source: Path) -> N
     if folder.exists() or folder.with_suffix(".py").exists():
         raise InitError(f"{folder} already exists: choose another project name")
     for i, entry in enumerate(config.get("models") or []):
-        if isinstance(entry, dict) and (entry.get("project") == names.project or entry.get("name") == names.model_name):
+        if not isinstance(entry, dict):
+            continue
+        project, model = str(entry.get("project") or ""), str(entry.get("name") or "")
+        if project.lower() == names.project.lower() or model.lower() == names.model_name.lower():
             raise InitError(f"{root / 'mlops.yml'}: models[{i}] already declares project {entry.get('project')!r} "
-                            f"(registered model {entry.get('name')!r}); choose another name")
+                            f"(registered model {entry.get('name')!r}); choose another name (names that differ "
+                            "only in case are the same folder on some systems and the same image name)")
     spec = importlib.util.find_spec(names.project)
     if spec is not None and spec.origin not in (None, "namespace"):  # a folder without __init__.py does not count
         raise InitError(f"project name {names.project!r} would shadow the installed module at {spec.origin}; "

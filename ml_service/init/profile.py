@@ -46,11 +46,18 @@ class Profile:
     task: str
     task_reason: str
     classes: tuple = ()
+    excluded: tuple = ()      # columns.Excluded: a row index and identifiers, in the file but not features
+    warnings: tuple = ()      # what the user should look at (a feature that follows the row order)
+
+    @property
+    def excluded_names(self) -> set[str]:
+        """The names of the columns that are not features."""
+        return {e.name for e in self.excluded}
 
     @property
     def features(self) -> list[ColumnProfile]:
-        """Every column but the target, in the data's order."""
-        return [c for c in self.columns if c.name != self.target]
+        """Every column but the target and the excluded ones, in the data's order."""
+        return [c for c in self.columns if c.name != self.target and c.name not in self.excluded_names]
 
     @property
     def metric(self) -> str:
@@ -69,12 +76,15 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def profile_column(name: str, series) -> ColumnProfile:
-    """Kind, nulls, distinct values and range (numbers) or categories (text, booleans) of one column."""
+def profile_column(name: str, series, excluded: bool = False) -> ColumnProfile:
+    """Kind, nulls, distinct values and range (numbers) or categories (text, booleans) of one column (an
+    excluded one may be empty)."""
     import pandas as pd
 
     values = series.dropna()
     nulls, distinct = int(series.isna().sum()), int(values.nunique())
+    if excluded and not len(values):
+        return ColumnProfile(name, "categorical", nulls, distinct)
     if pd.api.types.is_bool_dtype(series) or (len(values) and all(isinstance(v, bool) for v in values)):
         return ColumnProfile(name, "boolean", nulls, distinct, categories=(False, True))
     if pd.api.types.is_numeric_dtype(series):
@@ -111,8 +121,11 @@ def _classes(series, name: str) -> tuple:
     return classes
 
 
-def profile_frame(frame, target: str, task: str | None = None) -> Profile:
-    """Profile every column of frame; check the target and the task (guessed when task is None)."""
+def profile_frame(frame, target: str, task: str | None = None, keep=(), drop=()) -> Profile:
+    """Profile every column of frame; check the target and the task (guessed when task is None); set aside a
+    row index and identifier columns (keep and drop: column names that override that)."""
+    from ml_service.init.columns import excluded_columns, sort_warnings
+
     names = [str(c) for c in frame.columns]
     if target not in names:
         hint = " (is there no header line? the first line looks like data)" if any(
@@ -125,7 +138,9 @@ def profile_frame(frame, target: str, task: str | None = None) -> Profile:
     missing = int(frame[target].isna().sum())
     if missing:
         raise InitError(f"target {target!r} is missing in {missing} row(s); remove those rows or fill them in")
-    columns = tuple(profile_column(name, frame[name]) for name in names)
+    excluded = excluded_columns(frame, target, bool(frame.attrs.get("unnamed_first")), list(keep), list(drop))
+    left_out = {e.name for e in excluded}
+    columns = tuple(profile_column(name, frame[name], name in left_out) for name in names)
     target_column = next(c for c in columns if c.name == target)
     guessed, reason = guess_task(target_column)
     if task is None:
@@ -136,4 +151,6 @@ def profile_frame(frame, target: str, task: str | None = None) -> Profile:
         raise InitError(f"target {target!r} holds {target_column.kind} values, not numbers: a regression needs "
                         "numbers (use --task classification)")
     classes = _classes(frame[target], target) if task == "classification" else ()
-    return Profile(len(frame), columns, target, task, reason, classes)
+    features = [name for name in names if name != target and name not in left_out]
+    return Profile(len(frame), columns, target, task, reason, classes, tuple(excluded),
+                   tuple(sort_warnings(frame, target, features)))

@@ -58,11 +58,12 @@ def read_config(root: Path) -> tuple[str, dict]:
     return text, data
 
 
-def render_plan(root: Path, source: Path, target: str, task: str | None, names: ProjectNames) -> Plan:
+def render_plan(root: Path, source: Path, target: str, task: str | None, names: ProjectNames,
+                keep=(), drop=()) -> Plan:
     """Read and profile source, and render the project's files for names (no check of what exists)."""
     frame = read_table(source)
     try:
-        profile = profile_frame(frame, target, task)
+        profile = profile_frame(frame, target, task, keep, drop)
     except InitError as exc:
         raise InitError(f"{source}: {exc}") from None
     plan = Plan(Path(root), Path(source), names, profile)
@@ -71,13 +72,13 @@ def render_plan(root: Path, source: Path, target: str, task: str | None, names: 
 
 
 def plan_project(root: Path, source: Path, target: str, task: str | None = None, project: str = "",
-                 model_name: str | None = None, dataset: str | None = None) -> Plan:
+                 model_name: str | None = None, dataset: str | None = None, keep=(), drop=()) -> Plan:
     """Check the inputs and render every file; nothing is written. InitError names the first problem."""
     root, source = Path(root).resolve(), Path(source).expanduser().absolute()
     names = project_names(project, model_name, dataset)
     text, config = read_config(root)
     check_free(root, names, config, source)
-    plan = render_plan(root, source, target, task, names)
+    plan = render_plan(root, source, target, task, names, keep, drop)
     plan.config_text = add_model(text, plan.entry, str(root / CONFIG_FILE))
     return plan
 
@@ -101,9 +102,9 @@ def write_plan(plan: Plan) -> list[Path]:
 
 
 def init_project(root: Path, source: Path, target: str, task: str | None = None, project: str = "",
-                 model_name: str | None = None, dataset: str | None = None) -> Plan:
+                 model_name: str | None = None, dataset: str | None = None, keep=(), drop=()) -> Plan:
     """Create the project (see plan_project and write_plan); returns the plan that was written."""
-    plan = plan_project(root, source, target, task, project, model_name, dataset)
+    plan = plan_project(root, source, target, task, project, model_name, dataset, keep, drop)
     try:
         write_plan(plan)
     except OSError as exc:

@@ -53,8 +53,10 @@ def check_header(path: Path, text: str) -> list[str]:
     if empty and any(NUMBER.match(name.strip()) for name in names):
         raise InitError(f"{path}: has no header line (its first line looks like data: numbers and empty fields); "
                         "add a first line with the column names")
-    if empty:
-        raise InitError(f"{path}: column(s) {', '.join(empty)} have no name in the header line")
+    if empty and (empty != ["1"] or names[0] != ""):  # only a row index (pandas to_csv, R write.csv) may be
+        # unnamed, and only when it comes first
+        raise InitError(f"{path}: column(s) {', '.join(empty)} have no name in the header line; name them "
+                        "(only a first column that numbers the rows may be unnamed)")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InitError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once")
@@ -62,7 +64,8 @@ def check_header(path: Path, text: str) -> list[str]:
 
 
 def read_table(path: Path):
-    """The CSV file at path as a pandas DataFrame, with at least MIN_ROWS rows and a proper header."""
+    """The CSV file at path as a pandas DataFrame, with at least MIN_ROWS rows and a proper header; its
+    attrs["unnamed_first"] says whether the first column had no name (pandas calls it 'Unnamed: 0')."""
     import pandas as pd
 
     path = Path(path)
@@ -72,11 +75,12 @@ def read_table(path: Path):
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InitError(f"{path}: not a readable CSV file: {first}") from None
-    if list(frame.columns) != names:
+    if list(frame.columns) != (["Unnamed: 0"] + names[1:] if names[0] == "" else names):
         raise InitError(f"{path}: the header line does not match the data (read {len(frame.columns)} columns, "
                         f"the header names {len(names)})")
     if len(frame) == 0:
         raise InitError(f"{path}: has a header but no data rows")
+    frame.attrs["unnamed_first"] = names[0] == ""
     if len(frame) < MIN_ROWS:
         raise InitError(f"{path}: has {len(frame)} data rows; at least {MIN_ROWS} are needed to train and test "
                         "a model")

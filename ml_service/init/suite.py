@@ -30,10 +30,12 @@ def _nice(value: float, step: float, up: bool) -> float | int:
 
 def numeric_bounds(column: ColumnProfile) -> tuple[float | int, float | int]:
     """The range a numeric column is allowed: observed, widened by MARGIN of the span, rounded outwards
-    (to whole numbers for a column of whole numbers)."""
+    (whole numbers with a span under 10: exactly the observed range)."""
     low, high = column.minimum, column.maximum
     span = high - low
     margin = span * MARGIN if span > 0 else (abs(low) * MARGIN or 1.0)
+    if column.integer and span > 0 and margin < 1:  # a few whole numbers (0/1, 1-5) widen by none: 0/1 stays 0-1
+        return int(low), int(high)
     lower, upper = low - margin, high + margin
     if low >= 0:
         lower = max(lower, 0.0)
@@ -66,12 +68,15 @@ def build_suite(profile: Profile, dataset: str, source: str) -> dict:
         _expectation("table_row_count_to_be_between", min_value=min_rows, max_value=None),
     ]
     for column in profile.columns:
-        expectations += column_expectations(column, required=column.name == profile.target)
-    unpinned = [c.name for c in profile.columns if c.kind == "categorical" and not c.categories]
+        if column.name not in profile.excluded_names:  # a row index or identifier: new values are expected
+            expectations += column_expectations(column, required=column.name == profile.target)
+    unpinned = [c.name for c in profile.features if c.kind == "categorical" and not c.categories]
     description = (f"Data contract for {source}, profiled by `mlops init` from {profile.rows} rows: columns, "
                    f"completeness, ranges (observed +/- {MARGIN:.0%} of the span) and category sets. "
                    "Review it: tighten ranges you know, loosen what may legitimately change.")
     meta = {"description": description, "target": profile.target, "task": profile.task}
+    if profile.excluded:
+        meta["not_features"] = {e.name: e.reason for e in profile.excluded}
     if unpinned:
         meta["not_pinned"] = f"text columns with too many distinct values for a value set: {', '.join(unpinned)}"
     return {"name": f"{dataset}_data_contract", "meta": meta, "expectations": expectations}

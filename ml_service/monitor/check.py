@@ -79,15 +79,34 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def as_signature_types(model, frame):
+    """frame with whole-number columns as floats where the model's signature says double or float (MLflow
+    refuses int64 -> double; a model recorded with double columns then still predicts on its CSV file)."""
+    import pandas as pd
+    from mlflow.types import DataType
+
+    schema = model.metadata.get_input_schema()
+    if schema is None or schema.is_tensor_spec():
+        return frame
+    floats = [spec.name for spec in schema.inputs if spec.name in frame.columns
+              and spec.type in (DataType.double, DataType.float) and pd.api.types.is_integer_dtype(frame[spec.name])]
+    return frame.astype({name: "float64" for name in floats}) if floats else frame
+
+
 def reference_predictions(settings: Settings, version, frame) -> list:
     """The live version's predictions on its training features (empty when it cannot be loaded as a pyfunc)."""
     import mlflow
 
+    from ml_service.workspace import provenance
+
+    provenance.check(mlflow.MlflowClient(), version, settings.for_registered(version.name).experiment,
+                     settings.tracking_uri)  # never unpickle an untraced version: refused, not skipped
     try:
         model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-        predicted = model.predict(frame)
+        predicted = model.predict(as_signature_types(model, frame))
     except Exception as exc:  # a model without a pyfunc flavor: no prediction drift, said in the report
-        print(f"note: no reference predictions ({type(exc).__name__}: {str(exc)[:200]})")
+        reason = " ".join(str(exc).split())  # the whole reason, on one line (a frame's repr spans many)
+        print(f"note: no reference predictions ({type(exc).__name__}: {reason})")
         return []
     values = predicted.tolist() if hasattr(predicted, "tolist") else list(predicted)
     return [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]

@@ -4,9 +4,10 @@ A scheduled retrain with nothing new should cost what the decision costs: hash t
 reuse keys up, write the run. Importing MLflow alone takes 2-6 s on a loaded 2-core machine, so on
 the embedded store this module decides with plain sqlite reads (the same reuse keys and the same
 query as the runner) and records the parent run, one child run per step (tagged with the run it
-reused, its metrics, its dataset inputs), the outcome and `snapshot.zip`, through
-`workspace.light_store`. As soon as one step would run, or anything is unusual (a missing input, a
-missing alias, an MLflow server, an unknown schema), it returns None and the normal runner takes over.
+reused, its metrics, its dataset inputs), the outcome and `snapshot.zip`, through the run store
+(`workspace.run_store`) the runner opened: the runner asks only when that store is the sqlite fast
+path (with MLflow, its own reuse decides at no extra cost). As soon as one step would run, or anything
+is unusual (a missing input, a missing alias), it returns None and the normal runner takes over.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Callable
 from ml_service.config import Settings
 from ml_service.pipelines import reuse
 from ml_service.pipelines.definition import Pipeline, Step
-from ml_service.workspace import light_store
+from ml_service.workspace.run_store import RunRow, RunStore, local_path
 
 RECORDER_TAG = "mlops.recorded_by"
 SNAPSHOT_TAG = "mlops.snapshot.signature"  # the files of the snapshot with their sizes and modification times
@@ -31,10 +32,10 @@ def _now() -> int:
 class _Plan:
     """Decides step after step whether the run is a no-op; None at the first step that is not."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, store, experiment_id: str):
+    def __init__(self, settings: Settings, pipeline: Pipeline, store: RunStore, experiment_id: str):
         self.settings, self.pipeline, self.store, self.experiment_id = settings, pipeline, store, experiment_id
         self.records: list = []
-        self.rows: dict[str, light_store.RunRow] = {}
+        self.rows: dict[str, RunRow] = {}
 
     def record(self, name: str):
         return next((r for r in self.records if r.name == name), None)
@@ -97,7 +98,7 @@ class _Plan:
         if found is None:
             return False
         source, artifact_uri = found
-        outputs = light_store.local_path(artifact_uri)
+        outputs = local_path(artifact_uri)
         if outputs is None:
             return False
         outputs = outputs / "outputs"
@@ -108,7 +109,7 @@ class _Plan:
         record.status, record.source_run_id, record.output_digest = "reused", source, digest
         record.metrics, record.values, record.outcome = (result.get("metrics", {}), result.get("values", {}),
                                                          result.get("outcome", ""))
-        self.rows[step.name] = light_store.RunRow(
+        self.rows[step.name] = RunRow(
             step.name, {}, params={k: "" if v is None else str(v) for k, v in params.items()},
             metrics={k: float(v) for k, v in record.metrics.items()}, datasets=self._datasets(step))
         self.rows[step.name].tags["key"] = key
@@ -134,16 +135,10 @@ class _Plan:
         return found
 
 
-def run_if_noop(settings: Settings, pipeline: Pipeline, report: Callable | None,
+def run_if_noop(settings: Settings, pipeline: Pipeline, store: RunStore, report: Callable | None,
                 published: tuple[str, str] | None):
-    """Record and return the PipelineResult of a run whose every step is reused; None when one is not."""
-    store = light_store.LightStore.open(settings)
-    if store is None:
-        return None
-    try:
-        return _run(settings, pipeline, report or (lambda record: None), published, store)
-    finally:
-        store.close()
+    """Record (in store) and return the PipelineResult of a run whose every step is reused; None when one is not."""
+    return _run(settings, pipeline, report or (lambda record: None), published, store)
 
 
 def _run(settings, pipeline, report, published, store):
@@ -151,19 +146,19 @@ def _run(settings, pipeline, report, published, store):
     from ml_service.workspace.gitinfo import read_git_info
 
     started = _now()
-    experiment = store.experiment(settings.experiment)
+    experiment = store.find_experiment(settings.experiment)
     if experiment is None:
         return None
     experiment_id, location = experiment
-    artifacts = light_store.local_path(location)
+    artifacts = local_path(location)
     plan = _Plan(settings, pipeline, store, experiment_id)
     if artifacts is None or not plan.decide():
         return None
 
     git = read_git_info(settings.root)
     tags = {**parent_tags(settings, pipeline, git, published), RECORDER_TAG: "light_store (every step reused)"}
-    parent = light_store.RunRow(pipeline.name, tags, params={k: "" if v is None else str(v)
-                                                             for k, v in pipeline.params.items()}, start=started)
+    parent = RunRow(pipeline.name, tags, params={k: "" if v is None else str(v) for k, v in pipeline.params.items()},
+                    start=started)
     rows, seen = [parent], set()
     for step, record in zip(pipeline.steps, plan.records):
         if record.status == "skipped":
@@ -187,14 +182,14 @@ def _run(settings, pipeline, report, published, store):
     parent.end = _now()
     for row in rows[1:]:
         row.end = min(row.end, parent.end)
-    store.record(experiment_id, location, rows, f"pipeline run {parent.run_id}")
+    store.record(experiment_id, rows, f"pipeline run {parent.run_id}")
     for record in plan.records:
         report(record.__class__(record.name))  # "pending", as the runner reports a step about to start
         report(record)
     return PipelineResult(parent.run_id, "FINISHED", outcome, plan.records)
 
 
-def _snapshot(settings: Settings, store, experiment_id: str, dest: Path) -> str:
+def _snapshot(settings: Settings, store: RunStore, experiment_id: str, dest: Path) -> str:
     """Write snapshot.zip to dest; when an earlier no-op run zipped the very same files (paths, sizes,
     modification times), link its zip instead of compressing the tree again. Returns the signature."""
     import hashlib
@@ -215,7 +210,7 @@ def _snapshot(settings: Settings, store, experiment_id: str, dest: Path) -> str:
     signature = h.hexdigest()
     dest.parent.mkdir(parents=True, exist_ok=True)
     earlier = store.find_run(experiment_id, {SNAPSHOT_TAG: signature})
-    source = light_store.local_path(earlier[1]) / "snapshot.zip" if earlier else None
+    source = local_path(earlier[1]) / "snapshot.zip" if earlier else None
     if source is not None and source.is_file():
         try:
             os.link(source, dest)

@@ -73,9 +73,7 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
                  published: tuple[str, str] | None = None) -> PipelineResult:
     """Run every step of pipeline in order, recording everything in the workspace."""
     if reuse_steps:  # every step reusable: decided and recorded without importing MLflow
-        from ml_service.pipelines.noop import run_if_noop
-
-        result = run_if_noop(settings, pipeline, report, published)
+        result = _run_if_noop(settings, pipeline, report, published)
         if result is not None:
             return result
     watchdog = Watchdog()  # first, before any step process or thread exists
@@ -93,6 +91,19 @@ def run_pipeline(settings: Settings, pipeline: Pipeline, *, reuse_steps: bool = 
             zygote.close()
         watchdog.close()
         workdir.cleanup()
+
+
+def _run_if_noop(settings, pipeline, report, published) -> PipelineResult | None:
+    """The no-op run (noop.py) when the run store is the sqlite fast path; with MLflow the runner's own reuse
+    decides as cheaply, so None."""
+    from ml_service.workspace.run_store import open_run_store
+
+    with open_run_store(settings) as store:
+        if store.imports_mlflow:
+            return None
+        from ml_service.pipelines.noop import run_if_noop
+
+        return run_if_noop(settings, pipeline, store, report, published)
 
 
 def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, watchdog) -> PipelineResult:

@@ -26,6 +26,40 @@ from ml_service.studio.web import HERE, Studio, studio_of
 
 POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+# studio: hosts: names the Studio answers to besides these (a DNS name pointing elsewhere is refused: DNS
+# rebinding); studio: trusted_proxies: addresses whose X-Forwarded-For is believed (none by default: a local
+# client's header would otherwise choose the address the login limit counts). Parsed in sections.py.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def server_options(config: dict) -> dict:
+    """uvicorn's options for the Studio: X-Forwarded-For is honoured only from configured proxies."""
+    proxies = config.get("trusted_proxies") or []
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or "127.0.0.1"}
+
+
+def host_name(value: str) -> str:
+    """The name part of a Host header (no port; an IPv6 address without brackets), lowercased."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class HostCheck:
+    """Refuses a request whose Host is not this machine's loopback name or a configured name (400)."""
+
+    def __init__(self, app, hosts: list[str]):
+        self.app, self.allowed = app, {*LOCAL_HOSTS, *hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host")
+            if host is not None and host_name(host.decode("latin-1")) not in self.allowed:
+                response = HTMLResponse("unexpected Host header: add the name under studio: hosts: in mlops.yml",
+                                        status_code=400)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def studio_config(settings: Settings) -> dict:
@@ -66,7 +100,8 @@ async def login(request: Request):
     limits.succeeded(name, address)
     studio.sessions.drop(session_of(request).id)
     response = RedirectResponse(target, status_code=303)
-    set_cookie(response, studio.sessions.new(name), request.url.scheme == "https")
+    user = users.canonical(studio.settings.state_dir, name)  # one spelling per user (names match casefolded)
+    set_cookie(response, studio.sessions.new(user), request.url.scheme == "https")
     return response
 
 
@@ -151,11 +186,12 @@ def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000",
         Route("/deployments/qa", pages_deploy.qa_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders),
+    middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, hosts=config["hosts"]),
                   Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"])]
     handlers = {HTTPException: error_page, Exception: server_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.studio = studio
+    app.state.server_options = server_options(config)
     app.state.login_limits = LoginLimits(config["login_max_failures"], config["login_max_failures_per_address"],
                                          config["login_window_minutes"] * 60, clock)
     return app

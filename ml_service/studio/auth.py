@@ -3,6 +3,8 @@ and the CSRF token every POST must carry.
 
 Sessions live in this process's memory (a restart logs everyone out); the cookie holds only a
 random session id, HttpOnly and SameSite=Strict. The identity never comes from a form field.
+Before login nothing is stored: the anonymous session (the login form's CSRF token) is a signed
+cookie `anon.NONCE.SIGNATURE`, so requests without a login cannot grow the session table (issue 24).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ COOKIE = "mlops_studio"
 IDLE_SECONDS = 12 * 3600
 PUBLIC = ("/login", "/static/")
 FORM_LIMIT = 64 * 1024
+ANONYMOUS = "anon."
 
 
 @dataclass
@@ -39,6 +42,26 @@ class Sessions:
     def __init__(self):
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._key = secrets.token_bytes(32)  # signs anonymous sessions; a restart invalidates them
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _sign(self, what: str, nonce: str) -> str:
+        return hmac.new(self._key, f"{what}:{nonce}".encode(), "sha256").hexdigest()
+
+    def anonymous(self, session_id: str | None = None) -> Session | None:
+        """A session before login, stored nowhere: a fresh one, or the one session_id signs (None if forged)."""
+        if session_id is None:
+            nonce = secrets.token_urlsafe(24)
+            session_id = f"{ANONYMOUS}{nonce}.{self._sign('id', nonce)}"
+        try:
+            nonce, signature = session_id[len(ANONYMOUS):].rsplit(".", 1)
+        except ValueError:
+            return None
+        if not hmac.compare_digest(signature, self._sign("id", nonce)):
+            return None
+        return Session(session_id, "", self._sign("csrf", nonce))
 
     def new(self, user: str = "") -> Session:
         """A fresh session (a new id: a login never keeps the id it came with)."""
@@ -51,6 +74,8 @@ class Sessions:
         """The live session of an id, or None."""
         if not session_id:
             return None
+        if session_id.startswith(ANONYMOUS):
+            return self.anonymous(session_id)
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
@@ -64,6 +89,8 @@ class Sessions:
 
     def drop(self, session_id: str) -> None:
         """Log a session out."""
+        if session_id.startswith(ANONYMOUS):
+            return
         with self._lock:
             self._sessions.pop(session_id, None)
 
@@ -102,7 +129,7 @@ class AuthMiddleware:
         path = scope["path"]
         if session is None or (not session.user and not path.startswith(PUBLIC)):
             if path.startswith(PUBLIC):
-                session = new_cookie = self.sessions.new()
+                session = new_cookie = self.sessions.anonymous()
             else:
                 target = path + (f"?{scope['query_string'].decode()}" if scope.get("query_string") else "")
                 response = RedirectResponse(f"/login?next={quote(target)}", status_code=303)

@@ -119,18 +119,30 @@ def steps(client, parent_id: str) -> list[StepRun]:
     return found
 
 
-def artifact_path(client, run_id: str, path: str) -> Path | None:
-    """A local copy of one artifact file of a run (None for a path that is not a plain relative one)."""
+def artifact_path(client, run_id: str, path: str) -> tuple[Path | None, Path | None]:
+    """One artifact file of a run, and the temporary folder of its copy when it had to be downloaded (a
+    server's artifacts: the caller deletes it once sent); (None, None) for a path that is not a plain
+    relative one or not a file."""
     if not SAFE_PATH.match(path) or ".." in path.split("/"):
-        return None
+        return None, None
     uri = client.get_run(run_id).info.artifact_uri
     if uri.startswith("file:"):
         root = Path(unquote(urlparse(uri).path)).resolve()
         local = (root / path).resolve()
-        return local if local.is_file() and local.is_relative_to(root) else None
+        return (local, None) if local.is_file() and local.is_relative_to(root) else (None, None)
+    import shutil
     import tempfile
 
-    return Path(client.download_artifacts(run_id, path, tempfile.mkdtemp(prefix="mlops-studio-")))
+    folder = Path(tempfile.mkdtemp(prefix="mlops-studio-"))  # 0700
+    try:
+        found = Path(client.download_artifacts(run_id, path, str(folder)))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if not found.is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        return None, None
+    return found, folder
 
 
 @dataclass

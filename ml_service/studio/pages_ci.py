@@ -12,7 +12,7 @@ from pathlib import Path
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, StreamingResponse
+from starlette.responses import RedirectResponse, StreamingResponse
 
 from ml_service.studio import evidence as evidence_mod
 from ml_service.studio import runs as runs_mod
@@ -61,12 +61,15 @@ def run_page(request: Request):
 
 
 def artifact(request: Request):
-    """GET /runs/{run}/artifacts/{path}: a published file, downloaded."""
+    """GET /runs/{run}/artifacts/{path}: a published file, as studio/artifacts.py serves it (an attachment under
+    a sandbox policy; never a script of the Studio's origin)."""
+    from ml_service.studio import artifacts
+
     store = studio_of(request).store()
     path = runs_mod.artifact_file(store, request.path_params["run"], request.path_params["path"])
     if path is None:
         raise HTTPException(404, "no such artifact")
-    return FileResponse(path, filename=path.name, content_disposition_type="attachment")
+    return artifacts.response(path, request)
 
 
 def _sse(event: str, data: str) -> bytes:

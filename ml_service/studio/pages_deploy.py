@@ -19,7 +19,7 @@ from ml_service.studio.auth import checked_form
 from ml_service.studio.web import studio_of
 
 HEALTH_TIMEOUT = 1.0
-VERSION = re.compile(r"^\d+$")
+VERSION = re.compile(r"[0-9]{1,9}\Z")  # ASCII digits only: not "1\n", not "١"
 ACTION_LOG_LINES = 20
 
 

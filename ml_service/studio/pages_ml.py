@@ -2,15 +2,10 @@
 models (versions, aliases, lineage, where each version is live), read from MLflow."""
 from __future__ import annotations
 
-import mimetypes
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse
 
 from ml_service.studio.web import studio_of
-
-REPORT_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def ml_runs(request: Request):
@@ -38,26 +33,21 @@ def ml_run(request: Request):
 
 
 def ml_artifact(request: Request):
-    """GET /ml/{run_id}/artifact/{path}: a plot or report of a step. HTML reports are served sandboxed
-    (their own origin, no scripts), so a report can never act as the Studio."""
+    """GET /ml/{run_id}/artifact/{path}: a plot or report of a step, served as studio/artifacts.py says (never
+    as active content of the Studio's origin)."""
     from mlflow.exceptions import MlflowException
 
-    from ml_service.studio import mlruns
+    from ml_service.studio import artifacts, mlruns
 
     studio = studio_of(request)
     try:
-        path = mlruns.artifact_path(studio.client(), request.path_params["run_id"], request.path_params["path"])
+        path, copy = mlruns.artifact_path(studio.client(), request.path_params["run_id"],
+                                          request.path_params["path"])
     except MlflowException:
-        path = None
+        path, copy = None, None
     if path is None:
         raise HTTPException(404, "no such artifact")
-    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    headers = {"X-Content-Type-Options": "nosniff"}
-    if kind == "text/html":
-        headers["Content-Security-Policy"] = REPORT_POLICY
-    elif not kind.startswith("image/"):
-        kind = "application/octet-stream"
-    return FileResponse(path, media_type=kind, headers=headers)
+    return artifacts.response(path, request, remove=copy)
 
 
 def models(request: Request):

@@ -2,6 +2,10 @@
 
 Only hashes are stored (stdlib hashlib.scrypt, a random 16-byte salt per user); the file is written
 atomically with mode 0600. A login with an unknown name costs as much as one with a known name.
+
+Names are compared casefolded, as the engine compares approver lists (ci/service.py): `Alice@example.com`
+and `alice@example.com` are one user, so a second account cannot differ from an approver's by case only
+(issue 24). A login names the user as stored.
 """
 from __future__ import annotations
 
@@ -69,11 +73,28 @@ def add_user(state_dir: Path, name: str, password: str) -> bool:
         raise UserError(f"the password of {name} must have at least {MIN_PASSWORD} characters")
     path = users_file(state_dir)
     data = _read(path)
+    same = stored_name(data, name)
+    if same is not None and same != name:
+        raise UserError(f"user {name!r}: the Studio already has {same!r}, the same name without regard to case "
+                        f"(approvers are matched that way); change that user's password with the name {same!r}")
     salt = secrets.token_bytes(16)
     new = name not in data
     data[name] = {"salt": salt.hex(), "hash": _hash(password, salt, SCRYPT).hex(), "scrypt": SCRYPT}
     _write(path, data)
     return new
+
+
+def stored_name(data: dict, name: str) -> str | None:
+    """The user name in data equal to name without regard to case (casefolded), None when there is none."""
+    if name in data:
+        return name
+    folded = name.casefold()
+    return next((known for known in data if known.casefold() == folded), None)
+
+
+def canonical(state_dir: Path, name: str) -> str:
+    """name as the users file spells it (name itself when no user matches)."""
+    return stored_name(_read(users_file(state_dir)), name) or name
 
 
 def remove_user(state_dir: Path, name: str) -> None:
@@ -93,7 +114,8 @@ def list_users(state_dir: Path) -> list[str]:
 
 def verify(state_dir: Path, name: str, password: str) -> bool:
     """True when name is a user and password is theirs."""
-    entry = _read(users_file(state_dir)).get(name)
+    data = _read(users_file(state_dir))
+    entry = data.get(stored_name(data, name) or name)
     if not isinstance(entry, dict):
         _hash(password, b"0" * 16, SCRYPT)  # the same cost as a real check
         return False

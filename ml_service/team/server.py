@@ -83,6 +83,20 @@ def paths(settings: Settings) -> TeamPaths:
     return TeamPaths(settings.state_dir / "team")
 
 
+def private_artifacts(folder: Path) -> None:
+    """The artifact store readable by this user only: folders 0700, files 0600 (also what an earlier
+    version left 755/644). Models are pickles and data: other accounts of the machine read them through
+    the server, with its permissions, never from the disk."""
+    folder.chmod(0o700)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
 def write_secret(path: Path, value: str) -> None:
     """Write a secret file readable by this user only (0600, in a 0700 folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +206,7 @@ def up(settings: Settings, workers: int = 2) -> dict:
     team = paths(settings)
     for folder in (team.base, team.artifacts, team.logs):
         folder.mkdir(parents=True, exist_ok=True)
+    private_artifacts(team.artifacts)
     state = read_state(team)
     db_password = secret(team, "db_password")
     admin_password = secret(team, "admin_password")
@@ -220,12 +235,48 @@ def up(settings: Settings, workers: int = 2) -> dict:
         with open(log, "a") as handle:
             process = subprocess.Popen(_server_command(team, pg_port, port, workers), stdout=handle,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                       cwd=team.base, start_new_session=True)
+                                       cwd=team.base, start_new_session=True,
+                                       umask=0o077)  # what it stores (artifacts, logs) is this user's only
         _wait_until_up(process, uri, log, team)
         state.update(port=port, pid=process.pid, tracking_uri=uri)
     team.state.write_text(json.dumps(state, indent=2))
     point_at(settings, state["tracking_uri"], ADMIN, team.secret("admin_password"), backend="postgresql")
+    state["claimed"] = claim_projects(settings, state["tracking_uri"], admin_password)
     return state
+
+
+def claim_projects(settings: Settings, tracking_uri: str, admin_password: str) -> list[str]:
+    """Create, as the admin, each mlops.yml project's experiment, registered model and registration lock
+    (`mlops-lock.<model>`) that does not exist yet; returns what was created.
+
+    MLflow gives the creator of an experiment or registered model MANAGE on it, and lets any user create one.
+    Created here first, they belong to the admin: users keep the default READ until granted EDIT, so a reader
+    can neither register a version (a pickle the next retrain would load) nor hold the lock (docs/security.md).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.workspace import server_lock
+
+    os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=admin_password)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    created = []
+    for project in settings.models:
+        if client.get_experiment_by_name(project.experiment) is None:
+            try:
+                client.create_experiment(project.experiment)
+                created.append(f"experiment {project.experiment}")
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise TeamError(f"cannot create the experiment {project.experiment}: {exc.message}") from None
+        for name in (project.name, server_lock.lock_name(project.name)):
+            try:
+                client.create_registered_model(name, description="created by `mlops workspace up` (the admin's)")
+                created.append(f"registered model {name}")
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise TeamError(f"cannot create the registered model {name}: {exc.message}") from None
+    return created
 
 
 def stop_server(settings: Settings) -> bool:

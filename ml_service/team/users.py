@@ -68,14 +68,27 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
         if found is None:
             raise UsageError(f"no experiment named {experiment!r} on {settings.tracking_uri}")
         resource_type, resource_id, what = "experiment", found.experiment_id, f"experiment {experiment}"
+    targets = [resource_id]
+    if model and model != "*":  # registering a model takes its lock: the same grant on the lock object
+        from ml_service.workspace.server_lock import lock_name
+
+        targets.append(lock_name(model))
     try:
-        try:
-            client.grant_user_permission(username, resource_type, resource_id, permission)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            client.revoke_user_permission(username, resource_type, resource_id)  # e.g. MANAGE as its creator
-            client.grant_user_permission(username, resource_type, resource_id, permission)
+        for target in targets:
+            _set(client, username, resource_type, target, permission)
     except MlflowException as exc:
         raise UserAdminError(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
     return f"{username}: {permission} on {what}"
+
+
+def _set(client, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+    """Grant permission, replacing the user's grant on that resource if there is one."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.grant_user_permission(username, resource_type, resource_id, permission)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        client.revoke_user_permission(username, resource_type, resource_id)  # e.g. MANAGE as its creator
+        client.grant_user_permission(username, resource_type, resource_id, permission)

@@ -78,7 +78,11 @@ def champion_model_dir(context: dict, version: str) -> Iterator[Path]:
     """The registered files of model_name version (an MLflow model folder), in a temporary folder."""
     import mlflow.artifacts
 
-    _client(context)  # points this process's MLflow at the workspace (models:/ URIs use the registry)
+    from ml_service.workspace import provenance
+
+    client = _client(context)  # points this process's MLflow at the workspace (models:/ URIs use the registry)
+    found = client.get_model_version(context["model_name"], str(version))
+    provenance.check(client, found, context["experiment_name"], context["tracking_uri"])  # before any unpickling
     with tempfile.TemporaryDirectory(prefix="mlops-champion-") as tmp:
         uri = f"models:/{context['model_name']}/{version}"
         yield Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp, tracking_uri=context["tracking_uri"]))

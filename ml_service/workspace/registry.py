@@ -112,8 +112,12 @@ def list_versions(client, name: str) -> list[VersionSummary]:
     try:
         versions = client.search_model_versions(f"name='{name}'")
         aliases = client.get_registered_model(name).aliases if versions else {}
-    except MlflowException:
-        return []
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        # e.g. the MLflow server is down: never "no versions" (a retrain would take that for a first run)
+        first = (str(exc.message).strip().splitlines() or [""])[0][:300]
+        raise RegistryError(f"cannot list the versions of {name}: {first}") from None
     summaries = []
     for v in versions:
         summaries.append(VersionSummary(

@@ -4,10 +4,14 @@ holding the alias `champion`. Jobs run through `ml_service.cli.main` or `run_job
 workers are forked from it."""
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
 import pandas as pd
 import pytest
 
 from tests.conftest import fresh_store, workspace_env
+from tests.support.registered import register_folder
 from tests.support.rows_score import COLUMNS, save_regressor
 
 ROW = [59, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
@@ -31,9 +35,10 @@ def batch_ws(tmp_path_factory):
         fresh_store(settings.state_dir / "mlflow.db")
         assert settings.tracking_uri == f"sqlite:///{settings.state_dir / 'mlflow.db'}"
         client = connect(settings)
-        client.create_registered_model("m")
         folder = save_regressor(state / "model")
-        client.create_model_version("m", source=str(folder))
+        version = register_folder(client, "m", folder, settings.experiment,
+                                  artifact_location=(settings.artifact_root / settings.experiment).as_uri())
+        folder = Path(unquote(urlparse(client.get_run(version.run_id).info.artifact_uri).path)) / "model"
         client.set_registered_model_alias("m", "champion", "1")
         yield settings, folder
 

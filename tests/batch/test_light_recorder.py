@@ -1,5 +1,6 @@
 """A batch job's run recorded without MLflow (light_recorder.py) is the run MLflow records: the same rows in
-the store, the same Run through a real MlflowClient; a store that needs MLflow's own decision gets MLflow."""
+the store, the same Run through a real MlflowClient (record.py through either RunStore); a store that needs
+MLflow's own decision gets MLflow; recording.open_recorder takes it only for the sqlite fast path."""
 from __future__ import annotations
 
 import sqlite3
@@ -10,10 +11,13 @@ import pytest
 from ml_service.batch import record
 from ml_service.batch.job import JobSpec
 from ml_service.batch.light_recorder import LightRecorder
+from ml_service.batch.recording import BatchRecorder, open_recorder
+from ml_service.workspace.mlflow_run_store import MlflowRunStore
 
 SPEC = JobSpec(model="m@champion", input=Path("/data/in.csv"), output=Path("/data/out"), workers=2, chunk_rows=500)
 MANIFEST = {"model_name": "m", "model_version": "3", "input_digest": "ab" * 32, "chunk_rows": 500}
 # a killed attempt (its run left RUNNING), then the resumed attempt, which finishes
+FOUND = ("m", "3", Path("/models/m/3"))  # the model version, as local_store.find found it without MLflow
 ATTEMPTS = (({"rows": 1000, "scored": 990, "rejected": 10}, 2.5, 990, True),
             ({"rows": 3000, "scored": 2970, "rejected": 30}, 4.0, 1980, False))
 
@@ -33,17 +37,17 @@ def status(settings, run_id: str) -> str:
 
 
 def with_mlflow(client, settings, statuses: list | None = None) -> str:
-    manifest = dict(MANIFEST)
+    manifest, store = dict(MANIFEST), MlflowRunStore(settings, client)
     for totals, seconds, scored_now, failed in ATTEMPTS:
-        manifest["run_id"] = record.start(client, settings, manifest, SPEC)
-        record.finish(client, manifest["run_id"], totals, seconds, scored_now, failed)
+        manifest["run_id"] = record.start(store, settings, manifest, SPEC)
+        record.finish(store, manifest["run_id"], totals, seconds, scored_now, failed)
         (statuses if statuses is not None else []).append(status(settings, manifest["run_id"]))
     return manifest["run_id"]
 
 
 def without_mlflow(settings, statuses: list | None = None) -> str:
     manifest = dict(MANIFEST)
-    with LightRecorder.open(settings) as recorder:
+    with light(settings) as recorder:
         for totals, seconds, scored_now, failed in ATTEMPTS:
             recorder.send("start", dict(manifest), SPEC)
             assert recorder.answered()
@@ -52,6 +56,12 @@ def without_mlflow(settings, statuses: list | None = None) -> str:
             (statuses if statuses is not None else []).append(status(settings, manifest["run_id"]))
         assert recorder.mlflow is None
     return manifest["run_id"]
+
+
+def light(settings) -> LightRecorder:
+    recorder = open_recorder(settings, FOUND)
+    assert isinstance(recorder, LightRecorder), recorder
+    return recorder
 
 
 def rows(settings, run_id: str) -> dict:
@@ -117,7 +127,7 @@ def test_the_experiment_is_the_row_mlflow_writes(workspace, client):
 def test_a_run_gone_from_the_store_is_started_again(workspace, client):
     first = without_mlflow(workspace)
     client.delete_run(first)
-    with LightRecorder.open(workspace) as recorder:
+    with light(workspace) as recorder:
         second = recorder.call("start", {**MANIFEST, "run_id": first}, SPEC)
     assert second != first and client.get_run(second).info.status == "RUNNING"
 
@@ -126,7 +136,7 @@ def test_a_deleted_experiment_is_left_to_mlflow_which_restores_it(workspace, cli
     without_mlflow(workspace)
     experiment = client.get_experiment_by_name(record.EXPERIMENT)
     client.delete_experiment(experiment.experiment_id)
-    with LightRecorder.open(workspace) as recorder:
+    with light(workspace) as recorder:
         run_id = recorder.call("start", dict(MANIFEST), SPEC)
         recorder.call("finish", run_id, *ATTEMPTS[1])
         assert recorder.mlflow is not None
@@ -137,23 +147,28 @@ def test_a_deleted_experiment_is_left_to_mlflow_which_restores_it(workspace, cli
 
 def test_a_run_that_cannot_be_finished_is_a_batch_error(workspace, client):
     from ml_service.batch import BatchError
-    from ml_service.workspace import light_runs
 
-    with LightRecorder.open(workspace) as recorder:
+    with light(workspace) as recorder:
         with pytest.raises(BatchError, match="not an active run"):
             recorder.call("finish", "0" * 32, *ATTEMPTS[1])
         run_id = recorder.call("start", dict(MANIFEST), SPEC)
         client.delete_run(run_id)
         with pytest.raises(LookupError, match="not an active run"):  # as MLflow's set_terminated raises
-            light_runs.end_run(recorder.store, run_id, "FINISHED")
+            recorder.store.end_run(run_id, "FINISHED")
 
 
-def test_other_stores_are_left_to_mlflow(workspace, client, tmp_path):
+def test_other_stores_and_versions_found_by_mlflow_are_left_to_mlflow(workspace, client, tmp_path):
+    from ml_service.batch.recorder import Recorder
     from ml_service.config import replace
 
-    assert LightRecorder.open(replace(workspace, tracking_uri="http://127.0.0.1:5000")) is None
-    assert LightRecorder.open(replace(workspace, tracking_uri=f"sqlite:///{tmp_path}/none.db")) is None
-    assert LightRecorder.open(workspace) is not None
+    for settings, found in ((replace(workspace, tracking_uri="http://127.0.0.1:5000"), FOUND),
+                            (replace(workspace, tracking_uri=f"sqlite:///{tmp_path}/none.db"), FOUND),
+                            (workspace, None)):
+        with open_recorder(settings, found) as recorder:
+            assert isinstance(recorder, Recorder) and recorder.process.is_alive()
+            assert isinstance(recorder, BatchRecorder)
+    with open_recorder(workspace, FOUND) as recorder:
+        assert isinstance(recorder, LightRecorder) and isinstance(recorder, BatchRecorder)
 
 
 def test_an_older_or_nan_value_is_kept_as_mlflow_keeps_it(workspace, client):

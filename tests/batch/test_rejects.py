@@ -108,3 +108,22 @@ def test_the_options_take_their_bounds_and_refuse_beyond(batch_ws, tmp_path, cap
     else:
         assert code == 2 and not (tmp_path / "out").exists()
         assert "--workers >= 0, --chunk-rows >= 1 and 0 <= --max-reject-fraction <= 1" in capsys.readouterr().err
+
+
+def test_rejected_rows_show_whole_numbers_as_written(batch_ws, tmp_path, capsys):
+    frame = rows_frame(20).astype(object)
+    frame.loc[3, "f1"] = 7  # a whole number in a numeric column (read as float64)
+    frame.loc[3, "f2"] = 2.5
+    frame.loc[3, "f9"] = None  # the reason the row is rejected
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert batch_score(tmp_path / "in.csv", tmp_path / "out", "--max-reject-fraction", "1") == 0
+    values = json.loads(pd.read_csv(tmp_path / "out" / "_rejects.csv")["values"][0])
+    assert (values["f1"], values["f2"], values["f9"]) == (7, 2.5, None)
+    assert '"f1": 7,' in pd.read_csv(tmp_path / "out" / "_rejects.csv")["values"][0]
+
+
+def test_a_job_without_rejects_leaves_no_rejects_file_or_folder(batch_ws, tmp_path, capsys):
+    rows_frame(30).to_csv(tmp_path / "in.csv", index=False)
+    assert batch_score(tmp_path / "in.csv", tmp_path / "out") == 0
+    assert len(pd.read_parquet(tmp_path / "out")) == 30
+    assert not (tmp_path / "out" / "_rejects.csv").exists() and not (tmp_path / "out" / "_rejects").exists()

@@ -1,6 +1,8 @@
 """The per-model pipeline files: the generator, the committed files, and the templates they share."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -31,12 +33,33 @@ def test_every_pipeline_file_belongs_to_a_model_of_mlops_yml_or_to_the_platform(
     assert set(service.pipeline_files(ROOT)) == expected
 
 
+def references(project: str, model_name: str) -> re.Pattern:
+    """The ways code names a model project: its folder (`P/`), its modules (`P.training`), its pipeline files
+    (`P-build`), its registered model (`models:/M`, `M@alias`, `M:version`) or `MLOPS_MODEL: P`. A name that is
+    also an ordinary word (`model`, `build`, `names`) is matched only in these places, never as a substring."""
+    p, m = re.escape(project), re.escape(model_name)
+    start, word = r"(?<![\w./$-])", r"(?<![\w.$-])"  # the start of a path; the start of a word
+    return re.compile(rf"{start}{p}(?:/|\.(?:training|scoring|evaluate|register|tests)\b)"
+                      rf"|{word}{p}-(?:build|retrain|release)\b|MLOPS_MODEL\s*[:=]\s*[\"']?{p}\b"
+                      rf"|models:/{m}\b|{word}{m}[@:]\w")
+
+
 def test_no_template_and_no_engine_module_names_a_model():
-    names = {m.project for m in SETTINGS.models} | {m.name for m in SETTINGS.models}
     files = [*(PIPELINES / "templates").glob("*.yml"), *(ROOT / "ml_service" / "ci").glob("*.py")]
-    for path in files:
-        text = path.read_text()
-        assert not [n for n in names if n in text], f"{path} names a model project"
+    for model in SETTINGS.models:
+        pattern = references(model.project, model.name)
+        for path in files:
+            found = pattern.search(path.read_text())
+            assert found is None, f"{path} names model project {model.project}: {found.group(0)!r}"
+
+
+@pytest.mark.parametrize("project", ["names", "ames", "age", "model", "build", "release", "stage", "ci", "step"])
+def test_a_project_named_like_a_platform_word_is_not_taken_for_a_reference(project):
+    files = [*(PIPELINES / "templates").glob("*.yml"), *(ROOT / "ml_service" / "ci").glob("*.py")]
+    pattern = references(project, f"{project}_model")
+    assert not [path.name for path in files if pattern.search(path.read_text())]
+    assert pattern.search(f"python -m {project}.training.step") and pattern.search(f".pipelines/{project}-build.yml")
+    assert pattern.search(f"models:/{project}_model@production") and not pattern.search(f"x_{project}/y")
 
 
 @pytest.mark.parametrize("project", MODELS)

@@ -87,6 +87,14 @@ def test_the_project_option_reaches_the_steps_a_command_runs(repo, monkeypatch):
     monkeypatch.setenv("MLOPS_USER", "dev@example.com")
     assert main(["--project", "q", "ci", "run", str(pipeline)]) == 0
     assert out.read_text().strip() == "q"
+    assert "MLOPS_MODEL" not in os.environ  # passed to the steps explicitly, never through our own environment
+
+
+@pytest.mark.parametrize("argv", [["model", "projects", "--default"], ["ci", "schedules"], ["ci", "list"]])
+def test_the_project_option_never_writes_the_environment(repo, capsys, monkeypatch, argv):
+    monkeypatch.delenv("MLOPS_MODEL", raising=False)
+    assert main(["--project", "q", *argv]) == 0
+    assert "MLOPS_MODEL" not in os.environ
 
 
 def test_a_usage_error_exits_2_a_failure_exits_1_each_with_one_line(repo, capsys):
@@ -194,7 +202,8 @@ def test_every_platform_error_class_derives_from_the_one_base():
 
     import ml_service
 
-    allowed = {"HTTPError", "InputError", "SchemaError", "ServingConfigError"}  # inside the scoring process
+    # inside the scoring process (env.py's EnvError too: standard library only; serving wraps it)
+    allowed = {"HTTPError", "InputError", "SchemaError", "ServingConfigError", "EnvError"}
     strays = []
     for info in pkgutil.walk_packages(ml_service.__path__, "ml_service."):
         if ".templates" in info.name:

@@ -49,7 +49,7 @@ def test_help_imports_no_command_module_no_settings_and_no_yaml():
 def test_a_command_imports_its_own_module_only_and_still_parses_its_options():
     modules = loaded(["--project", "alpha", "ci", "lint", "--help"])
     assert "ml_service.cli.ci" in modules
-    assert not {"ml_service.cli.deploy", "ml_service.cli.studio", "ml_service.cli.doctor",
+    assert not {"ml_service.cli.deploy", "ml_service.cli.serve", "ml_service.cli.studio", "ml_service.cli.doctor",
                 "ml_service.doctor"} & modules
     done = subprocess.run([sys.executable, "-m", "ml_service.cli", "--project", "alpha", "ci", "lint", "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

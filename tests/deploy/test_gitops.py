@@ -313,3 +313,20 @@ def test_commit_info_is_the_iso_author_time_and_the_subject_even_when_empty(work
     empty = git(repo, "-c", "user.name=o", "-c", "user.email=o@b", "commit-tree", f"{first}^{{tree}}", "-m", "")
     assert gitops.commit_info(settings, MODEL, empty)["subject"] == ""
     assert gitops.commit_info(settings, MODEL, empty)["time"] == git(repo, "log", "-1", "--format=%aI", empty)
+
+
+def test_each_models_state_is_credited_to_its_own_last_commit_not_the_targets_latest(workspace, tmp_path):
+    from ml_service.deploy.state import read_state
+
+    settings = with_gitops(workspace, repo=str(bare(tmp_path / "shared.git")), branch="main")
+    values = "model:\n  version: {v}\nimage:\n  repository: mlops/x\n  tag: '{v}'\n"
+    own, _ = gitops.commit_files(settings, "titanic_model",
+                                 {"production/titanic_model/values-prod.yaml": values.format(v=3)},
+                                 "production: titanic_model version 3", "")
+    other, _ = gitops.commit_files(settings, "ames_model",
+                                   {"production/ames_model/values-prod.yaml": values.format(v=1)},
+                                   "production: ames_model version 1", "")
+    assert own != other
+    titanic, ames = read_state(settings, "titanic_model", False), read_state(settings, "ames_model", False)
+    assert (titanic.source["commit"], titanic.source["subject"]) == (own, "production: titanic_model version 3")
+    assert (ames.source["commit"], ames.source["subject"]) == (other, "production: ames_model version 1")

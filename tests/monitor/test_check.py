@@ -21,6 +21,7 @@ from ml_service.deploy.smoke import wait_ready
 from ml_service.monitor import check
 from ml_service.workspace import tracking
 from tests.conftest import ROOT
+from tests.support.registered import register_folder
 from tests.support.serving_process import free_port
 
 pytestmark = pytest.mark.integration
@@ -176,10 +177,11 @@ def alpha(tmp_path_factory):
         settings.state_dir.mkdir(parents=True)
         fresh_store(settings.state_dir / "mlflow.db")
         client = tracking.connect(settings)
-        client.create_registered_model("alpha_model")
         tags = {"dataset_source": str(root / "train.csv"), "dataset_digest": describe_csv(root / "train.csv")["digest"]}
+        location = (settings.artifact_root / settings.experiment).as_uri()
         for n in (1, 2):
-            client.create_model_version("alpha_model", source=str(save_model(root / f"model-{n}", frame)), tags=tags)
+            register_folder(client, "alpha_model", save_model(root / f"model-{n}", frame), settings.experiment, tags,
+                            artifact_location=location)
         client.set_registered_model_alias("alpha_model", "qa", "1")
         yield settings, frame, client
 

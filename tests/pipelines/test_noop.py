@@ -132,7 +132,7 @@ def test_an_unchanged_tree_reuses_the_zipped_snapshot_and_a_changed_one_does_not
 
     from ml_service.config import replace
     from ml_service.pipelines.noop import SNAPSHOT_TAG, _snapshot
-    from ml_service.workspace.light_store import LightStore, RunRow, local_path
+    from ml_service.workspace.run_store import RunRow, local_path, open_run_store
 
     tree = tmp_path / "tree"
     (tree / "pkg").mkdir(parents=True)
@@ -141,14 +141,15 @@ def test_an_unchanged_tree_reuses_the_zipped_snapshot_and_a_changed_one_does_not
     from ml_service.workspace.tracking import connect, ensure_experiment
 
     ensure_experiment(connect(ws), ws)  # the store and experiment exist (when this test runs alone)
-    store = LightStore.open(ws)
-    experiment_id, location = store.experiment(ws.experiment)
+    store = open_run_store(ws)
+    assert not store.imports_mlflow
+    experiment_id, location = store.find_experiment(ws.experiment)
 
     def snapshot_run() -> Path:
         row = RunRow("snapshot", {})
         dest = local_path(location) / row.run_id / "artifacts" / "snapshot.zip"
         row.tags[SNAPSHOT_TAG] = _snapshot(settings, store, experiment_id, dest)
-        store.record(experiment_id, location, [row], "test")
+        store.record(experiment_id, [row], "test")
         return dest
 
     first, second = snapshot_run(), snapshot_run()

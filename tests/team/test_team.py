@@ -167,3 +167,15 @@ def test_the_server_gives_a_worker_time_to_start_before_uvicorn_kills_it(tmp_pat
     assert int(options[options.index("--timeout-worker-healthcheck") + 1]) >= 60
     assert command[command.index("--workers") + 1] == "2" and "--host" in command
     assert command[command.index("--host") + 1] == "127.0.0.1"
+
+
+def test_up_tightens_an_artifact_store_an_earlier_version_left_world_readable(tmp_path):
+    store = tmp_path / "artifacts"
+    (store / "1" / "run" / "artifacts").mkdir(parents=True)
+    model = store / "1" / "run" / "artifacts" / "model.pkl"
+    model.write_bytes(b"pickle")
+    for path, old in ((store, 0o755), (store / "1", 0o755), (model, 0o644)):
+        path.chmod(old)
+    team.private_artifacts(store)
+    assert mode(store) == mode(store / "1") == mode(store / "1" / "run" / "artifacts") == 0o700
+    assert mode(model) == 0o600

@@ -257,7 +257,8 @@ def test_two_clones_two_users_one_server(team, tmp_path):
     assert len(registered) == 1
     loser = results[{"alice": "bob", "bob": "alice"}[registered[0]]]
     assert "not promoted" in loser["stdout"] and "champion v1" in loser["stdout"]
-    assert not alice.search_registered_models("name LIKE 'mlops-lock.%'")  # the lock was released
+    held = "name='mlops-lock.team_shared_model' and tags.`mlops.lock.state` = 'held'"
+    assert not alice.search_model_versions(held)  # the lock was released: no ticket holds it
 
     # the admin makes bob a reader of the model (his EDIT replaced): MLflow refuses his delete and alias moves
     granted = run_mlops(admin_env, "workspace", "grant", "bob", "READ", "--model", "team_shared_model")

@@ -33,6 +33,11 @@ def store(tmp_path, monkeypatch):
     return {"uri": uri, "client": client, "experiment": experiment, "tmp": tmp_path}
 
 
+def scoring(store) -> dict:
+    """The context a champion is re-scored in (its experiment: the champion's provenance is checked)."""
+    return {"tracking_uri": store["uri"], "model_name": NAME, "experiment_name": "promotion"}
+
+
 def context_for(store, **extra) -> dict:
     client = store["client"]
     parent = client.create_run(store["experiment"]).info.run_id
@@ -120,7 +125,7 @@ def test_a_champion_that_cannot_score_the_split_is_beaten_and_records_no_number(
 
     result = promotion.evaluate_candidate(context_for(store), {"version": "1"}, "mse", 9.0, broken)
     assert result["values"]["promote"] is True and result["metrics"] == {"candidate_mse": 9.0}
-    assert math.isnan(promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", broken))
+    assert math.isnan(promotion.rescore_champion(scoring(store), "1", broken))
 
 
 @integration
@@ -201,12 +206,12 @@ def test_a_champion_that_cannot_score_says_why(store, capsys):
         seen.append(model_dir)
         raise ValueError("the data changed shape")
 
-    value = promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", broken)
+    value = promotion.rescore_champion(scoring(store), "1", broken)
     assert math.isnan(value)
     assert capsys.readouterr().out == ("champion v1 could not be scored on this test split: "
                                        "ValueError: the data changed shape\n")
     assert not seen[0].exists()  # the downloaded champion is thrown away
-    assert promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", lambda d: 4) == 4.0
+    assert promotion.rescore_champion(scoring(store), "1", lambda d: 4) == 4.0
 
 
 @integration
@@ -409,7 +414,7 @@ def test_the_champion_rescored_is_the_version_named_not_the_latest(store):
     promotion.register_candidate(context_for(store), constant_model(1.0), "mse", 3.0, decided_against=None)
     promotion.register_candidate(context_for(store), constant_model(2.0), "mse", 2.0, decided_against="1")
     store["client"].set_registered_model_alias(NAME, registry.CHAMPION, "1")  # v2 is the latest, v1 the champion
-    assert promotion.rescore_champion({"tracking_uri": store["uri"], "model_name": NAME}, "1", predicted) == 1.0
+    assert promotion.rescore_champion(scoring(store), "1", predicted) == 1.0
     result = promotion.evaluate_candidate(context_for(store), {"version": "1"}, "mse", 0.5, predicted)
     assert result["metrics"] == {"candidate_mse": 0.5, "champion_mse": 1.0}
     # registered without a decision in words: none is recorded

@@ -2,6 +2,7 @@
 inline script run by pythonInterpreter (default: `python` on the step's PATH) with arguments."""
 from __future__ import annotations
 
+import secrets
 import shlex
 
 from ml_service.ci.tasks.inputs import Input, TaskError, flag, read
@@ -25,7 +26,7 @@ def script(given: dict) -> dict:
     interpreter = values["pythonInterpreter"] or \
         '"$(command -v python || command -v python3)"'  # the agent: `python` on PATH (python3 where only it exists)
     if values["scriptSource"].lower() == "inline":
-        marker = "MLOPS_PYTHON_SCRIPT_END"
+        marker = f"PYTHON_SCRIPT_END_{secrets.token_hex(8)}"  # no line of the script can end the here-document
         text = (f"__script=\"$(mktemp \"${{AGENT_TEMPDIRECTORY:-/tmp}}/python.XXXXXX.py\")\"\n"
                 f"cat > \"$__script\" <<'{marker}'\n{values['script']}\n{marker}\n"
                 f"{interpreter} \"$__script\" {values['arguments']}\n__code=$?\nrm -f \"$__script\"\nexit $__code")

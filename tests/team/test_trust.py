@@ -1,0 +1,232 @@
+"""Issue 24, findings 1 and 3, as a hostile teammate plays them against a real team workspace (`mlops workspace up`:
+PostgreSQL 15 and MLflow's server with basic auth), with the admin and a second account `reader` holding the
+default READ permission.
+
+1. A reader registers the project's model before the team does, with a version whose model.pkl is a malicious
+   pickle and alias champion; the admin's evaluate loads the champion. The pickle must never run: up creates the
+   project's registered model as the admin, and a champion that cannot be traced to a writer of the project's
+   experiment is refused before its files are unpickled.
+3. A reader creates the registration lock `mlops-lock.<model>` with `mlops.lock.since=1e12`: later registrations
+   must not wait for it; a ticket is stale on the server's clock, whatever a client wrote.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from ml_service.config import load_settings
+from tests.team.test_workspace import run_mlops, start_team
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MODEL, EXPERIMENT = "breast_cancer_classifier", "breast_cancer_classification"  # a project of mlops.yml
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    """A team workspace and the password of a user `reader` (default READ)."""
+    state_dir = tmp_path_factory.mktemp("team-trust")
+    env = start_team(state_dir)
+    added = run_mlops(env, "workspace", "user", "add", "reader")
+    assert added.returncode == 0, added.stderr
+    settings = load_settings(env)
+    yield {"env": env, "uri": settings.tracking_uri, "admin": settings.tracking_password,
+           "reader": (state_dir / "secrets" / "users" / "reader").read_text().strip(), "state_dir": state_dir}
+    run_mlops(env, "workspace", "down")
+
+
+@contextmanager
+def acting_as(team, user: str):
+    """MLflow's client (and the platform's code in this process) acting as user."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=team[user])
+    try:
+        yield client_of(team)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def client_of(team):
+    import mlflow
+
+    return mlflow.MlflowClient(team["uri"], team["uri"])
+
+
+class Payload:
+    """A pickle that, when loaded, writes a marker file: the reader's code running in the loader's process."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').write('the reader ran code here')",)
+
+
+def unpickle(model_dir: Path) -> float:
+    """The project's rescore: it loads the model's pickle (as joblib/sklearn projects do)."""
+    pickle.loads((model_dir / "model.pkl").read_bytes())
+    return 1.0
+
+
+def reader_registers(team, tmp_path: Path, name: str, marker: Path, run_id: str = "") -> None:
+    """The attack: the reader's own experiment and run holding a malicious model.pkl, a version of name from it
+    (or naming run_id as its source run), alias champion. Each refusal by the server is part of the defence."""
+    from mlflow.exceptions import MlflowException
+
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "model.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    with acting_as(team, "reader") as reader:
+        experiment = reader.get_experiment_by_name("reader-lab") or reader.create_experiment("reader-lab")
+        experiment_id = experiment if isinstance(experiment, str) else experiment.experiment_id
+        run = reader.create_run(experiment_id)
+        reader.log_artifacts(run.info.run_id, str(folder), "model")
+        try:
+            reader.create_registered_model(name)
+        except MlflowException:
+            pass
+        try:
+            version = reader.create_model_version(name, f"{run.info.artifact_uri}/model",
+                                                  run_id=run_id or run.info.run_id)
+            reader.set_registered_model_alias(name, "champion", version.version)
+        except MlflowException:
+            pass
+
+
+def admin_evaluates(team, name: str):
+    """The admin's retrain evaluating its candidate against name's champion (the real evaluate code path)."""
+    from ml_service.workspace import promotion, registry
+
+    with acting_as(team, "admin") as admin:
+        champion = registry.get_alias(admin, name, "champion")
+        if champion is None:
+            return None
+        context = {"tracking_uri": team["uri"], "model_name": name, "experiment_name": EXPERIMENT}
+        return promotion.evaluate_candidate(context, {"version": str(champion.version)}, "auc", 0.9, unpickle,
+                                            higher_is_better=True)
+
+
+def test_a_reader_cannot_plant_the_projects_champion_and_no_planted_pickle_runs(team, tmp_path):
+    marker = tmp_path / "pwned"
+    reader_registers(team, tmp_path, MODEL, marker)
+    try:
+        admin_evaluates(team, MODEL)
+    except Exception:  # a refusal is fine; the pickle running is not
+        pass
+    assert not marker.exists(), "the reader's pickle ran in the admin's evaluate"
+    with acting_as(team, "admin") as admin:
+        assert admin.search_model_versions(f"name='{MODEL}'") == []  # the reader registered nothing
+        from mlflow.server import get_app_client
+
+        permissions = get_app_client("basic-auth", tracking_uri=team["uri"])
+        assert permissions.get_user_permission("reader", "registered_model", MODEL).permission == "READ"
+        assert permissions.get_user_permission("reader", "registered_model", f"mlops-lock.{MODEL}").permission \
+            == "READ"
+        experiment = admin.get_experiment_by_name(EXPERIMENT)
+        assert permissions.get_user_permission("reader", "experiment", experiment.experiment_id).permission \
+            == "READ"
+
+
+def test_a_champion_from_outside_the_projects_experiment_is_refused_before_it_is_unpickled(team, tmp_path):
+    """A model up did not create (a project added later): the reader owns it; the load is refused by name."""
+    from ml_service.workspace.provenance import UntrustedModelError
+
+    marker = tmp_path / "pwned"
+    reader_registers(team, tmp_path, "added_later_model", marker)
+    with pytest.raises(UntrustedModelError) as refused:
+        admin_evaluates(team, "added_later_model")
+    assert not marker.exists(), "the reader's pickle ran in the admin's evaluate"
+    assert "added_later_model version 1" in str(refused.value)
+
+
+def test_a_version_naming_a_writers_run_but_holding_other_files_is_refused(team, tmp_path):
+    """The reader names a real run of the project's experiment as the source, with their own files."""
+    from ml_service.workspace.provenance import UntrustedModelError
+
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "good"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with acting_as(team, "admin") as admin:
+        experiment_id = admin.get_experiment_by_name(EXPERIMENT).experiment_id
+        run = admin.create_run(experiment_id)
+        admin.log_artifacts(run.info.run_id, str(folder), "model")
+        admin.create_registered_model("writers_model")
+        good = admin.create_model_version("writers_model", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+        admin.set_registered_model_alias("writers_model", "champion", good.version)
+    assert admin_evaluates(team, "writers_model")["values"]["champion_version"] == str(good.version)  # loads
+    reader_registers(team, tmp_path, "borrowed_run_model", marker, run_id=run.info.run_id)
+    try:
+        evaluated = admin_evaluates(team, "borrowed_run_model")
+    except UntrustedModelError as refused:
+        assert "are not those of its source run" in str(refused)
+    else:
+        assert evaluated is None  # MLflow's server refused such a version already: nothing to load
+    assert not marker.exists()
+
+
+def test_a_reader_cannot_hold_the_registration_lock_and_a_since_tag_cannot_make_it_eternal(team):
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.workspace import server_lock
+
+    lock = server_lock.lock_name(MODEL)
+    with acting_as(team, "reader") as reader:
+        for attempt in (lambda: reader.create_registered_model(lock, tags={"mlops.lock.since": "1e12"}),
+                        lambda: reader.set_registered_model_tag(lock, "mlops.lock.since", "1e12"),
+                        lambda: reader.create_model_version(lock, "mlops:/registration-lock",
+                                                            tags={"mlops.lock.state": "held"})):
+            try:
+                attempt()
+            except MlflowException:
+                pass
+    with acting_as(team, "admin") as admin:
+        with server_lock.hold(admin, MODEL, wait=10):  # not blocked by anything the reader did
+            held = admin.search_model_versions(f"name='{lock}' and tags.`{server_lock.STATE_TAG}` = 'held'")
+            assert len(held) == 1 and held[0].tags["mlops.owner"].split("|")[2] == str(os.getpid())
+
+
+def test_a_ticket_is_stale_on_the_servers_clock(team):
+    """A ticket another host left (its owner cannot be checked from here) is broken once the server's own
+    timestamp of it is older than stale_after, and not before."""
+    import psycopg2
+
+    from ml_service.team import server as team_server
+    from ml_service.workspace import server_lock
+
+    model = "stale_lock_model"
+    lock = server_lock.lock_name(model)
+    with acting_as(team, "admin") as admin:
+        server_lock._ensure_lock_model(admin, lock)
+        left = admin.create_model_version(lock, server_lock.SOURCE, tags={
+            "mlops.owner": "another-host.example|boot|4242|1234", server_lock.STATE_TAG: "held",
+            "mlops.lock.since": "1e12"})
+        with pytest.raises(Exception):
+            with server_lock.hold(admin, model, wait=0, stale_after=1800):
+                pytest.fail("a fresh ticket of another host was broken")
+        state = team_server.read_state(team_server.paths(load_settings(team["env"])))
+        connection = psycopg2.connect(host="127.0.0.1", port=state["pg_port"], user="mlflow", dbname="mlflow",
+                                      passfile=str(team["state_dir"] / "team" / "secrets" / "pgpass"))
+        with connection, connection.cursor() as cursor:  # an hour passes on the server for that ticket
+            cursor.execute("UPDATE model_versions SET last_updated_time = last_updated_time - 3600000 "
+                           "WHERE name = %s AND version = %s", (lock, int(left.version)))
+        connection.close()
+        with server_lock.hold(admin, model, wait=0, stale_after=1800):
+            pass
+        assert admin.get_model_version(lock, left.version).tags[server_lock.STATE_TAG] == "broken"
+
+
+def test_the_artifact_store_is_readable_by_its_owner_only(team):
+    """Finding 7: models (pickles) and data the server stored, after the runs above logged files, are 0700/0600."""
+    import stat
+
+    artifacts = team["state_dir"] / "team" / "artifacts"
+    files = [p for p in artifacts.rglob("*") if p.is_file()]
+    assert files  # the tests above logged model files through the server
+    for path in [artifacts, *artifacts.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
