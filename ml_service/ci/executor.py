@@ -301,7 +301,8 @@ class Engine:
         variables.update(self._declare(job.variables, variables, {k: v for k, v in roots.items() if k != "variables"}))
         variables.update({name: Var(value) for name, value in leg.items() if not name.startswith("System.")})
         variables.update({name: Var(value, readonly=True, literal=True) for name, value in (
-            ("System.StageName", stage.name), ("System.JobName", leg_name or job.name),
+            ("System.StageName", stage.name), ("System.StageDisplayName", stage.display),
+            ("System.PhaseDisplayName", job.display), ("System.JobName", leg_name or job.name),
             ("System.JobDisplayName", display), ("Agent.JobName", display if leg_name else job.name),
             ("System.PhaseName", job.name), ("Agent.JobStatus", str(Result.SUCCEEDED)),
             ("System.JobPositionInPhase", leg.get("System.JobPositionInPhase", "1")),

@@ -21,6 +21,8 @@ class Progress:
         self.logs: dict[str, str] = {}
 
     def __call__(self, path: str, record: dict) -> None:
+        from ml_service.ci.terminal import sanitize
+
         if record.get("display"):
             self.names[path] = record["display"]
         depth = path.count("/")
@@ -41,19 +43,23 @@ class Progress:
         elif status == "completed":
             result = record.get("result", "")
             took = f" {time.monotonic() - self.started[path]:.1f}s" if path in self.started else ""
-            detail = f"  ({record['detail']})" if record.get("detail") and result != "Succeeded" else ""
+            detail = f"  ({sanitize(record['detail'])})" if record.get("detail") and result != "Succeeded" else ""
             self.out.line(f"{SYMBOLS.get(result, result):<6} {label}  {result}{took}{detail}")
             if result == "Failed" and path in self.logs:
                 self._show_failure(self.logs[path], self.names.get(path, path.rsplit("/", 1)[-1]))
 
     def _show_failure(self, log: str, name: str) -> None:
         """The last lines of a failed step's log, and the command that shows all of it."""
-        try:
-            lines = Path(log).read_text(errors="replace").rstrip().splitlines()[-FAILURE_LINES:]
+        from ml_service.ci.terminal import sanitize
+
+        try:  # only the log's end is read (a log may be large); a step's control sequences are shown escaped
+            with open(log, "rb") as file:
+                file.seek(max(0, Path(log).stat().st_size - 65536))
+                lines = file.read().decode(errors="replace").rstrip().splitlines()[-FAILURE_LINES:]
         except OSError:
             lines = []
         for line in lines:
-            self.out.line(f"         | {line}")
+            self.out.line(f"         | {sanitize(line)}")
         run_id = Path(log).parent.name
         self.out.line(f"         full log: mlops ci logs {run_id} --step \"{name}\"")
 
