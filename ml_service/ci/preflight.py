@@ -24,7 +24,7 @@ class Plan:
     stops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what behaves differently here but does not stop the run
     step_stops: dict[int, str] = field(default_factory=dict)  # id(step) -> why it cannot run here
-    job_stops: dict[str, str] = field(default_factory=dict)  # "stage/job" -> why it cannot run here
+    job_stops: dict[str, str] = field(default_factory=dict)  # "<stage>/<job>" -> why it cannot run here
 
 
 def where(node, key: str) -> str:

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 
-from ml_service import env as envvars
 from ml_service.cli.options import PROJECT
 from ml_service.errors import MLOpsError
 
@@ -87,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MLOpsError as exc:  # an expected failure: one line, its exit code; the traceback only when asked
+        from ml_service import env as envvars  # only on the error path: `mlops --help` stays light
+
         if envvars.MLOPS_DEBUG.get() == "1":
             raise
         print(f"error: {exc}", file=sys.stderr)

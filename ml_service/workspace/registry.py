@@ -109,8 +109,12 @@ def list_versions(client, name: str) -> list[VersionSummary]:
     """All versions of name, newest first, with their aliases."""
     from mlflow.exceptions import MlflowException
 
+    if "'" in name and '"' in name:
+        raise RegistryError(f"cannot list the versions of {name!r}: the registry's search takes no name holding "
+                            "both kinds of quote")
+    quote = '"' if "'" in name else "'"
     try:
-        versions = client.search_model_versions(f"name='{name}'")
+        versions = client.search_model_versions(f"name={quote}{name}{quote}")
         aliases = client.get_registered_model(name).aliases if versions else {}
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":

@@ -1,7 +1,6 @@
 """Conformance of the local engine with Azure Pipelines semantics: one YAML fixture per construct."""
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from ml_service.ci import service
 from ml_service.ci.template import TemplateError
 from ml_service.config import load_settings
+from tests.support.procs import running
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -148,9 +148,9 @@ def test_a_timeout_kills_the_steps_children(project, tmp_path):
     assert "timed out" in next(r["detail"] for r in records if r["display"] == "hangs")
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+    while running(child) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not os.path.exists(f"/proc/{child}")
+    assert not running(child)
 
 
 def test_approval_waits_refuses_strangers_and_self_then_resumes(project, monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from ml_service.monitor import check
+from ml_service.workspace import provenance
 
 
 @pytest.fixture
@@ -40,6 +41,11 @@ def test_the_whole_reason_is_printed_when_the_model_cannot_predict(monkeypatch, 
     def refuse(uri):  # a stand-in for a model MLflow cannot load: the failure is what is under test
         raise ValueError(reason + "\n  second line")
     monkeypatch.setattr(mlflow.pyfunc, "load_model", refuse)
-    assert check.reference_predictions(None, SimpleNamespace(name="m", version="1"), pd.DataFrame()) == []
+    traced = []  # the provenance check runs first (tests/workspace/test_provenance.py tests it); here it passes
+    monkeypatch.setattr(provenance, "check", lambda *a: traced.append(a[1].name))
+    settings = SimpleNamespace(tracking_uri="sqlite:///unused.db",
+                               for_registered=lambda name: SimpleNamespace(experiment="e"))
+    assert check.reference_predictions(settings, SimpleNamespace(name="m", version="1"), pd.DataFrame()) == []
+    assert traced == ["m"]
     out = capsys.readouterr().out
     assert reason in out and "THE END second line" in out

@@ -4,7 +4,6 @@ It runs the default model project of mlops.yml, whatever it is: nothing here nam
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
+from tests.support.procs import running
 
 pytestmark = pytest.mark.integration
 
@@ -208,9 +208,9 @@ steps:
     assert result.returncode == 1 and "timed out" in result.stderr
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
+    while time.monotonic() < deadline and running(child):
         time.sleep(0.1)
-    assert not os.path.exists(f"/proc/{child}"), "the step's child process survived the timeout"
+    assert not running(child), "the step's child process survived the timeout"
 
 
 def test_published_pipelines_are_versioned_and_runnable_by_version(ws, tmp_path):
