@@ -11,18 +11,12 @@ import subprocess
 import pytest
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, whole: bool = False) -> subprocess.CompletedProcess:
-    """`mlops ARGS` in this process with os.environ updated by env (replaced by it when whole, as a subprocess's
-    env= would be); (returncode, stdout, stderr) as a subprocess answers."""
-    import os
-
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`mlops ARGS` in this process with os.environ updated by env; (returncode, stdout, stderr) as a subprocess."""
     from ml_service.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        if whole:
-            for key in set(os.environ) - set(env or {}):
-                patch.delenv(key)
         for key, value in (env or {}).items():
             patch.setenv(key, value)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
