@@ -9,6 +9,7 @@ A deployment job on an environment with an approval check stops the run in state
 """
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import signal
@@ -194,7 +195,8 @@ class Engine:
             if match:
                 context = {"variables": self.values({**variables, **result}), **roots}
                 try:
-                    value = ex.to_str(ex.run(match.group(1), ex.Context(context)))
+                    counter = functools.partial(self.store.counter, self.run_id)
+                    value = ex.to_str(ex.run(match.group(1), ex.Context(context, counter=counter)))
                     var = Var(value, var.secret or value in self.masker.secrets, var.readonly, literal=True)
                 except ex.ExpressionError as exc:
                     raise EngineError(f"variable {name}: {exc}") from None

@@ -201,8 +201,10 @@ MISSING = _Missing()
 class Context:
     """What an expression can see: named roots (variables, parameters, dependencies ...) and status."""
 
-    def __init__(self, roots: dict[str, Any] | None = None, status: Callable[[str], bool] | None = None):
+    def __init__(self, roots: dict[str, Any] | None = None, status: Callable[[str], bool] | None = None,
+                 counter: Callable[[str, int], int] | None = None):
         self.roots = {k.lower(): v for k, v in (roots or {}).items()}
+        self.counter = counter  # counter(prefix, seed): only where Azure allows it, a variable's $[ ] value
         self.status = status or (lambda name, names=(): name in ("succeeded", "succeededorfailed", "always"))
 
 
@@ -242,6 +244,15 @@ def evaluate(node, ctx: Context) -> Any:
             raise ExpressionError(f"iif() needs 3 arguments, got {len(args)}")
         return evaluate(args[1] if to_bool(evaluate(args[0], ctx)) else args[2], ctx)
     values = [evaluate(a, ctx) for a in args]
+    if name == "counter":
+        if ctx.counter is None:
+            raise ExpressionError("counter() can only be used in a variable's $[ ] value (as on Azure)")
+        if len(values) != 2:
+            raise ExpressionError(f"counter() needs 2 arguments (prefix, seed), got {len(values)}")
+        seed = _to_number(values[1])
+        if seed is None or not seed.is_integer():
+            raise ExpressionError(f"counter(): the seed must be a whole number, got {to_str(values[1])!r}")
+        return ctx.counter(to_str(values[0]), int(seed))
     return _call(name, values)
 
 
