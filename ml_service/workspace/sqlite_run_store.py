@@ -9,6 +9,7 @@ from __future__ import annotations
 from ml_service.config import Settings
 from ml_service.workspace import light_runs
 from ml_service.workspace.light_store import LightStore, RunRow
+from ml_service.workspace.refs import ModelRef
 
 
 class SqliteRunStore:
@@ -54,6 +55,10 @@ class SqliteRunStore:
         """(run id, artifact URI) of the newest active FINISHED run with all these tags."""
         return self.store.find_run(experiment_id, tags)
 
+    def finished_run_tags(self, experiment_id: str, tags: dict[str, str]) -> list[dict[str, str]]:
+        """All tags of each active FINISHED run with all these tags, oldest first."""
+        return self.store.finished_run_tags(experiment_id, tags)
+
     def run_tags(self, run_id: str) -> dict[str, str]:
         """All tags of a run."""
         return self.store.run_tags(run_id)
@@ -61,6 +66,10 @@ class SqliteRunStore:
     def alias(self, model_name: str, alias: str) -> tuple[str, dict[str, str]] | None:
         """(version, its tags) holding alias, or None."""
         return self.store.alias(model_name, alias)
+
+    def traced_version(self, ref: ModelRef, experiment: str) -> tuple[str, str] | None:
+        """(version, storage location) of a READY version traced to experiment; None: ask MLflow."""
+        return self.store.traced_version(ref, experiment)
 
     def record(self, experiment_id: str, runs: list[RunRow], found_by: str) -> list[str]:
         """End orphans, then write finished runs in one transaction; their ids (the rows' own)."""
