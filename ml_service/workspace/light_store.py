@@ -116,6 +116,14 @@ class LightStore:
             f"AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active' {rest}",
             [*values, int(experiment_id)]).fetchall()
 
+    def artifact_location(self, experiment_id: str) -> str:
+        """The artifact location of an experiment; LookupError when it is not in this store."""
+        row = self.db.execute("SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+                              (int(experiment_id),)).fetchone()
+        if row is None:
+            raise LookupError(f"experiment {experiment_id} is not in this store")
+        return row[0]
+
     def find_run(self, experiment_id: str, tags: dict[str, str]) -> tuple[str, str] | None:
         """(run id, artifact URI) of the newest active FINISHED run with all these tags."""
         rows = self._finished("r.run_uuid, r.artifact_uri", experiment_id, tags, "ORDER BY r.start_time DESC LIMIT 1")

@@ -20,13 +20,6 @@ class SqliteRunStore:
     def __init__(self, store: LightStore, settings: Settings):
         self.store, self.settings = store, settings
 
-    def _location(self, experiment_id: str) -> str:
-        row = self.store.db.execute("SELECT artifact_location FROM experiments WHERE experiment_id = ?",
-                                    (int(experiment_id),)).fetchone()
-        if row is None:
-            raise LookupError(f"experiment {experiment_id} is not in this store")
-        return row[0]
-
     def find_experiment(self, name: str) -> tuple[str, str] | None:
         """(id, artifact location) of the active experiment name, or None."""
         return self.store.experiment(name)
@@ -37,7 +30,8 @@ class SqliteRunStore:
 
     def start_run(self, experiment_id: str, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
         """A new RUNNING run with tags and params; its id."""
-        return light_runs.start_run(self.store, experiment_id, self._location(experiment_id), name, tags, params)
+        location = self.store.artifact_location(experiment_id)
+        return light_runs.start_run(self.store, experiment_id, location, name, tags, params)
 
     def reopen_run(self, run_id: str) -> bool:
         """Set an active run RUNNING again; False when there is no such active run."""
@@ -73,7 +67,7 @@ class SqliteRunStore:
 
     def record(self, experiment_id: str, runs: list[RunRow], found_by: str) -> list[str]:
         """End orphans, then write finished runs in one transaction; their ids (the rows' own)."""
-        self.store.record(experiment_id, self._location(experiment_id), runs, found_by)
+        self.store.record(experiment_id, self.store.artifact_location(experiment_id), runs, found_by)
         return [run.run_id for run in runs]
 
     def close(self) -> None:
