@@ -218,7 +218,7 @@ CONSTRUCTS = {
     "checkout: git://project/repo": ("refused", "cloned when mapped, else refused before the run"),
     "several checkout steps in a job": ("ok", "each repository in s/<name>"),
     "template: file@repository": ("refused", "read from the mapped repository, else refused naming ci.repositories"),
-    "extends: template": ("refused", ""),
+    "extends: template": ("ok", "the template's stages/jobs/steps with its parameters; also file@repository"),
     "resources.repositories": ("ok", "declaration only"),
     "resources.pipelines trigger (source is not a file stem)": ("refused", "fires through mlops.yml ci.pipelines; "
                                                                            "unmapped: refused before the run"),

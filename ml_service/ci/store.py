@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS approvals (
   environment TEXT NOT NULL, status TEXT NOT NULL, requested REAL, timeout_at REAL, decided REAL,
   approver TEXT, comment TEXT, approver_proof TEXT
 );
+CREATE TABLE IF NOT EXISTS counters (
+  pipeline TEXT NOT NULL, prefix TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (pipeline, prefix)
+);
+CREATE TABLE IF NOT EXISTS counter_uses (
+  run_id INTEGER NOT NULL, prefix TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (run_id, prefix)
+);
 """
 
 # Run status: queued, running, waiting, completed. Result when completed: succeeded,
@@ -207,6 +213,21 @@ class Store:
             db.close()
 
     # --- records (stages, jobs, steps) --------------------------------------------------
+
+    def counter(self, run_id: int, prefix: str, seed: int) -> int:
+        """Azure's counter(prefix, seed): seed on the pipeline's first run with this prefix, one more on each
+        later run; the same value every time within one run (a resumed run reads what it got)."""
+        with self._db() as db:
+            used = db.execute("SELECT value FROM counter_uses WHERE run_id=? AND prefix=?", (run_id, prefix)).fetchone()
+            if used:
+                return int(used[0])
+            pipeline = db.execute("SELECT pipeline FROM runs WHERE id=?", (run_id,)).fetchone()[0]
+            row = db.execute("SELECT value FROM counters WHERE pipeline=? AND prefix=?", (pipeline, prefix)).fetchone()
+            value = seed if row is None else int(row[0]) + 1
+            db.execute("INSERT OR REPLACE INTO counters (pipeline, prefix, value) VALUES (?, ?, ?)",
+                       (pipeline, prefix, value))
+            db.execute("INSERT INTO counter_uses (run_id, prefix, value) VALUES (?, ?, ?)", (run_id, prefix, value))
+            return value
 
     def set_record(self, run_id: int, path: str, kind: str, **fields) -> None:
         """Insert or update the record of a stage, job or step."""
