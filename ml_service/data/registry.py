@@ -12,7 +12,6 @@ retraining reads as `$data`: the path names the version, and a model version's `
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
@@ -91,11 +90,9 @@ def sha256_of(path: Path) -> str:
 
 @contextmanager
 def _lock(settings: Settings, name: str):
-    folder = settings.state_dir / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{settings.tracking_uri}|{name}".encode()).hexdigest()[:16]
-    with open(folder / f"dataset-{key}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    from ml_service import locks
+
+    with locks.held(settings.state_dir, "dataset", settings.tracking_uri, name):
         yield
 
 
