@@ -49,6 +49,11 @@ MIGRATIONS = {("runs", "owner"): "ALTER TABLE runs ADD COLUMN owner TEXT",
               ("approvals", "approver_proof"): "ALTER TABLE approvals ADD COLUMN approver_proof TEXT"}
 
 
+# What the Studio's run list filters on: a run's outcome is its result when completed, else its status.
+OUTCOME_SQL = "CASE WHEN status = 'completed' AND COALESCE(result, '') != '' THEN result ELSE status END"
+FILTERS = {"pipeline": "pipeline", "branch": "COALESCE(branch, '')", "result": OUTCOME_SQL, "trigger": "reason"}
+
+
 @dataclass
 class Run:
     """One run of one pipeline."""
@@ -176,6 +181,36 @@ class Store:
         with self._db() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [_run(row) for row in rows]
+
+    def page_of_runs(self, filters: dict[str, str], page: int, size: int) -> tuple[list[Run], int, int, dict]:
+        """(runs newest first matching every given filter of FILTERS, total, the page clamped to 1..pages, the
+        values each filter can take): one indexed query, read-only (the Studio's run list)."""
+        where = [(f"{FILTERS[name]} = ?", filters[name]) for name in FILTERS if filters.get(name)]
+        clause = " AND ".join(w for w, _ in where) or "1 = 1"
+        args = [a for _, a in where]
+        with self._reading() as db:
+            choices = {name: [r[0] for r in db.execute(f"SELECT DISTINCT {column} AS v FROM runs WHERE v != '' "
+                                                       "ORDER BY v")] for name, column in FILTERS.items()}
+            total = db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", args).fetchone()[0]
+            page = min(max(page, 1), max(1, -(-total // size)))
+            rows = db.execute(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                              [*args, size, (page - 1) * size]).fetchall()
+        return [_run(r) for r in rows], total, page, choices
+
+    def triggered_runs(self, run_id: int) -> list[Run]:
+        """The runs run_id triggered, oldest first (read-only)."""
+        with self._reading() as db:
+            return [_run(r) for r in db.execute("SELECT * FROM runs WHERE triggered_by = ? ORDER BY id", (run_id,))]
+
+    @contextmanager
+    def _reading(self):
+        """A read-only connection: no write lock, so a page never waits for a writer."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
 
     # --- records (stages, jobs, steps) --------------------------------------------------
 

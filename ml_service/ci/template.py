@@ -396,6 +396,22 @@ class Compiler:
             raise TemplateError(f"{where}: more than {MAX_FILES} template files included (Azure's limit)")
         return target, resolved
 
+    def _open_template(self, item: dict, context: dict, path: Path, where: str, place: str):
+        """A `template:` reference read: (file, resolved file, its document, the scope its body sees: its typed
+        parameters from the ones given, and the variables so far)."""
+        unknown = sorted(set(item) - {"template", "parameters"})
+        if unknown:
+            raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} {place} "
+                                "(expected: template, parameters)")
+        target, resolved = self._target(item, context, path, where)
+        given = self.expand(item.get("parameters") or {}, context, path)
+        document = read_yaml(target)
+        if not isinstance(document, dict):
+            raise TemplateError(f"{target}: a template must be a mapping")
+        params = resolve_parameters(document.get("parameters"), given, _where(document, "parameters", target),
+                                    template=True)
+        return target, resolved, document, {"parameters": params, "variables": context.get("variables", {})}
+
     def _extends(self, document: dict, context: dict, path: Path) -> dict:
         """The root pipeline with `extends: {template, parameters}` replaced by what the template holds
         (docs/pipelines/security/templates.md "Extends templates"): its stages, jobs or steps, and its variables
@@ -404,18 +420,7 @@ class Compiler:
         where = _where(document, "extends", path)
         if not isinstance(item, Mapping) or "template" not in item:
             raise TemplateError(f"{where}: extends needs a mapping with 'template' (and optional 'parameters')")
-        unknown = sorted(set(item) - {"template", "parameters"})
-        if unknown:
-            raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} in extends "
-                                "(expected: template, parameters)")
-        target, resolved = self._target(item, context, path, where)
-        given = self.expand(item.get("parameters") or {}, context, path)
-        template = read_yaml(target)
-        if not isinstance(template, dict):
-            raise TemplateError(f"{target}: a template must be a mapping")
-        params = resolve_parameters(template.get("parameters"), given, _where(template, "parameters", target),
-                                    template=True)
-        scope = {"parameters": params, "variables": context.get("variables", {})}
+        target, resolved, template, scope = self._open_template(item, context, path, where, "in extends")
         self.stack.append(resolved)
         try:
             body = located(template, {k: v for k, v in template.items() if k != "parameters"})
@@ -435,18 +440,7 @@ class Compiler:
     def _include(self, item: dict, context: dict, path: Path) -> list:
         """Expand a `- template: file` reference into the items it contributes."""
         where = _where(item, "template", path)
-        unknown = sorted(set(item) - {"template", "parameters"})
-        if unknown:
-            raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} beside 'template' "
-                                "(expected: template, parameters)")
-        target, resolved = self._target(item, context, path, where)
-        given = self.expand(item.get("parameters") or {}, context, path)
-        document = read_yaml(target)
-        if not isinstance(document, dict):
-            raise TemplateError(f"{target}: a template must be a mapping")
-        params = resolve_parameters(document.get("parameters"), given, _where(document, "parameters", target),
-                                    template=True)
-        scope = {"parameters": params, "variables": context.get("variables", {})}
+        target, resolved, document, scope = self._open_template(item, context, path, where, "beside 'template'")
         self.stack.append(resolved)
         try:
             for section in ("steps", "jobs", "stages", "variables"):
