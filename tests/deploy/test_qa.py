@@ -213,3 +213,24 @@ def test_a_new_version_replaces_the_qa_container(qa, second_version, docker_engi
     assert {("1", records.REPLACED), ("2", records.LIVE)} <= statuses
     assert str(connect(qa).get_model_version_by_alias(MODEL, "qa").version) == "2"
     assert cli("smoke-test", "qa").returncode == 0
+
+
+def test_concurrent_redeploys_take_turns_and_leave_exactly_one_container(qa, second_version, docker_engine):
+    """Issue 24, finding 7: redeploys of one model at once (the Studio's button pressed twice, and a release)
+    all listed the same old container, all started a new one and then raced to remove the old one: all but one
+    failed and two new containers stayed. Now they take turns: each succeeds, one container serves, the
+    newest record is the live one and the `qa` alias names what it serves. Runs after the replacement test:
+    version 2's image exists."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ml_service.deploy import qa as qa_deploy
+    from ml_service.deploy import records
+
+    with ThreadPoolExecutor(3) as pool:
+        done = list(pool.map(lambda _: qa_deploy.deploy_image(qa, f"mlops/{MODEL}:2", MODEL, "2"), range(3)))
+    assert [d.status for d in done] == [records.LIVE] * 3
+    [serving] = qa_containers(docker_engine)
+    assert not [c for c in docker_engine.containers.list(all=True, filters={"label": f"mlops.model.name={MODEL}"})
+                if c.id != serving.id]  # nothing left behind, running or not
+    live = [d for d in records.list_deployments(qa, "qa") if d.model_name == MODEL and d.status == records.LIVE]
+    assert [d.target for d in live] == [serving.name]
