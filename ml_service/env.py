@@ -103,6 +103,10 @@ MLOPS_MODEL = _declare(
     "MLOPS_MODEL", "str", "",
     "The selected model project (its project folder or registered name); `--project` sets it for the "
     "command's steps. Default: the first under `models:` in mlops.yml.")
+MLOPS_SERVER_WAIT = _declare(
+    "MLOPS_SERVER_WAIT", "int", 15,
+    "Seconds a command waits for the workspace's MLflow server to answer before it says the server is down.",
+    minimum=0)
 MLOPS_STATE_DIR = _declare(
     "MLOPS_STATE_DIR", "str", "",
     "Overrides mlops.yml `workspace.state_dir` (default `.mlops`): the local store, CI runs, reports.")

@@ -218,7 +218,7 @@ CONSTRUCTS = {
     "checkout: git://project/repo": ("refused", "cloned when mapped, else refused before the run"),
     "several checkout steps in a job": ("ok", "each repository in s/<name>"),
     "template: file@repository": ("refused", "read from the mapped repository, else refused naming ci.repositories"),
-    "extends: template": ("refused", ""),
+    "extends: template": ("ok", "the template's stages/jobs/steps with its parameters; also file@repository"),
     "resources.repositories": ("ok", "declaration only"),
     "resources.pipelines trigger (source is not a file stem)": ("refused", "fires through mlops.yml ci.pipelines; "
                                                                            "unmapped: refused before the run"),
@@ -257,7 +257,7 @@ CONSTRUCTS = {
     "status function with job names (succeeded('A'))": ("refused", ""),
     "logging command the engine ignores (##vso[artifact.upload|build.*|task.setsecret ...])": (
         "ok", "setsecret masks, updatebuildnumber sets Build.BuildNumber, the rest are named in the step's detail"),
-    "script runs python / pip / conda (today: mlops's own venv on PATH)": ("different", "the engine's venv"),
+    "script runs python / pip / conda": ("ok", "the agent's PATH: nothing of mlops's own environment"),
     "${{ each }}": ("ok", ""),
     "${{ if }} / elseif / else": ("ok", ""),
     "isOutput variable across jobs or stages": ("ok", ""),
@@ -637,7 +637,7 @@ def census(doc, text: str, path: Path, stems: set[str], engine_names: set[str]) 
                 add("pwsh / powershell step", task)
         for script in scripts:
             if PYTHON_IN_SCRIPT.search(script):
-                add("script runs python / pip / conda (today: mlops's own venv on PATH)")
+                add("script runs python / pip / conda")
                 break
     for item, _ in ((n, p) for parent, n, p in _walk(doc) if isinstance(n, dict) and "template" in n):
         ref = str(item["template"])

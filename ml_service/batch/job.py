@@ -245,7 +245,7 @@ def run_job(settings, spec: JobSpec, say=print) -> JobResult:
     settings = settings.for_registered(ref.name)
     spec.output.mkdir(parents=True, exist_ok=True)
     previous = manifest.load(spec.output)
-    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
+    found = local_store.find(settings, spec.model)
     with open_recorder(settings, found) as recorder:
         if found is None:  # MLflow resolves (and, for a new job, downloads) it while the input is read
             recorder.send("resolve", spec.model)

@@ -311,7 +311,7 @@ def run_spark_job(settings, spec: SparkSpec, say=print) -> JobResult:
     for folder in (output, output / "_rejects", output / spark_worker.COMMITS):
         folder.mkdir(parents=True, exist_ok=True)
     previous = manifest.load(output)
-    found = local_store.find(settings.tracking_uri, spec.model, settings.experiment)
+    found = local_store.find(settings, spec.model)
     with open_recorder(settings, found) as recorder, tempfile.TemporaryDirectory(prefix="mlops-spark-") as workdir:
         if found is None:  # MLflow resolves the version while the Spark driver starts
             recorder.send("resolve", spec.model)

@@ -9,6 +9,7 @@ A deployment job on an environment with an approval check stops the run in state
 """
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import signal
@@ -124,8 +125,9 @@ class Engine:
         self.canceled = True
         raise KeyboardInterrupt("canceled")
 
-    def condition(self, condition: str, dep_results: list[str], roots: dict, where: str) -> bool:
-        return planner.condition_holds(condition, dep_results, self.canceled, roots, where)
+    def condition(self, condition: str, dep_results: list[str], roots: dict, where: str,
+                  named: dict[str, str] | None = None) -> bool:
+        return planner.condition_holds(condition, dep_results, self.canceled, roots, where, named)
 
     def _stage_dependencies(self, names: list[str]) -> dict:
         return {n: {"result": self.state["results"].get(n, ""),
@@ -152,7 +154,8 @@ class Engine:
         path = stage.name
         dep_results = [self.state["results"].get(d, Result.SKIPPED) for d in stage.depends_on]
         roots = {"variables": self.values(self.variables), "dependencies": self._stage_dependencies(stage.depends_on)}
-        if not self.condition(stage.condition, dep_results, roots, f"stage {stage.name}"):
+        named = dict(zip(stage.depends_on, dep_results))
+        if not self.condition(stage.condition, dep_results, roots, f"stage {stage.name}", named):
             self.record(path, "stage", name=stage.name, display=stage.display, status="completed",
                         result=Result.SKIPPED)
             for job in stage.jobs:
@@ -192,7 +195,8 @@ class Engine:
             if match:
                 context = {"variables": self.values({**variables, **result}), **roots}
                 try:
-                    value = ex.to_str(ex.run(match.group(1), ex.Context(context)))
+                    counter = functools.partial(self.store.counter, self.run_id)
+                    value = ex.to_str(ex.run(match.group(1), ex.Context(context, counter=counter)))
                     var = Var(value, var.secret or value in self.masker.secrets, var.readonly, literal=True)
                 except ex.ExpressionError as exc:
                     raise EngineError(f"variable {name}: {exc}") from None
@@ -224,7 +228,8 @@ class Engine:
         path = f"{stage.name}/{job.name}"
         dep_results = [job_results.get(d, Result.SKIPPED) for d in job.depends_on]
         roots = {"variables": self.values(stage_vars), **self._job_roots(stage, job_results)}
-        if not self.condition(job.condition, dep_results, roots, f"job {path}"):
+        named = dict(zip(job.depends_on, dep_results))
+        if not self.condition(job.condition, dep_results, roots, f"job {path}", named):
             self.record(path, "job", name=job.name, display=job.display, status="completed", result=Result.SKIPPED)
             return Result.SKIPPED
         if job.environment:

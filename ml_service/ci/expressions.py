@@ -7,6 +7,7 @@ string is false and any other string is true, and status functions read the job'
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any, Callable
 
@@ -200,9 +201,11 @@ MISSING = _Missing()
 class Context:
     """What an expression can see: named roots (variables, parameters, dependencies ...) and status."""
 
-    def __init__(self, roots: dict[str, Any] | None = None, status: Callable[[str], bool] | None = None):
+    def __init__(self, roots: dict[str, Any] | None = None, status: Callable[[str], bool] | None = None,
+                 counter: Callable[[str, int], int] | None = None):
         self.roots = {k.lower(): v for k, v in (roots or {}).items()}
-        self.status = status or (lambda name: name in ("succeeded", "succeededorfailed", "always"))
+        self.counter = counter  # counter(prefix, seed): only where Azure allows it, a variable's $[ ] value
+        self.status = status or (lambda name, names=(): name in ("succeeded", "succeededorfailed", "always"))
 
 
 def _index(container: Any, key: Any) -> Any:
@@ -230,14 +233,26 @@ def evaluate(node, ctx: Context) -> Any:
         return _index(evaluate(node[1], ctx), evaluate(node[2], ctx))
     name, args = node[1], node[2]
     if name in ("succeeded", "failed", "canceled", "always", "succeededorfailed"):
-        if args:
-            raise ExpressionError(f"{name}() with job or stage names is not supported locally")
-        return ctx.status(name)
+        names = tuple(to_str(evaluate(a, ctx)) for a in args)
+        return ctx.status(name, names) if names else ctx.status(name)
     if name == "and":
         return all(to_bool(evaluate(a, ctx)) for a in args)  # short-circuits, like Azure
     if name == "or":
         return any(to_bool(evaluate(a, ctx)) for a in args)
+    if name == "iif":  # only the chosen branch is evaluated
+        if len(args) != 3:
+            raise ExpressionError(f"iif() needs 3 arguments, got {len(args)}")
+        return evaluate(args[1] if to_bool(evaluate(args[0], ctx)) else args[2], ctx)
     values = [evaluate(a, ctx) for a in args]
+    if name == "counter":
+        if ctx.counter is None:
+            raise ExpressionError("counter() can only be used in a variable's $[ ] value (as on Azure)")
+        if len(values) != 2:
+            raise ExpressionError(f"counter() needs 2 arguments (prefix, seed), got {len(values)}")
+        seed = _to_number(values[1])
+        if seed is None or not seed.is_integer():
+            raise ExpressionError(f"counter(): the seed must be a whole number, got {to_str(values[1])!r}")
+        return ctx.counter(to_str(values[0]), int(seed))
     return _call(name, values)
 
 
@@ -252,6 +267,9 @@ def _call(name: str, values: list) -> Any:
     if name == "eq":
         need(2)
         return equals(values[0], values[1])
+    if name == "xor":
+        need(2)
+        return to_bool(values[0]) != to_bool(values[1])
     if name == "ne":
         need(2)
         return not equals(values[0], values[1])
@@ -302,10 +320,25 @@ def _call(name: str, values: list) -> Any:
     if name == "length":
         need(1)
         return len(values[0]) if isinstance(values[0], (str, list, dict)) else 0
+    if name == "trim":
+        need(1)
+        return to_str(values[0]).strip()
+    if name == "converttojson":  # Azure writes it indented, two spaces
+        need(1)
+        return json.dumps(_plain(values[0]), indent=2)
     if name == "split":
         need(2)
         return to_str(values[0]).split(to_str(values[1]))
     raise ExpressionError(f"function {name}() is not supported")
+
+
+def _plain(value: Any) -> Any:
+    """value as JSON data: a missing property is null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return None if isinstance(value, _Missing) else value
 
 
 def run(text: str, ctx: Context) -> Any:

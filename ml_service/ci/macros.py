@@ -53,10 +53,26 @@ def step_environment(step: dict, variables: dict[str, Var], prepended: list[str]
             env[name.upper().replace(".", "_")] = var.value
     for key, value in (step.get("env") or {}).items():
         env[str(key)] = expand(ex.to_str(value) if not isinstance(value, str) else value, variables)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = ":".join([*reversed(prepended), bin_dir, env.get("PATH", "")])
+    # Nothing of mlops's own environment on PATH (a script's python/pip would be ours, and `pip install` would
+    # change the engine): as on an agent, a pipeline asks for tools (UsePythonVersion@0, task.prependpath). Our
+    # own pipelines prepend $MLOPS_VENV/bin in templates/install.yml.
+    engine = Path(sys.prefix).resolve()
+    inherited = [entry for entry in env.get("PATH", "").split(os.pathsep)
+                 if entry and not _inside(Path(entry), engine)]
+    env["PATH"] = os.pathsep.join([*reversed(prepended), *inherited])
+    if env.get("VIRTUAL_ENV") and _inside(Path(env["VIRTUAL_ENV"]), engine):
+        env.pop("VIRTUAL_ENV")
     env["MLOPS_VENV"] = sys.prefix
     return env
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """path is folder or lies under it (symbolic links resolved)."""
+    try:
+        resolved = path.resolve()
+    except OSError:
+        return False
+    return resolved == folder or folder in resolved.parents
 
 
 def expand_nested(variables: dict[str, Var]) -> dict[str, Var]:

@@ -41,9 +41,21 @@ def worst(results: Iterable[str]) -> Result:
     return Result.SUCCEEDED
 
 
-def status_functions(dep_results: list[str], canceled: bool):
-    """always(), canceled(), succeeded(), failed(), succeededOrFailed() over the dependencies' results."""
-    def status(name: str) -> bool:
+def status_functions(dep_results: list[str], canceled: bool, named: dict[str, str] | None = None):
+    """always(), canceled(), succeeded(), failed(), succeededOrFailed() over the dependencies' results; with
+    names (`succeeded('A', 'B')`), over those dependencies only (named: dependency -> result; None in a step,
+    where Azure takes no names). A name that is not a dependency is an error, as on Azure."""
+    def status(name: str, names: tuple[str, ...] = ()) -> bool:
+        results = dep_results
+        if names:
+            if named is None:
+                raise ex.ExpressionError(f"{name}() takes no names in a step's condition")
+            lowered = {k.lower(): v for k, v in named.items()}
+            unknown = [n for n in names if n.lower() not in lowered]
+            if unknown:
+                raise ex.ExpressionError(f"{name}({', '.join(map(repr, names))}): {', '.join(unknown)} is not a "
+                                         f"dependency (dependsOn: {', '.join(named) or 'none'})")
+            results = [lowered[n.lower()] for n in names]
         if name == "always":
             return True
         if name == "canceled":
@@ -51,14 +63,16 @@ def status_functions(dep_results: list[str], canceled: bool):
         if name == "succeededorfailed":
             return not canceled
         if name == "succeeded":
-            return not canceled and all(Result(r).ok for r in dep_results)
-        return not canceled and any(r == Result.FAILED for r in dep_results)  # failed()
+            return not canceled and all(Result(r).ok for r in results)
+        return not canceled and any(r == Result.FAILED for r in results)  # failed()
     return status
 
 
-def condition_holds(condition: str, dep_results: list[str], canceled: bool, roots: dict, where: str) -> bool:
+def condition_holds(condition: str, dep_results: list[str], canceled: bool, roots: dict, where: str,
+                    named: dict[str, str] | None = None) -> bool:
     """Evaluate a stage, job or step condition; a bad expression is an EngineError naming where."""
     try:
-        return ex.to_bool(ex.run(condition, ex.Context(roots, status_functions(dep_results, canceled))))
+        status = status_functions(dep_results, canceled, named)
+        return ex.to_bool(ex.run(condition, ex.Context(roots, status)))
     except ex.ExpressionError as exc:
         raise EngineError(f"{where}: condition: {exc}") from None

@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS approvals (
   environment TEXT NOT NULL, status TEXT NOT NULL, requested REAL, timeout_at REAL, decided REAL,
   approver TEXT, comment TEXT, approver_proof TEXT
 );
+CREATE TABLE IF NOT EXISTS counters (
+  pipeline TEXT NOT NULL, prefix TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (pipeline, prefix)
+);
+CREATE TABLE IF NOT EXISTS counter_uses (
+  run_id INTEGER NOT NULL, prefix TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (run_id, prefix)
+);
 """
 
 # Run status: queued, running, waiting, completed. Result when completed: succeeded,
@@ -41,6 +47,11 @@ CREATE TABLE IF NOT EXISTS approvals (
 MIGRATIONS = {("runs", "owner"): "ALTER TABLE runs ADD COLUMN owner TEXT",
               ("runs", "requested_proof"): "ALTER TABLE runs ADD COLUMN requested_proof TEXT",
               ("approvals", "approver_proof"): "ALTER TABLE approvals ADD COLUMN approver_proof TEXT"}
+
+
+# What the Studio's run list filters on: a run's outcome is its result when completed, else its status.
+OUTCOME_SQL = "CASE WHEN status = 'completed' AND COALESCE(result, '') != '' THEN result ELSE status END"
+FILTERS = {"pipeline": "pipeline", "branch": "COALESCE(branch, '')", "result": OUTCOME_SQL, "trigger": "reason"}
 
 
 @dataclass
@@ -171,7 +182,52 @@ class Store:
             rows = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [_run(row) for row in rows]
 
+    def page_of_runs(self, filters: dict[str, str], page: int, size: int) -> tuple[list[Run], int, int, dict]:
+        """(runs newest first matching every given filter of FILTERS, total, the page clamped to 1..pages, the
+        values each filter can take): one indexed query, read-only (the Studio's run list)."""
+        where = [(f"{FILTERS[name]} = ?", filters[name]) for name in FILTERS if filters.get(name)]
+        clause = " AND ".join(w for w, _ in where) or "1 = 1"
+        args = [a for _, a in where]
+        with self._reading() as db:
+            choices = {name: [r[0] for r in db.execute(f"SELECT DISTINCT {column} AS v FROM runs WHERE v != '' "
+                                                       "ORDER BY v")] for name, column in FILTERS.items()}
+            total = db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", args).fetchone()[0]
+            page = min(max(page, 1), max(1, -(-total // size)))
+            rows = db.execute(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                              [*args, size, (page - 1) * size]).fetchall()
+        return [_run(r) for r in rows], total, page, choices
+
+    def triggered_runs(self, run_id: int) -> list[Run]:
+        """The runs run_id triggered, oldest first (read-only)."""
+        with self._reading() as db:
+            return [_run(r) for r in db.execute("SELECT * FROM runs WHERE triggered_by = ? ORDER BY id", (run_id,))]
+
+    @contextmanager
+    def _reading(self):
+        """A read-only connection: no write lock, so a page never waits for a writer."""
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
     # --- records (stages, jobs, steps) --------------------------------------------------
+
+    def counter(self, run_id: int, prefix: str, seed: int) -> int:
+        """Azure's counter(prefix, seed): seed on the pipeline's first run with this prefix, one more on each
+        later run; the same value every time within one run (a resumed run reads what it got)."""
+        with self._db() as db:
+            used = db.execute("SELECT value FROM counter_uses WHERE run_id=? AND prefix=?", (run_id, prefix)).fetchone()
+            if used:
+                return int(used[0])
+            pipeline = db.execute("SELECT pipeline FROM runs WHERE id=?", (run_id,)).fetchone()[0]
+            row = db.execute("SELECT value FROM counters WHERE pipeline=? AND prefix=?", (pipeline, prefix)).fetchone()
+            value = seed if row is None else int(row[0]) + 1
+            db.execute("INSERT OR REPLACE INTO counters (pipeline, prefix, value) VALUES (?, ?, ?)",
+                       (pipeline, prefix, value))
+            db.execute("INSERT INTO counter_uses (run_id, prefix, value) VALUES (?, ?, ?)", (run_id, prefix, value))
+            return value
 
     def set_record(self, run_id: int, path: str, kind: str, **fields) -> None:
         """Insert or update the record of a stage, job or step."""

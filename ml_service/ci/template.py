@@ -148,8 +148,6 @@ class Compiler:
         document = read_yaml(path)
         if not isinstance(document, dict):
             raise TemplateError(f"{path}: a pipeline must be a mapping")
-        if "extends" in document:
-            raise TemplateError(f"{path}: 'extends' templates are not supported locally")
         params = resolve_parameters(document.get("parameters"), parameters or {}, _where(document, "parameters", path))
         if self.repositories is not None:
             from ml_service.ci.repositories import declared
@@ -158,7 +156,13 @@ class Compiler:
         context = {"parameters": params, "variables": dict(self.predefined)}
         body = located(document, {k: v for k, v in document.items() if k != "parameters"})
         self.stack = [path.resolve()]
-        return self.expand(body, context, path)
+        if "extends" not in body:
+            return self.expand(body, context, path)
+        root = self.expand(located(document, {k: v for k, v in body.items() if k != "extends"}), context, path)
+        if isinstance(body.get("variables"), (dict, list)):  # the template sees the pipeline's variables
+            context = self._variables(body["variables"], context, path)[1]
+        root["extends"] = body["extends"]
+        return self._extends(located(document, root), context, path)
 
     def expand(self, node: Any, context: dict, path: Path) -> Any:
         """Evaluate template expressions and insertions in node."""
@@ -362,13 +366,8 @@ class Compiler:
         flush()
         return result
 
-    def _include(self, item: dict, context: dict, path: Path) -> list:
-        """Expand a `- template: file` reference into the items it contributes."""
-        where = _where(item, "template", path)
-        unknown = sorted(set(item) - {"template", "parameters"})
-        if unknown:
-            raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} beside 'template' "
-                                "(expected: template, parameters)")
+    def _target(self, item: dict, context: dict, path: Path, where: str) -> tuple[Path, Path]:
+        """The file a `template:` reference names (also `file@repository`), checked against Azure's limits."""
         ref = str(self._string(str(item["template"]), context, path))
         base, alias = path.parent, ""
         if "@" in ref:  # template: file@alias (docs/pipelines/process/templates.md "Use other repositories")
@@ -395,13 +394,53 @@ class Compiler:
         self.files += 1
         if self.files > MAX_FILES:
             raise TemplateError(f"{where}: more than {MAX_FILES} template files included (Azure's limit)")
+        return target, resolved
+
+    def _open_template(self, item: dict, context: dict, path: Path, where: str, place: str):
+        """A `template:` reference read: (file, resolved file, its document, the scope its body sees: its typed
+        parameters from the ones given, and the variables so far)."""
+        unknown = sorted(set(item) - {"template", "parameters"})
+        if unknown:
+            raise TemplateError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} {place} "
+                                "(expected: template, parameters)")
+        target, resolved = self._target(item, context, path, where)
         given = self.expand(item.get("parameters") or {}, context, path)
         document = read_yaml(target)
         if not isinstance(document, dict):
             raise TemplateError(f"{target}: a template must be a mapping")
         params = resolve_parameters(document.get("parameters"), given, _where(document, "parameters", target),
                                     template=True)
-        scope = {"parameters": params, "variables": context.get("variables", {})}
+        return target, resolved, document, {"parameters": params, "variables": context.get("variables", {})}
+
+    def _extends(self, document: dict, context: dict, path: Path) -> dict:
+        """The root pipeline with `extends: {template, parameters}` replaced by what the template holds
+        (docs/pipelines/security/templates.md "Extends templates"): its stages, jobs or steps, and its variables
+        after the pipeline's own; a template may extend another in turn."""
+        item = document["extends"]
+        where = _where(document, "extends", path)
+        if not isinstance(item, Mapping) or "template" not in item:
+            raise TemplateError(f"{where}: extends needs a mapping with 'template' (and optional 'parameters')")
+        target, resolved, template, scope = self._open_template(item, context, path, where, "in extends")
+        self.stack.append(resolved)
+        try:
+            body = located(template, {k: v for k, v in template.items() if k != "parameters"})
+            if "extends" in body:
+                body = self._extends(body, scope, target)
+            expanded = self.expand(body, scope, target)
+        finally:
+            self.stack.pop()
+        merged = {k: v for k, v in document.items() if k != "extends"}
+        for key, value in expanded.items():
+            if key == "variables" and merged.get("variables"):
+                merged[key] = _variable_list(merged[key]) + _variable_list(value)
+            else:
+                merged[key] = value
+        return merged
+
+    def _include(self, item: dict, context: dict, path: Path) -> list:
+        """Expand a `- template: file` reference into the items it contributes."""
+        where = _where(item, "template", path)
+        target, resolved, document, scope = self._open_template(item, context, path, where, "beside 'template'")
         self.stack.append(resolved)
         try:
             for section in ("steps", "jobs", "stages", "variables"):
@@ -414,6 +453,13 @@ class Compiler:
         finally:
             self.stack.pop()
         raise TemplateError(f"{target}: a template needs steps, jobs, stages or variables")
+
+
+def _variable_list(block: Any) -> list:
+    """A variables block in list form (a mapping becomes name/value entries)."""
+    if isinstance(block, Mapping):
+        return [{"name": k, "value": v} for k, v in block.items()]
+    return list(block or [])
 
 
 def _where(node, key, path: Path) -> str:

@@ -11,11 +11,12 @@ from ml_service.deploy.payload import smoke_payload
 
 def cmd_serve(args) -> int:
     """Serve a registered model version locally with the scoring service."""
-    import os
+    import dataclasses
     import tempfile
 
     from ml_service.deploy.image import download_model
     from ml_service.serving.__main__ import serve
+    from ml_service.serving.config import load_serving_settings
     from ml_service.workspace import registry, tracking
 
     settings = command_settings(args)
@@ -23,14 +24,14 @@ def cmd_serve(args) -> int:
     settings = settings.for_registered(registered_name(ref) or "")
     version = registry.resolve_version(tracking.connect(settings), ref)
     with tempfile.TemporaryDirectory(prefix="mlops-serve-") as tmp:
-        model_dir = download_model(version, Path(tmp))
-        os.environ.update({"MODEL_DIR": str(model_dir), "MLOPS_MODEL_NAME": version.name,
-                           "MLOPS_MODEL_VERSION": str(version.version)})
+        model = {"model_dir": str(download_model(version, Path(tmp))), "model_name": version.name,
+                 "model_version": str(version.version)}
         if settings.models and settings.model.name == version.name and settings.model.score_module:
-            os.environ["MLOPS_SCORE_MODULE"] = settings.model.score_module
+            model["score_module"] = settings.model.score_module
+        serving = dataclasses.replace(load_serving_settings(), **model)  # limits and keys: the environment's
         print(f"serving {version.name} version {version.version} on http://127.0.0.1:{args.port} "
               f"(docs: /docs, metrics: /metrics; Ctrl-C to stop)", flush=True)
-        serve("127.0.0.1", args.port, args.workers)
+        serve("127.0.0.1", args.port, args.workers, settings=serving)
     return 0
 
 

@@ -12,7 +12,6 @@ retraining reads as `$data`: the path names the version, and a model version's `
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
@@ -91,11 +90,9 @@ def sha256_of(path: Path) -> str:
 
 @contextmanager
 def _lock(settings: Settings, name: str):
-    folder = settings.state_dir / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{settings.tracking_uri}|{name}".encode()).hexdigest()[:16]
-    with open(folder / f"dataset-{key}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    from ml_service import locks
+
+    with locks.held(settings.state_dir, "dataset", settings.tracking_uri, name):
         yield
 
 
@@ -217,29 +214,21 @@ def materialize(settings: Settings, name: str, version: int | None = None) -> Pa
     return target
 
 
-def _newest_in_sqlite(settings: Settings, name: str):
-    """(version, sha256) of the newest version, read straight from the embedded sqlite store, or None when it
-    has none; NotImplemented when that cannot be known without MLflow (a server, an unknown layout)."""
-    import sqlite3
+def _newest_without_mlflow(settings: Settings, name: str):
+    """(version, sha256) of the newest version, read through the run store's fast path, or None when there is
+    none; NotImplemented when that cannot be known without MLflow (a server, a store the fast path does not
+    know)."""
+    from ml_service.workspace.run_store import no_store_yet, open_run_store
 
-    uri = settings.tracking_uri
-    if not uri.startswith("sqlite:///"):
-        return NotImplemented
-    database = Path(uri[len("sqlite:///"):])
-    if not database.exists():
+    if no_store_yet(settings):
         return None
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
-            rows = db.execute(
-                "SELECT v.value, d.value FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
-                "JOIN tags n ON n.run_uuid = r.run_uuid AND n.key = ? AND n.value = ? "
-                "JOIN tags v ON v.run_uuid = r.run_uuid AND v.key = ? "
-                "JOIN tags d ON d.run_uuid = r.run_uuid AND d.key = ? "
-                "WHERE e.name = ? AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active'",
-                (NAME_TAG, name, VERSION_TAG, DIGEST_TAG, EXPERIMENT)).fetchall()
-    except sqlite3.Error:
-        return NotImplemented
-    found = sorted((int(version), sha) for version, sha in rows)
+    with open_run_store(settings) as store:
+        if store.imports_mlflow:
+            return NotImplemented
+        experiment = store.find_experiment(EXPERIMENT)
+        runs = store.finished_run_tags(experiment[0], {NAME_TAG: name}) if experiment else []
+    found = sorted((int(tags[VERSION_TAG]), tags[DIGEST_TAG]) for tags in runs
+                   if VERSION_TAG in tags and DIGEST_TAG in tags)
     return found[-1] if found else None
 
 
@@ -250,7 +239,7 @@ def data_path(settings: Settings, project: ModelProject) -> Path | None:
     on this machine (a scheduled retrain with nothing new stays cheap)."""
     if not project.dataset:
         return project.data
-    newest = _newest_in_sqlite(settings, project.dataset)
+    newest = _newest_without_mlflow(settings, project.dataset)
     if newest is None:
         return project.data
     if newest is not NotImplemented:

@@ -105,7 +105,18 @@ def _wait(container, url: str, timeout_s: float) -> None:
 
 def deploy_image(settings: Settings, image: str, model_name: str, version: str,
                  timeout_s: float = 120.0) -> records.Deployment:
-    """Replace the QA container by one running image, only once the new one is ready."""
+    """Replace the QA container by one running image, only once the new one is ready. One deployment of a
+    model at a time (redeploys from the studio and a release at once wait their turn: the last one wins, and
+    exactly one container serves)."""
+    from ml_service import locks
+
+    with locks.held(settings.state_dir, "qa", settings.tracking_uri, model_name):
+        return _replace(settings, image, model_name, version, timeout_s)
+
+
+def _replace(settings: Settings, image: str, model_name: str, version: str, timeout_s: float) -> records.Deployment:
+    from docker.errors import NotFound
+
     client = docker_client()
     previous = qa_containers(client, settings, model_name)
     try:
@@ -115,7 +126,10 @@ def deploy_image(settings: Settings, image: str, model_name: str, version: str,
         kept = ", ".join(c.name for c in previous if c.status == "running") or "none"
         raise DeployError(f"{exc}\nQA deployment of version {version} failed; still serving: {kept}") from None
     for old in previous:
-        old.remove(force=True)
+        try:
+            old.remove(force=True)
+        except NotFound:  # removed meanwhile (by hand, or by a process of another workspace label)
+            pass
     deployment = records.record(settings, "qa", model_name, version, image, url, records.LIVE, "docker",
                                 target=container.name)
     from ml_service.workspace import tracking

@@ -5,15 +5,20 @@ import argparse
 import sys
 
 
-def serve(host: str, port: int, workers: int | None = None, reuse_port: bool = False) -> int:
-    """Serve the app (settings from the environment) until SIGTERM; workers None: MLOPS_WORKERS."""
-    from ml_service.serving.config import load_serving_settings
+def serve(host: str, port: int, workers: int | None = None, reuse_port: bool = False, settings=None) -> int:
+    """Serve the app until SIGTERM; workers None: settings.workers.
+
+    Args:
+        settings: the service's ServingSettings given as values (`mlops serve`); None reads them from the
+            environment (the scoring image). Worker processes get its model in their environment.
+    """
+    from ml_service.serving.config import load_serving_settings, worker_environment
     from ml_service.serving.server import run_worker, supervise
 
-    settings = load_serving_settings()
+    settings = settings or load_serving_settings()
     workers = workers or settings.workers
     if workers > 1:
-        return supervise(workers, host, port)
+        return supervise(workers, host, port, worker_environment(settings))
     return run_worker(settings, host, port, reuse_port=reuse_port)
 
 

@@ -88,6 +88,15 @@ def _workers(env: Mapping[str, str]) -> int:
     return cpu_count() if value == "auto" else value
 
 
+def worker_environment(settings: ServingSettings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """env (default: this process's) with settings' model in it (MODEL_DIR, MLOPS_MODEL_NAME, MLOPS_MODEL_VERSION,
+    MLOPS_SCORE_MODULE): the environment of a worker process that reads its settings there. Its limits are the
+    environment's own: settings were read from it."""
+    env = os.environ if env is None else env
+    return {**env, "MODEL_DIR": settings.model_dir, "MLOPS_MODEL_NAME": settings.model_name,
+            "MLOPS_MODEL_VERSION": settings.model_version, "MLOPS_SCORE_MODULE": settings.score_module}
+
+
 def load_serving_settings(env: Mapping[str, str] | None = None) -> ServingSettings:
     """Read MODEL_DIR and the MLOPS_* serving variables (ml_service/env.py)."""
     env = os.environ if env is None else env

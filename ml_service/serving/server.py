@@ -16,10 +16,12 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
+from typing import Mapping
 
 import uvicorn
 
-from ml_service.serving.app import unwrap
+from ml_service.serving.app import ScoringApp, unwrap
 from ml_service.serving.config import ServingSettings
 from ml_service.serving.protocol import HardenedProtocol
 
@@ -50,8 +52,8 @@ class DrainingServer(uvicorn.Server):
 
 
 def uvicorn_config(settings: ServingSettings, host: str, port: int) -> uvicorn.Config:
-    """The uvicorn configuration of one worker, from the service's limits."""
-    return uvicorn.Config("ml_service.serving.app:create_app", factory=True, host=host, port=port,
+    """The uvicorn configuration of one worker: the app made from settings (in the worker), the service's limits."""
+    return uvicorn.Config(partial(ScoringApp, settings), factory=True, host=host, port=port,
                           http=HardenedProtocol, loop="uvloop", lifespan="on", access_log=False,
                           log_level="warning", server_header=False, proxy_headers=False, backlog=BACKLOG,
                           timeout_keep_alive=settings.keep_alive_s,
@@ -78,11 +80,12 @@ def run_worker(settings: ServingSettings, host: str, port: int, reuse_port: bool
     return 0 if server.started else 3
 
 
-def supervise(workers: int, host: str, port: int) -> int:
-    """Run workers worker processes on host:port; forward SIGTERM/SIGINT; the exit code."""
+def supervise(workers: int, host: str, port: int, env: Mapping[str, str] | None = None) -> int:
+    """Run workers worker processes on host:port, with env as their environment (None: this one's); forward
+    SIGTERM/SIGINT; the exit code."""
     argv = [sys.executable, "-m", "ml_service.serving", "--host", host, "--port", str(port), "--workers", "1",
             "--reuse-port"]
-    children = [subprocess.Popen(argv) for _ in range(workers)]
+    children = [subprocess.Popen(argv, env=env) for _ in range(workers)]
     stopping = []
 
     def forward(sig, frame):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ml_service.ci.store import Run, Store
 from ml_service.config import Settings
 from ml_service.sections import Approval
+from ml_service.workspace.refs import ModelRefError, parse_model_ref
 
 CHAMPION_VERSION = re.compile(r"champion v(\S+)")
 
@@ -71,7 +72,15 @@ def gather(settings: Settings, store: Store, approval: dict, client=None) -> Evi
     if not evidence.ref:
         evidence.problems.append("the run does not say which model version it releases")
         return evidence
-    evidence.model_name, _, evidence.version = evidence.ref.rpartition(":")
+    try:
+        parsed = parse_model_ref(evidence.ref)
+    except ModelRefError as exc:
+        evidence.problems.append(f"the run's model version is no model reference: {exc}")
+        return evidence
+    if parsed.version is None:
+        evidence.problems.append(f"the run's model reference {evidence.ref!r} names no version (NAME:VERSION)")
+        return evidence
+    evidence.model_name, evidence.version = parsed.name, str(parsed.version)
     if client is not None:
         _from_mlflow(settings, client, evidence)
     return evidence

@@ -2,10 +2,8 @@
 coverage, artifacts and the trigger chain, read from the CI run store."""
 from __future__ import annotations
 
-import json
-import sqlite3
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml_service.ci.store import Run, Store
@@ -30,52 +28,10 @@ class RunList:
     choices: dict[str, list[str]]
 
 
-# The list page asks the store's database directly, read-only: one indexed query per page instead of
-# decoding every run (Store.list_runs reads them all). The columns are the store's own (ci/store.py).
-OUTCOME_SQL = "CASE WHEN status = 'completed' AND COALESCE(result, '') != '' THEN result ELSE status END"
-COLUMNS = {"pipeline": "pipeline", "branch": "COALESCE(branch, '')", "result": OUTCOME_SQL, "trigger": "reason"}
-JSON_FIELDS = ("params", "resources", "state")
-
-
-def _read_only(store: Store) -> sqlite3.Connection:
-    db = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, timeout=30)
-    db.row_factory = sqlite3.Row
-    return db
-
-
-def _as_run(row: sqlite3.Row) -> Run:
-    values, columns = {}, set(row.keys())
-    for item in fields(Run):
-        if item.name not in columns:  # a field newer than this store: its default
-            continue
-        value = row[item.name]
-        if item.name in JSON_FIELDS:
-            value = json.loads(value or "{}")
-        elif value is None:
-            value = 0 if item.type in ("int", "float") else ""
-        values[item.name] = value
-    return Run(**values)
-
-
 def filtered(store: Store, filters: dict[str, str], page: int = 1) -> RunList:
     """Runs newest first that match every given filter (pipeline, branch, result, trigger), PAGE a page."""
-    where = [(f"{COLUMNS[name]} = ?", filters[name]) for name in COLUMNS if filters.get(name)]
-    clause = " AND ".join(w for w, _ in where) or "1 = 1"
-    args = [a for _, a in where]
-    db = _read_only(store)
-    try:
-        choices = {}
-        for name, column in COLUMNS.items():
-            query = f"SELECT DISTINCT {column} AS v FROM runs WHERE v != '' ORDER BY v"
-            choices[name] = [r[0] for r in db.execute(query)]
-        total = db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", args).fetchone()[0]
-        pages = max(1, -(-total // PAGE))
-        page = min(max(page, 1), pages)
-        rows = db.execute(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
-                          [*args, PAGE, (page - 1) * PAGE]).fetchall()
-    finally:
-        db.close()
-    return RunList([_as_run(r) for r in rows], total, page, pages, choices)
+    runs, total, page, choices = store.page_of_runs(filters, page, PAGE)
+    return RunList(runs, total, page, max(1, -(-total // PAGE)), choices)
 
 
 @dataclass
@@ -180,13 +136,7 @@ def chain(store: Store, run: Run) -> tuple[list[Run], list[Run]]:
         except KeyError:
             break
         upstream.insert(0, current)
-    db = _read_only(store)
-    try:
-        downstream = [_as_run(r) for r in db.execute("SELECT * FROM runs WHERE triggered_by = ? ORDER BY id",
-                                                     (run.id,))]
-    finally:
-        db.close()
-    return upstream, downstream
+    return upstream, store.triggered_runs(run.id)
 
 
 def commit_message(run: Run) -> str:

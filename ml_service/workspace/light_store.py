@@ -1,6 +1,9 @@
 """MLflow's embedded sqlite store, read and written without importing MLflow (2-6 s saved per command).
 
-Only for what a pipeline run whose every step is reused needs (see pipelines/noop.py): find a
+The one module (with light_runs.py, which writes through it) that knows MLflow's sqlite schema, reached only
+through run_store.RunStore (sqlite_run_store.py). Only for what a pipeline run whose every step is reused
+needs (see pipelines/noop.py), a batch job's model version (a READY version traced to a run of the project's
+experiment, batch/local_store.py) and the data set registry's newest version (runs by tags): find a
 reusable run, read an alias, record a finished run with its children, tags, params, metrics and
 dataset inputs, end runs whose owner died. It writes the rows MLflow's own SqlAlchemyStore writes,
 in one transaction, and only into a schema it knows: the store's alembic revision must be one
@@ -20,9 +23,11 @@ from urllib.parse import unquote, urlparse
 
 from ml_service.config import Settings
 from ml_service.workspace import owners
+from ml_service.workspace.refs import ModelRef
 
 # alembic heads of the MLflow versions this writer was checked against (mlflow 3.17.2)
 KNOWN_REVISIONS = {"dc11669786a5"}
+DELETED_STAGE = "Deleted_Internal"  # MLflow's stage for a deleted version it keeps in the table
 
 
 @dataclass
@@ -50,8 +55,27 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
+def embedded_database(settings: Settings) -> Path | None:
+    """The database file of a sqlite:/// tracking URI (None for any other store)."""
+    uri = settings.tracking_uri
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def adopt_empty_store(database: Path, default_location: str) -> None:
+    """Make a copy of an empty store (store_template.py) this workspace's: its Default experiment's artifact
+    location, which MLflow set from the creating process's directory, becomes default_location, as MLflow would
+    set it here. sqlite3.Error when the file holds no schema revision."""
+    with sqlite3.connect(database) as db:
+        if not db.execute("SELECT version_num FROM alembic_version").fetchone():
+            raise sqlite3.DatabaseError("no schema revision")
+        now = int(time.time() * 1000)
+        db.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+                   "WHERE experiment_id = 0", (default_location, now, now))
+    db.close()
+
+
 class LightStore:
-    """A connection to the embedded store, for the few reads and one write a no-op run needs."""
+    """A connection to the embedded store, for the few reads and writes the RunStore fast path needs."""
 
     def __init__(self, database: Path):
         self.db = sqlite3.connect(database, timeout=60, isolation_level=None)
@@ -59,11 +83,8 @@ class LightStore:
     @classmethod
     def open(cls, settings: Settings) -> "LightStore | None":
         """The store of settings when it is an embedded sqlite store of a known schema, else None."""
-        uri = settings.tracking_uri
-        if not uri.startswith("sqlite:///"):
-            return None
-        database = Path(uri[len("sqlite:///"):])
-        if not (database.exists() and database.with_name(database.name + ".ready").exists()):
+        database = embedded_database(settings)
+        if database is None or not (database.exists() and database.with_name(database.name + ".ready").exists()):
             return None
         try:
             store = cls(database)
@@ -85,16 +106,33 @@ class LightStore:
                               "WHERE name = ? AND lifecycle_stage = 'active'", (name,)).fetchone()
         return (str(row[0]), row[1]) if row else None
 
-    def find_run(self, experiment_id: str, tags: dict[str, str]) -> tuple[str, str] | None:
-        """(run id, artifact URI) of the newest active FINISHED run with all these tags."""
+    def _finished(self, columns: str, experiment_id: str, tags: dict[str, str], rest: str = "") -> list[tuple]:
+        """columns of the active FINISHED runs of an experiment that have all these tags (run r)."""
         joins = " ".join(f"JOIN tags t{i} ON t{i}.run_uuid = r.run_uuid AND t{i}.key = ? AND t{i}.value = ?"
                          for i in range(len(tags)))
         values = [x for item in tags.items() for x in item]
-        row = self.db.execute(
-            f"SELECT r.run_uuid, r.artifact_uri FROM runs r {joins} WHERE r.experiment_id = ? "
-            "AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active' ORDER BY r.start_time DESC LIMIT 1",
-            [*values, int(experiment_id)]).fetchone()
-        return (row[0], row[1]) if row else None
+        return self.db.execute(
+            f"SELECT {columns} FROM runs r {joins} WHERE r.experiment_id = ? "
+            f"AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active' {rest}",
+            [*values, int(experiment_id)]).fetchall()
+
+    def artifact_location(self, experiment_id: str) -> str:
+        """The artifact location of an experiment; LookupError when it is not in this store."""
+        row = self.db.execute("SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+                              (int(experiment_id),)).fetchone()
+        if row is None:
+            raise LookupError(f"experiment {experiment_id} is not in this store")
+        return row[0]
+
+    def find_run(self, experiment_id: str, tags: dict[str, str]) -> tuple[str, str] | None:
+        """(run id, artifact URI) of the newest active FINISHED run with all these tags."""
+        rows = self._finished("r.run_uuid, r.artifact_uri", experiment_id, tags, "ORDER BY r.start_time DESC LIMIT 1")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def finished_run_tags(self, experiment_id: str, tags: dict[str, str]) -> list[dict[str, str]]:
+        """All tags of each active FINISHED run with all these tags, oldest first."""
+        ids = [row[0] for row in self._finished("r.run_uuid", experiment_id, tags, "ORDER BY r.start_time")]
+        return [self.run_tags(run_id) for run_id in ids]
 
     def run_tags(self, run_id: str) -> dict[str, str]:
         """All tags of a run."""
@@ -109,6 +147,49 @@ class LightStore:
         tags = dict(self.db.execute("SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
                                     (model_name, row[0])).fetchall())
         return str(row[0]), tags
+
+    def traced_version(self, ref: ModelRef, experiment: str) -> tuple[str, str] | None:
+        """(version, storage location) of NAME:VERSION or NAME@ALIAS when it is READY and its files are those of a
+        run of experiment (workspace/provenance.py's rule, read from the tables); None for anything else, or
+        anything this cannot tell (several rows, an unreadable store): MLflow's path then decides, and refuses."""
+        try:
+            if ref.alias is not None:
+                row = self._one("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                                (ref.name, ref.alias))
+                if row is None:
+                    return None
+                version = str(row[0])
+            elif ref.version is not None:
+                version = str(ref.version)
+            else:
+                return None
+            row = self._one("SELECT storage_location, status, current_stage FROM model_versions "
+                            "WHERE name = ? AND version = ?", (ref.name, version))
+            if row is None or row[1] != "READY" or row[2] == DELETED_STAGE:
+                return None
+            location = str(row[0] or "")
+            return (version, location) if self._traced(ref.name, version, experiment, location) else None
+        except (sqlite3.Error, ValueError):
+            return None
+
+    def _one(self, query: str, args: tuple):
+        rows = self.db.execute(query, args).fetchall()
+        return rows[0] if len(rows) == 1 else None  # none, or several (workspaces): MLflow decides
+
+    def _traced(self, name: str, version: str, experiment: str, location: str) -> bool:
+        """The version's source run is a run of experiment and location lies under that run's artifacts (or under
+        a model that run logged in that experiment: MLflow 3 registers those)."""
+        row = self._one("SELECT r.artifact_uri, r.run_uuid, r.experiment_id "
+                        "FROM model_versions v JOIN runs r ON r.run_uuid = v.run_id "
+                        "JOIN experiments e ON e.experiment_id = r.experiment_id "
+                        "WHERE v.name = ? AND v.version = ? AND e.name = ?", (name, version, experiment))
+        if row is None or not location or ".." in location:
+            return False
+        places = [str(row[0] or "")] + [str(r[0] or "") for r in self.db.execute(
+            "SELECT artifact_location FROM logged_models WHERE source_run_id = ? AND experiment_id = ?",
+            (row[1], row[2])).fetchall()]
+        return any(place and (location == place.rstrip("/") or location.startswith(place.rstrip("/") + "/"))
+                   for place in places)
 
     def record(self, experiment_id: str, artifact_location: str, runs: list[RunRow], found_by: str) -> None:
         """Write finished runs (parent first) in one transaction; first end runs whose owner died."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ml_service.config import Settings
 from ml_service.workspace.light_store import RunRow
+from ml_service.workspace.refs import ModelRef
 
 DATA_CONTEXT_TAG = "mlflow.data.context"
 
@@ -72,13 +73,20 @@ class MlflowRunStore:
 
     def find_run(self, experiment_id: str, tags: dict[str, str]) -> tuple[str, str] | None:
         """(run id, artifact URI) of the newest active FINISHED run with all these tags (search_runs)."""
-        for key, value in tags.items():
-            if "`" in key or "'" in value:
-                raise ValueError(f"tag {key!r} = {value!r} cannot be searched for in MLflow's filter syntax")
-        wanted = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
-        runs = self.client.search_runs([experiment_id], " and ".join([*wanted, "attributes.status = 'FINISHED'"]),
+        runs = self.client.search_runs([experiment_id], _filter(tags, "FINISHED"),
                                        order_by=["attributes.start_time DESC"], max_results=1)
         return (runs[0].info.run_id, runs[0].info.artifact_uri) if runs else None
+
+    def finished_run_tags(self, experiment_id: str, tags: dict[str, str]) -> list[dict[str, str]]:
+        """All tags of each active FINISHED run with all these tags, oldest first (search_runs, every page)."""
+        found, token = [], None
+        while True:
+            page = self.client.search_runs([experiment_id], _filter(tags, "FINISHED"),
+                                           order_by=["attributes.start_time ASC"], page_token=token)
+            found += [dict(run.data.tags) for run in page]
+            token = page.token
+            if not token:
+                return found
 
     def run_tags(self, run_id: str) -> dict[str, str]:
         """All tags of a run."""
@@ -90,6 +98,23 @@ class MlflowRunStore:
 
         version = get_alias(self.client, model_name, alias)
         return (str(version.version), dict(version.tags)) if version is not None else None
+
+    def traced_version(self, ref: ModelRef, experiment: str) -> tuple[str, str] | None:
+        """(version, storage location) of NAME:VERSION or NAME@ALIAS when it is READY and provenance.check
+        traces it to experiment; None when it is missing, not ready, or not traced."""
+        from ml_service.workspace import provenance
+        from ml_service.workspace.registry import RegistryError, resolve_version
+
+        if ref.version is None and ref.alias is None:
+            return None
+        try:
+            version = resolve_version(self.client, ref)
+            if version.status != "READY":
+                return None
+            provenance.check(self.client, version, experiment, self.settings.tracking_uri)
+        except RegistryError:  # not found, or untraced (UntrustedModelError)
+            return None
+        return str(version.version), self.client.get_model_version_download_uri(version.name, version.version)
 
     def record(self, experiment_id: str, runs: list[RunRow], found_by: str) -> list[str]:
         """End orphans, then create, log and end each run (parent first); the ids MLflow made."""
@@ -121,6 +146,15 @@ class MlflowRunStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _filter(tags: dict[str, str], status: str) -> str:
+    """MLflow's filter string for runs with all these tags and status; ValueError for a tag it cannot quote."""
+    for key, value in tags.items():
+        if "`" in key or "'" in value:
+            raise ValueError(f"tag {key!r} = {value!r} cannot be searched for in MLflow's filter syntax")
+    return " and ".join([*(f"tags.`{key}` = '{value}'" for key, value in tags.items()),
+                         f"attributes.status = '{status}'"])
 
 
 def _dataset_input(dataset: dict):

@@ -9,8 +9,6 @@ written. "Not promoted" is a normal, successful outcome.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import math
 import tempfile
 from contextlib import contextmanager
@@ -131,16 +129,11 @@ def registry_lock(context: dict, model_name: str, settings: Settings | None = No
         with server_lock.hold(_client(context), model_name, settings=settings):
             yield
         return
+    from ml_service import locks
+
     state_dir = Path(context.get("state_dir") or tempfile.gettempdir())
-    locks = state_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{context['tracking_uri']}|{model_name}".encode()).hexdigest()[:16]
-    with open(locks / f"register-{key}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locks.held(state_dir, "register", context["tracking_uri"], model_name):
+        yield
 
 
 def registration_tags(context: dict, metric: str, value: float, project_tags: dict) -> dict[str, str]:

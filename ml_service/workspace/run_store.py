@@ -13,14 +13,16 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from ml_service.config import Settings
-from ml_service.workspace.light_store import RunRow, local_path
+from ml_service.workspace.light_store import RunRow, embedded_database, local_path
+from ml_service.workspace.refs import ModelRef
 
-__all__ = ["RunRow", "RunStore", "local_path", "open_run_store"]
+__all__ = ["RunRow", "RunStore", "local_path", "no_store_yet", "open_run_store"]
 
 
 @runtime_checkable
 class RunStore(Protocol):
-    """The operations on runs that the pipeline runner's no-op check and a batch job's run need."""
+    """The operations on runs and versions that the pipeline runner's no-op check, a batch job (its model version
+    and its run) and the data set registry's `$data` need."""
 
     imports_mlflow: bool  # False: every operation is a few sqlite rows, worth trying before MLflow
 
@@ -46,11 +48,18 @@ class RunStore(Protocol):
     def find_run(self, experiment_id: str, tags: dict[str, str]) -> tuple[str, str] | None:
         """(run id, artifact URI) of the newest active FINISHED run that has all these tags."""
 
+    def finished_run_tags(self, experiment_id: str, tags: dict[str, str]) -> list[dict[str, str]]:
+        """All tags of each active FINISHED run that has all these tags, oldest first."""
+
     def run_tags(self, run_id: str) -> dict[str, str]:
         """All tags of a run."""
 
     def alias(self, model_name: str, alias: str) -> tuple[str, dict[str, str]] | None:
         """(version, its tags) of the model version holding alias, or None."""
+
+    def traced_version(self, ref: ModelRef, experiment: str) -> tuple[str, str] | None:
+        """(version, storage location) of NAME:VERSION or NAME@ALIAS when it is READY and its files are those of a
+        run of experiment (workspace/provenance.py); None when it is missing, not ready or not traced."""
 
     def record(self, experiment_id: str, runs: list[RunRow], found_by: str) -> list[str]:
         """End KILLED the runs whose owner died, then write finished runs (parent first); their ids (the rows'
@@ -79,3 +88,10 @@ def open_run_store(settings: Settings) -> RunStore:
     from ml_service.workspace.mlflow_run_store import MlflowRunStore
 
     return MlflowRunStore(settings)
+
+
+def no_store_yet(settings: Settings) -> bool:
+    """True when settings' workspace is an embedded sqlite store not created yet: it holds nothing, and asking
+    MLflow would create it."""
+    database = embedded_database(settings)
+    return database is not None and not database.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ml_service.config import Settings
 from ml_service.workspace import light_runs
 from ml_service.workspace.light_store import LightStore, RunRow
+from ml_service.workspace.refs import ModelRef
 
 
 class SqliteRunStore:
@@ -18,13 +19,6 @@ class SqliteRunStore:
 
     def __init__(self, store: LightStore, settings: Settings):
         self.store, self.settings = store, settings
-
-    def _location(self, experiment_id: str) -> str:
-        row = self.store.db.execute("SELECT artifact_location FROM experiments WHERE experiment_id = ?",
-                                    (int(experiment_id),)).fetchone()
-        if row is None:
-            raise LookupError(f"experiment {experiment_id} is not in this store")
-        return row[0]
 
     def find_experiment(self, name: str) -> tuple[str, str] | None:
         """(id, artifact location) of the active experiment name, or None."""
@@ -36,7 +30,8 @@ class SqliteRunStore:
 
     def start_run(self, experiment_id: str, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
         """A new RUNNING run with tags and params; its id."""
-        return light_runs.start_run(self.store, experiment_id, self._location(experiment_id), name, tags, params)
+        location = self.store.artifact_location(experiment_id)
+        return light_runs.start_run(self.store, experiment_id, location, name, tags, params)
 
     def reopen_run(self, run_id: str) -> bool:
         """Set an active run RUNNING again; False when there is no such active run."""
@@ -54,6 +49,10 @@ class SqliteRunStore:
         """(run id, artifact URI) of the newest active FINISHED run with all these tags."""
         return self.store.find_run(experiment_id, tags)
 
+    def finished_run_tags(self, experiment_id: str, tags: dict[str, str]) -> list[dict[str, str]]:
+        """All tags of each active FINISHED run with all these tags, oldest first."""
+        return self.store.finished_run_tags(experiment_id, tags)
+
     def run_tags(self, run_id: str) -> dict[str, str]:
         """All tags of a run."""
         return self.store.run_tags(run_id)
@@ -62,9 +61,13 @@ class SqliteRunStore:
         """(version, its tags) holding alias, or None."""
         return self.store.alias(model_name, alias)
 
+    def traced_version(self, ref: ModelRef, experiment: str) -> tuple[str, str] | None:
+        """(version, storage location) of a READY version traced to experiment; None: ask MLflow."""
+        return self.store.traced_version(ref, experiment)
+
     def record(self, experiment_id: str, runs: list[RunRow], found_by: str) -> list[str]:
         """End orphans, then write finished runs in one transaction; their ids (the rows' own)."""
-        self.store.record(experiment_id, self._location(experiment_id), runs, found_by)
+        self.store.record(experiment_id, self.store.artifact_location(experiment_id), runs, found_by)
         return [run.run_id for run in runs]
 
     def close(self) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import time
 from importlib import metadata
 from pathlib import Path
+
+from ml_service.workspace.light_store import adopt_empty_store
 
 
 def template_path() -> Path | None:
@@ -33,12 +34,7 @@ def copy_template(database: Path) -> bool:
     partial = database.with_name(database.name + ".partial")
     try:
         shutil.copyfile(template, partial)
-        with sqlite3.connect(partial) as db:
-            if not db.execute("SELECT version_num FROM alembic_version").fetchone():
-                raise sqlite3.DatabaseError("no schema revision")
-            now = int(time.time() * 1000)
-            db.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
-                       "WHERE experiment_id = 0", (os.path.abspath("mlruns") + "/0", now, now))
+        adopt_empty_store(partial, os.path.abspath("mlruns") + "/0")
         os.replace(partial, database)
     except (OSError, sqlite3.Error):
         partial.unlink(missing_ok=True)

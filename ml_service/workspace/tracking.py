@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ml_service.config import Settings
+from ml_service.errors import MLOpsError
+
+_ANSWERED: set[str] = set()  # servers that answered in this process: asked once
+
+
+class ServerDownError(MLOpsError):
+    """The workspace's MLflow server does not answer."""
 
 
 def is_local_store(settings: Settings) -> bool:
@@ -32,7 +40,38 @@ def connect(settings: Settings):
     mlflow.set_registry_uri(settings.tracking_uri)
     if settings.tracking_uri.startswith("sqlite:///"):
         return _create_store_once(settings.tracking_uri, Path(settings.tracking_uri[len("sqlite:///"):]))
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        check_server(settings.tracking_uri)
     return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def check_server(uri: str, wait_s: float | None = None) -> None:
+    """Raise ServerDownError, naming the server and the reason, when nothing answers at uri within wait_s
+    (default MLOPS_SERVER_WAIT; any HTTP answer counts, even 401): MLflow's own client would retry for
+    minutes, then print a traceback."""
+    import urllib.error
+    import urllib.request
+
+    from ml_service import env as envvars
+
+    if uri in _ANSWERED:
+        return
+    wait_s = envvars.MLOPS_SERVER_WAIT.get() if wait_s is None else wait_s
+    deadline, reason = time.monotonic() + wait_s, ""
+    while True:
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+            break
+        except urllib.error.HTTPError:  # it answered
+            break
+        except (urllib.error.URLError, OSError) as exc:
+            reason = str(getattr(exc, "reason", exc))
+        if time.monotonic() >= deadline:
+            raise ServerDownError(f"the workspace's MLflow server at {uri} does not answer ({reason}): start it "
+                                  "(`mlops workspace up`, or ask whoever runs it), or point MLOPS_TRACKING_URI at one "
+                                  "that runs; `mlops workspace status` says what is where")
+        time.sleep(1.0)
+    _ANSWERED.add(uri)
 
 
 def _create_store_once(uri: str, database: Path):

@@ -235,3 +235,35 @@ def test_any_text_either_evaluates_or_is_an_expression_error(text):
         run(text)
     except ex.ExpressionError:
         pass
+
+
+def test_named_status_functions_pass_the_names_to_the_context():
+    seen = []
+
+    def status(name, names=()):
+        seen.append((name, names))
+        return names == ("B",)
+    assert run("succeeded('B')", status=status) is True and run("failed('A', 'B')", status=status) is False
+    assert seen == [("succeeded", ("B",)), ("failed", ("A", "B"))]
+
+
+def test_iif_evaluates_only_the_chosen_branch():
+    assert run("iif(eq(1, 1), 'yes', failed())", status=lambda name: 1 / 0) == "yes"
+    assert run("iif('', failed(), 'no')", status=lambda name: 1 / 0) == "no"
+    with pytest.raises(ex.ExpressionError):
+        run("iif(true, 'a')")
+
+
+@pytest.mark.parametrize("a, b, expected", [(True, True, False), (True, False, True), (False, True, True),
+                                            (False, False, False)])
+def test_xor_is_true_when_exactly_one_is_true(a, b, expected):
+    assert call("xor", a, b) is expected
+    assert call("xor", "x" if a else "", "y" if b else "") is expected  # strings by truthiness
+
+
+def test_trim_and_convert_to_json():
+    assert call("trim", "  a b \t") == "a b"
+    roots = {"parameters": {"list": ["a", 1], "map": {"k": "v"}}}
+    assert run("convertToJson(parameters.list)", roots) == '[\n  "a",\n  1\n]'
+    assert run("convertToJson(parameters.map)", roots) == '{\n  "k": "v"\n}'
+    assert run("convertToJson(parameters.none)", roots) == "null"

@@ -189,11 +189,9 @@ def test_a_pipeline_is_expanded_with_its_parameters_and_compile_time_variables(t
     assert compile_text(tmp_path, listed)["steps"] == [{"bash": "[south]"}]  # the list form too (issue 23)
 
 
-def test_a_pipeline_that_is_not_a_mapping_or_extends_a_template_is_refused(tmp_path):
+def test_a_pipeline_that_is_not_a_mapping_is_refused(tmp_path):
     path = write(tmp_path, "list.yml", "- bash: x\n")
     assert refused(Compiler(tmp_path).compile, path) == f"{path}: a pipeline must be a mapping"
-    path = write(tmp_path, "ext.yml", "extends:\n  template: base.yml\n")
-    assert refused(Compiler(tmp_path).compile, path) == f"{path}: 'extends' templates are not supported locally"
     path = write(tmp_path, "params.yml", "parameters:\n  - name: a\n    type: nope\nsteps: []\n")
     assert refused(Compiler(tmp_path).compile, path) == f"{path}:1: parameter 'a' has unknown type 'nope'"
     assert refused(Compiler(tmp_path).compile, tmp_path / "absent.yml") == f"{tmp_path / 'absent.yml'}: file not found"
@@ -586,3 +584,54 @@ def test_a_boolean_parameter_compared_with_false_text_takes_the_false_branch(tmp
     """`${{ if eq(parameters.publish, 'false') }}` on a boolean parameter: 'false' is the boolean false."""
     steps = compile_text(tmp_path, GATED, given)["steps"]
     assert [step["bash"] for step in steps] == expected
+
+
+EXTENDED = """
+parameters:
+- {name: target, type: string}
+- {name: userSteps, type: stepList, default: []}
+variables:
+- {name: fromTemplate, value: t}
+stages:
+- stage: Build
+  jobs:
+  - job: Guard
+    steps:
+    - bash: echo guard ${{ parameters.target }}
+    - ${{ each step in parameters.userSteps }}:
+      - ${{ step }}
+"""
+
+
+def test_extends_puts_the_templates_stages_in_place_with_the_pipelines_parameters_and_variables(tmp_path):
+    write(tmp_path, "templates/base.yml", EXTENDED)
+    path = write(tmp_path, "pipe.yml", """
+trigger: [main]
+parameters: [{name: env, default: dev}]
+variables: {region: west}
+extends:
+  template: templates/base.yml
+  parameters:
+    target: ${{ parameters.env }}-${{ variables.region }}
+    userSteps: [{bash: echo mine}]
+""")
+    got = Compiler(tmp_path).compile(path, {"env": "prod"})
+    assert got["trigger"] == ["main"] and "extends" not in got
+    assert got["variables"] == [{"name": "region", "value": "west"}, {"name": "fromTemplate", "value": "t"}]
+    assert got["stages"][0]["jobs"][0]["steps"] == [{"bash": "echo guard prod-west"}, {"bash": "echo mine"}]
+
+
+def test_an_extends_template_may_extend_another_and_bad_extends_are_refused_with_the_line(tmp_path):
+    write(tmp_path, "templates/base.yml", EXTENDED)
+    middle = ("parameters: [{name: t, default: m}]\n"
+              "extends: {template: base.yml, parameters: {target: '${{ parameters.t }}'}}\n")
+    write(tmp_path, "templates/middle.yml", middle)
+    path = write(tmp_path, "pipe.yml", "extends: {template: templates/middle.yml}\n")
+    assert Compiler(tmp_path).compile(path)["stages"][0]["jobs"][0]["steps"] == [{"bash": "echo guard m"}]
+    path = write(tmp_path, "bad.yml", "trigger: none\nextends: {template: templates/base.yml, other: 1}\n")
+    assert refused(Compiler(tmp_path).compile, path) == f"{path}:2: unknown key(s) other in extends (expected: " \
+                                                        "template, parameters)"
+    path = write(tmp_path, "loop.yml", "extends: {template: loop.yml}\n")
+    assert "template include cycle: loop.yml -> loop.yml" in refused(Compiler(tmp_path).compile, path)
+    path = write(tmp_path, "missing.yml", "extends: {template: templates/base.yml}\n")
+    assert "target" in refused(Compiler(tmp_path).compile, path)  # a required parameter of the template

@@ -4,9 +4,10 @@ validated offline, the HTTPRoute against the Gateway API CRD), and cluster mode 
 Kubernetes API server of tests/support/fakes (only what needs an API server is faked; the smoke
 tests are real HTTP to the real scoring service).
 
-The canary needs the production route, configured in mlops.yml. The first tests (marked slow) run the CLI as a
-subprocess with a project root whose mlops.yml adds `environments.production.values.route` and its own GitOps
-repository (every other file is a link to this checkout). The in-process tests after them call canary.py on the
+The canary needs the production route, configured in mlops.yml. The last tests (marked slow) run the CLI (its
+entry point in-process, tests/support/cli.py; one call as a subprocess) with a project root whose mlops.yml adds
+`environments.production.values.route` and its own GitOps repository (every other file is a link to this
+checkout). The in-process tests before them call canary.py on the
 project of test_production.py (a copy of the chart, a real MLflow store, the real helm, real git), so that the
 mutation tester sees it: the traffic split each step commits or applies, and the one rule users rely on most,
 that the `production` alias moves only when a cluster really runs the version (never in GitOps mode).
@@ -27,6 +28,7 @@ from ml_service.config import load_settings
 from ml_service.deploy import production
 from tests.conftest import ROOT, workspace_env
 from tests.deploy import test_production as production_tests
+from tests.support.cli import run_cli as cli
 
 pytestmark = pytest.mark.integration
 FAKES = ROOT / "tests" / "support" / "fakes"
@@ -122,7 +124,7 @@ def release(ws):
 
 
 def status(env, ws):
-    done = mlops("deploy", "status", "production", "--model", ws.model_name, "--json", env=env)
+    done = cli("deploy", "status", "production", "--model", ws.model_name, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)[0]
 
@@ -328,6 +330,8 @@ def test_on_a_cluster_abort_uninstalls_the_canary_and_keeps_the_alias(routed, cl
     releases = fake_releases(routed)
     assert set(releases) == {stable} and releases[stable]["model"]["version"] == "1"
     assert "canary" not in releases[stable]
+    stable_manifest = json.loads((routed.state_dir.parent / "cluster" / "releases" / f"{stable}.json").read_text())
+    assert route_weights([o for o in yaml.safe_load_all(stable_manifest[-1]["manifest"]) if o]) == [(stable, 100)]
     assert alias_of(client) == "1"
     assert records.current(routed, "production", NAME, track=records.CANARY) is None
     assert track_rows(routed)[0] == ("canary", "3", records.REMOVED)
@@ -369,12 +373,20 @@ def test_a_promote_whose_upgrade_fails_keeps_the_canary_and_the_alias(routed, cl
 # --- `mlops` as a subprocess (slow) -----------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_canary_then_promote_in_gitops_mode_are_commits_that_split_then_move_the_traffic(ws, gitops_env, tmp_path):
+def test_canary_promote_and_abort_in_gitops_mode_are_commits_that_split_then_move_the_traffic(ws, gitops_env, tmp_path):
+    """The `mlops deploy` commands' wiring in GitOps mode, one flow: a canary refused without a stable release or
+    outside 1..100%, then canary, status, promote, list, canary again and abort, each a commit (every case of what
+    each step commits is in canary.py's in-process tests above; the route check too)."""
     name, stable = ws.model_name, release(ws)
-    assert mlops("deploy", "prod", "--model", f"{name}:1", env=gitops_env).returncode == 0
+    first = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "10", env=gitops_env)  # `python -m` itself
+    assert first.returncode == 2 and "no stable release" in first.stderr and "Traceback" not in first.stderr
+    bad = cli("deploy", "prod", "--model", f"{name}:2", "--canary", "150", env=gitops_env)
+    assert bad.returncode == 2 and "not a percent from 1 to 100" in bad.stderr
+    assert committed(tmp_path, "HEAD") is None  # neither committed anything
+    assert cli("deploy", "prod", "--model", f"{name}:1", env=gitops_env).returncode == 0
     assert route_weights(manifests(ws, tmp_path)) == [(stable, 100)]
 
-    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "10", env=gitops_env)
+    started = cli("deploy", "prod", "--model", f"{name}:2", "--canary", "10", env=gitops_env)
     assert started.returncode == 0, started.stderr
     assert "canary version 2 at 10%" in started.stdout and "NOTHING WAS APPLIED TO A CLUSTER" in started.stdout
     objects = manifests(ws, tmp_path)
@@ -400,14 +412,12 @@ def test_canary_then_promote_in_gitops_mode_are_commits_that_split_then_move_the
 
     assert "production canary (desired state)" in records.live_versions(ws, name)["2"]  # not deletable
 
-    ramp = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "25", env=gitops_env)
-    assert ramp.returncode == 0 and route_weights(manifests(ws, tmp_path))[1] == (f"{stable}-canary", 25)
-    refused = mlops("deploy", "prod", "--model", f"{name}:3", env=gitops_env)
+    head = committed(tmp_path, "HEAD")
+    refused = cli("deploy", "prod", "--model", f"{name}:3", env=gitops_env)
     assert refused.returncode == 1 and "a canary of" in refused.stderr and "promote" in refused.stderr
-    other = mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "5", env=gitops_env)
-    assert other.returncode == 2 and "runs already" in other.stderr
+    assert committed(tmp_path, "HEAD") == head
 
-    promoted = mlops("deploy", "promote", env=gitops_env)
+    promoted = cli("deploy", "promote", env=gitops_env)
     assert promoted.returncode == 0, promoted.stderr
     objects = manifests(ws, tmp_path)
     assert route_weights(objects) == [(stable, 100)]
@@ -415,48 +425,24 @@ def test_canary_then_promote_in_gitops_mode_are_commits_that_split_then_move_the
     values = yaml.safe_load(committed(tmp_path, f"HEAD:production/{name}/values-prod.yaml"))
     assert values["model"]["version"] == "2" and values["route"] == ROUTE and "canary" not in values
     assert committed(tmp_path, f"HEAD:production/{name}/values-canary.yaml") is None  # removed in the commit
-    now = status(gitops_env, ws)
-    assert now["desired"]["stable"]["version"] == "2" and now["desired"]["canary"] is None
-    listing = mlops("deploy", "list", "--json", env=gitops_env)
+    listing = cli("deploy", "list", "--json", env=gitops_env)
     rows = [r for r in json.loads(listing.stdout) if r["environment"] == "production"]
     assert [(r["track"], r["version"], r["status"]) for r in rows] == [("stable", "2", "desired")]
 
-
-@pytest.mark.slow
-def test_abort_returns_all_traffic_to_stable_and_is_recorded(ws, gitops_env, tmp_path):
-    name, stable = ws.model_name, release(ws)
-    assert mlops("deploy", "prod", "--model", f"{name}:1", env=gitops_env).returncode == 0
-    assert mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "50", env=gitops_env).returncode == 0
+    assert cli("deploy", "prod", "--model", f"{name}:3", "--canary", "50", env=gitops_env).returncode == 0
     assert route_weights(manifests(ws, tmp_path)) == [(stable, 50), (f"{stable}-canary", 50)]
-    aborted = mlops("deploy", "abort", env=gitops_env)
+    aborted = cli("deploy", "abort", env=gitops_env)
     assert aborted.returncode == 0, aborted.stderr
     assert "abort canary version 3" in aborted.stdout and "NOTHING WAS APPLIED" in aborted.stdout
     assert route_weights(manifests(ws, tmp_path)) == [(stable, 100)]
     values = yaml.safe_load(committed(tmp_path, f"HEAD:production/{name}/values-prod.yaml"))
-    assert values["model"]["version"] == "1" and "canary" not in values
+    assert values["model"]["version"] == "2" and "canary" not in values
     assert committed(tmp_path, f"HEAD:production/{name}/values-canary.yaml") is None
-    from ml_service.deploy import records
-
     latest = records.list_deployments(ws, "production")[0]
     assert (latest.track, latest.version, latest.status) == ("canary", "3", "removed") and "aborted" in latest.detail
     assert not any("canary" in where for where in records.live_versions(ws, name).get("3", set()))
-    again = mlops("deploy", "abort", env=gitops_env)
+    again = cli("deploy", "abort", env=gitops_env)
     assert again.returncode == 2 and "no canary" in again.stderr
-
-
-@pytest.mark.slow
-def test_a_canary_needs_a_stable_release_and_the_route(ws, gitops_env, tmp_path):
-    name = ws.model_name
-    first = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "10", env=gitops_env)
-    assert first.returncode == 2 and "no stable release" in first.stderr and "Traceback" not in first.stderr
-    no_route = {**gitops_env, "MLOPS_ROOT": str(project_root(tmp_path / "plain", route=False))}
-    assert mlops("deploy", "prod", "--model", f"{name}:1", env=no_route).returncode == 0
-    head = committed(tmp_path / "plain", "HEAD")
-    refused = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "10", env=no_route)
-    assert refused.returncode == 2 and "environments.production.values.route" in refused.stderr
-    assert committed(tmp_path / "plain", "HEAD") == head  # nothing committed
-    bad = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "150", env=no_route)
-    assert bad.returncode == 2 and "not a percent from 1 to 100" in bad.stderr
 
 
 @pytest.fixture(scope="module")
@@ -471,6 +457,11 @@ def model_dir(ws, tmp_path_factory):
 @pytest.fixture()
 def cluster_env(tmp_path, model_dir):
     """Cluster mode against the FAKE API server (tests/support/fakes), with a routed root."""
+    return make_cluster_env(tmp_path, model_dir)
+
+
+def make_cluster_env(tmp_path, model_dir):
+    """The environment of cluster mode against a new FAKE API server in tmp_path, with a routed root."""
     from ml_service.deploy.chart import helm_binary
 
     state = tmp_path / "fake-cluster"
@@ -492,12 +483,14 @@ def applied(env, name):
 
 
 @pytest.mark.slow
-def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env):
+def test_canary_and_promote_on_a_cluster_are_helm_releases_and_a_canary_failing_its_smoke_test_is_gone(ws, cluster_env):
+    """The `mlops deploy` commands' wiring on a cluster (the FAKE API server), each step smoke-tested through the
+    Service; abort on a cluster is test_on_a_cluster_abort_uninstalls_the_canary_and_keeps_the_alias above."""
     name, stable = ws.model_name, release(ws)
     canary = f"{stable}-canary"
-    assert mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "120", env=cluster_env).returncode == 0
-    started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "120",
-                    env=cluster_env)
+    assert cli("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "120", env=cluster_env).returncode == 0
+    started = cli("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "120",
+                  env=cluster_env)
     assert started.returncode == 0, started.stderr
     assert "applied to the cluster with helm" in started.stdout
     calls = open(cluster_env["FAKE_LOG"]).read()
@@ -511,7 +504,7 @@ def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env
     assert now["observed"]["stable"]["version"] == "1" and now["observed"]["canary"]["version"] == "2"
     assert now["observed"]["canary_weight"] == 20
 
-    promoted = mlops("deploy", "promote", "--smoke-timeout", "120", env=cluster_env)
+    promoted = cli("deploy", "promote", "--smoke-timeout", "120", env=cluster_env)
     assert promoted.returncode == 0, promoted.stderr
     assert applied(cluster_env, canary) is None  # uninstalled
     stable_now = applied(cluster_env, stable)[-1]
@@ -522,17 +515,7 @@ def test_canary_promote_and_abort_on_a_cluster_are_helm_releases(ws, cluster_env
     now = status(cluster_env, ws)
     assert now["observed"]["stable"]["version"] == "2" and now["observed"]["canary"] is None and now["in_sync"]
 
-    broken = mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "3",
-                   env={**cluster_env, "FAKE_SERVICE": "broken"})
+    broken = cli("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "3",
+                 env={**cluster_env, "FAKE_SERVICE": "broken"})
     assert broken.returncode == 1 and "the new release was uninstalled" in broken.stderr, broken.stderr
     assert applied(cluster_env, canary) is None and "canary" not in applied(cluster_env, stable)[-1]["values"]
-
-    assert mlops("deploy", "prod", "--model", f"{name}:3", "--canary", "10", "--smoke-timeout", "120",
-                 env=cluster_env).returncode == 0
-    aborted = mlops("deploy", "abort", env=cluster_env)
-    assert aborted.returncode == 0, aborted.stderr
-    assert applied(cluster_env, canary) is None
-    stable_now = applied(cluster_env, stable)[-1]
-    assert stable_now["values"]["model"]["version"] == "2" and "canary" not in stable_now["values"]
-    assert route_weights([o for o in yaml.safe_load_all(stable_now["manifest"]) if o]) == [(stable, 100)]
-    assert str(connect(ws).get_model_version_by_alias(name, "production").version) == "2"

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import tarfile
 import urllib.request
 
@@ -18,15 +16,16 @@ import pytest
 import yaml
 
 from ml_service.config import load_settings
-from tests.conftest import ROOT, workspace_env
+from tests.conftest import workspace_env
+from tests.support.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 MODEL = "test_digest_model"
 
 
 def mlops(*args, env):
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **env}, timeout=600)
+    """`mlops` in-process (its entry point; what is tested is the digest, not the process)."""
+    return run_cli(*args, env=env)
 
 
 def one_file_image(docker_engine, tag, text):

@@ -18,6 +18,7 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
+from tests.support.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 PROJECTS = [m.project for m in load_settings({"MLOPS_ROOT": str(ROOT)}).models]
@@ -29,6 +30,11 @@ def mlops(*args, project: str = ""):
         env["MLOPS_MODEL"] = project
     return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=1200, env=env)
+
+
+def cli(*args, project: str = ""):
+    """`mlops` in-process, for publish, list and check (the pipelines' runs and approvals stay subprocesses)."""
+    return run_cli(*args, env={"MLOPS_MODEL": project} if project else None)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +72,7 @@ def _workspace_label(settings) -> str:
 @pytest.mark.parametrize("project", PROJECTS)
 def test_retrain_registers_and_the_release_reaches_production(shared_ws, project):
     model = shared_ws.select(project).model
-    assert mlops("pipeline", "publish", project=project).returncode == 0
+    assert cli("pipeline", "publish", project=project).returncode == 0
     run = mlops("ci", "run", f"{project}-retrain", project=project)
     assert run.returncode == 0, run.stdout + run.stderr
     from ml_service.workspace.tracking import connect
@@ -102,7 +108,7 @@ def test_retrain_registers_and_the_release_reaches_production(shared_ws, project
 
 
 def test_both_qa_containers_serve_their_own_model_by_column_name(shared_ws):
-    listing = json.loads(mlops("deploy", "list", "--json").stdout)
+    listing = json.loads(cli("deploy", "list", "--json").stdout)
     live_qa = {d["model"]: d for d in listing if d["environment"] == "qa" and d["status"] == "live"}
     desired = {d["model"] for d in listing if d["environment"] == "production" and d["status"] == "desired"}
     names = {m.name for m in shared_ws.models}
@@ -128,20 +134,20 @@ def test_both_qa_containers_serve_their_own_model_by_column_name(shared_ws):
 def test_a_removed_qa_container_is_reported_and_the_next_retrain_brings_the_champion_back(shared_ws, docker_engine):
     project = PROJECTS[0]
     model = shared_ws.select(project).model
-    listing = json.loads(mlops("deploy", "list", "--json").stdout)
+    listing = json.loads(cli("deploy", "list", "--json").stdout)
     before = next(d for d in listing if d["model"] == model.name and d["environment"] == "qa")
     docker_engine.containers.get(before["target"]).remove(force=True)
 
-    after = json.loads(mlops("deploy", "list", "--json").stdout)
+    after = json.loads(cli("deploy", "list", "--json").stdout)
     assert next(d for d in after if d["model"] == model.name and d["environment"] == "qa")["status"] == \
         "down: missing"  # what is really live, not the last thing recorded
-    check = mlops("deploy", "check", "qa", project=project)
+    check = cli("deploy", "check", "qa", project=project)
     assert check.returncode == 3 and "does NOT serve the champion" in check.stdout
 
     run = mlops("ci", "run", f"{project}-retrain", project=project)  # registers nothing: same data and code
     assert run.returncode == 0 and f"{project}-release" in run.stdout, run.stdout + run.stderr
-    assert mlops("deploy", "check", "qa", project=project).returncode == 0
-    live = json.loads(mlops("deploy", "list", "--json").stdout)
+    assert cli("deploy", "check", "qa", project=project).returncode == 0
+    live = json.loads(cli("deploy", "list", "--json").stdout)
     qa = next(d for d in live if d["model"] == model.name and d["environment"] == "qa")
     assert qa["status"] == "live" and qa["version"] == "1" and qa["target"] != before["target"]
     container = docker_engine.containers.get(qa["target"])

@@ -9,9 +9,10 @@ auth, so the smoke test is real HTTP. GitOps mode runs the real kubectl against 
 
 The first tests call `deploy_prod` in-process, so that the mutation tester sees production.py: a project root of
 its own (a copy of the chart), a real MLflow store (copied from an empty one), the real helm, real git. The last
-ones (marked slow) run `mlops` as a subprocess on a workspace trained by the real pipeline. Without a cluster (kubectl
-cluster-info fails) the desired state is validated offline, committed with its provenance and recorded as desired,
-the alias left alone; a state that fails validation commits nothing; a running canary blocks another version.
+ones (marked slow) run `mlops` (its entry point, in-process) on a workspace trained by the real pipeline. Without
+a cluster (kubectl cluster-info fails) the desired state is validated offline, committed with its provenance and
+recorded as desired, the alias left alone; a state that fails validation commits nothing; a running canary blocks
+another version.
 With the FAKE API server a helm upgrade is recorded live and moves the alias, a failed upgrade or smoke test is
 recorded failed and moves nothing.
 """
@@ -33,6 +34,7 @@ from ml_service.deploy.digest import PinnedImage
 from ml_service.deploy.production import DeployError, ProductionResult, ProductionState
 from ml_service.sections import environments_from
 from tests.conftest import ROOT, fresh_store, workspace_env
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.integration
 FAKES = ROOT / "tests" / "support" / "fakes"
@@ -358,8 +360,14 @@ def test_a_gitops_commit_never_overwrites_a_concurrent_one(project, tmp_path, mo
 
 
 def mlops(*args, env=None):
+    """`mlops` as a subprocess: the pipeline runs that train the workspace."""
     return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, **(env or {})}, timeout=600)
+
+
+def cli(*args, env=None):
+    """`mlops` in-process (its entry point; the process boundary is not what these tests check)."""
+    return run_cli(*args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +453,7 @@ def values_file(ws):
 def test_gitops_mode_commits_validated_desired_state_and_leaves_the_alias(ws, no_cluster):
     from ml_service.deploy.image import image_repository
 
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=no_cluster)
+    result = cli("deploy", "prod", "--model", f"{ws.model_name}:1", env=no_cluster)
     assert result.returncode == 0, result.stderr
     assert "GitOps mode (no reachable Kubernetes cluster" in result.stdout and "validated offline" in result.stdout
     assert "NOTHING WAS APPLIED TO A CLUSTER" in result.stdout
@@ -476,7 +484,7 @@ def test_cluster_mode_upgrades_smoke_tests_with_the_key_and_moves_the_alias(ws, 
     from ml_service.deploy.image import image_repository
 
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state)
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:2", "--smoke-timeout", "120", env=env)
+    result = cli("deploy", "prod", "--model", f"{ws.model_name}:2", "--smoke-timeout", "120", env=env)
     assert result.returncode == 0, result.stderr
     assert "production now serves" in result.stdout and "smoke test passed" in result.stdout
     calls = log.read_text()
@@ -485,13 +493,13 @@ def test_cluster_mode_upgrades_smoke_tests_with_the_key_and_moves_the_alias(ws, 
     assert [r["status"] for r in revisions(cluster_state, release(ws))] == ["deployed"]
     assert f'image: "{image_repository(ws, ws.model_name)}:2"' in revisions(cluster_state, release(ws))[-1]["manifest"]
     assert production_alias(ws) == "2"
-    assert "live" in mlops("deploy", "list").stdout
+    assert "live" in cli("deploy", "list").stdout
 
 
 @pytest.mark.slow
 def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, FAKE_SERVICE="broken")
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "3", env=env)
+    result = cli("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "3", env=env)
     assert result.returncode == 1
     assert "smoke test through the service failed" in result.stderr and "rolled back" in result.stderr
     assert f"helm rollback {release(ws)} 0 --wait" in log.read_text()
@@ -504,7 +512,7 @@ def test_cluster_mode_rolls_back_when_the_smoke_test_fails(ws, tmp_path, model_d
 @pytest.mark.slow
 def test_the_service_answers_only_with_the_scoring_key(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, MLOPS_SCORING_KEY="not-the-key-of-the-cluster")
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "120", env=env)
+    result = cli("deploy", "prod", "--model", f"{ws.model_name}:1", "--smoke-timeout", "120", env=env)
     assert result.returncode == 1 and "401" in result.stderr and "rolled back" in result.stderr, result.stderr
     assert production_alias(ws) == "2"
 
@@ -512,7 +520,7 @@ def test_the_service_answers_only_with_the_scoring_key(ws, tmp_path, model_dir, 
 @pytest.mark.slow
 def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model_dir, cluster_state):
     env, log = fake_cluster_env(tmp_path, model_dir, cluster_state, FAKE_HELM_FAIL="upgrade")
-    result = mlops("deploy", "prod", "--model", f"{ws.model_name}:1", env=env)
+    result = cli("deploy", "prod", "--model", f"{ws.model_name}:1", env=env)
     assert result.returncode == 1 and "helm upgrade failed" in result.stderr
     assert "UPGRADE FAILED" in result.stderr and "rolled back due to rollback-on-failure" in result.stderr
     assert "port-forward" not in log.read_text() and production_alias(ws) == "2"
@@ -520,16 +528,16 @@ def test_a_failed_helm_upgrade_is_reported_and_moves_nothing(ws, tmp_path, model
 
 @pytest.mark.slow
 def test_model_delete_refuses_versions_in_use_and_deletes_the_rest(ws):
-    refused = mlops("model", "delete", f"{ws.model_name}:2")  # live in production (fake cluster) and champion
+    refused = cli("model", "delete", f"{ws.model_name}:2")  # live in production (fake cluster) and champion
     assert refused.returncode == 1 and "refusing to delete" in refused.stderr and "production" in refused.stderr
-    refused = mlops("model", "delete", f"{ws.model_name}:1")  # production's desired state (GitOps) names it
+    refused = cli("model", "delete", f"{ws.model_name}:1")  # production's desired state (GitOps) names it
     assert refused.returncode == 1 and "production (desired state)" in refused.stderr
     from ml_service.workspace.tracking import connect
 
     client = connect(ws)
     spare = client.create_model_version(ws.model_name, client.get_model_version(ws.model_name, "1").source)
-    assert mlops("model", "delete", f"{ws.model_name}:99").returncode == 1
-    deleted = mlops("model", "delete", f"{ws.model_name}:{spare.version}")
+    assert cli("model", "delete", f"{ws.model_name}:99").returncode == 1
+    deleted = cli("model", "delete", f"{ws.model_name}:{spare.version}")
     assert deleted.returncode == 0, deleted.stderr
     versions = {str(v.version) for v in client.search_model_versions(f"name='{ws.model_name}'")}
     assert str(spare.version) not in versions and {"1", "2"} <= versions

@@ -14,19 +14,24 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy import test_canary as canary_tests
-from tests.deploy.test_canary import applied, mlops, release, status
+from tests.deploy.test_canary import applied, release, status
+from tests.support.cli import run_cli as mlops
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-ws, model_dir, cluster_env = canary_tests.ws, canary_tests.model_dir, canary_tests.cluster_env  # its fixtures
+ws, model_dir = canary_tests.ws, canary_tests.model_dir  # its fixtures
 
 
-def stable_then_canary(ws, env):
-    """Stable version 1, then canary version 2 at 20%, both smoke-tested through the FAKE cluster's Services."""
+@pytest.fixture(scope="module")
+def cluster_env(ws, model_dir, tmp_path_factory):
+    """Stable version 1, then canary version 2 at 20%, both smoke-tested through the FAKE cluster's Services, set up
+    once: each test's failed promote must leave exactly this state (which it asserts), so the next starts from it."""
+    env = canary_tests.make_cluster_env(tmp_path_factory.mktemp("promote"), model_dir)
     name = ws.model_name
     deployed = mlops("deploy", "prod", "--model", f"{name}:1", "--smoke-timeout", "120", env=env)
     assert deployed.returncode == 0, deployed.stderr
     started = mlops("deploy", "prod", "--model", f"{name}:2", "--canary", "20", "--smoke-timeout", "120", env=env)
     assert started.returncode == 0, started.stderr
+    return env
 
 
 def aliases(ws):
@@ -69,7 +74,6 @@ def assert_nothing_claims_version_2_is_stable(ws, env, stable_before, canary_bef
 
 
 def test_a_promote_whose_smoke_test_fails_is_rolled_back_and_claims_nothing(ws, cluster_env):
-    stable_then_canary(ws, cluster_env)
     stable = release(ws)
     stable_before, canary_before = applied(cluster_env, stable), applied(cluster_env, f"{stable}-canary")
     aliases_before, size = aliases(ws), log_size(cluster_env)
@@ -92,7 +96,6 @@ def test_a_promote_whose_smoke_test_fails_is_rolled_back_and_claims_nothing(ws, 
 
 
 def test_a_promote_whose_helm_upgrade_fails_changes_nothing_and_claims_nothing(ws, cluster_env):
-    stable_then_canary(ws, cluster_env)
     stable = release(ws)
     stable_before, canary_before = applied(cluster_env, stable), applied(cluster_env, f"{stable}-canary")
     aliases_before, size = aliases(ws), log_size(cluster_env)

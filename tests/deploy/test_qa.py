@@ -10,6 +10,7 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
+from tests.support.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 MODEL = "test_qa_model"
@@ -22,6 +23,11 @@ def mlops(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           timeout=900, env={**os.environ, **(env or {})})
 
 
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`mlops` in-process (its entry point): what is tested is the image and the container, not the process."""
+    return run_cli(*args, env=env)
+
+
 @pytest.fixture(scope="module")
 def qa(docker_engine, tmp_path_factory):
     """A workspace with version 1 registered and deployed to QA; containers and images removed after."""
@@ -32,7 +38,7 @@ def qa(docker_engine, tmp_path_factory):
         settings = load_settings()
         run = mlops("pipeline", "run")
         assert run.returncode == 0 and f"registered {MODEL} version 1" in run.stdout, run.stderr
-        deployed = mlops("deploy", "qa", "--model", f"{MODEL}:1")
+        deployed = cli("deploy", "qa", "--model", f"{MODEL}:1")
         assert deployed.returncode == 0, deployed.stderr
         yield settings
     for container in docker_engine.containers.list(all=True, filters={"label": f"mlops.model.name={MODEL}"}):
@@ -64,13 +70,13 @@ def test_qa_runs_exactly_one_container_with_the_qa_limits_on_loopback(qa, docker
 
 
 def test_smoke_test_of_the_qa_environment_passes(qa):
-    result = mlops("smoke-test", "qa")
+    result = cli("smoke-test", "qa")
     assert result.returncode == 0, result.stderr
     assert "ready, score, v2 infer, malformed request refused" in result.stdout
 
 
 def test_deploy_list_shows_the_live_version_and_alias_moved(qa):
-    listing = mlops("deploy", "list").stdout
+    listing = cli("deploy", "list").stdout
     assert "qa" in listing and "live" in listing and f"mlops/{MODEL}:1" in listing
     from ml_service.workspace.tracking import connect
 
@@ -137,7 +143,7 @@ def test_image_build_pushes_to_a_configured_registry(qa, docker_engine, image_re
     import json
     import urllib.request
 
-    result = mlops("image", "build", "--model", f"{MODEL}:1", env={"MLOPS_IMAGE_REGISTRY": image_registry})
+    result = cli("image", "build", "--model", f"{MODEL}:1", env={"MLOPS_IMAGE_REGISTRY": image_registry})
     assert result.returncode == 0, result.stderr
     assert f"{image_registry}/mlops/{MODEL}:1" in result.stdout
     with urllib.request.urlopen(f"http://{image_registry}/v2/mlops/{MODEL}/tags/list", timeout=10) as response:
@@ -155,7 +161,7 @@ def test_a_push_to_an_unreachable_registry_fails_clearly(qa, docker_engine):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         nowhere = f"127.0.0.1:{s.getsockname()[1]}"
-    result = mlops("image", "build", "--model", f"{MODEL}:1", env={"MLOPS_IMAGE_REGISTRY": nowhere})
+    result = cli("image", "build", "--model", f"{MODEL}:1", env={"MLOPS_IMAGE_REGISTRY": nowhere})
     assert result.returncode == 1
     assert f"docker push of {nowhere}/mlops/{MODEL}:1 failed" in result.stderr
     assert "Traceback" not in result.stderr
@@ -178,7 +184,7 @@ def test_the_revision_label_is_the_commit_that_trained_the_version(second_versio
     commit built the image."""
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert head != TRAINED_AT
-    built = mlops("image", "build", "--model", f"{MODEL}:2")
+    built = cli("image", "build", "--model", f"{MODEL}:2")
     assert built.returncode == 0, built.stderr
     labels = docker_engine.images.get(f"mlops/{MODEL}:2").attrs["Config"]["Labels"]
     assert labels["org.opencontainers.image.revision"] == TRAINED_AT
@@ -195,7 +201,7 @@ def test_a_new_version_replaces_the_qa_container(qa, second_version, docker_engi
     from ml_service.workspace.tracking import connect
 
     [old] = qa_containers(docker_engine)
-    replaced = mlops("deploy", "qa", "--model", f"{MODEL}:2")
+    replaced = cli("deploy", "qa", "--model", f"{MODEL}:2")
     assert replaced.returncode == 0, replaced.stderr
     [new] = qa_containers(docker_engine)
     assert new.id != old.id and new.labels["mlops.model.version"] == "2"
@@ -206,4 +212,4 @@ def test_a_new_version_replaces_the_qa_container(qa, second_version, docker_engi
     statuses = {(d.version, d.status) for d in records.list_deployments(qa, "qa") if d.model_name == MODEL}
     assert {("1", records.REPLACED), ("2", records.LIVE)} <= statuses
     assert str(connect(qa).get_model_version_by_alias(MODEL, "qa").version) == "2"
-    assert mlops("smoke-test", "qa").returncode == 0
+    assert cli("smoke-test", "qa").returncode == 0

@@ -96,8 +96,8 @@ def test_serve_models_uri_at_champion_serves_the_version_the_alias_names(ws):
     finally:
         stop(server)
     client.set_registered_model_alias(ws.model_name, "champion", "2")  # the alias moves: so does `serve`
-    port = free_port()
-    server = start("serve", "--model", f"models:/{ws.model_name}@champion", "--port", str(port))
+    port = free_port()  # two worker processes: the model `serve` chose reaches them (given as values, not os.environ)
+    server = start("serve", "--model", f"models:/{ws.model_name}@champion", "--port", str(port), "--workers", "2")
     try:
         meta = json.loads(wait_for(f"http://127.0.0.1:{port}/v2/models/{ws.model_name}", server))
         assert meta["versions"] == ["2"]

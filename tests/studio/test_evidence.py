@@ -98,3 +98,6 @@ def test_a_release_that_names_no_version_says_so(store_and_client):
     assert found.ref == "" and found.problems == ["the run does not say which model version it releases"]
     missing = evidence.gather(settings, store, waiting_release(store, f"{MODEL}:9"), client)
     assert missing.problems and "is not in the registry" in missing.problems[0]
+    for ref in ("models:/m@champion", f"{MODEL}:x"):  # no version, no reference: never asked of MLflow
+        unclear = evidence.gather(settings, store, waiting_release(store, ref), client)
+        assert unclear.version == "" and ref in unclear.problems[0] and unclear.metric == ""

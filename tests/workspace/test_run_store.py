@@ -1,7 +1,8 @@
 """The RunStore contract (workspace/run_store.py): the same operations through MLflow's client (MlflowRunStore)
 and through the sqlite fast path (SqliteRunStore), each on a real embedded MLflow store in a temp dir, leave what
 MLflow's own client reads back the same: runs, names, statuses, times, users, artifact URIs, params, metrics
-and their history, tags, dataset inputs, orphans ended; and the answers of every read are the same.
+and their history, tags, dataset inputs, orphans ended; and the answers of every read (runs by tags, aliases,
+model versions traced to a run of an experiment) are the same.
 open_run_store takes the fast path only for a finished sqlite store of a known schema revision, importing no
 MLflow."""
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from ml_service.config import replace
 from ml_service.workspace import owners
 from ml_service.workspace.mlflow_run_store import MlflowRunStore
+from ml_service.workspace.refs import ModelRef
 from ml_service.workspace.run_store import RunRow, RunStore, open_run_store
 from ml_service.workspace.sqlite_run_store import SqliteRunStore
 from tests.conftest import ROOT
@@ -103,6 +105,27 @@ def operate(store, client) -> dict:
     version, tags = store.alias("m", "champion")
     answers["alias"] = (version, {k: ids.get(v, v) for k, v in tags.items()})
     answers["alias_missing"] = (store.alias("m", "qa"), store.alias("nobody", "champion"))
+
+    answers["finished_run_tags"] = [{k: ids.get(v, v) for k, v in tags.items()}
+                                    for tags in store.finished_run_tags(experiment_id, {"k": "1"})]
+    answers["finished_run_tags_missing"] = store.finished_run_tags(experiment_id, {"k": "2"})
+    source = f"{client.get_run(parent_id).info.artifact_uri}/model"
+    client.create_registered_model("t")
+    client.create_model_version("t", source, run_id=parent_id)
+    client.set_registered_model_alias("t", "champion", "1")
+    client.create_model_version("t", source, run_id=parent_id)
+    client.delete_model_version("t", "2")
+
+    def traced(ref: ModelRef, experiment: str = "contract"):
+        found = store.traced_version(ref, experiment)
+        return found and (found[0], found[1].replace(parent_id, "PARENT").replace(location, "LOCATION"))
+
+    answers["traced_version"] = (traced(ModelRef("t", version=1)), traced(ModelRef("t", alias="champion")))
+    answers["untraced_version"] = (traced(ModelRef("t", version=1), "other"),  # not a run of that experiment
+                                   traced(ModelRef("m", version=2)),  # no source run
+                                   traced(ModelRef("t", version=2)),  # deleted
+                                   traced(ModelRef("t", version=9)), traced(ModelRef("t", alias="qa")),
+                                   traced(ModelRef("nobody", alias="champion")), traced(ModelRef("t")))
     store.close()
     return {"answers": answers, "ids": ids, "experiment_id": experiment_id, "location": location}
 
@@ -156,6 +179,11 @@ def test_each_store_records_what_the_operations_say(results, kind):
     assert answers["find_run"] == ("PARENT", True) and answers["find_run_missing"] is None
     assert answers["run_tags"] == {"mlflow.parentRunId": "PARENT", "k": "1", "mlflow.runName": "train"}
     assert answers["alias"] == ("2", {"run_id": "PARENT"}) and answers["alias_missing"] == (None, None)
+    assert [tags["mlflow.runName"] for tags in answers["finished_run_tags"]] == ["pipeline", "train"]
+    assert answers["finished_run_tags"][1] == answers["run_tags"]
+    assert answers["finished_run_tags_missing"] == []
+    assert answers["traced_version"] == (("1", "LOCATION/PARENT/artifacts/model"),) * 2
+    assert answers["untraced_version"] == (None,) * 7
     assert set(runs) == {"JOB", "ORPHAN", "LIVE", "PARENT", "CHILD", "FAILED"}
     job = runs["JOB"]
     assert (job["name"], job["status"], job["user"], job["times"]) == ("job", "FINISHED", "alice", (True, True))

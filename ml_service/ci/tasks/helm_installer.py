@@ -1,10 +1,12 @@
 """HelmInstaller@1 (Tasks/HelmInstallerV1/task.json): a local helm (Agent.ToolsDirectory/helm, else the one on
-the step's PATH, which `make install` puts in the project's environment) matching helmVersionToInstall
-(default latest: any), its folder first on PATH for the rest of the job. Nothing is downloaded here."""
+the step's PATH, else the one `make install` put in mlops's environment: this machine's tool cache) matching
+helmVersionToInstall (default latest: any), its folder first on PATH for the rest of the job. Nothing is
+downloaded here."""
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ml_service.ci.tasks.inputs import Input, TaskError, read
@@ -21,7 +23,7 @@ def find_helm(ctx: dict) -> str | None:
     for candidate in sorted(tools.glob("*/helm")) + sorted(tools.glob("helm")):
         if candidate.is_file():
             return str(candidate)
-    return shutil.which("helm", path=ctx.get("path_env"))
+    return shutil.which("helm", path=ctx.get("path_env")) or shutil.which("helm", path=str(Path(sys.prefix) / "bin"))
 
 
 def run(given: dict, ctx: dict) -> str:
