@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from diabetes_regression.tests.conftest import DATA, ROOT
+from tests.support.cli import mlops as in_process
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,8 @@ def env(tmp_path):
 
 
 def mlops(env, *args):
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=600)
+    """`mlops *args` with env, in this process (the concurrent retrains below are processes of their own)."""
+    return in_process(*args, env=env)
 
 
 def client_for(env):

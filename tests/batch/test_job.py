@@ -20,18 +20,22 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
+from tests.support.cli import mlops as in_process
 
 pytestmark = pytest.mark.integration
 ROWS = 60_000
 
 
 def mlops(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """`mlops *args` as its own process (where the process is the subject: its path, its imports, a container)."""
     return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=timeout, **kwargs)
 
 
-def score(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return mlops("batch", "score", "--model", f"{load_settings().model_name}@champion", *args, **kwargs)
+def score(*args: str, process: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """`mlops batch score` of the champion: in this process (cli.mlops), or its own with process=True."""
+    run = mlops if process else in_process
+    return run("batch", "score", "--model", f"{load_settings().model_name}@champion", *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def ws(tmp_path_factory):
             patch.setenv(key, value)
         for key in ("MLOPS_TRACKING_URI", "MLOPS_ARTIFACT_ROOT", "MLOPS_MODEL", "MLOPS_BUILD_ID", "MLOPS_BUILD_URI"):
             patch.delenv(key, raising=False)
-        result = mlops("pipeline", "run")
+        result = in_process("pipeline", "run")
         assert result.returncode == 0, result.stderr
         yield load_settings()
 
@@ -156,7 +160,7 @@ def test_in_the_embedded_workspace_a_job_runs_and_records_its_run_without_mlflow
     (fake / "__init__.py").write_text("raise ImportError('the batch job imported MLflow')\n")
     out = tmp_path / "out"
     result = score("--input", str(inputs["csv"]), "--output", str(out), "--chunk-rows", "1000",
-                   env={**os.environ, "PYTHONPATH": str(fake.parent)})
+                   process=True, env={**os.environ, "PYTHONPATH": str(fake.parent)})
     assert result.returncode == 0, result.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(scored / "csv"))
     from ml_service.workspace.tracking import connect
@@ -179,7 +183,7 @@ steps:
     params: {{output: "{tmp_path / 'out'}", chunk_rows: 30000}}
     compute: local
 """)
-    result = mlops("pipeline", "run", str(pipeline))
+    result = in_process("pipeline", "run", str(pipeline))
     assert result.returncode == 0, result.stderr
     assert f"scored {ROWS:,} of {ROWS:,} rows with {ws.model_name} v1" in result.stdout
     assert len(pd.read_parquet(tmp_path / "out")) == ROWS

@@ -13,13 +13,9 @@ from ml_service.ci import service
 from ml_service.data import registry, trigger
 from ml_service.workspace import tracking
 from tests.conftest import ROOT
+from tests.support.cli import mlops
 
 pytestmark = pytest.mark.integration
-
-
-def mlops(*args):
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=900, env=dict(os.environ))
 
 
 def rows_of(path):

@@ -21,15 +21,11 @@ from ml_service.deploy.smoke import wait_ready
 from ml_service.monitor import check
 from ml_service.workspace import tracking
 from tests.conftest import ROOT
+from tests.support.cli import mlops
 from tests.support.registered import register_folder
 from tests.support.serving_process import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def mlops(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=900, env={**os.environ, **(env or {})})
 
 
 def feature_rows(settings):

@@ -5,7 +5,6 @@ It runs the default model project of mlops.yml, whatever it is: nothing here nam
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import zipfile
 
@@ -13,14 +12,10 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
+from tests.support.cli import mlops
 from tests.support.procs import running
 
 pytestmark = pytest.mark.integration
-
-
-def mlops(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,9 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, workspace_env
+from tests.support.cli import mlops
 
 pytestmark = pytest.mark.integration
-
-
-def mlops(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
 
 
 def free_port() -> int:
@@ -42,7 +38,7 @@ def ws(tmp_path_factory):
                     "MLOPS_EXPERIMENT", "MLOPS_SCORING_KEYS"):
             patch.delenv(key, raising=False)
         settings = load_settings()
-        first = mlops("pipeline", "run")
+        first = mlops("pipeline", "run")  # in this process: the servers below are the processes under test
         assert first.returncode == 0 and "version 1" in first.stdout, first.stderr
         from ml_service.workspace.tracking import connect
 

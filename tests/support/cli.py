@@ -1,11 +1,13 @@
 """`mlops` run in-process, for tests whose subject is not the process boundary: the CLI's own entry point
 (ml_service.cli.main: argparse, the command, the exit code of an MLOpsError) with the environment patched for the
 call and its output captured, answered as subprocess.run answers. It saves the ~3 s a new interpreter spends
-importing MLflow per call; an unexpected exception propagates (the test fails with its traceback)."""
+importing MLflow per call; an unexpected exception propagates (the test fails with its traceback). A test that
+kills, signals or times a process still starts a real one."""
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 
 import pytest
@@ -25,3 +27,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
             except SystemExit as exc:  # argparse's refusals and --help
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return subprocess.CompletedProcess(["mlops", *args], code or 0, out.getvalue(), err.getvalue())
+
+
+def mlops(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """As run_cli, but env is the whole environment of the call, as subprocess.run takes it (os.environ is
+    restored after)."""
+    if env is None:
+        return run_cli(*(str(a) for a in args))
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return run_cli(*(str(a) for a in args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -15,14 +15,10 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.cli import mlops
 from tests.pipelines.test_kill import alive, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def mlops(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, env=env)
 
 
 def versions(client, name: str) -> list[str]:
