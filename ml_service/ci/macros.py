@@ -56,11 +56,13 @@ def step_environment(step: dict, variables: dict[str, Var], prepended: list[str]
     # Nothing of mlops's own environment on PATH (a script's python/pip would be ours, and `pip install` would
     # change the engine): as on an agent, a pipeline asks for tools (UsePythonVersion@0, task.prependpath). Our
     # own pipelines prepend $MLOPS_VENV/bin in templates/install.yml.
-    engine = Path(sys.prefix).resolve()
+    # Only a virtual environment is left out: an mlops installed in the system's Python (sys.prefix /usr) must
+    # not take /usr/bin away from the steps.
+    engine = Path(sys.prefix).resolve() if sys.prefix != sys.base_prefix else None
     inherited = [entry for entry in env.get("PATH", "").split(os.pathsep)
-                 if entry and not _inside(Path(entry), engine)]
+                 if entry and not (engine and _inside(Path(entry), engine))]
     env["PATH"] = os.pathsep.join([*reversed(prepended), *inherited])
-    if env.get("VIRTUAL_ENV") and _inside(Path(env["VIRTUAL_ENV"]), engine):
+    if engine and env.get("VIRTUAL_ENV") and _inside(Path(env["VIRTUAL_ENV"]), engine):
         env.pop("VIRTUAL_ENV")
     env["MLOPS_VENV"] = sys.prefix
     return env

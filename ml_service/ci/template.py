@@ -429,7 +429,7 @@ class Compiler:
             expanded = self.expand(body, scope, target)
         finally:
             self.stack.pop()
-        merged = {k: v for k, v in document.items() if k != "extends"}
+        merged = located(document, {k: v for k, v in document.items() if k != "extends"})
         for key, value in expanded.items():
             if key == "variables" and merged.get("variables"):
                 merged[key] = _variable_list(merged[key]) + _variable_list(value)

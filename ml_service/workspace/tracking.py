@@ -49,6 +49,7 @@ def check_server(uri: str, wait_s: float | None = None) -> None:
     """Raise ServerDownError, naming the server and the reason, when nothing answers at uri within wait_s
     (default MLOPS_SERVER_WAIT; any HTTP answer counts, even 401): MLflow's own client would retry for
     minutes, then print a traceback."""
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -65,6 +66,8 @@ def check_server(uri: str, wait_s: float | None = None) -> None:
         except urllib.error.HTTPError:  # it answered
             break
         except (urllib.error.URLError, OSError) as exc:
+            if isinstance(getattr(exc, "reason", exc), ssl.SSLError):  # it answered; TLS settings are MLflow's
+                break
             reason = str(getattr(exc, "reason", exc))
         if time.monotonic() >= deadline:
             raise ServerDownError(f"the workspace's MLflow server at {uri} does not answer ({reason}): start it "

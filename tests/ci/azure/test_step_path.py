@@ -26,3 +26,17 @@ def test_a_steps_path_holds_nothing_of_the_engines_environment(project):
     assert run.out["venv"] == "none" or engine not in Path(run.out["venv"]).resolve().parents
     first = run.out["after"].split(os.pathsep)[0]
     assert first.endswith("/tools")  # what the pipeline asked for comes first
+
+
+def test_an_mlops_in_the_systems_python_leaves_the_systems_folders_on_path(monkeypatch):
+    """Only a virtual environment is left out of a step's PATH: with mlops installed in the system's Python
+    (sys.prefix /usr, no venv), /usr/bin stays (else a step could not find bash, git or make)."""
+    from ml_service.ci import macros
+
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    monkeypatch.setattr(sys, "prefix", "/usr")
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    assert macros.step_environment({}, {}, [])["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    monkeypatch.setattr(sys, "prefix", "/opt/venv")  # a venv: its folders go, the system's stay
+    monkeypatch.setenv("PATH", "/opt/venv/bin:/usr/bin")
+    assert macros.step_environment({}, {}, ["/tools"])["PATH"] == "/tools:/usr/bin"
