@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 
@@ -21,9 +22,11 @@ print("MODULES", " ".join(sorted(sys.modules)))
 
 
 def loaded(argv: list[str]) -> set[str]:
-    """The modules a fresh interpreter holds after `mlops ARGV`."""
+    """The modules a fresh interpreter holds after `mlops ARGV` (without the coverage measurement `make test`
+    starts in every subprocess: coverage itself imports dataclasses and more)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
     out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120).stdout
+                         timeout=120, env=env).stdout
     return set(next(line for line in out.splitlines() if line.startswith("MODULES ")).split()[1:])
 
 
