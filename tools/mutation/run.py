@@ -175,10 +175,13 @@ def order(tests: list[str], tmap: testmap.TestMap, first: set[str], cap: float) 
 
 
 def choose_tests(mutant: plant.Mutant, text: str, tmap: testmap.TestMap, cap: float = 0) -> tuple[list[str], str]:
-    """The tests for a mutant, and how they were chosen: 'coverage', 'fallback' or 'none' (', capped')."""
+    """The tests for a mutant, and how they were chosen: 'coverage' (the tests that ran its lines, and the tests of
+    the files importing its module: seen missing from a map, 2026-12-07), 'fallback' or 'none' (', capped')."""
     first = set(testmap.importers(mutant.path, ROOT))
     found = tmap.covering(mutant.path, mutant.line, mutant.end_line, text) if tmap.fresh(mutant.path, text) else []
     how = "coverage"
+    if found:  # and every mapped test of the files that import the module: a map can miss lines a test runs
+        found = found + [t for t in tmap.durations if t.split("::")[0] in first and tmap.passed(t) and t not in found]
     if not found:
         files = first | set(testmap.package_tests(mutant.path, ROOT))
         found = [t for t in tmap.durations if t.split("::")[0] in files and tmap.passed(t)]
