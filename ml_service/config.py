@@ -342,8 +342,8 @@ def _credentials(local: dict, path: Path, tracking_uri: str, env: Mapping[str, s
         if secret.stat().st_mode & 0o077:
             raise ConfigError(f"{path}: password_file {secret} is readable by others; chmod 600 it")
         return {"tracking_username": str(local["username"]), "tracking_password": secret.read_text().strip()}
-    return {"tracking_username": env.get("MLFLOW_TRACKING_USERNAME", ""),
-            "tracking_password": env.get("MLFLOW_TRACKING_PASSWORD", "")}
+    return {"tracking_username": envvars.MLFLOW_TRACKING_USERNAME.get(env),
+            "tracking_password": envvars.MLFLOW_TRACKING_PASSWORD.get(env)}
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

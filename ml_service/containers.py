@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import shutil
 import subprocess
 import sys
@@ -77,7 +76,9 @@ def pinned_closure(names: list[str]) -> str:
 
 def wheelhouse_cache() -> Path:
     """Shared by every workspace on this machine: its content depends only on the requirements."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    from ml_service import env as envvars
+
+    base = Path(envvars.XDG_CACHE_HOME.get() or Path.home() / ".cache")
     return base / "mlops-template" / "wheelhouse"
 
 

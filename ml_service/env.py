@@ -236,13 +236,26 @@ MLOPS_COLLECT_FLUSH_SECONDS = _declare(
 MLOPS_LOG_REQUESTS = _declare(
     "MLOPS_LOG_REQUESTS", "switch", True, "One log line a request, unless `false`.", group="serving")
 
-GROUPS = ("workspace", "workspace and serving", "identity and tools", "serving")
+# --- variables of other tools that the platform reads (declared here, so that this module stays the one reader) ---
+MLFLOW_TRACKING_USERNAME = _declare(
+    "MLFLOW_TRACKING_USERNAME", "str", "",
+    "MLflow's: the team server user (`mlops workspace use` sets it for this checkout's commands).", group="other tools")
+MLFLOW_TRACKING_PASSWORD = _declare(
+    "MLFLOW_TRACKING_PASSWORD", "str", "", "MLflow's: that user's password.", group="other tools", secret=True)
+XDG_CACHE_HOME = _declare(
+    "XDG_CACHE_HOME", "str", "", "Where the shared wheelhouse lives (default `~/.cache`).", group="other tools")
+SPARK_CONF_DIR = _declare(
+    "SPARK_CONF_DIR", "str", "", "Spark's: its configuration folder (default `$SPARK_HOME/conf`).", group="other tools")
+SPARK_HOME = _declare("SPARK_HOME", "str", "", "Spark's: where Spark is installed.", group="other tools")
+
+GROUPS = ("workspace", "workspace and serving", "identity and tools", "serving", "other tools")
 
 
 def render_markdown() -> str:
     """docs/environment.md: every variable by group, with type, default and meaning."""
     lines = ["# Environment variables", "",
-             "Every `MLOPS_*` variable the platform reads, generated from `ml_service/env.py` "
+             "Every `MLOPS_*` variable the platform reads, and the variables of other tools it reads, generated from "
+             "`ml_service/env.py` "
              "(`python -m ml_service.env > docs/environment.md`); a test keeps the two equal. "
              "An empty value counts as unset. Secrets are never written to mlops.yml or logs.", ""]
     for group in GROUPS:

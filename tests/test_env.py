@@ -1,4 +1,5 @@
-"""MLOPS_* variables (ml_service/env.py): declared once, read nowhere else, bad values named, the doc generated.
+"""MLOPS_* variables, and the variables of other tools the platform reads (ml_service/env.py): declared once, read
+nowhere else, bad values named, the doc generated.
 
 The guard reads the source of every module under ml_service with ast: a read of an MLOPS_* name
 (`x.get("MLOPS_…")`, `x["MLOPS_…"]`, `os.getenv("MLOPS_…")`, `"MLOPS_…" in x`, f"MLOPS_{…}", or a
@@ -18,7 +19,8 @@ from ml_service.config import PACKAGE_ROOT, ConfigError, load_settings
 from ml_service.env import VARIABLES, EnvError, EnvVar
 from ml_service.serving.config import ServingConfigError, load_serving_settings
 
-NAME = re.compile(r"^MLOPS_[A-Z0-9_]*$")
+FOREIGN = sorted(name for name, v in VARIABLES.items() if v.group == "other tools")  # other tools' variables we read
+NAME = re.compile(rf"^(MLOPS_[A-Z0-9_]*|{'|'.join(map(re.escape, FOREIGN))})$")
 TESTS_ONLY = {"MLOPS_TEST_GROUP", "MLOPS_ADVERSARIAL_LONG", "MLOPS_UPDATE_SCREENSHOTS"}  # env.py's docstring
 PENDING: dict[str, set[str]] = {}  # path prefix -> variables still read there directly (none left)
 

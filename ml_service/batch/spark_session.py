@@ -22,8 +22,10 @@ INSTALL = "make install-spark   (or: bash environment_setup/spark.sh)"
 
 def _spark_defaults_master() -> str | None:
     """spark.master from $SPARK_CONF_DIR/spark-defaults.conf (or $SPARK_HOME/conf), when one sets it."""
-    folder = os.environ.get("SPARK_CONF_DIR") or (os.path.join(os.environ["SPARK_HOME"], "conf")
-                                                  if os.environ.get("SPARK_HOME") else None)
+    from ml_service import env as envvars
+
+    home = envvars.SPARK_HOME.get()
+    folder = envvars.SPARK_CONF_DIR.get() or (os.path.join(home, "conf") if home else None)
     if not folder or not os.path.isfile(os.path.join(folder, "spark-defaults.conf")):
         return None
     with open(os.path.join(folder, "spark-defaults.conf")) as handle:

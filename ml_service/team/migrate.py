@@ -15,6 +15,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from ml_service import env as envvars
 from ml_service.config import Settings
 from ml_service.errors import MLOpsError, UsageError
 
@@ -65,8 +66,7 @@ def _clients(settings: Settings, to_uri: str, source: str):
         raise MigrationError(f"the MLflow server {to_uri} does not answer (is it up? `mlops workspace status`)")
     if settings.tracking_uri == to_uri:
         tracking.connect(settings)  # this checkout's server user, for MLflow's client
-    if not team.authenticated(to_uri, os.environ.get("MLFLOW_TRACKING_USERNAME", ""),
-                              os.environ.get("MLFLOW_TRACKING_PASSWORD", "")):
+    if not team.authenticated(to_uri, envvars.MLFLOW_TRACKING_USERNAME.get(), envvars.MLFLOW_TRACKING_PASSWORD.get()):
         raise MigrationError(f"{to_uri} refuses this user: point this checkout at it (`mlops workspace use`) "
                              "or set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD")
     return mlflow.MlflowClient(source, source), mlflow.MlflowClient(to_uri, to_uri)

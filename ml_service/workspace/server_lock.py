@@ -41,7 +41,9 @@ def _as_this_checkout(settings: Settings | None) -> None:
     (e.g. `mlops pipeline publish` takes the lock first), act as the user of settings' checkout."""
     import os
 
-    if settings is None or os.environ.get("MLFLOW_TRACKING_USERNAME"):
+    from ml_service import env as envvars
+
+    if settings is None or envvars.MLFLOW_TRACKING_USERNAME.is_set():
         return
     if settings.tracking_username:
         os.environ["MLFLOW_TRACKING_USERNAME"] = settings.tracking_username
