@@ -180,12 +180,10 @@ def _write_auth_config(team: TeamPaths, pg_port: int) -> None:
 
 
 def answers(tracking_uri: str, timeout: float = 3.0) -> bool:
-    """True when an MLflow server answers /health at tracking_uri."""
-    try:
-        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
+    """True when an MLflow server answers /health at tracking_uri with 200."""
+    from ml_service.workspace.tracking import health
+
+    return health(tracking_uri, timeout)[0] == 200
 
 
 def _wait_until_up(process: subprocess.Popen, uri: str, log: Path, team: TeamPaths, seconds: float = 240) -> None:

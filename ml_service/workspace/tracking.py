@@ -45,30 +45,36 @@ def connect(settings: Settings):
     return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-def check_server(uri: str, wait_s: float | None = None) -> None:
-    """Raise ServerDownError, naming the server and the reason, when nothing answers at uri within wait_s
-    (default MLOPS_SERVER_WAIT; any HTTP answer counts, even 401): MLflow's own client would retry for
-    minutes, then print a traceback."""
+def health(uri: str, timeout: float = 5.0) -> tuple[int | None, str]:
+    """GET /health of the MLflow server at uri: (its HTTP status, ""), (0, "") for a TLS answer (TLS settings are
+    MLflow's business), or (None, why nothing answered)."""
     import ssl
     import urllib.error
     import urllib.request
 
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:  # it answered
+        return exc.code, ""
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return (0, "") if isinstance(reason, ssl.SSLError) else (None, str(reason))
+
+
+def check_server(uri: str, wait_s: float | None = None) -> None:
+    """Raise ServerDownError, naming the server and the reason, when nothing answers at uri within wait_s
+    (default MLOPS_SERVER_WAIT; any answer counts, even 401): MLflow's own client would retry for minutes,
+    then print a traceback."""
     from ml_service import env as envvars
 
     if uri in _ANSWERED:
         return
-    wait_s = envvars.MLOPS_SERVER_WAIT.get() if wait_s is None else wait_s
-    deadline, reason = time.monotonic() + wait_s, ""
+    deadline = time.monotonic() + (envvars.MLOPS_SERVER_WAIT.get() if wait_s is None else wait_s)
     while True:
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        status, reason = health(uri)
+        if status is not None:
             break
-        except urllib.error.HTTPError:  # it answered
-            break
-        except (urllib.error.URLError, OSError) as exc:
-            if isinstance(getattr(exc, "reason", exc), ssl.SSLError):  # it answered; TLS settings are MLflow's
-                break
-            reason = str(getattr(exc, "reason", exc))
         if time.monotonic() >= deadline:
             raise ServerDownError(f"the workspace's MLflow server at {uri} does not answer ({reason}): start it "
                                   "(`mlops workspace up`, or ask whoever runs it), or point MLOPS_TRACKING_URI at one "
