@@ -200,17 +200,19 @@ class VariableGroup:
 @dataclass(frozen=True)
 class CI:
     """The `ci:` section: the variable groups pipelines may use; repository resources (alias or project/repo ->
-    a local path or git URL); Azure definition names of the pipeline files (name -> file stem); a step log's cap."""
+    a local path or git URL); Azure definition names of the pipeline files (name -> file stem); a step log's cap;
+    how many completed runs keep their work folder."""
 
     variable_groups: Mapping[str, VariableGroup] = field(default_factory=FrozenDict)
     repositories: Mapping[str, str] = field(default_factory=FrozenDict)
     pipelines: Mapping[str, str] = field(default_factory=FrozenDict)
     log_max_mb: float = 64.0
+    keep_work: int = 10  # completed runs whose work folder ($(Pipeline.Workspace)) is kept (sources.retain)
 
 
 def parse_ci(value: Any, where: Where) -> CI:
     """ci: variable_groups: name -> {variables: {NAME: scalar}, secrets: [NAME]}."""
-    raw = where.mapping(value, ("variable_groups", "repositories", "pipelines", "log_max_mb"))
+    raw = where.mapping(value, ("variable_groups", "repositories", "pipelines", "log_max_mb", "keep_work"))
     groups = {}
     at = where / "variable_groups"
     for name, entry in at.mapping(raw.get("variable_groups")).items():
@@ -235,7 +237,10 @@ def parse_ci(value: Any, where: Where) -> CI:
     log_max_mb = (where / "log_max_mb").number(raw.get("log_max_mb"), 64.0)
     if log_max_mb <= 0:
         raise (where / "log_max_mb").fail("expected a number of megabytes above 0")
-    return CI(FrozenDict(groups), names["repositories"], names["pipelines"], float(log_max_mb))
+    keep_work = (where / "keep_work").number(raw.get("keep_work"), 10, whole=True)
+    if keep_work < 0:
+        raise (where / "keep_work").fail("expected a number of runs, 0 or more")
+    return CI(FrozenDict(groups), names["repositories"], names["pipelines"], float(log_max_mb), int(keep_work))
 
 
 # --- monitor ----------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ changed since its last full chain, judged by its build's own path filter (the ch
 tree diff, uncommitted changes included), or when forced. Where the time went is printed at the end.
 
 The last full chain of each project is kept in .mlops/ci/converge.json: the work tree's git tree id
-(`git write-tree` over a copy of the index with every file added) and the chain's run ids.
+(`git write-tree` over a copy of the index with every file added: sources.work_tree, the tree the chain's
+checkout holds) and the chain's run ids.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from ml_service.ci import service, triggers
+from ml_service.ci.sources import work_tree
 from ml_service.ci.scaffold import pipeline_name
 from ml_service.ci.yamlload import YamlError, load_file
 from ml_service.config import Settings
@@ -32,22 +33,6 @@ from ml_service.workspace.gitinfo import git_output
 STATE_FILE = "converge.json"
 DONE = ("succeeded", "succeededWithIssues")
 IMAGE_STEP = "image"  # the release's step that builds the scoring image (templates/release-stages.yml)
-
-
-def work_tree(root: Path) -> str:
-    """The git tree id of the work tree as it is now: tracked files with their uncommitted changes and
-    untracked files that are not ignored. The index and HEAD are left as they were; "" without git."""
-    git_dir = git_output(root, "rev-parse", "--absolute-git-dir")
-    if not git_dir:
-        return ""
-    with tempfile.TemporaryDirectory() as scratch:
-        index = Path(scratch) / "index"
-        if (Path(git_dir) / "index").is_file():
-            shutil.copyfile(Path(git_dir) / "index", index)  # its stat cache spares hashing unchanged files
-        env = {**os.environ, "GIT_INDEX_FILE": str(index)}
-        added = subprocess.run(["git", "-C", str(root), "add", "-A", "."], env=env, capture_output=True)
-        tree = subprocess.run(["git", "-C", str(root), "write-tree"], env=env, capture_output=True, text=True)
-    return tree.stdout.strip() if added.returncode == 0 and tree.returncode == 0 else ""
 
 
 def changed_paths(root: Path, old: str, new: str) -> list[str] | None:
@@ -264,7 +249,7 @@ def converge(settings: Settings, *, force: bool = False, approve: bool = False, 
     started = time.monotonic()
     project = settings.model.project
     store = service.open_store(settings)
-    tree = work_tree(settings.root)
+    tree = work_tree(settings.root, [settings.state_dir])
     entry = read_state(settings).get(project) or {}
     commit = git_output(settings.root, "rev-parse", "HEAD")
     dirty = bool(git_output(settings.root, "status", "--porcelain"))

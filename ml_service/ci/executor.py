@@ -10,6 +10,7 @@ A deployment job on an environment with an approval check stops the run in state
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ml_service.ci import expressions as ex
-from ml_service.ci import planner
+from ml_service.ci import macros, planner, sources
 from ml_service.ci.macros import RUNTIME, expand_nested
 from ml_service.ci.masking import Masker
 from ml_service.ci.model import WAITING, EngineError, Job, Outcome, Result, Stage, Var, normalize
@@ -66,6 +67,9 @@ class Engine:
         from ml_service.ci.preflight import Plan
 
         self.plan = Plan()  # what cannot run here (preflight.py): those steps and jobs fail when reached
+        self.checkout: dict = {}  # what a job's checkout of self holds (sources.describe, the run's state)
+        self.source_dir: Path | None = None  # the repository (or folder) the run was queued from
+        self.platform: Callable[[Path, Path], dict] | None = None  # (project root, workspace) -> MLOPS_* for steps
         self.watchdog = None
         self.steps = Steps(self)
 
@@ -316,17 +320,14 @@ class Engine:
         if leg_name:
             job = replace(job, display=display)
             job.leg = leg_name
-        if not job.checkout:  # a deployment job checks out nothing unless it asks (steps-checkout.md)
-            empty = Path(self.values(variables)["Pipeline.Workspace"]) / "s"
-            empty.mkdir(parents=True, exist_ok=True)
-            for name in ("Build.SourcesDirectory", "System.DefaultWorkingDirectory", "Build.Repository.LocalPath"):
-                variables[name] = Var(str(empty), readonly=True, literal=True)
+        checkouts, project_root = self._sources(job, variables)
         variables = expand_nested(variables)
         for var in variables.values():
             if var.secret:
                 self.masker.add(var.value)
         deadline = started + job.timeout_minutes * 60 if job.timeout_minutes else float("inf")  # 0: no limit
-        self.steps.start_job(self._checkouts(job, variables))
+        workspace = Path(variables["Pipeline.Workspace"].value)
+        self.steps.start_job(checkouts, self.platform(project_root, workspace) if self.platform else {})
         results: list[str] = []
         try:
             for index, step in enumerate(job.steps):
@@ -347,12 +348,47 @@ class Engine:
         self.record(path, "job", status="completed", result=result, finished=time.time())
         return result
 
+    def _sources(self, job: Job, variables: dict[str, Var]) -> tuple[dict[str, Path], Path]:
+        """Make the job's sources (sources.py): a job that checks out self gets a clean copy of the run's commit
+        (and snapshot) in $(Pipeline.Workspace)/s, or in `path:` (relative to $(Pipeline.Workspace); the agent
+        then points Build.SourcesDirectory, Build.Repository.LocalPath and System.DefaultWorkingDirectory there:
+        Agent.Worker/PluginInternalCommandExtension.cs); a job that checks out nothing (`checkout: none`, a
+        deployment job without a checkout step: steps-checkout.md) an empty s/; a job that checks out other
+        repositories clones each at its step (_checkouts). Returns (checkout value -> folder, for checkouts made
+        at their step; the project root `mlops` acts on in the job's steps: its copy of self, or for a job
+        without one the folder the run was queued from)."""
+        values = [str(step["checkout"]) for step in job.steps if isinstance(step, dict) and "checkout" in step]
+        workspace = Path(variables["Pipeline.Workspace"].value)
+        self.steps.prepared = ""
+        prefix = self.checkout.get("prefix", "")
+        if any(value not in ("self", "none") for value in values):
+            targets = self._checkouts(job, variables)
+            return targets, (targets["self"] / prefix if "self" in targets else self.source_dir)
+        if not job.checkout or ("self" not in values and "none" in values):
+            sources.empty(workspace / "s")
+            return {}, self.source_dir
+        step = next((s for s in job.steps if isinstance(s, dict) and str(s.get("checkout")) == "self"), {})
+        target = workspace / "s"
+        if step.get("path"):
+            target = Path(os.path.normpath(workspace / macros.expand(str(step["path"]), variables)))
+            if target != workspace and workspace not in target.parents:
+                raise EngineError(f"job {job.name}: checkout path {step['path']} is outside $(Pipeline.Workspace) "
+                                  "(the agent refuses it too: a path is relative to $(Pipeline.Workspace))")
+            sources.empty(workspace / "s")
+            for name in ("Build.SourcesDirectory", "System.DefaultWorkingDirectory", "Build.Repository.LocalPath"):
+                variables[name] = Var(str(target), readonly=True, literal=True)
+        try:
+            self.steps.prepared = sources.prepare(self.checkout, self.source_dir, target)
+        except sources.SourcesError as exc:
+            raise EngineError(f"job {job.name}: {exc}") from None
+        return {}, target / prefix
+
     def _checkouts(self, job: Job, variables: dict[str, Var]) -> dict[str, Path]:
         """Where each checkout step of a job that checks out another repository puts its files (the agent's
         layout, Agent.Sdk/Util/RepositoryUtil.cs GetCloneDirectory): one checkout -> $(Pipeline.Workspace)/s,
         several -> s/<repository name> each, self included; `path:` is relative to $(Pipeline.Workspace).
         The job's Build.SourcesDirectory and System.DefaultWorkingDirectory become s. A job that checks out
-        only self keeps running in the run's sources as before."""
+        only self gets its sources from _sources."""
         from ml_service.ci import repositories
 
         values = [step for step in job.steps if isinstance(step, dict) and "checkout" in step

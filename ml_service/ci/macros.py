@@ -42,9 +42,12 @@ def expand_script(text: str, variables: dict[str, Var]) -> tuple[str, list[str]]
     return MACRO.sub(substitute, text), spliced
 
 
-def step_environment(step: dict, variables: dict[str, Var], prepended: list[str]) -> dict[str, str]:
-    """The process environment of a step: ours, the variables (never the secrets), its env:, PATH."""
+def step_environment(step: dict, variables: dict[str, Var], prepended: list[str],
+                     platform: dict[str, str] | None = None) -> dict[str, str]:
+    """The process environment of a step: ours, the platform's (where `mlops` in a step finds the project and
+    the workspace: sources.platform_environment), the variables (never the secrets), its env:, PATH."""
     env = dict(os.environ)
+    env.update(platform or {})
     for name, var in variables.items():
         if var.secret:  # only through env: (it may also sit in our own environment, its source)
             env.pop(name, None)

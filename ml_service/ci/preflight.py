@@ -62,6 +62,26 @@ def _connection_advice(step: dict) -> str:
     return "use connectionType: None (helm with this machine's kubeconfig)"
 
 
+def _checkout_notes(step: dict) -> list[str]:
+    """What a checkout step asks that the local checkout (sources.py: a clone of the local repository, every job
+    clean) does differently; `clean` and `persistCredentials` change nothing here (every job starts clean, there
+    is no credential to keep)."""
+    notes, at = [], where(step, "checkout")
+    depth = str(step.get("fetchDepth", "")).strip()
+    if depth not in ("", "0") or step.get("fetchFilter"):
+        notes.append(f"{at}: checkout {step['checkout']}: the checkout holds the full history (a local clone; "
+                     f"Azure fetches {'a filtered clone' if step.get('fetchFilter') else f'{depth} commit(s)'})")
+    if str(step.get("submodules", "false")).lower() in ("true", "recursive"):
+        notes.append(f"{at}: checkout {step['checkout']}: submodules are not fetched here; run `git submodule "
+                     "update --init` in a step")
+    if str(step.get("lfs", "false")).lower() == "true":
+        notes.append(f"{at}: checkout {step['checkout']}: LFS files are as git checks them out here (pointers "
+                     "unless git-lfs is installed); run `git lfs pull` in a step")
+    if step.get("sparseCheckoutDirectories") or step.get("sparseCheckoutPatterns"):
+        notes.append(f"{at}: checkout {step['checkout']}: the whole tree is checked out (no sparse checkout here)")
+    return notes
+
+
 def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None) -> Plan:
     """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here."""
     plan = Plan()
@@ -117,6 +137,7 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                     continue
                 if kind == "checkout":
                     value = str(step["checkout"])
+                    plan.notes += _checkout_notes(step)
                     if value not in ("self", "none"):
                         try:
                             repositories.resolve(value, declared, mapping, where(step, "checkout"))

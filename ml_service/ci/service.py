@@ -1,6 +1,7 @@
 """Queue, run, resume, approve, cancel and chain pipeline runs (the local agent and server together)."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ml_service.ci import identity as ident
-from ml_service.ci import preflight, schema, triggers
+from ml_service.ci import preflight, schema, sources, triggers
 from ml_service.ci.executor import Engine
 from ml_service.ci.model import EngineError, Var
 from ml_service.ci.repositories import RepositoryError, Templates
@@ -88,9 +89,12 @@ def git_facts(source_dir: Path) -> tuple[str, str]:
 
 def queue(settings: Settings, store: Store, file: Path, reason: str, params: dict | None = None,
           source_dir: Path | None = None, branch: str = "", commit: str = "", resources: dict | None = None,
-          triggered_by: int = 0) -> int:
-    """Record a queued run of file."""
+          triggered_by: int = 0, checkout: dict | None = None) -> int:
+    """Record a queued run of file, with what its steps' checkout will hold (sources.describe): the commit
+    given, else source_dir's HEAD plus its uncommitted changes; a run triggered by another (and not given a
+    checkout) holds what that run held."""
     source_dir = Path(source_dir or settings.root)
+    given = commit
     if not branch or not commit:
         found_branch, found_commit = git_facts(source_dir)
         branch, commit = branch or found_branch, commit or found_commit
@@ -98,9 +102,19 @@ def queue(settings: Settings, store: Store, file: Path, reason: str, params: dic
         proof = ident.describe(ident.proven(settings))
     except ident.IdentityError as exc:
         raise CIError(str(exc)) from None
+    if checkout is None and triggered_by:
+        upstream = (store.get_run(triggered_by).state or {}).get("checkout") or {}
+        checkout = upstream if upstream and upstream.get("commit", "") == (given or upstream.get("commit", "")) \
+            else None
+    if checkout is None:
+        try:
+            checkout = sources.describe(source_dir, settings.state_dir, given)
+        except sources.SourcesError as exc:
+            raise CIError(str(exc)) from None
     run_id = store.create_run(Path(file).stem, str(file), reason, branch, commit, identity(settings), params or {},
                               str(source_dir), resources, triggered_by)
-    store.update_run(run_id, requested_proof=proof)  # the requester, as proven (os-account, token)
+    store.update_run(run_id, requested_proof=proof,  # the requester, as proven (os-account, token)
+                     state={"checkout": checkout})
     return run_id
 
 
@@ -170,20 +184,20 @@ def compile_time(settings: Settings, run) -> dict[str, str]:
 def predefined(settings: Settings, store: Store, run) -> dict[str, Var]:
     """The agent's predefined variables for a run."""
     work = store.work_dir(run.id)
-    for sub in ("a", "b", "_temp", "TestResults"):
+    for sub in ("a", "b", "s", "_temp", "TestResults"):  # the agent's layout (Agent.Worker TrackingConfig)
         (work / sub).mkdir(exist_ok=True)
     email = run.requested_by if "@" in run.requested_by else ""
     values = {
         **compile_time(settings, run),
         "Build.BuildId": str(run.id), "Build.BuildNumber": f"{time.strftime('%Y%m%d', time.localtime(run.created))}"
         f".{run.id}",
-        "Build.Repository.LocalPath": run.source_dir, "Build.SourcesDirectory": run.source_dir,
+        "Build.Repository.LocalPath": str(work / "s"), "Build.SourcesDirectory": str(work / "s"),
         "Build.Repository.Uri": _repository_uri(run.source_dir), "Build.RequestedForEmail": email,
         "Build.SourceVersionMessage": _commit_message(run.source_dir, run.commit_sha),
         "Build.BuildUri": f"mlops-ci://{Path(settings.root).name}/runs/{run.id}",
         "Build.ArtifactStagingDirectory": str(work / "a"), "Build.BinariesDirectory": str(work / "b"),
         "Build.StagingDirectory": str(work / "a"), "System.ArtifactsDirectory": str(work / "a"),
-        "System.DefaultWorkingDirectory": run.source_dir, "Agent.TempDirectory": str(work / "_temp"),
+        "System.DefaultWorkingDirectory": str(work / "s"), "Agent.TempDirectory": str(work / "_temp"),
         "Agent.BuildDirectory": str(work), "Pipeline.Workspace": str(work), "Agent.OS": "Linux",
         "Agent.Name": "local", "Agent.Id": "1", "Agent.MachineName": os.uname().nodename,
         "Agent.WorkFolder": str(store.directory / "work"), "Agent.ToolsDirectory": str(store.directory / "work" /
@@ -340,6 +354,14 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine = Engine(store, run_id, document, variables, lambda env: approval_config(settings, env), report,
                         groups)
         engine.definitions = {stem: definition_name(settings, stem) for stem in pipeline_files(Path(run.source_dir))}
+        try:  # what the steps' checkout holds: fixed when the run was queued (older runs: described now)
+            engine.checkout = (run.state or {}).get("checkout") or \
+                sources.describe(Path(run.source_dir), settings.state_dir, run.commit_sha)
+        except sources.SourcesError as exc:
+            raise CIError(str(exc)) from None
+        engine.source_dir = Path(run.source_dir)
+        engine.platform = functools.partial(sources.platform_environment, settings.state_dir, settings.tracking_uri,
+                                            settings.artifact_root)
         engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
         mapping = dict(settings.ci.repositories)
         engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions)
@@ -373,6 +395,7 @@ def execute(settings: Settings, store: Store, run_id: int,
         supersede_older(store, run_id)
         return [run_id]
     store.update_run(run_id, status="completed", result=_run_result(outcome.result), finished=time.time())
+    sources.retain(store, settings.ci.keep_work)
     ran = [run_id]
     if chain:
         for triggered in completion_triggers(settings, store, run_id):

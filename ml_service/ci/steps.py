@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ml_service.ci import expressions as ex
-from ml_service.ci import macros, process, reaper
+from ml_service.ci import macros, process, reaper, sources
 from ml_service.ci.model import STEP_KINDS, EngineError, Result, Var, minutes
 from ml_service.ci import tasks
 from ml_service.ci.tasks import TaskError, run_task
@@ -27,14 +27,18 @@ class Steps:
         self.engine = engine
         self.prepended: list[str] = []  # task.prependpath: for the rest of the job
         self.checkouts: dict = {}  # checkout value -> folder, in a job that checks out another repository
+        self.platform: dict[str, str] = {}  # MLOPS_ROOT and the workspace's paths for `mlops` in a step
+        self.prepared = ""  # what the job's checkout of self holds (sources.prepare), said by its checkout step
         self.post_jobs: list = []
         self.job_groups: list[int] = []  # process groups of this job's steps
 
-    def start_job(self, checkouts: dict | None = None) -> None:
+    def start_job(self, checkouts: dict | None = None, platform: dict | None = None) -> None:
         """A job begins: nothing prepended to PATH yet; checkouts: checkout value -> its folder (a job that
-        checks out another repository, executor._checkouts)."""
+        checks out another repository, executor._checkouts); platform: what `mlops` in its steps needs
+        (sources.platform_environment)."""
         self.prepended = []
         self.checkouts = checkouts or {}
+        self.platform = platform or {}
         self.job_token = reaper.new_token()  # in every step's environment: what carries it ends with the job
         self.post_jobs = []  # what tasks do when the job ends (Cache@2 saves after a miss), given the job's success
 
@@ -126,18 +130,18 @@ class Steps:
 
         target = getattr(self, "checkouts", {}).get(value)
         try:
-            if target is None:  # self (or none) in a job that checks out nothing else: the run's sources
-                message = f"checkout {value}: sources are at {variables['Build.SourcesDirectory'].value}"
+            if target is None and value == "self" and self.prepared:  # made when the job started (executor)
+                message = self.prepared
+            elif target is None:  # none
+                message = f"checkout {value}: nothing checked out; {variables['Build.SourcesDirectory'].value} is empty"
             elif value == "self":
-                run = self.engine.store.get_run(self.engine.run_id)
-                repositories.clone_commit(Path(run.source_dir), run.commit_sha, target)
-                message = f"checkout self: {run.commit_sha[:12] or 'HEAD'} into {target}"
+                message = sources.prepare(self.engine.checkout, self.engine.source_dir, target)
             else:
                 repo = repositories.resolve(value, repositories.declared(self.engine.document),
                                             self.engine.repositories, value)
                 repositories.clone(repo, target)
                 message = f"checkout {value}: {repo.source} at {repo.ref} into {target}"
-        except repositories.RepositoryError as exc:
+        except (repositories.RepositoryError, sources.SourcesError) as exc:
             with open(log_path, "a") as log:
                 log.write(f"##[error]{exc}\n")
             return Result.FAILED, str(exc)
@@ -219,7 +223,7 @@ class Steps:
             if verdict:
                 complete.append(verdict)
 
-        env = macros.step_environment(step, variables, self.prepended)
+        env = macros.step_environment(step, variables, self.prepended, self.platform)
         env[reaper.TOKEN_VARIABLE] = getattr(self, "job_token", "") or reaper.new_token()
         ended = process.run(["bash", "--noprofile", "--norc", str(script_path)], env, workdir, log_path, timeout,
                             self.engine.masker, on_command, self.engine.watchdog,
@@ -262,7 +266,7 @@ class Steps:
         context.update({"path": path, "expand": lambda text: macros.expand(str(text), variables),
                         "set_output": set_output, "set_variable": set_variable,
                         "prepend_path": self.prepended.append, "post_job": self.post_jobs.append,
-                        "path_env": macros.step_environment({}, variables, self.prepended).get("PATH")})
+                        "path_env": macros.step_environment({}, variables, self.prepended, self.platform).get("PATH")})
         try:
             message = run_task(kind, expanded, inputs, context)
         except TaskError as exc:

@@ -78,6 +78,11 @@ def cmd_show(args) -> int:
     proven = f" (proven: {run.requested_proof})" if run.requested_proof else ""
     say(f"run {run.id}: {run.pipeline} ({run.file})\n  reason {run.reason}, branch {run.branch}, "
         f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
+    checkout = (run.state or {}).get("checkout")
+    if checkout:  # what the steps' checkout held: the commit, or the commit plus the uncommitted changes
+        from ml_service.ci.sources import summary as sources_summary
+
+        say(f"  sources {sources_summary(checkout)}")
     if run.resources:
         for alias, resource in run.resources.items():
             say(f"  resource {alias}: {resource['pipelineName']} run {resource['runID']}")
@@ -136,7 +141,8 @@ def cmd_rerun(args) -> int:
     store = _store(settings)
     old = store.get_run(args.run)
     run_id = service.queue(settings, store, Path(old.file), f"Manual (rerun of {old.id})", old.params,
-                           Path(old.source_dir), old.branch, old.commit_sha, old.resources, old.triggered_by)
+                           Path(old.source_dir), old.branch, old.commit_sha, old.resources, old.triggered_by,
+                           checkout=(old.state or {}).get("checkout"))  # the same sources (a snapshot too)
     print(f"run {run_id}: rerun of {old.id} ({old.pipeline})")
     return summary(store, service.execute(settings, store, run_id, Progress()))
 

@@ -49,6 +49,18 @@ def all_logs(store, run_id: int) -> str:
     return "".join(Path(r["log"]).read_text() for r in store.records(run_id) if r["log"] and Path(r["log"]).exists())
 
 
-def every_stored_byte(state_dir: Path) -> str:
-    """Every file the engine wrote (run database, logs, artifacts, state), as text."""
-    return "".join(p.read_bytes().decode(errors="replace") for p in Path(state_dir).rglob("*") if p.is_file())
+def every_stored_byte(state_dir: Path, root: Path | None = None) -> str:
+    """Every file the engine wrote (run database, logs, artifacts, state), as text. A run's checkout
+    (ci/work/<run>/s) holds copies of the project's own files: one equal to the project's file at the same path
+    (root: the project, by default the state folder's parent) is the project's text, not something stored."""
+    state_dir = Path(state_dir)
+    root = Path(root or state_dir.parent)
+
+    def copied(path: Path) -> bool:
+        parts = path.relative_to(state_dir).parts
+        if len(parts) < 5 or parts[:2] != ("ci", "work") or parts[3] != "s":
+            return False
+        original = root.joinpath(*parts[4:])
+        return original.is_file() and original.read_bytes() == path.read_bytes()
+    return "".join(p.read_bytes().decode(errors="replace") for p in state_dir.rglob("*")
+                   if p.is_file() and not copied(p))

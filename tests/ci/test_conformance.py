@@ -123,7 +123,7 @@ def test_predefined_variables_runtime_expressions_and_macros(project):
     run_id = result.id
     work = store.work_dir(run_id)
     assert f"id={run_id} reason=Manual branch=refs/heads/main isMain=True" in logs
-    assert f"sources={project.root} default={project.root}" in logs
+    assert f"sources={work / 's'} default={work / 's'}" in logs  # the run's own checkout (ci/sources.py)
     assert f"temp={work / '_temp'} workspace={work} greeting=hello" in logs
     assert f"cwd={work / '_temp'}" in logs  # workingDirectory
     assert "$(undefined.variable) stays" in logs  # unknown macros are left as they are

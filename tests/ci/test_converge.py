@@ -67,7 +67,8 @@ def repo(tmp_path, monkeypatch):
     model_repo(work)
     (work / ".venv" / "bin" / "mlops").write_text(FAKE_MLOPS)
     (work / "mlops.yml").write_text(MLOPS_YML)
-    (work / ".gitignore").write_text(".venv/\n")
+    # the stand-ins are committed: steps run in a checkout (ci/sources.py), where install.yml puts .venv/bin on PATH
+    (work / ".gitignore").write_text("*.pyc\n")
     git(work, "init", "-q", "-b", "main")
     git(work, "add", ".")
     git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "first")

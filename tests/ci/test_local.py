@@ -538,7 +538,10 @@ steps:
     run = runs[0]
     assert (run.pipeline, run.branch) == ("pr", branch)
     logs = "".join(Path(r["log"]).read_text() for r in store.records(run.id) if r["log"])
-    assert f"branch as data: refs/heads/{branch}" in logs and "/checkouts/feat___touch__IFS__" in logs
+    assert f"branch as data: refs/heads/{branch}" in logs
+    assert f"in {store.directory / 'work' / str(run.id) / 's'}\n" in logs  # the run's checkout: no branch in its path
+    assert [p.name[:19] for p in (store.directory / "checkouts").iterdir() if p.name.startswith("feat")] == \
+        ["feat___touch__IFS__"]  # the pushed commit's checkout: the branch's name made safe
     spliced = next(r for r in store.records(run.id) if r["display"] == "spliced")
     assert spliced["result"] == "Failed" and "Build.SourceBranch holds shell syntax" in spliced["detail"]
 
