@@ -97,16 +97,31 @@ def describe(source_dir: Path, state_dir: Path, commit: str = "") -> dict:
         return {**found, "prefix": prefix} if prefix else found  # the project is a folder of its repository
     objects = state_dir / "ci" / SNAPSHOTS
     if not (objects / "HEAD").is_file():
-        objects.parent.mkdir(parents=True, exist_ok=True)
-        made = _git("init", "--quiet", "--bare", str(objects))
-        if made.returncode != 0:
-            raise SourcesError(f"cannot create {objects}: {made.stderr.strip()}")
+        _create_bare(objects)
     if not source_dir.is_dir():
         raise SourcesError(f"the run's sources {source_dir} are not a folder")
     tree = work_tree(source_dir, [state_dir], git_dir=objects)
     if not tree:
         raise SourcesError(f"cannot take a snapshot of {source_dir} into {objects}")
     return {"tree": tree, "objects": str(objects), **({"commit": commit} if commit else {})}
+
+
+def _create_bare(objects: Path) -> None:
+    """A bare repository at objects, made aside and renamed into place: runs queued at once by several processes
+    never see a half-made one (a concurrent `git init` fails on the config lock)."""
+    objects.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=objects.parent, prefix=f".{objects.name}-"))
+    try:
+        made = _git("init", "--quiet", "--bare", str(scratch))
+        if made.returncode != 0:
+            raise SourcesError(f"cannot create {objects}: {made.stderr.strip()}")
+        try:
+            scratch.rename(objects)
+        except OSError:  # another process made it first
+            if not (objects / "HEAD").is_file():
+                raise SourcesError(f"cannot create {objects}: it exists and is not a git repository") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def summary(checkout: dict) -> str:
