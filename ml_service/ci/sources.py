@@ -27,11 +27,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ml_service.errors import MLOpsError
+
 SNAPSHOTS = "snapshots.git"  # under <state>/ci: the snapshots of project folders that are not git repositories
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-class SourcesError(Exception):
+class SourcesError(MLOpsError):
     """The run's sources cannot be made; the message says which commit or folder, and why."""
 
 
