@@ -315,11 +315,13 @@ class ScoringApp:
         wanted = self.v2.requested_outputs(payload)
         prediction = self._predict(rows, log, where)
         request_id = payload.get("id")
-        response = {"model_name": self.settings.model_name, "model_version": self.settings.model_version,
-                    "id": request_id if isinstance(request_id, str) else log["request_id"],
-                    "outputs": self.v2.outputs_of(prediction, wanted)}
+        if not isinstance(request_id, str):
+            request_id = log["request_id"]
+        outputs = self.v2.outputs_of(prediction, wanted)
         if header is None and "parameters" not in payload:
-            return 200, jsoncodec.dumps(response).encode(), JSON
+            return 200, self.v2.response_json(request_id, outputs), JSON
+        response = {"model_name": self.settings.model_name, "model_version": self.settings.model_version,
+                    "id": request_id, "outputs": outputs}
         body, json_length = binary.join_response(response, binary.binary_outputs(payload))
         if json_length is None:
             return 200, body, JSON
