@@ -8,7 +8,11 @@ Compares, with the same load generator (wrk), one worker each, on this machine:
       the ceiling, both as a raw ASGI callable (what our app is) and as a Starlette route (the
       reference the issue quotes, about 18,000 req/s on this machine)
 then our p99 latency at half of our peak rate, and (with Docker) the scoring image size and the
-rebuild time for a new model version with a warm cache.
+rebuild time for a new model version with a warm cache. Last, ours against the serving runtimes teams pick
+instead (bench/serving_peers.py): Seldon MLServer + mlserver-sklearn, KServe's Python model server and
+BentoML, each from its own pinned environment (bench/peers/build.sh), one worker each, on the Open
+Inference Protocol v2 and on each one's native route (req/s, p50/p99, server CPU a request), and the p99 at
+half of each one's v2 peak, open loop, with ours at the same rate beside it.
 
 Each throughput run is repeated (--rounds, ours and the ceilings interleaved) and the best kept: on a
 shared machine other load only ever adds CPU time a request, so the lowest is the nearest to the truth,
@@ -29,9 +33,11 @@ same way at the same rate, interleaved: the floor this machine and client allow 
 It serves the default model project of mlops.yml (MLOPS_MODEL=PROJECT picks another) and sends the
 first row of that project's scoring/smoke.json.
 
-Usage: python bench/serving.py [--seconds 10] [--rounds 3]. Needs wrk (apt-get install wrk).
+Usage: python bench/serving.py [--seconds 10] [--rounds 3] [--peers DIR] [--peers-only]. Needs wrk
+(apt-get install wrk); the peers need bench/peers/build.sh [DIR] first (skipped when not built).
 Targets: ours >= 20x MLflow's throughput, >= 60% of the raw-ASGI ceiling, p99 <= 5 ms at half our peak,
-rebuild <= 15 s.
+rebuild <= 15 s; ours >= 5x the fastest peer on v2, our p99 at half a peer's peak <= 1/5 of its own, our v2
+>= 80% of our /score.
 """
 from __future__ import annotations
 
@@ -45,10 +51,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from proctree import children  # bench/ is on sys.path when a benchmark runs as a script
+import serving_peers  # bench/ is on sys.path when a benchmark runs as a script
+from proctree import children
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,15 +68,20 @@ SO_TIMESTAMPNS = 35  # Linux: the kernel stamps each packet it receives (socket 
 BUSY = "  <- the client fell behind its schedule (a busy machine): requests left in bursts, so this run errs high"
 
 
-def request_bodies(model_dir: Path) -> tuple[str, str]:
-    """(our /score body, MLflow's /invocations body) for one row of the project's smoke payload."""
+def first_row(model_dir: Path) -> tuple[object, list[str]]:
+    """The first row of the project's smoke payload (as it is written there) and the signature's column names."""
     import yaml
 
     from ml_service.config import load_settings
 
     row = json.loads(load_settings().model.smoke_payload.read_text())["data"][0]
     signature = (yaml.safe_load((model_dir / "MLmodel").read_text()) or {}).get("signature") or {}
-    columns = [c["name"] for c in json.loads(signature.get("inputs") or "[]")]
+    return row, [c["name"] for c in json.loads(signature.get("inputs") or "[]")]
+
+
+def request_bodies(model_dir: Path) -> tuple[str, str]:
+    """(our /score body, MLflow's /invocations body) for one row of the project's smoke payload."""
+    row, columns = first_row(model_dir)
     record = row if isinstance(row, dict) else dict(zip(columns, row))
     ours = json.dumps({"data": [row]})
     mlflow = json.dumps({"dataframe_split": {"columns": list(record), "data": [list(record.values())]}})
@@ -179,8 +191,9 @@ def _open_loop_client(url: str, rate: float, seconds: float, connections: int, b
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 return False
-            start = buffer.find(b"content-length:", 0, end) + 15  # the server writes header names in lower case
-            length = int(buffer[start:buffer.find(b"\r\n", start)])
+            head = buffer[:end + 2].lower()  # header names in any case (not every server writes them in lower case)
+            start = head.find(b"content-length:") + 15
+            length = int(head[start:head.find(b"\r\n", start)])
             if len(buffer) < end + 4 + length:
                 return False
             self.buffer = buffer[end + 4 + length:]
@@ -244,21 +257,23 @@ def _open_loop_client(url: str, rate: float, seconds: float, connections: int, b
             "client_cpu_us": time.process_time() / len(from_send) * 1e6}
 
 
-def start(argv: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
+def start(argv: list[str], env: dict, port: int, log: Path, cwd: Path = ROOT, ready: str | None = None,
+          base_env: dict | None = None) -> subprocess.Popen:
+    """Start a server in its own session; return once it answers (GET ready answers 200 when given)."""
     from ml_service.deploy.smoke import wait_ready
 
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(argv, env={**(os.environ if base_env is None else base_env), **env}, cwd=cwd,
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, 120) if "ml_service.serving" in argv else _wait_port(url, proc)
-    except Exception:
-        proc.kill()
+        wait_ready(url, 120) if "ml_service.serving" in argv else _wait_port(url, proc, ready)
+    except BaseException:
+        os.killpg(proc.pid, 9)
         raise
     return proc
 
 
-def _wait_port(url: str, proc, timeout: float = 120) -> None:
+def _wait_port(url: str, proc, ready: str | None = None, timeout: float = 180) -> None:
     import urllib.error
     import urllib.request
 
@@ -267,10 +282,12 @@ def _wait_port(url: str, proc, timeout: float = 120) -> None:
         if proc.poll() is not None:
             sys.exit(f"server exited: see its log ({proc.args})")
         try:
-            urllib.request.urlopen(f"{url}/ping" if "mlflow" in str(proc.args) else url, timeout=1)
+            urllib.request.urlopen(f"{url}{ready or ('/ping' if 'mlflow' in str(proc.args) else '')}", timeout=1)
             return
         except urllib.error.HTTPError:
-            return  # it answers HTTP: it is up
+            if ready is None:
+                return  # it answers HTTP: it is up
+            time.sleep(0.3)
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
     sys.exit(f"{url} did not come up")
@@ -318,15 +335,106 @@ def image_numbers(workspace_env: dict, model_dir: Path, tmp: Path) -> str:
 
 
 @contextmanager
-def running(argv: list[str], env: dict, log: Path):
+def running(argv: list[str], env: dict, log: Path, **start_options):
     """A server started with argv (its port from a free one, put in place of PORT) until the block ends:
     yields (process, base URL)."""
     port = free_port()
-    proc = start([str(port) if a == "PORT" else a for a in argv], env, port, log)
+    proc = start([str(port) if a == "PORT" else a for a in argv], env, port, log, **start_options)
     try:
         yield proc, f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@contextmanager
+def peer_running(spec: dict, log: Path):
+    """A peer (serving_peers.peer_servers) started on a free port until the block ends: yields (process, base
+    URL). Its environment has no PYTHONPATH (it imports nothing of ours)."""
+    port = free_port()
+    spec["cwd"].mkdir(parents=True, exist_ok=True)
+    if "settings" in spec:  # MLServer: ports in settings.json
+        (spec["cwd"] / "settings.json").write_text(json.dumps(spec["settings"](port, [free_port(), free_port()])))
+    base_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = start([str(port) if a == "PORT" else a for a in spec["argv"]], spec["env"], port, log, cwd=spec["cwd"],
+                 ready=spec["ready"], base_env=base_env)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def compare_peers(args, tmp: Path, model_dir: Path, model_name: str, ours: list[str], ours_env: dict) -> None:
+    """Ours against MLServer, KServe and BentoML: throughput, latency and server CPU a request on v2 and on
+    each one's native route (wrk, best of --rounds interleaved runs, every server up throughout), then p99 at
+    half of each peer's v2 peak, open loop, the peer and ours at the same rate with the same request."""
+    row, columns = first_row(model_dir)
+    row = list(row.values()) if isinstance(row, dict) else row
+    servers = serving_peers.peer_servers(Path(args.peers), tmp / "peers", model_dir / "model.pkl", columns, row)
+    if not servers:
+        print(f"  peers: skipped (no environment under {args.peers}: bench/peers/build.sh {args.peers})")
+        return
+    v2 = serving_peers.v2_bodies(columns, row)
+    infer = f"/v2/models/{model_name}/infer"
+    ours_routes = {"/score": ("/score", json.dumps({"data": [row]})), "v2": (infer, v2["tensor"]),
+                   "v2, an input a column": (infer, v2["columns"])}
+    with ExitStack() as stack:
+        up = {"ours": (*stack.enter_context(running(ours, ours_env, tmp / "ours-peers.log")), ours_routes)}
+        for name, spec in servers.items():
+            up[name] = (*stack.enter_context(peer_running(spec, tmp / f"{name}.log")), spec["routes"])
+        scripts = {}
+        for name, (_, base, routes) in up.items():
+            for label, (path, body) in routes.items():
+                scripts[name, label] = script = wrk_script(tmp / f"peer-{len(scripts)}.lua", body)
+                wrk(f"{base}{path}", script, 2)  # warm-up (and a check: wrk stops the benchmark on an error)
+        runs: dict[tuple, list] = {key: [] for key in scripts}
+        for _ in range(args.rounds):
+            for (name, label), script in scripts.items():
+                proc, base, routes = up[name]
+                runs[name, label].append({**wrk(f"{base}{routes[label][0]}", script, args.seconds, server=proc.pid),
+                                          "load": os.getloadavg()[0]})
+        results = {key: best(r) for key, r in runs.items()}
+        paced: dict[str, list] = {}
+        ours_base = up["ours"][1]
+        for _ in range(args.rounds):
+            for name in servers:
+                _, base, routes = up[name]
+                path, body = routes["v2"]
+                half = wrk(f"{base}{path}", scripts[name, "v2"], PEAK_SECONDS)["rps"] / 2
+                paced.setdefault(name, []).append((open_loop(f"{base}{path}", body, half, args.seconds),
+                                                   open_loop(f"{ours_base}{infer}", v2["tensor"], half, args.seconds)))
+    print_peers(args, results, paced, serving_peers.versions(Path(args.peers)))
+
+
+def print_peers(args, results: dict, paced: dict, versions: dict) -> None:
+    """The peers' table and the targets."""
+    print(f"serving runtimes teams pick, same model, 1 worker each, all on 127.0.0.1, wrk -t1 -c{CONNECTIONS}, "
+          f"{args.seconds}s a run, best of {args.rounds} interleaved runs; "
+          + ", ".join(f"{peer} {version}" for peer, version in versions.items()))
+    for (name, label), r in results.items():
+        loads = ", ".join(f"{load:.1f}" for load in r["loads"])
+        print(f"  {name:<9} {label:<48} {r['rps']:7.0f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms   "
+              f"server CPU {r['cpu_us']:7.1f} us/req   load {loads}")
+    fastest = max((name for name, _ in results if name != "ours"), key=lambda n: results[n, "v2"]["rps"])
+    peer = results[fastest, "v2"]
+    score = results["ours", "/score"]
+    for label in ("v2", "v2, an input a column"):
+        mine = results["ours", label]
+        print(f"  ours ({label}) / fastest peer on v2 ({fastest}) = {mine['rps'] / peer['rps']:5.1f}x req/s, "
+              f"{peer['cpu_us'] / mine['cpu_us']:5.1f}x by server CPU a request (target >= 5x)")
+        print(f"  ours ({label}) / ours (/score) = {mine['rps'] / score['rps']:5.0%} req/s, "
+              f"{score['cpu_us'] / mine['cpu_us']:5.0%} by server CPU a request (target >= 80%)")
+    for name, pairs in paced.items():
+        theirs, mine = (sorted(pair[side]["p99"] for pair in pairs) for side in (0, 1))
+        median = len(pairs) // 2
+        print(f"  p99 at half {name}'s v2 peak (open loop, {OPEN_LOOP_CONNECTIONS} connections, the same v2 request): "
+              f"{name} {theirs[median]:.2f} ms, ours {mine[median]:.2f} ms = {mine[median] / theirs[median]:.2f} of "
+              f"theirs (target <= 0.20), medians of {len(pairs)} runs")
+        for side, run in ((side, run) for pair in pairs for side, run in zip((name, "ours"), pair)):
+            lagged = run["send_lag_p99"] > LAG_LIMIT_MS
+            print(f"    {side:<9} at {run['rate']:6.0f} req/s: p50 {run['p50']:7.2f} ms, p99 {run['p99']:7.2f} ms, "
+                  f"max {run['max']:7.1f} ms; median 1-second p99 {run['window_p99_median']:7.2f} ms; "
+                  f"client lag p99 {run['send_lag_p99']:.2f} ms; errors {run['errors']}; load {run['load']:.1f}"
+                  + (BUSY if lagged else ""))
 
 
 def best(runs: list[dict]) -> dict:
@@ -342,6 +450,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each load run (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs of ours and of each ceiling, interleaved; the best is kept (default: %(default)s)")
+    parser.add_argument("--peers", default=str(serving_peers.DEFAULT_VENVS),
+                        help="where bench/peers/build.sh built the peers' environments (default: %(default)s)")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="only ours against MLServer, KServe and BentoML (no MLflow, ceilings or image)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -354,6 +466,9 @@ def main() -> None:
                     "MLOPS_SCORE_MODULE": score_module or "ml_service.serving.pyfunc_score",
                     "MLOPS_COLLECT_DIR": str(tmp / "collected"), "MLOPS_WORKERS": "1"}
         ours = [sys.executable, "-m", "ml_service.serving", "--port", "PORT"]
+        if args.peers_only:
+            compare_peers(args, tmp, model_dir, model_name, ours, ours_env)
+            return
         uvicorn = [sys.executable, "-m", "uvicorn", "--port", "PORT", "--workers", "1", "--http", "httptools",
                    "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
         variants = {"ours": (ours, ours_env), "ceiling (raw ASGI)": (uvicorn + ["bench.ceiling_app:app"], {}),
@@ -429,6 +544,7 @@ def main() -> None:
         if failed:
             print(f"  open loop: {failed} requests failed")
         print(image_numbers(env, model_dir, tmp))
+        compare_peers(args, tmp, model_dir, model_name, ours, ours_env)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 
-from ml_service.serving import schema
+from ml_service.serving import jsoncodec, schema
 from ml_service.serving.errors import HTTPError
 
 V2_NUMBERS = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}
 V2_DATATYPES = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL",
                 "string": "BYTES", "datetime": "BYTES", "binary": "BYTES"}
+_FIELDS = itemgetter("name", "datatype", "shape", "data")  # of one input tensor
+NUMBER_TYPES = {int, float}  # predictions sent as FP64
 
 
 def _shape_ok(shape: object, rank: int) -> bool:
@@ -25,6 +28,7 @@ class V2:
     def __init__(self, model_schema: schema.Schema, name: str, version: str, platform: str, datatype: str,
                  classes: list | None):
         self.schema = model_schema
+        self.name, self.version = name, version
         if classes and all(isinstance(c, str) for c in classes):
             datatype = "BYTES"  # labels are the classes
         self.outputs = [{"name": "predict", "datatype": datatype, "shape": [-1]}]
@@ -36,9 +40,36 @@ class V2:
             inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, model_schema.width or -1]}]
         self.metadata = {"name": name, "versions": [version], "platform": platform, "inputs": inputs,
                          "outputs": self.outputs}
+        # a response's JSON up to its id, as json.dumps writes it (see response_json)
+        self._head = f'{{"model_name": {jsoncodec.string(name)}, "model_version": {jsoncodec.string(version)}, "id": '
+        # the request every client of a typed model sends: one [rows] input a column (see _every_column)
+        self._positions = {c.name: j for j, c in enumerate(model_schema.columns)}
+        self._allowed = [V2_NUMBERS if V2_DATATYPES[c.type] in V2_NUMBERS else {V2_DATATYPES[c.type]}
+                         for c in model_schema.columns]
+        self._numeric = model_schema.numeric  # a [rows, columns] tensor can carry every column
 
     def rows(self, payload: object) -> tuple[list, str]:
         """The rows of an inference request, and how errors name them."""
+        return self.fast_rows(payload) or self.general_rows(payload)
+
+    def fast_rows(self, payload: object) -> tuple[list, str] | None:
+        """rows() of the two requests clients send (one [rows] input for each column; one [rows, columns] tensor)
+        in one pass with no error to word; None for anything else, which general_rows answers with its errors."""
+        inputs = payload.get("inputs") if type(payload) is dict else None
+        if type(inputs) is not list or not inputs:
+            return None
+        if len(inputs) == len(self._allowed):
+            rows = self._every_column(inputs)
+            if rows is not None:
+                return rows, "row"
+        if len(inputs) == 1 and self._numeric:
+            rows = self._one_tensor(inputs[0])
+            if rows is not None:
+                return rows, "inputs[0].data"
+        return None
+
+    def general_rows(self, payload: object) -> tuple[list, str]:
+        """rows() of any request, checking each part in turn: a 422 naming the first problem."""
         if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
             raise HTTPError(422, 'expected {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
         inputs = payload["inputs"]
@@ -51,7 +82,7 @@ class V2:
             for key in ("name", "datatype"):
                 if not isinstance(tensor[key], str):
                     raise HTTPError(422, f"inputs[{k}].{key} must be a string, got {type(tensor[key]).__name__}")
-        columns = set(self.schema.names)
+        columns = self._positions  # the column names
         if any(t["name"] in columns for t in inputs):
             return self._column_rows(inputs), "row"
         if len(inputs) != 1:
@@ -67,6 +98,50 @@ class V2:
             raise HTTPError(422, f"inputs[0] {tensor['name']!r} is not a column of this model, and a 2-D tensor "
                                  f"cannot carry its non-numeric columns ({', '.join(text)}): send one input a column")
         return _matrix(tensor), "inputs[0].data"
+
+    def _every_column(self, inputs: list) -> list | None:
+        """The rows of a request with one valid [rows] input for each column, flat data, in any order; None for
+        anything else, which the general path (rows) then answers, with its own errors. One pass over the
+        inputs: what the general path returns for such a request, at about a third of its cost (a missing
+        key, an unhashable name or a shape of another rank ends the pass as an exception: free when none)."""
+        positions, allowed = self._positions, self._allowed
+        columns: list = [None] * len(allowed)
+        n_rows = -1
+        try:
+            for name, datatype, shape, data in map(_FIELDS, inputs):  # TypeError for an input not an object
+                j = positions[name]
+                if columns[j] is not None or datatype not in allowed[j] or type(shape) is not list \
+                        or type(data) is not list:
+                    return None
+                size, = shape
+                if type(size) is not int or size != len(data) or (data and type(data[0]) is list):
+                    return None
+                if n_rows != size:
+                    if n_rows >= 0:
+                        return None
+                    n_rows = size
+                columns[j] = data
+        except (KeyError, TypeError, ValueError):
+            return None
+        return list(map(list, zip(*columns)))
+
+    def _one_tensor(self, tensor: object) -> list | None:
+        """The rows of one numeric [rows, columns] input that names no column, data flat or nested, as _matrix
+        gives them; None for anything else."""
+        try:
+            name, datatype, shape, data = _FIELDS(tensor)
+            n_rows, width = shape
+        except (KeyError, TypeError, ValueError):
+            return None
+        if type(name) is not str or type(datatype) is not str or name in self._positions \
+                or datatype not in V2_NUMBERS or type(shape) is not list or type(n_rows) is not int \
+                or type(width) is not int or n_rows < 0 or width < 0 or type(data) is not list:
+            return None
+        if not data or type(data[0]) is list:  # nested, or empty: the rows as sent
+            return data if len(data) == n_rows else None
+        if len(data) != n_rows * width:
+            return None
+        return [data[i * width:(i + 1) * width] for i in range(n_rows)]
 
     def _column_rows(self, inputs: list) -> list:
         index = {c.name: c for c in self.schema.columns}
@@ -111,6 +186,23 @@ class V2:
             raise HTTPError(422, f"unknown output(s) {', '.join(unknown)}; this model returns {', '.join(known)}")
         return [o["name"] for o in requested]
 
+    def response_json(self, request_id: str, outputs: list[dict] | str) -> bytes:
+        """The body of a plain JSON inference response: json.dumps of {"model_name", "model_version", "id",
+        "outputs"} byte for byte, its constant head written once (outputs: the tensors, or their JSON text)."""
+        if type(outputs) is not str:
+            outputs = jsoncodec.dumps(outputs)
+        return f'{self._head}{jsoncodec.string(request_id)}, "outputs": {outputs}}}'.encode()
+
+    @staticmethod
+    def outputs_text(prediction: dict, encoded: str) -> str | None:
+        """json.dumps(outputs_of(prediction, None)) when that is one FP64 tensor (numbers, no probabilities),
+        written from the predictions as already encoded (compact: a number holds no comma); else None."""
+        values = prediction["result"]
+        if len(prediction) != 1 or not {type(v) for v in values} <= NUMBER_TYPES:
+            return None
+        return (f'[{{"name": "predict", "datatype": "FP64", "shape": [{len(values)}], '
+                f'"data": {encoded.replace(",", ", ")}}}]')
+
     def outputs_of(self, prediction: dict, wanted: list[str] | None) -> list[dict]:
         """The response's output tensors for a prediction (wanted: the requested names, None for all)."""
         outputs = []
@@ -127,7 +219,7 @@ class V2:
 def _tensor(values: list) -> dict:
     """datatype, shape and flat data of one prediction a row."""
     kinds = {type(v) for v in values}
-    if kinds <= {int, float}:
+    if kinds <= NUMBER_TYPES:
         return {"datatype": "FP64", "shape": [len(values)], "data": values}
     if kinds == {bool}:
         return {"datatype": "BOOL", "shape": [len(values)], "data": values}
