@@ -38,7 +38,7 @@ PIP_INSTALL = $$($(BIN)/python -m uv --version >/dev/null 2>&1 \
 	|| echo "$(BIN)/python -m pip install -q --config-settings editable_mode=compat")
 
 .PHONY: help install install-test install-spark install-tune run test test-fast lint ci-lint ci-test serving-adversarial data bench ui clean loop \
-	mutation mutation-ci coverage-all
+	mutation mutation-ci coverage-all bench-peers
 
 ## Show this help
 help:
@@ -165,6 +165,10 @@ bench: install
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/studio.py
+
+## The serving peers' own environments for bench/serving.py (MLServer, KServe, BentoML; pins in bench/peers/)
+bench-peers:
+	bash bench/peers/build.sh .venv/peers
 
 ## Serve the MLflow UI for the workspace on 127.0.0.1:5000
 ui: install
