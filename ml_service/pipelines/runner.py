@@ -19,6 +19,7 @@ from ml_service.pipelines import reuse
 from ml_service.pipelines.compute import ComputeError, get_compute
 from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
 from ml_service.pipelines.watchdog import Watchdog
+from ml_service.team import run_user
 from ml_service.workspace import owners, registry, tracking
 from ml_service.workspace.gitinfo import read_git_info
 from ml_service.workspace.snapshot import write_snapshot
@@ -29,6 +30,8 @@ RESULT_FILE = "step_result.json"
 EXECUTED_TAG = "mlops.step.executed"
 REUSED_TAG = "mlops.step.reused_from"
 OUTCOME_TAG = "mlops.outcome"
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+                        "MLOPS_RUN_USER")  # a step gets the run's, never the runner's
 
 
 @dataclass
@@ -120,8 +123,12 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, wa
                      watchdog)
     try:
         runner.snapshot()
-        runner.run_all()
-    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError, ComputeError) as exc:
+        # the steps act as a user of this run only (team server): created here, deleted however the run ends
+        with run_user.for_run(settings, experiment_id, settings.model_name) as credential:
+            runner.credential = credential
+            runner.run_all()
+    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError, ComputeError,
+            run_user.RunUserError) as exc:
         client.set_tag(parent_id, "mlops.error", str(exc)[:5000])
         client.set_terminated(parent_id, "FAILED")
         return PipelineResult(parent_id, "FAILED", "failed", runner.records, error=str(exc))
@@ -182,6 +189,7 @@ class _Runner:
         self.workdir = workdir
         self.zygote = zygote
         self.watchdog = watchdog
+        self.credential: run_user.RunCredential | None = None  # the steps' server user (team workspace)
 
     def snapshot(self) -> None:
         path = self.workdir / "snapshot.zip"
@@ -347,11 +355,15 @@ class _Runner:
         (step_dir / "spec.json").write_text(json.dumps(spec))
         log_path = step_dir / "step.log"
         compute = get_compute(step.compute, self.zygote, self.settings, self.watchdog)
-        outcome = compute.run(step_dir / "spec.json", step_env(self.settings), self.settings.root, log_path,
-                              step.timeout_minutes * 60, preloaded=bool(step.imports))
+        outcome = compute.run(step_dir / "spec.json", step_env(self.settings, self.credential), self.settings.root,
+                              log_path, step.timeout_minutes * 60, preloaded=bool(step.imports))
+        if self.credential is not None:  # a step that printed its environment: the run's password is not kept
+            mask_file(log_path, self.credential.password)
         self.client.log_artifact(record.run_id, str(log_path), "logs")
         if not outcome.ok:
             error = _error_message(step_dir / "error.json", log_path, outcome.describe())
+            if self.credential is not None:
+                error = error.replace(self.credential.password, "***")
             record.status, record.error = "failed", error
             self.client.set_tag(record.run_id, "mlops.step.error", error[:5000])
             self.client.set_terminated(record.run_id, "FAILED")
@@ -432,9 +444,12 @@ def alias_text(info: dict) -> str:
     return json.dumps(info, sort_keys=True)
 
 
-def step_env(settings: Settings) -> dict[str, str]:
-    """The environment of a step process: ours, pinned to this workspace, no telemetry."""
-    env = dict(os.environ)
+def step_env(settings: Settings, credential: run_user.RunCredential | None = None) -> dict[str, str]:
+    """The environment of a step process: ours, pinned to this workspace, no telemetry, acting on a team server as
+    the run's user (credential) and never holding this checkout's server password."""
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+    if settings.tracking_password:  # under any other name too (e.g. a variable a shell exported)
+        env = {k: v for k, v in env.items() if settings.tracking_password not in v}
     env.update({
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "GX_ANALYTICS_ENABLED": "false",
@@ -445,11 +460,33 @@ def step_env(settings: Settings) -> dict[str, str]:
     })
     if settings.models:
         env["MLOPS_MODEL"] = settings.project
-    if settings.tracking_username:  # this checkout's MLflow server user (team workspace), read by MLflow's client
-        env.update(MLFLOW_TRACKING_USERNAME=settings.tracking_username,
-                   MLFLOW_TRACKING_PASSWORD=settings.tracking_password)
+    if credential is not None:
+        env.update(credential.env())
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def mask_file(path: Path, secret: str, chunk: int = 1 << 20) -> None:
+    """Replace secret by *** in a file (a step's log) before it is kept anywhere; read in bounded chunks."""
+    needle = secret.encode()
+    if not needle or not path.is_file():
+        return
+    masked = path.with_name(path.name + ".masked")
+    found = False
+    with open(path, "rb") as source, open(masked, "wb") as target:
+        carry = b""
+        while block := source.read(chunk):
+            data = carry + block
+            found = found or needle in data
+            data = data.replace(needle, b"***")
+            keep = len(needle) - 1  # a secret split across two chunks is found in the next
+            carry, data = (data[-keep:], data[:-keep]) if keep and len(data) > keep else (data, b"")
+            target.write(data)
+        target.write(carry)
+    if found:
+        masked.replace(path)
+    else:
+        masked.unlink()
 
 
 def _error_message(error_path: Path, log_path: Path, how: str) -> str:

@@ -15,15 +15,58 @@ class UserAdminError(MLOpsError):
     """The server refused a user or permission change."""
 
 
-def _client(settings: Settings):
-    from mlflow.server import get_app_client
+class AuthApi:
+    """MLflow's basic-auth REST API (users and grants), as MLflow's AuthServiceClient calls it, without importing
+    mlflow.server (the server's Flask and FastAPI apps: seconds of imports and warnings on stderr)."""
 
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+
+    def request(self, path: str, method: str, **kwargs) -> dict:
+        """One call as the user in MLflow's environment variables; MlflowException when refused."""
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        response = verify_rest_response(http_request(get_default_host_creds(self.tracking_uri), path, method,
+                                                     **kwargs), path)
+        return response.json() if response.content else {}
+
+    def create_user(self, username: str, password: str) -> None:
+        """Create a user (an admin's call)."""
+        self.request("/api/2.0/mlflow/users/create", "POST", json={"username": username, "password": password})
+
+    def delete_user(self, username: str) -> None:
+        """Delete a user and its grants (an admin's call)."""
+        self.request("/api/2.0/mlflow/users/delete", "DELETE", json={"username": username})
+
+    def list_usernames(self) -> list[str]:
+        """Every user's name."""
+        return [str(u.get("username", "")) for u in self.request("/api/2.0/mlflow/users/list", "GET").get("users", [])]
+
+    def grant_user_permission(self, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+        """Give username permission on a resource (MANAGE on it, or admin)."""
+        self.request("/api/3.0/mlflow/users/permissions/grant", "POST", json={
+            "username": username, "resource_type": resource_type, "resource_id": resource_id,
+            "permission": permission})
+
+    def revoke_user_permission(self, username: str, resource_type: str, resource_id: str) -> None:
+        """Take username's own grant on a resource away."""
+        self.request("/api/3.0/mlflow/users/permissions/revoke", "POST", json={
+            "username": username, "resource_type": resource_type, "resource_id": resource_id})
+
+
+def _client(settings: Settings) -> AuthApi:
     from ml_service.workspace import tracking
 
     if tracking.is_local_store(settings):
         raise UsageError("the embedded workspace has no users; start a team workspace with `mlops workspace up`")
     tracking.connect(settings)  # exports this checkout's server user for MLflow's client
-    return get_app_client("basic-auth", tracking_uri=settings.tracking_uri)
+    return AuthApi(settings.tracking_uri)
+
+
+def auth_api(settings: Settings) -> AuthApi:
+    """The basic-auth API of settings' server, called as the checkout's user."""
+    return _client(settings)
 
 
 def password_file(settings: Settings, username: str) -> Path:
@@ -75,14 +118,14 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
         targets.append(lock_name(model))
     try:
         for target in targets:
-            _set(client, username, resource_type, target, permission)
+            set_permission(client, username, resource_type, target, permission)
     except MlflowException as exc:
         raise UserAdminError(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
     return f"{username}: {permission} on {what}"
 
 
-def _set(client, username: str, resource_type: str, resource_id: str, permission: str) -> None:
-    """Grant permission, replacing the user's grant on that resource if there is one."""
+def set_permission(client, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+    """Grant permission (client: MLflow's basic-auth client), replacing the user's grant on that resource if there is one."""
     from mlflow.exceptions import MlflowException
 
     try:
