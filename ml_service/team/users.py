@@ -125,7 +125,7 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
 
 
 def set_permission(client, username: str, resource_type: str, resource_id: str, permission: str) -> None:
-    """Grant permission (client: MLflow's basic-auth client), replacing the user's grant on that resource if there is one."""
+    """Grant permission (client: AuthApi), replacing the user's grant on that resource if there is one."""
     from mlflow.exceptions import MlflowException
 
     try:
