@@ -86,3 +86,17 @@ def report_environment(inputs, params, output_dir, context):
     import json
 
     (output_dir / "env.json").write_text(json.dumps(dict(os.environ)))
+
+
+def read_state_secrets(inputs, params, output_dir, context):
+    """A hostile step: fails when it can read any file under the state dir's secrets or team folders (the state
+    dir itself must be there, or the step proves nothing)."""
+    from pathlib import Path
+
+    state = Path(context["state_dir"])
+    if not state.is_dir():
+        raise FileNotFoundError(f"the state dir {state} is not mounted")
+    seen = [str(p) for folder in (state / "secrets", state / "team") if folder.is_dir()
+            for p in folder.rglob("*") if p.is_file()]
+    if seen:
+        raise PermissionError(f"the step read {seen}")
