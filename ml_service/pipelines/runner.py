@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ml_service import identity
 from ml_service.config import Settings
 from ml_service.pipelines import reuse
 from ml_service.pipelines.compute import ComputeError, get_compute
@@ -155,8 +156,7 @@ def parent_tags(settings: Settings, pipeline: Pipeline, git, published: tuple[st
         "mlflow.source.type": "PIPELINE",
         **git.tags(),
     }
-    if settings.user:
-        tags["mlflow.user"] = settings.user
+    tags.update(identity.run_user_tags(settings))  # in team mode the server user, never a claimed name
     if published:
         tags["mlops.pipeline.published_version"] = published[1]
     if settings.build_id:
@@ -232,7 +232,7 @@ class _Runner:
                               self.records)
         key = reuse.step_key(step, self.pipeline, params, digests, self.settings.root)
         source = self._find_reusable(key) if (self.reuse_steps and step.reuse) else None
-        tags = step_tags(self.parent_id, step, key, self.git)
+        tags = {**step_tags(self.parent_id, step, key, self.git), **identity.run_user_tags(self.settings)}
         child = self.client.create_run(self.experiment_id, run_name=step.name, tags=tags)
         record.run_id = child.info.run_id
         _log_params(self.client, record.run_id, params)

@@ -119,16 +119,23 @@ def _step_log(team, ran, step: str) -> str:
     return (Path(folder) / "step.log").read_text()
 
 
-def test_the_run_still_registers_acting_as_its_own_user(team):
+def test_the_run_still_registers_and_its_runs_record_the_server_user_not_a_claimed_name(team):
+    """The registered version's source run names the server user the checkout authenticated as (what the
+    provenance check asks the server about), whatever MLOPS_USER claims; the claim is kept beside it."""
     from mlflow import MlflowClient
 
-    ran = run_mlops(team["env"], "pipeline", "run")
+    ran = run_mlops({**team["env"], "MLOPS_USER": "reader@example.com"}, "pipeline", "run")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     admin_api(team)
     client = MlflowClient(team["uri"], team["uri"])
     settings = load_settings(team["env"])
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
     assert champion.version == "1"
+    source = client.get_run(champion.run_id)
+    parent = client.get_run(source.data.tags["mlflow.parentRunId"])
+    for run in (source, parent):
+        assert run.info.user_id == "admin"
+        assert run.data.tags["mlops.claimed_user"] == "reader@example.com"
     assert run_users(team) == []
 
 
