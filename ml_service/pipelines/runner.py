@@ -281,6 +281,10 @@ class _Runner:
             return {"name": self.settings.model_name, "alias": alias, "version": None,
                     "existing": registry.versions_missing_a_champion(self.client, self.settings.model_name)
                     if alias == registry.CHAMPION else []}
+        if self.credential is not None:  # checked here too, as the checkout's user: the step's run user may not ask
+            from ml_service.workspace import provenance  # the server about the writer (provenance.check's last check)
+
+            provenance.check(self.client, version, self.settings.experiment, self.settings.tracking_uri)
         return alias_document(version.name, alias, str(version.version), dict(version.tags))
 
     def _log_datasets(self, step: Step, inputs: dict[str, Path], run_id: str) -> None:

@@ -80,9 +80,19 @@ def add_user(settings: Settings, username: str) -> Path:
 
     from ml_service.team.server import write_secret
 
+    from ml_service import identity
+    from ml_service.team.run_user import PREFIX
+
+    if username.startswith(PREFIX):
+        raise UsageError(f"user names starting {PREFIX!r} are the pipeline runs' own (deleted when a run ends)")
+    client = _client(settings)
     password = secrets.token_urlsafe(24)
     try:
-        _client(settings).create_user(username, password)
+        same = identity.find(client.list_usernames(), username)
+        if same is not None:  # the platform's one rule for names (approvers, Studio users, CI tokens)
+            raise UserAdminError(f"cannot create user {username!r} on {settings.tracking_uri}: the server has "
+                                 f"{same!r}, the same user by the platform's rule for names (case and form)")
+        client.create_user(username, password)
     except MlflowException as exc:
         raise UserAdminError(f"cannot create user {username!r} on {settings.tracking_uri}: {exc.message}") from None
     target = password_file(settings, username)

@@ -182,3 +182,48 @@ def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 600) -> No
             process.kill()
             pytest.fail(f"the step never wrote {path}: {process.communicate()[0]!r}")
         time.sleep(0.5)
+
+
+def test_a_server_user_that_is_an_existing_one_by_the_name_rule_or_a_run_users_name_is_refused(team):
+    """One rule for names on the team server too (ml_service/identity.py): `ADMIN` or a full-width `ａｄｍｉｎ` would
+    be a second account the approvers and the Studio take for the admin; `mlops-run-*` names are the runs' own."""
+    for name in ("ADMIN", "ａｄｍｉｎ", "mlops-run-1-abcdef"):
+        added = run_mlops(team["env"], "workspace", "user", "add", name)
+        assert added.returncode != 0, added.stdout
+        assert name not in admin_api(team).list_usernames()
+        assert not (team["state_dir"] / "secrets" / "users" / name).exists()
+    added = run_mlops(team["env"], "workspace", "user", "add", "trainer")
+    assert added.returncode == 0, added.stderr
+    assert "trainer" in admin_api(team).list_usernames()
+
+
+def test_a_champion_written_by_a_reader_is_refused_though_the_steps_may_not_ask_who_wrote_it(team, tmp_path):
+    """The run user may not ask the server about another user's permissions, so the runner (the checkout's user)
+    checks the champion it hands to evaluate: a version whose run names a READ user as its writer is refused
+    before any step loads it (provenance.check), though its run and files are the experiment's."""
+    import mlflow
+
+    assert run_mlops(team["env"], "workspace", "user", "add", "reader").returncode == 0
+    admin_api(team)
+    client = mlflow.MlflowClient(team["uri"], team["uri"])
+    settings = load_settings(team["env"])
+    name = settings.model_name
+    honest = client.get_model_version_by_alias(name, "champion")
+    files = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{honest.version}", dst_path=str(tmp_path),
+                                                     tracking_uri=team["uri"]))
+    experiment = client.get_experiment_by_name(settings.experiment)
+    run = client.create_run(experiment.experiment_id, tags={"mlflow.user": "reader"})
+    client.log_artifacts(run.info.run_id, str(files), "model")
+    client.set_terminated(run.info.run_id)
+    planted = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", planted.version)
+    try:
+        ran = run_mlops(team["env"], "pipeline", "run", "--no-reuse")
+        assert ran.returncode != 0
+        assert f"refusing to load {name} version {planted.version}" in ran.stderr
+        latest = max(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        assert latest == int(planted.version)  # nothing registered against it
+        assert client.get_model_version_by_alias(name, "champion").version == planted.version
+        assert run_users(team) == []
+    finally:
+        client.set_registered_model_alias(name, "champion", honest.version)
