@@ -205,6 +205,8 @@ def test_a_champion_written_by_a_reader_is_refused_though_the_steps_may_not_ask_
 
     assert run_mlops(team["env"], "workspace", "user", "add", "reader").returncode == 0
     admin_api(team)
+    mlflow.set_tracking_uri(team["uri"])
+    mlflow.set_registry_uri(team["uri"])  # models:/ URIs are resolved through the registry URI
     client = mlflow.MlflowClient(team["uri"], team["uri"])
     settings = load_settings(team["env"])
     name = settings.model_name
