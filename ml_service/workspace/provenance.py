@@ -84,7 +84,7 @@ def _writer_permission(tracking_uri: str, username: str, experiment_id: str) -> 
     of the server."""
     from mlflow.exceptions import MlflowException
 
-    from ml_service.team.users import AuthApi
+    from ml_service.workspace.auth_api import AuthApi
 
     try:
         result = AuthApi(tracking_uri).request("/api/3.0/mlflow/users/permissions/get", "GET", params={

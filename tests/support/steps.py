@@ -51,7 +51,7 @@ def probe_credential(inputs, params, output_dir, context):
 
     from mlflow.exceptions import MlflowException
 
-    from ml_service.team.users import AuthApi
+    from ml_service.workspace.auth_api import AuthApi
 
     api = AuthApi(context["tracking_uri"])
     me = os.environ.get("MLFLOW_TRACKING_USERNAME", "")

@@ -38,7 +38,7 @@ def team(tmp_path_factory):
 
 def admin_api(team):
     """MLflow's basic-auth API as the admin (in this test process only)."""
-    from ml_service.team.users import AuthApi
+    from ml_service.workspace.auth_api import AuthApi
 
     os.environ.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=team["admin"])
     return AuthApi(team["uri"])
