@@ -334,7 +334,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def _credentials(local: dict, path: Path, tracking_uri: str, env: Mapping[str, str]) -> dict[str, str]:
     """The MLflow server user of this checkout: the local override's user and password file when it
-    names this tracking URI, else MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD."""
+    names this tracking URI, else MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD. In a pipeline
+    step (MLOPS_RUN_USER set by the runner) always the latter: the run's user, never the checkout's password file."""
+    if envvars.MLOPS_RUN_USER.is_set(env):
+        return {"tracking_username": envvars.MLFLOW_TRACKING_USERNAME.get(env),
+                "tracking_password": envvars.MLFLOW_TRACKING_PASSWORD.get(env)}
     if local.get("username") and str(local.get("tracking_uri") or "") == tracking_uri:
         secret = Path(str(local.get("password_file") or ""))
         if not secret.is_file():

@@ -114,6 +114,11 @@ MLOPS_TRACKING_URI = _declare(
     "MLOPS_TRACKING_URI", "str", "",
     "Overrides mlops.yml `workspace.tracking_uri` and the URI `mlops workspace up` or `use` wrote. "
     "Default: sqlite under the state dir.")
+MLOPS_RUN_USER = _declare(
+    "MLOPS_RUN_USER", "str", "",
+    "Set by the pipeline runner in a step's environment on a team server: the run's own short-lived server user "
+    "(MLFLOW_TRACKING_USERNAME / _PASSWORD hold its credential); settings read in the step use it, never the "
+    "checkout's password file.")
 MLOPS_ARTIFACT_ROOT = _declare(
     "MLOPS_ARTIFACT_ROOT", "str", "",
     "Overrides mlops.yml `workspace.artifact_root`. Default: `<state_dir>/artifacts`.")

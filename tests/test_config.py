@@ -192,6 +192,17 @@ def test_the_local_user_and_password_file_are_used_for_the_server_the_override_n
     assert "s3cret" not in repr(settings)
 
 
+def test_settings_read_in_a_pipeline_step_take_the_runs_user_never_the_checkouts_password_file(tmp_path):
+    """The runner gives a step MLOPS_RUN_USER and the run's credential: the step's settings use them."""
+    write_config(tmp_path, MINIMAL)
+    secret = secret_file(tmp_path)
+    write_local(tmp_path / ".mlops", f"tracking_uri: http://127.0.0.1:7005\nusername: admin\npassword_file: {secret}\n")
+    env = {"MLOPS_ROOT": str(tmp_path), "MLOPS_RUN_USER": "mlops-run-1-ab",
+           "MLFLOW_TRACKING_USERNAME": "mlops-run-1-ab", "MLFLOW_TRACKING_PASSWORD": "run-pw"}
+    settings = load_settings(env)
+    assert (settings.tracking_username, settings.tracking_password) == ("mlops-run-1-ab", "run-pw")
+
+
 def test_the_local_password_is_never_sent_to_another_server(tmp_path):
     """MLOPS_TRACKING_URI points elsewhere: the override's user and password are not for that server."""
     write_config(tmp_path, MINIMAL)

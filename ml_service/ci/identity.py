@@ -16,13 +16,13 @@ import hashlib
 import hmac
 import json
 import os
-import pwd
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ml_service import env as envvars
+from ml_service import identity as same_user  # who a user is: one rule for names (ci/identity is about proof)
 from ml_service.config import Settings
 from ml_service.errors import MLOpsError, UsageError
 
@@ -50,12 +50,7 @@ class Identity:
         return f"{self.name} ({self.proof})"
 
 
-def os_account() -> str:
-    """The operating-system account of this process."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid{os.getuid()}"
+os_account = same_user.os_account  # one home (ml_service/identity.py); the name stays for its callers
 
 
 def claimed_name(settings: Settings) -> str:
@@ -114,7 +109,7 @@ def list_tokens(settings: Settings) -> list[dict]:
 def revoke_tokens(settings: Settings, name: str) -> int:
     """Remove every token of name; returns how many."""
     entries = _read_tokens(settings)
-    kept = [e for e in entries if str(e.get("name", "")).lower() != name.lower()]
+    kept = [e for e in entries if not same_user.same(str(e.get("name", "")), name)]
     _write_tokens(settings, kept)
     return len(entries) - len(kept)
 

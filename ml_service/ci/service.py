@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ml_service import identity as same_user
 from ml_service.ci import identity as ident
 from ml_service.ci import preflight, schema, sources, triggers
 from ml_service.ci.executor import Engine
@@ -473,20 +474,20 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
     check = approval_config(settings, approval["environment"]) or Approval()
-    approvers = [a.lower() for a in check.approvers]
     try:
         candidates = ident.proven(settings, approver)
     except ident.IdentityError as exc:
         raise CIError(str(exc)) from None
-    if approvers:
-        who = next((i for i in candidates if i.name.lower() in approvers), None)
+    if check.approvers:
+        who = next((i for i in candidates if same_user.among(i.name, check.approvers)), None)
         if who is None:
             listed = f"environment {approval['environment']} (approvers: {', '.join(check.approvers)})"
             if approver:
                 raise CIError(f"{approver} is not an approver of {listed}")
             claimed = ident.claimed_name(settings)
-            head = f"{claimed} is an approver of {listed} only by claim" if claimed.lower() in approvers else \
-                f"{claimed} is not an approver of {listed}"
+            by_claim = same_user.among(claimed, check.approvers)
+            head = f"{claimed} is {'an approver' if by_claim else 'not an approver'} of {listed}" + \
+                (" only by claim" if by_claim else "")
             raise CIError(f"{head}: MLOPS_USER and git user.email are claims, not proof (proven here: "
                           f"{', '.join(map(str, candidates))}). Prove an approver's identity: MLOPS_TOKEN=<the token "
                           "`mlops ci token create --name NAME` printed>, run as that OS account, or decide in the "
@@ -495,8 +496,8 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
         who = candidates[0] if candidates[0].proof in ("session", "token") else \
             ident.Identity(ident.claimed_name(settings), "claimed")
     run = store.get_run(run_id)
-    requester = {run.requested_by.lower(), *(i.name.lower() for i in ident.parse(run.requested_proof))}
-    if approve and not check.allow_self_approval and who.name.lower() in requester:
+    requester = [run.requested_by, *(i.name for i in ident.parse(run.requested_proof))]
+    if approve and not check.allow_self_approval and same_user.among(who.name, requester):
         raise CIError(f"{who.name} requested run {run_id} and may not approve it (allow_self_approval is false)")
     if not store.decide(approval["id"], "approved" if approve else "rejected", who.name, comment, proof=who.proof):
         raise CIError(f"run {run_id}: the approval of stage {approval['stage']} was decided meanwhile")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ml_service import identity
 from ml_service.config import Settings
 from ml_service.workspace import tracking
 
@@ -64,8 +65,7 @@ def record(settings: Settings, environment: str, model_name: str, version: str, 
     tags = {"mlops.kind": "deployment", "environment": environment, "model_name": model_name,
             "model_version": str(version), "image": image, "url": url, "status": status, "mode": mode,
             "detail": detail[:4000], "target": target, "track": track}
-    if settings.user:
-        tags["mlflow.user"] = settings.user
+    tags.update(identity.run_user_tags(settings))
     name = f"{environment}{' canary' if track == CANARY else ''}: {model_name} v{version}"
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     client.set_terminated(run.info.run_id, "FINISHED" if status != FAILED else "FAILED")

@@ -54,7 +54,7 @@ class LocalCompute:
             preloaded: bool = False) -> ProcessResult:
         """Run the step described by spec_path, output to log_path; kill its tree on timeout or interrupt."""
         if preloaded and self.zygote is not None and self.zygote.wait_ready():
-            return self.zygote.run(spec_path, cwd, log_path, timeout_s)
+            return self.zygote.run(spec_path, cwd, log_path, timeout_s, env)
         argv = [sys.executable, "-m", "ml_service.pipelines.step_host", str(spec_path)]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,

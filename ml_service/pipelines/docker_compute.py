@@ -74,6 +74,12 @@ class DockerCompute:
                 mounts[folder] = "ro"
         return {path: {"bind": path, "mode": mode} for path, mode in mounts.items()}
 
+    def _hidden(self) -> dict[str, str]:
+        """Folders of the mounted state dir a step never sees (an empty tmpfs over each): this checkout's secrets
+        and, on the machine that hosts the team server, its secrets, PostgreSQL files and artifact store."""
+        hidden = (self.settings.state_dir / "secrets", self.settings.state_dir / "team")
+        return {str(path): "size=64k,mode=0700" for path in hidden if path.exists()}
+
     def run(self, spec_path: Path, env: dict[str, str], cwd: Path, log_path: Path, timeout_s: float,
             preloaded: bool = False) -> ProcessResult:
         """Run the step in a fresh container; its output goes to log_path; killed on timeout or interrupt."""
@@ -94,7 +100,7 @@ class DockerCompute:
             container = client.containers.run(
                 image, ["python", "-m", "ml_service.pipelines.step_host", str(spec_path)], detach=True,
                 name=name, working_dir=str(cwd),
-                volumes=self._mounts(Path(spec_path)), environment=environment,
+                volumes=self._mounts(Path(spec_path)), tmpfs=self._hidden(), environment=environment,
                 user=f"{os.getuid()}:{os.getgid()}", labels={"mlops.kind": "pipeline-step"},
                 network_mode="none" if is_local_store(self.settings) else "host",
             )

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ml_service import identity
 from ml_service.config import Settings
 from ml_service.pipelines import reuse
 from ml_service.pipelines.definition import Pipeline, Step
@@ -166,7 +167,8 @@ def _run(settings, pipeline, report, published, store):
             continue
         row = plan.rows[step.name]
         key = row.tags.pop("key")
-        row.tags = {**step_tags(parent.run_id, step, key, git), REUSED_TAG: record.source_run_id}
+        row.tags = {**step_tags(parent.run_id, step, key, git), **identity.run_user_tags(settings),
+                    REUSED_TAG: record.source_run_id}
         row.start, row.end = _now(), _now()
         record.run_id = row.run_id
         for dataset in row.datasets:

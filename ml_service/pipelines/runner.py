@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ml_service import identity
 from ml_service.config import Settings
 from ml_service.pipelines import reuse
 from ml_service.pipelines.compute import ComputeError, get_compute
 from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
 from ml_service.pipelines.watchdog import Watchdog
+from ml_service.team import run_user
 from ml_service.workspace import owners, registry, tracking
 from ml_service.workspace.gitinfo import read_git_info
 from ml_service.workspace.snapshot import write_snapshot
@@ -29,6 +31,8 @@ RESULT_FILE = "step_result.json"
 EXECUTED_TAG = "mlops.step.executed"
 REUSED_TAG = "mlops.step.reused_from"
 OUTCOME_TAG = "mlops.outcome"
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+                        "MLOPS_RUN_USER")  # a step gets the run's, never the runner's
 
 
 @dataclass
@@ -120,8 +124,12 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, wa
                      watchdog)
     try:
         runner.snapshot()
-        runner.run_all()
-    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError, ComputeError) as exc:
+        # the steps act as a user of this run only (team server): created here, deleted however the run ends
+        with run_user.for_run(settings, experiment_id, settings.model_name) as credential:
+            runner.credential = credential
+            runner.run_all()
+    except (StepFailed, PipelineError, FileNotFoundError, registry.RegistryError, ComputeError,
+            run_user.RunUserError) as exc:
         client.set_tag(parent_id, "mlops.error", str(exc)[:5000])
         client.set_terminated(parent_id, "FAILED")
         return PipelineResult(parent_id, "FAILED", "failed", runner.records, error=str(exc))
@@ -148,8 +156,7 @@ def parent_tags(settings: Settings, pipeline: Pipeline, git, published: tuple[st
         "mlflow.source.type": "PIPELINE",
         **git.tags(),
     }
-    if settings.user:
-        tags["mlflow.user"] = settings.user
+    tags.update(identity.run_user_tags(settings))  # in team mode the server user, never a claimed name
     if published:
         tags["mlops.pipeline.published_version"] = published[1]
     if settings.build_id:
@@ -182,6 +189,7 @@ class _Runner:
         self.workdir = workdir
         self.zygote = zygote
         self.watchdog = watchdog
+        self.credential: run_user.RunCredential | None = None  # the steps' server user (team workspace)
 
     def snapshot(self) -> None:
         path = self.workdir / "snapshot.zip"
@@ -224,7 +232,7 @@ class _Runner:
                               self.records)
         key = reuse.step_key(step, self.pipeline, params, digests, self.settings.root)
         source = self._find_reusable(key) if (self.reuse_steps and step.reuse) else None
-        tags = step_tags(self.parent_id, step, key, self.git)
+        tags = {**step_tags(self.parent_id, step, key, self.git), **identity.run_user_tags(self.settings)}
         child = self.client.create_run(self.experiment_id, run_name=step.name, tags=tags)
         record.run_id = child.info.run_id
         _log_params(self.client, record.run_id, params)
@@ -273,6 +281,10 @@ class _Runner:
             return {"name": self.settings.model_name, "alias": alias, "version": None,
                     "existing": registry.versions_missing_a_champion(self.client, self.settings.model_name)
                     if alias == registry.CHAMPION else []}
+        if self.credential is not None:  # checked here too, as the checkout's user: the step's run user may not ask
+            from ml_service.workspace import provenance  # the server about the writer (provenance.check's last check)
+
+            provenance.check(self.client, version, self.settings.experiment, self.settings.tracking_uri)
         return alias_document(version.name, alias, str(version.version), dict(version.tags))
 
     def _log_datasets(self, step: Step, inputs: dict[str, Path], run_id: str) -> None:
@@ -347,11 +359,15 @@ class _Runner:
         (step_dir / "spec.json").write_text(json.dumps(spec))
         log_path = step_dir / "step.log"
         compute = get_compute(step.compute, self.zygote, self.settings, self.watchdog)
-        outcome = compute.run(step_dir / "spec.json", step_env(self.settings), self.settings.root, log_path,
-                              step.timeout_minutes * 60, preloaded=bool(step.imports))
+        outcome = compute.run(step_dir / "spec.json", step_env(self.settings, self.credential), self.settings.root,
+                              log_path, step.timeout_minutes * 60, preloaded=bool(step.imports))
+        if self.credential is not None:  # a step that printed its environment: the run's password is not kept
+            mask_file(log_path, self.credential.password)
         self.client.log_artifact(record.run_id, str(log_path), "logs")
         if not outcome.ok:
             error = _error_message(step_dir / "error.json", log_path, outcome.describe())
+            if self.credential is not None:
+                error = error.replace(self.credential.password, "***")
             record.status, record.error = "failed", error
             self.client.set_tag(record.run_id, "mlops.step.error", error[:5000])
             self.client.set_terminated(record.run_id, "FAILED")
@@ -432,9 +448,12 @@ def alias_text(info: dict) -> str:
     return json.dumps(info, sort_keys=True)
 
 
-def step_env(settings: Settings) -> dict[str, str]:
-    """The environment of a step process: ours, pinned to this workspace, no telemetry."""
-    env = dict(os.environ)
+def step_env(settings: Settings, credential: run_user.RunCredential | None = None) -> dict[str, str]:
+    """The environment of a step process: ours, pinned to this workspace, no telemetry, acting on a team server as
+    the run's user (credential) and never holding this checkout's server password."""
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+    if settings.tracking_password:  # under any other name too (e.g. a variable a shell exported)
+        env = {k: v for k, v in env.items() if settings.tracking_password not in v}
     env.update({
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "GX_ANALYTICS_ENABLED": "false",
@@ -445,11 +464,33 @@ def step_env(settings: Settings) -> dict[str, str]:
     })
     if settings.models:
         env["MLOPS_MODEL"] = settings.project
-    if settings.tracking_username:  # this checkout's MLflow server user (team workspace), read by MLflow's client
-        env.update(MLFLOW_TRACKING_USERNAME=settings.tracking_username,
-                   MLFLOW_TRACKING_PASSWORD=settings.tracking_password)
+    if credential is not None:
+        env.update(credential.env())
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def mask_file(path: Path, secret: str, chunk: int = 1 << 20) -> None:
+    """Replace secret by *** in a file (a step's log) before it is kept anywhere; read in bounded chunks."""
+    needle = secret.encode()
+    if not needle or not path.is_file():
+        return
+    masked = path.with_name(path.name + ".masked")
+    found = False
+    with open(path, "rb") as source, open(masked, "wb") as target:
+        carry = b""
+        while block := source.read(chunk):
+            data = carry + block
+            found = found or needle in data
+            data = data.replace(needle, b"***")
+            keep = len(needle) - 1  # a secret split across two chunks is found in the next
+            carry, data = (data[-keep:], data[:-keep]) if keep and len(data) > keep else (data, b"")
+            target.write(data)
+        target.write(carry)
+    if found:
+        masked.replace(path)
+    else:
+        masked.unlink()
 
 
 def _error_message(error_path: Path, log_path: Path, how: str) -> str:

@@ -46,6 +46,9 @@ def _child(request: dict) -> int:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.chdir(request["cwd"])
+    for name in request.get("unset", []):  # the step's own environment (e.g. the run's server user)
+        os.environ.pop(name, None)
+    os.environ.update(request.get("env", {}))
     sys.path.insert(0, request["cwd"])  # what `python -m` does for a fresh step process
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -88,6 +91,7 @@ class Zygote:
     """The runner's handle on a fork server; falls back to fresh processes if it fails."""
 
     def __init__(self, modules: list[str], env: dict[str, str], cwd: Path, log_path: Path, watchdog=None):
+        self.env = dict(env)
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ml_service.pipelines.zygote", *modules], env=env, cwd=cwd,
@@ -115,9 +119,14 @@ class Zygote:
                 return False
         return self.ready
 
-    def run(self, spec_path: Path, cwd: Path, log_path: Path, timeout_s: float) -> ProcessResult:
-        """Fork a child for one step and wait for it, killing its session on timeout or interrupt."""
+    def run(self, spec_path: Path, cwd: Path, log_path: Path, timeout_s: float,
+            env: dict[str, str] | None = None) -> ProcessResult:
+        """Fork a child for one step and wait for it, killing its session on timeout or interrupt; env: the step's
+        environment (what differs from the server's is set in the child; sent on the pipe, never written)."""
         request = {"spec": str(spec_path), "log": str(log_path), "cwd": str(cwd)}
+        if env is not None:
+            request["env"] = {k: v for k, v in env.items() if self.env.get(k) != v}
+            request["unset"] = [k for k in self.env if k not in env]
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
         pid = self._read()["pid"]

@@ -17,6 +17,8 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
+from ml_service import identity
+
 CAPACITY = 10_000
 
 
@@ -83,7 +85,7 @@ class LoginLimits:
     def begin(self, user: str, address: str) -> tuple[str, float]:
         """Before checking a password: ("", 0) and the attempt counted as a failure, or the reason it is
         refused ("user" or "address") and the seconds to wait."""
-        user = user.casefold()  # one user under every spelling (names match casefolded: studio/users.py)
+        user = identity.key(user)  # one user under every spelling (ml_service/identity.py)
         with self._lock:
             for reason, table, key in (("user", self.users, user), ("address", self.addresses, address)):
                 wait = table.wait(key)
@@ -96,7 +98,7 @@ class LoginLimits:
     def succeeded(self, user: str, address: str) -> None:
         """The password was right: the user's failures are cleared, the address's attempt taken back."""
         with self._lock:
-            self.users.clear(user.casefold())
+            self.users.clear(identity.key(user))
             self.addresses.forgive(address)
 
 

@@ -3,9 +3,9 @@
 Only hashes are stored (stdlib hashlib.scrypt, a random 16-byte salt per user); the file is written
 atomically with mode 0600. A login with an unknown name costs as much as one with a known name.
 
-Names are compared casefolded, as the engine compares approver lists (ci/service.py): `Alice@example.com`
-and `alice@example.com` are one user, so a second account cannot differ from an approver's by case only
-(issue 24). A login names the user as stored.
+Names are compared by the platform's one rule (ml_service/identity.py: NFKC, casefolded), as the engine compares
+approver lists and CI token names: `Alice@example.com` and `alice@example.com` are one user, so a second account
+cannot differ from an approver's by case or look-alike form only (issue 24). A login names the user as stored.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
+from ml_service import identity
 from ml_service.errors import UsageError
 
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}  # about 50 ms per hash on this machine; 16 MiB of memory
@@ -75,7 +76,7 @@ def add_user(state_dir: Path, name: str, password: str) -> bool:
     data = _read(path)
     same = stored_name(data, name)
     if same is not None and same != name:
-        raise UserError(f"user {name!r}: the Studio already has {same!r}, the same name without regard to case "
+        raise UserError(f"user {name!r}: the Studio already has {same!r}, the same name without regard to case or form "
                         f"(approvers are matched that way); change that user's password with the name {same!r}")
     salt = secrets.token_bytes(16)
     new = name not in data
@@ -85,11 +86,8 @@ def add_user(state_dir: Path, name: str, password: str) -> bool:
 
 
 def stored_name(data: dict, name: str) -> str | None:
-    """The user name in data equal to name without regard to case (casefolded), None when there is none."""
-    if name in data:
-        return name
-    folded = name.casefold()
-    return next((known for known in data if known.casefold() == folded), None)
+    """The user name in data that is the same user as name (identity.same), None when there is none."""
+    return identity.find(data, name)
 
 
 def canonical(state_dir: Path, name: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ml_service.config import Settings
 from ml_service.errors import MLOpsError, UsageError
+from ml_service.workspace.auth_api import AuthApi
 
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
@@ -15,15 +16,18 @@ class UserAdminError(MLOpsError):
     """The server refused a user or permission change."""
 
 
-def _client(settings: Settings):
-    from mlflow.server import get_app_client
-
+def _client(settings: Settings) -> AuthApi:
     from ml_service.workspace import tracking
 
     if tracking.is_local_store(settings):
         raise UsageError("the embedded workspace has no users; start a team workspace with `mlops workspace up`")
     tracking.connect(settings)  # exports this checkout's server user for MLflow's client
-    return get_app_client("basic-auth", tracking_uri=settings.tracking_uri)
+    return AuthApi(settings.tracking_uri)
+
+
+def auth_api(settings: Settings) -> AuthApi:
+    """The basic-auth API of settings' server, called as the checkout's user."""
+    return _client(settings)
 
 
 def password_file(settings: Settings, username: str) -> Path:
@@ -37,9 +41,19 @@ def add_user(settings: Settings, username: str) -> Path:
 
     from ml_service.team.server import write_secret
 
+    from ml_service import identity
+    from ml_service.team.run_user import PREFIX
+
+    if username.startswith(PREFIX):
+        raise UsageError(f"user names starting {PREFIX!r} are the pipeline runs' own (deleted when a run ends)")
+    client = _client(settings)
     password = secrets.token_urlsafe(24)
     try:
-        _client(settings).create_user(username, password)
+        same = identity.find(client.list_usernames(), username)
+        if same is not None:  # the platform's one rule for names (approvers, Studio users, CI tokens)
+            raise UserAdminError(f"cannot create user {username!r} on {settings.tracking_uri}: the server has "
+                                 f"{same!r}, the same user by the platform's rule for names (case and form)")
+        client.create_user(username, password)
     except MlflowException as exc:
         raise UserAdminError(f"cannot create user {username!r} on {settings.tracking_uri}: {exc.message}") from None
     target = password_file(settings, username)
@@ -75,14 +89,14 @@ def grant(settings: Settings, username: str, permission: str, model: str = "", e
         targets.append(lock_name(model))
     try:
         for target in targets:
-            _set(client, username, resource_type, target, permission)
+            set_permission(client, username, resource_type, target, permission)
     except MlflowException as exc:
         raise UserAdminError(f"cannot set {permission} for {username} on {what}: {exc.message}") from None
     return f"{username}: {permission} on {what}"
 
 
-def _set(client, username: str, resource_type: str, resource_id: str, permission: str) -> None:
-    """Grant permission, replacing the user's grant on that resource if there is one."""
+def set_permission(client, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+    """Grant permission (client: AuthApi), replacing the user's grant on that resource if there is one."""
     from mlflow.exceptions import MlflowException
 
     try:

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ml_service import identity
 from ml_service.tune import SpaceError, TuneError
 from ml_service.tune.space import Tuning, load_tuning
 from ml_service.tune.trials import Recorder, Target, on_path
@@ -56,7 +57,7 @@ def _start_run(client, experiment_id: str, settings, name: str, storage, trials:
 
     run = client.create_run(experiment_id, run_name=f"tune {name}", tags={
         "mlops.kind": "tune", "mlops.tune.study": name, "mlops.tune.storage": storage.shown,
-        "mlops.model.project": settings.project, **({"mlflow.user": settings.user} if settings.user else {})})
+        "mlops.model.project": settings.project, **identity.run_user_tags(settings)})
     params = {"study": name, "trials": trials, "workers": workers, "timeout_s": timeout or 0,
               "metric": tuning.metric, "direction": tuning.direction,
               "search_space": json.dumps(tuning.raw, sort_keys=True)}

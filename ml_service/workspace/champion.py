@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ml_service import identity
 from ml_service.config import Settings
 from ml_service.workspace import registry, tracking
 
@@ -56,8 +57,7 @@ def promote(settings: Settings, name: str, version: str, reason: str = "") -> Pr
         experiment_id = tracking.ensure_experiment(client, settings, EXPERIMENT)
         tags = {"mlops.kind": "promotion", "model_name": name, "model_version": str(version),
                 "previous_champion": previous or "", "reason": reason[:4000]}
-        if settings.user:
-            tags["mlflow.user"] = settings.user
+        tags.update(identity.run_user_tags(settings))
         run = client.create_run(experiment_id, run_name=f"champion: {name} v{version}", tags=tags)
         client.set_terminated(run.info.run_id, "FINISHED")
     return Promotion(name, str(version), previous, changed=True, record_id=run.info.run_id)

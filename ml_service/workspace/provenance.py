@@ -83,18 +83,19 @@ def _writer_permission(tracking_uri: str, username: str, experiment_id: str) -> 
     """The run user's permission on the experiment; None when this user may not ask or the run's user is no user
     of the server."""
     from mlflow.exceptions import MlflowException
-    from mlflow.server import get_app_client
+
+    from ml_service.workspace.auth_api import AuthApi
 
     try:
-        result = get_app_client("basic-auth", tracking_uri=tracking_uri).get_user_permission(
-            username, "experiment", experiment_id)
+        result = AuthApi(tracking_uri).request("/api/3.0/mlflow/users/permissions/get", "GET", params={
+            "username": username, "resource_type": "experiment", "resource_id": experiment_id})
     except MlflowException as exc:
         if exc.get_http_status_code() in (401, 403):
             return None
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None  # not a server user: MLflow records the user a client claims (the OS login by default)
         raise
-    return str(result.permission)
+    return str(result.get("permission", ""))
 
 
 def check(client, version, experiment: str, tracking_uri: str = "", _depth: int = 0) -> None:

@@ -554,6 +554,15 @@ def test_an_approver_decides_with_a_session_and_names_compare_without_case(proje
     assert store.records(run_id)[0]["status"] == "waiting"
 
 
+def test_approver_names_compare_by_the_platforms_one_rule_for_names(project):
+    """ml_service/identity.py: a full-width or case-folded spelling is the listed approver, as the Studio matches
+    its accounts (the engine's str.lower() took `ＬＥＡＤ@example.com` for a stranger)."""
+    store = service.open_store(project)
+    run_id = waiting(project, store)
+    got = service.decide(project, store, run_id, True, "ship it", approver="ＬＥＡＤ@example.com")
+    assert decided(store, run_id) == [("Deploy", "approved", got["approver"], "session", "ship it")]
+
+
 def test_a_stranger_is_refused_and_nothing_is_decided(project, monkeypatch):
     store = service.open_store(project)
     run_id = waiting(project, store)

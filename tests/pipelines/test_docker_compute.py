@@ -59,3 +59,23 @@ steps:
     result = mlops("pipeline", "run", str(pipeline))
     assert result.returncode == 1 and "timed out" in result.stderr
     assert not docker_engine.containers.list(all=True, filters={"label": "mlops.kind=pipeline-step"})
+
+
+def test_a_docker_step_sees_none_of_the_state_dirs_secrets_or_team_server_files(docker_engine, workspace, tmp_path):
+    """The state dir is mounted (the embedded store lives there) but its secrets and the team server's files are
+    not: an empty folder is all a step in a container finds there."""
+    planted = {workspace.state_dir / "secrets" / "tracking_password": "checkout-s3cret",
+               workspace.state_dir / "team" / "secrets" / "admin_password": "admin-s3cret",
+               workspace.state_dir / "team" / "artifacts" / "1" / "model.pkl": "a model"}
+    for path, value in planted.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text("""
+name: reads-secrets
+steps:
+  peek: {function: "tests.support.steps:read_state_secrets", compute: docker, reuse: false}
+""")
+    result = mlops("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stderr  # the step fails when it reads any of them
+    assert all(path.read_text() == value for path, value in planted.items())  # the host's files untouched

@@ -218,3 +218,34 @@ def test_only_a_finished_step_run_is_reused(workspace):
     assert [(s.name, s.status) for s in again.steps] == [("a", "done")]
     third = run_pipeline(workspace, one)
     assert [(s.name, s.status) for s in third.steps] == [("a", "reused")]
+
+
+def test_a_steps_environment_holds_the_runs_credential_and_never_the_checkouts_password(monkeypatch, tmp_path):
+    """However the checkout's server password reached the runner's environment (tracking.connect exports it, a
+    shell may hold it under any name), a step gets only its run's user."""
+    from ml_service.config import Settings
+    from ml_service.team.run_user import RunCredential
+
+    settings = Settings(root=tmp_path, state_dir=tmp_path / ".mlops", tracking_uri="http://127.0.0.1:1",
+                        artifact_root=tmp_path / "a", tracking_username="admin",
+                        tracking_password="admin-secret-123")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "admin-secret-123")
+    monkeypatch.setenv("SOME_EXPORTED_COPY", "x:admin-secret-123")
+    without = runner.step_env(settings)
+    assert not [k for k, v in without.items() if "admin-secret-123" in v]
+    assert "MLFLOW_TRACKING_USERNAME" not in without
+    run = RunCredential("mlops-run-1-abc", "run-secret")
+    env = runner.step_env(settings, run)
+    assert not [k for k, v in env.items() if "admin-secret-123" in v]
+    assert (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"], env["MLOPS_RUN_USER"]) == \
+        ("mlops-run-1-abc", "run-secret", "mlops-run-1-abc")
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+def test_a_step_log_keeps_no_copy_of_the_runs_password_even_across_chunks(tmp_path, chunk):
+    log = tmp_path / "step.log"
+    log.write_bytes(b"start secretsecret-and secre\nt but secret\n" * 3)
+    runner.mask_file(log, "secret", chunk=chunk)
+    assert log.read_bytes() == b"start ******-and secre\nt but ***\n" * 3
+    assert not (tmp_path / "step.log.masked").exists()

@@ -33,6 +33,23 @@ def test_a_preloaded_step_is_forked_from_the_server(tmp_path):
     assert zygote.proc.returncode is not None
 
 
+def test_a_forked_step_gets_its_own_environment_not_the_servers(tmp_path):
+    """The run's server user is given to each forked step; what the step's environment lacks, it lacks too."""
+    spec, out = write_spec(tmp_path, "tests.support.steps:report_environment")
+    server_env = {**os.environ, "LEFT_OUT": "the server's"}
+    zygote = Zygote(["json"], server_env, ROOT, tmp_path / "zygote.log")
+    try:
+        step_env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "mlops-run-1", "MLFLOW_TRACKING_PASSWORD": "p"}
+        result = LocalCompute(zygote).run(spec, step_env, ROOT, tmp_path / "step.log", 60, preloaded=True)
+        assert result.ok
+        seen = json.loads((out / "env.json").read_text())
+        assert seen["MLFLOW_TRACKING_USERNAME"] == "mlops-run-1" and seen["MLFLOW_TRACKING_PASSWORD"] == "p"
+        assert "LEFT_OUT" not in seen
+    finally:
+        zygote.close()
+    assert "mlops-run-1" not in (tmp_path / "zygote.log").read_text()
+
+
 def test_a_step_without_imports_starts_a_fresh_interpreter(tmp_path):
     spec, out = write_spec(tmp_path, "tests.support.steps:report_parent")
     result = LocalCompute(None).run(spec, dict(os.environ), ROOT, tmp_path / "step.log", 60)

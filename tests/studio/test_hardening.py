@@ -25,8 +25,9 @@ pytestmark = pytest.mark.integration
 
 def test_a_second_account_differing_only_by_case_is_refused_and_a_login_names_the_stored_user(project):  # noqa: F811
     state = project.state_dir
-    with pytest.raises(users.UserError):
-        users.add_user(state, "ALICE@example.com", "another password 1")
+    for twin in ("ALICE@example.com", "ａｌｉｃｅ@example.com"):  # by case, or a full-width look-alike (NFKC)
+        with pytest.raises(users.UserError):
+            users.add_user(state, twin, "another password 1")
     assert users.list_users(state) == ["alice@example.com"]
     assert not users.verify(state, "ALICE@example.com", "another password 1")
     app = create_app(project)

@@ -42,3 +42,61 @@ def report_platform(inputs, params, output_dir, context):
 
 def read_platform(inputs, params, output_dir, context):
     return {"outcome": "platform " + (inputs["previous"] / "platform.txt").read_text()}
+
+
+def probe_credential(inputs, params, output_dir, context):
+    """A hostile step: records its environment and tries admin actions with the server credential it was given,
+    into params["report"] (outside the run's artifacts); prints its password (the log must not keep it)."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.workspace.auth_api import AuthApi
+
+    api = AuthApi(context["tracking_uri"])
+    me = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+    attempts = {
+        "create_user": lambda: api.create_user("intruder", "intruder-password-1"),
+        "grant_self_manage": lambda: api.grant_user_permission(me, "registered_model", context["model_name"],
+                                                               "MANAGE"),
+        "make_self_admin": lambda: api.request("/api/2.0/mlflow/users/update-admin", "PATCH",
+                                               json={"username": me, "is_admin": True}),
+        "delete_admin": lambda: api.delete_user("admin"),
+    }
+    refused = {}
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            refused[name] = None
+        except MlflowException as exc:
+            refused[name] = exc.get_http_status_code()
+    with open(f"/proc/{os.getpid()}/environ", "rb") as handle:
+        initial = handle.read().decode(errors="replace")
+    report = {"environ": dict(os.environ), "proc_environ": initial, "refused": refused}
+    with open(params["report"], "w") as handle:
+        json.dump(report, handle)
+    print("my password is", os.environ.get("MLFLOW_TRACKING_PASSWORD", ""), flush=True)
+    if params.get("then_sleep"):
+        time.sleep(float(params["then_sleep"]))
+    return {"values": {"user": me}}
+
+
+def report_environment(inputs, params, output_dir, context):
+    """Writes the step's environment to its outputs (env.json)."""
+    import json
+
+    (output_dir / "env.json").write_text(json.dumps(dict(os.environ)))
+
+
+def read_state_secrets(inputs, params, output_dir, context):
+    """A hostile step: fails when it can read any file under the state dir's secrets or team folders (the state
+    dir itself must be there, or the step proves nothing)."""
+    from pathlib import Path
+
+    state = Path(context["state_dir"])
+    if not state.is_dir():
+        raise FileNotFoundError(f"the state dir {state} is not mounted")
+    seen = [str(p) for folder in (state / "secrets", state / "team") if folder.is_dir()
+            for p in folder.rglob("*") if p.is_file()]
+    if seen:
+        raise PermissionError(f"the step read {seen}")
