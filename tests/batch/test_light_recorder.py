@@ -223,3 +223,14 @@ def test_the_mlflow_process_is_never_forked_while_another_thread_runs(workspace)
     finally:
         stop.set()
         other.join()
+
+
+def test_the_light_run_and_experiment_are_stamped_in_milliseconds_as_mlflow_stamps_them(workspace, client):
+    import time
+
+    before = int(time.time() * 1000)
+    run = client.get_run(without_mlflow(workspace))
+    after = int(time.time() * 1000)
+    assert before <= run.info.start_time <= run.info.end_time <= after, (before, run.info, after)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert before <= experiment.creation_time <= experiment.last_update_time <= after
