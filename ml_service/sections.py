@@ -200,17 +200,19 @@ class VariableGroup:
 @dataclass(frozen=True)
 class CI:
     """The `ci:` section: the variable groups pipelines may use; repository resources (alias or project/repo ->
-    a local path or git URL); Azure definition names of the pipeline files (name -> file stem); a step log's cap."""
+    a local path or git URL); Azure definition names of the pipeline files (name -> file stem); a step log's cap;
+    Docker registry service connections (name -> registry address)."""
 
     variable_groups: Mapping[str, VariableGroup] = field(default_factory=FrozenDict)
     repositories: Mapping[str, str] = field(default_factory=FrozenDict)
     pipelines: Mapping[str, str] = field(default_factory=FrozenDict)
     log_max_mb: float = 64.0
+    registries: Mapping[str, str] = field(default_factory=FrozenDict)
 
 
 def parse_ci(value: Any, where: Where) -> CI:
     """ci: variable_groups: name -> {variables: {NAME: scalar}, secrets: [NAME]}."""
-    raw = where.mapping(value, ("variable_groups", "repositories", "pipelines", "log_max_mb"))
+    raw = where.mapping(value, ("variable_groups", "repositories", "pipelines", "log_max_mb", "registries"))
     groups = {}
     at = where / "variable_groups"
     for name, entry in at.mapping(raw.get("variable_groups")).items():
@@ -226,16 +228,20 @@ def parse_ci(value: Any, where: Where) -> CI:
                 raise (group / "secrets" / index).fail(f"{secret!r} is not an environment variable name")
         groups[str(name)] = VariableGroup(FrozenDict({str(k): v for k, v in variables.items()}), secrets)
     names = {}
-    for key in ("repositories", "pipelines"):
+    for key in ("repositories", "pipelines", "registries"):
         entries = (where / key).mapping(raw.get(key))
         for name, target in entries.items():
             if not isinstance(target, str) or not target.strip():
-                raise (where / key / str(name)).fail(f"expected a path, URL or file stem, got {_kind(target)}")
+                raise (where / key / str(name)).fail(f"expected a path, URL, file stem or registry address, "
+                                                     f"got {_kind(target)}")
+            if key == "registries" and ("://" in target or any(c.isspace() for c in target.strip())):
+                raise (where / key / str(name)).fail(f"expected a registry address such as 127.0.0.1:5000 or "
+                                                     f"registry.example.com/team, got {target!r}")
         names[key] = FrozenDict({str(k): str(v) for k, v in entries.items()})
     log_max_mb = (where / "log_max_mb").number(raw.get("log_max_mb"), 64.0)
     if log_max_mb <= 0:
         raise (where / "log_max_mb").fail("expected a number of megabytes above 0")
-    return CI(FrozenDict(groups), names["repositories"], names["pipelines"], float(log_max_mb))
+    return CI(FrozenDict(groups), names["repositories"], names["pipelines"], float(log_max_mb), names["registries"])
 
 
 # --- monitor ----------------------------------------------------------------------------------------

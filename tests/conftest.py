@@ -9,7 +9,9 @@ never a reason to skip: the test fails with the command that installs it.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,24 +29,57 @@ SKIP_ALLOWED = {
 }
 
 
-# `make test` runs two pytest processes at once (MLOPS_TEST_GROUP): `background` takes the tests marked
-# `docker` (they mostly wait on image builds and containers) or `slow` (they run their own servers for
-# minutes); `foreground` the rest. Unset: every test.
+# `make test` runs pytest processes side by side (MLOPS_TEST_GROUP): `docker` takes the tests marked `docker`
+# (one engine: their containers and images never race), `slow` the rest of those marked `slow` (they run their own
+# servers for minutes), `foreground/<i>/<n>` the i-th of n shares of all the others (`foreground`: all of them).
+# A share holds whole modules (their module fixtures stay in one process), balanced by the seconds each module took
+# (tests/durations.json, from tools/durations.py; a module not in it counts DEFAULT_SECONDS). Unset: every test.
 GROUP = pytest.StashKey[str]()
+DURATIONS = Path(__file__).with_name("durations.json")
+DEFAULT_SECONDS = 10.0
 
 
-def in_background_group(item) -> bool:
-    """Whether a test belongs to `make test`'s background process."""
-    return item.get_closest_marker("docker") is not None or item.get_closest_marker("slow") is not None
+def group_of(item) -> str:
+    """The process of `make test` a test runs in: docker, slow or foreground."""
+    if item.get_closest_marker("docker") is not None:
+        return "docker"
+    return "slow" if item.get_closest_marker("slow") is not None else "foreground"
+
+
+def shares(modules: list[str], count: int, seconds: dict[str, float]) -> dict[str, int]:
+    """module -> share (1..count): the longest module first, each to the share with the fewest seconds so far."""
+    load = [0.0] * count
+    chosen = {}
+    for module in sorted(modules, key=lambda m: (-seconds.get(m, DEFAULT_SECONDS), m)):
+        share = min(range(count), key=lambda i: (load[i], i))
+        chosen[module] = share + 1
+        load[share] += seconds.get(module, DEFAULT_SECONDS)
+    return chosen
+
+
+def selected(group: str, items: list) -> list:
+    """The items of a MLOPS_TEST_GROUP value (docker, slow, foreground, foreground/<i>/<n>; background: docker+slow)."""
+    name, _, share = group.partition("/")
+    if name == "background":
+        return [item for item in items if group_of(item) != "foreground"]
+    mine = [item for item in items if group_of(item) == name]
+    if not share:
+        return mine
+    index, count = (int(part) for part in share.split("/"))
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    chosen = shares(sorted({item.nodeid.split("::")[0] for item in mine}), count, seconds)
+    return [item for item in mine if chosen[item.nodeid.split("::")[0]] == index]
 
 
 def pytest_collection_modifyitems(config, items):
     group = config.stash.get(GROUP, "")
-    if group not in ("background", "foreground"):
+    if not group:
         return
-    wanted = group == "background"
-    keep = [item for item in items if in_background_group(item) == wanted]
-    dropped = [item for item in items if in_background_group(item) != wanted]
+    if not re.fullmatch(r"(docker|slow|background|foreground(/[1-9][0-9]*/[1-9][0-9]*)?)", group):
+        raise pytest.UsageError(f"MLOPS_TEST_GROUP={group!r}: expected docker, slow, foreground or foreground/<i>/<n>")
+    keep = selected(group, items)
+    kept = {id(item) for item in keep}
+    dropped = [item for item in items if id(item) not in kept]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

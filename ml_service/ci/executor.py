@@ -63,6 +63,7 @@ class Engine:
         self.log_max_bytes = 0  # a step log's cap (mlops.yml ci.log_max_mb; 0: steplog's default)
         self.definitions: dict[str, str] = {}  # pipeline file stem -> definition name (mlops.yml ci.pipelines)
         self.repositories: dict = {}  # mlops.yml ci.repositories: alias or project/repo -> path or git URL
+        self.registries: dict = {}  # mlops.yml ci.registries: Docker registry connection -> registry address
         from ml_service.ci.preflight import Plan
 
         self.plan = Plan()  # what cannot run here (preflight.py): those steps and jobs fail when reached

@@ -43,27 +43,25 @@ def _mentions_access_token(node) -> bool:
     return False
 
 
-def _needs_connection(step: dict) -> bool:
+def _connection_problem(step: dict, registries: dict) -> str:
+    """Why a task's service connection cannot be had here ('' when it can or the task needs none)."""
     module = tasks.module(str(step["task"]))
     given = step.get("inputs") or {}
     try:
-        if module is tasks.helm_deploy:
-            return module.needs_cloud(given)
+        if module is tasks.helm_deploy and module.needs_cloud(given):
+            return (f"{step['task']} as written needs a service connection (a Kubernetes/Azure connection), which "
+                    "does not exist here: use connectionType: None (helm with this machine's kubeconfig)")
         if module is tasks.docker:
-            return module.needs_registry(given)
+            return module.registry_problem(given, registries)
     except tasks.TaskError:
-        return False
-    return False
+        return ""
+    return ""
 
 
-def _connection_advice(step: dict) -> str:
-    if tasks.module(str(step["task"])) is tasks.docker:
-        return "use command: build here, and push with a script step to a registry you configure"
-    return "use connectionType: None (helm with this machine's kubeconfig)"
-
-
-def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None) -> Plan:
-    """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here."""
+def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None,
+          registries: dict | None = None) -> Plan:
+    """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here (mapping: ci.repositories,
+    registries: ci.registries)."""
     plan = Plan()
     declared = repositories.declared(document)
     if definitions is not None:  # a completion trigger or resource on a definition nobody here is named
@@ -128,10 +126,8 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                            "(pwsh), which is not installed here: install pwsh, or write the step as a bash step")
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
-                elif kind == "task" and _needs_connection(step):
-                    why = (f"{where(step, 'task')}: {step['task']} as written needs a service connection (a container "
-                           "registry or a Kubernetes/Azure connection), which does not exist here: "
-                           f"{_connection_advice(step)}")
+                elif kind == "task" and _connection_problem(step, registries or {}):
+                    why = f"{where(step, 'task')}: {_connection_problem(step, registries or {})}"
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
                 elif kind == "task" and not tasks.supported(str(step["task"])):

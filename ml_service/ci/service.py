@@ -342,7 +342,8 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine.definitions = {stem: definition_name(settings, stem) for stem in pipeline_files(Path(run.source_dir))}
         engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
         mapping = dict(settings.ci.repositories)
-        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions)
+        engine.registries = dict(settings.ci.registries)
+        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries)
         engine.repositories = mapping
         if engine.plan.refused:
             raise CIError("refused before the run: " + "; ".join(engine.plan.refused))

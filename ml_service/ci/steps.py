@@ -276,7 +276,7 @@ class Steps:
     def _task_context(self, variables: dict[str, Var]) -> dict:
         return {"store": self.engine.store, "run_id": self.engine.run_id, "variables": self.engine.values(variables),
                 "resources": self.engine.store.get_run(self.engine.run_id).resources,
-                "definitions": self.engine.definitions}
+                "definitions": self.engine.definitions, "registries": self.engine.registries}
 
     def _vso(self, command: process.Command, name, stage, job, variables, issues) -> Result | None:
         fields, message = command.fields, command.message

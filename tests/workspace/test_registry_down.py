@@ -27,7 +27,8 @@ def test_model_list_with_the_server_down_fails_in_one_line(workspace, monkeypatc
     import os
 
     team.point_at(workspace, f"http://127.0.0.1:{closed_port()}")
-    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+           "MLOPS_SERVER_WAIT": "1"}
     listed = subprocess.run([sys.executable, "-m", "ml_service.cli", "model", "list"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode != 0, listed.stdout

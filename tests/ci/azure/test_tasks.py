@@ -10,9 +10,12 @@ and the run stopping at the first of them (item 8: "run as far as their cloud ta
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -92,6 +95,72 @@ def test_docker_build_tags_an_image(project):
     finally:
         for tag in tags:
             subprocess.run(["docker", "image", "rm", "-f", f"{repository}:{tag}"], capture_output=True)
+
+
+def _docker_config() -> bytes | None:
+    folder = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    config = folder / "config.json"
+    return config.read_bytes() if config.exists() else None
+
+
+@pytest.mark.docker
+def test_docker_build_and_push_go_to_the_mapped_registry_and_login_logout_leave_the_machines_credentials(
+        project, image_registry):
+    repository = f"t23-push-{project.root.parent.name.lower()}"
+    project.configure(registries={"team-registry": image_registry})
+    project.add("tasks_docker_push.yml", commit=False)
+    project.write("docker/Dockerfile", "FROM mlops-python:3.11-bookworm\nARG EXTRA=first\n"
+                                       "RUN echo $EXTRA > /extra.txt\n")
+    credentials = _docker_config()
+    run = project.run("tasks_docker_push.yml", params={"repository": repository})
+    image = f"{image_registry}/{repository}"
+    try:
+        assert run.result == "succeeded", run.error + run.logs[-2000:]  # buildAndPush ignored its bad --target
+        with urllib.request.urlopen(f"http://{image_registry}/v2/{repository}/tags/list", timeout=10) as answer:
+            tags = set(json.loads(answer.read())["tags"])
+        assert tags == {str(run.run.id), "latest", "second"}  # tags default to $(Build.BuildId)
+        extra = subprocess.run(["docker", "run", "--rm", f"{image}:second", "cat", "/extra.txt"],
+                               capture_output=True, text=True, timeout=120)
+        assert extra.stdout.strip() == "second"  # build's arguments were passed
+        assert _docker_config() == credentials  # login and logout wrote nothing to this machine's Docker
+    finally:
+        for tag in (str(run.run.id), "latest", "second"):
+            subprocess.run(["docker", "image", "rm", "-f", f"{image}:{tag}"], capture_output=True)
+
+
+def test_a_docker_step_with_an_unmapped_or_no_registry_connection_is_named_before_the_run(project):
+    project.add("tasks_docker_unmapped.yml")
+    text = (project.root / ".pipelines" / "tasks_docker_unmapped.yml").read_text().splitlines()
+    lines = [i for i, row in enumerate(text, 1) if "task: Docker@2" in row]
+    run = project.run("tasks_docker_unmapped.yml")
+    plan = _plan(run)
+    assert "nobody-mapped-this" in plan and f"tasks_docker_unmapped.yml:{lines[0]}" in plan
+    assert f"tasks_docker_unmapped.yml:{lines[1]}" in plan  # a push without a connection: Docker Hub
+    assert run.out.get("before") == "ran" and "after" not in run.out
+    assert run.steps()["push to an unmapped connection"] == "Failed" and run.result == "failed"
+    assert "push to docker hub" not in {k for k, v in run.steps().items() if v == "Succeeded"}
+
+
+def test_a_registry_address_with_a_scheme_is_refused_with_its_place(project):
+    project.configure(registries={"team-registry": "https://127.0.0.1:5000"})
+    from ml_service.errors import MLOpsError
+
+    with pytest.raises(MLOpsError, match=r"ci\.registries\.team-registry|registries.*team-registry"):
+        project.settings()
+
+
+@pytest.mark.docker
+def test_docker_start_and_stop_a_container(project):
+    name = f"t23-start-{project.root.parent.name.lower()}"
+    subprocess.run(["docker", "create", "--name", name, "mlops-python:3.11-bookworm", "sleep", "300"],
+                   capture_output=True, check=True)
+    try:
+        project.add("tasks_docker_start_stop.yml")
+        run = project.run("tasks_docker_start_stop.yml", params={"container": name})
+        assert run.out.get("running") == "true" and run.out.get("stopped") == "false", run.logs[-2000:]
+        assert run.result == "succeeded"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
 def test_helm_installer_and_helm_package(project):
