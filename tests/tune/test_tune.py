@@ -92,7 +92,11 @@ def test_two_workers_share_one_study_and_every_trial_is_a_nested_mlflow_run(proj
     from ml_service.config import load_settings
     from ml_service.workspace.tracking import connect
 
-    parent = connect(load_settings(project)).get_run(parents.pop())
+    client = connect(load_settings(project))
+    for run in runs.values():  # a trial's metrics are stamped in milliseconds within its run, as MLflow's own
+        stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "mse")]
+        assert all(run.info.start_time <= stamp <= run.info.end_time for stamp in stamps), (stamps, run.info)
+    parent = client.get_run(parents.pop())
     assert parent.data.tags["mlops.kind"] == "tune" and parent.info.status == "FINISHED"
     assert float(parent.data.params["best.w"]) == study.best_trial.params["w"]
     assert parent.data.metrics["best_mse"] == study.best_value
