@@ -152,6 +152,22 @@ def test_the_mlflow_run_records_model_input_counts_and_speed(ws, scored):
     assert metrics["duration_s"] > 0 and metrics["rows_per_s"] > 0
 
 
+def test_the_recorded_duration_and_speed_are_the_jobs_own(ws, inputs, tmp_path):
+    """duration_s lies within the wall time measured around the job, and rows_per_s is at least the rows over it:
+    a duration read from the wrong clock or a sum of two clock readings is far outside. No bound on how long the
+    job may take (not a timed assertion)."""
+    from ml_service.workspace.tracking import connect
+
+    before = time.monotonic()
+    result = score("--input", str(inputs["parquet"]), "--output", str(tmp_path / "out"))
+    elapsed = time.monotonic() - before
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    metrics = connect(ws).get_run(manifest["run_id"]).data.metrics
+    assert 0 < metrics["duration_s"] <= elapsed
+    assert metrics["rows_per_s"] >= ROWS / elapsed
+
+
 def test_in_the_embedded_workspace_a_job_runs_and_records_its_run_without_mlflow(ws, inputs, scored, tmp_path):
     """MLflow made unimportable (a package of that name that raises, first on the path of the job and of every
     process it starts): the job finds the model and records its run straight in the store, with the same output."""

@@ -184,3 +184,53 @@ def test_an_older_or_nan_value_is_kept_as_mlflow_keeps_it(workspace, client):
     client.log_batch(reference, metrics=[Metric("rows_in", 5.0, 1000, 0), Metric("spread", float("nan"), 1000, 0)])
     assert rows(workspace, light) == rows(workspace, reference)
     assert client.get_run(light).data.metrics["rows_in"] == 3000  # an older value is history, not the latest
+
+
+def test_the_metrics_are_stamped_in_milliseconds_at_the_finish_through_either_store(workspace, client):
+    import time
+
+    before = int(time.time() * 1000)
+    runs = (without_mlflow(workspace), with_mlflow(client, workspace))
+    after = int(time.time() * 1000)
+    for run_id in runs:
+        stamps = [m.timestamp for m in client.get_metric_history(run_id, "duration_s")]
+        assert len(stamps) == 2 and all(before <= stamp <= after for stamp in stamps), (stamps, before, after)
+
+
+def test_the_rate_is_rows_over_seconds_and_zero_without_time():
+    """Both sides of `seconds > 0`: no time measured gives a rate of 0, never a division by zero."""
+    totals = {"rows": 10, "scored": 10, "rejected": 0}
+    assert record.metrics(totals, 0.0, 0)["rows_per_s"] == 0.0
+    assert record.metrics(totals, 2.0, 10)["rows_per_s"] == 5.0
+
+
+def test_the_mlflow_process_is_never_forked_while_another_thread_runs(workspace):
+    """A fork while another thread holds a lock (MLflow's, logging's) can leave the child waiting forever: with a
+    second thread alive the MLflow process is spawned, and it answers."""
+    import threading
+    from multiprocessing.context import SpawnProcess
+
+    from ml_service.batch.recorder import Recorder
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        with Recorder(workspace) as recorder:
+            assert isinstance(recorder.process, SpawnProcess), type(recorder.process)
+            run_id = recorder.call("start", dict(MANIFEST), SPEC)
+        assert status(workspace, run_id) == "RUNNING"
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_the_light_run_and_experiment_are_stamped_in_milliseconds_as_mlflow_stamps_them(workspace, client):
+    import time
+
+    before = int(time.time() * 1000)
+    run = client.get_run(without_mlflow(workspace))
+    after = int(time.time() * 1000)
+    assert before <= run.info.start_time <= run.info.end_time <= after, (before, run.info, after)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert before <= experiment.creation_time <= experiment.last_update_time <= after

@@ -43,3 +43,15 @@ def test_elsewhere_plain_lines_at_most_every_few_seconds(monkeypatch):
     bar.done()
     assert log.getvalue().splitlines() == [log.getvalue().strip()] and CLEAR not in log.getvalue()
     assert "20/100 rows" in log.getvalue() and "2 rows/s" in log.getvalue() and "ETA 40s" in log.getvalue()
+
+
+def test_a_bar_with_no_new_rows_yet_shows_no_eta_and_one_row_more_shows_one():
+    """Both sides of `rate > 0`: a resumed job's bar redrawn before a new row (rate 0) has no ETA and does not
+    divide by zero; after rows it has one."""
+    screen = Terminal()
+    bar = progress.Progress(1000, already=500, stream=screen)
+    bar.update(0)
+    assert "500/1,000 rows" in screen.getvalue().split(CLEAR)[-1] and "ETA ?" in screen.getvalue().split(CLEAR)[-1]
+    bar.update(1)
+    assert "501/1,000 rows" in screen.getvalue().split(CLEAR)[-1]
+    assert "ETA ?" not in screen.getvalue().split(CLEAR)[-1]

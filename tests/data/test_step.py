@@ -4,6 +4,7 @@ row count. A small suite written here, real Great Expectations."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -29,9 +30,13 @@ def test_the_step_passes_a_good_file_with_its_rows_and_keeps_the_report(tmp_path
     suite, good, _ = files
     out = tmp_path / "out"
     out.mkdir()
+    before = time.strftime("%Y%m%d-%H%M%S")
     result = validate({"data": good, "suite": suite}, {}, out, {"reports_dir": str(tmp_path / "reports")})
+    after = time.strftime("%Y%m%d-%H%M%S")
     assert result == {"metrics": {"rows": 2, "expectations_passed": 1}}
     assert "Data validation passed" in (out / "data_validation.html").read_text()
+    kept = list((tmp_path / "reports").glob("data_validation_good_*.html"))  # stamped: one report per validation
+    assert len(kept) == 1 and before <= kept[0].stem.rsplit("_", 1)[1] <= after, kept
 
 
 def test_the_step_fails_on_a_file_that_breaks_the_contract_naming_the_expectation(tmp_path, files):

@@ -1,4 +1,6 @@
-"""The `docker` compute target: pipeline steps inside the training image, on a real Docker engine."""
+"""The `docker` compute target: pipeline steps inside the training image, on a real Docker engine; the folders
+it mounts, without one."""
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = pytest.mark.integration
 
 
 def mlops(*args):
@@ -15,6 +17,7 @@ def mlops(*args):
                           timeout=1200)
 
 
+@pytest.mark.docker
 def test_a_docker_step_runs_in_the_training_image_and_passes_outputs_on(docker_engine, workspace, tmp_path):
     pipeline = tmp_path / "pipeline.yml"
     pipeline.write_text("""
@@ -33,6 +36,7 @@ steps:
     assert uid == str(os.getuid())
 
 
+@pytest.mark.docker
 def test_the_default_projects_train_step_runs_in_docker_and_registers(docker_engine, workspace, tmp_path):
     import yaml
 
@@ -45,6 +49,7 @@ def test_the_default_projects_train_step_runs_in_docker_and_registers(docker_eng
     assert f"registered {workspace.model_name} version 1" in result.stdout
 
 
+@pytest.mark.docker
 def test_a_docker_step_that_times_out_is_killed(docker_engine, workspace, tmp_path):
     pipeline = tmp_path / "pipeline.yml"
     pipeline.write_text(f"""
@@ -61,6 +66,7 @@ steps:
     assert not docker_engine.containers.list(all=True, filters={"label": "mlops.kind=pipeline-step"})
 
 
+@pytest.mark.docker
 def test_a_docker_step_sees_none_of_the_state_dirs_secrets_or_team_server_files(docker_engine, workspace, tmp_path):
     """The state dir is mounted (the embedded store lives there) but its secrets and the team server's files are
     not: an empty folder is all a step in a container finds there."""
@@ -79,3 +85,19 @@ steps:
     result = mlops("pipeline", "run", str(pipeline))
     assert result.returncode == 0, result.stderr  # the step fails when it reads any of them
     assert all(path.read_text() == value for path, value in planted.items())  # the host's files untouched
+
+
+def test_an_input_outside_the_mounted_folders_is_mounted_read_only_once_and_one_inside_is_not(workspace, tmp_path):
+    from ml_service.pipelines.docker_compute import DockerCompute
+
+    work, data = tmp_path / "run", tmp_path / "data"  # the pipeline's workdir, and data outside every mount
+    spec = work / "steps" / "train" / "spec.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({"inputs": {"a": str(data / "a.csv"), "b": str(data / "b.csv"),
+                                           "code": str(workspace.root / "ml_service" / "cli"),
+                                           "prep": str(work / "steps" / "prep" / "out.csv"),
+                                           "state": str(workspace.state_dir / "x.csv")}}))
+    mounts = DockerCompute(workspace)._mounts(spec)
+    assert {path: mount["mode"] for path, mount in mounts.items()} == {
+        str(workspace.root): "ro", str(work): "rw", str(workspace.state_dir): "rw", str(data): "ro"}
+    assert all(mount["bind"] == path for path, mount in mounts.items())

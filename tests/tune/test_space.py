@@ -69,3 +69,11 @@ def test_both_example_projects_declare_a_space_on_params_their_train_step_takes(
         assert searched <= set(step.get("params") or {}), (project.project, searched)
         defaults = pipeline.get("params") or {}
         assert all(defaults.get(name, "unset") is None for name in searched), "a searched param must default to null"
+
+
+def test_a_step_as_wide_as_low_to_high_is_taken_and_one_wider_is_refused():
+    """Both sides of `step > high - low`: a step equal to the width leaves the two ends to choose from."""
+    parsed = parse_tuning(tuning({"depth": {"type": "int", "low": 2, "high": 8, "step": 6}}), "p.yml")
+    assert [(p.low, p.high, p.step) for p in parsed.params] == [(2, 8, 6)]
+    with pytest.raises(SpaceError, match=r"p.yml: tuning.search_space.depth.step: 7 is wider than low..high"):
+        parse_tuning(tuning({"depth": {"type": "int", "low": 2, "high": 8, "step": 7}}), "p.yml")

@@ -7,6 +7,7 @@ the study; a malformed search space stops before any trial; the pipeline's train
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ml_service.pipelines.runner import OUTPUTS
+from tests.conftest import ROOT
 from tests.support.tune_project import write_project
 
 pytestmark = pytest.mark.integration
@@ -21,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 def env_of(root: Path, state: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_TRACKING_"))}
-    env.update(MLOPS_ROOT=str(root), MLOPS_STATE_DIR=str(state), MLFLOW_DISABLE_TELEMETRY="true")
+    env.update(MLOPS_ROOT=str(root), MLOPS_STATE_DIR=str(state), MLFLOW_DISABLE_TELEMETRY="true",
+               PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))  # this checkout
     return env
 
 
@@ -88,7 +92,11 @@ def test_two_workers_share_one_study_and_every_trial_is_a_nested_mlflow_run(proj
     from ml_service.config import load_settings
     from ml_service.workspace.tracking import connect
 
-    parent = connect(load_settings(project)).get_run(parents.pop())
+    client = connect(load_settings(project))
+    for run in runs.values():  # a trial's metrics are stamped in milliseconds within its run, as MLflow's own
+        stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "mse")]
+        assert all(run.info.start_time <= stamp <= run.info.end_time for stamp in stamps), (stamps, run.info)
+    parent = client.get_run(parents.pop())
     assert parent.data.tags["mlops.kind"] == "tune" and parent.info.status == "FINISHED"
     assert float(parent.data.params["best.w"]) == study.best_trial.params["w"]
     assert parent.data.metrics["best_mse"] == study.best_value
@@ -124,7 +132,7 @@ def test_a_malformed_search_space_stops_before_any_trial(project, tmp_path):
     assert not (tmp_path / "state" / "tune.db").exists()  # no study, no trial
 
 
-def test_the_pipelines_train_runs_with_the_best_trials_parameters(project):
+def test_the_pipelines_train_runs_with_the_best_trials_parameters(project, tmp_path):
     from ml_service.config import load_settings
     from ml_service.workspace.tracking import connect
 
@@ -138,6 +146,8 @@ def test_the_pipelines_train_runs_with_the_best_trials_parameters(project):
     assert float(train.data.params["w"]) == best and train.data.metrics["w"] == best
     tune = client.search_runs([experiment.experiment_id], "tags.`mlops.step.name` = 'tune'")[0]
     assert tune.data.tags["mlops.outcome"].startswith("tuned: study ")
+    saved = Path(client.download_artifacts(tune.info.run_id, f"{OUTPUTS}/best_params.json", str(tmp_path)))
+    assert json.loads(saved.read_text()) == {"w": best}  # the step's output: the best trial's parameters
     # an explicit --param still wins over the tuned value
     explicit = mlops(project, "pipeline", "run", "--param", "w=1.5")
     assert explicit.returncode == 0, explicit.stderr[-3000:]

@@ -27,6 +27,12 @@ def test_the_owner_tag_is_host_boot_pid_and_start_time_and_this_process_is_alive
     host, boot, pid, started = owners.owner_tag().split("|")
     assert (host, pid) == (socket.gethostname(), str(os.getpid()))
     assert boot == open("/proc/sys/kernel/random/boot_id").read().strip() and started.isdigit()
+    process = subprocess.Popen(["sleep", "600"])  # started after this process (seconds after: its imports alone)
+    try:
+        assert int(owners.owner_tag(process.pid).split("|")[3]) > int(started)  # each process's own start time
+    finally:
+        process.kill()
+        process.wait()
     assert owners.owner_is_gone(owners.owner_tag()) is False
     assert owners.describe(owners.owner_tag()) == f"pid {os.getpid()} on {socket.gethostname()}"
 

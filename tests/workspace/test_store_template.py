@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -31,7 +32,9 @@ def test_the_second_fresh_workspace_copies_the_first_ones_empty_store_and_works(
     first = fresh("first")
     assert (first / "mlflow.db.ready").read_text().strip() == "created by MLflow"
     assert template_path().is_file()
+    before = int(time.time() * 1000)
     second = fresh("second")
+    after = int(time.time() * 1000)
     assert (second / "mlflow.db.ready").read_text().strip() == "copied from the empty store template"
 
     import mlflow
@@ -39,6 +42,8 @@ def test_the_second_fresh_workspace_copies_the_first_ones_empty_store_and_works(
     uri = f"sqlite:///{second / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert client.get_experiment("0").artifact_location == os.path.abspath("mlruns") + "/0"
+    default = client.get_experiment("0")  # made now, in milliseconds, as MLflow would have made it
+    assert before <= default.creation_time == default.last_update_time <= after, (before, default, after)
     experiment = client.create_experiment("copied", artifact_location=(second / "artifacts").as_uri())
     run = client.create_run(experiment)
     client.log_metric(run.info.run_id, "m", 1.0)

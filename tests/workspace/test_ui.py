@@ -65,3 +65,14 @@ def test_mlops_ui_answers_with_the_workspace(workspace):
             except subprocess.TimeoutExpired:
                 os.killpg(ui.pid, signal.SIGKILL)
                 ui.wait(10)
+
+
+def test_against_a_team_server_mlops_ui_names_the_server_and_starts_nothing(tmp_path, monkeypatch, capsys):
+    """The other side of `is_local_store`: a workspace on an MLflow server has its own UI; no local server starts
+    and no local state is made."""
+    from ml_service.cli import main
+
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLOPS_TRACKING_URI", "http://127.0.0.1:9")
+    assert main(["ui", "--port", str(free_port())]) == 0
+    assert "http://127.0.0.1:9" in capsys.readouterr().out and not (tmp_path / "state").exists()

@@ -119,6 +119,9 @@ def read_coverage(data_file: Path | None, tree: Path, outcomes: dict[str, dict],
     built = TestMap(outcomes={t: row["outcome"] for t, row in outcomes.items()},
                     durations={t: round(row["duration"], 3) for t, row in outcomes.items()}, seconds=seconds)
     index: dict[str, int] = {}
+    by_file: dict[str, list[str]] = {}
+    for test in outcomes:
+        by_file.setdefault(test.split("::")[0], []).append(test)
     measured = {Path(name).resolve(): name for name in data.measured_files()}
     for module in modules:
         path = (tree / module).resolve()
@@ -129,7 +132,7 @@ def read_coverage(data_file: Path | None, tree: Path, outcomes: dict[str, dict],
             continue
         by_line: dict[str, list[int]] = {}
         for line, contexts in data.contexts_by_lineno(name).items():
-            tests = {c.rsplit("|", 1)[0] for c in contexts if c}
+            tests = {test for c in contexts if c for test in context_tests(c, by_file)}
             for test in tests:
                 if test not in index:
                     index[test] = len(built.tests)
@@ -138,6 +141,20 @@ def read_coverage(data_file: Path | None, tree: Path, outcomes: dict[str, dict],
                 by_line[str(line)] = sorted(index[t] for t in tests)
         built.lines[module] = by_line
     return built
+
+
+def context_tests(context: str, by_file: dict[str, list[str]]) -> list[str]:
+    """The tests a coverage context ('nodeid|setup', 'nodeid|run', 'nodeid|teardown') stands for: the test, and for
+    a setup or teardown every test of its file too. A module-scoped fixture runs in the setup of the first test
+    that asks for it, and the tests that read what it did come later: on 2026-12-07 a mutant of
+    light_store.traced_version ran only against test_each_store_records_what_the_operations_say[mlflow], whose
+    setup ran the fixture, and survived; [sqlite], the test that fails on it, was never chosen."""
+    test, _, phase = context.rpartition("|")
+    if not test:
+        return [context]
+    if phase in ("setup", "teardown"):
+        return [test, *by_file.get(test.split("::")[0], ())]
+    return [test]
 
 
 def suite_digest(root: Path) -> str:

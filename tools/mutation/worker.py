@@ -78,6 +78,18 @@ class Recorder:
         self.path.write_text(json.dumps(self.rows))
 
 
+def keep_forks_off_the_map() -> None:
+    """A process forked inside the test run (the pipeline watchdog, a fork-context pool, a test's own fork) ends
+    with the real os._exit, not coverage's patched one (pyproject's `patch = ["_exit"]`).
+
+    The patched one saves the child's copy of the test process's coverage to the test process's own data file
+    (pytest-cov names it once, before any fork): on 2026-12-07 that erased every line the tests ran in-process,
+    and a map of tests/pipelines held only the lines subprocesses ran (32 of 89 tests; test_watchdog.py alone
+    left 1 of 24). The lines only a forked child runs are not mapped now; their mutants get the fallback."""
+    real_exit = os._exit  # not patched yet: coverage starts inside pytest.main
+    os.register_at_fork(after_in_child=lambda: setattr(os, "_exit", real_exit))
+
+
 @dataclass
 class Job:
     """One pytest run in a forked child."""
@@ -129,6 +141,7 @@ def start(tree: Path, args: list[str], *, key: str, timeout: float, log: Path,
             sys.dont_write_bytecode = True
             os.chdir(tree)
             sys.path[:] = [str(tree)] + [p for p in sys.path if p and not p.rstrip("/").endswith("tools/mutation")]
+            keep_forks_off_the_map()
             code = int(pytest.main(args, plugins=[Recorder(results, stop_at)]))
         except BaseException as error:  # noqa: B036 - the child must end here, whatever happened
             print(f"mutation worker: {type(error).__name__}: {error}", file=sys.stderr)

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+CHECKOUT = Path(__file__).resolve().parents[3]  # the tree these tests belong to
+
 PIPELINES = Path(__file__).parent / "pipelines"
 OUT = re.compile(r"^OUT:([\w.\-]+)=(.*)$")
 EMAIL = "dev@example.com"
@@ -147,8 +149,11 @@ class Project:
         return found
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        """`mlops ARGS` of this checkout's code, in the project (as a user runs it)."""
-        env = {**os.environ, "MLOPS_ROOT": str(self.root)}
+        """`mlops ARGS` of this checkout's code, in the project (as a user runs it). The checkout goes first on
+        PYTHONPATH: from the project's folder `python -m ml_service.cli` would import the venv's installed copy
+        (another checkout's code), and a bug in this one would pass."""
+        path = os.pathsep.join(filter(None, (str(CHECKOUT), os.environ.get("PYTHONPATH"))))
+        env = {**os.environ, "MLOPS_ROOT": str(self.root), "PYTHONPATH": path}
         return subprocess.run([sys.executable, "-m", "ml_service.cli", *args], cwd=self.root, env=env,
                               capture_output=True, text=True, timeout=300)
 
