@@ -109,8 +109,15 @@ def url(port: int, database: str) -> str:
     return f"postgresql+psycopg2://{SUPERUSER}@127.0.0.1:{port}/{database}"
 
 
+# Two processes creating the same database at once (two `mlops tune` workers joining one study): the one that
+# loses gets "already exists" (42P04) or, when both passed the catalog check, a unique violation on
+# pg_database's name index (23505). Either way the database is there.
+CREATED_MEANWHILE = ("42P04", "23505")
+
+
 def create_database(port: int, passfile: Path, name: str) -> bool:
-    """Create database name if missing; True when it was created."""
+    """Create database name if missing; True when this call created it (False: it existed, or another
+    process created it meanwhile)."""
     import psycopg2
 
     connection = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
@@ -121,7 +128,12 @@ def create_database(port: int, passfile: Path, name: str) -> bool:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cursor.fetchone():
                 return False
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            try:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+            except psycopg2.Error as exc:
+                if exc.pgcode in CREATED_MEANWHILE:
+                    return False
+                raise
             return True
     finally:
         connection.close()
