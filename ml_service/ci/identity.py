@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ml_service import env as envvars
-from ml_service import identity as same_user  # who a user is: one rule for names (ci/identity is about proof)
+from ml_service import identity as same_user  # who a user is: one rule for names (this module is about proof)
 from ml_service.config import Settings
 from ml_service.errors import MLOpsError, UsageError
 
