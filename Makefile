@@ -86,20 +86,24 @@ loop: install
 	@$(BIN)/python -m ml_service.monitor.loop $(if $(MODEL),--project $(MODEL))
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
-# Side by side, one pytest process each (MLOPS_TEST_GROUP, tests/conftest.py): the Docker tests (they mostly wait
-# on image builds and containers), the slow ones (their own servers for minutes), and the rest in TEST_SHARES
-# shares of whole modules balanced by tests/durations.json; the first share prints here, the others' logs follow.
-# One coverage report of all at the end; the target fails if any failed.
+# Side by side, one pytest process each (MLOPS_TEST_GROUP, tests/conftest.py): TEST_GROUPS (default `background`:
+# the Docker tests, which mostly wait on image builds and containers, and the slow ones, which run their own servers
+# for minutes; `docker slow` makes them two processes) and the rest in TEST_SHARES shares of whole modules balanced
+# by tests/durations.json; the first share prints here, the others' logs follow. Four processes (TEST_GROUPS="docker
+# slow" TEST_SHARES=2) were no faster on 2 cores (the slow group was the long pole, at a load of 10) and made
+# process-lifecycle tests flaky, so two is the default. One coverage report of all at the end; the target fails if
+# any failed.
 # Coverage measures the pytest processes (and what they fork), not the `mlops`, step and server subprocesses the
 # tests start: measuring those too (pytest-cov's subprocess hook) doubled the suite's CPU time, each Python
 # start-up paying about 0.8 s of tracing for MLflow's imports. `make coverage-all` measures them as well.
-TEST_SHARES ?= 2
+TEST_GROUPS ?= background
+TEST_SHARES ?= 1
 TEST_RUN = $(BIN)/python -m coverage run --parallel-mode -m pytest -p no:cacheprovider
 test: install-test lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	@mkdir -p $(REPORTS)
-	@others="docker slow $$(seq -f 'foreground/%g/$(TEST_SHARES)' 2 $(TEST_SHARES))"; pids=""; \
+	@others="$(TEST_GROUPS) $$(seq -f 'foreground/%g/$(TEST_SHARES)' 2 $(TEST_SHARES))"; pids=""; \
 	echo "== beside this one, in the background: $$others (logs: $(REPORTS)/pytest-<group>.log)"; \
 	for group in $$others; do log=$(REPORTS)/pytest-$${group//\//-}; \
 		MLOPS_TEST_GROUP=$$group $(TEST_RUN) --junitxml=$$log.xml >$$log.log 2>&1 & pids="$$pids $$!"; done; \
