@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ml_service.ci import repositories, tasks
+from ml_service.ci.macros import MACRO
 from ml_service.ci.model import STEP_KINDS, Stage
 
 
@@ -43,10 +44,23 @@ def _mentions_access_token(node) -> bool:
     return False
 
 
-def _connection_problem(step: dict, registries: dict) -> str:
-    """Why a task's service connection cannot be had here ('' when it can or the task needs none)."""
+def _literal_variables(raw) -> dict[str, str]:
+    """name -> value of a variables block (mapping or list form); groups and templates are left out."""
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if not isinstance(v, (dict, list))}
+    found = {}
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and "name" in item and not isinstance(item.get("value"), (dict, list)):
+            found[str(item["name"])] = str(item.get("value", ""))
+    return found
+
+
+def _connection_problem(step: dict, registries: dict, variables: dict[str, str]) -> str:
+    """Why a task's service connection cannot be had here ('' when it can or the task needs none); the inputs'
+    $(macros) of the pipeline's, stage's and job's own variables are expanded first, as the agent does."""
     module = tasks.module(str(step["task"]))
-    given = step.get("inputs") or {}
+    given = {k: MACRO.sub(lambda m: variables.get(m.group(1), m.group(0)), v) if isinstance(v, str) else v
+             for k, v in (step.get("inputs") or {}).items()}
     try:
         if module is tasks.helm_deploy and module.needs_cloud(given):
             return (f"{step['task']} as written needs a service connection (a Kubernetes/Azure connection), which "
@@ -94,8 +108,10 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                     f"definition '{resource.get('source')}', which no pipeline file here is: its completion trigger "
                     "never fires and its resources.pipeline variables are empty; map it in mlops.yml "
                     f"(ci: {{pipelines: {{'{resource.get('source')}': <file stem of .pipelines/>}}}})")
+    pipeline_variables = _literal_variables(document.get("variables") if isinstance(document, dict) else None)
     for stage in stages:
         for job in stage.jobs:
+            scope = {**pipeline_variables, **_literal_variables(stage.variables), **_literal_variables(job.variables)}
             services = job.services or (document.get("services") if isinstance(document, dict) else None)
             if services and not (job.container or document.get("container")):
                 why = (f"{job.container_where or where(document, 'services')}: job {job.name} uses service containers "
@@ -147,8 +163,8 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                            "(pwsh), which is not installed here: install pwsh, or write the step as a bash step")
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
-                elif kind == "task" and _connection_problem(step, registries or {}):
-                    why = f"{where(step, 'task')}: {_connection_problem(step, registries or {})}"
+                elif kind == "task" and _connection_problem(step, registries or {}, scope):
+                    why = f"{where(step, 'task')}: {_connection_problem(step, registries or {}, scope)}"
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
                 elif kind == "task" and not tasks.supported(str(step["task"])):

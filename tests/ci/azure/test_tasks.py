@@ -141,6 +141,16 @@ def test_a_docker_step_with_an_unmapped_or_no_registry_connection_is_named_befor
     assert "push to docker hub" not in {k for k, v in run.steps().items() if v == "Succeeded"}
 
 
+def test_a_registry_connection_named_through_a_variable_is_the_variables_value(project):
+    project.configure(registries={"team-registry": "127.0.0.1:5000"})
+    project.add("tasks_docker_variable_connection.yml")
+    run = project.run("tasks_docker_variable_connection.yml")
+    assert _plan(run) == "" and run.out.get("after") == "ran" and run.result == "succeeded", _plan(run)
+    project.configure(registries={"other": "127.0.0.1:5000"})
+    plan = _plan(project.run("tasks_docker_variable_connection.yml"))
+    assert "'team-registry' is not mapped" in plan, plan
+
+
 def test_a_registry_address_with_a_scheme_is_refused_with_its_place(project):
     project.configure(registries={"team-registry": "https://127.0.0.1:5000"})
     from ml_service.errors import MLOpsError
