@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -87,6 +88,11 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.stash[GROUP] = os.environ.pop("MLOPS_TEST_GROUP", "")  # not inherited by the tests' own pytest runs
+    # `make test` starts its other pytest processes with `&`, and a non-interactive shell starts those with Ctrl-C
+    # (SIGINT) ignored, which every subprocess inherits: a test's Ctrl-C to an `mlops pipeline run` did nothing
+    # there (CI, stop 31). A handler, unlike an ignored signal, is not inherited across exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     for name, why in SKIP_ALLOWED.items():
         config.addinivalue_line("markers", f"{name}: {why}; the only kind of test that may skip")
 
