@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ml_service.config import Settings
-from ml_service.studio import pages_ci, pages_deploy, pages_ml, users
+from ml_service.studio import logins, pages_ci, pages_deploy, pages_ml
 from ml_service.studio.auth import COOKIE, AuthMiddleware, checked_form, safe_next, session_of, set_cookie
 from ml_service.studio.limits import LoginLimits, minutes
 from ml_service.studio.web import HERE, Studio, studio_of
@@ -67,15 +67,21 @@ def studio_config(settings: Settings) -> dict:
     return dataclasses.asdict(settings.studio)
 
 
+def login_form(request: Request, status_code: int = 200, **context):
+    """The login page: the form, and who can log in (the team server's users, or the Studio's own)."""
+    studio = studio_of(request)
+    return studio.render(request, "login.html", status_code=status_code, no_users=logins.no_users(studio.settings),
+                         team_server=logins.team_server(studio.settings), **context)
+
+
 def login_page(request: Request):
     """GET /login."""
-    studio = studio_of(request)
-    return studio.render(request, "login.html", next=safe_next(request.query_params.get("next")),
-                         no_users=not users.list_users(studio.settings.state_dir))
+    return login_form(request, next=safe_next(request.query_params.get("next")))
 
 
 async def login(request: Request):
-    """POST /login: a local user's name and password; a new session on success."""
+    """POST /login: a name and password (checked by the team server in team mode, else a Studio user's); a new
+    session holding only the name on success."""
     import asyncio
 
     studio = studio_of(request)
@@ -88,19 +94,24 @@ async def login(request: Request):
     if refused:
         who = "for this user" if refused == "user" else "from this address"
         count = minutes(wait)
-        response = studio.render(request, "login.html", status_code=429, next=target,
-                                 error=f"too many failed logins {who}; try again in {count} "
-                                       f"minute{'' if count == 1 else 's'}",
-                                 no_users=not users.list_users(studio.settings.state_dir))
+        response = login_form(request, 429, next=target, error=f"too many failed logins {who}; try again in "
+                                                               f"{count} minute{'' if count == 1 else 's'}")
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    if not await asyncio.to_thread(users.verify, studio.settings.state_dir, name, password):
-        return studio.render(request, "login.html", status_code=401, next=target, error="wrong user or password",
-                             no_users=not users.list_users(studio.settings.state_dir))
+    try:
+        user = await asyncio.to_thread(logins.check, studio.settings, name, password)
+    except logins.LoginUnavailable as exc:  # nobody gets in while the server cannot say; no failure counted
+        import logging
+
+        logging.getLogger("mlops.studio").error("login of %r not checked: %s", name, exc)  # the page: no address
+        limits.unchecked(name, address)
+        return login_form(request, 503, next=target, error="the team workspace's MLflow server cannot check "
+                                                           "passwords now; try again later")
+    if user is None:
+        return login_form(request, 401, next=target, error="wrong user or password")
     limits.succeeded(name, address)
     studio.sessions.drop(session_of(request).id)
     response = RedirectResponse(target, status_code=303)
-    user = users.canonical(studio.settings.state_dir, name)  # one spelling per user (names match casefolded)
     set_cookie(response, studio.sessions.new(user), request.url.scheme == "https")
     return response
 
