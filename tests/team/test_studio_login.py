@@ -150,8 +150,8 @@ def test_a_server_user_logs_in_with_the_servers_password_and_approves_as_an_appr
                               str(team["root"]))
     store.request_approval(run_id, "Production", "Deploy", "production", 3600)
     store.update_run(run_id, status="waiting")
-    status, headers, _ = carol.request("POST", f"/approvals/{run_id}", {"csrf": carol.csrf("/approvals"),
-                                                                      "action": "approve", "comment": "ok"})
+    form = {"csrf": carol.csrf("/approvals"), "action": "approve", "comment": "ok"}
+    status, headers, _ = carol.request("POST", f"/approvals/{run_id}", form)
     assert status == 303 and headers["location"] == f"/runs/{run_id}"
     [decided] = store.approvals(run_id)
     assert (decided["status"], decided["approver"]) == ("approved", "carol")
