@@ -30,6 +30,7 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'sel
 # rebinding); studio: trusted_proxies: addresses whose X-Forwarded-For is believed (none by default: a local
 # client's header would otherwise choose the address the login limit counts). Parsed in sections.py.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+RECHECK_SECONDS = 60.0  # team mode: a session's user is looked up on the server at most this often
 
 
 def server_options(config: dict) -> dict:
@@ -172,9 +173,10 @@ class SecurityHeaders:
 
 
 def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000",
-               clock: Callable[[], float] = time.monotonic) -> Starlette:
+               clock: Callable[[], float] = time.monotonic, recheck_seconds: float = RECHECK_SECONDS) -> Starlette:
     """The Studio for a workspace; mlflow_url: where the MLflow UI is (`mlops ui`, or the team's server);
-    clock: the login limits' time in seconds (tests pass a fake one instead of sleeping)."""
+    clock: the login limits' time in seconds (tests pass a fake one instead of sleeping); recheck_seconds: how
+    often, in team mode, a session's user is looked up on the server (a deleted user's session ends)."""
     config = studio_config(settings)
     studio = Studio(settings, mlflow_url)
     routes = [
@@ -198,7 +200,8 @@ def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000",
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, hosts=config["hosts"]),
-                  Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"])]
+                  Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"],
+                             still_a_user=logins.still_a_user(settings), recheck_seconds=recheck_seconds)]
     handlers = {HTTPException: error_page, Exception: server_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.studio = studio

@@ -6,6 +6,9 @@ never the password.
 """
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 from ml_service.config import Settings
 from ml_service.studio import users
 from ml_service.team import login as team_login
@@ -26,6 +29,14 @@ def check(settings: Settings, name: str, password: str) -> str | None:
     if not users.verify(settings.state_dir, name, password):
         return None
     return users.canonical(settings.state_dir, name)  # one spelling per user (names match casefolded)
+
+
+def still_a_user(settings: Settings) -> Callable[[str], bool | None] | None:
+    """How a session's user is looked up again (team mode: is it still a server user?); None: never (the Studio's
+    own users: removing one with `mlops studio user remove` ends nothing before the session's idle time)."""
+    if not team_server(settings):
+        return None
+    return functools.partial(team_login.still_a_user, settings)
 
 
 def no_users(settings: Settings) -> bool:

@@ -79,6 +79,18 @@ def _server_name(settings: Settings, name: str, timeout: float) -> str | None:
     return identity.find(names, name)
 
 
+def still_a_user(settings: Settings, name: str, timeout: float = TIMEOUT) -> bool | None:
+    """True when the server still has the user name (exactly so spelled), False when it does not (deleted), None
+    when it cannot say (it does not answer, or the checkout's user may not list users)."""
+    try:
+        status, body = _get(settings, LIST_USERS, settings.tracking_username, settings.tracking_password, timeout)
+    except LoginUnavailable:
+        return None
+    if status != 200:
+        return None
+    return any(isinstance(user, dict) and user.get("username") == name for user in body.get("users", []))
+
+
 def check(settings: Settings, name: str, password: str, timeout: float = TIMEOUT) -> str | None:
     """The server's name of the user when password is name's on the team server, None when it is not;
     LoginUnavailable when the server cannot say."""

@@ -4,8 +4,9 @@ up`: PostgreSQL 15 and MLflow's server with basic auth), the Studio served over 
 
 - a server user logs in with the server's password (under any spelling of the name) and approves as an approver;
 - a wrong password, an unknown name and an account of the Studio's own users.json open nothing;
-- a user deleted on the server cannot log in any more;
-- with the server stopped, a login is refused with 503 and opens nothing (this test stops the server: it runs last).
+- a user deleted on the server cannot log in any more, and the session it had open ends;
+- with the server stopped, a login is refused with 503 and opens nothing, while a session already open stays
+  (the server cannot say its user is gone) (this test stops the server: it runs last).
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def team(tmp_path_factory):
     assert settings.tracking_uri.startswith("http://") and settings.tracking_username == "admin"
     records = Records()
     logging.getLogger().addHandler(records)
-    app = create_app(settings)
+    app = create_app(settings, recheck_seconds=0)  # a session's user is looked up on the server at every request
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -178,10 +179,11 @@ def test_a_wrong_password_an_unknown_name_and_a_studio_users_account_open_nothin
     assert users_json.read_bytes() == kept  # in team mode the Studio's own store is not written
 
 
-def test_a_user_deleted_on_the_server_cannot_log_in_any_more(team):
+def test_a_user_deleted_on_the_server_cannot_log_in_any_more_and_loses_the_open_session(team):
     password = add_user(team, "dave")
     dave = Client(team["port"])
     assert dave.log_in("dave", password) == 303 and dave.opens()
+    opened = dave.cookie
     admin = team["settings"]
     token = base64.b64encode(f"{admin.tracking_username}:{admin.tracking_password}".encode()).decode()
     delete = urllib.request.Request(f"{admin.tracking_uri}/api/2.0/mlflow/users/delete", method="DELETE",
@@ -189,6 +191,7 @@ def test_a_user_deleted_on_the_server_cannot_log_in_any_more(team):
                                     headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(delete, timeout=30) as response:
         assert response.status == 200
+    assert not dave.opens() and opened not in sessions(team)  # the session opened before the deletion ends
     before = sessions(team)
     again = Client(team["port"])
     assert again.log_in("dave", password) == 401
@@ -196,11 +199,15 @@ def test_a_user_deleted_on_the_server_cannot_log_in_any_more(team):
 
 
 def test_with_the_server_stopped_a_login_is_refused_and_opens_nothing(team):
+    carol = Client(team["port"])
+    assert carol.log_in("carol", team["carol"]) == 303
+    opened = carol.cookie
     stopped = run_mlops(team["env"], "workspace", "down")
     assert stopped.returncode == 0, stopped.stderr
     before = sessions(team)
-    carol = Client(team["port"])
-    form = {"csrf": carol.csrf(), "user": "carol", "password": team["carol"], "next": "/runs"}
-    status, _, page = carol.request("POST", "/login", form)
+    again = Client(team["port"])
+    form = {"csrf": again.csrf(), "user": "carol", "password": team["carol"], "next": "/runs"}
+    status, _, page = again.request("POST", "/login", form)
     assert status == 503 and "Traceback" not in page
-    assert not carol.opens() and sessions(team) == before
+    assert not again.opens() and sessions(team) == before
+    assert carol.opens("/runs") and opened in sessions(team)  # a page of the local run store
