@@ -1,5 +1,5 @@
-"""Who is using the Studio: sessions from a login (local users) or a trusted reverse-proxy header,
-and the CSRF token every POST must carry.
+"""Who is using the Studio: sessions from a login (the Studio's users, or in team mode the team server's:
+`logins.py`) or a trusted reverse-proxy header, and the CSRF token every POST must carry.
 
 Sessions live in this process's memory (a restart logs everyone out); the cookie holds only a
 random session id, HttpOnly and SameSite=Strict. The identity never comes from a form field.
@@ -109,7 +109,8 @@ class AuthMiddleware:
     user and the login form is not used; requests without it are refused.
 
     still_a_user(name) (team mode: the team server's users) is asked about a session's user at most every
-    recheck_seconds: False (the user was deleted) ends the session; None (the store cannot say) keeps it.
+    recheck_seconds: False (the user was deleted) ends the session; None (the store cannot say) keeps it until the
+    next look-up.
     """
 
     def __init__(self, app, sessions: Sessions, trusted_header: str = "",
@@ -129,8 +130,7 @@ class AuthMiddleware:
         if answer is False:
             self.sessions.drop(session.id)
             return False
-        if answer:
-            session.confirmed = time.monotonic()
+        session.confirmed = time.monotonic()  # asked again after the interval (a hung server delays one request)
         return True
 
     async def __call__(self, scope, receive, send):
