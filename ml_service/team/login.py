@@ -66,16 +66,24 @@ def _get(settings: Settings, path: str, username: str, password: str, timeout: f
     return status, body if isinstance(body, dict) else {}
 
 
-def _server_name(settings: Settings, name: str, timeout: float) -> str | None:
-    """The server's user that is name by the platform's rule; name itself when the list cannot be read, None when
-    the list has no such user."""
+def server_users(settings: Settings, timeout: float = TIMEOUT) -> list[str] | None:
+    """The server's user names, asked as this checkout's user; None when that user may not list them;
+    LoginUnavailable when the server does not answer or has no users."""
     status, body = _get(settings, LIST_USERS, settings.tracking_username, settings.tracking_password, timeout)
     if status == 404:
         raise LoginUnavailable(f"the MLflow server at {settings.tracking_uri} has no users (it was not started with "
-                               "--app-name basic-auth): the Studio cannot check a password")
-    if status != 200:  # e.g. a server where only admins list users: the typed name is checked as it is
+                               "--app-name basic-auth)")
+    if status != 200:
+        return None
+    return [str(user.get("username", "")) for user in body.get("users", []) if isinstance(user, dict)]
+
+
+def _server_name(settings: Settings, name: str, timeout: float) -> str | None:
+    """The server's user that is name by the platform's rule; name itself when the list cannot be read, None when
+    the list has no such user."""
+    names = server_users(settings, timeout)
+    if names is None:  # e.g. a server where only admins list users: the typed name is checked as it is
         return name
-    names = [str(user.get("username", "")) for user in body.get("users", []) if isinstance(user, dict)]
     return identity.find(names, name)
 
 
@@ -83,12 +91,10 @@ def still_a_user(settings: Settings, name: str, timeout: float = TIMEOUT) -> boo
     """True when the server still has the user name (exactly so spelled), False when it does not (deleted), None
     when it cannot say (it does not answer, or the checkout's user may not list users)."""
     try:
-        status, body = _get(settings, LIST_USERS, settings.tracking_username, settings.tracking_password, timeout)
+        names = server_users(settings, timeout)
     except LoginUnavailable:
         return None
-    if status != 200:
-        return None
-    return any(isinstance(user, dict) and user.get("username") == name for user in body.get("users", []))
+    return None if names is None else name in names
 
 
 def check(settings: Settings, name: str, password: str, timeout: float = TIMEOUT) -> str | None:

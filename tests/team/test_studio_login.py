@@ -5,6 +5,7 @@ up`: PostgreSQL 15 and MLflow's server with basic auth), the Studio served over 
 - a server user logs in with the server's password (under any spelling of the name) and approves as an approver;
 - a wrong password, an unknown name and an account of the Studio's own users.json open nothing;
 - a user deleted on the server cannot log in any more, and the session it had open ends;
+- a CI personal token names a server user, as the server spells it (none for a name the server does not have);
 - with the server stopped, a login is refused with 503 and opens nothing, while a session already open stays
   (the server cannot say its user is gone) (this test stops the server: it runs last).
 """
@@ -196,6 +197,21 @@ def test_a_user_deleted_on_the_server_cannot_log_in_any_more_and_loses_the_open_
     again = Client(team["port"])
     assert again.log_in("dave", password) == 401
     assert not again.opens() and sessions(team) == before
+
+
+def test_a_ci_token_names_a_server_user_as_the_server_spells_it(team):
+    from ml_service.ci import identity
+
+    def create(name: str) -> subprocess.CompletedProcess:
+        env = {**team["env"], "MLOPS_ROOT": str(team["root"])}
+        return subprocess.run([sys.executable, "-m", "ml_service.cli", "ci", "token", "create", "--name", name],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+    made = create("CAROL")
+    assert made.returncode == 0, made.stderr
+    refused = create("nobody")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert [t["name"] for t in identity.list_tokens(team["settings"])] == ["carol"]
 
 
 def test_with_the_server_stopped_a_login_is_refused_and_opens_nothing(team):
