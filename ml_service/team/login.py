@@ -15,6 +15,7 @@ The password goes to the server in one request header and is kept, logged and re
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import secrets
 import urllib.error
@@ -49,11 +50,13 @@ def _get(settings: Settings, path: str, username: str, password: str, timeout: f
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:  # it answered
-        status, raw = exc.code, exc.read()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:  # it answered
+            with exc:
+                status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise LoginUnavailable(f"the team's MLflow server at {settings.tracking_uri} does not answer ({reason})") \
             from None
