@@ -11,7 +11,7 @@ import os
 import sys
 
 from ml_service.cli.options import PROJECT
-from ml_service.errors import MLOpsError
+from ml_service.errors import EXIT_FAILED, MLOpsError, disk_full, disk_full_message
 
 # Command modules, in the order their groups appear in `mlops --help`.
 COMMAND_MODULES = ("ml_service.cli.doctor", "ml_service.cli.init", "ml_service.cli.pipeline", "ml_service.cli.tune",
@@ -92,3 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # a full disk is no bug: one line, whichever library met it
+        from ml_service import env as envvars
+
+        full = disk_full(exc)
+        if full is None or envvars.MLOPS_DEBUG.get() == "1":
+            raise
+        print(f"error: {disk_full_message(full)}", file=sys.stderr)
+        return EXIT_FAILED

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ml_service import identity
 from ml_service.config import Settings
+from ml_service.errors import disk_full, disk_full_message
 from ml_service.pipelines import reuse
 from ml_service.pipelines.compute import ComputeError, get_compute
 from ml_service.pipelines.definition import Input, Pipeline, PipelineError, Step
@@ -133,7 +134,10 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, wa
         client.set_tag(parent_id, "mlops.error", str(exc)[:5000])
         client.set_terminated(parent_id, "FAILED")
         return PipelineResult(parent_id, "FAILED", "failed", runner.records, error=str(exc))
-    except BaseException as exc:  # interrupted (Ctrl-C) or a bug: never leave the run RUNNING
+    except BaseException as exc:  # interrupted (Ctrl-C), a full disk or a bug: never leave the run RUNNING
+        full = disk_full(exc)
+        if full is not None:
+            return _failed_on_full_disk(client, parent_id, runner.records, disk_full_message(full, settings.state_dir))
         client.set_tag(parent_id, "mlops.error", f"interrupted: {type(exc).__name__}: {exc}"[:5000])
         client.set_terminated(parent_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
@@ -141,6 +145,19 @@ def _run(settings, pipeline, reuse_steps, report, published, workdir, zygote, wa
     client.set_tag(parent_id, OUTCOME_TAG, outcome)
     client.set_terminated(parent_id, "FINISHED")
     return PipelineResult(parent_id, "FINISHED", outcome, runner.records)
+
+
+def _failed_on_full_disk(client, parent_id: str, records, message: str) -> PipelineResult:
+    """The run ends FAILED saying the disk is full, if the store can still take that much; if not, it stays RUNNING
+    and the next run on this host ends it (owners.end_orphans), and the message says so."""
+    try:
+        client.set_tag(parent_id, "mlops.error", message[:5000])
+        client.set_terminated(parent_id, "FAILED")
+    except Exception as exc:
+        if disk_full(exc) is None:
+            raise
+        message += " (the run could not be marked failed either: the next run ends it)"
+    return PipelineResult(parent_id, "FAILED", "failed", records, error=message)
 
 
 def parent_tags(settings: Settings, pipeline: Pipeline, git, published: tuple[str, str] | None) -> dict[str, str]:
