@@ -13,9 +13,10 @@ import shutil
 from dataclasses import dataclass, field
 
 from ml_service.ci.model import repositories
-from ml_service.ci.model.pipeline import STEP_KINDS, Stage
+from ml_service.ci.model.pipeline import Stage
 from ml_service.ci.runner import tasks
 from ml_service.ci.runner.macros import MACRO
+from ml_service.ci.runner.step_factory import kind_of
 
 
 @dataclass
@@ -134,7 +135,7 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
             for step in job.steps:
                 if not isinstance(step, dict):
                     continue
-                kind = next((k for k in STEP_KINDS if k in step), None)
+                kind = kind_of(step)
                 target = step.get("target")
                 target = target.get("container") if isinstance(target, dict) else target
                 if target and str(target) != "host":

@@ -1,8 +1,8 @@
 """One step of a job, as the agent runs it: a script (bash) in a process of its own, a local task,
-or a checkout. Macros are expanded (macros.py), a value that would run as code refuses the step,
-the script file is private (0600) and deleted when the step ends, ##vso logging commands set
-variables and outputs (a secret output is stored as a reference), retries and continueOnError
-apply, and what a job's steps leave running ends with the job.
+or a checkout, each a typed step made by step_factory.py. Macros are expanded (macros.py), a value
+that would run as code refuses the step, the script file is private (0600) and deleted when the step
+ends, ##vso logging commands set variables and outputs (a secret output is stored as a reference),
+retries and continueOnError apply, and what a job's steps leave running ends with the job.
 """
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 from ml_service.ci.model import expressions as ex
-from ml_service.ci.model.pipeline import STEP_KINDS, EngineError, Result, Var, minutes
+from ml_service.ci.model.pipeline import Result, Var, minutes
 from ml_service.ci.runner import macros, process, reaper, sources
 from ml_service.ci.runner import tasks
+from ml_service.ci.runner.step_factory import (CheckoutStep, DownloadStep, PublishStep, ShellStep, Step, TaskStep,
+                                               new_step)
 from ml_service.ci.runner.tasks import TaskError, run_task
 from ml_service.processes import kill_group
 
@@ -89,26 +91,22 @@ class Steps:
         if groups:
             reaper.reap_orphans(groups, wait=2.0)
 
-    def run(self, stage, job, step, path, variables, previous, deadline) -> Result:
+    def run(self, stage, job, raw, path, variables, previous, deadline) -> Result:
         """Run one step (its condition, retries and continueOnError applied); its result."""
-        if not isinstance(step, dict):
-            raise EngineError(f"{path}: a step must be a mapping")
-        kind = next((k for k in STEP_KINDS if k in step), None)
-        if kind is None:
-            raise EngineError(f"{path}: unknown step {sorted(step)}")
-        display = macros.expand(str(step.get("displayName") or self._default_display(kind, step)), variables)
-        name = str(step.get("name") or "")
+        step = new_step(raw, path)
+        display = macros.expand(step.display_name, variables)
+        name = step.name
         self.engine.record(path, "step", name=name or display, display=display, status="pending")
-        if not ex.as_bool(step.get("enabled", True)):
+        if not step.enabled:
             self.engine.record(path, "step", status="completed", result=Result.SKIPPED, detail="disabled")
             return Result.SKIPPED
         roots = {"variables": self.engine.values(variables)}
-        if not self.engine.condition(str(step.get("condition") or "succeeded()"),
+        if not self.engine.condition(step.condition,
                                      [r for r in previous if r != Result.SKIPPED], roots, f"step {display}"):
             self.engine.record(path, "step", status="completed", result=Result.SKIPPED)
             return Result.SKIPPED
         log_path = self.engine.store.log_path(self.engine.run_id, path.replace("/", "."))
-        attempts = 1 + int(step.get("retryCountOnTaskFailure") or 0)
+        attempts = step.attempts
         started = time.time()
         self.engine.record(path, "step", status="running", started=started, log=str(log_path))
         result, detail = Result.FAILED, ""
@@ -116,10 +114,10 @@ class Steps:
             if attempt > 1:
                 with open(log_path, "a") as log:
                     log.write(f"\n--- retry {attempt - 1} of {attempts - 1} after failure: {detail}\n")
-            result, detail = self._execute(kind, step, name, stage, job, variables, log_path, deadline)
+            result, detail = self._execute(step, stage, job, variables, log_path, deadline)
             if result != Result.FAILED or self.engine.canceled:
                 break
-        if result == Result.FAILED and ex.as_bool(step.get("continueOnError", False)):
+        if result == Result.FAILED and step.continue_on_error:
             result, detail = Result.SUCCEEDED_WITH_ISSUES, f"continued on error: {detail}"
         self.engine.record(path, "step", status="completed", result=result, finished=time.time(), detail=detail[:4000])
         return result
@@ -149,42 +147,35 @@ class Steps:
             log.write(message + "\n")
         return Result.SUCCEEDED, ""
 
-    def _default_display(self, kind: str, step: dict) -> str:
-        if kind in ("script", "bash", "pwsh", "powershell"):
-            first = str(step[kind]).strip().splitlines()
-            return f"{kind.capitalize()}: {first[0][:60] if first else ''}"
-        if kind == "task":
-            return str(step["task"])
-        return f"{kind.capitalize()}: {step[kind]}"
-
-    def _execute(self, kind, step, name, stage, job, variables, log_path, deadline) -> tuple[Result, str]:
+    def _execute(self, step: Step, stage, job, variables, log_path, deadline) -> tuple[Result, str]:
         default_dir = variables["System.DefaultWorkingDirectory"].value
-        stop = self.engine.plan.step_stops.get(id(step))
+        name = step.name
+        stop = self.engine.plan.step_stops.get(id(step.raw))
         if stop:  # named in the run's plan before it started (preflight.py)
             with open(log_path, "a") as log:
                 log.write(f"##[error]{stop}\n")
             return Result.FAILED, stop
-        workdir = Path(macros.expand(str(step.get("workingDirectory") or default_dir), variables))
-        if kind == "checkout":
-            return self._checkout(str(step["checkout"]), variables, log_path)
-        if kind in ("pwsh", "powershell"):
-            return Result.FAILED, f"step '{kind}' is not supported locally (no PowerShell on this agent)"
-        if kind == "task":
-            found = tasks.module(str(step["task"]))
+        workdir = Path(macros.expand(str(step.raw.get("workingDirectory") or default_dir), variables))
+        if isinstance(step, CheckoutStep):
+            return self._checkout(step.repository, variables, log_path)
+        if isinstance(step, ShellStep):
+            return Result.FAILED, step.refusal
+        if isinstance(step, TaskStep):
+            found = tasks.module(step.task)
             if found is not None and found.KIND == "script":  # Bash@3, CmdLine@2, PythonScript@0: a script step
                 try:
-                    as_script = found.script(step.get("inputs") or {})
+                    as_script = found.script(step.inputs)
                 except TaskError as exc:
                     return Result.FAILED, str(exc)
-                env = {**(step.get("env") or {}), **as_script.pop("env", {})}
-                step = {**{k: v for k, v in step.items() if k not in ("task", "inputs")}, **as_script, "env": env}
-                kind = next(k for k in ("script", "bash") if k in step)
-                workdir = Path(macros.expand(str(step.get("workingDirectory") or default_dir), variables))
+                env = {**(step.raw.get("env") or {}), **as_script.pop("env", {})}
+                step = new_step({**{k: v for k, v in step.raw.items() if k not in ("task", "inputs")}, **as_script,
+                                 "env": env}, step.path)  # a ScriptStep
+                workdir = Path(macros.expand(str(step.raw.get("workingDirectory") or default_dir), variables))
                 if not workdir.is_absolute():
                     workdir = Path(default_dir) / workdir
-        if kind in ("task", "download", "publish"):
-            return self._task(kind, step, name, stage, job, variables, log_path)
-        script, spliced = macros.expand_script(str(step[kind]), variables)
+        if isinstance(step, (TaskStep, DownloadStep, PublishStep)):
+            return self._task(step.kind, step.raw, name, stage, job, variables, log_path)
+        script, spliced = macros.expand_script(step.script, variables)
         if spliced:
             message = (f"refused: the value of {', '.join(spliced)} holds shell syntax ($(...), `, ;, |, &, <, >, "
                        "quotes, backslash or a newline) and would run as code where the script text says $(name); "
@@ -201,7 +192,8 @@ class Steps:
         with os.fdopen(descriptor, "w") as file:
             file.write(script + "\n")
         try:
-            return self._run_script(kind, step, name, stage, job, variables, log_path, deadline, script_path, workdir)
+            return self._run_script(step.kind, step.raw, name, stage, job, variables, log_path, deadline, script_path,
+                                    workdir)
         finally:
             script_path.unlink(missing_ok=True)  # deleted when the step ends, whatever the end
 
