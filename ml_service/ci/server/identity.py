@@ -1,7 +1,7 @@
 """Who acts on a run, and how we know.
 
 An identity is a name with its proof:
-- `session`: the studio's login authenticated it (passed to `approvals.decide(approver=...)`);
+- `session`: the studio's login authenticated it (passed to `service.decide(approver=...)`);
 - `token`: MLOPS_TOKEN holds a personal token of this workspace (`mlops ci token create`);
 - `os-account`: the operating-system account this process runs as (the kernel says so);
 - `claimed`: MLOPS_USER or git user.email, which anyone can set: never proof.
