@@ -1,7 +1,7 @@
 """Who acts on a run, and how we know.
 
 An identity is a name with its proof:
-- `session`: the studio's login authenticated it (passed to `service.decide(approver=...)`); in team mode the
+- `session`: the studio's login authenticated it (passed to `approvals.decide(approver=...)`); in team mode the
   team server checked the password;
 - `token`: MLOPS_TOKEN holds a personal token of this workspace (`mlops ci token create`); in team mode a token
   names a server user (as the server spells it), checked when it is created;
