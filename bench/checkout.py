@@ -1,4 +1,4 @@
-"""Benchmark (not a test): what a run's own checkout costs (ml_service/ci/sources.py) on a repository.
+"""Benchmark (not a test): what a run's own checkout costs (ml_service/ci/runner/sources.py) on a repository.
 
 For the repository given (default: this one), --rounds times each:
   describe   what the run will hold, at queue time: HEAD (clean) or HEAD plus the uncommitted changes (a tree
@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ml_service.ci import sources
+from ml_service.ci.runner import sources
 
 
 def timed(action) -> tuple[float, object]:

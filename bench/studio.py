@@ -45,7 +45,7 @@ def build_store(settings) -> tuple[int, int]:
 
     Written in memory (/dev/shm, where a commit costs no fsync), then copied to the workspace on disk,
     which is what the Studio reads."""
-    from ml_service.ci.store import Store
+    from ml_service.ci.server.store import Store
 
     scratch = Path(tempfile.mkdtemp(prefix="mlops-bench-ci-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     try:

@@ -1,7 +1,7 @@
 """Who a user is, once for the whole platform: one rule for comparing names, and the name a run records.
 
-Three stores hold names: Studio accounts (`studio/users.py`), CI personal tokens (`ci/identity.py`) and, in a team
-workspace, the MLflow server's users (`team/users.py`); approver lists in mlops.yml name them. All of them compare
+Three stores hold names: Studio accounts (`studio/users.py`), CI personal tokens (`ci/server/identity.py`) and, in a
+team workspace, the MLflow server's users (`team/users.py`); approver lists in mlops.yml name them. All of them compare
 names with `same` (Unicode NFKC, then casefolded): `Alice@Example.com`, `alice@example.com` and the full-width
 `ａｌｉｃｅ@example.com` are one person, so no second account can differ from an approver's by case or by a
 look-alike form only. Each store refuses a second name that `same` matches (issue 24).

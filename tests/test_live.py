@@ -10,7 +10,7 @@ import threading
 import time
 
 from ml_service import live
-from ml_service.ci.progress import Progress
+from ml_service.ci.runner.progress import Progress
 from ml_service.live import CLEAR, LiveLine
 from tests.conftest import ROOT
 

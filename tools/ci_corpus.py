@@ -331,7 +331,8 @@ def _engine_predefined() -> set[str]:
     """Names (lower case) the engine defines today: the run's and the job's."""
     import inspect
 
-    from ml_service.ci import executor, service
+    from ml_service.ci.runner import executor
+    from ml_service.ci.server import service
 
     names = set(re.findall(r'"((?:Build|System|Agent|Pipeline|Environment|Common|Strategy)\.[\w.]+|TF_BUILD)"',
                            inspect.getsource(service.predefined) + inspect.getsource(service.compile_time) +
@@ -383,7 +384,7 @@ def _jobs(doc):
 
 def _scalar_findings(text: str) -> list[tuple[str, int, str]]:
     """Plain scalars that YAML 1.1 (what the engine reads) turns into something other than their text."""
-    from ml_service.ci import expressions as ex
+    from ml_service.ci.model import expressions as ex
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -720,11 +721,11 @@ def _unclear(message: str) -> str:
 
 def compile_file(file: Path, root: Path, groups: set[str]) -> dict:
     """Compile one pipeline with today's engine, in this process: compiled, or the refusal."""
-    from ml_service.ci import schema
-    from ml_service.ci.model import EngineError, normalize
-    from ml_service.ci.template import Compiler, TemplateError
-    from ml_service.ci.variables import VariableError, parse_variables
-    from ml_service.ci.yamlload import YamlError, load_file
+    from ml_service.ci.model import schema
+    from ml_service.ci.model.pipeline import EngineError, normalize
+    from ml_service.ci.model.template import Compiler, TemplateError
+    from ml_service.ci.model.variables import VariableError, parse_variables
+    from ml_service.ci.model.yamlload import YamlError, load_file
 
     try:
         raw = load_file(file)
@@ -764,7 +765,7 @@ def sandbox_run(tree: Path, rel: str, params: dict, groups: list[str]) -> dict:
                        "MLOPS_USER": "corpus@example.com", "MLFLOW_DISABLE_TELEMETRY": "true"})
     config = {"models": [], "ci": {"variable_groups": {g: {"variables": {}} for g in groups}}}
     (tree / "mlops.yml").write_text(yaml.safe_dump(config))
-    from ml_service.ci import service
+    from ml_service.ci.server import service
     from ml_service.config import load_settings
 
     settings = load_settings()

@@ -5,8 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-from ml_service.ci import terminal
-from ml_service.ci.progress import Progress, summary
+from ml_service.ci.runner import terminal
+from ml_service.ci.runner.progress import Progress, summary
 
 
 def _settings(args):
@@ -17,14 +17,14 @@ def _settings(args):
 
 
 def _store(settings):
-    from ml_service.ci.service import open_store
+    from ml_service.ci.server.service import open_store
 
     return open_store(settings)
 
 
 def cmd_run(args) -> int:
     """Queue a pipeline and run it here, then what its completion triggers."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
 
     settings = _settings(args)
     store = _store(settings)
@@ -80,7 +80,7 @@ def cmd_show(args) -> int:
         f"commit {run.commit_sha}, requested by {run.requested_by}{proven}\n  status {run.status} {run.result}")
     checkout = (run.state or {}).get("checkout")
     if checkout:  # what the steps' checkout held: the commit, or the commit plus the uncommitted changes
-        from ml_service.ci.sources import summary as sources_summary
+        from ml_service.ci.runner.sources import summary as sources_summary
 
         say(f"  sources {sources_summary(checkout)}")
     if run.resources:
@@ -135,7 +135,7 @@ def cmd_logs(args) -> int:
 
 def cmd_rerun(args) -> int:
     """Queue the same pipeline again with the same source, parameters and resources."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
 
     settings = _settings(args)
     store = _store(settings)
@@ -149,7 +149,7 @@ def cmd_rerun(args) -> int:
 
 def cmd_cancel(args) -> int:
     """Cancel a run."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
 
     print(f"run {args.run}: {service.cancel(_store(_settings(args)), args.run)}")
     return 0
@@ -172,7 +172,7 @@ def cmd_pending(args) -> int:
 
 def cmd_decide(args) -> int:
     """Approve (and resume) or reject a waiting run."""
-    from ml_service.ci import service
+    from ml_service.ci.server import approvals, service
 
     settings = _settings(args)
     store = _store(settings)
@@ -183,7 +183,7 @@ def cmd_decide(args) -> int:
             print("nothing waits for approval")
             return 0
         args.run = pending[-1]["run_id"]
-    approval = service.decide(settings, store, args.run, approve, args.comment, args.stage)
+    approval = approvals.decide(settings, store, args.run, approve, args.comment, args.stage)
     verb = "approved" if approve else "rejected"
     print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']} ({approval['proof']})")
     if not approve:
@@ -193,7 +193,7 @@ def cmd_decide(args) -> int:
 
 def cmd_hooks_install(args) -> int:
     """Install the git hook that runs pipelines on `git push`."""
-    from ml_service.ci import hooks
+    from ml_service.ci.server import hooks
 
     repo = hooks.install(_settings(args), Path(args.remote) if args.remote else None)
     print(f"post-receive hook installed in {repo}; remote 'mlops' points there.\n"
@@ -203,7 +203,7 @@ def cmd_hooks_install(args) -> int:
 
 def cmd_on_push(args) -> int:
     """Called by the post-receive hook."""
-    from ml_service.ci import hooks
+    from ml_service.ci.server import hooks
 
     hooks.on_push(_settings(args), Path(args.repo), args.updates)
     return 0
@@ -227,7 +227,7 @@ def cmd_scaffold(args) -> int:
 
 def cmd_token(args) -> int:
     """Personal tokens that prove an approver's identity (MLOPS_TOKEN)."""
-    from ml_service.ci import identity
+    from ml_service.ci.server import identity
 
     settings = _settings(args)
     if args.token_action == "create":
@@ -247,7 +247,7 @@ def cmd_token(args) -> int:
 
 def cmd_lint(args) -> int:
     """Report untrusted values spliced into scripts; non-zero exit when there is any."""
-    from ml_service.ci import lint
+    from ml_service.ci.model import lint
 
     files = [Path(f) for f in args.files] or lint.default_files(_settings(args).root)
     missing = [str(f) for f in files if not f.is_file()]

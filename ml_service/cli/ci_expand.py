@@ -1,21 +1,22 @@
 """`mlops ci expand FILE [--param K=V] [--branch B]`: the pipeline as Azure's "Download full YAML" shows it
-(ml_service/ci/expand.py)."""
+(ml_service/ci/server/expand.py)."""
 from __future__ import annotations
 
 import sys
 import tempfile
 from pathlib import Path
 
-from ml_service.ci.expand import expand, plain
+from ml_service.ci.server.expand import expand, plain
 
 
 def cmd_expand(args) -> int:
     """Print the expanded pipeline as YAML; errors (with file:line) on stderr, exit 1."""
     import yaml
 
-    from ml_service.ci import schema, service
-    from ml_service.ci.repositories import RepositoryError
-    from ml_service.ci.template import TemplateError
+    from ml_service.ci.model import schema
+    from ml_service.ci.server import service
+    from ml_service.ci.model.repositories import RepositoryError
+    from ml_service.ci.model.template import TemplateError
     from ml_service.config import load_settings
 
     settings = load_settings()

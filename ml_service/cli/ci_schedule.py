@@ -7,9 +7,10 @@ import sys
 
 def cmd_scheduler(args) -> int:
     """Run the scheduler in the foreground, or evaluate one minute (--tick [--at TIME])."""
-    from ml_service.ci import scheduler, schedules
-    from ml_service.ci.progress import Progress, summary as _summary
-    from ml_service.ci.service import CIError, execute, open_store
+    from ml_service.ci.model import schedules
+    from ml_service.ci.server import scheduler
+    from ml_service.ci.runner.progress import Progress, summary as _summary
+    from ml_service.ci.server.service import CIError, execute, open_store
     from ml_service.cli.support import command_settings
 
     settings = command_settings(args)
@@ -40,7 +41,7 @@ def cmd_scheduler(args) -> int:
 
 def cmd_schedules(args) -> int:
     """List every schedule with its next fire time (UTC) and what it last did."""
-    from ml_service.ci import scheduler
+    from ml_service.ci.server import scheduler
     from ml_service.cli.support import command_settings
 
     rows = scheduler.overview(command_settings(args))

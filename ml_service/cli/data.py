@@ -84,7 +84,7 @@ def cmd_data_add(args) -> int:
     if not runs:
         print("no pipeline declares a webhook resource on connection mlops-data for it: nothing triggered")
         return 0
-    from ml_service.ci.service import open_store
+    from ml_service.ci.server.service import open_store
 
     store = open_store(settings)
     for run_id in runs:
@@ -92,8 +92,8 @@ def cmd_data_add(args) -> int:
     if args.no_triggers:
         print("queued only (--no-triggers): run them with `mlops ci rerun` or let the scheduler pick them up")
         return 0
-    from ml_service.ci.progress import Progress, summary as _summary
-    from ml_service.ci.service import execute
+    from ml_service.ci.runner.progress import Progress, summary as _summary
+    from ml_service.ci.server.service import execute
 
     code = 0
     for run_id in runs:

@@ -23,7 +23,7 @@ def cmd_deploy_qa(args) -> int:
 def cmd_deploy_prod(args) -> int:
     """Deploy a registered model version to production (GitOps desired state on these machines), or run it as
     the canary with --canary PERCENT."""
-    from ml_service.ci.service import identity
+    from ml_service.ci.server.service import identity
 
     settings = command_settings(args, registered_name(args.model))
     if args.canary is not None:
@@ -50,7 +50,7 @@ def _production_model(args, settings) -> str:
 
 def cmd_deploy_promote(args) -> int:
     """Move all production traffic to the canary's version and remove the canary."""
-    from ml_service.ci.service import identity
+    from ml_service.ci.server.service import identity
     from ml_service.deploy.canary import promote
 
     settings = command_settings(args)
@@ -62,7 +62,7 @@ def cmd_deploy_promote(args) -> int:
 
 def cmd_deploy_abort(args) -> int:
     """Send all production traffic back to the stable release and remove the canary."""
-    from ml_service.ci.service import identity
+    from ml_service.ci.server.service import identity
     from ml_service.deploy.canary import abort
 
     settings = command_settings(args)

@@ -18,7 +18,7 @@ def cmd_drift(args) -> int:
     model = parse_model_ref(args.model).name if args.model else settings.model_name
     since = None
     if args.since:
-        from ml_service.ci.schedules import parse_time
+        from ml_service.ci.model.schedules import parse_time
 
         since = parse_time(args.since).timestamp()
     outcome = check.measure(settings, model, args.env, args.window,
@@ -37,8 +37,8 @@ def cmd_drift(args) -> int:
     print(f"DRIFT: {', '.join(drifted)}")
     retrain = args.retrain if args.retrain is not None else config.load(settings.for_registered(model)).retrain
     if retrain:
-        from ml_service.ci.progress import Progress, summary as _summary
-        from ml_service.ci.service import execute, open_store
+        from ml_service.ci.runner.progress import Progress, summary as _summary
+        from ml_service.ci.server.service import execute, open_store
 
         store = open_store(settings)
         for run_id in check.trigger_retrain(settings, model):

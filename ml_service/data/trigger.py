@@ -34,8 +34,8 @@ def payloads(settings: Settings, version: Version) -> list[dict]:
 
 def matching_pipelines(source_dir: Path, events: list[dict]) -> list[Path]:
     """The pipeline files with a webhook resource that one of the events triggers (each once)."""
-    from ml_service.ci import triggers
-    from ml_service.ci.service import pipeline_files
+    from ml_service.ci.model import triggers
+    from ml_service.ci.server.service import pipeline_files
 
     found = []
     for path in pipeline_files(source_dir).values():
@@ -52,7 +52,7 @@ def matching_pipelines(source_dir: Path, events: list[dict]) -> list[Path]:
 
 def queue_triggered(settings: Settings, version: Version) -> list[int]:
     """Queue every pipeline the new version triggers; returns the run ids (the caller runs them)."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
 
     store = service.open_store(settings)
     return [service.queue(settings, store, path, "ResourceTrigger")

@@ -202,7 +202,7 @@ def _record(settings: Settings, client, outcome: Outcome, reference: dict, rows,
 
 def trigger_retrain(settings: Settings, model: str) -> list[int]:
     """Queue the model project's retrain pipeline (Build.Reason ResourceTrigger: an alert, not a person)."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
     from ml_service.ci.scaffold import pipeline_name
 
     settings = settings.for_registered(model)

@@ -217,7 +217,7 @@ def run(state_dir: Path, project: str = "") -> int:
     first = added.stdout.splitlines()[:2]
     loop.say(f"4. labels for the drifting requests arrived: mlops data add --from-collected: {first[0]}; "
              f"{first[1]}")
-    from ml_service.ci.service import open_store
+    from ml_service.ci.server.service import open_store
     from ml_service.data import registry
 
     new_version, _ = loop.qa()

@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ml_service.ci.store import Run, Store
+from ml_service.ci.server.store import Run, Store
 from ml_service.config import Settings
 from ml_service.sections import Approval
 from ml_service.workspace.refs import ModelRefError, parse_model_ref
@@ -60,7 +60,7 @@ def release_ref(store: Store, run: Run) -> str:
 
 def gather(settings: Settings, store: Store, approval: dict, client=None) -> Evidence:
     """The evidence for one pending approval (client: an MlflowClient, or None to skip MLflow)."""
-    from ml_service.ci.service import approval_config
+    from ml_service.ci.server.approvals import approval_config
 
     run = store.get_run(approval["run_id"])
     evidence = Evidence(run, approval, ref=release_ref(store, run))

@@ -131,7 +131,7 @@ def approvals(request: Request):
 
 async def decide(request: Request):
     """POST /approvals/{run}: Approve (the run continues in a process of its own) or Reject."""
-    from ml_service.ci import service
+    from ml_service.ci.server import approvals, service
 
     studio = studio_of(request)
     form = await checked_form(request)
@@ -144,7 +144,7 @@ async def decide(request: Request):
     store = studio.store()
     user = session_of(request).user
     try:
-        await asyncio.to_thread(service.decide, studio.settings, store, run_id, action == "approve", comment, stage,
+        await asyncio.to_thread(approvals.decide, studio.settings, store, run_id, action == "approve", comment, stage,
                                 approver=user)
     except service.CIError as exc:
         items = [evidence_mod.gather(studio.settings, store, a, studio.client())

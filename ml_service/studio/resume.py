@@ -6,7 +6,7 @@ import sys
 
 def main(argv: list[str]) -> int:
     """Run the approved run to its end (and what its completion triggers)."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
     from ml_service.config import load_settings
     from ml_service.errors import MLOpsError
 

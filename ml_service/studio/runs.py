@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml_service.ci.store import Run, Store
+from ml_service.ci.server.store import Run, Store
 from ml_service.workspace.gitinfo import git_output
 
 PAGE = 50

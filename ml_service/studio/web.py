@@ -52,7 +52,7 @@ class Studio:
 
     def store(self):
         """The CI run store, reconciled on every request (dead runs marked, expired approvals timed out)."""
-        from ml_service.ci.service import open_store
+        from ml_service.ci.server.service import open_store
 
         with self._lock:
             if self._store is None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml_service.ci import service
+from ml_service.ci.server import service
 from ml_service.config import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
-from ml_service.ci.identity import create_token
+from ml_service.ci.server import approvals, service
+from ml_service.ci.server.identity import create_token
 from ml_service.cli import main
 from tests.ci.helpers import FIXTURES, all_logs, make_project, run_text
 
@@ -41,7 +41,7 @@ def test_someone_who_is_not_an_approver_cannot_reject(project, capsys):
     assert store.get_run(run.id).status == "waiting"
     assert [a["status"] for a in store.approvals(run.id)] == ["pending"]
     with pytest.raises(service.CIError, match="not an approver"):
-        service.decide(project, store, run.id, False, "no", approver="intruder@example.com")
+        approvals.decide(project, store, run.id, False, "no", approver="intruder@example.com")
     assert store.get_run(run.id).status == "waiting"
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
-from ml_service.ci.template import TemplateError
+from ml_service.ci.model.template import TemplateError
+from ml_service.ci.server import approvals, service
 from ml_service.config import load_settings
 from tests.support.procs import running
 
@@ -42,7 +42,7 @@ def project(tmp_path, monkeypatch):
 
 def prove(monkeypatch, settings, name: str) -> None:
     """Present a personal token of name (MLOPS_TOKEN): an approver's proof of identity."""
-    from ml_service.ci.identity import create_token
+    from ml_service.ci.server.identity import create_token
 
     monkeypatch.setenv("MLOPS_TOKEN", create_token(settings, name)[1])
 
@@ -158,13 +158,13 @@ def test_approval_waits_refuses_strangers_and_self_then_resumes(project, monkeyp
     assert result.status == "waiting" and results["Ship"] == "waiting" and "shipping" not in logs
     assert store.approvals(result.id, "pending")[0]["environment"] == "production"
     with pytest.raises(service.CIError, match="not an approver"):
-        service.decide(project, store, result.id, True, "let me")
+        approvals.decide(project, store, result.id, True, "let me")
     monkeypatch.setenv("MLOPS_USER", "lead@example.com")
     lead = load_settings()
     with pytest.raises(service.CIError, match="only by claim"):  # MLOPS_USER alone is no proof
-        service.decide(lead, store, result.id, True, "looks good")
+        approvals.decide(lead, store, result.id, True, "looks good")
     prove(monkeypatch, lead, "lead@example.com")
-    service.decide(lead, store, result.id, True, "looks good")
+    approvals.decide(lead, store, result.id, True, "looks good")
     service.execute(lead, store, result.id)
     done = store.get_run(result.id)
     assert done.status == "completed" and done.result == "succeeded"
@@ -182,7 +182,7 @@ def test_the_requester_may_not_approve_when_self_approval_is_off(project, monkey
     store, result, *_ = run(lead, "approval.yml")
     prove(monkeypatch, lead, "LEAD@example.com")
     with pytest.raises(service.CIError, match="may not approve it"):
-        service.decide(lead, store, result.id, True, "self")
+        approvals.decide(lead, store, result.id, True, "self")
 
 
 def test_reject_and_timeout_end_the_run(project, monkeypatch):
@@ -190,7 +190,7 @@ def test_reject_and_timeout_end_the_run(project, monkeypatch):
     lead = load_settings()
     store, first, *_ = run(project, "approval.yml")
     prove(monkeypatch, lead, "lead@example.com")
-    service.decide(lead, store, first.id, False, "not today")
+    approvals.decide(lead, store, first.id, False, "not today")
     assert store.get_run(first.id).result == "rejected"
     store, second, *_ = run(project, "approval.yml")
     approval = store.approvals(second.id, "pending")[0]
@@ -232,7 +232,7 @@ def test_a_template_parameter_error_names_the_template(project, tmp_path):
 
 
 def test_template_errors_are_typed():
-    from ml_service.ci.template import resolve_parameters
+    from ml_service.ci.model.template import resolve_parameters
 
     with pytest.raises(TemplateError, match="must be a number"):
         resolve_parameters([{"name": "n", "type": "number"}], {"n": "x"}, "f.yml")

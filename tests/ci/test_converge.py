@@ -1,4 +1,4 @@
-"""`make run` converges (ml_service/ci/converge.py), the build gates its own project with its data first, and a
+"""`make run` converges (ml_service/ci/server/converge.py), the build gates its own project with its data first, and a
 retrain fired before anything was published never fails: real git, the real engine and pipeline files, with
 recording stand-ins for `mlops` and `make` (as tests/ci/test_local.py)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import converge, scheduler, service
+from ml_service.ci.server import converge, scheduler, service
 from ml_service.config import load_settings
 from tests.ci.test_local import git, model_repo
 
@@ -83,7 +83,7 @@ def repo(tmp_path, monkeypatch):
 
 def make_run(work: Path, *args: str) -> subprocess.CompletedProcess:
     """`make run`'s convergence step, as the Makefile runs it."""
-    return subprocess.run([sys.executable, "-m", "ml_service.ci.converge", *args], cwd=work, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ml_service.ci.server.converge", *args], cwd=work, capture_output=True,
                           text=True, timeout=600)
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_service.ci import expressions as ex
+from ml_service.ci.model import expressions as ex
 
 ASCII = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
 INTS = st.integers(min_value=-10**6, max_value=10**6)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ml_service.ci import hooks, service
+from ml_service.ci.server import hooks, service
 from tests.ci.helpers import make_project
 
 pytestmark = pytest.mark.integration

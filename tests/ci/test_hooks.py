@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import hooks, service
+from ml_service.ci.server import hooks, service
 from ml_service.config import PACKAGE_ROOT
 from tests.ci.helpers import make_project
 

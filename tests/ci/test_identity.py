@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import identity, service
+from ml_service.ci.server import approvals, identity, service
 from ml_service.cli import main
 from ml_service.config import load_settings
 from tests.ci.helpers import run_text
@@ -49,10 +49,10 @@ def test_mlops_user_alone_is_never_proof(project, monkeypatch):
     store, run_id = waiting(project)
     monkeypatch.setenv("MLOPS_USER", "lead@example.com")  # a spoofed name
     with pytest.raises(service.CIError, match="lead@example.com is an approver .* only by claim"):
-        service.decide(load_settings(), store, run_id, True, "spoofed")
+        approvals.decide(load_settings(), store, run_id, True, "spoofed")
     monkeypatch.setenv("MLOPS_TOKEN", "mlops_not-a-real-token")
     with pytest.raises(service.CIError, match="MLOPS_TOKEN is not a token of this workspace"):
-        service.decide(load_settings(), store, run_id, True, "forged token")
+        approvals.decide(load_settings(), store, run_id, True, "forged token")
     assert [a["status"] for a in store.approvals(run_id)] == ["pending"]
 
 
@@ -62,7 +62,7 @@ def test_a_personal_token_proves_an_approver_and_only_its_hash_is_kept(project, 
     tokens = project.state_dir / "ci" / "tokens.json"
     assert token not in tokens.read_text() and stat.S_IMODE(tokens.stat().st_mode) == 0o600
     monkeypatch.setenv("MLOPS_TOKEN", token)
-    decided = service.decide(load_settings(), store, run_id, True, "ok")
+    decided = approvals.decide(load_settings(), store, run_id, True, "ok")
     assert (decided["approver"], decided["proof"]) == ("lead@example.com", "token")
     approval = store.approvals(run_id)[0]
     assert (approval["approver"], approval["approver_proof"]) == ("lead@example.com", "token")
@@ -77,7 +77,7 @@ def test_the_os_account_is_proof_and_the_requester_is_recorded_with_its_proof(pr
     store, run_id = waiting(settings)
     run = store.get_run(run_id)
     assert (run.requested_by, run.requested_proof) == ("dev@example.com", f"os-account:{ME}")
-    decided = service.decide(settings, store, run_id, True, "as myself")
+    decided = approvals.decide(settings, store, run_id, True, "as myself")
     assert (decided["approver"], decided["proof"]) == (ME, "os-account")
 
 
@@ -87,9 +87,9 @@ def test_a_requester_who_queues_under_another_name_still_cannot_approve_their_ow
     settings = load_settings()
     store, run_id = waiting(settings)
     with pytest.raises(service.CIError, match=f"{ME} requested run {run_id} and may not approve it"):
-        service.decide(settings, store, run_id, True, "mine")
+        approvals.decide(settings, store, run_id, True, "mine")
     monkeypatch.setenv("MLOPS_TOKEN", identity.create_token(settings, "lead@example.com")[1])
-    assert service.decide(load_settings(), store, run_id, True, "the lead")["approver"] == "lead@example.com"
+    assert approvals.decide(load_settings(), store, run_id, True, "the lead")["approver"] == "lead@example.com"
 
 
 def test_the_studio_login_is_proof_and_self_approval_compares_without_case(project, monkeypatch):
@@ -98,21 +98,21 @@ def test_the_studio_login_is_proof_and_self_approval_compares_without_case(proje
     store, run_id = waiting(settings)  # requested with the lead's token: token:lead@example.com
     assert store.get_run(run_id).requested_proof == f"token:lead@example.com,os-account:{ME}"
     with pytest.raises(service.CIError, match="intruder@example.com is not an approver"):
-        service.decide(settings, store, run_id, True, "x", approver="intruder@example.com")
+        approvals.decide(settings, store, run_id, True, "x", approver="intruder@example.com")
     with pytest.raises(service.CIError, match="may not approve it"):
-        service.decide(settings, store, run_id, True, "x", approver="LEAD@Example.com")
+        approvals.decide(settings, store, run_id, True, "x", approver="LEAD@Example.com")
     (project.root / "mlops.yml").write_text(mlops_yml(["lead@example.com", "second@example.com"], False))
-    decided = service.decide(load_settings(), store, run_id, True, "from the studio", approver="second@example.com")
+    decided = approvals.decide(load_settings(), store, run_id, True, "from the studio", approver="second@example.com")
     assert (decided["approver"], decided["proof"]) == ("second@example.com", "session")
     with pytest.raises(service.CIError, match="no pending approval"):  # a double approve
-        service.decide(load_settings(), store, run_id, True, "again", approver="second@example.com")
+        approvals.decide(load_settings(), store, run_id, True, "again", approver="second@example.com")
 
 
 def test_without_listed_approvers_the_claimed_name_is_recorded_as_a_claim(project, monkeypatch):
     (project.root / "mlops.yml").write_text(mlops_yml([], True))
     settings = load_settings()
     store, run_id = waiting(settings)
-    decided = service.decide(settings, store, run_id, True, "anyone")
+    decided = approvals.decide(settings, store, run_id, True, "anyone")
     assert (decided["approver"], decided["proof"]) == ("dev@example.com", "claimed")
 
 

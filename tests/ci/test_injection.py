@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
-from ml_service.ci.template import Compiler
+from ml_service.ci.model.template import Compiler
+from ml_service.ci.server import service
 from ml_service.config import load_settings
 from tests.conftest import ROOT
 
@@ -171,7 +171,7 @@ def _scripts(node):
 
 @pytest.mark.parametrize("path", sorted((ROOT / ".pipelines").glob("*.yml")), ids=lambda p: p.name)
 def test_shipped_pipelines_pass_string_parameters_through_env_never_script_text(path):
-    from ml_service.ci.yamlload import load_file
+    from ml_service.ci.model.yamlload import load_file
 
     declared = load_file(path).get("parameters") or []
     strings = {p["name"]: HOSTILE for p in declared if p.get("type", "string") == "string" and "values" not in p}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ml_service.ci import lint, scaffold
+from ml_service.ci import scaffold
+from ml_service.ci.model import lint
 from tests.conftest import ROOT
 
 SPLICED = """\

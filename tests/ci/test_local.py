@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
-from ml_service.ci.template import Compiler
+from ml_service.ci.model.template import Compiler
+from ml_service.ci.server import approvals, service
 from ml_service.config import load_settings
 from tests.conftest import ROOT
 
@@ -72,7 +72,7 @@ def wait_for_runs(store, count, timeout=90):
 
 
 def test_git_push_runs_matching_pipelines_in_the_background(project, tmp_path):
-    from ml_service.ci import hooks
+    from ml_service.ci.server import hooks
 
     work = tmp_path / "work"
     (work / ".pipelines").mkdir(parents=True)
@@ -241,26 +241,26 @@ def test_every_pipeline_and_template_validates_against_the_azure_schema(path):
 
 @pytest.mark.parametrize("path", PIPELINES, ids=[p.name for p in PIPELINES])
 def test_every_pipeline_compiles_for_the_local_engine(path):
-    from ml_service.ci.engine import normalize
+    from ml_service.ci.model.pipeline import normalize
 
     stages = normalize(Compiler(ROOT).compile(path))
     assert stages and all(stage.jobs for stage in stages)
 
 
 def test_release_waits_for_approval_on_production():
-    from ml_service.ci.engine import normalize
+    from ml_service.ci.model.pipeline import normalize
 
     settings = load_settings({"MLOPS_ROOT": str(ROOT)})
     release = ROOT / ".pipelines" / f"{settings.model.project}-release.yml"
     stages = {s.name: s for s in normalize(Compiler(ROOT).compile(release))}
     assert list(stages) == ["Model", "QA", "Production"]
     assert stages["Production"].jobs[0].environment == "production"
-    assert service.approval_config(settings, "production") is not None
+    assert approvals.approval_config(settings, "production") is not None
 
 
 @pytest.mark.parametrize("given, expected", [(None, "0"), ("25", "25")])
 def test_the_release_passes_the_canary_share_to_the_production_step_through_env(given, expected):
-    from ml_service.ci.engine import normalize
+    from ml_service.ci.model.pipeline import normalize
 
     settings = load_settings({"MLOPS_ROOT": str(ROOT)})
     release = ROOT / ".pipelines" / f"{settings.model.project}-release.yml"
@@ -274,7 +274,7 @@ def test_the_release_passes_the_canary_share_to_the_production_step_through_env(
 def test_the_release_refuses_a_canary_share_that_is_not_a_number():
     settings = load_settings({"MLOPS_ROOT": str(ROOT)})
     release = ROOT / ".pipelines" / f"{settings.model.project}-release.yml"
-    from ml_service.ci.template import TemplateError
+    from ml_service.ci.model.template import TemplateError
 
     with pytest.raises(TemplateError, match="canaryPercent' must be a number"):
         Compiler(ROOT).compile(release, {"canaryPercent": "$(touch /tmp/x)"})
@@ -414,7 +414,7 @@ def commit_and_push(work: Path, changes: dict[str, str]) -> str:
 
 
 def test_a_push_builds_only_the_models_it_touches_and_each_chain_acts_on_its_model(project, tmp_path):
-    from ml_service.ci import hooks
+    from ml_service.ci.server import hooks
 
     work = tmp_path / "work"
     work.mkdir()
@@ -508,7 +508,7 @@ steps:
 
 
 def test_a_pushed_branch_named_like_a_command_never_runs(project, tmp_path):
-    from ml_service.ci import hooks
+    from ml_service.ci.server import hooks
 
     marker = tmp_path / "marker"
     work = tmp_path / "work"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_service.ci import masking
-from ml_service.ci.masking import Masker
+from ml_service.ci.runner import masking
+from ml_service.ci.runner.masking import Masker
 
 SECRETS = st.text(min_size=3, max_size=24).filter(lambda s: "*" not in s and s.strip() == s and s.strip('"') == s)
 TEXT = st.text(max_size=10).filter(lambda s: "*" not in s)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_service.ci import planner
-from ml_service.ci.model import EngineError, Result
+from ml_service.ci.model.pipeline import EngineError, Result, ordered
+from ml_service.ci.runner import planner
 
 RANK = [Result.FAILED, Result.CANCELED, Result.SUCCEEDED_WITH_ISSUES, Result.SUCCEEDED]
 
@@ -74,7 +74,7 @@ def test_a_condition_reads_status_and_variables_and_a_bad_one_names_where():
 
 def test_items_run_after_their_dependencies_and_a_cycle_is_refused():
     items = [Item("c", ["b"]), Item("a"), Item("b", ["a"]), Item("d", ["a", "c"])]
-    assert [i.name for i in planner.ordered(items)] == ["a", "b", "c", "d"]
-    assert [i.name for i in planner.ordered([Item("x"), Item("y")])] == ["x", "y"]  # written order otherwise
+    assert [i.name for i in ordered(items)] == ["a", "b", "c", "d"]
+    assert [i.name for i in ordered([Item("x"), Item("y")])] == ["x", "y"]  # written order otherwise
     with pytest.raises(EngineError, match="dependency cycle among p, q"):
-        planner.ordered([Item("p", ["q"]), Item("q", ["p"])])
+        ordered([Item("p", ["q"]), Item("q", ["p"])])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ml_service.ci import terminal
+from ml_service.ci.runner import terminal
 from tests.ci.helpers import all_logs, make_project, run_text
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,11 @@ import re
 import pytest
 import yaml
 
-from ml_service.ci import scaffold, service, triggers
-from ml_service.ci.engine import normalize
-from ml_service.ci.template import Compiler
+from ml_service.ci import scaffold
+from ml_service.ci.model import triggers
+from ml_service.ci.model.pipeline import normalize
+from ml_service.ci.model.template import Compiler
+from ml_service.ci.server import service
 from ml_service.config import load_settings
 from tests.conftest import ROOT
 
@@ -45,7 +47,7 @@ def references(project: str, model_name: str) -> re.Pattern:
 
 
 def test_no_template_and_no_engine_module_names_a_model():
-    files = [*(PIPELINES / "templates").glob("*.yml"), *(ROOT / "ml_service" / "ci").glob("*.py")]
+    files = [*(PIPELINES / "templates").glob("*.yml"), *(ROOT / "ml_service" / "ci").rglob("*.py")]
     for model in SETTINGS.models:
         pattern = references(model.project, model.name)
         for path in files:
@@ -55,7 +57,7 @@ def test_no_template_and_no_engine_module_names_a_model():
 
 @pytest.mark.parametrize("project", ["names", "ames", "age", "model", "build", "release", "stage", "ci", "step"])
 def test_a_project_named_like_a_platform_word_is_not_taken_for_a_reference(project):
-    files = [*(PIPELINES / "templates").glob("*.yml"), *(ROOT / "ml_service" / "ci").glob("*.py")]
+    files = [*(PIPELINES / "templates").glob("*.yml"), *(ROOT / "ml_service" / "ci").rglob("*.py")]
     pattern = references(project, f"{project}_model")
     assert not [path.name for path in files if pattern.search(path.read_text())]
     assert pattern.search(f"python -m {project}.training.step") and pattern.search(f".pipelines/{project}-build.yml")
@@ -98,7 +100,8 @@ def test_path_filters_select_the_builds_of_the_models_a_change_touches():
     assert builds(["alpha/training/train.py"]) == ["alpha"]
     assert builds(["data/beta.csv"]) == ["beta"]
     assert builds([".pipelines/beta-release.yml"]) == ["beta"]
-    for platform in ("ml_service/ci/engine.py", ".pipelines/templates/build-stages.yml", "pyproject.toml", "Makefile"):
+    for platform in ("ml_service/ci/runner/executor.py", ".pipelines/templates/build-stages.yml", "pyproject.toml",
+                     "Makefile"):
         assert builds([platform]) == ["alpha", "beta"], platform
     assert builds(["tests/ci/test_x.py", "charts/scoring/values.yaml"]) == []  # the platform pipeline's
     assert builds(["docs/index.md", "alpha/README.md", "README.md"]) == []

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_service.ci import scheduler, schedules, service
+from ml_service.ci.model import schedules
+from ml_service.ci.server import scheduler, service
 from ml_service.config import load_settings
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
+from ml_service.ci.server import approvals, service
 from ml_service.config import load_settings
 from ml_service.workspace.snapshot import write_snapshot
 from tests.ci.helpers import every_stored_byte, make_project, run_text
@@ -155,7 +155,7 @@ def test_secrets_are_masked_in_every_form_and_never_stored_across_an_approval(pr
                      if p.is_file() and p != vault)
     assert not leaks(stored)
 
-    service.decide(project, store, run_id, True, "ship it")
+    approvals.decide(project, store, run_id, True, "ship it")
     service.execute(project, store, run_id)  # a new engine: the outputs are resolved again
     run = store.get_run(run_id)
     assert (run.status, run.result) == ("completed", "succeeded"), store.records(run_id)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import identity as ident
-from ml_service.ci import service
-from ml_service.ci.identity import create_token
-from ml_service.ci.model import Var
-from ml_service.ci.store import Store
+from ml_service.ci.model.pipeline import Var
+from ml_service.ci.server import identity as ident
+from ml_service.ci.server import approvals, service
+from ml_service.ci.server.identity import create_token
+from ml_service.ci.server.store import Store
 from ml_service.config import ConfigError, load_settings
 from ml_service.sections import Approval
 from ml_service.workspace.owners import owner_tag
@@ -258,11 +258,11 @@ def test_predefined_variables(project):
 
 
 def test_approval_config(project):
-    assert service.approval_config(project, "production") == Approval(
+    assert approvals.approval_config(project, "production") == Approval(
         approvers=("lead@example.com", "Boss@Example.com"), allow_self_approval=False, timeout_minutes=60)
-    assert service.approval_config(project, "staging") == Approval(timeout_minutes=60)
+    assert approvals.approval_config(project, "staging") == Approval(timeout_minutes=60)
     for environment in ("open", "nowhere"):
-        assert service.approval_config(project, environment) is None
+        assert approvals.approval_config(project, environment) is None
 
 
 def test_an_approval_that_is_not_a_mapping_is_refused_not_taken_as_no_check(project):
@@ -416,7 +416,7 @@ def test_a_run_that_reaches_an_approval_waits_and_supersedes_older_waiting_runs(
 def test_an_approved_run_resumes_where_it_waited(project):
     store, run, _ = run_text(project, APPROVAL % "staging", "deploy.yml")
     assert run.status == "waiting" and run.started
-    service.decide(project, store, run.id, True, "go", approver="ada")
+    approvals.decide(project, store, run.id, True, "go", approver="ada")
     assert service.execute(project, store, run.id) == [run.id]
     done = store.get_run(run.id)
     assert (done.status, done.result, done.started) == ("completed", "succeeded", run.started)  # started once
@@ -520,11 +520,11 @@ def test_only_a_pending_approval_is_decided(project):
     store = service.open_store(project)
     run_id = service.queue(project, store, pipeline(project, ECHO), "Manual")
     with pytest.raises(service.CIError) as caught:
-        service.decide(project, store, run_id, True, "ok", approver="lead@example.com")
+        approvals.decide(project, store, run_id, True, "ok", approver="lead@example.com")
     assert str(caught.value) == f"run {run_id} has no pending approval"
     waiting_id = waiting(project, store)
     with pytest.raises(service.CIError) as caught:
-        service.decide(project, store, waiting_id, True, "ok", "Build", approver="lead@example.com")
+        approvals.decide(project, store, waiting_id, True, "ok", "Build", approver="lead@example.com")
     assert str(caught.value) == f"run {waiting_id} has no pending approval in stage Build"
     assert decided(store, waiting_id) == [("Deploy", "pending", None, None, None)]
 
@@ -533,19 +533,19 @@ def test_a_stage_selects_which_approval_is_decided(project):
     store = service.open_store(project)
     run_id = waiting(project, store, "staging", "First")
     store.request_approval(run_id, "Second", "Ship", "production", 3600)
-    got = service.decide(project, store, run_id, True, "second first", "Second", approver="Boss@example.com")
+    got = approvals.decide(project, store, run_id, True, "second first", "Second", approver="Boss@example.com")
     assert (got["stage"], got["environment"], got["approver"], got["proof"]) == \
         ("Second", "production", "Boss@example.com", "session")
     assert decided(store, run_id) == [("First", "pending", None, None, None),
                                       ("Second", "approved", "Boss@example.com", "session", "second first")]
-    got = service.decide(project, store, run_id, True, "then this")  # no stage: the first pending one
+    got = approvals.decide(project, store, run_id, True, "then this")  # no stage: the first pending one
     assert (got["stage"], got["approver"], got["proof"]) == ("First", "dev@example.com", "claimed")
 
 
 def test_an_approver_decides_with_a_session_and_names_compare_without_case(project):
     store = service.open_store(project)
     run_id = waiting(project, store)
-    got = service.decide(project, store, run_id, True, "ship it", approver="LEAD@example.com")
+    got = approvals.decide(project, store, run_id, True, "ship it", approver="LEAD@example.com")
     assert {k: got[k] for k in ("run_id", "stage", "environment", "status", "approver", "proof")} == {
         "run_id": run_id, "stage": "Deploy", "environment": "production", "status": "pending",
         "approver": "LEAD@example.com", "proof": "session"}
@@ -559,7 +559,7 @@ def test_approver_names_compare_by_the_platforms_one_rule_for_names(project):
     its accounts (the engine's str.lower() took `ＬＥＡＤ@example.com` for a stranger)."""
     store = service.open_store(project)
     run_id = waiting(project, store)
-    got = service.decide(project, store, run_id, True, "ship it", approver="ＬＥＡＤ@example.com")
+    got = approvals.decide(project, store, run_id, True, "ship it", approver="ＬＥＡＤ@example.com")
     assert decided(store, run_id) == [("Deploy", "approved", got["approver"], "session", "ship it")]
 
 
@@ -567,26 +567,26 @@ def test_a_stranger_is_refused_and_nothing_is_decided(project, monkeypatch):
     store = service.open_store(project)
     run_id = waiting(project, store)
     with pytest.raises(service.CIError) as caught:
-        service.decide(project, store, run_id, False, "no", approver="intruder@example.com")
+        approvals.decide(project, store, run_id, False, "no", approver="intruder@example.com")
     assert str(caught.value) == f"intruder@example.com is not an approver of {LISTED}"
     account = ident.os_account()
     with pytest.raises(service.CIError) as caught:
-        service.decide(project, store, run_id, True, "mine")
+        approvals.decide(project, store, run_id, True, "mine")
     assert str(caught.value) == (
         f"dev@example.com is not an approver of {LISTED}: MLOPS_USER and git user.email are claims, not proof "
         f"(proven here: {account} (os-account)). Prove an approver's identity: MLOPS_TOKEN=<the token "
         "`mlops ci token create --name NAME` printed>, run as that OS account, or decide in the studio")
     lead = as_user(monkeypatch, "Lead@Example.com")
     with pytest.raises(service.CIError) as caught:
-        service.decide(lead, store, run_id, True, "claimed")
+        approvals.decide(lead, store, run_id, True, "claimed")
     assert str(caught.value).startswith(f"Lead@Example.com is an approver of {LISTED} only by claim: MLOPS_USER")
     prove(monkeypatch, lead, "someone-else")
     with pytest.raises(service.CIError) as caught:
-        service.decide(lead, store, run_id, True, "claimed")
+        approvals.decide(lead, store, run_id, True, "claimed")
     assert f"(proven here: someone-else (token), {account} (os-account))" in str(caught.value)
     monkeypatch.setenv("MLOPS_TOKEN", "mlops_forged")
     with pytest.raises(service.CIError) as caught:
-        service.decide(lead, store, run_id, True, "forged")
+        approvals.decide(lead, store, run_id, True, "forged")
     assert str(caught.value) == "MLOPS_TOKEN is not a token of this workspace (mlops ci token create makes one)"
     assert decided(store, run_id) == [("Deploy", "pending", None, None, None)]
     assert store.get_run(run_id).status == "waiting"
@@ -596,7 +596,7 @@ def test_a_token_or_the_os_account_proves_an_approver(project, monkeypatch):
     store = service.open_store(project)
     first = waiting(project, store)
     prove(monkeypatch, project, "boss@example.com")
-    got = service.decide(project, store, first, True, "by token")
+    got = approvals.decide(project, store, first, True, "by token")
     assert (got["approver"], got["proof"]) == ("boss@example.com", "token")
     monkeypatch.delenv("MLOPS_TOKEN")
     account = ident.os_account()
@@ -604,19 +604,19 @@ def test_a_token_or_the_os_account_proves_an_approver(project, monkeypatch):
                                                               f"approvers: [{account.upper()}]"))
     settings = load_settings()
     second = waiting(settings, store, "selfok")
-    got = service.decide(settings, store, second, True, "by account")
+    got = approvals.decide(settings, store, second, True, "by account")
     assert (got["approver"], got["proof"]) == (account, "os-account")
 
 
 def test_without_approvers_anyone_decides_under_their_best_identity(project, monkeypatch):
     store = service.open_store(project)
     first, second, third = (waiting(project, store, "staging", stage) for stage in ("A", "B", "C"))
-    got = service.decide(project, store, first, True, "claimed")
+    got = approvals.decide(project, store, first, True, "claimed")
     assert (got["approver"], got["proof"]) == ("dev@example.com", "claimed")
-    got = service.decide(project, store, second, True, "session", approver="ada")
+    got = approvals.decide(project, store, second, True, "session", approver="ada")
     assert (got["approver"], got["proof"]) == ("ada", "session")
     prove(monkeypatch, project, "tok")
-    got = service.decide(project, store, third, False, "token")
+    got = approvals.decide(project, store, third, False, "token")
     assert (got["approver"], got["proof"]) == ("tok", "token")
     assert decided(store, third) == [("C", "rejected", "tok", "token", "token")]
 
@@ -626,14 +626,14 @@ def test_the_requester_may_not_approve_when_self_approval_is_off(project, monkey
     store = service.open_store(lead)
     run_id = waiting(lead, store)
     with pytest.raises(service.CIError) as caught:
-        service.decide(lead, store, run_id, True, "self", approver="LEAD@example.com")
+        approvals.decide(lead, store, run_id, True, "self", approver="LEAD@example.com")
     assert str(caught.value) == \
         f"LEAD@example.com requested run {run_id} and may not approve it (allow_self_approval is false)"
     assert decided(store, run_id) == [("Deploy", "pending", None, None, None)]
-    got = service.decide(lead, store, run_id, False, "withdrawn", approver="lead@example.com")  # rejecting is fine
+    got = approvals.decide(lead, store, run_id, False, "withdrawn", approver="lead@example.com")  # rejecting is fine
     assert got["approver"] == "lead@example.com" and store.get_run(run_id).result == "rejected"
     other = waiting(lead, store)
-    got = service.decide(lead, store, other, True, "another approver", approver="boss@example.com")
+    got = approvals.decide(lead, store, other, True, "another approver", approver="boss@example.com")
     assert got["approver"] == "boss@example.com"
 
 
@@ -642,11 +642,11 @@ def test_a_requester_proven_by_token_may_not_approve_under_another_claimed_name(
     store = service.open_store(project)
     run_id = waiting(project, store)  # requested_by dev@example.com, proven as Boss@Example.com
     with pytest.raises(service.CIError, match="may not approve it"):
-        service.decide(project, store, run_id, True, "self", approver="boss@example.com")
+        approvals.decide(project, store, run_id, True, "self", approver="boss@example.com")
     monkeypatch.delenv("MLOPS_TOKEN")
     account = ident.os_account()
     store.update_run(run_id, requested_proof=f"os-account:{account}")
-    got = service.decide(project, store, run_id, True, "fine now", approver="boss@example.com")
+    got = approvals.decide(project, store, run_id, True, "fine now", approver="boss@example.com")
     assert got["approver"] == "boss@example.com"
 
 
@@ -654,7 +654,7 @@ def test_self_approval_is_allowed_unless_switched_off(project, monkeypatch):
     lead = as_user(monkeypatch, "lead@example.com")
     store = service.open_store(lead)
     run_id = waiting(lead, store, "selfok")
-    got = service.decide(lead, store, run_id, True, "self", approver="lead@example.com")
+    got = approvals.decide(lead, store, run_id, True, "self", approver="lead@example.com")
     assert (got["approver"], got["status"]) == ("lead@example.com", "pending")
     assert decided(store, run_id)[0][1] == "approved"
 
@@ -663,7 +663,7 @@ def test_a_rejection_ends_the_run_and_fails_what_waits(project):
     store = service.open_store(project)
     run_id = waiting(project, store)
     before = time.time()
-    service.decide(project, store, run_id, False, "not today", approver="lead@example.com")
+    approvals.decide(project, store, run_id, False, "not today", approver="lead@example.com")
     run = store.get_run(run_id)
     assert (run.status, run.result) == ("completed", "rejected") and run.finished >= before
     records = {r["path"]: r for r in store.records(run_id)}
@@ -688,7 +688,7 @@ def test_one_decision_wins_when_two_are_taken_at_once(project):
     run_id = waiting(project, store)
     racing = Racing(store.directory)
     with pytest.raises(service.CIError) as caught:
-        service.decide(project, racing, run_id, False, "second", approver="lead@example.com")
+        approvals.decide(project, racing, run_id, False, "second", approver="lead@example.com")
     assert str(caught.value) == f"run {run_id}: the approval of stage Deploy was decided meanwhile"
     assert decided(store, run_id) == [("Deploy", "rejected", "quicker@example.com", "session", "first")]
     assert store.get_run(run_id).status == "waiting"  # the loser changed nothing
@@ -708,7 +708,7 @@ def test_an_expired_approval_times_out_when_the_store_is_opened(project):
     assert decided(store, run_id) == [("Deploy", "timed out", "", "", "approval timed out")]
     assert store.get_run(kept).status == "waiting"
     with pytest.raises(service.CIError, match="has no pending approval"):
-        service.decide(project, store, run_id, True, "too late", approver="lead@example.com")
+        approvals.decide(project, store, run_id, True, "too late", approver="lead@example.com")
 
 
 # --- supersede and cancel ------------------------------------------------------------------------------------------
@@ -724,7 +724,7 @@ def test_a_newer_waiting_run_supersedes_only_older_waiting_runs_of_its_pipeline(
     store.update_run(current, state={"summaries": ["earlier note"]})
     newer = waiting(project, store, "staging")
     store.request_approval(other, "Deploy", "Ship", "staging", 3600)
-    assert service.supersede_older(store, current) == [old2, old1]
+    assert approvals.supersede_older(store, current) == [old2, old1]
     for untouched in (current, newer, other):
         assert decided(store, untouched) == [("Deploy", "pending", None, None, None)]
     for old in (old1, old2):
@@ -735,8 +735,8 @@ def test_a_newer_waiting_run_supersedes_only_older_waiting_runs_of_its_pipeline(
         "earlier note", f"superseded: run(s) {old2}, {old1} of pipe no longer wait for approval (this newer run does)"]
     assert store.get_run(done).result == "succeeded" and store.get_run(other).status == "waiting"
     assert store.get_run(newer).status == "waiting" and store.get_run(current).status == "waiting"
-    assert service.supersede_older(store, newer) == [current]
-    assert service.supersede_older(store, other) == []
+    assert approvals.supersede_older(store, newer) == [current]
+    assert approvals.supersede_older(store, other) == []
     assert set(store.get_run(other).state) == {"checkout"}  # what its sources are, and no summary
 
 
@@ -802,12 +802,12 @@ def test_each_gated_stage_waits_for_its_own_approval(project):
     """Approving QA resumes the run into QA only: production asks again, and a rejection there ends the run."""
     store, run, _ = run_text(project, TWO_GATES, "gates.yml")
     assert [(a["stage"], a["status"]) for a in store.approvals(run.id)] == [("QA", "pending")]
-    service.decide(project, store, run.id, True, "qa ok", approver="ada")
+    approvals.decide(project, store, run.id, True, "qa ok", approver="ada")
     service.execute(project, store, run.id)
     assert store.get_run(run.id).status == "waiting"
     assert [(a["stage"], a["status"]) for a in store.approvals(run.id)] == [("QA", "approved"), ("Prod", "pending")]
     assert "in-qa" in logs(store, run.id) and "in-production" not in logs(store, run.id)
-    service.decide(project, store, run.id, False, "not prod", approver="lead@example.com")
+    approvals.decide(project, store, run.id, False, "not prod", approver="lead@example.com")
     with pytest.raises(service.CIError) as caught:  # a rejected run stays ended
         service.execute(project, store, run.id)
     assert str(caught.value) == (f"run {run.id} (gates) is completed (rejected): only a queued run, or one "
@@ -824,11 +824,11 @@ def test_a_decision_applies_to_the_run_it_names_and_no_other(project):
     other_pipeline = service.queue(project, store, pipeline(project, ECHO, "other.yml"), "Manual", {})
     store.update_run(other_pipeline, status="waiting")
     store.request_approval(other_pipeline, "Deploy", "Ship", "staging", 3600)
-    service.decide(project, store, other_pipeline, False, "no", approver="ada")
+    approvals.decide(project, store, other_pipeline, False, "no", approver="ada")
     assert decided(store, older) == [("Deploy", "pending", None, None, None)]
     assert store.get_run(older).status == "waiting"
     assert (store.get_run(other_pipeline).status, store.get_run(other_pipeline).result) == ("completed", "rejected")
-    service.decide(project, store, older, True, "yes", approver="ada")
+    approvals.decide(project, store, older, True, "yes", approver="ada")
     assert decided(store, older) == [("Deploy", "approved", "ada", "session", "yes")]
 
 
@@ -841,7 +841,7 @@ def test_an_approved_run_resumes_with_its_earlier_outputs_and_runs_nothing_twice
             "          runOnce:\n            deploy:\n              steps:\n"
             "                - bash: echo \"ship $(v)\"\n")
     store, run, _ = run_text(project, text, "resume.yml")
-    service.decide(project, store, run.id, True, "go", approver="ada")
+    approvals.decide(project, store, run.id, True, "go", approver="ada")
     service.execute(project, store, run.id)
     assert store.get_run(run.id).result == "succeeded"
     assert logs(store, run.id).count("built") == 1 and "ship 7" in logs(store, run.id)
@@ -853,10 +853,10 @@ def test_a_run_canceled_or_rejected_after_its_approval_never_resumes(project, en
     process must not deploy what was canceled (issue 29: execute used to run any run it was given)."""
     store, run, _ = run_text(project, APPROVAL % "staging", "deploy.yml")
     if end == "cancel":
-        service.decide(project, store, run.id, True, "go", approver="ada")
+        approvals.decide(project, store, run.id, True, "go", approver="ada")
         service.cancel(store, run.id)
     else:
-        service.decide(project, store, run.id, False, "no", approver="ada")
+        approvals.decide(project, store, run.id, False, "no", approver="ada")
     with pytest.raises(service.CIError, match="only a queued run, or one waiting for approval, can run"):
         service.execute(project, store, run.id)
     assert store.get_run(run.id).status == "completed"

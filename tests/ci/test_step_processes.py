@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 PEAK = """
 import resource, sys
 from pathlib import Path
-from ml_service.ci import process
+from ml_service.ci.runner import process
 command = sys.argv[1]
 process.run(["bash", "-c", command], {"PATH": "/usr/bin:/bin"}, Path("."), Path(sys.argv[2]), None,
             lambda text: text, lambda command: None, log_max_bytes=1024 * 1024)

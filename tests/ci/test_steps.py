@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_service.ci import process
+from ml_service.ci.runner import process
 from tests.ci.helpers import all_logs, every_stored_byte, log_of, make_project, records, run_text
 
 SECRET = "set-at-run-time-0042"

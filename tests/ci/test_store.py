@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ml_service.ci.store import Store
+from ml_service.ci.server.store import Store
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import schema, service
-from ml_service.ci.model import EngineError, normalize
-from ml_service.ci.yamlload import MAX_FILE_BYTES, YamlError, load_file, load_text
+from ml_service.ci.model import schema
+from ml_service.ci.model.pipeline import EngineError, normalize
+from ml_service.ci.model.yamlload import MAX_FILE_BYTES, YamlError, load_file, load_text
+from ml_service.ci.server import service
 from ml_service.config import load_settings
 from tests.conftest import ROOT
 
@@ -172,8 +173,8 @@ def test_the_cli_prints_one_line_and_no_traceback(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / ".pipelines").glob("*.yml")), ids=lambda p: p.name)
 def test_every_shipped_pipeline_passes_the_strict_checks(path):
-    from ml_service.ci import schema
-    from ml_service.ci.template import Compiler
+    from ml_service.ci.model import schema
+    from ml_service.ci.model.template import Compiler
 
     schema.check(Compiler(ROOT).compile(path), str(path))
 

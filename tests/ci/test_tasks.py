@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import tasks
-from ml_service.ci.store import Store
+from ml_service.ci.runner import tasks
+from ml_service.ci.server.store import Store
 from tests.ci.helpers import log_of, make_project, records, run_text
 
 

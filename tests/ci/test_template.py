@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from ml_service.ci import template
-from ml_service.ci.template import Compiler, TemplateError, read_yaml, resolve_parameters
-from ml_service.ci.yamlload import Mapping, load_text
+from ml_service.ci.model import template
+from ml_service.ci.model.template import Compiler, TemplateError, read_yaml, resolve_parameters
+from ml_service.ci.model.yamlload import Mapping, load_text
 
 
 def write(folder, name: str, text: str):

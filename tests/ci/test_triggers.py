@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_service.ci import triggers
+from ml_service.ci.model import triggers
 
 SEGMENT = st.text(alphabet="abcxyz.-_", min_size=1, max_size=5).filter(lambda s: s not in (".", ".."))
 PATHS = st.lists(SEGMENT, min_size=1, max_size=4).map("/".join)

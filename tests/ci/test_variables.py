@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.ci import service
-from ml_service.ci.model import Var
-from ml_service.ci.variables import Groups, VariableError, parse_variables, read_dotenv, variable_groups
+from ml_service.ci.model.pipeline import Var
+from ml_service.ci.model.variables import Groups, VariableError, parse_variables, read_dotenv, variable_groups
+from ml_service.ci.server import service
 from tests.ci.helpers import all_logs, every_stored_byte, make_project, run_text
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ml_service.ci import service
+from ml_service.ci.server import service
 from ml_service.data import registry, trigger
 from ml_service.workspace import tracking
 from tests.conftest import ROOT

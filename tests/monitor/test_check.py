@@ -104,7 +104,7 @@ def test_shifted_traffic_is_flagged_and_unshifted_traffic_is_not(workspace, tmp_
 
 
 def test_drift_queues_the_retrain_pipeline_of_the_models_project(workspace):
-    from ml_service.ci import service
+    from ml_service.ci.server import service
     from ml_service.monitor import check
 
     [run_id] = check.trigger_retrain(workspace, workspace.model.name)
@@ -294,7 +294,7 @@ def test_drift_of_the_predictions_alone_exits_4(alpha, tmp_path):
 
 def test_no_retrain_on_the_command_line_wins_over_monitor_retrain_and_retrain_over_its_absence(
         alpha, tmp_path, capsys):
-    from ml_service.ci.service import open_store
+    from ml_service.ci.server.service import open_store
 
     settings, frame, _ = alpha
     collect(tmp_path / "shifted", steady(frame, 60), "1", stamp=time.time() - 60, shift=8.0)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ml_service.ci.store import Store
+from ml_service.ci.server.store import Store
 from ml_service.studio.app import create_app
 from tests.studio.test_browser import APPROVER, MODEL, PASSWORDS, browser, studio, workspace  # noqa: F401
 from tests.studio.test_studio import Browser, project  # noqa: F401

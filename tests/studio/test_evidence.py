@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_service.ci.store import Store
+from ml_service.ci.server.store import Store
 from ml_service.pipelines.runner import OUTCOME_TAG
 from ml_service.studio import evidence
 from ml_service.sections import environments_from

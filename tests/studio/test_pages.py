@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ml_service.ci.store import Store
+from ml_service.ci.server.store import Store
 from ml_service.config import load_settings
 from ml_service.studio import users
 from ml_service.studio.app import create_app

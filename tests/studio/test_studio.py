@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ml_service.ci.store import Store
+from ml_service.ci.server.store import Store
 from ml_service.config import load_settings
 from ml_service.studio import runs, users
 from ml_service.studio.app import create_app

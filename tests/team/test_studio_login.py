@@ -138,7 +138,7 @@ def sessions(team) -> dict:
 
 
 def test_a_server_user_logs_in_with_the_servers_password_and_approves_as_an_approver(team):
-    from ml_service.ci.store import Store
+    from ml_service.ci.server.store import Store
 
     carol = Client(team["port"])
     assert not carol.opens()
@@ -200,7 +200,7 @@ def test_a_user_deleted_on_the_server_cannot_log_in_any_more_and_loses_the_open_
 
 
 def test_a_ci_token_names_a_server_user_as_the_server_spells_it(team):
-    from ml_service.ci import identity
+    from ml_service.ci.server import identity
 
     def create(name: str) -> subprocess.CompletedProcess:
         env = {**team["env"], "MLOPS_ROOT": str(team["root"])}

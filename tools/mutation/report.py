@@ -10,7 +10,7 @@ COUNTED = ("killed", "timeout", "survived", "no tests")
 
 
 def package(module: str) -> str:
-    """ml_service/ci/masking.py -> ml_service/ci; ml_service/config.py -> ml_service (top level)."""
+    """ml_service/ci/runner/masking.py -> ml_service/ci; ml_service/config.py -> ml_service (top level)."""
     parts = Path(module).parts
     return "/".join(parts[:2]) if len(parts) > 2 else f"{parts[0]} (top level)"
 

@@ -178,7 +178,7 @@ def test_files(root: Path) -> list[Path]:
 
 @functools.lru_cache(maxsize=None)
 def importers(module: str, root: Path) -> list[str]:
-    """Test files that import the module (`ml_service.ci.masking`, `from ml_service.ci import masking`),
+    """Test files that import the module (`ml_service.ci.runner.masking`, `from ml_service.ci.runner import masking`),
     the ones that name it most first."""
     dotted = module[:-3].replace("/", ".")
     if dotted.endswith(".__init__"):

@@ -112,14 +112,14 @@ class Project:
         return load_settings()
 
     def store(self):
-        from ml_service.ci import service
+        from ml_service.ci.server import service
 
         return service.open_store(self.settings())
 
     def run(self, name: str, params: dict | None = None, reason: str = "Manual", branch: str = "",
             chain: bool = True) -> Run:
         """Queue and run a pipeline of .pipelines/ (by file name) here, then what it triggers (chain)."""
-        from ml_service.ci import service
+        from ml_service.ci.server import service
 
         settings = self.settings()
         store = service.open_store(settings)

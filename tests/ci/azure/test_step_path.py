@@ -31,7 +31,7 @@ def test_a_steps_path_holds_nothing_of_the_engines_environment(project):
 def test_an_mlops_in_the_systems_python_leaves_the_systems_folders_on_path(monkeypatch):
     """Only a virtual environment is left out of a step's PATH: with mlops installed in the system's Python
     (sys.prefix /usr, no venv), /usr/bin stays (else a step could not find bash, git or make)."""
-    from ml_service.ci import macros
+    from ml_service.ci.runner import macros
 
     monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
     monkeypatch.setattr(sys, "prefix", "/usr")

@@ -7,7 +7,7 @@ b = Build.BinariesDirectory, s = Build.SourcesDirectory), System.DefaultWorkingD
 of the commit being built (Build.SourceVersion). Microsoft's go.yml starter moves every file of the
 sources folder (`mv !(gopath) ...`): on an agent that harms nothing but the checkout.
 
-What the checkout holds (ml_service/ci/sources.py, docs/ci.md): a run of a given commit (the git hook's
+What the checkout holds (ml_service/ci/runner/sources.py, docs/ci.md): a run of a given commit (the git hook's
 pushed commit) that commit, clean; a run of a working tree (`mlops ci run`, `make run`) its HEAD plus its
 uncommitted changes (not what git ignores), the run's state saying so; the user's index, HEAD and files
 are left alone.
@@ -58,7 +58,7 @@ def test_a_run_of_a_working_tree_checks_out_its_commit_and_its_uncommitted_chang
 
 def test_a_run_of_a_given_commit_holds_that_commit_only(project):
     """As the git hook queues a push: the commit named, clean, whatever the working tree holds."""
-    from ml_service.ci import service
+    from ml_service.ci.server import service
 
     dirty_project(project)
     head = git(project.root, "rev-parse", "HEAD").strip()
@@ -76,7 +76,7 @@ def test_a_run_of_a_given_commit_holds_that_commit_only(project):
 
 def test_a_push_runs_on_the_pushed_commit_not_on_the_working_tree_beside_it(project, tmp_path):
     """The git hook's runs (`git push mlops`): the pushed commit, clean."""
-    from ml_service.ci import hooks, service
+    from ml_service.ci.server import hooks, service
 
     dirty_project(project)
     head = git(project.root, "rev-parse", "HEAD").strip()

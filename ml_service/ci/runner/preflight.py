@@ -1,0 +1,176 @@
+"""What the engine checks before a run starts: what cannot run here is named with its file and line.
+
+Two kinds (issue 23 items 1 and 8, decided with the conformance suite, /work/notes/ci-conformance-status.md):
+- refused: the run does not start (an unmapped repository resource, a checkout of one, a job that would
+  mean something else here): CIError naming the construct, `<file>:<line>` and what to do;
+- stops: a step that has no local meaning (a cloud task such as AzureCLI@2, PowerShell without pwsh, a
+  container job): listed in the run's `plan` record before any step runs; the run goes as far as the steps
+  before it and that step (or job) fails with the same message.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+from ml_service.ci.model import repositories
+from ml_service.ci.model.pipeline import Stage
+from ml_service.ci.runner import tasks
+from ml_service.ci.runner.macros import MACRO
+from ml_service.ci.runner.step_factory import kind_of
+
+
+@dataclass
+class Plan:
+    """What preflight found: refusals (the run does not start) and stops (named, the run stops there)."""
+
+    refused: list[str] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what behaves differently here but does not stop the run
+    step_stops: dict[int, str] = field(default_factory=dict)  # id(step) -> why it cannot run here
+    job_stops: dict[str, str] = field(default_factory=dict)  # "<stage>/<job>" -> why it cannot run here
+
+
+def where(node, key: str) -> str:
+    """'file:line' of key in a mapping read from a file, else '?'."""
+    locate = getattr(node, "where", None)
+    return locate(key if key in node else None) if locate else "?"
+
+
+def _mentions_access_token(node) -> bool:
+    if isinstance(node, str):
+        return "system.accesstoken" in node.lower()
+    if isinstance(node, dict):
+        return any(_mentions_access_token(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions_access_token(v) for v in node)
+    return False
+
+
+def _literal_variables(raw) -> dict[str, str]:
+    """name -> value of a variables block (mapping or list form); groups and templates are left out."""
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if not isinstance(v, (dict, list))}
+    found = {}
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and "name" in item and not isinstance(item.get("value"), (dict, list)):
+            found[str(item["name"])] = str(item.get("value", ""))
+    return found
+
+
+def _connection_problem(step: dict, registries: dict, variables: dict[str, str]) -> str:
+    """Why a task's service connection cannot be had here ('' when it can or the task needs none); the inputs'
+    $(macros) of the pipeline's, stage's and job's own variables are expanded first, as the agent does."""
+    module = tasks.module(str(step["task"]))
+    given = {k: MACRO.sub(lambda m: variables.get(m.group(1), m.group(0)), v) if isinstance(v, str) else v
+             for k, v in (step.get("inputs") or {}).items()}
+    try:
+        if module is tasks.helm_deploy and module.needs_cloud(given):
+            return (f"{step['task']} as written needs a service connection (a Kubernetes/Azure connection), which "
+                    "does not exist here: use connectionType: None (helm with this machine's kubeconfig)")
+        if module is tasks.docker:
+            return module.registry_problem(given, registries)
+    except tasks.TaskError:
+        return ""
+    return ""
+
+
+def _checkout_notes(step: dict) -> list[str]:
+    """What a checkout step asks that the local checkout (sources.py: a clone of the local repository, every job
+    clean) does differently; `clean` and `persistCredentials` change nothing here (every job starts clean, there
+    is no credential to keep)."""
+    notes, at = [], where(step, "checkout")
+    depth = str(step.get("fetchDepth", "")).strip()
+    if depth not in ("", "0") or step.get("fetchFilter"):
+        notes.append(f"{at}: checkout {step['checkout']}: the checkout holds the full history (a local clone; "
+                     f"Azure fetches {'a filtered clone' if step.get('fetchFilter') else f'{depth} commit(s)'})")
+    if str(step.get("submodules", "false")).lower() in ("true", "recursive"):
+        notes.append(f"{at}: checkout {step['checkout']}: submodules are not fetched here; run `git submodule "
+                     "update --init` in a step")
+    if str(step.get("lfs", "false")).lower() == "true":
+        notes.append(f"{at}: checkout {step['checkout']}: LFS files are as git checks them out here (pointers "
+                     "unless git-lfs is installed); run `git lfs pull` in a step")
+    if step.get("sparseCheckoutDirectories") or step.get("sparseCheckoutPatterns"):
+        notes.append(f"{at}: checkout {step['checkout']}: the whole tree is checked out (no sparse checkout here)")
+    return notes
+
+
+def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None,
+          registries: dict | None = None) -> Plan:
+    """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here (mapping: ci.repositories,
+    registries: ci.registries)."""
+    plan = Plan()
+    declared = repositories.declared(document)
+    if definitions is not None:  # a completion trigger or resource on a definition nobody here is named
+        known = {*definitions, *definitions.values()}
+        section = document.get("resources")
+        for resource in (section.get("pipelines") or []) if isinstance(section, dict) else []:
+            if isinstance(resource, dict) and str(resource.get("source", "")) not in known:
+                plan.notes.append(
+                    f"{where(resource, 'source')}: pipeline resource '{resource.get('pipeline')}' names the "
+                    f"definition '{resource.get('source')}', which no pipeline file here is: its completion trigger "
+                    "never fires and its resources.pipeline variables are empty; map it in mlops.yml "
+                    f"(ci: {{pipelines: {{'{resource.get('source')}': <file stem of .pipelines/>}}}})")
+    pipeline_variables = _literal_variables(document.get("variables") if isinstance(document, dict) else None)
+    for stage in stages:
+        for job in stage.jobs:
+            scope = {**pipeline_variables, **_literal_variables(stage.variables), **_literal_variables(job.variables)}
+            services = job.services or (document.get("services") if isinstance(document, dict) else None)
+            if services and not (job.container or document.get("container")):
+                why = (f"{job.container_where or where(document, 'services')}: job {job.name} uses service containers "
+                       f"({', '.join(map(str, services))}): the local engine does not start them; start them with "
+                       "`docker run` in a step, or remove `services:`")
+                plan.job_stops[f"{stage.name}/{job.name}"] = why
+                plan.stops.append(why)
+                continue
+            container = job.container or (document.get("container") if isinstance(document, dict) else None)
+            if container:
+                at = job.container_where or where(document, "container")
+                image = container.get("image") if isinstance(container, dict) else container
+                why = (f"{at}: job {job.name} runs in container {image!r} on Azure (container jobs): the local engine "
+                       "runs steps on this machine, not in a container; remove `container:` to run the steps here, "
+                       "or run them with `docker run` in a script step")
+                plan.job_stops[f"{stage.name}/{job.name}"] = why
+                plan.stops.append(why)
+                continue
+            for step in job.steps:
+                if not isinstance(step, dict):
+                    continue
+                kind = kind_of(step)
+                target = step.get("target")
+                target = target.get("container") if isinstance(target, dict) else target
+                if target and str(target) != "host":
+                    why = (f"{where(step, 'target')}: a step with target {target!r} runs in a container on Azure: "
+                           "the local engine runs it on this machine; remove `target:` or use `docker run`")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                    continue
+                if _mentions_access_token(step):
+                    why = (f"{where(step, kind or 'env')}: the step uses System.AccessToken, a token of Azure DevOps "
+                           "that does not exist here: pass a credential of your own through a variable group "
+                           "(mlops.yml ci.variable_groups secrets)")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                    continue
+                if kind == "checkout":
+                    value = str(step["checkout"])
+                    plan.notes += _checkout_notes(step)
+                    if value not in ("self", "none"):
+                        try:
+                            repositories.resolve(value, declared, mapping, where(step, "checkout"))
+                        except repositories.RepositoryError as exc:
+                            plan.refused.append(f"checkout: {exc}")
+                elif (kind in ("pwsh", "powershell") or (kind == "task" and str(step["task"]).lower().startswith(
+                        "powershell@"))) and not shutil.which("pwsh"):
+                    why = (f"{where(step, kind)}: {kind if kind != 'task' else step['task']} needs PowerShell "
+                           "(pwsh), which is not installed here: install pwsh, or write the step as a bash step")
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                elif kind == "task" and _connection_problem(step, registries or {}, scope):
+                    why = f"{where(step, 'task')}: {_connection_problem(step, registries or {}, scope)}"
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+                elif kind == "task" and not tasks.supported(str(step["task"])):
+                    why = f"{where(step, 'task')}: {tasks.refusal(str(step['task']))}"
+                    plan.step_stops[id(step)] = why
+                    plan.stops.append(why)
+    return plan
