@@ -72,12 +72,12 @@ install-tune: install
 	@$(PIP_INSTALL) -e '.[tune]'
 
 ## Main job on embedded defaults: MODEL's build -> retrain -> release up to the approval, only what changed (FORCE=1: all; APPROVE=1: through production)
-# Converges (ml_service/ci/converge.py): a work tree whose chain already ran is not run again; it says what is
+# Converges (ml_service/ci/server/converge.py): a work tree whose chain already ran is not run again; it says what is
 # where and acts only where the live state differs (QA lost its container, APPROVE=1 with an approval waiting).
 run:
 	@since=$$(date +%s.%N); $(MAKE) -s --no-print-directory install && \
 	$(BIN)/mlops doctor --fix && \
-	$(BIN)/python -m ml_service.ci.converge --since $$since $(if $(MODEL),--project $(MODEL)) \
+	$(BIN)/python -m ml_service.ci.server.converge --since $$since $(if $(MODEL),--project $(MODEL)) \
 		$(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(APPROVE)),--approve)
 
 ## Continuous training in its own workspace: champion in QA, drift, new data version, retrain, new champion, production waits
