@@ -31,14 +31,15 @@ def disk_full(exc: BaseException | None) -> BaseException | None:
     """The error in exc's chain that says the disk is full (an OSError, or SQLite's through MLflow and SQLAlchemy,
     which keep only its text), or None."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
+    found = None
+    while exc is not None and id(exc) not in seen:  # the innermost one: its text is the plainest
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             return exc
         if any(text in str(exc) for text in DISK_FULL_TEXTS):
-            return exc
+            found = exc
         exc = exc.__cause__ or exc.__context__
-    return None
+    return found
 
 
 def disk_full_message(exc: BaseException, where: object = None) -> str:

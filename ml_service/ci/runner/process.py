@@ -144,6 +144,11 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
 
         def emit(text: str) -> None:
             log.write(mask(text))
+            if log.full and not stopped:  # the disk is (nearly) full: the step ends before the run's records can't
+                stopped.append(True)
+                kill_group(proc.pid)
+
+        stopped: list[bool] = []
 
         streams = {proc.stdout.fileno(): _Lines(emit, on_command, mask)}
         if fail_on_stderr:
@@ -162,6 +167,8 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
+        if log.full:
+            return Exit(code or 1, timer.fired, [f"disk full: {log.full}"], pid=proc.pid)
         if wrote_stderr:
             log.write("##[error]the step wrote to stderr and failOnStderr is true\n")
             if code == 0:

@@ -3,13 +3,27 @@ the newest output (between a quarter and a half of the cap, in two rotating spoo
 the log says how many bytes were elided in the middle. Memory use does not depend on the output's size.
 
 The cap is mlops.yml `ci.log_max_mb` (default DEFAULT_MAX_MB) per step log.
+
+A full disk is not a crash (issue 24 finding 7): every `check_every` bytes written the log looks at the free space of
+its file system, and once it is under the reserve (RESERVE_BYTES, or a tenth of a smaller file system), or a write
+fails for want of space, it keeps nothing more and `full` says why. The caller then stops the step; the space left
+lets the run store record the step, and the run, as failed for that reason instead of dying mid-write.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from ml_service.errors import disk_full
+
 DEFAULT_MAX_MB = 64
+RESERVE_BYTES = 16 * 1024 * 1024
+
+
+def free_bytes(folder: Path) -> tuple[int, int]:
+    """(bytes free to this user, bytes in all) of the file system holding folder."""
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
 
 
 class StepLog:
@@ -26,6 +40,11 @@ class StepLog:
         self.tail_file = None
         self.tail_size = 0
         self.elided = 0
+        self.full = ""  # why nothing more is kept: the disk is (nearly) full
+        free, total = free_bytes(self.path.parent)
+        self.reserve = min(RESERVE_BYTES, total // 10)
+        self.check_every = max(min(1 << 20, self.reserve // 4), 4096)
+        self.since_check = 0
 
     def _size(self) -> int:
         try:
@@ -34,9 +53,35 @@ class StepLog:
             return 0
 
     def write(self, text: str) -> None:
-        """Append text (kept in the head, or in the tail spool once the head is full)."""
-        if not text:
+        """Append text (kept in the head, or in the tail spool once the head is full); nothing once `full`."""
+        if not text or self.full:
             return
+        try:
+            self._write(text)
+        except OSError as exc:
+            if disk_full(exc) is None:
+                raise
+            self._stop(f"no space left on the disk holding {self.path.parent}")
+            return
+        self.since_check += len(text)
+        if self.since_check >= self.check_every:
+            self.since_check = 0
+            free, _ = free_bytes(self.path.parent)
+            if free < self.reserve:
+                self._stop(f"the disk holding {self.path.parent} has {free} bytes free, under the {self.reserve} "
+                           "kept for the run's records")
+
+    def _stop(self, why: str) -> None:
+        """Keep nothing more; say why in the log if it can still be written."""
+        self.full = why
+        try:
+            self.file.write(f"\n##[error]disk full: {why}: the rest of this step's output is not kept and the step "
+                            "is stopped\n")
+            self.file.flush()
+        except OSError:
+            pass
+
+    def _write(self, text: str) -> None:
         if self.head_left > 0:
             data = text.encode("utf-8", errors="replace")
             head, rest = data[:self.head_left], data[self.head_left:]
@@ -71,12 +116,25 @@ class StepLog:
 
     def flush(self) -> None:
         """Flush what is buffered."""
-        self.file.flush()
-        if self.tail_file is not None:
-            self.tail_file.flush()
+        try:
+            self.file.flush()
+            if self.tail_file is not None:
+                self.tail_file.flush()
+        except OSError as exc:
+            if disk_full(exc) is None:
+                raise
+            self._stop(f"no space left on the disk holding {self.path.parent}")
 
     def close(self) -> None:
         """End the log: the tail (older segment, then newer) after a line saying what was elided."""
+        try:
+            self._close()
+        except OSError as exc:  # the tail could not be spliced back in: the disk filled meanwhile
+            if disk_full(exc) is None:
+                raise
+            self.full = self.full or f"no space left on the disk holding {self.path.parent}"
+
+    def _close(self) -> None:
         if self.tail_file is not None:
             self.tail_file.close()
             order = [self.spools[(self.current + 1) % 2], self.spools[self.current]]
