@@ -354,3 +354,27 @@ def test_without_its_file_the_training_data_is_the_registry_version_with_the_ver
         assert check.training_data(settings, trained_on(registry.sha256_of(files[number])[:8])) == files[number]
     with pytest.raises(check.MonitorError, match="is neither on this machine nor a version of the data set registry"):
         check.training_data(settings, trained_on("00000000"))
+
+
+def test_retrain_on_drift_queues_the_retrain_pipeline_and_runs_it_to_its_end(alpha, tmp_path):
+    """`--retrain` is queue *and* run (cli/monitor.py): the run of alpha-retrain exists, was triggered by the
+    drift (ResourceTrigger), ran its step (the file the step writes) and finished succeeded."""
+    from ml_service.ci.service import open_store
+
+    settings, frame, _ = alpha
+    collect(tmp_path / "shifted", steady(frame, 60), "1", stamp=time.time() - 60, shift=8.0)
+    marker = tmp_path / "retrained"
+    pipeline = settings.root / ".pipelines" / "alpha-retrain.yml"
+    pipeline.parent.mkdir()
+    pipeline.write_text(f"trigger: none\nsteps:\n- script: echo retrained > '{marker}'\n  displayName: retrain\n")
+    store = open_store(settings)
+    before = {run.id for run in store.list_runs()}
+    try:
+        assert drift_command("--collected", str(tmp_path / "shifted"), "--retrain") == 4
+    finally:
+        pipeline.unlink()
+        pipeline.parent.rmdir()
+    [run] = [run for run in store.list_runs() if run.id not in before]
+    assert (run.pipeline, run.reason) == ("alpha-retrain", "ResourceTrigger")
+    assert (run.status, run.result) == ("completed", "succeeded")
+    assert marker.read_text().strip() == "retrained"
