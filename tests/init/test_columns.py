@@ -109,3 +109,25 @@ def test_a_shuffled_file_gets_no_warning():
     frame = table(200)
     frame["ticket"] = np.random.default_rng(4).permutation(np.arange(200) // 2)
     assert profile_frame(frame, "price").warnings == ()
+
+
+@pytest.mark.parametrize("distinct, excluded", [(95, True), (94, False)])
+def test_text_is_an_identifier_from_95_distinct_values_in_100_rows(distinct, excluded):
+    """NEARLY_UNIQUE (columns.py) on both sides: text with a distinct value on 95 of 100 rows is left out as an
+    identifier or free text; 94 of 100 is a feature."""
+    frame = table(100)
+    frame["note"] = [f"n{i}" for i in range(distinct)] + ["n0"] * (100 - distinct)
+    profile = profile_frame(frame, "price")
+    assert ("note" in profile.excluded_names) is excluded
+    assert ("note" in features(profile)) is not excluded
+
+
+@pytest.mark.parametrize("rows, excluded", [(100, True), (99, False)])
+def test_whole_numbers_distinct_on_every_row_are_an_identifier_from_100_rows(rows, excluded):
+    """MIN_ROWS_UNIQUE_NUMBERS (columns.py) on both sides: shuffled whole numbers, all distinct, mark an identifier
+    in 100 rows; in 99 they may be a feature."""
+    frame = table(rows)
+    frame["code"] = np.random.default_rng(4).permutation(10_000)[:rows] + 70_000  # distinct, in no order
+    profile = profile_frame(frame, "price")
+    assert ("code" in profile.excluded_names) is excluded
+    assert ("code" in features(profile)) is not excluded
