@@ -131,3 +131,16 @@ def test_whole_numbers_distinct_on_every_row_are_an_identifier_from_100_rows(row
     profile = profile_frame(frame, "price")
     assert ("code" in profile.excluded_names) is excluded
     assert ("code" in features(profile)) is not excluded
+
+
+@pytest.mark.parametrize("values, row_number", [
+    (lambda n: np.full(n, 7), False),                 # a constant: no step, not a row number
+    (lambda n: np.arange(n, 0, -1), True),            # counting down by one
+    (lambda n: np.arange(0, 3 * n, 3) + 500, True),   # any constant step
+])
+def test_whole_numbers_that_step_evenly_count_the_rows_and_a_constant_does_not(values, row_number):
+    """columns.py _counts_rows on both sides: a non-zero constant step is a row number; a step of 0 is not."""
+    frame = table(60)
+    frame["seq"] = values(60)
+    reasons = {e.name: e.reason for e in profile_frame(frame, "price").excluded}
+    assert ("row number" in reasons.get("seq", "")) is row_number

@@ -179,3 +179,20 @@ def test_removing_a_project_keeps_the_data_and_contract_another_project_uses(ini
     remove_project(plan_removal(initialised, "first"))  # the last user of the data: now it goes
     assert not (initialised / "data").exists() and not (initialised / "first").exists()
     assert (initialised / ".pipelines").is_dir() and not any((initialised / ".pipelines").iterdir())  # the platform's
+
+
+@pytest.mark.parametrize("data", ["../outside.csv", "ABSOLUTE"])
+def test_remove_refuses_an_entry_whose_files_lie_outside_the_repository(initialised, data):
+    """An entry whose data names a file outside the repository (hand-edited mlops.yml) is refused before anything
+    is deleted (remove.py): the outside file, the project and its entry stay."""
+    from ml_service.init.remove import plan_removal
+
+    outside = initialised.parent / "outside.csv"
+    outside.write_text("a,b\n1,2\n")
+    config = initialised / "mlops.yml"
+    config.write_text(config.read_text().replace("data: data/first.csv",
+                                                 f"data: {outside if data == 'ABSOLUTE' else data}"))
+    before = tree(initialised)
+    with pytest.raises(InitError, match="is not inside"):
+        plan_removal(initialised, "first")
+    assert outside.read_text() == "a,b\n1,2\n" and tree(initialised) == before
