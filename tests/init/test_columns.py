@@ -144,3 +144,15 @@ def test_whole_numbers_that_step_evenly_count_the_rows_and_a_constant_does_not(v
     frame["seq"] = values(60)
     reasons = {e.name: e.reason for e in profile_frame(frame, "price").excluded}
     assert ("row number" in reasons.get("seq", "")) is row_number
+
+
+@pytest.mark.parametrize("distinct, warned", [(21, True), (20, False)])
+def test_a_feature_following_the_row_order_is_warned_about_from_21_distinct_values(distinct, warned):
+    """MANY_VALUES (columns.py) on both sides: a numeric feature that follows the row order is worth a warning when
+    it has more than 20 distinct values (it can number the rows); with 20 it is a coarse grouping."""
+    from ml_service.init.columns import sort_warnings
+
+    frame = table(210).sort_values("price").reset_index(drop=True)
+    frame["batch"] = np.arange(210) * distinct // 210  # rises with the rows, `distinct` values
+    assert frame["batch"].nunique() == distinct
+    assert bool(sort_warnings(frame, "price", ["batch"])) is warned

@@ -196,3 +196,15 @@ def test_remove_refuses_an_entry_whose_files_lie_outside_the_repository(initiali
     with pytest.raises(InitError, match="is not inside"):
         plan_removal(initialised, "first")
     assert outside.read_text() == "a,b\n1,2\n" and tree(initialised) == before
+
+
+def test_a_module_file_of_the_projects_name_at_the_root_is_refused(tmp_path, monkeypatch, capsys):
+    """names.py check_free: NAME.py at the repository's root is the module `import NAME` finds; init NAME is refused
+    and writes nothing."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "helpers.py").write_text('"""A module of the repository."""\n')
+    in_repo(monkeypatch, repo)
+    before = snapshot(repo)
+    assert main(["init", "helpers", "--data", str(write_csv(tmp_path / "c.csv", "regression")),
+                 "--target", "monthly spend"]) == 1
+    assert "helpers" in capsys.readouterr().err and snapshot(repo) == before
