@@ -86,28 +86,26 @@ loop: install
 	@$(BIN)/python -m ml_service.monitor.loop $(if $(MODEL),--project $(MODEL))
 
 ## Lint, then all tests with coverage (JUnit and Cobertura XML under .mlops/test-results)
-# Side by side, one pytest process each (MLOPS_TEST_GROUP, tests/conftest.py): TEST_GROUPS (default `background`:
-# the Docker tests, which mostly wait on image builds and containers, and the slow ones, which run their own servers
-# for minutes; `docker slow` makes them two processes) and the rest in TEST_SHARES shares of whole modules balanced
-# by tests/durations.json; the first share prints here, the others' logs follow. Four processes (TEST_GROUPS="docker
-# slow" TEST_SHARES=2) were no faster on 2 cores (the slow group was the long pole, at a load of 10) and made
-# process-lifecycle tests flaky, so two is the default. One coverage report of all at the end; the target fails if
-# any failed.
+# Side by side, one pytest process each (MLOPS_TEST_GROUP, tests/conftest.py), one per name in TEST_PROCS: the
+# first prints here, the others' logs follow. `all/<i>/<n>`: the i-th of n shares of whole modules, balanced by
+# tests/durations.json, the modules with a Docker test all in the first (one engine: their images and containers
+# never race). The layout of before: `foreground background` (background = the docker and the slow tests), or
+# `foreground/1/2 foreground/2/2 docker slow` for four processes (no faster on 2 cores, and busier). One coverage
+# report of all at the end; the target fails if any failed.
 # Coverage measures the pytest processes (and what they fork), not the `mlops`, step and server subprocesses the
 # tests start: measuring those too (pytest-cov's subprocess hook) doubled the suite's CPU time, each Python
 # start-up paying about 0.8 s of tracing for MLflow's imports. `make coverage-all` measures them as well.
-TEST_GROUPS ?= background
-TEST_SHARES ?= 1
+TEST_PROCS ?= foreground background
 TEST_RUN = $(BIN)/python -m coverage run --parallel-mode -m pytest -p no:cacheprovider
 test: install-test lint
 	@$(BIN)/mlops doctor --fix
 	@$(BIN)/python -m coverage erase
 	@mkdir -p $(REPORTS)
-	@others="$(TEST_GROUPS) $$(seq -f 'foreground/%g/$(TEST_SHARES)' 2 $(TEST_SHARES))"; pids=""; \
-	echo "== beside this one, in the background: $$others (logs: $(REPORTS)/pytest-<group>.log)"; \
+	@first="$(firstword $(TEST_PROCS))"; others="$(wordlist 2,99,$(TEST_PROCS))"; pids=""; \
+	echo "== $$first here; beside it, in the background: $$others (logs: $(REPORTS)/pytest-<group>.log)"; \
 	for group in $$others; do log=$(REPORTS)/pytest-$${group//\//-}; \
 		MLOPS_TEST_GROUP=$$group $(TEST_RUN) --junitxml=$$log.xml >$$log.log 2>&1 & pids="$$pids $$!"; done; \
-	MLOPS_TEST_GROUP=foreground/1/$(TEST_SHARES) $(TEST_RUN) --junitxml=$(REPORTS)/pytest-foreground-1-$(TEST_SHARES).xml; \
+	MLOPS_TEST_GROUP=$$first $(TEST_RUN) --junitxml=$(REPORTS)/pytest-$${first//\//-}.xml; \
 	failed=$$?; \
 	for pid in $$pids; do wait $$pid || failed=1; done; \
 	for group in $$others; do log=$(REPORTS)/pytest-$${group//\//-}.log; echo "== $$group ($$log)"; cat $$log; done; \

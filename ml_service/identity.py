@@ -6,9 +6,10 @@ names with `same` (Unicode NFKC, then casefolded): `Alice@Example.com`, `alice@e
 `ａｌｉｃｅ@example.com` are one person, so no second account can differ from an approver's by case or by a
 look-alike form only. Each store refuses a second name that `same` matches (issue 24).
 
-In a team workspace the server's users are the users: a run the platform creates records as its user the server
-user this checkout authenticates as (the server checked that password), never a claimed name (MLOPS_USER, git
-user.email), which is kept beside it as `mlops.claimed_user`. Standard library only.
+In a team workspace the server's users are the users: the Studio logs people in against the server (its own
+accounts are not used then: `studio/logins.py`, `team/login.py`), and a run the platform creates records as its user
+the server user this checkout authenticates as (the server checked that password), never a claimed name
+(MLOPS_USER, git user.email), which is kept beside it as `mlops.claimed_user`. Standard library only.
 """
 from __future__ import annotations
 

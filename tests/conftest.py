@@ -33,8 +33,10 @@ SKIP_ALLOWED = {
 # `make test` runs pytest processes side by side (MLOPS_TEST_GROUP): `docker` takes the tests marked `docker`
 # (one engine: their containers and images never race), `slow` the rest of those marked `slow` (they run their own
 # servers for minutes), `foreground/<i>/<n>` the i-th of n shares of all the others (`foreground`: all of them).
-# A share holds whole modules (their module fixtures stay in one process), balanced by the seconds each module took
-# (tests/durations.json, from tools/durations.py; a module not in it counts DEFAULT_SECONDS). Unset: every test.
+# `all/<i>/<n>` is the i-th of n shares of every test: the modules holding a docker test all in share 1, the others
+# balanced around them. A share holds whole modules (their module fixtures stay in one process), balanced by the
+# seconds each module took (tests/durations.json, from tools/durations.py; a module not in it counts
+# DEFAULT_SECONDS). Unset: every test.
 GROUP = pytest.StashKey[str]()
 DURATIONS = Path(__file__).with_name("durations.json")
 DEFAULT_SECONDS = 10.0
@@ -47,9 +49,10 @@ def group_of(item) -> str:
     return "slow" if item.get_closest_marker("slow") is not None else "foreground"
 
 
-def shares(modules: list[str], count: int, seconds: dict[str, float]) -> dict[str, int]:
-    """module -> share (1..count): the longest module first, each to the share with the fewest seconds so far."""
-    load = [0.0] * count
+def shares(modules: list[str], count: int, seconds: dict[str, float], first: float = 0.0) -> dict[str, int]:
+    """module -> share (1..count): the longest module first, each to the share with the fewest seconds so far
+    (share 1 starting with `first` seconds already in it)."""
+    load = [first] + [0.0] * (count - 1)
     chosen = {}
     for module in sorted(modules, key=lambda m: (-seconds.get(m, DEFAULT_SECONDS), m)):
         share = min(range(count), key=lambda i: (load[i], i))
@@ -59,25 +62,31 @@ def shares(modules: list[str], count: int, seconds: dict[str, float]) -> dict[st
 
 
 def selected(group: str, items: list) -> list:
-    """The items of a MLOPS_TEST_GROUP value (docker, slow, foreground, foreground/<i>/<n>; background: docker+slow)."""
+    """The items of a MLOPS_TEST_GROUP value (docker, slow, foreground, foreground/<i>/<n>, all/<i>/<n>; background:
+    docker+slow)."""
     name, _, share = group.partition("/")
     if name == "background":
         return [item for item in items if group_of(item) != "foreground"]
-    mine = [item for item in items if group_of(item) == name]
+    mine = items if name == "all" else [item for item in items if group_of(item) == name]
     if not share:
         return mine
     index, count = (int(part) for part in share.split("/"))
     seconds = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
-    chosen = shares(sorted({item.nodeid.split("::")[0] for item in mine}), count, seconds)
-    return [item for item in mine if chosen[item.nodeid.split("::")[0]] == index]
+    module = {id(item): item.nodeid.split("::")[0] for item in mine}
+    pinned = {module[id(item)] for item in mine if name == "all" and group_of(item) == "docker"}
+    chosen = shares(sorted(set(module.values()) - pinned), count, seconds,
+                    first=sum(seconds.get(m, DEFAULT_SECONDS) for m in pinned))
+    chosen.update((m, 1) for m in pinned)
+    return [item for item in mine if chosen[module[id(item)]] == index]
 
 
 def pytest_collection_modifyitems(config, items):
     group = config.stash.get(GROUP, "")
     if not group:
         return
-    if not re.fullmatch(r"(docker|slow|background|foreground(/[1-9][0-9]*/[1-9][0-9]*)?)", group):
-        raise pytest.UsageError(f"MLOPS_TEST_GROUP={group!r}: expected docker, slow, foreground or foreground/<i>/<n>")
+    if not re.fullmatch(r"(docker|slow|background|foreground|(foreground|all)/[1-9][0-9]*/[1-9][0-9]*)", group):
+        raise pytest.UsageError(f"MLOPS_TEST_GROUP={group!r}: expected docker, slow, background, foreground, "
+                                "foreground/<i>/<n> or all/<i>/<n>")
     keep = selected(group, items)
     kept = {id(item) for item in keep}
     dropped = [item for item in items if id(item) not in kept]

@@ -61,3 +61,25 @@ def test_the_split_is_balanced_within_one_module():
     loads = [sum(v for m, v in seconds.items() if chosen[m] == share) for share in (1, 2, 3)]
     assert max(loads) - min(loads) <= max(seconds.values())
     assert max(loads) <= sum(seconds.values()) / 3 + max(seconds.values())
+
+
+def test_all_shares_split_every_test_with_docker_modules_whole_in_the_first():
+    first = [i.nodeid for i in conftest.selected("all/1/2", ITEMS)]
+    second = [i.nodeid for i in conftest.selected("all/2/2", ITEMS)]
+    assert sorted(first + second) == sorted(item.nodeid for item in ITEMS)
+    # the docker module (not in durations: 10 s) starts share 1; then the longest first to the lighter share:
+    # big 100 -> 2 (10 | 100), mid 60 -> 1 (70 | 100), small 30 -> 1 (100 | 100), unknown 10 -> 1 on the tie,
+    # server 10 -> 2
+    assert first == ["tests/b/test_mid.py::test_1", "tests/b/test_small.py::test_1", "tests/c/test_unknown.py::test_1",
+                     "tests/d/test_dock.py::test_1", "tests/d/test_dock.py::test_2"]
+    assert second == ["tests/a/test_big.py::test_1", "tests/a/test_big.py::test_2", "tests/e/test_server.py::test_1"]
+
+
+def test_a_module_with_one_docker_test_goes_whole_to_the_first_share():
+    items = [Item("tests/a/test_big.py::test_1"), Item("tests/b/test_small.py::test_plain"),
+             Item("tests/b/test_small.py::test_image", "docker")]
+    # unpinned, the longest module (big, 100 s) would take share 1 and small (30 s) share 2
+    first = [i.nodeid for i in conftest.selected("all/1/2", items)]
+    assert first == ["tests/b/test_small.py::test_plain", "tests/b/test_small.py::test_image"]
+    assert [i.nodeid for i in conftest.selected("all/2/2", items)] == ["tests/a/test_big.py::test_1"]
+    assert conftest.shares(["tests/n/test_other.py"], 2, {}, first=5.0) == {"tests/n/test_other.py": 2}

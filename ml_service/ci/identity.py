@@ -1,8 +1,10 @@
 """Who acts on a run, and how we know.
 
 An identity is a name with its proof:
-- `session`: the studio's login authenticated it (passed to `service.decide(approver=...)`);
-- `token`: MLOPS_TOKEN holds a personal token of this workspace (`mlops ci token create`);
+- `session`: the studio's login authenticated it (passed to `service.decide(approver=...)`); in team mode the
+  team server checked the password;
+- `token`: MLOPS_TOKEN holds a personal token of this workspace (`mlops ci token create`); in team mode a token
+  names a server user (as the server spells it), checked when it is created;
 - `os-account`: the operating-system account this process runs as (the kernel says so);
 - `claimed`: MLOPS_USER or git user.email, which anyone can set: never proof.
 
@@ -89,11 +91,34 @@ def _write_tokens(settings: Settings, entries: list[dict]) -> None:
     os.replace(temporary, path)
 
 
+def team_user(settings: Settings, name: str) -> str:
+    """In team mode the server user that is name (as the server spells it): the team server's users are the users;
+    UsageError when it has none, IdentityError when it cannot say. Elsewhere name itself."""
+    from ml_service.team import login as team_login
+
+    if not team_login.applies(settings):
+        return name
+    try:
+        names = team_login.server_users(settings)
+    except team_login.LoginUnavailable as exc:
+        raise IdentityError(f"cannot check that {name!r} is a user of the team workspace: {exc}") from None
+    if names is None:
+        raise IdentityError(f"cannot check that {name!r} is a user of the team workspace {settings.tracking_uri}: "
+                            f"its user {settings.tracking_username!r} may not list users")
+    known = same_user.find(names, name)
+    if known is None:
+        raise UsageError(f"{name!r} is not a user of the team workspace {settings.tracking_uri}: a token names a "
+                         f"server user (an admin adds one: mlops workspace user add {name})")
+    return known
+
+
 def create_token(settings: Settings, name: str = "") -> tuple[str, str]:
-    """A new personal token for name (default: the OS account); returns (name, token). Only its hash is kept."""
-    name = (name or os_account()).strip()
+    """A new personal token for name (default: the OS account; in team mode this checkout's server user, and the
+    name must be a server user's); returns (name as stored, token). Only its hash is kept."""
+    name = (name or same_user.server_user(settings) or os_account()).strip()
     if not name or any(c.isspace() for c in name):
         raise UsageError(f"a token's name must be one word (an approver's identity), got {name!r}")
+    name = team_user(settings, name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     entries = _read_tokens(settings)
     entries.append({"name": name, "sha256": _hash(token), "created": time.time(), "created_by": os_account()})

@@ -311,7 +311,7 @@ def add_commands(groups) -> None:
     token_sub = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
     create = token_sub.add_parser("create", help="make a token and print it once (only its hash is kept)")
     create.add_argument("--name", default="", help="the identity it proves, as approvers list it (default: the OS "
-                                                   "account)")
+                                                   "account; in team mode a server user, default this checkout's)")
     token_sub.add_parser("list", help="tokens by name (never the tokens)")
     revoke = token_sub.add_parser("revoke", help="remove every token of a name")
     revoke.add_argument("name")

@@ -40,7 +40,7 @@ def cmd_studio(args) -> int:
     import uvicorn
 
     from ml_service.processes import kill_group
-    from ml_service.studio import users
+    from ml_service.studio import logins, users
     from ml_service.studio.app import create_app
 
     import os
@@ -58,7 +58,10 @@ def cmd_studio(args) -> int:
         threading.Thread(target=app.state.studio.client, daemon=True).start()  # import MLflow before a page needs it
     if args.host not in LOOPBACK:
         print(f"warning: serving on {args.host}: put the Studio behind a TLS reverse proxy", file=sys.stderr)
-    if not users.list_users(settings.state_dir):
+    if logins.team_server(settings):
+        print(f"logins: the users of the team workspace's MLflow server {settings.tracking_uri} "
+              "(mlops workspace user add NAME); the Studio's own users are not used", file=sys.stderr)
+    elif not users.list_users(settings.state_dir):
         print("no Studio users yet: mlops studio user add NAME --password-stdin", file=sys.stderr)
     child = None
     if args.mlflow_ui:
@@ -77,15 +80,26 @@ def cmd_studio(args) -> int:
     return 0
 
 
+def not_in_team_mode(settings) -> None:
+    """CommandError when the Studio's logins are the team server's users (its own users are not used then)."""
+    from ml_service.studio import logins
+
+    if logins.team_server(settings):
+        raise CommandError(f"this checkout uses the team workspace {settings.tracking_uri}: its users log in to the "
+                           "Studio with their server password; an admin adds one with `mlops workspace user add "
+                           "NAME` (`mlops workspace use embedded` to manage the Studio's own users)")
+
+
 def cmd_user_add(args) -> int:
     """Add a user (or change a password); the password comes from stdin, never the command line."""
     from ml_service.studio import users
 
+    settings = command_settings(args)
+    not_in_team_mode(settings)
     if not args.password_stdin:
         raise CommandError("give the password on stdin: echo \"$PASSWORD\" | mlops studio user add NAME "
                            "--password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    settings = command_settings(args)
     new = users.add_user(settings.state_dir, args.name, password)
     print(f"{'added' if new else 'changed the password of'} Studio user {args.name}")
     return 0
@@ -95,7 +109,9 @@ def cmd_user_list(args) -> int:
     """List the Studio's users."""
     from ml_service.studio import users
 
-    names = users.list_users(command_settings(args).state_dir)
+    settings = command_settings(args)
+    not_in_team_mode(settings)
+    names = users.list_users(settings.state_dir)
     print("\n".join(names) if names else "no Studio users (mlops studio user add NAME --password-stdin)")
     return 0
 

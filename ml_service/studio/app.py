@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ml_service.config import Settings
-from ml_service.studio import pages_ci, pages_deploy, pages_ml, users
+from ml_service.studio import logins, pages_ci, pages_deploy, pages_ml
 from ml_service.studio.auth import COOKIE, AuthMiddleware, checked_form, safe_next, session_of, set_cookie
 from ml_service.studio.limits import LoginLimits, minutes
 from ml_service.studio.web import HERE, Studio, studio_of
@@ -30,6 +30,7 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'sel
 # rebinding); studio: trusted_proxies: addresses whose X-Forwarded-For is believed (none by default: a local
 # client's header would otherwise choose the address the login limit counts). Parsed in sections.py.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+RECHECK_SECONDS = 60.0  # team mode: a session's user is looked up on the server at most this often
 
 
 def server_options(config: dict) -> dict:
@@ -67,15 +68,21 @@ def studio_config(settings: Settings) -> dict:
     return dataclasses.asdict(settings.studio)
 
 
+def login_form(request: Request, status_code: int = 200, **context):
+    """The login page: the form, and who can log in (the team server's users, or the Studio's own)."""
+    studio = studio_of(request)
+    return studio.render(request, "login.html", status_code=status_code, no_users=logins.no_users(studio.settings),
+                         team_server=logins.team_server(studio.settings), **context)
+
+
 def login_page(request: Request):
     """GET /login."""
-    studio = studio_of(request)
-    return studio.render(request, "login.html", next=safe_next(request.query_params.get("next")),
-                         no_users=not users.list_users(studio.settings.state_dir))
+    return login_form(request, next=safe_next(request.query_params.get("next")))
 
 
 async def login(request: Request):
-    """POST /login: a local user's name and password; a new session on success."""
+    """POST /login: a name and password (checked by the team server in team mode, else a Studio user's); a new
+    session holding only the name on success."""
     import asyncio
 
     studio = studio_of(request)
@@ -88,19 +95,24 @@ async def login(request: Request):
     if refused:
         who = "for this user" if refused == "user" else "from this address"
         count = minutes(wait)
-        response = studio.render(request, "login.html", status_code=429, next=target,
-                                 error=f"too many failed logins {who}; try again in {count} "
-                                       f"minute{'' if count == 1 else 's'}",
-                                 no_users=not users.list_users(studio.settings.state_dir))
+        response = login_form(request, 429, next=target, error=f"too many failed logins {who}; try again in "
+                                                               f"{count} minute{'' if count == 1 else 's'}")
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    if not await asyncio.to_thread(users.verify, studio.settings.state_dir, name, password):
-        return studio.render(request, "login.html", status_code=401, next=target, error="wrong user or password",
-                             no_users=not users.list_users(studio.settings.state_dir))
+    try:
+        user = await asyncio.to_thread(logins.check, studio.settings, name, password)
+    except logins.LoginUnavailable as exc:  # nobody gets in while the server cannot say; no failure counted
+        import logging
+
+        logging.getLogger("mlops.studio").error("login of %r not checked: %s", name, exc)  # the page: no address
+        limits.unchecked(name, address)
+        return login_form(request, 503, next=target, error="the team workspace's MLflow server cannot check "
+                                                           "passwords now; try again later")
+    if user is None:
+        return login_form(request, 401, next=target, error="wrong user or password")
     limits.succeeded(name, address)
     studio.sessions.drop(session_of(request).id)
     response = RedirectResponse(target, status_code=303)
-    user = users.canonical(studio.settings.state_dir, name)  # one spelling per user (names match casefolded)
     set_cookie(response, studio.sessions.new(user), request.url.scheme == "https")
     return response
 
@@ -161,9 +173,10 @@ class SecurityHeaders:
 
 
 def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000",
-               clock: Callable[[], float] = time.monotonic) -> Starlette:
+               clock: Callable[[], float] = time.monotonic, recheck_seconds: float = RECHECK_SECONDS) -> Starlette:
     """The Studio for a workspace; mlflow_url: where the MLflow UI is (`mlops ui`, or the team's server);
-    clock: the login limits' time in seconds (tests pass a fake one instead of sleeping)."""
+    clock: the login limits' time in seconds (tests pass a fake one instead of sleeping); recheck_seconds: how
+    often, in team mode, a session's user is looked up on the server (a deleted user's session ends)."""
     config = studio_config(settings)
     studio = Studio(settings, mlflow_url)
     routes = [
@@ -187,7 +200,8 @@ def create_app(settings: Settings, mlflow_url: str = "http://127.0.0.1:5000",
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, hosts=config["hosts"]),
-                  Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"])]
+                  Middleware(AuthMiddleware, sessions=studio.sessions, trusted_header=config["trusted_header"],
+                             still_a_user=logins.still_a_user(settings), recheck_seconds=recheck_seconds)]
     handlers = {HTTPException: error_page, Exception: server_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.studio = studio

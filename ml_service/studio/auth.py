@@ -1,5 +1,5 @@
-"""Who is using the Studio: sessions from a login (local users) or a trusted reverse-proxy header,
-and the CSRF token every POST must carry.
+"""Who is using the Studio: sessions from a login (the Studio's users, or in team mode the team server's:
+`logins.py`) or a trusted reverse-proxy header, and the CSRF token every POST must carry.
 
 Sessions live in this process's memory (a restart logs everyone out); the cookie holds only a
 random session id, HttpOnly and SameSite=Strict. The identity never comes from a form field.
@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import parse_qsl, quote
 
 from starlette.exceptions import HTTPException
@@ -34,6 +35,7 @@ class Session:
     user: str = ""
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     seen: float = field(default_factory=time.time)
+    confirmed: float = field(default_factory=time.monotonic)  # when the user's store last confirmed the user
 
 
 class Sessions:
@@ -105,12 +107,31 @@ class AuthMiddleware:
 
     With a trusted header configured (a reverse proxy that authenticates), the header names the
     user and the login form is not used; requests without it are refused.
+
+    still_a_user(name) (team mode: the team server's users) is asked about a session's user at most every
+    recheck_seconds: False (the user was deleted) ends the session; None (the store cannot say) keeps it until the
+    next look-up.
     """
 
-    def __init__(self, app, sessions: Sessions, trusted_header: str = ""):
+    def __init__(self, app, sessions: Sessions, trusted_header: str = "",
+                 still_a_user: Callable[[str], bool | None] | None = None, recheck_seconds: float = 60.0):
         self.app = app
         self.sessions = sessions
         self.trusted_header = trusted_header.lower()
+        self.still_a_user, self.recheck_seconds = still_a_user, recheck_seconds
+
+    async def _still_valid(self, session: Session) -> bool:
+        """False when the session's user is gone from its store (the session is then dropped)."""
+        import asyncio
+
+        if self.still_a_user is None or time.monotonic() - session.confirmed < self.recheck_seconds:
+            return True
+        answer = await asyncio.to_thread(self.still_a_user, session.user)
+        if answer is False:
+            self.sessions.drop(session.id)
+            return False
+        session.confirmed = time.monotonic()  # asked again after the interval (a hung server delays one request)
+        return True
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -126,6 +147,8 @@ class AuthMiddleware:
                 return await response(scope, receive, send)
             if session is None or session.user != user:
                 session = new_cookie = self.sessions.new(user)
+        elif session is not None and session.user and not await self._still_valid(session):
+            session = None
         path = scope["path"]
         if session is None or (not session.user and not path.startswith(PUBLIC)):
             if path.startswith(PUBLIC):

@@ -95,6 +95,12 @@ class LoginLimits:
             self.addresses.fail(address)
             return "", 0.0
 
+    def unchecked(self, user: str, address: str) -> None:
+        """The password could not be checked (the team server did not answer): the attempt is taken back."""
+        with self._lock:
+            self.users.forgive(identity.key(user))
+            self.addresses.forgive(address)
+
     def succeeded(self, user: str, address: str) -> None:
         """The password was right: the user's failures are cleared, the address's attempt taken back."""
         with self._lock:

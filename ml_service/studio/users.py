@@ -1,4 +1,5 @@
-"""Local Studio users: names with salted scrypt password hashes, in <state_dir>/studio/users.json.
+"""Local Studio users: names with salted scrypt password hashes, in <state_dir>/studio/users.json (the embedded
+workspace's logins; in team mode the team server's users log in instead: logins.py).
 
 Only hashes are stored (stdlib hashlib.scrypt, a random 16-byte salt per user); the file is written
 atomically with mode 0600. A login with an unknown name costs as much as one with a known name.
