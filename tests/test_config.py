@@ -331,3 +331,25 @@ def test_settings_pickle_for_worker_processes_and_stay_read_only(tmp_path):
     assert copied == settings and copied.environments["production"].approval.approvers == ("a@example.com",)
     with pytest.raises(TypeError):
         settings.environments["production"].values["route"]["enabled"] = False
+
+
+@pytest.mark.parametrize("text, read, value", [
+    ("ci: {keep_work: 0}", lambda s: s.ci.keep_work, 0),            # keep no work folder: allowed
+    ("ci: {keep_work: -1}", None, "ci.keep_work"),
+    ("ci: {log_max_mb: 0.5}", lambda s: s.ci.log_max_mb, 0.5),
+    ("ci: {log_max_mb: 0}", None, "ci.log_max_mb"),
+    ("studio: {login_max_failures: 1}", lambda s: s.studio.login_max_failures, 1),
+    ("studio: {login_max_failures: 0}", None, "studio.login_max_failures"),
+    ("studio: {login_window_minutes: 1}", lambda s: s.studio.login_window_minutes, 1),
+    ("studio: {login_window_minutes: 0}", None, "studio.login_window_minutes"),
+])
+def test_each_numeric_setting_takes_its_lowest_value_and_refuses_one_below(tmp_path, text, read, value):
+    """Both sides of the lower bound of ci.keep_work (0), ci.log_max_mb (above 0) and the studio's login limits (1)
+    (sections.py): the lowest allowed value is read as written, one below is refused naming the file and key."""
+    write_config(tmp_path, f"{text}\nmodels: [{{project: p, name: m}}]\n")
+    if read is not None:
+        assert read(load_settings({"MLOPS_ROOT": str(tmp_path)})) == value
+    else:
+        with pytest.raises(ConfigError) as refused:
+            load_settings({"MLOPS_ROOT": str(tmp_path)})
+        assert f"{tmp_path / 'mlops.yml'}: {value}:" in str(refused.value)

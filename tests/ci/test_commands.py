@@ -160,3 +160,23 @@ def test_run_passes_parameters_as_text_for_the_pipeline_to_type(project):
     assert "n=7 s=a=b" in all_logs(store, run.id)
     assert main(["ci", "run", str(path), "--param", "n=seven"]) != 0
     assert store.list_runs(1)[0].result == "failed"
+
+
+def test_run_with_no_triggers_runs_the_pipeline_named_and_nothing_its_completion_triggers(project):
+    """`mlops ci run --no-triggers` (cli/ci.py chain=not args.no_triggers): the pipeline that names `up` as a
+    triggering resource runs after `up` only without the flag."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=project.root, check=True)
+    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "one"],
+                   cwd=project.root, check=True)
+    folder = project.root / ".pipelines"
+    folder.mkdir()
+    (folder / "up.yml").write_text("trigger: none\nsteps:\n  - bash: echo up\n")
+    (folder / "down.yml").write_text("trigger: none\nresources:\n  pipelines:\n"
+                                     "    - {pipeline: source, source: up, trigger: true}\nsteps:\n  - bash: echo down\n")
+    store = service.open_store(project)
+    assert main(["ci", "run", "up", "--no-triggers"]) == 0
+    assert [r.pipeline for r in store.list_runs()] == ["up"]
+    assert main(["ci", "run", "up"]) == 0
+    assert sorted(r.pipeline for r in store.list_runs()) == ["down", "up", "up"]

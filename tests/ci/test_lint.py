@@ -80,3 +80,18 @@ def test_what_the_scaffold_generates_has_no_findings(tmp_path):
                                              contract="data/contract/x.json")
     findings, errors = lint.lint_files(written)
     assert len(written) == 3 and not errors and not findings
+
+
+def test_an_unreadable_file_fails_the_lint_and_a_missing_one_is_a_usage_error(tmp_path, capsys):
+    """cli/ci.py's exit codes, in-process: a file lint cannot read (malformed YAML) exits 1 even with no finding in
+    the others, a missing file exits 2 before anything is read, clean files exit 0."""
+    from ml_service.cli import main
+
+    good = tmp_path / "good.yml"
+    good.write_text("steps:\n  - bash: echo hi\n")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("steps: [unclosed\n")
+    assert main(["ci", "lint", str(good)]) == 0
+    assert main(["ci", "lint", str(good), str(broken)]) == 1
+    assert str(broken) in capsys.readouterr().out
+    assert main(["ci", "lint", str(good), str(tmp_path / "missing.yml")]) == 2

@@ -474,3 +474,20 @@ def test_a_bad_schedule_names_its_file_and_entry(tmp_path, text, error):
 ])
 def test_times_without_an_offset_are_utc(text, expected):
     assert schedules.parse_time(text) == expected
+
+
+def test_a_tick_whose_first_run_fails_runs_the_next_and_exits_1(repo, capsys):
+    """`mlops ci scheduler --tick` (cli/ci_schedule.py), in-process: two pipelines due in the same minute, the first
+    failing; the second still runs and succeeds, and the exit code is the worst of the two (1), not the last."""
+    from ml_service.cli import main
+
+    due = 'schedules:\n  - cron: "45 3 * * *"\n    displayName: Quarter to four\n    branches: {include: [main]}\n' \
+          "    always: 'true'\n"
+    (repo.root / ".pipelines" / "a-fails.yml").write_text(due + "steps:\n  - script: exit 3\n")
+    (repo.root / ".pipelines" / "b-passes.yml").write_text(due + STEP)
+    commit(repo, "two pipelines due at 03:45")
+    assert main(["ci", "scheduler", "--tick", "--at", "2026-11-26T03:45:00Z"]) == 1
+    runs = {r.pipeline: r for r in service.open_store(repo).list_runs()}
+    assert sorted(runs) == ["a-fails", "b-passes"]
+    assert (runs["a-fails"].result, runs["b-passes"].result) == ("failed", "succeeded")
+    assert runs["a-fails"].id < runs["b-passes"].id  # the failing run came first

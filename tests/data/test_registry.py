@@ -143,6 +143,11 @@ def test_collected_inputs_with_labels_become_a_new_version_on_top_of_the_newest(
     bad_labels = write(tmp_path / "bad_labels.csv", [["request", target], ["req-1", "1"]])
     refused = mlops("data", "add", name, "--from-collected", str(collect), "--labels", str(bad_labels))
     assert refused.returncode == 2 and "needs the column(s) request_id" in refused.stderr
+    from ml_service.cli import main
+
+    # rows that would make a new version, given with a FILE too: a usage error (cli/data.py), nothing stored
+    assert main(["data", "add", name, str(valid), "--from-collected", str(collect), "--labels", str(labels),
+                 "--no-triggers"]) == 2
     assert [v.version for v in registry.versions(workspace, name)] == [1, 2]
 
 
@@ -282,3 +287,16 @@ def test_a_deleted_version_is_never_data_even_when_its_copy_is_on_this_machine(w
     tracking.connect(workspace).delete_run(newest.run_id)
     assert [v.version for v in registry.versions(workspace, name)] == [1]
     assert registry.data_path(workspace, workspace.model) == kept
+
+
+def test_data_add_without_a_file_or_collected_rows_is_a_usage_error(workspace, files):
+    """`mlops data add` (cli/data.py), in-process: neither a FILE nor --from-collected is a usage error (exit 2) and
+    nothing is stored; the FILE alone is a version."""
+    from ml_service.cli import main
+
+    valid, _ = files
+    name = workspace.model.dataset
+    assert main(["data", "add", name, "--no-triggers"]) == 2  # both: see the test of collected rows above
+    assert registry.versions(workspace, name) == [] and dataset_runs(workspace) == []
+    assert main(["data", "add", name, str(valid), "--no-triggers"]) == 0
+    assert [v.version for v in registry.versions(workspace, name)] == [1]

@@ -21,7 +21,7 @@ import sys
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ml_service.config import load_settings
@@ -247,7 +247,12 @@ def test_a_canary_outside_1_to_100_percent_is_refused_and_commits_nothing(routed
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(-1000, 1000))
+@example(0)
+@example(1)
+@example(100)
+@example(101)
 def test_the_canary_option_takes_a_whole_percent_from_1_to_100(value):
+    """Both sides of each bound always (cli/deploy.py percent): the random draw need not reach 0, 1, 100 or 101."""
     import argparse
 
     from ml_service.cli.deploy import percent

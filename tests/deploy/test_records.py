@@ -5,6 +5,7 @@ are in use (live or the committed desired state) and so cannot be deleted, and t
 from __future__ import annotations
 
 import dataclasses
+import json
 import itertools
 import time
 
@@ -266,3 +267,35 @@ def test_a_version_live_in_an_environment_cannot_be_deleted(settings, capsys):
     records.record(settings, "qa", MODEL, "3", "mlops/img:3", "", FAILED, "docker")
     assert records.live_versions(settings, MODEL) == {"3": {"qa", "production (desired state)"}}
     assert main(["model", "delete", f"{MODEL}:3"]) == 1 and versions(client, MODEL) == {"3"}
+
+
+def table_rows(text: str) -> list[tuple[str, str, str]]:
+    """(model, environment label, version) of each row of `mlops deploy list`'s table, cut at its header's columns."""
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("MODEL"))
+    env_at, version_end = lines[header].index("ENVIRONMENT"), lines[header].index("VERSION") + len("VERSION")
+    return [(line[:env_at].strip(), line[env_at:version_end - 7].strip(), line[version_end - 7:version_end].strip())
+            for line in lines[header + 1:] if line.strip()]
+
+
+def test_deploy_list_labels_only_the_canary_rows_canary(settings, capsys):
+    """The table's environment column says `canary` for exactly the rows whose deployment is on the canary track
+    (cli/deploy.py): the stable release of one model and the canary beside it, and another model's stable one."""
+    from ml_service.cli import main
+
+    def helm(version, status, model=MODEL, track=STABLE):  # a helm release: no container to check
+        records.record(settings, "production", model, version, f"img:{version}", "", status, "helm", track=track)
+
+    helm("1", LIVE)
+    helm("2", LIVE, track=CANARY)
+    helm("5", DESIRED, model=OTHER)
+    assert main(["deploy", "list"]) == 0
+    shown = sorted(table_rows(capsys.readouterr().out))
+    tracks = {(d.model_name, d.version): d.track for d in records.current_rows(records.list_deployments(settings))}
+    assert tracks == {(MODEL, "1"): STABLE, (MODEL, "2"): CANARY, (OTHER, "5"): STABLE}
+    assert shown == sorted([(MODEL, "production", "1"), (MODEL, "production canary", "2"),
+                            (OTHER, "production", "5")])
+    assert main(["deploy", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted((r["model"], r["version"], r["track"]) for r in listed) == \
+        sorted((model, version, track) for (model, version), track in tracks.items())

@@ -109,3 +109,50 @@ def test_a_shuffled_file_gets_no_warning():
     frame = table(200)
     frame["ticket"] = np.random.default_rng(4).permutation(np.arange(200) // 2)
     assert profile_frame(frame, "price").warnings == ()
+
+
+@pytest.mark.parametrize("distinct, excluded", [(95, True), (94, False)])
+def test_text_is_an_identifier_from_95_distinct_values_in_100_rows(distinct, excluded):
+    """NEARLY_UNIQUE (columns.py) on both sides: text with a distinct value on 95 of 100 rows is left out as an
+    identifier or free text; 94 of 100 is a feature."""
+    frame = table(100)
+    frame["note"] = [f"n{i}" for i in range(distinct)] + ["n0"] * (100 - distinct)
+    profile = profile_frame(frame, "price")
+    assert ("note" in profile.excluded_names) is excluded
+    assert ("note" in features(profile)) is not excluded
+
+
+@pytest.mark.parametrize("rows, excluded", [(100, True), (99, False)])
+def test_whole_numbers_distinct_on_every_row_are_an_identifier_from_100_rows(rows, excluded):
+    """MIN_ROWS_UNIQUE_NUMBERS (columns.py) on both sides: shuffled whole numbers, all distinct, mark an identifier
+    in 100 rows; in 99 they may be a feature."""
+    frame = table(rows)
+    frame["code"] = np.random.default_rng(4).permutation(10_000)[:rows] + 70_000  # distinct, in no order
+    profile = profile_frame(frame, "price")
+    assert ("code" in profile.excluded_names) is excluded
+    assert ("code" in features(profile)) is not excluded
+
+
+@pytest.mark.parametrize("values, row_number", [
+    (lambda n: np.full(n, 7), False),                 # a constant: no step, not a row number
+    (lambda n: np.arange(n, 0, -1), True),            # counting down by one
+    (lambda n: np.arange(0, 3 * n, 3) + 500, True),   # any constant step
+])
+def test_whole_numbers_that_step_evenly_count_the_rows_and_a_constant_does_not(values, row_number):
+    """columns.py _counts_rows on both sides: a non-zero constant step is a row number; a step of 0 is not."""
+    frame = table(60)
+    frame["seq"] = values(60)
+    reasons = {e.name: e.reason for e in profile_frame(frame, "price").excluded}
+    assert ("row number" in reasons.get("seq", "")) is row_number
+
+
+@pytest.mark.parametrize("distinct, warned", [(21, True), (20, False)])
+def test_a_feature_following_the_row_order_is_warned_about_from_21_distinct_values(distinct, warned):
+    """MANY_VALUES (columns.py) on both sides: a numeric feature that follows the row order is worth a warning when
+    it has more than 20 distinct values (it can number the rows); with 20 it is a coarse grouping."""
+    from ml_service.init.columns import sort_warnings
+
+    frame = table(210).sort_values("price").reset_index(drop=True)
+    frame["batch"] = np.arange(210) * distinct // 210  # rises with the rows, `distinct` values
+    assert frame["batch"].nunique() == distinct
+    assert bool(sort_warnings(frame, "price", ["batch"])) is warned

@@ -267,6 +267,8 @@ def test_a_failure_while_writing_removes_everything_written(tmp_path, monkeypatc
     ("other", ["--model-name", "listed_model"], "registered model 'listed_model'"),
     ("other", ["--dataset", "held"], "held.csv already exists"),
     ("contracted", [], "contracted_suite.json already exists"),
+    # a project name that differs only in case is the same folder on some systems (names.py lowers both)
+    ("Listed", ["--model-name", "other_model"], "already declares project 'listed'"),
 ])
 def test_a_taken_registered_name_data_set_or_contract_is_refused(busy_repo, name, extra, message, capsys,
                                                                  monkeypatch):
@@ -361,3 +363,23 @@ class TestQaServesTheProject:
                 container.remove(force=True)
             for image in docker_engine.images.list(name=f"mlops/{model}"):
                 docker_engine.images.remove(image.id, force=True)
+
+
+@pytest.mark.parametrize("spelled", ["dotted", "linked"])
+def test_data_already_in_place_is_recognised_however_its_path_is_spelled(tmp_path, spelled):
+    """The data file named through `..` or a link to the repository is the same file (project.py compares
+    resolved paths): adopted where it is, not copied onto itself."""
+    from ml_service.init.project import init_project
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "data").mkdir()
+    csv = write_csv(repo / "data" / "spelled.csv", "regression")
+    content = csv.read_bytes()
+    if spelled == "dotted":
+        given = repo / ".pipelines" / ".." / "data" / "spelled.csv"
+    else:
+        (tmp_path / "link").symlink_to(repo)
+        given = tmp_path / "link" / "data" / "spelled.csv"
+    init_project(repo, given, TARGETS["regression"], project="spelled")
+    assert csv.read_bytes() == content and (repo / "spelled" / "training" / "train.py").is_file()
+    assert sorted(p.name for p in (repo / "data").iterdir()) == ["contract", "spelled.csv"]

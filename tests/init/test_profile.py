@@ -435,3 +435,21 @@ def test_the_contract_asks_for_half_the_rows_seen_and_never_fewer_than_twenty(ro
     suite = build_suite(profile_frame(frame, "y"), "d", "d.csv")
     counts = [e["kwargs"] for e in suite["expectations"] if e["type"] == "expect_table_row_count_to_be_between"]
     assert counts == [{"min_value": floor, "max_value": None}]
+
+
+def test_a_folder_without_init_on_the_path_does_not_shadow_and_a_package_there_does(tmp_path, monkeypatch):
+    """names.py check_free on both sides of its namespace rule: a plain folder of that name on sys.path (a namespace
+    package, no origin) is no module to shadow; a package with __init__.py there is refused."""
+    import importlib
+
+    site = tmp_path / "site"
+    (site / "plain_folder_t29").mkdir(parents=True)
+    (site / "real_package_t29").mkdir()
+    (site / "real_package_t29" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    check_free(repo, project_names("plain_folder_t29"), {}, repo / "d.csv")
+    with pytest.raises(InitError, match="would shadow the installed module"):
+        check_free(repo, project_names("real_package_t29"), {}, repo / "d.csv")

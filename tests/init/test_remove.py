@@ -127,3 +127,84 @@ def test_init_without_data_or_target_is_a_usage_error_and_changes_nothing(tmp_pa
     before = snapshot(repo)
     assert main(["init", "fresh", "--target", "y"]) == EXIT_USAGE
     assert "--data" in capsys.readouterr().err and snapshot(repo) == before
+
+
+@pytest.fixture()
+def initialised(tmp_path):
+    """A repository with project `first`, created in-process (no git)."""
+    from ml_service.init.project import init_project
+
+    repo = make_repo(tmp_path / "repo")
+    init_project(repo, write_csv(tmp_path / "c.csv", "regression"), "monthly spend", project="first")
+    return repo
+
+
+@pytest.mark.parametrize("answer, removed", [("", False), ("n", False), ("no", False), ("maybe", False), (None, False),
+                                             ("y", True), ("YES", True), (" yes ", True)])
+def test_remove_goes_ahead_only_on_a_yes(initialised, answer, removed):
+    """The question defaults to no (remove.py): an empty answer, no, anything else or the end of input keep the
+    project; y or yes in any case remove it."""
+    from ml_service.config import load_settings
+    from ml_service.init.remove import confirm_and_remove
+
+    def ask(prompt):
+        if answer is None:
+            raise EOFError
+        return answer
+    before = tree(initialised)
+    settings = load_settings(env_for(initialised))
+    assert confirm_and_remove(initialised, "first", settings, ask=ask, say=lambda text: None) is removed
+    assert (tree(initialised) == before) is not removed
+    assert (initialised / "first").exists() is not removed and (initialised / "data" / "first.csv").exists() is not removed
+
+
+def test_removing_a_project_keeps_the_data_and_contract_another_project_uses(initialised):
+    """A data file or contract named by another project's entry stays (remove.py _shared); its own files go, and
+    folders left empty go too, but never .pipelines/ (the platform's own)."""
+    import yaml
+
+    from ml_service.init.config_entry import add_model
+    from ml_service.init.remove import plan_removal, remove_project
+
+    config = initialised / "mlops.yml"
+    config.write_text(add_model(config.read_text(), {"project": "second", "name": "second_model",
+                                                     "data": "data/first.csv",
+                                                     "contract": "data/contract/first_suite.json"}))
+    (initialised / "second").mkdir()
+    remove_project(plan_removal(initialised, "second"))
+    assert (initialised / "data" / "first.csv").is_file()
+    assert (initialised / "data" / "contract" / "first_suite.json").is_file()
+    assert not (initialised / "second").exists()
+    assert [m["project"] for m in yaml.safe_load(config.read_text())["models"]] == ["first"]
+    remove_project(plan_removal(initialised, "first"))  # the last user of the data: now it goes
+    assert not (initialised / "data").exists() and not (initialised / "first").exists()
+    assert (initialised / ".pipelines").is_dir() and not any((initialised / ".pipelines").iterdir())  # the platform's
+
+
+@pytest.mark.parametrize("data", ["../outside.csv", "ABSOLUTE"])
+def test_remove_refuses_an_entry_whose_files_lie_outside_the_repository(initialised, data):
+    """An entry whose data names a file outside the repository (hand-edited mlops.yml) is refused before anything
+    is deleted (remove.py): the outside file, the project and its entry stay."""
+    from ml_service.init.remove import plan_removal
+
+    outside = initialised.parent / "outside.csv"
+    outside.write_text("a,b\n1,2\n")
+    config = initialised / "mlops.yml"
+    config.write_text(config.read_text().replace("data: data/first.csv",
+                                                 f"data: {outside if data == 'ABSOLUTE' else data}"))
+    before = tree(initialised)
+    with pytest.raises(InitError, match="is not inside"):
+        plan_removal(initialised, "first")
+    assert outside.read_text() == "a,b\n1,2\n" and tree(initialised) == before
+
+
+def test_a_module_file_of_the_projects_name_at_the_root_is_refused(tmp_path, monkeypatch, capsys):
+    """names.py check_free: NAME.py at the repository's root is the module `import NAME` finds; init NAME is refused
+    and writes nothing."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "helpers.py").write_text('"""A module of the repository."""\n')
+    in_repo(monkeypatch, repo)
+    before = snapshot(repo)
+    assert main(["init", "helpers", "--data", str(write_csv(tmp_path / "c.csv", "regression")),
+                 "--target", "monthly spend"]) == 1
+    assert "helpers" in capsys.readouterr().err and snapshot(repo) == before

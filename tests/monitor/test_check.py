@@ -354,3 +354,53 @@ def test_without_its_file_the_training_data_is_the_registry_version_with_the_ver
         assert check.training_data(settings, trained_on(registry.sha256_of(files[number])[:8])) == files[number]
     with pytest.raises(check.MonitorError, match="is neither on this machine nor a version of the data set registry"):
         check.training_data(settings, trained_on("00000000"))
+
+
+def test_retrain_on_drift_queues_the_retrain_pipeline_and_runs_it_to_its_end(alpha, tmp_path):
+    """`--retrain` is queue *and* run (cli/monitor.py): the run of alpha-retrain exists, was triggered by the
+    drift (ResourceTrigger), ran its step (the file the step writes) and finished succeeded."""
+    settings, frame, _ = alpha
+    run = retrain_run(settings, frame, tmp_path, "--retrain")
+    assert (run.pipeline, run.reason) == ("alpha-retrain", "ResourceTrigger")
+    assert (run.status, run.result) == ("completed", "succeeded")
+    assert (tmp_path / "retrained").read_text().strip() == "retrained"
+
+
+def retrain_run(settings, frame, tmp_path, *options):
+    """The CI run a drift check with options started (None: none), alpha having a retrain pipeline whose one step
+    writes tmp_path/retrained."""
+    from ml_service.ci.service import open_store
+
+    collect(tmp_path / "shifted", steady(frame, 60), "1", stamp=time.time() - 60, shift=8.0)
+    pipeline = settings.root / ".pipelines" / "alpha-retrain.yml"
+    pipeline.parent.mkdir()
+    pipeline.write_text(f"trigger: none\nsteps:\n- script: echo retrained > '{tmp_path / 'retrained'}'\n"
+                        "  displayName: retrain\n")
+    store = open_store(settings)
+    before = {run.id for run in store.list_runs()}
+    try:
+        assert drift_command("--collected", str(tmp_path / "shifted"), *options) == 4
+    finally:
+        pipeline.unlink()
+        pipeline.parent.rmdir()
+    started = [run for run in store.list_runs() if run.id not in before]
+    assert len(started) <= 1
+    return started[0] if started else None
+
+
+@pytest.mark.parametrize("own, retrains", [(True, True), (False, False)])
+def test_the_drifting_models_own_project_decides_the_retrain_not_the_selected_one(alpha, tmp_path, own, retrains):
+    """monitor.retrain is read for the project of the model checked (cli/monitor.py: for_registered), not for the
+    default project: alpha's own monitor: says retrain (or not) while the first project of mlops.yml, beta, says the
+    opposite."""
+    settings, frame, _ = alpha
+    text = ("models:\n  - {project: beta, name: beta_model, target: y, monitor: {retrain: %s}}\n"
+            "  - {project: alpha, name: alpha_model, target: y, monitor: {retrain: %s}}\n"
+            "monitor: {min_rows: %d, window: 24h}\n" % (str(not own).lower(), str(own).lower(), MIN_ROWS))
+    (settings.root / "mlops.yml").write_text(text)
+    try:
+        run = retrain_run(settings, frame, tmp_path, "--model", "alpha_model")
+    finally:
+        write_config(settings.root)
+    assert (run is not None) is retrains
+    assert (tmp_path / "retrained").exists() is retrains

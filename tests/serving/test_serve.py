@@ -104,3 +104,42 @@ def test_serve_models_uri_at_champion_serves_the_version_the_alias_names(ws):
     finally:
         stop(server)
         client.set_registered_model_alias(ws.model_name, "champion", "1")
+
+
+def test_serve_runs_a_version_through_the_score_module_of_its_own_project(workspace, tmp_path):
+    """`mlops serve --model NAME:VERSION` of another project than the selected one (cli/serve.py for_registered):
+    the version's own project's score module scores it: breast_cancer_classification's loads a model with the
+    sklearn flavor alone, which the default scorer (MLflow's pyfunc) cannot load."""
+    import pickle
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from ml_service.workspace.tracking import connect
+    from tests.support.registered import register_folder
+    from tests.support.rows_score import mlmodel
+
+    other = workspace.select("breast_cancer_classification").model
+    assert other.project != workspace.project and other.score_module
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "b": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]})
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(pickle.dumps(LogisticRegression().fit(frame, [0, 0, 0, 1, 1, 1])))
+    text = mlmodel([{"type": "double", "name": "a"}, {"type": "double", "name": "b"}], output="int64")
+    lines = text.splitlines(keepends=True)  # the sklearn flavor only: what the project's module loads, not pyfunc
+    (folder / "MLmodel").write_text(lines[0] + "".join(lines[5:]))
+    assert "python_function" not in (folder / "MLmodel").read_text()
+    version = register_folder(connect(workspace), other.name, folder, other.experiment)
+    port = free_port()
+    server = start("serve", "--model", f"{other.name}:{version.version}", "--port", str(port))
+    try:
+        wait_for(f"http://127.0.0.1:{port}/v2/models/{other.name}", server)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/score", method="POST",
+                                         data=json.dumps({"data": [{"a": 4.5, "b": 1.0}]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            scored = json.loads(response.read())
+    finally:
+        stop(server)
+    assert scored["result"] == [1]
+    assert len(scored["probabilities"][0]) == 2 and scored["classes"] == [0, 1]

@@ -186,3 +186,53 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_failed_and_the_study_usable(
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= 3
     killed = trial_runs(env)[running.number]
     assert killed.info.status == "KILLED" and killed.data.tags["mlops.tune.state"] == "KILLED"
+
+
+FAILING_TRAIN = '''
+"""A train step that fails or succeeds by the letters of plan.txt (F: fail), one letter a call."""
+from pathlib import Path
+
+PLAN = Path(__file__).resolve().parents[1] / "plan.txt"
+
+
+def run(inputs, params, output_dir, context):
+    calls = PLAN.with_name("calls.txt")
+    call = int(calls.read_text()) if calls.exists() else 0
+    calls.write_text(str(call + 1))
+    if PLAN.read_text()[call:call + 1] == "F":
+        raise ValueError(f"call {call} fails as planned")
+    header, first = Path(inputs["data"]).read_text().splitlines()[:2]
+    (Path(output_dir) / "test.csv").write_text(f"{header}\\n{first}\\n")  # held-out rows of its data
+    return {"metrics": {"mse": 1.0 + call, "w": float(params.get("w") or 0)}}
+'''
+
+
+@pytest.mark.parametrize("plan, code, states", [
+    ("FFFFFFF", 1, "FFF"),       # three failed trials in a row stop the study (study.py MAX_FAILURES_IN_A_ROW)
+    ("FFSFFSFFF", 0, "FFCFFC"),  # two in a row do not, and a success starts the count again
+], ids=["three-in-a-row-stop", "two-in-a-row-go-on"])
+def test_failed_trials_in_a_row_stop_the_study_at_the_third(tmp_path, monkeypatch, plan, code, states):
+    """The count of failed trials in a row (tune/study.py), on both sides: the third in a row stops `mlops tune`
+    (exit 1, no fourth trial), two in a row do not, and a completed trial resets the count. The plan's failures
+    end after a few trials, so a count that never stops shows up as more trials, not as a hang."""
+    from optuna.trial import TrialState
+
+    from ml_service.cli import main
+
+    root = write_project(tmp_path / "root", trials=2)
+    (root / "tinyproj" / "train.py").write_text(FAILING_TRAIN)
+    (root / "plan.txt").write_text("S" + plan)  # the first call: the step checked once before any trial
+    env = env_of(root, tmp_path / "state")
+    for key in [k for k in os.environ if k.startswith(("MLOPS_", "MLFLOW_TRACKING_"))]:
+        monkeypatch.delenv(key)
+    for key in ("MLOPS_ROOT", "MLOPS_STATE_DIR", "MLFLOW_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(key, env[key])
+    for name in [n for n in sys.modules if n == "tinyproj" or n.startswith("tinyproj.")]:
+        monkeypatch.delitem(sys.modules, name)  # another test's tinyproj, from another root
+    monkeypatch.syspath_prepend(str(root))
+    assert main(["tune", "--trials", "2"]) == code
+    letters = {TrialState.FAIL: "F", TrialState.COMPLETE: "C"}
+    assert "".join(letters.get(t.state, "?") for t in study_of(env).get_trials(deepcopy=False)) == states
+    assert (root / "calls.txt").read_text() == str(1 + len(states))
+    for name in [n for n in sys.modules if n == "tinyproj" or n.startswith("tinyproj.")]:
+        del sys.modules[name]

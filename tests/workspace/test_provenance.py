@@ -104,3 +104,65 @@ def test_a_copy_of_a_traced_version_is_loaded(workspace, tmp_path):
     copy = mlflow.register_model("models:/original_model/1", "copied_model", tags={"run_id": run_id})
     client.set_registered_model_alias("copied_model", "champion", copy.version)
     assert promotion.rescore_champion(context(workspace, "copied_model"), str(copy.version), unpickle) == 1.0
+
+
+def copies(client, name: str, run_id: str | None, count: int) -> list:
+    """count copies of name, each of the version before it (models:/NAME/VERSION), naming run_id or no run."""
+    made = []
+    for _ in range(count):
+        latest = max(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        made.append(client.create_model_version(name, f"models:/{name}/{latest}", run_id=run_id))
+    return made
+
+
+@pytest.mark.parametrize("names_the_run", [True, False], ids=["copies-naming-the-run", "copies-naming-no-run"])
+def test_a_chain_of_five_copies_is_traced_and_a_sixth_copy_is_refused(workspace, tmp_path, names_the_run):
+    """The depth cap on copies of copies (provenance.py), on both sides: the fifth copy in a row is traced to the
+    original's run, the sixth is refused (whether the copies keep the run, as MLflow's copy does, or name none)."""
+    from ml_service.workspace import provenance
+
+    client = tracking.connect(workspace)
+    run_id, _ = registered(client, workspace, tmp_path, "chained_model", workspace.experiment, {"weights": [1]})
+    chain = copies(client, "chained_model", run_id if names_the_run else None, 6)
+    assert [str(v.version) for v in chain] == ["2", "3", "4", "5", "6", "7"]
+    for version in chain[:5]:
+        provenance.check(client, client.get_model_version("chained_model", version.version), workspace.experiment)
+    with pytest.raises(UntrustedModelError):
+        provenance.check(client, client.get_model_version("chained_model", "7"), workspace.experiment)
+
+
+@pytest.mark.parametrize("names_the_run", [True, False], ids=["copies-naming-the-run", "copies-naming-no-run"])
+def test_two_versions_copying_each_other_are_refused_not_followed_forever(workspace, tmp_path, names_the_run):
+    """A cycle of copies (version 2 names 3 and 3 names 2; MLflow refuses to create one, a store written by hand
+    holds it) is refused after the depth cap (provenance.py), a handful of reads: without the cap the check recursed
+    until Python's recursion limit, whose error a store read turns into a refusal after ~1000 reads."""
+    import sqlite3
+
+    from ml_service.workspace import provenance
+
+    client = tracking.connect(workspace)
+    run_id, _ = registered(client, workspace, tmp_path, "cycled_model", workspace.experiment, {"weights": [1]})
+    copies(client, "cycled_model", run_id if names_the_run else None, 2)
+    with sqlite3.connect(workspace.tracking_uri[len("sqlite:///"):]) as db:
+        db.execute("update model_versions set source = 'models:/cycled_model/3' "
+                   "where name = 'cycled_model' and version = 2")
+    assert client.get_model_version("cycled_model", "2").source == "models:/cycled_model/3"
+    for version in ("2", "3"):
+        counted = CountedReads(client)
+        with pytest.raises(UntrustedModelError):
+            provenance.check(counted, client.get_model_version("cycled_model", version), workspace.experiment)
+        assert 5 <= counted.reads <= 10  # the cap is 5 copies deep
+
+
+class CountedReads:
+    """The real MLflow client, counting the model versions read through it."""
+
+    def __init__(self, client):
+        self.client, self.reads = client, 0
+
+    def get_model_version(self, *args, **kwargs):
+        self.reads += 1
+        return self.client.get_model_version(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
