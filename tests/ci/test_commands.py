@@ -174,7 +174,8 @@ def test_run_with_no_triggers_runs_the_pipeline_named_and_nothing_its_completion
     folder.mkdir()
     (folder / "up.yml").write_text("trigger: none\nsteps:\n  - bash: echo up\n")
     (folder / "down.yml").write_text("trigger: none\nresources:\n  pipelines:\n"
-                                     "    - {pipeline: source, source: up, trigger: true}\nsteps:\n  - bash: echo down\n")
+                                     "    - {pipeline: source, source: up, trigger: true}\n"
+                                     "steps:\n  - bash: echo down\n")
     store = service.open_store(project)
     assert main(["ci", "run", "up", "--no-triggers"]) == 0
     assert [r.pipeline for r in store.list_runs()] == ["up"]

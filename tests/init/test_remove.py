@@ -155,7 +155,8 @@ def test_remove_goes_ahead_only_on_a_yes(initialised, answer, removed):
     settings = load_settings(env_for(initialised))
     assert confirm_and_remove(initialised, "first", settings, ask=ask, say=lambda text: None) is removed
     assert (tree(initialised) == before) is not removed
-    assert (initialised / "first").exists() is not removed and (initialised / "data" / "first.csv").exists() is not removed
+    assert (initialised / "first").exists() is not removed
+    assert (initialised / "data" / "first.csv").exists() is not removed
 
 
 def test_removing_a_project_keeps_the_data_and_contract_another_project_uses(initialised):

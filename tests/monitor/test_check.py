@@ -369,7 +369,7 @@ def test_retrain_on_drift_queues_the_retrain_pipeline_and_runs_it_to_its_end(alp
 def retrain_run(settings, frame, tmp_path, *options):
     """The CI run a drift check with options started (None: none), alpha having a retrain pipeline whose one step
     writes tmp_path/retrained."""
-    from ml_service.ci.service import open_store
+    from ml_service.ci.server.service import open_store
 
     collect(tmp_path / "shifted", steady(frame, 60), "1", stamp=time.time() - 60, shift=8.0)
     pipeline = settings.root / ".pipelines" / "alpha-retrain.yml"
