@@ -16,7 +16,7 @@ from ml_service.init.names import MAX_LENGTH, ProjectNames, check_free, project_
 from ml_service.init.profile import (MAX_CATEGORIES, MAX_CLASSES, MIN_PER_CLASS, guess_task, profile_column,
                                      profile_frame)
 from ml_service.init.reader import MIN_ROWS, read_table
-from ml_service.init.scaffold import list_literal, render, smoke_records, template_files
+from ml_service.init.scaffold import LINE, list_literal, render, smoke_records, template_files
 from ml_service.init.suite import build_suite, numeric_bounds
 from ml_service.init.writer import FileTransaction
 
@@ -222,6 +222,14 @@ def test_lists_of_column_names_are_literals_wrapped_within_the_line_length():
     assert list_literal(["a", "b"], 11) == '["a", "b"]'
 
 
+@pytest.mark.parametrize("width", [3, 8, 20, 37])
+def test_a_wrapped_list_fills_its_lines_up_to_the_generators_width_and_not_past_it(width):
+    names = [f"c{i:0{width - 1}d}" for i in range(40)]
+    lines = list_literal(names, 11).splitlines()[1:-1]
+    assert max(len(line) for line in lines) <= LINE
+    assert all(len(line) + len(names[0]) + 4 > LINE for line in lines[:-1])  # the next name would not have fitted
+
+
 def test_render_refuses_an_unknown_placeholder():
     assert render("x = {{a}}  # ${{ azure }}", {"a": "1"}) == "x = 1  # ${{ azure }}"
     with pytest.raises(KeyError, match="nope"):
@@ -241,6 +249,15 @@ def test_the_smoke_payload_takes_a_row_with_a_null_first(csv):
     records = smoke_records(frame, profile_frame(frame, "label"))
     assert len(records) == 2 and records[0]["monthly income"] is None and "label" not in records[0]
     json.dumps(records)
+
+
+def test_the_smoke_payload_is_the_first_row_with_a_null_then_the_first_rows_without_one(csv):
+    frame = read_table(csv)  # nulls in rows 1, 2 and 5; "monthly income" differs on every row
+    records = smoke_records(frame, profile_frame(frame, "label"))
+    assert [r["monthly income"] for r in records] == [None, frame.at[0, "monthly income"]]
+    full = frame.dropna().reset_index(drop=True)
+    records = smoke_records(full, profile_frame(full, "label"), count=3)
+    assert [r["monthly income"] for r in records] == list(full["monthly income"][:3])
 
 
 def test_a_failed_transaction_removes_what_it_created_and_restores_what_it_changed(tmp_path):
