@@ -65,11 +65,14 @@ export MLOPS_ROOT={project} MLOPS_STATE_DIR={state} MLOPS_USER=dev@example.com P
 {mlops} ci run .pipelines/ok.yml > {tmp_path}/first.txt 2>&1; echo "first=$?"
 {fill_to(state, 2_000_000)}
 {mlops} ci run .pipelines/fill.yml > {tmp_path}/second.txt 2>&1; echo "second=$?"
-rm -f {state}/filler
+cat /dev/zero > {state}/filler2 2>/dev/null
+{mlops} ci show 2 > {tmp_path}/show.txt 2>&1; echo "show=$?"
+rm -f {state}/filler {state}/filler2
 cp -a {state}/. {kept}/
 """, tmp_path)
     assert "first=0" in done.stdout and "second=1" in done.stdout, (done.stdout, done.stderr)
     assert "Traceback" not in (tmp_path / "second.txt").read_text()
+    assert "show=1" in done.stdout and "Traceback" not in (tmp_path / "show.txt").read_text()  # one line, exit 1
 
     from ml_service.ci.server.store import Store
 

@@ -95,8 +95,24 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a full disk is no bug: one line, whichever library met it
         from ml_service import env as envvars
 
-        full = disk_full(exc)
+        full, where = disk_full(exc), None
+        if full is None and "disk I/O error" in str(exc):  # SQLite, when a full disk has no room for its WAL index
+            full, where = exc, _full_state_dir()
+            full = full if where else None
         if full is None or envvars.MLOPS_DEBUG.get() == "1":
             raise
-        print(f"error: {disk_full_message(full)}", file=sys.stderr)
+        print(f"error: {disk_full_message(full, where)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _full_state_dir():
+    """The workspace's state folder if its disk has (almost) no space left, else None."""
+    import shutil
+
+    from ml_service.config import load_settings
+
+    try:
+        state_dir = load_settings().state_dir
+        return state_dir if shutil.disk_usage(state_dir).free < 1024 * 1024 else None
+    except Exception:  # no settings, no folder: not a question of space
+        return None
