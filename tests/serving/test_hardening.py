@@ -157,6 +157,15 @@ def test_bad_binary_bodies_are_400(app, size, raw, message):
     assert status == 400 and message in answer["error"], answer
 
 
+@pytest.mark.parametrize("raw", [b"\1\0", struct.pack("<I", 1) + b"a" + b"\0\0\0"])
+def test_bytes_data_that_ends_inside_an_elements_length_is_a_400_naming_the_input(app, raw):
+    payload = {"inputs": [{"name": "input-0", "shape": [2], "datatype": "BYTES",
+                           "parameters": {"binary_data_size": len(raw)}}]}
+    body, headers = _binary_request(payload, [raw])
+    status, _, answer = call(app, "POST", "/v2/models/regression/infer", body, headers)
+    assert status == 400 and "inputs[0]" in answer["error"] and "length" in answer["error"], answer
+
+
 def test_bytes_tensors_round_trip():
     labels = ["benign", "malignant", ""]
     raw = b"".join(struct.pack("<I", len(v)) + v.encode() for v in labels)
