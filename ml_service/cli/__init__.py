@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
         full, where = disk_full(exc), None
         if full is None and "disk I/O error" in str(exc):  # SQLite, when a full disk has no room for its WAL index
-            full, where = exc, _full_state_dir()
-            full = full if where else None
+            where = _full_state_dir()
+            full = exc if where else None
         if full is None or envvars.MLOPS_DEBUG.get() == "1":
             raise
         print(f"error: {disk_full_message(full, where)}", file=sys.stderr)

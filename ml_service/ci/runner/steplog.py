@@ -41,7 +41,7 @@ class StepLog:
         self.tail_size = 0
         self.elided = 0
         self.full = ""  # why nothing more is kept: the disk is (nearly) full
-        free, total = free_bytes(self.path.parent)
+        _, total = free_bytes(self.path.parent)
         self.reserve = min(RESERVE_BYTES, total // 10)
         self.check_every = max(min(1 << 20, self.reserve // 4), 4096)
         self.since_check = 0
