@@ -33,7 +33,7 @@ same way at the same rate, interleaved: the floor this machine and client allow 
 It serves the default model project of mlops.yml (MLOPS_MODEL=PROJECT picks another) and sends the
 first row of that project's scoring/smoke.json.
 
-Usage: python bench/serving.py [--seconds 10] [--rounds 3] [--peers DIR] [--peers-only]. Needs wrk
+Usage: python bench/serving.py [--seconds 10] [--rounds 3] [--peers DIR] [--peers-only | --ours-only]. Needs wrk
 (apt-get install wrk); the peers need bench/peers/build.sh [DIR] first (skipped when not built).
 Targets: ours >= 20x MLflow's throughput, >= 60% of the raw-ASGI ceiling, p99 <= 5 ms at half our peak,
 rebuild <= 15 s; ours >= 5x the fastest peer on v2, our p99 at half a peer's peak <= 1/5 of its own, our v2
@@ -369,8 +369,9 @@ def compare_peers(args, tmp: Path, model_dir: Path, model_name: str, ours: list[
     half of each peer's v2 peak, open loop, the peer and ours at the same rate with the same request."""
     row, columns = first_row(model_dir)
     row = list(row.values()) if isinstance(row, dict) else row
-    servers = serving_peers.peer_servers(Path(args.peers), tmp / "peers", model_dir / "model.pkl", columns, row)
-    if not servers:
+    servers = {} if args.ours_only else serving_peers.peer_servers(Path(args.peers), tmp / "peers",
+                                                                    model_dir / "model.pkl", columns, row)
+    if not servers and not args.ours_only:
         print(f"  peers: skipped (no environment under {args.peers}: bench/peers/build.sh {args.peers})")
         return
     v2 = serving_peers.v2_bodies(columns, row)
@@ -414,13 +415,15 @@ def print_peers(args, results: dict, paced: dict, versions: dict) -> None:
         loads = ", ".join(f"{load:.1f}" for load in r["loads"])
         print(f"  {name:<9} {label:<48} {r['rps']:7.0f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms   "
               f"server CPU {r['cpu_us']:7.1f} us/req   load {loads}")
-    fastest = max((name for name, _ in results if name != "ours"), key=lambda n: results[n, "v2"]["rps"])
-    peer = results[fastest, "v2"]
+    peers = [name for name, _ in results if name != "ours"]
+    fastest = max(peers, key=lambda n: results[n, "v2"]["rps"]) if peers else None
     score = results["ours", "/score"]
     for label in ("v2", "v2, an input a column"):
         mine = results["ours", label]
-        print(f"  ours ({label}) / fastest peer on v2 ({fastest}) = {mine['rps'] / peer['rps']:5.1f}x req/s, "
-              f"{peer['cpu_us'] / mine['cpu_us']:5.1f}x by server CPU a request (target >= 5x)")
+        if fastest:
+            peer = results[fastest, "v2"]
+            print(f"  ours ({label}) / fastest peer on v2 ({fastest}) = {mine['rps'] / peer['rps']:5.1f}x req/s, "
+                  f"{peer['cpu_us'] / mine['cpu_us']:5.1f}x by server CPU a request (target >= 5x)")
         print(f"  ours ({label}) / ours (/score) = {mine['rps'] / score['rps']:5.0%} req/s, "
               f"{score['cpu_us'] / mine['cpu_us']:5.0%} by server CPU a request (target >= 80%)")
     for name, pairs in paced.items():
@@ -454,6 +457,9 @@ def main() -> None:
                         help="where bench/peers/build.sh built the peers' environments (default: %(default)s)")
     parser.add_argument("--peers-only", action="store_true",
                         help="only ours against MLServer, KServe and BentoML (no MLflow, ceilings or image)")
+    parser.add_argument("--ours-only", action="store_true",
+                        help="only our own routes, interleaved: /score, v2 with one tensor, v2 with an input a "
+                             "column (the v2 / /score ratio; no peers, MLflow, ceilings or image)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -466,7 +472,7 @@ def main() -> None:
                     "MLOPS_SCORE_MODULE": score_module or "ml_service.serving.pyfunc_score",
                     "MLOPS_COLLECT_DIR": str(tmp / "collected"), "MLOPS_WORKERS": "1"}
         ours = [sys.executable, "-m", "ml_service.serving", "--port", "PORT"]
-        if args.peers_only:
+        if args.peers_only or args.ours_only:
             compare_peers(args, tmp, model_dir, model_name, ours, ours_env)
             return
         uvicorn = [sys.executable, "-m", "uvicorn", "--port", "PORT", "--workers", "1", "--http", "httptools",
