@@ -83,6 +83,11 @@ class ScoringApp:
             "/docs": (self._docs, GET),
         }
         self._model_prefix = "/v2/models/"
+        # this model's own paths, resolved once: _model_route's answer for each, without its parsing a request
+        model_paths = [f"{self._model_prefix}{settings.model_name}{tail}" for tail in
+                       ("", "/ready", "/infer", f"/versions/{settings.model_version}",
+                        f"/versions/{settings.model_version}/ready", f"/versions/{settings.model_version}/infer")]
+        self._model_routes = {path: self._model_route(path) for path in model_paths}
         prefix, counter = os.urandom(8).hex(), itertools.count()  # unique ids without a system call a request
         self._new_request_id = lambda: f"{prefix}{next(counter):016x}"
         self._log_lines: list[str] = []
@@ -149,7 +154,7 @@ class ScoringApp:
             if handler is not None:
                 route = path
             elif path.startswith(self._model_prefix):
-                handler, methods, route = self._model_route(path)
+                handler, methods, route = self._model_routes.get(path) or self._model_route(path)
             if self._keys and path not in PUBLIC and not authorized(headers.get(b"authorization"), self._keys):
                 raise HTTPError(401, "unauthorized", [(b"www-authenticate", b"Bearer")])  # before 404/405: no probing
             if handler is None:
@@ -304,7 +309,7 @@ class ScoringApp:
 
     async def _infer(self, scope, receive, headers, log):
         header = headers.get(binary.HEADER)
-        body = await self._read_body(receive, headers, untyped_is_json=True, raw_tensors=header is not None)
+        body = await self._read_body(receive, headers, True, header is not None)  # untyped is JSON; raw tensors
         if len(body) <= self._offload_bytes:
             return self._infer_body(body, header, log)
         return await self._off_loop(self._infer_body, body, header, log)
@@ -319,8 +324,7 @@ class ScoringApp:
                 request_id = payload.get("id")
                 if type(request_id) is not str:
                     request_id = log["request_id"]
-                text = self.v2.outputs_text(prediction, log[ENCODED])
-                return 200, self.v2.response_json(request_id, text or self.v2.outputs_of(prediction, None)), JSON
+                return 200, self.v2.response_body(request_id, prediction, log[ENCODED]), JSON
             rows, where = fast or self.v2.general_rows(payload)
         else:
             payload = binary.split_request(body, header)

@@ -193,15 +193,15 @@ class V2:
             outputs = jsoncodec.dumps(outputs)
         return f'{self._head}{jsoncodec.string(request_id)}, "outputs": {outputs}}}'.encode()
 
-    @staticmethod
-    def outputs_text(prediction: dict, encoded: str) -> str | None:
-        """json.dumps(outputs_of(prediction, None)) when that is one FP64 tensor (numbers, no probabilities),
-        written from the predictions as already encoded (compact: a number holds no comma); else None."""
+    def response_body(self, request_id: str, prediction: dict, encoded: str) -> bytes:
+        """The JSON response to a request that names no outputs: response_json(request_id, outputs_of(prediction,
+        None)), written in one step from the predictions as already encoded (compact: a number holds no comma)
+        when they are one FP64 tensor (numbers, no probabilities)."""
         values = prediction["result"]
-        if len(prediction) != 1 or not {type(v) for v in values} <= NUMBER_TYPES:
-            return None
-        return (f'[{{"name": "predict", "datatype": "FP64", "shape": [{len(values)}], '
-                f'"data": {encoded.replace(",", ", ")}}}]')
+        if len(prediction) != 1 or not NUMBER_TYPES.issuperset(map(type, values)):
+            return self.response_json(request_id, self.outputs_of(prediction, None))
+        return (f'{self._head}{jsoncodec.string(request_id)}, "outputs": [{{"name": "predict", "datatype": "FP64", '
+                f'"shape": [{len(values)}], "data": {encoded.replace(",", ", ")}}}]}}').encode()
 
     def outputs_of(self, prediction: dict, wanted: list[str] | None) -> list[dict]:
         """The response's output tensors for a prediction (wanted: the requested names, None for all)."""

@@ -1,4 +1,4 @@
-"""The v2 fast path (V2.fast_rows, V2.outputs_text) answers exactly what the general path answers.
+"""The v2 fast path (V2.fast_rows, V2.response_body) answers exactly what the general path answers.
 
 fast_rows takes the two requests clients send in one pass and gives up (None) on anything else; these tests
 generate requests around those two shapes (names, datatypes, shapes, flat and nested data, wrong lengths,
@@ -105,15 +105,10 @@ def test_the_two_common_requests_take_the_fast_path():
 @given(result=st.one_of(st.lists(st.one_of(st.floats(), st.integers(-10**20, 10**20)), max_size=6),
                         st.lists(st.booleans(), min_size=1, max_size=3), st.lists(st.text(max_size=3), max_size=3)),
        probabilities=st.booleans())
-def test_outputs_text_is_json_dumps_of_the_outputs(result, probabilities):
+def test_response_body_is_json_dumps_of_the_response(result, probabilities):
     prediction = {"result": result}
     if probabilities:
         prediction["probabilities"] = [[0.5, 0.5] for _ in result]
-    text = V2.outputs_text(prediction, json.dumps(result, separators=(",", ":")))
-    expected = json.dumps(NUMERIC.outputs_of(prediction, None))
-    plain = not probabilities and all(type(v) in (int, float) for v in result)
-    assert text == (expected if plain else None)
-    if plain:
-        body = NUMERIC.response_json("id-1", text)
-        assert body == json.dumps({"model_name": "m", "model_version": "1", "id": "id-1",
-                                   "outputs": NUMERIC.outputs_of(prediction, None)}).encode()
+    body = NUMERIC.response_body("id-1", prediction, json.dumps(result, separators=(",", ":")))
+    assert body == json.dumps({"model_name": "m", "model_version": "1", "id": "id-1",
+                               "outputs": NUMERIC.outputs_of(prediction, None)}).encode()
