@@ -369,8 +369,9 @@ def compare_peers(args, tmp: Path, model_dir: Path, model_name: str, ours: list[
     half of each peer's v2 peak, open loop, the peer and ours at the same rate with the same request."""
     row, columns = first_row(model_dir)
     row = list(row.values()) if isinstance(row, dict) else row
-    servers = {} if args.ours_only else serving_peers.peer_servers(Path(args.peers), tmp / "peers",
-                                                                    model_dir / "model.pkl", columns, row)
+    servers = {}
+    if not args.ours_only:
+        servers = serving_peers.peer_servers(Path(args.peers), tmp / "peers", model_dir / "model.pkl", columns, row)
     if not servers and not args.ours_only:
         print(f"  peers: skipped (no environment under {args.peers}: bench/peers/build.sh {args.peers})")
         return
