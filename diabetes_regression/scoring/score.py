@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 INPUT = "rows"
+BATCH_INPUT = "frame"  # a batch job's chunks (hundreds of thousands of rows): one array, not a list a row
 N_FEATURES = 10
 FEATURES = ["AGE", "SEX", "BMI", "BP", "S1", "S2", "S3", "S4", "S5", "S6"]
 
@@ -97,10 +98,31 @@ def check_rows(data) -> list[list[float]]:
     return data
 
 
+def check_frame(frame):
+    """Validate a batch job's chunk (a DataFrame): 10 columns of finite numbers; its values as a float64 array."""
+    import numpy as np
+
+    if frame.shape[1] != N_FEATURES:
+        raise ScoringError(f"the frame must have {N_FEATURES} columns ({', '.join(FEATURES)}), got {frame.shape[1]}")
+    try:
+        values = np.ascontiguousarray(frame.to_numpy(dtype="float64"))  # row-major, as sklearn makes a list of rows
+    except (TypeError, ValueError):
+        raise ScoringError("every column must hold numbers") from None
+    if not np.isfinite(values).all():
+        i, j = (int(k[0]) for k in np.nonzero(~np.isfinite(values)))
+        raise ScoringError(f"row {i}, column {j} ({FEATURES[j]}) is not finite: {values[i, j]!r}")
+    return values
+
+
 def run(data) -> list[float]:
-    """Predict Y for each row of data (a list of rows of 10 numbers)."""
+    """Predict Y for each row of data (a list of rows of 10 numbers, or a batch job's DataFrame: BATCH_INPUT)."""
     if _model is None:
         raise RuntimeError("init() has not loaded a model")
+    if hasattr(data, "to_numpy"):
+        values = check_frame(data)
+        if _linear is None or len(values) > SMALL_BATCH:
+            return _model.predict(values)  # what predict(rows) gives: sklearn makes this array of the rows
+        data = values.tolist()  # a small chunk: the exact path requests take
     rows = check_rows(data)
     if _linear is not None and len(rows) <= SMALL_BATCH:
         coef, intercept = _linear

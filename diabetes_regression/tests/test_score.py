@@ -48,3 +48,27 @@ def test_missing_model_dir_is_explained(monkeypatch):
     monkeypatch.delenv("MODEL_DIR", raising=False)
     with pytest.raises(RuntimeError, match="set MODEL_DIR"):
         score.init()
+
+
+@pytest.mark.parametrize("n_rows", [2, score.SMALL_BATCH, score.SMALL_BATCH + 1, 5000])
+def test_a_batch_frame_gets_the_very_predictions_its_rows_get(model_dir, n_rows):
+    import numpy as np
+    import pandas as pd
+
+    score.init(model_dir)
+    values = np.random.default_rng(7).normal(50, 30, (n_rows, 10))
+    frame = pd.DataFrame(values, columns=score.FEATURES)
+    from_frame, from_rows = score.run(frame), score.run(values.tolist())
+    assert np.asarray(from_frame, dtype="float64").tobytes() == np.asarray(from_rows, dtype="float64").tobytes()
+
+
+@pytest.mark.parametrize("values, message", [
+    ([[1.0] * 9], "must have 10 columns"),
+    ([[1.0] * 9 + [float("inf")]], r"row 0, column 9 \(S6\) is not finite"),
+])
+def test_a_bad_batch_frame_is_refused_with_the_reason(model_dir, values, message):
+    import pandas as pd
+
+    score.init(model_dir)
+    with pytest.raises(score.ScoringError, match=message):
+        score.run(pd.DataFrame(values))

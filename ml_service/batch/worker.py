@@ -45,8 +45,9 @@ def init(model_dir: str, score_module: str, schema: Schema, output: str, model: 
     finally:
         if enabled:
             gc.enable()
-    _state.update(scorer=scorer, input=getattr(scorer, "INPUT", "frame"), schema=schema, output=Path(output),
-                  model=model)
+    # BATCH_INPUT: what run() takes from a batch job, when not what it takes from a request (INPUT)
+    _state.update(scorer=scorer, input=getattr(scorer, "BATCH_INPUT", getattr(scorer, "INPUT", "frame")),
+                  schema=schema, output=Path(output), model=model)
 
 
 def ready() -> bool:
