@@ -16,7 +16,7 @@ ours local), each a process of its own, timed end to end and by its work phase:
 Memory per executor: the peak summed RSS of each executor's process tree (its JVM and its Python workers),
 sampled every 0.2 s; the largest executor's is printed. The load average (1 min) is printed before each run.
 
-Usage: python bench/batch_spark.py [--rows 1000000] [--big-rows 4000000] [--workdir DIR]
+Usage: python bench/batch_spark.py [--rows 1000000] [--big-rows 4000000] [--workdir DIR] [--split-mb MB]
 Goal: spark >= 1.0x spark_udf's throughput; memory per executor flat from --rows to --big-rows.
 """
 from __future__ import annotations
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--executor-memory", default="512m")
     parser.add_argument("--worker-memory", default="1g")
     parser.add_argument("--workdir", type=Path, help="keep the workspace and inputs here for the next run")
+    parser.add_argument("--split-mb", type=int, help="ours on Spark: --split-mb (default: the command's own)")
     args = parser.parse_args()
     import signal
 
@@ -159,6 +160,7 @@ def main() -> None:
                 "spark": [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model",
                           f"{model.name}:{version.version}", "--input", str(path), "--output", str(out / "spark"),
                           "--engine", "spark", "--master", cluster.url,
+                          *(["--split-mb", str(args.split_mb)] if args.split_mb else []),
                           *[x for key, value in conf.items() for x in ("--conf", f"{key}={value}")]],
                 "local": [sys.executable, "-m", "ml_service.cli", "batch", "score", "--model",
                           f"{model.name}:{version.version}", "--input", str(path), "--output", str(out / "local")],

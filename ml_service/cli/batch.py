@@ -16,7 +16,7 @@ def cmd_batch_score(args) -> int:
     if args.engine == "spark":
         from ml_service.batch.spark_job import SparkSpec, run_spark_job
 
-        if args.split_mb < 1:
+        if args.split_mb is not None and args.split_mb < 1:
             raise CommandError("--split-mb must be at least 1")
         if args.workers or args.chunk_rows != 100_000:
             raise CommandError("--workers and --chunk-rows apply to the local engine; Spark's unit is a split of "
@@ -56,8 +56,9 @@ def add_commands(groups) -> None:
                        help="local: worker processes on this machine (default); spark: an Apache Spark job")
     score.add_argument("--master", metavar="URL", help="Spark master (local[*], spark://HOST:7077, yarn, k8s://...; "
                        "default: spark.master of spark-defaults.conf, else local[*])")
-    score.add_argument("--split-mb", type=int, default=16, metavar="MB",
-                       help="Spark: the largest input split, the unit of work and of resuming (default: 16)")
+    score.add_argument("--split-mb", type=int, default=None, metavar="MB",
+                       help="Spark: the largest input split, the unit of work and of resuming (default: 4, or "
+                            "the split of the job being resumed)")
     score.add_argument("--conf", action="append", default=[], metavar="spark.KEY=VALUE",
                        help="Spark: a setting for the job (repeatable), e.g. spark.executor.memory=2g")
     score.set_defaults(func=cmd_batch_score)

@@ -45,3 +45,15 @@ def test_options_of_the_other_engine_are_refused_before_anything_runs(tmp_path, 
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2 and message in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_split_is_the_flag_else_the_resumed_jobs_else_the_default(tmp_path):
+    from ml_service.batch.spark_job import DEFAULT_SPLIT_MB, SparkSpec, resolve_split
+
+    spec = SparkSpec(model="m:1", input="in.csv", output=tmp_path)
+    started_at_16 = {"engine": "spark", "split_bytes": 16 << 20}
+    assert resolve_split(spec, None).split_bytes == DEFAULT_SPLIT_MB << 20
+    assert resolve_split(spec, started_at_16).split_bytes == 16 << 20  # a job begun with the old default resumes
+    assert resolve_split(SparkSpec(model="m:1", input="in.csv", output=tmp_path, split_mb=2), started_at_16) \
+        .split_bytes == 2 << 20  # the flag wins: the identity check then names the difference
+    assert resolve_split(spec, {"engine": "local", "chunk_rows": 100}).split_bytes == DEFAULT_SPLIT_MB << 20
