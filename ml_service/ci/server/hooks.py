@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from ml_service.ci.model import triggers
-from ml_service.ci.model.yamlload import YamlError, load_file
 from ml_service.ci.server import service
 from ml_service.config import PACKAGE_ROOT, Settings
 
@@ -85,13 +84,7 @@ def checkout(repo: Path, commit: str, dest: Path) -> Path:
 def matching_pipelines(source: Path, branch: str, changed: list[str] | None) -> list[tuple[Path, str]]:
     """(pipeline file, reason) for every pipeline this push triggers."""
     found = []
-    for path in service.pipeline_files(source).values():
-        try:
-            document = load_file(path) or {}
-        except YamlError:
-            continue
-        if not isinstance(document, dict):
-            continue
+    for _, path, document in service.pipeline_documents(source):
         if branch == DEFAULT_BRANCH:
             if triggers.trigger_matches(document.get("trigger"), branch, changed):
                 found.append((path, "IndividualCI"))
