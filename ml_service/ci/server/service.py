@@ -47,16 +47,18 @@ def pipeline_files(source_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yml"))}
 
 
-def pipeline_documents(source_dir: Path):
-    """(name, file, document) for each pipeline file that reads as a mapping; an unreadable or malformed one is
-    skipped here (triggers look at many files; running that one reports its error)."""
+def pipeline_documents(source_dir: Path, unreadable: list[Path] | None = None):
+    """(name, file, document) for each pipeline file that reads as a mapping; the others (unreadable, malformed
+    YAML, not a mapping) are left out, and listed in unreadable when it is given (running one reports its error)."""
     for name, path in pipeline_files(source_dir).items():
         try:
             document = load_file(path)
         except (OSError, YamlError):
-            continue
+            document = None
         if isinstance(document, dict):
             yield name, path, document
+        elif unreadable is not None:
+            unreadable.append(path)
 
 
 def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -> Path:
