@@ -173,4 +173,8 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                     why = f"{where(step, 'task')}: {tasks.refusal(str(step['task']))}"
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
+                elif kind == "task":  # a supported task: its inputs as written (unknown, unsupported values)
+                    label = step.get("displayName") or step.get("name") or step["task"]
+                    plan.refused += [f"{where(step, 'task')}: step '{label}' of job {job.name}: {problem}"
+                                     for problem in tasks.problems(str(step["task"]), step.get("inputs") or {})]
     return plan

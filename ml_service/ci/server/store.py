@@ -326,6 +326,14 @@ class Store:
         """Where a run's published artifacts live."""
         return self.directory / "artifacts" / str(run_id)
 
+    def test_results_dir(self, run_id: int) -> Path:
+        """Where a run's published test results live (PublishTestResults: a run's tests, not an artifact)."""
+        return self.directory / "results" / str(run_id) / "tests"
+
+    def coverage_dir(self, run_id: int) -> Path:
+        """Where a run's published code coverage lives (PublishCodeCoverageResults: not an artifact)."""
+        return self.directory / "results" / str(run_id) / "coverage"
+
     def work_dir(self, run_id: int) -> Path:
         """The agent directory of a run (Pipeline.Workspace)."""
         path = self.directory / "work" / str(run_id)
