@@ -94,6 +94,35 @@ def _checkout_notes(step: dict) -> list[str]:
     return notes
 
 
+def _agentless_problems(job) -> list[str]:
+    """Why the steps of an agentless job (`pool: server`) cannot run: Azure runs no scripts, checkouts or
+    agent tasks there ("Server jobs", docs/pipelines/process/phases.md: only the server tasks Delay,
+    ManualValidation, InvokeRESTAPI ...; any other step is refused when the pipeline is compiled, as not valid
+    for the job's target). ManualValidation and Delay run here; the other server tasks need Azure."""
+    found = []
+    head = f"job {job.name} is an agentless job (pool: server at {job.pool_where or '?'})"
+    for step in job.steps:
+        if not isinstance(step, dict) or step.get("__auto"):
+            continue
+        kind = kind_of(step)
+        at = where(step, kind or "task")
+        if kind != "task":
+            found.append(f"{at}: {head}: a {kind} step cannot run there (an agentless job runs no scripts and has "
+                         "no sources or artifacts; Azure refuses the pipeline): move it to an agent job")
+            continue
+        name = str(step["task"])
+        label = step.get("displayName") or step.get("name") or name
+        if not tasks.is_server_task(name):
+            found.append(f"{at}: {head}: task {name} needs an agent and is not valid in an agentless job (Azure "
+                         "refuses the pipeline): move it to an agent job")
+        elif not tasks.supported(name):
+            found.append(f"{at}: {head}: step '{label}': {tasks.server_refusal(name)}")
+        else:
+            found += [f"{at}: step '{label}' of job {job.name}: {problem}"
+                      for problem in tasks.problems(name, step.get("inputs") or {})]
+    return found
+
+
 def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None,
           registries: dict | None = None) -> Plan:
     """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here (mapping: ci.repositories,
@@ -114,6 +143,9 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
     for stage in stages:
         for job in stage.jobs:
             scope = {**pipeline_variables, **_literal_variables(stage.variables), **_literal_variables(job.variables)}
+            if job.agentless:
+                plan.refused += _agentless_problems(job)
+                continue
             services = job.services or (document.get("services") if isinstance(document, dict) else None)
             if services and not (job.container or document.get("container")):
                 why = (f"{job.container_where or where(document, 'services')}: job {job.name} uses service containers "
@@ -173,6 +205,11 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                     why = f"{where(step, 'task')}: {tasks.refusal(str(step['task']))}"
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
+                elif kind == "task" and tasks.is_server_task(str(step["task"])):
+                    plan.refused.append(
+                        f"{where(step, 'task')}: step '{step.get('displayName') or step['task']}' of job {job.name}: "
+                        f"task {step['task']} runs only in an agentless job (pool: server), and Azure refuses it in "
+                        "an agent job: put it in a job of its own with `pool: server`")
                 elif kind == "task":  # a supported task: its inputs as written (unknown, unsupported values)
                     label = step.get("displayName") or step.get("name") or step["task"]
                     plan.refused += [f"{where(step, 'task')}: step '{label}' of job {job.name}: {problem}"

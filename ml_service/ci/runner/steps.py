@@ -106,6 +106,11 @@ class Steps:
             self.engine.record(path, "step", status="completed", result=Result.SKIPPED)
             return Result.SKIPPED
         log_path = self.engine.store.log_path(self.engine.run_id, path.replace("/", "."))
+        validations = (tasks.manual_validation, tasks.manual_validation_v0)
+        if isinstance(step, TaskStep) and tasks.module(step.task) in validations:
+            from ml_service.ci.runner import validation
+
+            return validation.step(self.engine, stage, job, step, path, variables, log_path)
         attempts = step.attempts
         started = time.time()
         self.engine.record(path, "step", status="running", started=started, log=str(log_path))
@@ -174,7 +179,9 @@ class Steps:
                 if not workdir.is_absolute():
                     workdir = Path(default_dir) / workdir
         if isinstance(step, (TaskStep, DownloadStep, PublishStep)):
-            return self._task(step.kind, step.raw, name, stage, job, variables, log_path)
+            own = minutes(step.raw.get("timeoutInMinutes"), f"step {name or step.kind}", 0.0) * 60
+            return self._task(step.kind, step.raw, name, stage, job, variables, log_path,
+                              min(deadline, time.time() + own) if own else deadline)
         script, spliced = macros.expand_script(step.script, variables)
         if spliced:
             message = (f"refused: the value of {', '.join(spliced)} holds shell syntax ($(...), `, ;, |, &, <, >, "
@@ -236,7 +243,7 @@ class Steps:
             return Result.FAILED, f"exited with code {ended.code}" + (f"; {'; '.join(issues)}" if issues else "")
         return Result.SUCCEEDED, "; ".join(issues)
 
-    def _task(self, kind, step, name, stage, job, variables, log_path) -> tuple[Result, str]:
+    def _task(self, kind, step, name, stage, job, variables, log_path, deadline=float("inf")) -> tuple[Result, str]:
         inputs = {k: macros.expand(ex.to_str(v), variables) for k, v in (step.get("inputs") or {}).items()}
         expanded = {k: macros.expand(v, variables) if isinstance(v, str) else v for k, v in step.items()}
         issues: list[str] = []
@@ -256,7 +263,7 @@ class Steps:
         def set_variable(var: str, value: str) -> None:  # a job variable, as ##vso setvariable
             variables[var] = Var(value, literal=True)
         context.update({"path": path, "expand": lambda text: macros.expand(str(text), variables),
-                        "set_output": set_output, "set_variable": set_variable,
+                        "deadline": deadline, "set_output": set_output, "set_variable": set_variable,
                         "prepend_path": self.prepended.append, "post_job": self.post_jobs.append,
                         "path_env": macros.step_environment({}, variables, self.prepended, self.platform).get("PATH")})
         try:

@@ -11,16 +11,17 @@ import shutil
 from pathlib import Path
 
 from ml_service.ci.runner.tasks import (archive_files, bash, cache, cmdline, copy_files, delete_files, docker,
-                                        download_build_artifacts, download_pipeline_artifact, extract_files,
-                                        helm_deploy, helm_installer, publish_build_artifacts, publish_code_coverage,
-                                        publish_code_coverage_v1, publish_pipeline_artifact, publish_test_results,
-                                        python_script, use_python_version)
+                                        delay, download_build_artifacts, download_pipeline_artifact, extract_files,
+                                        helm_deploy, helm_installer, manual_validation, manual_validation_v0,
+                                        publish_build_artifacts, publish_code_coverage, publish_code_coverage_v1,
+                                        publish_pipeline_artifact, publish_test_results, python_script,
+                                        use_python_version)
 from ml_service.ci.runner.tasks.inputs import TaskError
 
 MODULES = (bash, cmdline, python_script, use_python_version, copy_files, delete_files, archive_files, extract_files,
            publish_build_artifacts, download_build_artifacts, cache, docker, helm_installer, helm_deploy,
            publish_test_results, publish_code_coverage, publish_code_coverage_v1, publish_pipeline_artifact,
-           download_pipeline_artifact)
+           download_pipeline_artifact, manual_validation, manual_validation_v0, delay)
 REGISTRY = {name: module for module in MODULES for name in (module.NAME, *getattr(module, "ALSO", ()))}
 SUPPORTED = tuple(REGISTRY)
 CLOUD_PREFIXES = ("Azure", "MLPublishedPipeline", "ms-air-aiagility", "SqlAzure", "Kubernetes", "Terraform",
@@ -47,6 +48,29 @@ def problems(name: str, given: dict) -> list[str]:
     return check(given if isinstance(given, dict) else {}) if check else []
 
 
+# The other tasks of agentless jobs (docs/pipelines/process/phases.md "Server jobs"): each needs an Azure service
+# or a service connection, which do not exist here.
+SERVER_CLOUD = {"invokerestapi": "a Generic or Azure Resource Manager service connection (connectedServiceName / "
+                                 "connectedServiceNameARM) to call",
+                "azurefunction": "an Azure Function", "publishtoazureservicebus": "an Azure Service Bus",
+                "azuremonitor": "Azure Monitor alerts", "queryworkitems": "Azure Boards work items",
+                "azurepolicycheckgate": "Azure Policy"}
+
+
+def is_server_task(name: str) -> bool:
+    """Does task name run only in an agentless job (ManualValidation, Delay, InvokeRESTAPI ...)?"""
+    found = module(name)
+    return (found is not None and found.KIND == "server") or \
+        str(name).split("@")[0].strip().lower() in SERVER_CLOUD
+
+
+def server_refusal(name: str) -> str:
+    """Why a server task without a local meaning cannot run here, and what to do."""
+    needs = SERVER_CLOUD.get(str(name).split("@")[0].strip().lower(), "Azure")
+    return (f"task {name} needs {needs}, which does not exist here: run this part on Azure DevOps, or do the same "
+            "with a script step (curl ...) in an agent job")
+
+
 def refusal(name: str) -> str:
     """Why task name cannot run here, and what to do."""
     short = str(name).rsplit(".", 1)[-1]
@@ -60,8 +84,8 @@ def refusal(name: str) -> str:
 def run_task(kind: str, step: dict, inputs: dict, ctx: dict) -> str:
     """Run a task, `publish:` or `download:` step; return a log message."""
     if kind == "publish":  # the PublishPipelineArtifact@1 shortcut (steps-publish.md)
-        return publish_artifact(str(step["publish"]), str(step.get("artifact") or
-                                                         publish_pipeline_artifact.default_name(ctx)), ctx)
+        name = str(step.get("artifact") or publish_pipeline_artifact.default_name(ctx))
+        return publish_artifact(str(step["publish"]), name, ctx)
     if kind == "download" and str(step["download"]) == "none":
         return "download: none (no automatic download of artifacts)"
     if kind == "download" and step.get("__auto"):
@@ -71,7 +95,7 @@ def run_task(kind: str, step: dict, inputs: dict, ctx: dict) -> str:
                                  str(step.get("path") or ""), ctx)
     name = str(step["task"])
     found = module(name)
-    if found is not None and found.KIND == "local":
+    if found is not None and found.KIND in ("local", "server") and hasattr(found, "run"):
         return found.run(inputs, ctx)
     raise TaskError(refusal(name))
 

@@ -16,8 +16,8 @@ from ml_service.ci.runner.tasks.minimatch import find_absolute
 NAME = "PublishTestResults@2"
 KIND = "local"
 INPUTS = {
-    "testResultsFormat": Input("JUnit", aliases=("testRunner",), choices=("JUnit", "NUnit", "VSTest", "XUnit",
-                                                                             "CTest")),
+    "testResultsFormat": Input("JUnit", aliases=("testRunner",),
+                               choices=("JUnit", "NUnit", "VSTest", "XUnit", "CTest")),
     "testResultsFiles": Input("**/TEST-*.xml"),
     "searchFolder": Input("$(System.DefaultWorkingDirectory)"),
     "mergeTestResults": Input("false"),
