@@ -399,7 +399,7 @@ class Engine:
             for name in ("Build.SourcesDirectory", "System.DefaultWorkingDirectory", "Build.Repository.LocalPath"):
                 variables[name] = Var(str(target), readonly=True, literal=True)
         try:
-            self.steps.prepared = sources.prepare(self.checkout, self.source_dir, target)
+            self.steps.prepared = sources.prepare(self.checkout, self.source_dir, target, sources.Options.of(step))
         except sources.SourcesError as exc:
             raise EngineError(f"job {job.name}: {exc}") from None
         return {}, target / prefix

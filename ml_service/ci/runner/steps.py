@@ -127,23 +127,31 @@ class Steps:
         self.engine.record(path, "step", status="completed", result=result, finished=time.time(), detail=detail[:4000])
         return result
 
-    def _checkout(self, value: str, variables: dict[str, Var], log_path) -> tuple[Result, str]:
-        """checkout: self | none | <repository resource> | git://project/repo@ref (repositories.py)."""
+    def _checkout(self, value: str, variables: dict[str, Var], log_path, raw: dict | None = None
+                  ) -> tuple[Result, str]:
+        """checkout: self | none | <repository resource> | git://project/repo@ref (repositories.py), with its
+        fetchDepth, submodules and lfs (sources.Options)."""
         from ml_service.ci.model import repositories
 
         target = getattr(self, "checkouts", {}).get(value)
+        options = sources.Options.of(raw or {})
         try:
             if target is None and value == "self" and self.prepared:  # made when the job started (executor)
                 message = self.prepared
             elif target is None:  # none
                 message = f"checkout {value}: nothing checked out; {variables['Build.SourcesDirectory'].value} is empty"
             elif value == "self":
-                message = sources.prepare(self.engine.checkout, self.engine.source_dir, target)
+                message = sources.prepare(self.engine.checkout, self.engine.source_dir, target, options)
             else:
                 repo = repositories.resolve(value, repositories.declared(self.engine.document),
                                             self.engine.repositories, value)
-                repositories.clone(repo, target)
-                message = f"checkout {value}: {repo.source} at {repo.ref} into {target}"
+                if options.depth:
+                    sources.shallow_clone(repo.source, repo.ref, target, options.depth, f"checkout {value}")
+                else:
+                    repositories.clone(repo, target)
+                extra = sources.finish(target, options, f"checkout {value}")
+                message = f"checkout {value}: {repo.source} at {repo.ref} into {target}" + \
+                    "".join(f"; {e}" for e in extra)
         except (repositories.RepositoryError, sources.SourcesError) as exc:
             with open(log_path, "a") as log:
                 log.write(f"##[error]{exc}\n")
@@ -162,7 +170,7 @@ class Steps:
             return Result.FAILED, stop
         workdir = Path(macros.expand(str(step.raw.get("workingDirectory") or default_dir), variables))
         if isinstance(step, CheckoutStep):
-            return self._checkout(step.repository, variables, log_path)
+            return self._checkout(step.repository, variables, log_path, step.raw)
         if isinstance(step, ShellStep):
             return Result.FAILED, step.refusal
         if isinstance(step, TaskStep):

@@ -369,7 +369,12 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
         mapping = dict(settings.ci.repositories)
         engine.registries = dict(settings.ci.registries)
-        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries)
+        source, commit = Path(run.source_dir), engine.checkout.get("commit", "")
+
+        def lfs_used(value: str) -> bool:  # self: its commit tracks LFS files; a repository: seen when cloned
+            return value == "self" and bool(commit) and sources.uses_lfs(source, commit)
+        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries,
+                                      lfs_used)
         engine.repositories = mapping
         if engine.plan.refused:
             raise CIError("refused before the run: " + "; ".join(engine.plan.refused))

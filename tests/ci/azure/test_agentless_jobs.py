@@ -1,7 +1,8 @@
 """Agentless jobs (`pool: server`): ManualValidation@0/@1 is one of the run's approvals (the run waits, `mlops ci
-approve` / `reject` decides, onTimeout when nobody does), Delay@1 waits for real, and anything an agentless job
-cannot hold (a script, an agent task, a server task needing Azure, a server task in an agent job) refuses the run
-before it starts, naming the file and line.
+approve` / `reject` decides, onTimeout when nobody does), Delay@1 waits for real, what Azure refuses (a script or
+an agent task in an agentless job, a server task in an agent job) refuses the run before it starts, naming the file
+and line, and a server task that needs Azure (InvokeRESTAPI) is named in the run's plan before it starts and fails
+when reached, as a cloud task in an agent job does.
 
 Azure: docs/pipelines/process/phases.md "Server jobs"; task reference manual-validation-v0/-v1, delay-v1,
 invoke-rest-api-v1.
@@ -88,9 +89,17 @@ def test_a_script_in_an_agentless_job_is_refused_before_the_run(project):
     assert not [r for r in run.records if r["kind"] == "step"] and "ran" not in run.out
 
 
-def test_server_tasks_without_a_local_meaning_or_in_an_agent_job_are_refused(project):
+def test_a_server_task_needing_azure_is_named_before_the_run_and_fails_when_reached(project):
     project.add("agentless_cloud.yml")
     run = project.run("agentless_cloud.yml")
-    assert "agentless_cloud.yml:6" in run.error and "service connection" in run.error  # InvokeRESTAPI
-    assert "agentless_cloud.yml:14" in run.error and "pool: server" in run.error  # ManualValidation, agent job
-    assert "ran" not in run.out
+    plan = " ".join(r["detail"] or "" for r in run.records if r["kind"] == "plan")
+    assert "agentless_cloud.yml:11" in plan and "service connection" in plan  # InvokeRESTAPI, before any step
+    assert run.out.get("before") == "yes"  # the run went as far as the jobs before it
+    assert run.steps()["call api"] == "Failed" and run.result == "failed"
+
+
+def test_a_server_task_in_an_agent_job_is_refused_before_the_run(project):
+    project.add("agentless_in_agent_job.yml")
+    run = project.run("agentless_in_agent_job.yml")
+    assert "agentless_in_agent_job.yml:6" in run.error and "pool: server" in run.error
+    assert "ran" not in run.out and not [r for r in run.records if r["kind"] == "step"]
