@@ -57,6 +57,16 @@ def test_a_rejected_validation_fails_its_job_and_the_run_goes_on_by_conditions(p
     assert after.result == "failed"
 
 
+def test_only_the_validations_approvers_may_decide(project):
+    project.add("agentless_validation.yml")
+    run = project.run("agentless_validation.yml", params={"approvers": "lead@example.com"})
+    refused = project.cli("ci", "approve", str(run.run.id))  # this OS account and a claimed name: no approver
+    assert refused.returncode != 0 and "lead@example.com" in refused.stderr
+    assert project.store().get_run(run.run.id).status == "waiting"
+    assert [a["status"] for a in project.store().approvals(run.run.id)] == ["pending"]
+    assert "released" not in project.result(project.store(), run.run.id).out
+
+
 @pytest.mark.parametrize("on_timeout, step, result", [("resume", "Succeeded", "succeeded"),
                                                       ("reject", "Failed", "failed")])
 def test_on_timeout_resumes_or_rejects_without_anyone_deciding(project, on_timeout, step, result):
