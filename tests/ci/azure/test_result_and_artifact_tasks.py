@@ -72,6 +72,7 @@ def test_pipeline_artifacts_are_published_in_the_store_and_downloaded_by_pattern
     assert run.out.get("wheels", "").split() == ["only-wheels/pkg.whl"]  # one artifact: straight into path
     assert run.out.get("all", "").split() == sorted(["all/dist/pkg.whl", "all/dist/sub/notes.txt",
                                                      f"all/{unnamed[0].name}/report.txt"])
+    assert run.out.get("shortcut", "").split() == ["dist/sub/notes.txt"]  # download: patterns (steps-download.md)
     assert run.result == "succeeded"
 
 

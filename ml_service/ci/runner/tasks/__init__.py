@@ -16,7 +16,8 @@ from ml_service.ci.runner.tasks import (archive_files, bash, cache, cmdline, cop
                                         publish_build_artifacts, publish_code_coverage, publish_code_coverage_v1,
                                         publish_pipeline_artifact, publish_test_results, python_script,
                                         use_python_version)
-from ml_service.ci.runner.tasks.inputs import TaskError
+from ml_service.ci.runner.tasks.inputs import TaskError, lines
+from ml_service.ci.runner.tasks.minimatch import find
 
 MODULES = (bash, cmdline, python_script, use_python_version, copy_files, delete_files, archive_files, extract_files,
            publish_build_artifacts, download_build_artifacts, cache, docker, helm_installer, helm_deploy,
@@ -92,7 +93,7 @@ def run_task(kind: str, step: dict, inputs: dict, ctx: dict) -> str:
         return download_all(ctx)
     if kind == "download":
         return download_artifact(str(step["download"]), str(step.get("artifact") or ""),
-                                 str(step.get("path") or ""), ctx)
+                                 str(step.get("path") or ""), ctx, lines(str(step.get("patterns") or "")))
     name = str(step["task"])
     found = module(name)
     if found is not None and found.KIND in ("local", "server") and hasattr(found, "run"):
@@ -122,8 +123,9 @@ def publish_artifact(path: str, name: str, ctx: dict) -> str:
     return f"published artifact '{name}' from {source}"
 
 
-def download_artifact(source: str, name: str, path: str, ctx: dict) -> str:
-    """Copy artifacts of this run ('current') or of a resources.pipelines alias into Pipeline.Workspace."""
+def download_artifact(source: str, name: str, path: str, ctx: dict, patterns: list[str] | None = None) -> str:
+    """Copy artifacts of this run ('current') or of a resources.pipelines alias into Pipeline.Workspace (only the
+    files patterns match, when given)."""
     workspace = Path(ctx["variables"]["Pipeline.Workspace"])
     if source in ("current", ""):
         run_id = ctx["run_id"]
@@ -141,7 +143,16 @@ def download_artifact(source: str, name: str, path: str, ctx: dict) -> str:
     target_base = Path(path) if path else default_dir
     for artifact in names:
         target = target_base if (path and name) else target_base / artifact
-        shutil.copytree(root / artifact, target, dirs_exist_ok=True)
+        if not patterns:
+            shutil.copytree(root / artifact, target, dirs_exist_ok=True)
+            continue
+        # `patterns` (steps-download.md): minimatch, inside the artifact when one is named, else <artifact>/<path>
+        files = find(root / artifact, patterns) if name else \
+            [f for f in find(root, patterns) if f.relative_to(root).parts[0] == artifact]
+        for file in files:
+            destination = target / file.relative_to(root / artifact)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, destination)
     return f"downloaded artifact(s) {', '.join(names)} of run {run_id} to {target_base}"
 
 
