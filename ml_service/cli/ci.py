@@ -95,7 +95,9 @@ def cmd_show(args) -> int:
     for approval in store.approvals(run.id):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
         proof = f" ({approval['approver_proof']})" if approval.get("approver_proof") else ""
-        say(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
+        what = f"manual validation {approval['step']}" if approval.get("kind") == "validation" else \
+            f"approval of stage {approval['stage']} ({approval['environment']})"
+        say(f"  {what}: {approval['status']} "
             f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
     artifacts = store.artifacts_dir(run.id)
     if artifacts.is_dir():
