@@ -286,6 +286,7 @@ class Steps:
 
     def _task_context(self, variables: dict[str, Var]) -> dict:
         return {"store": self.engine.store, "run_id": self.engine.run_id, "variables": self.engine.values(variables),
+                "mask": self.engine.masker,  # what a task stores passes it (a title may hold a secret)
                 "resources": self.engine.store.get_run(self.engine.run_id).resources,
                 "definitions": self.engine.definitions, "registries": self.engine.registries}
 

@@ -114,7 +114,7 @@ def run(given: dict, ctx: dict) -> str:
                          "sources": [str(f) for f, _, _, _ in group], "tests": sum(g[2] for g in group),
                          "failed": sum(g[3] for g in group), "job": ctx["variables"].get("System.JobName", ""),
                          "platform": values["buildPlatform"], "configuration": values["buildConfiguration"]})
-    summary_path.write_text(json.dumps(recorded, indent=1))
+    summary_path.write_text(ctx.get("mask", str)(json.dumps(recorded, indent=1)))  # never a secret in the store
     summary = (f"published {len(groups)} test run(s) '{title}' ({kind}): {tests} tests, {failed} failed "
                f"({len(counted)} file(s))")
     if failed and flag(values["failTaskOnFailedTests"]):
