@@ -31,7 +31,7 @@ def step(engine, stage, job, step, path: str, variables, log_path) -> str:
     asked = [a for a in engine.store.approvals(engine.run_id) if a.get("step") == path]
     latest = asked[-1] if asked else None
     if latest is None:
-        given = {k: macros.expand(str(v), variables) for k, v in step.inputs.items()}
+        given = {k: engine.masker(macros.expand(str(v), variables)) for k, v in step.inputs.items()}  # runs.db
         values = read(module.NAME, module.INPUTS, given)
         approvers = ",".join(a.strip() for a in values.get("approvers", "").split(",") if a.strip())
         allow_self = flag(values.get("allowApproversToApproveTheirOwnRuns", "true"))
