@@ -6,6 +6,9 @@ import functools
 import os
 import re
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +35,23 @@ def open_store(settings: Settings) -> Store:
     """The run store of this workspace, reconciled (killed runs marked, expired approvals timed out)."""
     store = Store(settings.state_dir / "ci")
     store.reconcile()
+    for run_id in store.resumable:  # a ManualValidation timed out: the run goes on (onTimeout) on its own
+        resume_detached(settings, run_id)
+    store.resumable.clear()
     return store
+
+
+def resume_detached(settings: Settings, run_id: int):
+    """Continue a waiting run in a process of its own, detached (its output in <state>/ci/resume/<run>.log)."""
+    logs = settings.state_dir / "ci" / "resume"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MLOPS_ROOT": str(settings.root), "MLOPS_STATE_DIR": str(settings.state_dir)}
+    with open(logs / f"{run_id}.log", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "scheduler", "--execute",
+                                    str(run_id)], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=settings.root)
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends: no zombie
+    return process
 
 
 def identity(settings: Settings) -> str:
@@ -45,6 +64,20 @@ def pipeline_files(source_dir: Path) -> dict[str, Path]:
     """Pipeline name (file stem) -> file, for .pipelines/*.yml."""
     folder = Path(source_dir) / PIPELINES_DIR
     return {p.stem: p for p in sorted(folder.glob("*.yml"))}
+
+
+def pipeline_documents(source_dir: Path, unreadable: list[Path] | None = None):
+    """(name, file, document) for each pipeline file that reads as a mapping; the others (unreadable, malformed
+    YAML, not a mapping) are left out, and listed in unreadable when it is given (running one reports its error)."""
+    for name, path in pipeline_files(source_dir).items():
+        try:
+            document = load_file(path)
+        except (OSError, YamlError):
+            document = None
+        if isinstance(document, dict):
+            yield name, path, document
+        elif unreadable is not None:
+            unreadable.append(path)
 
 
 def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -> Path:
@@ -350,7 +383,12 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
         mapping = dict(settings.ci.repositories)
         engine.registries = dict(settings.ci.registries)
-        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries)
+        source, commit = Path(run.source_dir), engine.checkout.get("commit", "")
+
+        def lfs_used(value: str) -> bool:  # self: its commit tracks LFS files; a repository: seen when cloned
+            return value == "self" and bool(commit) and sources.uses_lfs(source, commit)
+        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries,
+                                      lfs_used)
         engine.repositories = mapping
         if engine.plan.refused:
             raise CIError("refused before the run: " + "; ".join(engine.plan.refused))
@@ -378,7 +416,8 @@ def execute(settings: Settings, store: Store, run_id: int,
         return [run_id]
     if outcome.status == "waiting":
         store.update_run(run_id, status="waiting")
-        supersede_older(store, run_id)
+        if any(a.get("kind") != "validation" for a in store.approvals(run_id, "pending")):
+            supersede_older(store, run_id)  # an environment's exclusive lock; a ManualValidation has none
         return [run_id]
     store.update_run(run_id, status="completed", result=_run_result(outcome.result), finished=time.time())
     sources.retain(store, settings.ci.keep_work)
@@ -421,13 +460,7 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
     result = _ENGINE_RESULT.get(run.result, "")
     stages = {k: v for k, v in (run.state or {}).get("results", {}).items() if "/" not in k}
     queued = []
-    for name, path in pipeline_files(Path(run.source_dir)).items():
-        try:
-            document = load_file(path) or {}
-        except YamlError:
-            continue
-        if not isinstance(document, dict):
-            continue
+    for name, path, document in pipeline_documents(Path(run.source_dir)):
         section = document.get("resources")
         resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in resources:
