@@ -12,3 +12,41 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# The new process first reads a line on stdin: the engine writes it once the watchdog knows the process's group.
+# End of file there (the engine died first) ends it unrun; else it becomes the step, its stdin /dev/null.
+_GATE = 'IFS= read -r _ || exit 137; exec "$@" </dev/null'
+
+
+def start_watched(argv: list[str], watchdog, **popen):
+    """Popen(argv, stdin=/dev/null) in a session of its own that watchdog kills should the engine die, no gap between.
+
+    Without a gate an engine killed (kill -9) after the fork but before it told the watchdog would leave the
+    step running for ever. So the new process first waits on a pipe: the engine registers its group with the
+    watchdog, then lets it exec argv; if the engine dies first, the pipe ends and the process exits unrun.
+    """
+    import shutil
+    import subprocess
+
+    if watchdog is None:
+        return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **popen)
+    env = popen.get("env")
+    path = env.get("PATH", os.defpath) if env is not None else None
+    if shutil.which(argv[0], path=path) is None:  # what Popen would raise, rather than sh's exit 127
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
+    gate_read, gate_write = os.pipe()
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", _GATE, "gate", *argv], stdin=gate_read, start_new_session=True,
+                                **popen)
+    except BaseException:
+        os.close(gate_write)
+        raise
+    finally:
+        os.close(gate_read)
+    try:
+        watchdog.watch(proc.pid)
+        os.write(gate_write, b"go\n")
+    finally:
+        os.close(gate_write)
+    return proc

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_service.processes import kill_group
+from ml_service.processes import kill_group, start_watched
 
 pytestmark = pytest.mark.integration  # real processes
 
@@ -102,3 +102,60 @@ def test_a_group_that_is_already_gone_is_no_error(tmp_path):
     gone.wait()
     kill_group(gone.pid)  # no such group any more
     kill_group(gone.pid, signal.SIGTERM)
+
+
+# An engine that dies (os._exit, as a kill -9 would end it) after starting a step and before telling its watchdog.
+ENGINE_DIES_BEFORE_WATCH = r"""
+import os, sys
+from ml_service.processes import start_watched
+
+class DiesWhileRegistering:
+    def watch(self, pid):
+        print(pid, flush=True)
+        os._exit(9)
+
+start_watched(["sh", "-c", 'touch "$0"; exec sleep 600', sys.argv[1]], DiesWhileRegistering())
+"""
+
+
+def test_a_step_whose_engine_dies_before_registering_it_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    engine = subprocess.run([sys.executable, "-c", ENGINE_DIES_BEFORE_WATCH, str(marker)], capture_output=True,
+                            text=True, timeout=WAIT, cwd=Path(__file__).resolve().parents[1])
+    assert engine.returncode == 9, engine.stderr
+    pid = int(engine.stdout)
+    try:
+        assert wait_until(lambda: not alive(pid)), "the step outlived an engine that never registered it"
+        assert not marker.exists()
+    finally:
+        kill_group(pid)
+
+
+def test_a_watched_step_runs_as_its_own_program_reading_dev_null_and_dies_with_its_watchdog(tmp_path):
+    from ml_service.pipelines.watchdog import Watchdog
+
+    watchdog = Watchdog()
+    proc = start_watched(["sh", "-c", 'readlink /proc/$$/fd/0 > "$0"; exec sleep 600', str(tmp_path / "stdin")],
+                         watchdog)
+    try:
+        program = Path(f"/proc/{proc.pid}/cmdline")
+        assert wait_until(lambda: program.read_text().split("\0")[0] == "sleep")  # the same pid, exec'd at last
+        assert os.getpgid(proc.pid) == proc.pid  # a session (and group) of its own
+        assert (tmp_path / "stdin").read_text().strip() == "/dev/null"  # the gate's pipe is not the step's stdin
+        watchdog.close()  # the engine's end: what is listed dies
+        assert proc.wait(timeout=WAIT) == -signal.SIGKILL
+    finally:
+        kill_group(proc.pid)
+        proc.wait()
+        watchdog.close()
+
+
+def test_a_missing_program_is_the_error_popen_gives_not_a_shell_exit(tmp_path):
+    from ml_service.pipelines.watchdog import Watchdog
+
+    watchdog = Watchdog()
+    try:
+        with pytest.raises(FileNotFoundError):
+            start_watched(["no-such-program-here"], watchdog, env={"PATH": str(tmp_path)})
+    finally:
+        watchdog.close()

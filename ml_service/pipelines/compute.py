@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml_service.processes import kill_group
+from ml_service.processes import kill_group, start_watched
 from ml_service.errors import MLOpsError
 
 
@@ -57,10 +57,7 @@ class LocalCompute:
             return self.zygote.run(spec_path, cwd, log_path, timeout_s, env)
         argv = [sys.executable, "-m", "ml_service.pipelines.step_host", str(spec_path)]
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            if self.watchdog is not None:
-                self.watchdog.watch(proc.pid)
+            proc = start_watched(argv, self.watchdog, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
             try:
                 return ProcessResult(proc.wait(timeout=timeout_s))
             except subprocess.TimeoutExpired:

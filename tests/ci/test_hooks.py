@@ -1,6 +1,7 @@
 """`git push` triggers (hooks.py), in-process on real git repositories: a push to main runs the pipelines whose
 `trigger:` matches (branch and path filters), a push to another branch runs those whose `pr:` matches main as
-the target, a new branch runs with its change set unknown, and deleted branches and tags run nothing."""
+the target, a new branch runs with its change set unknown, deleted branches and tags run nothing, and a file that
+is not valid YAML is a run that fails saying where (Azure's way), not a pipeline the push passes by in silence."""
 from __future__ import annotations
 
 import subprocess
@@ -46,11 +47,15 @@ def matched(source, branch, changed):
 
 
 @pytest.mark.parametrize("branch, changed, expected", [
-    ("main", ["src/app.py"], [("ci", "IndividualCI"), ("defaults", "IndividualCI"), ("listed", "IndividualCI")]),
-    ("main", ["docs/x.md"], [("defaults", "IndividualCI"), ("listed", "IndividualCI")]),
-    ("main", None, [("ci", "IndividualCI"), ("defaults", "IndividualCI"), ("listed", "IndividualCI")]),
-    ("feature/x", ["src/app.py"], [("defaults", "PullRequest"), ("listed", "PullRequest"), ("pr", "PullRequest")]),
-    ("release/1", ["src/app.py"], [("defaults", "PullRequest"), ("listed", "PullRequest"), ("pr", "PullRequest")]),
+    ("main", ["src/app.py"], [("broken", "IndividualCI"), ("ci", "IndividualCI"), ("defaults", "IndividualCI"),
+                              ("listed", "IndividualCI")]),
+    ("main", ["docs/x.md"], [("broken", "IndividualCI"), ("defaults", "IndividualCI"), ("listed", "IndividualCI")]),
+    ("main", None, [("broken", "IndividualCI"), ("ci", "IndividualCI"), ("defaults", "IndividualCI"),
+                    ("listed", "IndividualCI")]),
+    ("feature/x", ["src/app.py"], [("broken", "PullRequest"), ("defaults", "PullRequest"), ("listed", "PullRequest"),
+                                   ("pr", "PullRequest")]),
+    ("release/1", ["src/app.py"], [("broken", "PullRequest"), ("defaults", "PullRequest"), ("listed", "PullRequest"),
+                                   ("pr", "PullRequest")]),
 ])
 def test_a_push_matches_trigger_on_main_and_pr_into_main_elsewhere(source, branch, changed, expected):
     assert matched(source, branch, changed) == expected
@@ -83,6 +88,29 @@ def test_a_push_runs_what_it_triggers_and_nothing_for_tags_or_deleted_branches(t
     assert [(store.get_run(r).pipeline, store.get_run(r).reason, store.get_run(r).commit_sha) for r in ran] == \
         [("ci", "IndividualCI", docs)]
     assert store.get_run(ran[0]).result == "succeeded"
+
+
+def test_a_malformed_pipeline_file_is_a_failed_run_saying_where_and_the_others_still_run(tmp_path, monkeypatch):
+    project = make_project(tmp_path, monkeypatch)
+    work = tmp_path / "work"
+    (work / ".pipelines").mkdir(parents=True)
+    (work / ".pipelines" / "good.yml").write_text(PIPELINES["defaults"])
+    (work / ".pipelines" / "broken.yml").write_text("trigger: [main]\nsteps:\n  - bash: echo x\n  - [unclosed\n")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", ".")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "first")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(remote))
+    head = git(work, "rev-parse", "HEAD")
+    hooks.on_push(project, remote, f"{hooks.ZERO} {head} refs/heads/main\n")
+    store = service.open_store(project)
+    runs = {run.pipeline: run for run in store.list_runs(10)}
+    assert sorted(runs) == ["broken", "good"]
+    assert runs["good"].result == "succeeded"
+    assert (runs["broken"].status, runs["broken"].result) == ("completed", "failed")
+    [compile_record] = [r for r in store.records(runs["broken"].id) if r["path"] == "__compile"]
+    assert compile_record["result"] == "Failed"
+    assert "broken.yml:5: malformed YAML" in compile_record["detail"]  # the file and the line Azure would name
 
 
 def test_the_hook_runs_the_platform_that_installed_it_in_the_background(tmp_path, monkeypatch):

@@ -73,7 +73,7 @@ def team(tmp_path_factory):
     team["carol"] = add_user(team, "carol")
     root = tmp_path_factory.mktemp("studio-project")
     (root / "mlops.yml").write_text("models:\n  - {project: alpha, name: alpha_model}\nenvironments:\n"
-                                    "  production:\n    approval: {approvers: [carol]}\n")
+                                    "  production:\n    approval: {approvers: [carol, frida]}\n")
     settings = load_settings({**env, "MLOPS_ROOT": str(root)})
     assert settings.tracking_uri.startswith("http://") and settings.tracking_username == "admin"
     records = Records()
@@ -132,6 +132,29 @@ class Client:
         return status == 200 and not headers.get("location", "").startswith("/login")
 
 
+def delete_user(team, name: str) -> None:
+    """Delete a server user through MLflow's own REST API, as the admin."""
+    admin = team["settings"]
+    token = base64.b64encode(f"{admin.tracking_username}:{admin.tracking_password}".encode()).decode()
+    delete = urllib.request.Request(f"{admin.tracking_uri}/api/2.0/mlflow/users/delete", method="DELETE",
+                                    data=json.dumps({"username": name}).encode(),
+                                    headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(delete, timeout=30) as response:
+        assert response.status == 200
+
+
+def waiting_release(team) -> int:
+    """A run of the local CI store waiting for the production approval."""
+    from ml_service.ci.server.store import Store
+
+    store = Store(team["settings"].state_dir / "ci")
+    run_id = store.create_run("release", "release.yml", "Manual", "main", "a" * 40, "dev@example.com", {},
+                              str(team["root"]))
+    store.request_approval(run_id, "Production", "Deploy", "production", 3600)
+    store.update_run(run_id, status="waiting")
+    return run_id
+
+
 def sessions(team) -> dict:
     """The Studio's stored sessions: id -> user."""
     return {s.id: s.user for s in team["app"].state.studio.sessions._sessions.values()}
@@ -185,13 +208,7 @@ def test_a_user_deleted_on_the_server_cannot_log_in_any_more_and_loses_the_open_
     dave = Client(team["port"])
     assert dave.log_in("dave", password) == 303 and dave.opens()
     opened = dave.cookie
-    admin = team["settings"]
-    token = base64.b64encode(f"{admin.tracking_username}:{admin.tracking_password}".encode()).decode()
-    delete = urllib.request.Request(f"{admin.tracking_uri}/api/2.0/mlflow/users/delete", method="DELETE",
-                                    data=json.dumps({"username": "dave"}).encode(),
-                                    headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(delete, timeout=30) as response:
-        assert response.status == 200
+    delete_user(team, "dave")
     assert not dave.opens() and opened not in sessions(team)  # the session opened before the deletion ends
     before = sessions(team)
     again = Client(team["port"])
@@ -212,6 +229,32 @@ def test_a_ci_token_names_a_server_user_as_the_server_spells_it(team):
     refused = create("nobody")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert [t["name"] for t in identity.list_tokens(team["settings"])] == ["carol"]
+
+
+def test_the_ci_token_of_a_user_deleted_on_the_server_decides_no_approval(team):
+    from ml_service.ci.server.store import Store
+
+    env = {**team["env"], "MLOPS_ROOT": str(team["root"])}
+    add_user(team, "frida")
+    made = subprocess.run([sys.executable, "-m", "ml_service.cli", "ci", "token", "create", "--name", "frida"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert made.returncode == 0, made.stderr
+    token = re.search(r"mlops_[\w-]+", made.stdout).group(0)
+
+    def approve(run_id: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ml_service.cli", "ci", "approve", str(run_id)],
+                              capture_output=True, text=True, cwd=ROOT, env={**env, "MLOPS_TOKEN": token}, timeout=120)
+
+    store = Store(team["settings"].state_dir / "ci")
+    before, after = waiting_release(team), waiting_release(team)
+    decided = approve(before)  # while frida is a server user, her token proves her: an approver (the run's file
+    assert "Traceback" not in decided.stderr  # is not there to resume, which the CLI reports after the decision)
+    assert [(a["status"], a["approver"]) for a in store.approvals(before)] == [("approved", "frida")]
+    delete_user(team, "frida")
+    refused = approve(after)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert [a["status"] for a in store.approvals(after)] == ["pending"]  # the token proves nothing now
+    assert store.get_run(after).status == "waiting"
 
 
 def test_with_the_server_stopped_a_login_is_refused_and_opens_nothing(team):

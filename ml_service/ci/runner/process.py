@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ml_service.processes import kill_group
+from ml_service.processes import kill_group, start_watched
 
 VSO = re.compile(r"##vso\[([\w.]+)([^\]]*)\](.*)")
 MAX_ENVIRONMENT = 1_500_000  # bytes of environment; Linux refuses argv + env over ARG_MAX (2 MB by default)
@@ -131,14 +131,11 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
     log = StepLog(log_path, log_max_bytes or DEFAULT_MAX_MB * 1024 * 1024)
     try:
         try:
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE if fail_on_stderr else subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = start_watched(argv, watchdog, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE if fail_on_stderr else subprocess.STDOUT)
         except OSError as exc:
             log.write(f"##[error]the step cannot start: {exc.strerror or exc}\n")
             return Exit(126, issues=[f"the step cannot start: {exc.strerror or exc}"])
-        if watchdog is not None:
-            watchdog.watch(proc.pid)
         timer = _Killer(proc, timeout)
         wrote_stderr: list[bool] = []
 

@@ -37,7 +37,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     approval = pending[0]
     check = approval_config(settings, approval["environment"]) or Approval()
     try:
-        candidates = ident.proven(settings, approver)
+        candidates = ident.proven(settings, approver, recheck=True)
     except ident.IdentityError as exc:
         raise CIError(str(exc)) from None
     if check.approvers:

@@ -137,12 +137,8 @@ def off_branch_triggers(settings: Settings, store, run_id: int) -> list[int]:
     result = {"succeeded": "Succeeded", "succeededWithIssues": "SucceededWithIssues"}.get(run.result, "")
     stages = {k: v for k, v in (run.state or {}).get("results", {}).items() if "/" not in k}
     queued = []
-    for path in service.pipeline_files(Path(run.source_dir)).values():
-        try:
-            document = load_file(path) or {}
-        except (OSError, YamlError):
-            continue
-        section = document.get("resources") if isinstance(document, dict) else None
+    for _, path, document in service.pipeline_documents(Path(run.source_dir)):
+        section = document.get("resources")
         resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in [r for r in resources if isinstance(r, dict) and r.get("source") == run.pipeline]:
             trigger = resource.get("trigger")

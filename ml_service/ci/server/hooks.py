@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from ml_service.ci.model import triggers
-from ml_service.ci.model.yamlload import YamlError, load_file
 from ml_service.ci.server import service
 from ml_service.config import PACKAGE_ROOT, Settings
 
@@ -83,21 +82,19 @@ def checkout(repo: Path, commit: str, dest: Path) -> Path:
 
 
 def matching_pipelines(source: Path, branch: str, changed: list[str] | None) -> list[tuple[Path, str]]:
-    """(pipeline file, reason) for every pipeline this push triggers."""
+    """(pipeline file, reason) for every pipeline this push triggers. A file that does not read as a pipeline
+    (malformed YAML) is triggered too, as Azure does: its run fails at once saying where the file is wrong, instead
+    of the push passing it by in silence."""
     found = []
-    for path in service.pipeline_files(source).values():
-        try:
-            document = load_file(path) or {}
-        except YamlError:
-            continue
-        if not isinstance(document, dict):
-            continue
+    unreadable: list[Path] = []
+    for _, path, document in service.pipeline_documents(source, unreadable):
         if branch == DEFAULT_BRANCH:
             if triggers.trigger_matches(document.get("trigger"), branch, changed):
                 found.append((path, "IndividualCI"))
         elif triggers.trigger_matches(document.get("pr"), DEFAULT_BRANCH, changed):
             found.append((path, "PullRequest"))
-    return found
+    reason = "IndividualCI" if branch == DEFAULT_BRANCH else "PullRequest"
+    return sorted(found + [(path, reason) for path in unreadable])
 
 
 def on_push(settings: Settings, repo: Path, updates: str, report=None) -> list[int]:

@@ -4,7 +4,7 @@ An identity is a name with its proof:
 - `session`: the studio's login authenticated it (passed to `approvals.decide(approver=...)`); in team mode the
   team server checked the password;
 - `token`: MLOPS_TOKEN holds a personal token of this workspace (`mlops ci token create`); in team mode a token
-  names a server user (as the server spells it), checked when it is created;
+  names a server user (as the server spells it), checked when it is created and again when it decides an approval;
 - `os-account`: the operating-system account this process runs as (the kernel says so);
 - `claimed`: MLOPS_USER or git user.email, which anyone can set: never proof.
 
@@ -139,24 +139,47 @@ def revoke_tokens(settings: Settings, name: str) -> int:
     return len(entries) - len(kept)
 
 
-def token_identity(settings: Settings, token: str) -> Identity:
-    """The identity a presented token proves; IdentityError when it is not a token of this workspace."""
+def token_identity(settings: Settings, token: str, recheck: bool = False) -> Identity:
+    """The identity a presented token proves; IdentityError when it is not a token of this workspace. With recheck
+    (a decision), in team mode its user must still be a user of the team server, and the server must say so."""
     digest = _hash(token.strip())
     for entry in _read_tokens(settings):
         if hmac.compare_digest(str(entry.get("sha256", "")), digest):
-            return Identity(str(entry["name"]), "token")
+            name = str(entry["name"])
+            if recheck:
+                _still_a_server_user(settings, name)
+            return Identity(name, "token")
     raise IdentityError("MLOPS_TOKEN is not a token of this workspace (mlops ci token create makes one)")
 
 
-def proven(settings: Settings, session: str | None = None, env: dict | None = None) -> list[Identity]:
-    """The identities this caller proves: a studio session, else MLOPS_TOKEN's and the OS account."""
+def _still_a_server_user(settings: Settings, name: str) -> None:
+    """In team mode, IdentityError unless the team server still has the token's user (deleted since the token was
+    made: the token proves nothing) or when the server cannot say (a decision is not taken on an unchecked proof)."""
+    from ml_service.team import login as team_login
+
+    if not team_login.applies(settings):
+        return
+    try:
+        names = team_login.server_users(settings)
+    except team_login.LoginUnavailable as exc:
+        raise IdentityError(f"MLOPS_TOKEN names {name!r}; the team server cannot say whether that is still one of "
+                            f"its users: {exc}") from None
+    if names is not None and name not in names:
+        raise IdentityError(f"MLOPS_TOKEN names {name!r}, who is no longer a user of the team workspace "
+                            f"{settings.tracking_uri}: the token proves nothing (mlops ci token revoke {name})")
+
+
+def proven(settings: Settings, session: str | None = None, env: dict | None = None,
+           recheck: bool = False) -> list[Identity]:
+    """The identities this caller proves: a studio session, else MLOPS_TOKEN's and the OS account; recheck: see
+    token_identity (a decision asks; recording who queued a run does not)."""
     if session:
         return [Identity(session, "session")]
     env = os.environ if env is None else env
     found = []
     token = envvars.MLOPS_TOKEN.get(env)
     if token:
-        found.append(token_identity(settings, token))
+        found.append(token_identity(settings, token, recheck))
     found.append(Identity(os_account(), "os-account"))
     return found
 

@@ -47,6 +47,20 @@ def pipeline_files(source_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yml"))}
 
 
+def pipeline_documents(source_dir: Path, unreadable: list[Path] | None = None):
+    """(name, file, document) for each pipeline file that reads as a mapping; the others (unreadable, malformed
+    YAML, not a mapping) are left out, and listed in unreadable when it is given (running one reports its error)."""
+    for name, path in pipeline_files(source_dir).items():
+        try:
+            document = load_file(path)
+        except (OSError, YamlError):
+            document = None
+        if isinstance(document, dict):
+            yield name, path, document
+        elif unreadable is not None:
+            unreadable.append(path)
+
+
 def resolve_file(settings: Settings, ref: str, source_dir: Path | None = None) -> Path:
     """A pipeline by file path, by name, or by kind (build, retrain, release) of the selected model.
 
@@ -421,13 +435,7 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
     result = _ENGINE_RESULT.get(run.result, "")
     stages = {k: v for k, v in (run.state or {}).get("results", {}).items() if "/" not in k}
     queued = []
-    for name, path in pipeline_files(Path(run.source_dir)).items():
-        try:
-            document = load_file(path) or {}
-        except YamlError:
-            continue
-        if not isinstance(document, dict):
-            continue
+    for name, path, document in pipeline_documents(Path(run.source_dir)):
         section = document.get("resources")
         resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in resources:
