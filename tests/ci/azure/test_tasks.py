@@ -67,6 +67,7 @@ def test_copy_delete_archive_and_extract_files(project):
     assert run.out.get("src", "").split() == ["./a/skip.txt", "./a/two.txt", "./one.txt"]  # **/*.log deleted
     assert run.out.get("unzipped", "").split() == ["./src/a/skip.txt", "./src/a/two.txt", "./src/one.txt"]
     assert run.out.get("untarred", "").split() == ["./a/skip.txt", "./a/two.txt", "./one.txt"]
+    assert run.out.get("kinds") == "True False False"  # archiveType zip is a zip, tar a tar (extraction reads both)
     assert run.result == "succeeded"
 
 
