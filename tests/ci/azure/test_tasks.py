@@ -36,6 +36,7 @@ def test_bash_cmdline_and_python_script_tasks(project):
     assert run.out.get("bash_cwd") == run.out.get("temp")  # workingDirectory; today: Bash@3 is refused
     assert run.out.get("args") == "one|two words"  # targetType defaults to filePath; arguments
     assert run.out.get("cmdline") == "ok"
+    assert run.out.get("cmdline_cwd") == run.out.get("temp")  # CmdLine@2's workingDirectory
     assert run.out.get("python_args") == "a|b"
     assert run.out.get("pyfile") == "ok"  # scriptSource defaults to filePath
     assert run.result == "succeeded"
