@@ -115,3 +115,17 @@ def test_extract_files_refuses_a_zip_holding_a_path_outside_the_destination_and_
     assert not list((tmp_path / "out").rglob("*")) and not (tmp_path / "outside.txt").exists()
     extract_files.run({"archiveFilePatterns": "good.zip", "destinationFolder": "out"}, ctx)
     assert (tmp_path / "out" / "a" / "fine.txt").read_text() == "fine"
+
+
+def test_delete_files_leaves_dot_files_unless_asked_or_named(tmp_path):
+    from ml_service.ci.runner.tasks import delete_files
+
+    ctx = {"variables": {"System.DefaultWorkingDirectory": str(tmp_path)}, "path": lambda text: tmp_path / text}
+    trash = tmp_path / "trash"
+    for options, left in (({}, [".keep"]), ({"RemoveDotFiles": "true"}, []),
+                          ({"Contents": "**/.keep"}, ["a.txt", "b.txt"])):
+        trash.mkdir(exist_ok=True)
+        for name in ("a.txt", ".keep", "b.txt"):
+            (trash / name).write_text(name)
+        delete_files.run({"SourceFolder": "trash", "Contents": "**", **options}, ctx)
+        assert sorted(p.name for p in trash.iterdir()) == left, options
