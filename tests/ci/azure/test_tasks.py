@@ -76,6 +76,8 @@ def test_publish_and_download_build_artifacts(project):
     project.add("tasks_build_artifacts.yml")
     run = project.run("tasks_build_artifacts.yml")
     assert run.out.get("v0") == "wheel"
+    shown = run.out.get("single", "").split()  # (the folder is also Build.ArtifactStagingDirectory: pkg)
+    assert "package" in shown and "docs" not in shown  # downloadType single: that artifact, not docs too
     assert run.out.get("v1") == "wheel"
     assert run.result == "succeeded"
 
