@@ -116,3 +116,12 @@ def test_daemons_end_with_the_job_and_a_background_child_does_not_hold_the_step(
     assert run.result == "succeeded"
     survivors = [int(p.read_text()) for p in pids.iterdir() if _alive(int(p.read_text()))]
     assert len(list(pids.iterdir())) == 2 and survivors == []  # both daemons were started, neither survived
+
+
+def test_a_steps_log_keeps_output_well_under_the_configured_megabytes_whole(tmp_path, monkeypatch):
+    settings = make_project(tmp_path, monkeypatch, "models:\n  - {project: p, name: m}\nci: {log_max_mb: 1}\n")
+    store, run = run_text(settings, "steps:\n  - bash: for i in $(seq 1 2000); do echo \"line $i of output\"; done\n"
+                                    "    displayName: talk\n")
+    log = Path(records(store, run.id)["talk"]["log"]).read_text()  # ~40 KB, far under the 1 MB cap
+    assert run.result == "succeeded" and "line 1 of output" in log and "line 2000 of output" in log
+    assert all(f"line {i} of output\n" in log for i in range(1, 2001)) and "elided" not in log
