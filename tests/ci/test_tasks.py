@@ -129,3 +129,11 @@ def test_delete_files_leaves_dot_files_unless_asked_or_named(tmp_path):
             (trash / name).write_text(name)
         delete_files.run({"SourceFolder": "trash", "Contents": "**", **options}, ctx)
         assert sorted(p.name for p in trash.iterdir()) == left, options
+
+
+@pytest.mark.parametrize("path, matched", [("a/b/app.txt", True), ("a/b/app.log", True), ("app.txt", True),
+                                           ("a/b/app.csv", False), ("a/b/app.{txt", False), ("a/b/app.", False)])
+def test_a_file_tasks_pattern_takes_either_alternative_of_its_braces(path, matched):
+    from ml_service.ci.runner.tasks.minimatch import matches
+
+    assert matches(path, ["**/*.{txt,log}"]) is matched
