@@ -240,7 +240,10 @@ CONSTRUCTS = {
     "${{ insert }}": ("ok", ""),
     "container / services (job, root or step target)": ("late", "named in the run's plan before it starts; the job "
                                                                 "fails when reached"),
-    "pool: server (agentless job)": ("late", "its tasks are refused when reached"),
+    "pool: server (agentless job)": ("ok", "ManualValidation as an approval, Delay a real wait; scripts, agent "
+                                           "tasks and server tasks needing Azure refused before the run"),
+    "checkout fetchDepth / submodules / lfs / sparse": ("ok", "shallow clone, submodule update, sparse-checkout; lfs "
+                                                              "without git-lfs refused before the run"),
     "name: (run number format)": ("ok", "Build.BuildNumber from it (Date, Rev, tokens, variables)"),
     "variable group": ("refused", "unless mapped in mlops.yml ci.variable_groups"),
     "pwsh / powershell step": ("late", ""),
@@ -271,7 +274,8 @@ CONSTRUCTS = {
     "workspace: clean": ("ok", "a fresh run folder each run"),
     "typed parameters (parameters: - name:)": ("ok", ""),
 }
-TASK_STATUS_TODAY = {"PublishTestResults@2": "ok", "PublishCodeCoverageResults@1": "ok",
+TASK_STATUS_TODAY = {"ManualValidation@0": "ok", "ManualValidation@1": "ok", "Delay@1": "ok",
+                     "InvokeRESTAPI@1": "refused", "PublishTestResults@2": "ok", "PublishCodeCoverageResults@1": "ok",
                      "PublishCodeCoverageResults@2": "ok", "PublishPipelineArtifact@1": "ok",
                      "DownloadPipelineArtifact@2": "ok", "Bash@3": "ok", "CmdLine@2": "ok", "PythonScript@0": "ok",
                      "UsePythonVersion@0": "ok", "CopyFiles@2": "ok", "DeleteFiles@1": "ok", "ArchiveFiles@2": "ok",
@@ -594,6 +598,10 @@ def census(doc, text: str, path: Path, stems: set[str], engine_names: set[str]) 
             kind = "checkout: self / none" if value in ("self", "none") else \
                 "checkout: git://project/repo" if value.startswith("git://") else "checkout: <repository alias>"
             add(kind, value, line_of(f"checkout: {value}"))
+            options = [k for k in ("fetchDepth", "submodules", "lfs", "sparseCheckoutDirectories",
+                                   "sparseCheckoutPatterns") if step.get(k) not in (None, "", "0", "false", False, 0)]
+            if options:
+                add("checkout fetchDepth / submodules / lfs / sparse", ", ".join(options), line_of(options[0]))
         if "download" in step:
             value = str(step["download"])
             add("download: none" if value == "none" else "download: current / alias", value,

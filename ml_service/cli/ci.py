@@ -95,7 +95,9 @@ def cmd_show(args) -> int:
     for approval in store.approvals(run.id):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval["decided"] or approval["requested"]))
         proof = f" ({approval['approver_proof']})" if approval.get("approver_proof") else ""
-        say(f"  approval of stage {approval['stage']} ({approval['environment']}): {approval['status']} "
+        what = f"manual validation {approval['step']}" if approval.get("kind") == "validation" else \
+            f"approval of stage {approval['stage']} ({approval['environment']})"
+        say(f"  {what}: {approval['status']} "
             f"{approval['approver'] or ''}{proof} {when} {approval['comment'] or ''}".rstrip())
     artifacts = store.artifacts_dir(run.id)
     if artifacts.is_dir():
@@ -165,6 +167,13 @@ def cmd_pending(args) -> int:
     for approval in pending:
         run = store.get_run(approval["run_id"])
         left = max(0, approval["timeout_at"] - time.time()) / 60
+        if approval.get("kind") == "validation":  # a ManualValidation step (its instructions, whom to notify)
+            print(f"run {run.id} ({run.pipeline}) manual validation {approval['step']}"
+                  + (f" (approvers: {approval['approvers']})" if approval.get("approvers") else "")
+                  + (f": {approval['instructions']}" if approval.get("instructions") else "")
+                  + (f"; notify {approval['notify']}" if approval.get("notify") else "")
+                  + f"; on timeout ({left:.0f} min) {approval['on_timeout']}: mlops ci approve|reject {run.id}")
+            continue
         print(f"run {run.id} ({run.pipeline}) stage {approval['stage']} -> environment {approval['environment']}, "
               f"requested by {run.requested_by}, times out in {left:.0f} min: mlops ci approve {run.id}")
     return 0
@@ -186,7 +195,7 @@ def cmd_decide(args) -> int:
     approval = approvals.decide(settings, store, args.run, approve, args.comment, args.stage)
     verb = "approved" if approve else "rejected"
     print(f"run {args.run}: stage {approval['stage']} {verb} by {approval['approver']} ({approval['proof']})")
-    if not approve:
+    if not approve and approval.get("kind") != "validation":  # a rejected ManualValidation: the run goes on
         return 0
     return summary(store, service.execute(settings, store, args.run, Progress()))
 

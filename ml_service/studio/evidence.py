@@ -64,7 +64,11 @@ def gather(settings: Settings, store: Store, approval: dict, client=None) -> Evi
 
     run = store.get_run(approval["run_id"])
     evidence = Evidence(run, approval, ref=release_ref(store, run))
-    check = approval_config(settings, approval["environment"]) or Approval()
+    if approval.get("kind") == "validation":  # a ManualValidation step: the task's own approvers
+        check = Approval(approvers=tuple(a for a in (approval.get("approvers") or "").split(",") if a),
+                         allow_self_approval=bool(approval.get("allow_self", 1)))
+    else:
+        check = approval_config(settings, approval["environment"]) or Approval()
     evidence.approvers = list(check.approvers)
     evidence.self_approval = check.allow_self_approval
     evidence.smoke = [r for r in store.records(run.id) if r["kind"] == "step" and "smoke" in

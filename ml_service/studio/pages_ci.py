@@ -144,14 +144,14 @@ async def decide(request: Request):
     store = studio.store()
     user = session_of(request).user
     try:
-        await asyncio.to_thread(approvals.decide, studio.settings, store, run_id, action == "approve", comment, stage,
-                                approver=user)
+        decided = await asyncio.to_thread(approvals.decide, studio.settings, store, run_id, action == "approve",
+                                          comment, stage, approver=user)
     except service.CIError as exc:
         items = [evidence_mod.gather(studio.settings, store, a, studio.client())
                  for a in store.approvals(status="pending")]
         return studio.render(request, "approvals.html", status_code=403, items=items, decided=[],
                              error=str(exc), commit_message={i.run.id: runs_mod.commit_message(i.run) for i in items})
-    if action == "approve":
+    if action == "approve" or decided.get("kind") == "validation":  # a rejected ManualValidation goes on too
         resume(studio.settings, run_id)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 

@@ -76,9 +76,9 @@ class TestCase:
 
 
 def test_results(store: Store, run_id: int) -> list[TestCase]:
-    """The test cases of the run's `test-results` artifact (PublishTestResults)."""
+    """The test cases of the run's published JUnit test results (PublishTestResults)."""
     cases = []
-    for file in sorted((store.artifacts_dir(run_id) / "test-results").glob("*.xml")):
+    for file in sorted(store.test_results_dir(run_id).glob("*.xml")):
         try:
             root = ElementTree.parse(file).getroot()
         except ElementTree.ParseError:
@@ -100,9 +100,9 @@ def test_results(store: Store, run_id: int) -> list[TestCase]:
 
 
 def coverage(store: Store, run_id: int) -> list[tuple[str, float]]:
-    """(file, line rate) of each Cobertura report in the run's `coverage` artifact."""
+    """(file, line rate) of each Cobertura report the run published (PublishCodeCoverageResults)."""
     rates = []
-    for file in sorted((store.artifacts_dir(run_id) / "coverage").glob("*.xml")):
+    for file in sorted(store.coverage_dir(run_id).glob("*.xml")):
         try:
             rates.append((file.name, float(ElementTree.parse(file).getroot().get("line-rate", 0))))
         except (ElementTree.ParseError, ValueError):

@@ -172,7 +172,8 @@ def _write_auth_config(team: TeamPaths, pg_port: int) -> None:
         f"default_permission = {DEFAULT_PERMISSION}\n"
         f"database_uri = {postgres.url(pg_port, 'mlflow_auth')}\n"
         f"admin_username = {ADMIN}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # MLflow's basic auth, and a run's user is who created it (team/server_auth.py).
+        "authorization_function = ml_service.team.server_auth:authenticate\n"
         "grant_default_workspace_access = true\n"
         # A checked password is remembered for 30 s per worker: without it every request hashes it again
         # (PBKDF2, about 0.3-1.5 s of CPU; bench/team.py). A password change made elsewhere waits that long.

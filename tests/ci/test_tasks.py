@@ -17,13 +17,17 @@ def project(tmp_path, monkeypatch):
     return make_project(tmp_path, monkeypatch)
 
 
+CASES = "<testcase name=\"ok\"/><testcase name=\"bad\"><failure/></testcase><testcase name=\"err\"><error/></testcase>"
+
+
 def test_publish_test_results_fails_the_task_only_when_asked(project):
-    base = ("steps:\n  - bash: mkdir -p r && echo '<testsuites><testsuite tests=\"3\" failures=\"1\" errors=\"1\"/>"
+    base = ("steps:\n  - bash: mkdir -p r && echo '<testsuites><testsuite>" + CASES + "</testsuite>"
             "</testsuites>' > r/TEST-a.xml\n  - task: PublishTestResults@2\n    displayName: publish\n"
             "    inputs: {testResultsFiles: r/TEST-*.xml%s}\n")
     store, lenient = run_text(project, base % "")
     assert lenient.result == "succeeded"
-    assert (store.artifacts_dir(lenient.id) / "test-results" / "TEST-a.xml").is_file()  # published either way
+    assert (store.test_results_dir(lenient.id) / "001-TEST-a.xml").is_file()  # recorded either way
+    assert not (store.artifacts_dir(lenient.id) / "test-results").exists()  # test results are no artifact
     store, strict = run_text(project, base % ", failTaskOnFailedTests: 'true'")
     record = next(r for r in store.records(strict.id) if r["display"] == "publish")
     assert strict.result == "failed" and record["result"] == "Failed" and "3 tests, 2 failed" in record["detail"]
@@ -31,15 +35,18 @@ def test_publish_test_results_fails_the_task_only_when_asked(project):
     assert quoted_false.result == "succeeded"
 
 
-def test_publish_code_coverage_copies_the_report_and_a_missing_one_fails(project):
+def test_publish_code_coverage_copies_the_report_and_a_missing_one_warns(project):
+    """A missing summary file is a warning (the task's NoCodeCoverage warning) unless failIfCoverageEmpty."""
     text = ("steps:\n  - bash: echo '<coverage line-rate=\"0.875\"/>' > cov.xml\n"
             "  - task: PublishCodeCoverageResults@2\n    displayName: cov\n    inputs: {summaryFileLocation: %s}\n")
     store, good = run_text(project, text % "cov.xml")
-    assert good.result == "succeeded" and (store.artifacts_dir(good.id) / "coverage" / "cov.xml").is_file()
+    assert good.result == "succeeded" and (store.coverage_dir(good.id) / "cov.xml").is_file()
     log = Path(next(r for r in store.records(good.id) if r["display"] == "cov")["log"]).read_text()
     assert "87.5% of lines" in log
     store, missing = run_text(project, text % "nowhere.xml")
-    assert missing.result == "failed"
+    assert missing.result == "succeeded" and not store.coverage_dir(missing.id).exists()
+    store, strict = run_text(project, text % "nowhere.xml, failIfCoverageEmpty: 'true'")
+    assert strict.result == "failed"
 
 
 @pytest.mark.parametrize("failures, errors, fail_on, result", [
@@ -47,8 +54,10 @@ def test_publish_code_coverage_copies_the_report_and_a_missing_one_fails(project
     (1, 0, "True", "Failed"),
 ])
 def test_failed_tests_fail_the_task_from_one_failure_when_asked(project, failures, errors, fail_on, result):
-    text = (f"steps:\n  - bash: mkdir -p r && echo '<testsuite tests=\"5\" failures=\"{failures}\" "
-            f"errors=\"{errors}\"/>' > r/TEST-x.xml\n  - task: PublishTestResults@2\n    displayName: publish\n"
+    cases = ("<testcase name=\"a\"/>" * 3 + "<testcase name=\"f\"><failure/></testcase>" * failures
+             + "<testcase name=\"e\"><error/></testcase>" * errors)
+    text = (f"steps:\n  - bash: mkdir -p r && echo '<testsuite>{cases}</testsuite>' > r/TEST-x.xml\n"
+            f"  - task: PublishTestResults@2\n    displayName: publish\n"
             f"    inputs: {{testResultsFiles: r/TEST-*.xml, failTaskOnFailedTests: '{fail_on}'}}\n")
     store, run = run_text(project, text)
     assert records(store, run.id)["publish"]["result"] == result

@@ -405,20 +405,22 @@ def test_run_tree_tests_coverage_artifacts_and_chain(project):
     store.set_record(retrain, "Train/Job", "job", name="Job", status="completed", result="Succeeded")
     store.set_record(retrain, "Train/Job/00", "step", name="test", display="Run tests", status="completed",
                      result="Succeeded")
-    results = store.artifacts_dir(retrain) / "test-results"
+    results = store.test_results_dir(retrain)
     results.mkdir(parents=True)
     (results / "TEST-unit.xml").write_text(
         '<testsuites><testsuite name="unit" tests="2"><testcase classname="t" name="ok" time="0.5"/>'
         '<testcase classname="t" name="bad"><failure message="boom: 1 != 2"/></testcase></testsuite></testsuites>')
-    (store.artifacts_dir(retrain) / "coverage").mkdir()
-    (store.artifacts_dir(retrain) / "coverage" / "coverage.xml").write_text('<coverage line-rate="0.875"/>')
+    store.coverage_dir(retrain).mkdir(parents=True)
+    (store.coverage_dir(retrain) / "coverage.xml").write_text('<coverage line-rate="0.875"/>')
     tree = runs.tree(store.records(retrain))
     assert [n.record["path"] for n in tree] == ["Train"] and tree[0].seconds == 3.0
     assert tree[0].children[0].children[0].record["display"] == "Run tests"
     cases = runs.test_results(store, retrain)
     assert [(c.name, c.outcome) for c in cases] == [("t::ok", "passed"), ("t::bad", "failed")]
     assert runs.coverage(store, retrain) == [("coverage.xml", 0.875)]
-    assert runs.artifact_file(store, retrain, "coverage/coverage.xml") is not None
+    (store.artifacts_dir(retrain) / "drop").mkdir(parents=True)
+    (store.artifacts_dir(retrain) / "drop" / "model.bin").write_bytes(b"model")
+    assert runs.artifact_file(store, retrain, "drop/model.bin") is not None
     assert runs.artifact_file(store, retrain, "../../runs.db") is None
     upstream, downstream = runs.chain(store, store.get_run(retrain))
     assert [r.id for r in upstream] == [build] and [r.id for r in downstream] == [release]

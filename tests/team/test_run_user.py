@@ -199,12 +199,14 @@ def test_a_server_user_that_is_an_existing_one_by_the_name_rule_or_a_run_users_n
 
 def test_a_champion_written_by_a_reader_is_refused_though_the_steps_may_not_ask_who_wrote_it(team, tmp_path):
     """The run user may not ask the server about another user's permissions, so the runner (the checkout's user)
-    checks the champion it hands to evaluate: a version whose run names a READ user as its writer is refused
-    before any step loads it (provenance.check), though its run and files are the experiment's."""
+    checks the champion it hands to evaluate: a version whose run was written by a user who holds only READ now
+    (a writer since demoted) is refused before any step loads it (provenance.check), though its run and files are
+    the experiment's. (The server records who wrote a run: team/server_auth.py; a client cannot name another.)"""
     import mlflow
 
     assert run_mlops(team["env"], "workspace", "user", "add", "reader").returncode == 0
-    admin_api(team)
+    reader_password = (team["state_dir"] / "secrets" / "users" / "reader").read_text().strip()
+    api = admin_api(team)
     mlflow.set_tracking_uri(team["uri"])
     mlflow.set_registry_uri(team["uri"])  # models:/ URIs are resolved through the registry URI
     client = mlflow.MlflowClient(team["uri"], team["uri"])
@@ -214,9 +216,16 @@ def test_a_champion_written_by_a_reader_is_refused_though_the_steps_may_not_ask_
     files = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{honest.version}", dst_path=str(tmp_path),
                                                      tracking_uri=team["uri"]))
     experiment = client.get_experiment_by_name(settings.experiment)
-    run = client.create_run(experiment.experiment_id, tags={"mlflow.user": "reader"})
-    client.log_artifacts(run.info.run_id, str(files), "model")
-    client.set_terminated(run.info.run_id)
+    api.grant_user_permission("reader", "experiment", experiment.experiment_id, "EDIT")
+    os.environ.update(MLFLOW_TRACKING_USERNAME="reader", MLFLOW_TRACKING_PASSWORD=reader_password)
+    try:
+        run = client.create_run(experiment.experiment_id)
+        client.log_artifacts(run.info.run_id, str(files), "model")
+        client.set_terminated(run.info.run_id)
+    finally:
+        api = admin_api(team)
+    api.revoke_user_permission("reader", "experiment", experiment.experiment_id)  # back to the default READ
+    assert client.get_run(run.info.run_id).info.user_id == "reader"
     planted = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
     client.set_registered_model_alias(name, "champion", planted.version)
     try:

@@ -8,10 +8,16 @@ default READ permission.
    experiment is refused before its files are unpickled.
 3. A reader creates the registration lock `mlops-lock.<model>` with `mlops.lock.since=1e12`: later registrations
    must not wait for it; a ticket is stale on the server's clock, whatever a client wrote.
+Also: a run's user is the user who created it, as the server authenticated them, whatever a client sends
+(`run.info.user_id`, the `mlflow.user` tag), so the provenance check reads a name the server vouches for.
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
+import urllib.error
+import urllib.request
 import pickle
 from contextlib import contextmanager
 from pathlib import Path
@@ -230,3 +236,46 @@ def test_the_artifact_store_is_readable_by_its_owner_only(team):
     for path in [artifacts, *artifacts.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def rest(team, user: str, path: str, body: dict) -> tuple[int, dict]:
+    """POST body to the server's REST API as user (a hand-made client: no MLflow code on this side)."""
+    token = base64.b64encode(f"{user}:{team[user]}".encode()).decode()
+    request = urllib.request.Request(f"{team['uri']}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Authorization": f"Basic {token}",
+                                                             "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_a_run_is_recorded_as_its_authenticated_creator_whatever_the_client_sends(team):
+    with acting_as(team, "reader") as reader:
+        experiment = reader.get_experiment_by_name("reader-lab") or reader.create_experiment("reader-lab")
+    experiment_id = experiment if isinstance(experiment, str) else experiment.experiment_id
+    status, created = rest(team, "reader", "runs/create", {
+        "experiment_id": experiment_id, "user_id": "admin", "tags": [{"key": "mlflow.user", "value": "admin"}]})
+    assert status == 200, created
+    run_id = created["run"]["info"]["run_id"]
+    assert created["run"]["info"]["user_id"] == "reader"  # the answer says who the server recorded
+
+    def stored():
+        run = client_of(team).get_run(run_id)  # read back through MLflow's own client, as the admin
+        return run.info.user_id, run.data.tags.get("mlflow.user")
+
+    with acting_as(team, "admin"):
+        assert stored() == ("reader", "reader")
+        assert client_of(team).get_run(run_id).data.tags["mlops.claimed_user"] == "admin"  # kept, as a claim
+    for path, body in (("runs/set-tag", {"run_id": run_id, "key": "mlflow.user", "value": "admin"}),
+                       ("runs/log-batch", {"run_id": run_id, "tags": [{"key": "mlflow.user", "value": "admin"}]}),
+                       ("runs/delete-tag", {"run_id": run_id, "key": "mlflow.user"})):
+        status, answer = rest(team, "reader", path, body)
+        assert status == 403, (path, answer)
+    status, _ = rest(team, "reader", "runs/set-tag", {"run_id": run_id, "key": "note", "value": "mine"})
+    assert status == 200  # other tags of one's own run are still the owner's to write
+    with acting_as(team, "admin"):
+        assert stored() == ("reader", "reader")
+        assert client_of(team).get_run(run_id).data.tags["note"] == "mine"

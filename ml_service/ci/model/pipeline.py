@@ -71,6 +71,8 @@ class Job:
     strategy: dict | None = None  # matrix / parallel / maxParallel of a job (expanded into legs when it runs)
     container_where: str = ""
     services: object = None  # service containers of the job (preflight.py names them)
+    agentless: bool = False  # `pool: server` (its own, its stage's or the pipeline's): an agentless job
+    pool_where: str = ""  # file:line of the `pool: server` that makes it agentless
 
 
 @dataclass
@@ -143,7 +145,9 @@ def normalize(document: dict) -> list[Stage]:
             raise EngineError(f"{_at(raw)}every stage needs a 'stage' name: {raw!r}"[:300])
         name = str(raw["stage"])
         depends = as_list(raw["dependsOn"]) if "dependsOn" in raw else ([previous] if previous else [])
-        jobs = _named([_job(j, name) for j in raw.get("jobs") or []], name, raw.get("jobs") or [])
+        pool = raw["pool"] if "pool" in raw else document.get("pool")
+        pool_at = _at(raw if "pool" in raw else document, "pool")
+        jobs = _named([_job(j, name, pool, pool_at) for j in raw.get("jobs") or []], name, raw.get("jobs") or [])
         stages.append(Stage(name, depends, str(raw.get("condition") or "succeeded()"), jobs,
                             raw.get("variables") or [], str(raw.get("displayName") or name),
                             _at(raw, "dependsOn")))
@@ -225,7 +229,12 @@ def run_once_steps(run_once: dict) -> list:
     return steps
 
 
-def _job(raw: dict, stage: str) -> Job:
+def is_server(pool) -> bool:
+    """Is a `pool:` value Azure's agentless pool (`pool: server`; jobs-job.md "Server jobs")?"""
+    return isinstance(pool, str) and pool.strip().lower() == "server"
+
+
+def _job(raw: dict, stage: str, pool=None, pool_at: str = "") -> Job:
     if not isinstance(raw, dict) or not ("job" in raw or "deployment" in raw):
         raise EngineError(f"{_at(raw)}stage {stage}: every job needs a 'job' or 'deployment' name")
     value = raw.get("job") if "job" in raw else raw.get("deployment")
@@ -257,7 +266,9 @@ def _job(raw: dict, stage: str) -> Job:
                variables=raw.get("variables") or [], display=str(raw.get("displayName") or name or ""),
                environment=environment, timeout_minutes=minutes(raw.get("timeoutInMinutes"), f"job {stage}.{name}",
                                                                 60.0),
-               continue_on_error=ex.as_bool(raw.get("continueOnError", False)), where=_at(raw, "dependsOn"))
+               continue_on_error=ex.as_bool(raw.get("continueOnError", False)), where=_at(raw, "dependsOn"),
+               agentless=is_server(raw["pool"] if "pool" in raw else pool),
+               pool_where=(_at(raw, "pool") if "pool" in raw else pool_at).rstrip(": "))
 
 
 def ordered(items: Iterable[T]) -> list[T]:

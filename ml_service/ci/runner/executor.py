@@ -261,7 +261,11 @@ class Engine:
         for position, (leg, values) in enumerate(legs, 1):
             extra = {**values, "System.JobPositionInPhase": str(position), "System.TotalJobsInPhase": str(len(legs)),
                      "__leg": leg}
-            results.append(self._run_job(stage, job, f"{path}/{leg}", stage_vars, roots, extra))
+            result = self._run_job(stage, job, f"{path}/{leg}", stage_vars, roots, extra)
+            if result == WAITING:
+                self.record(path, "job", status="waiting")
+                return WAITING
+            results.append(result)
         result = planner.worst(results) if results else Result.SKIPPED
         self.record(path, "job", status="completed", result=result, finished=time.time())
         return result
@@ -323,7 +327,10 @@ class Engine:
         if leg_name:
             job = replace(job, display=display)
             job.leg = leg_name
-        checkouts, project_root = self._sources(job, variables)
+        if job.agentless:  # an agentless job: no agent, no sources (Azure gives a server job no checkout)
+            checkouts, project_root = {}, self.source_dir
+        else:
+            checkouts, project_root = self._sources(job, variables)
         variables = expand_nested(variables)
         for var in variables.values():
             if var.secret:
@@ -333,12 +340,23 @@ class Engine:
         self.steps.start_job(checkouts, self.platform(project_root, workspace) if self.platform else {})
         results: list[str] = []
         try:
+            done = self.state.setdefault("steps", {})  # an agentless job's finished steps, for its resume
             for index, step in enumerate(job.steps):
                 step_path = f"{path}/{index:02d}"
+                if step_path in done:
+                    results.append(done[step_path])
+                    continue
                 ran = [r for r in results if r != Result.SKIPPED]  # Agent.JobStatus: the job's result so far
                 variables["Agent.JobStatus"] = Var(str(planner.worst(ran) if ran else Result.SUCCEEDED),
                                                    readonly=True, literal=True)
                 result = self.steps.run(stage, job, step, step_path, variables, results, deadline)
+                if result == WAITING:  # a ManualValidation: the run waits for its decision (validation.py)
+                    self.record(path, "job", status="waiting", detail="waiting for manual validation")
+                    self.save()
+                    return WAITING
+                if job.agentless:
+                    done[step_path] = str(result)
+                    self.save()
                 results.append(result)
             ran = [r for r in results if r != Result.SKIPPED]
             self.steps.post_job(planner.worst(ran).ok if ran else True)
@@ -381,7 +399,7 @@ class Engine:
             for name in ("Build.SourcesDirectory", "System.DefaultWorkingDirectory", "Build.Repository.LocalPath"):
                 variables[name] = Var(str(target), readonly=True, literal=True)
         try:
-            self.steps.prepared = sources.prepare(self.checkout, self.source_dir, target)
+            self.steps.prepared = sources.prepare(self.checkout, self.source_dir, target, sources.Options.of(step))
         except sources.SourcesError as exc:
             raise EngineError(f"job {job.name}: {exc}") from None
         return {}, target / prefix

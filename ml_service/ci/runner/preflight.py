@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ml_service.ci.model import repositories
 from ml_service.ci.model.pipeline import Stage
-from ml_service.ci.runner import tasks
+from ml_service.ci.runner import sources, tasks
 from ml_service.ci.runner.macros import MACRO
 from ml_service.ci.runner.step_factory import kind_of
 
@@ -74,28 +75,77 @@ def _connection_problem(step: dict, registries: dict, variables: dict[str, str])
     return ""
 
 
-def _checkout_notes(step: dict) -> list[str]:
-    """What a checkout step asks that the local checkout (sources.py: a clone of the local repository, every job
-    clean) does differently; `clean` and `persistCredentials` change nothing here (every job starts clean, there
-    is no credential to keep)."""
-    notes, at = [], where(step, "checkout")
-    depth = str(step.get("fetchDepth", "")).strip()
-    if depth not in ("", "0") or step.get("fetchFilter"):
-        notes.append(f"{at}: checkout {step['checkout']}: the checkout holds the full history (a local clone; "
-                     f"Azure fetches {'a filtered clone' if step.get('fetchFilter') else f'{depth} commit(s)'})")
-    if str(step.get("submodules", "false")).lower() in ("true", "recursive"):
-        notes.append(f"{at}: checkout {step['checkout']}: submodules are not fetched here; run `git submodule "
-                     "update --init` in a step")
-    if str(step.get("lfs", "false")).lower() == "true":
-        notes.append(f"{at}: checkout {step['checkout']}: LFS files are as git checks them out here (pointers "
-                     "unless git-lfs is installed); run `git lfs pull` in a step")
-    if step.get("sparseCheckoutDirectories") or step.get("sparseCheckoutPatterns"):
-        notes.append(f"{at}: checkout {step['checkout']}: the whole tree is checked out (no sparse checkout here)")
-    return notes
+def _checkout_problems(step: dict, lfs_used: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """(refusals, notes) of a checkout step's options (yaml-schema steps-checkout.md). fetchDepth, submodules,
+    lfs and the sparse checkout are done as the agent does them (sources.py); a value Azure does not take, or
+    lfs: true without git-lfs here for a repository that tracks files with LFS (lfs_used(checkout value); a
+    repository resource is looked at when cloned), refuses the run naming the option. `clean` and
+    `persistCredentials` change nothing here (every job starts on a clean copy; there is no credential to keep);
+    `fetchFilter` fetches a partial clone on Azure: here every object is there, the files are the same (a note)."""
+    refused, notes, at = [], [], where(step, "checkout")
+    head = f"{at}: checkout {step['checkout']}"
+
+    def text(key: str, default: str = "") -> str:
+        return str(step.get(key, default)).strip()
+
+    for key in ("fetchDepth", "submodules", "lfs", "clean", "sparseCheckoutDirectories", "sparseCheckoutPatterns"):
+        if any(mark in text(key) for mark in ("$(", "$[")):
+            refused.append(f"{head}: {key}: {text(key)!r} holds a run-time macro, which the local checkout does not "
+                           "expand: write the value, or a ${{ }} parameter")
+    depth = text("fetchDepth", "0") or "0"
+    if not depth.isdigit() and "$(" not in depth:
+        refused.append(f"{head}: fetchDepth must be a whole number of commits (0: the whole history), got {depth!r}")
+    if text("submodules", "false").lower() not in ("true", "false", "recursive") and "$(" not in text("submodules"):
+        refused.append(f"{head}: submodules must be true, false or recursive, got {text('submodules')!r}")
+    for key in ("lfs", "clean", "persistCredentials", "fetchTags"):
+        if text(key, "false").lower() not in ("true", "false") and "$(" not in text(key):
+            refused.append(f"{head}: {key} must be true or false, got {text(key)!r}")
+    if text("lfs", "false").lower() == "true" and lfs_used(str(step["checkout"])) and not sources.has_git_lfs():
+        refused.append(f"{head}: lfs: true: the repository tracks files with Git LFS and git-lfs is not installed "
+                       "here (`git lfs version` fails): install git-lfs, or set lfs: false")
+    if step.get("fetchFilter"):
+        notes.append(f"{head}: fetchFilter {step['fetchFilter']!r}: Azure fetches a partial clone; here every object "
+                     "is in the clone (the checked-out files are the same)")
+    if text("fetchTags"):
+        notes.append(f"{head}: fetchTags: the local clone holds the repository's tags (a full clone) or none "
+                     "(fetchDepth): as Azure's default for a shallow fetch")
+    return refused, notes
+
+
+def _agentless_problems(job) -> tuple[list[str], dict[int, str]]:
+    """(refusals, stops: id(step) -> why) of an agentless job (`pool: server`). Azure runs no scripts,
+    checkouts or agent tasks there ("Server jobs", docs/pipelines/process/phases.md) and refuses such a pipeline
+    when it compiles: refused here too, before the run. ManualValidation and Delay run (their inputs checked);
+    the other server tasks (InvokeRESTAPI, AzureFunction ..., an extension's server task) need Azure: named in
+    the plan, the job fails when it reaches them, as a cloud task in an agent job does."""
+    refused, stops = [], {}
+    head = f"job {job.name} is an agentless job (pool: server at {job.pool_where or '?'})"
+    for step in job.steps:
+        if not isinstance(step, dict) or step.get("__auto"):
+            continue
+        kind = kind_of(step)
+        at = where(step, kind or "task")
+        if kind != "task":
+            refused.append(f"{at}: {head}: a {kind} step cannot run there (an agentless job runs no scripts and has "
+                           "no sources or artifacts; Azure refuses the pipeline): move it to an agent job")
+            continue
+        name = str(step["task"])
+        label = step.get("displayName") or step.get("name") or name
+        found = tasks.module(name)
+        if found is not None and found.KIND != "server":
+            refused.append(f"{at}: {head}: task {name} needs an agent and is not valid in an agentless job (Azure "
+                           "refuses the pipeline): move it to an agent job")
+        elif found is not None:
+            refused += [f"{at}: step '{label}' of job {job.name}: {problem}"
+                        for problem in tasks.problems(name, step.get("inputs") or {})]
+        else:
+            why = tasks.server_refusal(name) if tasks.is_server_task(name) else tasks.refusal(name)
+            stops[id(step)] = f"{at}: step '{label}' of agentless job {job.name}: {why}"
+    return refused, stops
 
 
 def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[str, str] | None = None,
-          registries: dict | None = None) -> Plan:
+          registries: dict | None = None, lfs_used: Callable[[str], bool] | None = None) -> Plan:
     """Inspect a compiled pipeline and its normalized stages; a Plan of what cannot run here (mapping: ci.repositories,
     registries: ci.registries)."""
     plan = Plan()
@@ -114,6 +164,12 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
     for stage in stages:
         for job in stage.jobs:
             scope = {**pipeline_variables, **_literal_variables(stage.variables), **_literal_variables(job.variables)}
+            if job.agentless:
+                refused, stops = _agentless_problems(job)
+                plan.refused += refused
+                plan.step_stops.update(stops)
+                plan.stops += stops.values()
+                continue
             services = job.services or (document.get("services") if isinstance(document, dict) else None)
             if services and not (job.container or document.get("container")):
                 why = (f"{job.container_where or where(document, 'services')}: job {job.name} uses service containers "
@@ -153,7 +209,9 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                     continue
                 if kind == "checkout":
                     value = str(step["checkout"])
-                    plan.notes += _checkout_notes(step)
+                    refused, notes = _checkout_problems(step, lfs_used or (lambda value: True))
+                    plan.refused += refused
+                    plan.notes += notes
                     if value not in ("self", "none"):
                         try:
                             repositories.resolve(value, declared, mapping, where(step, "checkout"))
@@ -173,4 +231,13 @@ def check(document: dict, stages: list[Stage], mapping: dict, definitions: dict[
                     why = f"{where(step, 'task')}: {tasks.refusal(str(step['task']))}"
                     plan.step_stops[id(step)] = why
                     plan.stops.append(why)
+                elif kind == "task" and tasks.is_server_task(str(step["task"])):
+                    plan.refused.append(
+                        f"{where(step, 'task')}: step '{step.get('displayName') or step['task']}' of job {job.name}: "
+                        f"task {step['task']} runs only in an agentless job (pool: server), and Azure refuses it in "
+                        "an agent job: put it in a job of its own with `pool: server`")
+                elif kind == "task":  # a supported task: its inputs as written (unknown, unsupported values)
+                    label = step.get("displayName") or step.get("name") or step["task"]
+                    plan.refused += [f"{where(step, 'task')}: step '{label}' of job {job.name}: {problem}"
+                                     for problem in tasks.problems(str(step["task"]), step.get("inputs") or {})]
     return plan

@@ -72,8 +72,12 @@ def summary(store, run_ids: list[int]) -> int:
         if run.status == "waiting":
             pending = store.approvals(run_id, "pending")
             stage = pending[0]["stage"] if pending else "?"
-            print(f"run {run_id} ({run.pipeline}) is waiting for approval of stage {stage} "
-                  f"(environment {pending[0]['environment'] if pending else '?'}).")
+            if pending and pending[0].get("kind") == "validation":  # a ManualValidation step
+                print(f"run {run_id} ({run.pipeline}) is waiting for the manual validation {pending[0]['step']}"
+                      + (f": {pending[0]['instructions']}" if pending[0].get("instructions") else "."))
+            else:
+                print(f"run {run_id} ({run.pipeline}) is waiting for approval of stage {stage} "
+                      f"(environment {pending[0]['environment'] if pending else '?'}).")
             print(f"  approve: mlops ci approve {run_id} --comment \"...\"    reject: mlops ci reject {run_id}")
         else:
             print(f"run {run_id} ({run.pipeline}): {run.result}")

@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ml_service.errors import MLOpsError
@@ -136,16 +137,130 @@ def summary(checkout: dict) -> str:
     return f"commit {commit[:12]}" if commit else "nothing (no commit)"
 
 
-def prepare(checkout: dict, source_dir: Path, dest: Path) -> str:
+@dataclass(frozen=True)
+class Options:
+    """What a checkout step asks of the clone (yaml-schema steps-checkout.md): fetchDepth (0: the whole
+    history), submodules ('', 'true' or 'recursive'), lfs."""
+
+    depth: int = 0
+    submodules: str = ""
+    lfs: bool = False
+    sparse_directories: tuple[str, ...] = ()  # cone mode (sparseCheckoutDirectories, space-separated)
+    sparse_patterns: tuple[str, ...] = ()  # non-cone (sparseCheckoutPatterns, one a line; wins over directories)
+
+    @classmethod
+    def of(cls, step: dict) -> "Options":
+        """The options of a checkout step mapping (values checked before the run: preflight.py)."""
+        depth = str(step.get("fetchDepth", "") or "0").strip()
+        modules = str(step.get("submodules", "false")).strip().lower()
+        return cls(int(depth) if depth.isdigit() else 0, modules if modules in ("true", "recursive") else "",
+                   str(step.get("lfs", "false")).strip().lower() == "true",
+                   tuple(str(step.get("sparseCheckoutDirectories") or "").split()),
+                   tuple(line.strip() for line in str(step.get("sparseCheckoutPatterns") or "").splitlines()
+                         if line.strip()))
+
+
+def shallow_clone(source: str, what: str, dest: Path, depth: int, label: str = "checkout self") -> None:
+    """dest a clone of source holding only the last `depth` commits of what (a commit or a ref), as the agent's
+    `git fetch --depth=N origin <commit>` makes it (Agent.Plugins/GitSourceProvider.cs): origin is source, HEAD
+    detached at what. A local path is fetched over file:// (a plain path would ignore --depth)."""
+    _reset_folder(dest)
+    url = source if "://" in source else Path(source).resolve().as_uri()
+    steps = [("init", "--quiet"), ("remote", "add", "origin", source),
+             ("-c", "protocol.file.allow=always", "fetch", "--quiet", "--no-tags", f"--depth={depth}",
+              "--upload-pack", "git -c uploadpack.allowAnySHA1InWant=true upload-pack", url, what),
+             ("checkout", "--quiet", "--detach", "FETCH_HEAD")]
+    for args in steps:
+        done = _git(*args, cwd=dest)
+        if done.returncode != 0:
+            raise SourcesError(f"{label}: fetchDepth {depth}: git {args[0] if args[0] != '-c' else 'fetch'} of {what} "
+                               f"from {source} failed: {done.stderr.strip()}")
+
+
+def _copy_tree(source_git: Path, tree: str, dest: Path) -> None:
+    """Put tree's objects (a snapshot of uncommitted changes) into dest's repository, which lacks them (shallow)."""
+    listed = _git("--git-dir", str(source_git), "ls-tree", "-r", "-t", "--format=%(objecttype) %(objectname)", tree)
+    names = [line.split()[1] for line in listed.stdout.splitlines() if not line.startswith("commit ")]  # no gitlinks
+    objects = "\n".join([tree, *names]) + "\n"
+    pack = subprocess.run(["git", "--git-dir", str(source_git), "pack-objects", "--stdout"], input=objects.encode(),
+                          capture_output=True, timeout=600)
+    indexed = subprocess.run(["git", "index-pack", "--stdin", "--fix-thin"], cwd=dest, input=pack.stdout,
+                             capture_output=True, timeout=600)
+    if listed.returncode or pack.returncode or indexed.returncode:
+        raise SourcesError(f"checkout self: the snapshot tree {tree} cannot be copied into the shallow clone: "
+                           f"{(listed.stderr or pack.stderr.decode() or indexed.stderr.decode()).strip()}")
+
+
+def finish(dest: Path, options: Options, label: str = "checkout self") -> list[str]:
+    """Submodules and LFS files of a checkout in dest, as its options ask (the agent: `git submodule sync`,
+    `git submodule update --init --force [--recursive] [--depth N]`, `git lfs fetch` + checkout); what was
+    done, for the log."""
+    done = []
+    if options.sparse_patterns or options.sparse_directories:  # the agent: git sparse-checkout set [--no-cone]
+        mode, values = ("--no-cone", options.sparse_patterns) if options.sparse_patterns else \
+            ("--cone", options.sparse_directories)
+        sparse = _git("sparse-checkout", "set", mode, *values, cwd=dest)
+        if sparse.returncode != 0:
+            raise SourcesError(f"{label}: sparse checkout {' '.join(values)} failed: {sparse.stderr.strip()}")
+        done.append(f"sparse checkout ({mode.removeprefix('--')}): {' '.join(values)}")
+    if options.submodules:
+        args = ["-c", "protocol.file.allow=always", "submodule", "update", "--init", "--force",
+                *(["--recursive"] if options.submodules == "recursive" else []),
+                *([f"--depth={options.depth}"] if options.depth else [])]
+        synced = _git("submodule", "sync", *(["--recursive"] if options.submodules == "recursive" else []), cwd=dest)
+        updated = _git(*args, cwd=dest) if synced.returncode == 0 else synced
+        if updated.returncode != 0:
+            raise SourcesError(f"{label}: submodules: {options.submodules}: git submodule update failed: "
+                               f"{updated.stderr.strip()}")
+        done.append(f"submodules ({options.submodules}) checked out")
+    if options.lfs and has_git_lfs():
+        pulled = _git("lfs", "pull", cwd=dest)
+        if pulled.returncode != 0:
+            raise SourcesError(f"{label}: lfs: true: git lfs pull failed: {pulled.stderr.strip()}")
+        done.append("LFS files fetched")
+    elif options.lfs and uses_lfs(dest):
+        raise SourcesError(f"{label}: lfs: true: the repository tracks files with Git LFS (filter=lfs in "
+                           ".gitattributes) and git-lfs is not installed here: install git-lfs, or set lfs: false")
+    elif options.lfs:  # what `git lfs pull` would fetch: nothing
+        done.append("lfs: no file is tracked by Git LFS, nothing to fetch")
+    return done
+
+
+def has_git_lfs() -> bool:
+    """Is git-lfs installed (`git lfs version` works)?"""
+    return _git("lfs", "version").returncode == 0
+
+
+def uses_lfs(repo: Path, rev: str = "") -> bool:
+    """Does the repository (its checked-out files, or rev) track a file with Git LFS (filter=lfs in a
+    .gitattributes)? Without it `lfs: true` fetches nothing, on Azure as here."""
+    where = [rev] if rev else []
+    found = _git("grep", "-q", "-e", "filter=lfs", *where, "--", ".gitattributes", "**/.gitattributes", cwd=repo)
+    return found.returncode == 0
+
+
+def prepare(checkout: dict, source_dir: Path, dest: Path, options: Options = Options()) -> str:
     """Make dest a clean copy of what checkout describes (from the repository at source_dir, or the
-    snapshots repository); returns what it holds, for the log. SourcesError when the commit is unknown."""
+    snapshots repository), with options (fetchDepth, submodules, lfs) applied; returns what it holds, for the
+    log. SourcesError when the commit is unknown."""
     dest = Path(dest)
     if checkout.get("objects"):
         _reset_folder(dest)
         _extract(Path(checkout["objects"]), checkout["tree"], dest)
         return f"checkout self: {summary(checkout)} into {dest}"
     commit, tree = checkout.get("commit", ""), checkout.get("tree", "")
-    if not _reuse(dest, commit, tree):
+    if options.depth and commit:
+        shallow_clone(str(source_dir), commit, dest, options.depth)
+        if tree:
+            source_git = Path(_git("rev-parse", "--absolute-git-dir", cwd=source_dir).stdout.strip())
+            _copy_tree(source_git, tree, dest)
+            done = _git("read-tree", "-u", "--reset", tree, cwd=dest)
+            if done.returncode != 0:
+                raise SourcesError(f"checkout self: the snapshot tree {tree}: {done.stderr.strip()}")
+        extra = finish(dest, options)
+        return f"checkout self: {summary(checkout)} into {dest} (fetchDepth {options.depth})" + \
+            "".join(f"; {e}" for e in extra)
+    if options != Options() or not _reuse(dest, commit, tree):
         _reset_folder(dest)
         cloned = _git("clone", "--quiet", "--no-checkout", "--", str(source_dir), str(dest))
         if cloned.returncode != 0:
@@ -161,7 +276,8 @@ def prepare(checkout: dict, source_dir: Path, dest: Path) -> str:
             if done.returncode != 0:
                 raise SourcesError(f"checkout self: the snapshot tree {tree} is not in {source_dir}: "
                                    f"{done.stderr.strip()}")
-    return f"checkout self: {summary(checkout)} into {dest}"
+    extra = finish(dest, options) if options != Options() else []
+    return f"checkout self: {summary(checkout)} into {dest}" + "".join(f"; {e}" for e in extra)
 
 
 def _reuse(dest: Path, commit: str, tree: str) -> bool:

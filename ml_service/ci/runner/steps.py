@@ -106,6 +106,11 @@ class Steps:
             self.engine.record(path, "step", status="completed", result=Result.SKIPPED)
             return Result.SKIPPED
         log_path = self.engine.store.log_path(self.engine.run_id, path.replace("/", "."))
+        validations = (tasks.manual_validation, tasks.manual_validation_v0)
+        if isinstance(step, TaskStep) and tasks.module(step.task) in validations:
+            from ml_service.ci.runner import validation
+
+            return validation.step(self.engine, stage, job, step, path, variables, log_path)
         attempts = step.attempts
         started = time.time()
         self.engine.record(path, "step", status="running", started=started, log=str(log_path))
@@ -122,23 +127,31 @@ class Steps:
         self.engine.record(path, "step", status="completed", result=result, finished=time.time(), detail=detail[:4000])
         return result
 
-    def _checkout(self, value: str, variables: dict[str, Var], log_path) -> tuple[Result, str]:
-        """checkout: self | none | <repository resource> | git://project/repo@ref (repositories.py)."""
+    def _checkout(self, value: str, variables: dict[str, Var], log_path, raw: dict | None = None
+                  ) -> tuple[Result, str]:
+        """checkout: self | none | <repository resource> | git://project/repo@ref (repositories.py), with its
+        fetchDepth, submodules and lfs (sources.Options)."""
         from ml_service.ci.model import repositories
 
         target = getattr(self, "checkouts", {}).get(value)
+        options = sources.Options.of(raw or {})
         try:
             if target is None and value == "self" and self.prepared:  # made when the job started (executor)
                 message = self.prepared
             elif target is None:  # none
                 message = f"checkout {value}: nothing checked out; {variables['Build.SourcesDirectory'].value} is empty"
             elif value == "self":
-                message = sources.prepare(self.engine.checkout, self.engine.source_dir, target)
+                message = sources.prepare(self.engine.checkout, self.engine.source_dir, target, options)
             else:
                 repo = repositories.resolve(value, repositories.declared(self.engine.document),
                                             self.engine.repositories, value)
-                repositories.clone(repo, target)
-                message = f"checkout {value}: {repo.source} at {repo.ref} into {target}"
+                if options.depth:
+                    sources.shallow_clone(repo.source, repo.ref, target, options.depth, f"checkout {value}")
+                else:
+                    repositories.clone(repo, target)
+                extra = sources.finish(target, options, f"checkout {value}")
+                message = f"checkout {value}: {repo.source} at {repo.ref} into {target}" + \
+                    "".join(f"; {e}" for e in extra)
         except (repositories.RepositoryError, sources.SourcesError) as exc:
             with open(log_path, "a") as log:
                 log.write(f"##[error]{exc}\n")
@@ -157,7 +170,7 @@ class Steps:
             return Result.FAILED, stop
         workdir = Path(macros.expand(str(step.raw.get("workingDirectory") or default_dir), variables))
         if isinstance(step, CheckoutStep):
-            return self._checkout(step.repository, variables, log_path)
+            return self._checkout(step.repository, variables, log_path, step.raw)
         if isinstance(step, ShellStep):
             return Result.FAILED, step.refusal
         if isinstance(step, TaskStep):
@@ -174,7 +187,9 @@ class Steps:
                 if not workdir.is_absolute():
                     workdir = Path(default_dir) / workdir
         if isinstance(step, (TaskStep, DownloadStep, PublishStep)):
-            return self._task(step.kind, step.raw, name, stage, job, variables, log_path)
+            own = minutes(step.raw.get("timeoutInMinutes"), f"step {name or step.kind}", 0.0) * 60
+            return self._task(step.kind, step.raw, name, stage, job, variables, log_path,
+                              min(deadline, time.time() + own) if own else deadline)
         script, spliced = macros.expand_script(step.script, variables)
         if spliced:
             message = (f"refused: the value of {', '.join(spliced)} holds shell syntax ($(...), `, ;, |, &, <, >, "
@@ -236,7 +251,7 @@ class Steps:
             return Result.FAILED, f"exited with code {ended.code}" + (f"; {'; '.join(issues)}" if issues else "")
         return Result.SUCCEEDED, "; ".join(issues)
 
-    def _task(self, kind, step, name, stage, job, variables, log_path) -> tuple[Result, str]:
+    def _task(self, kind, step, name, stage, job, variables, log_path, deadline=float("inf")) -> tuple[Result, str]:
         inputs = {k: macros.expand(ex.to_str(v), variables) for k, v in (step.get("inputs") or {}).items()}
         expanded = {k: macros.expand(v, variables) if isinstance(v, str) else v for k, v in step.items()}
         issues: list[str] = []
@@ -256,7 +271,7 @@ class Steps:
         def set_variable(var: str, value: str) -> None:  # a job variable, as ##vso setvariable
             variables[var] = Var(value, literal=True)
         context.update({"path": path, "expand": lambda text: macros.expand(str(text), variables),
-                        "set_output": set_output, "set_variable": set_variable,
+                        "deadline": deadline, "set_output": set_output, "set_variable": set_variable,
                         "prepend_path": self.prepended.append, "post_job": self.post_jobs.append,
                         "path_env": macros.step_environment({}, variables, self.prepended, self.platform).get("PATH")})
         try:
@@ -271,6 +286,7 @@ class Steps:
 
     def _task_context(self, variables: dict[str, Var]) -> dict:
         return {"store": self.engine.store, "run_id": self.engine.run_id, "variables": self.engine.values(variables),
+                "mask": self.engine.masker,  # what a task stores passes it (a title may hold a secret)
                 "resources": self.engine.store.get_run(self.engine.run_id).resources,
                 "definitions": self.engine.definitions, "registries": self.engine.registries}
 

@@ -30,12 +30,18 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     alone is a claim, never proof. With allow_self_approval false, whoever requested the run (by
     the name they gave or by the identities they proved) may not approve it. Only one decision is
     taken on an approval, whatever runs at once. Returns the approval with "approver" and "proof".
+    A ManualValidation's approval (kind "validation") takes its approvers and self-approval from the task's
+    inputs, and a rejection does not end the run: the run resumes and the step fails (runner/validation.py).
     """
     pending = [a for a in store.approvals(run_id, "pending") if stage is None or a["stage"] == stage]
     if not pending:
         raise CIError(f"run {run_id} has no pending approval" + (f" in stage {stage}" if stage else ""))
     approval = pending[0]
-    check = approval_config(settings, approval["environment"]) or Approval()
+    if approval.get("kind") == "validation":  # a ManualValidation step: its own approvers (runner/validation.py)
+        check = Approval(approvers=tuple(a for a in (approval.get("approvers") or "").split(",") if a),
+                         allow_self_approval=bool(approval.get("allow_self", 1)))
+    else:
+        check = approval_config(settings, approval["environment"]) or Approval()
     try:
         candidates = ident.proven(settings, approver, recheck=True)
     except ident.IdentityError as exc:
@@ -43,7 +49,8 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
     if check.approvers:
         who = next((i for i in candidates if same_user.among(i.name, check.approvers)), None)
         if who is None:
-            listed = f"environment {approval['environment']} (approvers: {', '.join(check.approvers)})"
+            listed = (f"environment {approval['environment']}" if approval.get("kind") != "validation" else
+                      f"the manual validation {approval['step']}") + f" (approvers: {', '.join(check.approvers)})"
             if approver:
                 raise CIError(f"{approver} is not an approver of {listed}")
             claimed = ident.claimed_name(settings)
@@ -63,7 +70,7 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
         raise CIError(f"{who.name} requested run {run_id} and may not approve it (allow_self_approval is false)")
     if not store.decide(approval["id"], "approved" if approve else "rejected", who.name, comment, proof=who.proof):
         raise CIError(f"run {run_id}: the approval of stage {approval['stage']} was decided meanwhile")
-    if not approve:
+    if not approve and approval.get("kind") != "validation":  # a rejected validation: its step fails on resume
         now = time.time()
         for record in store.records(run_id):
             if record["status"] == "waiting":

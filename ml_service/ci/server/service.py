@@ -6,6 +6,9 @@ import functools
 import os
 import re
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +35,23 @@ def open_store(settings: Settings) -> Store:
     """The run store of this workspace, reconciled (killed runs marked, expired approvals timed out)."""
     store = Store(settings.state_dir / "ci")
     store.reconcile()
+    for run_id in store.resumable:  # a ManualValidation timed out: the run goes on (onTimeout) on its own
+        resume_detached(settings, run_id)
+    store.resumable.clear()
     return store
+
+
+def resume_detached(settings: Settings, run_id: int):
+    """Continue a waiting run in a process of its own, detached (its output in <state>/ci/resume/<run>.log)."""
+    logs = settings.state_dir / "ci" / "resume"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MLOPS_ROOT": str(settings.root), "MLOPS_STATE_DIR": str(settings.state_dir)}
+    with open(logs / f"{run_id}.log", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ml_service.cli", "ci", "scheduler", "--execute",
+                                    str(run_id)], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=settings.root)
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends: no zombie
+    return process
 
 
 def identity(settings: Settings) -> str:
@@ -364,7 +383,12 @@ def execute(settings: Settings, store: Store, run_id: int,
         engine.log_max_bytes = int(settings.ci.log_max_mb * 1024 * 1024)
         mapping = dict(settings.ci.repositories)
         engine.registries = dict(settings.ci.registries)
-        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries)
+        source, commit = Path(run.source_dir), engine.checkout.get("commit", "")
+
+        def lfs_used(value: str) -> bool:  # self: its commit tracks LFS files; a repository: seen when cloned
+            return value == "self" and bool(commit) and sources.uses_lfs(source, commit)
+        engine.plan = preflight.check(document, engine.stages, mapping, engine.definitions, engine.registries,
+                                      lfs_used)
         engine.repositories = mapping
         if engine.plan.refused:
             raise CIError("refused before the run: " + "; ".join(engine.plan.refused))
@@ -392,7 +416,8 @@ def execute(settings: Settings, store: Store, run_id: int,
         return [run_id]
     if outcome.status == "waiting":
         store.update_run(run_id, status="waiting")
-        supersede_older(store, run_id)
+        if any(a.get("kind") != "validation" for a in store.approvals(run_id, "pending")):
+            supersede_older(store, run_id)  # an environment's exclusive lock; a ManualValidation has none
         return [run_id]
     store.update_run(run_id, status="completed", result=_run_result(outcome.result), finished=time.time())
     sources.retain(store, settings.ci.keep_work)

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS approvals (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, stage TEXT NOT NULL, job TEXT NOT NULL,
   environment TEXT NOT NULL, status TEXT NOT NULL, requested REAL, timeout_at REAL, decided REAL,
-  approver TEXT, comment TEXT, approver_proof TEXT
+  approver TEXT, comment TEXT, approver_proof TEXT, kind TEXT, step TEXT, approvers TEXT, allow_self INTEGER,
+  instructions TEXT, notify TEXT, on_timeout TEXT
 );
 CREATE TABLE IF NOT EXISTS counters (
   pipeline TEXT NOT NULL, prefix TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (pipeline, prefix)
@@ -46,7 +47,14 @@ CREATE TABLE IF NOT EXISTS counter_uses (
 # succeededWithIssues, failed, canceled, rejected (and interrupted, in stores of older versions).
 MIGRATIONS = {("runs", "owner"): "ALTER TABLE runs ADD COLUMN owner TEXT",
               ("runs", "requested_proof"): "ALTER TABLE runs ADD COLUMN requested_proof TEXT",
-              ("approvals", "approver_proof"): "ALTER TABLE approvals ADD COLUMN approver_proof TEXT"}
+              ("approvals", "approver_proof"): "ALTER TABLE approvals ADD COLUMN approver_proof TEXT",
+              **{("approvals", column): f"ALTER TABLE approvals ADD COLUMN {column} {kind}" for column, kind in (
+                  ("kind", "TEXT"), ("step", "TEXT"), ("approvers", "TEXT"), ("allow_self", "INTEGER"),
+                  ("instructions", "TEXT"), ("notify", "TEXT"), ("on_timeout", "TEXT"))}}
+# An approval's kind: "environment" (NULL in older stores: a deployment job's environment check) or "validation"
+# (a ManualValidation step of an agentless job: runner/validation.py), which carries its own approvers,
+# self-approval, instructions, people to notify and what its timeout does.
+VALIDATION_FIELDS = ("kind", "step", "approvers", "allow_self", "instructions", "notify", "on_timeout")
 
 
 # What the Studio's run list filters on: a run's outcome is its result when completed, else its status.
@@ -106,6 +114,7 @@ class Store:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "runs.db"
+        self.resumable: list[int] = []  # waiting runs whose ManualValidation timed out here (reconcile)
         db = sqlite3.connect(self.path, timeout=30)
         try:
             _retry(lambda: db.execute("PRAGMA journal_mode=WAL"))  # persistent: readers never block the writer
@@ -253,17 +262,27 @@ class Store:
 
     # --- approvals ----------------------------------------------------------------------
 
-    def request_approval(self, run_id: int, stage: str, job: str, environment: str, timeout_s: float) -> int:
-        """A pending approval (reused if one is already pending for this stage)."""
+    def request_approval(self, run_id: int, stage: str, job: str, environment: str, timeout_s: float,
+                         **validation) -> int:
+        """A pending approval (reused if one is already pending for this stage, or for this step when
+        validation names one); validation: the VALIDATION_FIELDS of a ManualValidation step."""
+        unknown = set(validation) - set(VALIDATION_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown approval fields {sorted(unknown)}")
         with self._db() as db:
-            row = db.execute("SELECT id FROM approvals WHERE run_id = ? AND stage = ? AND status = 'pending'",
-                             (run_id, stage)).fetchone()
+            if validation.get("step"):
+                row = db.execute("SELECT id FROM approvals WHERE run_id = ? AND step = ? AND status = 'pending'",
+                                 (run_id, validation["step"])).fetchone()
+            else:
+                row = db.execute("SELECT id FROM approvals WHERE run_id = ? AND stage = ? AND status = 'pending'",
+                                 (run_id, stage)).fetchone()
             if row:
                 return int(row["id"])
             now = time.time()
-            cursor = db.execute("INSERT INTO approvals (run_id, stage, job, environment, status, requested, "
-                                "timeout_at) VALUES (?,?,?,?,?,?,?)",
-                                (run_id, stage, job, environment, "pending", now, now + timeout_s))
+            names = ["run_id", "stage", "job", "environment", "status", "requested", "timeout_at", *validation]
+            cursor = db.execute(f"INSERT INTO approvals ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                                (run_id, stage, job, environment, "pending", now, now + timeout_s,
+                                 *validation.values()))
             return int(cursor.lastrowid)
 
     def approvals(self, run_id: int | None = None, status: str | None = None) -> list[dict]:
@@ -326,6 +345,14 @@ class Store:
         """Where a run's published artifacts live."""
         return self.directory / "artifacts" / str(run_id)
 
+    def test_results_dir(self, run_id: int) -> Path:
+        """Where a run's published test results live (PublishTestResults: a run's tests, not an artifact)."""
+        return self.directory / "results" / str(run_id) / "tests"
+
+    def coverage_dir(self, run_id: int) -> Path:
+        """Where a run's published code coverage lives (PublishCodeCoverageResults: not an artifact)."""
+        return self.directory / "results" / str(run_id) / "coverage"
+
     def work_dir(self, run_id: int) -> Path:
         """The agent directory of a run (Pipeline.Workspace)."""
         path = self.directory / "work" / str(run_id)
@@ -335,8 +362,9 @@ class Store:
     # --- crash recovery -----------------------------------------------------------------
 
     def reconcile(self) -> list[int]:
-        """End failed, with the reason, the runs whose engine process is gone; time out expired approvals.
-        Returns the changed runs."""
+        """End failed, with the reason, the runs whose engine process is gone; time out expired approvals (a
+        timed-out ManualValidation leaves its run waiting, listed in `resumable`, to be resumed). Returns the
+        changed runs."""
         from ml_service.workspace.owners import describe, owner_is_gone
 
         changed = []
@@ -366,6 +394,11 @@ class Store:
             changed.append(row["id"])
         for approval in self.approvals(status="pending"):
             if approval["timeout_at"] and approval["timeout_at"] < time.time():
+                if approval.get("kind") == "validation":  # the run goes on as onTimeout says (runner/validation.py)
+                    if self.decide(approval["id"], "timed out", "", f"timed out: {approval['on_timeout']}"):
+                        self.resumable.append(approval["run_id"])
+                        changed.append(approval["run_id"])
+                    continue
                 self.decide(approval["id"], "timed out", "", "approval timed out")
                 now = time.time()
                 with self._db() as db:

@@ -15,7 +15,7 @@ def test_a_coverage_pattern_finds_the_report(project):
     project.add("coverage_wildcard.yml")
     run = project.run("coverage_wildcard.yml")
     assert run.steps()["publish coverage"] == "Succeeded"  # today: the pattern is read as a path
-    published = list(project.store().artifacts_dir(run.run.id).rglob("coverage.xml"))
+    published = list(project.store().coverage_dir(run.run.id).rglob("coverage.xml"))
     assert published and 'line-rate="0.75"' in published[0].read_text()
 
 

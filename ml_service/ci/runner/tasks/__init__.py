@@ -7,22 +7,24 @@ before the run (preflight.py) and fails when reached.
 """
 from __future__ import annotations
 
-import glob
 import shutil
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from ml_service.ci.runner.tasks import (archive_files, bash, cache, cmdline, copy_files, delete_files, docker,
-                                        download_build_artifacts, extract_files, helm_deploy, helm_installer,
-                                        publish_build_artifacts, python_script, use_python_version)
-from ml_service.ci.runner.tasks.inputs import TaskError
+                                        delay, download_build_artifacts, download_pipeline_artifact, extract_files,
+                                        helm_deploy, helm_installer, manual_validation, manual_validation_v0,
+                                        publish_build_artifacts, publish_code_coverage, publish_code_coverage_v1,
+                                        publish_pipeline_artifact, publish_test_results, python_script,
+                                        use_python_version)
+from ml_service.ci.runner.tasks.inputs import TaskError, lines
+from ml_service.ci.runner.tasks.minimatch import find
 
 MODULES = (bash, cmdline, python_script, use_python_version, copy_files, delete_files, archive_files, extract_files,
-           publish_build_artifacts, download_build_artifacts, cache, docker, helm_installer, helm_deploy)
+           publish_build_artifacts, download_build_artifacts, cache, docker, helm_installer, helm_deploy,
+           publish_test_results, publish_code_coverage, publish_code_coverage_v1, publish_pipeline_artifact,
+           download_pipeline_artifact, manual_validation, manual_validation_v0, delay)
 REGISTRY = {name: module for module in MODULES for name in (module.NAME, *getattr(module, "ALSO", ()))}
-BUILT_IN = ("PublishTestResults@2", "PublishCodeCoverageResults@1", "PublishCodeCoverageResults@2",
-            "PublishPipelineArtifact@1", "DownloadPipelineArtifact@2")
-SUPPORTED = (*BUILT_IN, *REGISTRY)
+SUPPORTED = tuple(REGISTRY)
 CLOUD_PREFIXES = ("Azure", "MLPublishedPipeline", "ms-air-aiagility", "SqlAzure", "Kubernetes", "Terraform",
                   "charleszipp", "AppCenter", "ServiceFabric", "TwineAuthenticate", "NuGetAuthenticate",
                   "npmAuthenticate", "PipAuthenticate", "Docker@1")
@@ -36,7 +38,38 @@ def module(name: str):
 
 def supported(name: str) -> bool:
     """Does the local engine give task name its meaning?"""
-    return module(name) is not None or str(name).strip().lower() in {n.lower() for n in BUILT_IN}
+    return module(name) is not None
+
+
+def problems(name: str, given: dict) -> list[str]:
+    """What in a supported task's inputs as written cannot run here (an unknown input, a value outside the
+    task's choices or without a local meaning): checked before the run; [] for a task that declares no check."""
+    found = module(name)
+    check = getattr(found, "problems", None)
+    return check(given if isinstance(given, dict) else {}) if check else []
+
+
+# The other tasks of agentless jobs (docs/pipelines/process/phases.md "Server jobs"): each needs an Azure service
+# or a service connection, which do not exist here.
+SERVER_CLOUD = {"invokerestapi": "a Generic or Azure Resource Manager service connection (connectedServiceName / "
+                                 "connectedServiceNameARM) to call",
+                "azurefunction": "an Azure Function", "publishtoazureservicebus": "an Azure Service Bus",
+                "azuremonitor": "Azure Monitor alerts", "queryworkitems": "Azure Boards work items",
+                "azurepolicycheckgate": "Azure Policy"}
+
+
+def is_server_task(name: str) -> bool:
+    """Does task name run only in an agentless job (ManualValidation, Delay, InvokeRESTAPI ...)?"""
+    found = module(name)
+    return (found is not None and found.KIND == "server") or \
+        str(name).split("@")[0].strip().lower() in SERVER_CLOUD
+
+
+def server_refusal(name: str) -> str:
+    """Why a server task without a local meaning cannot run here, and what to do."""
+    needs = SERVER_CLOUD.get(str(name).split("@")[0].strip().lower(), "Azure")
+    return (f"task {name} needs {needs}, which does not exist here: run this part on Azure DevOps, or do the same "
+            "with a script step (curl ...) in an agent job")
 
 
 def refusal(name: str) -> str:
@@ -51,33 +84,20 @@ def refusal(name: str) -> str:
 
 def run_task(kind: str, step: dict, inputs: dict, ctx: dict) -> str:
     """Run a task, `publish:` or `download:` step; return a log message."""
-    if kind == "publish":
-        return publish_artifact(str(step["publish"]), str(step.get("artifact") or "drop"), ctx)
+    if kind == "publish":  # the PublishPipelineArtifact@1 shortcut (steps-publish.md)
+        name = str(step.get("artifact") or publish_pipeline_artifact.default_name(ctx))
+        return publish_artifact(str(step["publish"]), name, ctx)
     if kind == "download" and str(step["download"]) == "none":
         return "download: none (no automatic download of artifacts)"
     if kind == "download" and step.get("__auto"):
         return download_all(ctx)
     if kind == "download":
         return download_artifact(str(step["download"]), str(step.get("artifact") or ""),
-                                 str(step.get("path") or ""), ctx)
+                                 str(step.get("path") or ""), ctx, lines(str(step.get("patterns") or "")))
     name = str(step["task"])
     found = module(name)
-    if found is not None and found.KIND == "local":
+    if found is not None and found.KIND in ("local", "server") and hasattr(found, "run"):
         return found.run(inputs, ctx)
-    if name == "PublishTestResults@2":
-        return publish_test_results(inputs, ctx)
-    if name.startswith("PublishCodeCoverageResults@"):
-        return publish_coverage(inputs, ctx)
-    if name == "PublishPipelineArtifact@1":
-        return publish_artifact(inputs.get("targetPath") or inputs.get("path", ""),
-                                inputs.get("artifact") or inputs.get("artifactName") or "drop", ctx)
-    if name == "DownloadPipelineArtifact@2":
-        source = str(inputs.get("source") or inputs.get("buildType") or "current").lower()
-        artifact = inputs.get("artifact") or inputs.get("artifactName", "")
-        path = inputs.get("path") or inputs.get("targetPath") or inputs.get("downloadPath", "")
-        if source == "specific":
-            return download_run_artifact(specific_run(inputs, ctx), artifact, path, ctx)
-        return download_artifact("current", artifact, path, ctx)
     raise TaskError(refusal(name))
 
 
@@ -103,8 +123,9 @@ def publish_artifact(path: str, name: str, ctx: dict) -> str:
     return f"published artifact '{name}' from {source}"
 
 
-def download_artifact(source: str, name: str, path: str, ctx: dict) -> str:
-    """Copy artifacts of this run ('current') or of a resources.pipelines alias into Pipeline.Workspace."""
+def download_artifact(source: str, name: str, path: str, ctx: dict, patterns: list[str] | None = None) -> str:
+    """Copy artifacts of this run ('current') or of a resources.pipelines alias into Pipeline.Workspace (only the
+    files patterns match, when given)."""
     workspace = Path(ctx["variables"]["Pipeline.Workspace"])
     if source in ("current", ""):
         run_id = ctx["run_id"]
@@ -122,11 +143,20 @@ def download_artifact(source: str, name: str, path: str, ctx: dict) -> str:
     target_base = Path(path) if path else default_dir
     for artifact in names:
         target = target_base if (path and name) else target_base / artifact
-        shutil.copytree(root / artifact, target, dirs_exist_ok=True)
+        if not patterns:
+            shutil.copytree(root / artifact, target, dirs_exist_ok=True)
+            continue
+        # `patterns` (steps-download.md): minimatch, inside the artifact when one is named, else <artifact>/<path>
+        files = find(root / artifact, patterns) if name else \
+            [f for f in find(root, patterns) if f.relative_to(root).parts[0] == artifact]
+        for file in files:
+            destination = target / file.relative_to(root / artifact)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, destination)
     return f"downloaded artifact(s) {', '.join(names)} of run {run_id} to {target_base}"
 
 
-def specific_run(inputs: dict, ctx: dict) -> int:
+def specific_run(inputs: dict, ctx: dict, accepted: tuple[str, ...] = ("succeeded", "succeededWithIssues")) -> int:
     """The run `source: specific` names (Tasks/DownloadPipelineArtifactV2/task.json): `pipeline` (alias
     definition) is a definition name, file stem or definition id; runVersion latest | latestFromBranch (runBranch)
     | specific (runId); preferTriggeringPipeline takes the triggering run when it is of that definition."""
@@ -153,7 +183,7 @@ def specific_run(inputs: dict, ctx: dict) -> int:
         if version == "latestFromBranch" else ""
     for run in ctx["store"].list_runs(100000):
         if run.pipeline in stems and run.status == "completed" and run.id != ctx["run_id"] and \
-                run.result in ("succeeded", "succeededWithIssues") and \
+                run.result in accepted and \
                 (not branch or run.branch == branch.removeprefix("refs/heads/")):
             return run.id
     raise TaskError(f"DownloadPipelineArtifact: no successful run of pipeline '{wanted}'"
@@ -190,49 +220,3 @@ def download_all(ctx: dict) -> str:
             shutil.copytree(artifact, base / artifact.name, dirs_exist_ok=True)
             done.append(f"{artifact.name} ({label})")
     return f"downloaded {', '.join(done)}" if done else "no artifacts to download"
-
-
-def publish_test_results(inputs: dict, ctx: dict) -> str:
-    """Collect JUnit files into the run's `test-results` artifact and summarise them."""
-    pattern = inputs.get("testResultsFiles", "**/TEST-*.xml")
-    base = Path(inputs.get("searchFolder") or ctx["variables"]["System.DefaultWorkingDirectory"])
-    files = sorted({Path(p) for pat in pattern.split("\n") if pat.strip()
-                    for p in glob.glob(str(base / pat.strip()), recursive=True)})
-    if not files:
-        raise TaskError(f"PublishTestResults: no files match {pattern!r} under {base}")
-    target = ctx["store"].artifacts_dir(ctx["run_id"]) / "test-results"
-    target.mkdir(parents=True, exist_ok=True)
-    tests = failures = 0
-    for file in files:
-        shutil.copy(file, target / file.name)
-        try:
-            root = ElementTree.parse(file).getroot()
-        except ElementTree.ParseError as exc:
-            raise TaskError(f"PublishTestResults: {file} is not valid JUnit XML: {exc}") from None
-        suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-        for suite in suites:
-            tests += int(suite.get("tests", 0))
-            failures += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    title = inputs.get("testRunTitle", "tests")
-    summary = f"published test results '{title}': {tests} tests, {failures} failed ({len(files)} file(s))"
-    if failures and str(inputs.get("failTaskOnFailedTests", "false")).lower() == "true":
-        raise TaskError(summary)
-    return summary
-
-
-def publish_coverage(inputs: dict, ctx: dict) -> str:
-    """Copy a Cobertura report into the run's `coverage` artifact and report its line rate."""
-    pattern = inputs.get("summaryFileLocation", "")
-    matches = [m for line in pattern.splitlines() if line.strip()
-               for m in sorted(glob.glob(str(_source(line.strip(), ctx)), recursive=True)) if Path(m).is_file()]
-    if not matches:  # summaryFileLocation takes minimatch patterns (PublishCodeCoverageResultsV1/V2 task.json)
-        raise TaskError(f"PublishCodeCoverageResults: no file matches {pattern!r}")
-    summary = Path(matches[0])
-    target = ctx["store"].artifacts_dir(ctx["run_id"]) / "coverage"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(summary, target / summary.name)
-    try:
-        rate = float(ElementTree.parse(summary).getroot().get("line-rate", 0))
-    except (ElementTree.ParseError, ValueError) as exc:
-        raise TaskError(f"PublishCodeCoverageResults: {summary} is not Cobertura XML: {exc}") from None
-    return f"published code coverage: {rate:.1%} of lines"
