@@ -182,7 +182,8 @@ def test_the_foreground_scheduler_ticks_each_minute_and_starts_runs_in_their_own
         def poll(self):
             return 0
 
-    minutes = iter([THURSDAY_3AM, THURSDAY_3AM.replace(minute=1), THURSDAY_3AM.replace(hour=6, minute=0)])
+    minutes = iter([THURSDAY_3AM, THURSDAY_3AM.replace(minute=1, second=59, microsecond=750000),
+                    THURSDAY_3AM.replace(hour=6, minute=0)])
     started, said, naps = [], [], []
 
     def sleep(seconds):
@@ -196,7 +197,8 @@ def test_the_foreground_scheduler_ticks_each_minute_and_starts_runs_in_their_own
     assert [(store.get_run(r).pipeline, store.get_run(r).branch) for r in started] == [
         ("nightly", "feature/new"), ("nightly", "main"), ("several", "main"),   # 03:00
         ("several", "main")]                                                    # 06:00 (every three hours)
-    assert naps[0] == pytest.approx(40.5) and said[-1].startswith("scheduler stopped")
+    assert naps[:2] == [pytest.approx(40.5), pytest.approx(0.75)]  # to half a second into the next minute
+    assert said[-1].startswith("scheduler stopped")
     assert not any("fired   halfpast" in line for line in said)
     assert any("missed  halfpast [Half past three] on main: 1 fire(s)" in line for line in said)  # 03:30
 

@@ -279,3 +279,16 @@ def test_timeout_in_minutes_is_a_number_of_zero_or_more(value, accepted):
             schema.check(document, "p.yml")
         with pytest.raises(EngineError, match="timeoutInMinutes must be a non-negative number"):
             normalize(document)
+
+
+DEPLOY_BODY = "  environment: qa\n  strategy:\n    runOnce:\n      deploy:\n        steps:\n        - script: echo hi\n"
+
+
+JOB_BODY = "  steps:\n  - script: echo hi\n"
+
+
+@pytest.mark.parametrize("key, body, line", [("job", JOB_BODY, 6), ("deployment", DEPLOY_BODY, 10)])
+def test_a_second_job_of_one_name_is_located_at_its_name_not_at_its_first_key(key, body, line):
+    text = f"jobs:\n- {key}: Same\n{body}- displayName: second\n  {key}: Same\n{body}"
+    with pytest.raises(EngineError, match=rf"^a\.yml:{line}: .*\bSame\b.*\ba\.yml:2\b"):
+        normalize(load_text(text, "a.yml"))

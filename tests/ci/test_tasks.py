@@ -105,3 +105,44 @@ def test_any_other_task_fails_naming_it(project, name, why):
     found = records(store, run.id)["other"]
     assert found["result"] == "Failed" and f"task {name} {why}" in found["detail"]
     assert run.result == "failed"
+
+
+def test_extract_files_refuses_a_zip_holding_a_path_outside_the_destination_and_extracts_nothing(tmp_path):
+    import zipfile
+
+    from ml_service.ci.runner.tasks import extract_files
+    from ml_service.ci.runner.tasks.inputs import TaskError
+
+    with zipfile.ZipFile(tmp_path / "hostile.zip", "w") as packed:
+        packed.writestr("fine.txt", "fine")
+        packed.writestr("../outside.txt", "escaped")
+    with zipfile.ZipFile(tmp_path / "good.zip", "w") as packed:
+        packed.writestr("a/fine.txt", "fine")
+    ctx = {"variables": {"System.DefaultWorkingDirectory": str(tmp_path)}, "path": lambda text: tmp_path / text}
+    with pytest.raises(TaskError, match="outside.txt"):
+        extract_files.run({"archiveFilePatterns": "hostile.zip", "destinationFolder": "out"}, ctx)
+    assert not list((tmp_path / "out").rglob("*")) and not (tmp_path / "outside.txt").exists()
+    extract_files.run({"archiveFilePatterns": "good.zip", "destinationFolder": "out"}, ctx)
+    assert (tmp_path / "out" / "a" / "fine.txt").read_text() == "fine"
+
+
+def test_delete_files_leaves_dot_files_unless_asked_or_named(tmp_path):
+    from ml_service.ci.runner.tasks import delete_files
+
+    ctx = {"variables": {"System.DefaultWorkingDirectory": str(tmp_path)}, "path": lambda text: tmp_path / text}
+    trash = tmp_path / "trash"
+    for options, left in (({}, [".keep"]), ({"RemoveDotFiles": "true"}, []),
+                          ({"Contents": "**/.keep"}, ["a.txt", "b.txt"])):
+        trash.mkdir(exist_ok=True)
+        for name in ("a.txt", ".keep", "b.txt"):
+            (trash / name).write_text(name)
+        delete_files.run({"SourceFolder": "trash", "Contents": "**", **options}, ctx)
+        assert sorted(p.name for p in trash.iterdir()) == left, options
+
+
+@pytest.mark.parametrize("path, matched", [("a/b/app.txt", True), ("a/b/app.log", True), ("app.txt", True),
+                                           ("a/b/app.csv", False), ("a/b/app.{txt", False), ("a/b/app.", False)])
+def test_a_file_tasks_pattern_takes_either_alternative_of_its_braces(path, matched):
+    from ml_service.ci.runner.tasks.minimatch import matches
+
+    assert matches(path, ["**/*.{txt,log}"]) is matched

@@ -108,6 +108,8 @@ def test_a_push_runs_when_some_changed_path_is_included_and_not_excluded(changed
     ("**/*.md", "a/b/notes.mdx", False),
     ("src/?.py", "src/a.py", True),
     ("src/[ab].py", "src/c.py", False),
+    ("notes][draft*", "notes][draft-1.md", True),   # a [ that nothing closes is itself, also right after a ]
+    ("notes][draft*", "notes]d-1.md", False),
 ])
 def test_path_patterns_match_like_azure(pattern, path, matches):
     assert triggers.paths_filter_matches({"paths": {"include": [pattern]}}, [path]) is matches

@@ -90,6 +90,39 @@ def test_a_running_pipelines_steps_are_read_again(store_and_client):
     assert (later.candidate, later.champion, later.decision) == (5.0, 6.0, "better") and not later.problems
 
 
+class Counting:
+    """The real MLflow client, counting the runs read by id (a pipeline run's steps start with its get_run)."""
+
+    def __init__(self, client):
+        self.client, self.reads = client, []
+
+    def get_run(self, run_id):
+        self.reads.append(run_id)
+        return self.client.get_run(run_id)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_an_ended_pipelines_steps_are_read_from_mlflow_once(store_and_client):
+    settings, store, client = store_and_client
+    experiment = client.create_experiment("evidence-ended", artifact_location=str(settings.state_dir / "artifacts"))
+    parent = pipeline(client, experiment)
+    step(client, experiment, parent, "evaluate", 1000, {"candidate_mse": 4.0, "champion_mse": 6.0}, "better")
+    client.set_terminated(parent, "FINISHED")
+    client.create_registered_model(f"{MODEL}_ended")
+    client.create_model_version(f"{MODEL}_ended", "file:///nowhere", tags={"metric": "mse", "pipeline_run_id": parent})
+    approval = waiting_release(store, f"{MODEL}_ended:1")
+    counting = Counting(client)
+    first = evidence.gather(settings, store, approval, counting)
+    assert (first.candidate, first.champion, first.decision) == (4.0, 6.0, "better")
+    assert counting.reads.count(parent) >= 1
+    counting.reads.clear()
+    again = evidence.gather(settings, store, approval, counting)
+    assert (again.candidate, again.champion, again.decision) == (4.0, 6.0, "better")
+    assert parent not in counting.reads  # every approvals page would read the ended run's steps again
+
+
 def test_a_release_that_names_no_version_says_so(store_and_client):
     settings, store, client = store_and_client
     run_id = store.create_run("release", "release.yml", "Manual", "main", "a" * 40, "dev", {}, "/nowhere")

@@ -92,6 +92,28 @@ def test_deployments_and_models_show_health_history_where_live_and_run_a_qa_roll
     assert "<td>qa</td>" in rows["2"] and "<td>production (desired state)</td>" in rows["1"]
 
 
+def test_the_ml_run_page_shows_each_step_as_ran_failed_or_running(project):
+    from ml_service.workspace import tracking
+
+    client = tracking.connect(project)
+    experiment = client.create_experiment("studio_pages_steps")
+    parent = client.create_run(experiment, tags={"mlops.kind": "pipeline", "mlops.pipeline.name": "training"})
+    parent_id = parent.info.run_id
+    for start, name, status in ((1000, "prepare", "FINISHED"), (2000, "train", "FAILED"), (3000, "evaluate", "")):
+        child = client.create_run(experiment, start_time=start, tags={"mlflow.parentRunId": parent_id,
+                                                                      "mlops.step.name": name})
+        if status:
+            client.set_terminated(child.info.run_id, status)
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    status, _, page = browser.request("GET", f"/ml/{parent_id}")
+    assert status == 200
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    shown = [(row.split("<td>")[1].split("</td>")[0], row.split('<span class="state ')[1].split('"')[0])
+             for row in rows]
+    assert shown == [("prepare", "ran"), ("train", "failed"), ("evaluate", "running")]
+
+
 def test_an_approval_past_its_timeout_is_rejected_when_the_studio_looks(project):
     store = Store(project.state_dir / "ci")
     run_id = store.create_run("release", "release.yml", "Manual", "main", "a" * 40, "dev", {}, str(project.root))

@@ -1,13 +1,17 @@
 """Team-mode logins without a team server (tests/team/test_studio_login.py has the real one): a checkout pointed at
 an MLflow server as a user logs in to the Studio against that server only; when nothing answers there, a login is
-refused (503), opens nothing, stores no session and counts no failure; the Studio's own users are not managed."""
+refused (503), opens nothing, stores no session and counts no failure; the Studio's own users are not managed; a
+Studio with its own users asks the MLflow server nothing about them."""
 from __future__ import annotations
 
 import dataclasses
+import http.server
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 
 from ml_service.studio import users
 from ml_service.studio.app import create_app
@@ -55,3 +59,37 @@ def test_the_studios_own_users_are_not_managed_in_team_mode(project):
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert "alice@example.com" not in done.stdout  # list shows no users that cannot log in
     assert users.users_file(project.state_dir).read_bytes() == kept
+
+
+class Listing(http.server.BaseHTTPRequestHandler):
+    """An MLflow server that answers every GET with an empty user list, and keeps the paths it was asked."""
+
+    asked: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        self.asked.append(self.path)
+        body = json.dumps({"users": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_studio_with_its_own_users_never_asks_the_mlflow_server_about_them(project):
+    Listing.asked = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:  # an MLflow server without a user in the checkout: the Studio's own users log in, never the server's
+        settings = dataclasses.replace(project, tracking_uri=f"http://127.0.0.1:{server.server_address[1]}")
+        browser = Browser(create_app(settings, recheck_seconds=0))
+        assert browser.log_in("alice@example.com", PASSWORD)[0] == 303
+        for _ in range(3):  # each past the recheck interval: a server's (empty) user list would end the session
+            assert browser.request("GET", "/runs")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Listing.asked == []

@@ -42,3 +42,12 @@ def test_the_file_stem_is_the_default_definition_name(project):
     run = project.run("stem_producer.yml")
     assert len(run.triggered) == 1
     assert project.result(project.store(), run.triggered[0]).out.get("consumer") == "stem_producer"
+
+
+def test_a_definition_id_is_the_same_positive_number_in_every_release():
+    """A pipeline names another by its id literally (`pipeline: 1250`, as a run showed it): the number of a name
+    never changes between releases, and is one of 1..100000 like Azure's."""
+    from ml_service.ci.model.pipeline import definition_id
+
+    assert [definition_id(n) for n in ("Model-Train-Register-CI", "build", "release")] == ["1250", "41756", "53982"]
+    assert all(1 <= int(definition_id(f"pipeline-{n}")) <= 100000 for n in range(2000))

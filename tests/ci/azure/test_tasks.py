@@ -36,6 +36,7 @@ def test_bash_cmdline_and_python_script_tasks(project):
     assert run.out.get("bash_cwd") == run.out.get("temp")  # workingDirectory; today: Bash@3 is refused
     assert run.out.get("args") == "one|two words"  # targetType defaults to filePath; arguments
     assert run.out.get("cmdline") == "ok"
+    assert run.out.get("cmdline_cwd") == run.out.get("temp")  # CmdLine@2's workingDirectory
     assert run.out.get("python_args") == "a|b"
     assert run.out.get("pyfile") == "ok"  # scriptSource defaults to filePath
     assert run.result == "succeeded"
@@ -67,6 +68,7 @@ def test_copy_delete_archive_and_extract_files(project):
     assert run.out.get("src", "").split() == ["./a/skip.txt", "./a/two.txt", "./one.txt"]  # **/*.log deleted
     assert run.out.get("unzipped", "").split() == ["./src/a/skip.txt", "./src/a/two.txt", "./src/one.txt"]
     assert run.out.get("untarred", "").split() == ["./a/skip.txt", "./a/two.txt", "./one.txt"]
+    assert run.out.get("kinds") == "True False False"  # archiveType zip is a zip, tar a tar (extraction reads both)
     assert run.result == "succeeded"
 
 
@@ -74,6 +76,8 @@ def test_publish_and_download_build_artifacts(project):
     project.add("tasks_build_artifacts.yml")
     run = project.run("tasks_build_artifacts.yml")
     assert run.out.get("v0") == "wheel"
+    shown = run.out.get("single", "").split()  # (the folder is also Build.ArtifactStagingDirectory: pkg)
+    assert "package" in shown and "docs" not in shown  # downloadType single: that artifact, not docs too
     assert run.out.get("v1") == "wheel"
     assert run.result == "succeeded"
 
