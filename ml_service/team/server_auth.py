@@ -37,12 +37,23 @@ def authenticate():
     g.mlops_run_user_checked = True
     path = request.path.rstrip("/")
     if request.method == "POST" and path.endswith(_CREATE):
-        after_this_request(functools.partial(_own_run, username, _sent_user(request.get_json(silent=True))))
+        after_this_request(functools.partial(_own_run, username, _sent_user(_body(request))))
     elif path.endswith(_TAG_WRITES):
-        forged = _forged_user_tag(request.get_json(silent=True), username, path.endswith("/delete-tag"))
+        forged = _forged_user_tag(_body(request), username, path.endswith("/delete-tag"))
         if forged:
             return _forbidden(forged)
     return result
+
+
+def _body(request):
+    """The request's JSON as MLflow's handlers will read it (any content type parsed, a double-encoded string
+    decoded again): a check that read it otherwise could be passed by a body the handler still takes."""
+    from mlflow.server.handlers import _get_normalized_request_json
+
+    try:
+        return _get_normalized_request_json(request)
+    except Exception:  # the handler refuses this body too (wrong content type, not JSON)
+        return None
 
 
 def _sent_user(body) -> str:
