@@ -32,9 +32,13 @@ def start_watched(argv: list[str], watchdog, **popen):
     if watchdog is None:
         return subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **popen)
     env = popen.get("env")
-    path = env.get("PATH", os.defpath) if env is not None else None
-    if shutil.which(argv[0], path=path) is None:  # what Popen would raise, rather than sh's exit 127
-        raise FileNotFoundError(2, "No such file or directory", argv[0])
+    program = str(argv[0])
+    if "/" in program:  # a path: found from the new process's folder, as exec finds it
+        found = os.access(os.path.join(str(popen.get("cwd") or "."), program), os.X_OK)
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath) if env is not None else None) is not None
+    if not found:  # what Popen would raise, rather than sh's exit 127
+        raise FileNotFoundError(2, "No such file or directory", program)
     gate_read, gate_write = os.pipe()
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", _GATE, "gate", *argv], stdin=gate_read, start_new_session=True,

@@ -157,5 +157,24 @@ def test_a_missing_program_is_the_error_popen_gives_not_a_shell_exit(tmp_path):
     try:
         with pytest.raises(FileNotFoundError):
             start_watched(["no-such-program-here"], watchdog, env={"PATH": str(tmp_path)})
+        with pytest.raises(FileNotFoundError):
+            start_watched(["./missing.sh"], watchdog, cwd=tmp_path)
+    finally:
+        watchdog.close()
+
+
+def test_a_relative_program_is_found_from_the_new_processs_folder_as_exec_finds_it(tmp_path):
+    from ml_service.pipelines.watchdog import Watchdog
+
+    folder = tmp_path / "step"
+    folder.mkdir()
+    script = folder / "run.sh"
+    script.write_text('#!/bin/sh\necho ran > "$(pwd)/out"\n')
+    script.chmod(0o755)
+    watchdog = Watchdog()
+    try:
+        proc = start_watched(["./run.sh"], watchdog, cwd=folder)  # not found from this process's folder
+        assert proc.wait(timeout=WAIT) == 0
+        assert (folder / "out").read_text() == "ran\n"
     finally:
         watchdog.close()
