@@ -84,7 +84,11 @@ def run(given: dict, ctx: dict) -> str:
     for problem in problems(given):
         raise TaskError(problem)
     values = read(NAME, INPUTS, given)
+    return publish(NAME, summary_files(values, ctx), [], flag(values["failIfCoverageEmpty"]), ctx)
+
+
+def summary_files(values: dict, ctx: dict) -> list[Path]:
+    """The files summaryFileLocation's patterns find (from the default working directory), sorted, each once."""
     expand = ctx.get("expand", lambda text: text)
     base = Path(ctx["variables"]["System.DefaultWorkingDirectory"])
-    files = sorted({p for p in find_absolute(lines(expand(values["summaryFileLocation"])), base) if p.is_file()})
-    return publish(NAME, files, [], flag(values["failIfCoverageEmpty"]), ctx)
+    return sorted({p for p in find_absolute(lines(expand(values["summaryFileLocation"])), base) if p.is_file()})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ml_service.ci.runner.tasks.inputs import Input, TaskError, check, flag, lines, read
 from ml_service.ci.runner.tasks.minimatch import find, find_absolute
-from ml_service.ci.runner.tasks.publish_code_coverage import lines_covered, publish
+from ml_service.ci.runner.tasks.publish_code_coverage import lines_covered, publish, summary_files
 
 NAME = "PublishCodeCoverageResults@1"
 KIND = "local"
@@ -35,8 +35,7 @@ def run(given: dict, ctx: dict) -> str:
     values = read(NAME, INPUTS, given)
     expand = ctx.get("expand", lambda text: text)
     base = Path(ctx["variables"]["System.DefaultWorkingDirectory"])
-    found = sorted(p for p in find_absolute(lines(expand(values["summaryFileLocation"])), base) if p.is_file())
-    files = found[:1]
+    files = summary_files(values, ctx)[:1]
     if files:
         root_tag = "coverage" if values["codeCoverageTool"].lower() == "cobertura" else "report"
         lines_covered(files[0], NAME)  # readable at all
