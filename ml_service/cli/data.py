@@ -18,7 +18,7 @@ def cmd_data_validate(args) -> int:
     if path is None or suite is None:
         raise CommandError(f"model project '{model.project}' declares no data/contract in mlops.yml: "
                            "name the file and --suite")
-    result = validate_file(path, suite)
+    result = validate_file(path, suite, any_dialect=bool(args.path))  # a file of the user's: as `data add` reads it
     report = write_report(result, settings.reports_dir)
     print(result.summary())
     print(f"report: {report}")

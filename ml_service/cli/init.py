@@ -28,6 +28,8 @@ def cmd_init(args) -> int:
     print(f"created model project {names.project} in {root}")
     print(f"  data      {names.data} ({profile.rows} rows; {len(features)} features: {len(features) - categorical} "
           f"numeric, {categorical} categorical, {with_nulls} with missing values)")
+    if not plan.dialect.standard:
+        print(f"  read as   {plan.dialect.describe()}; {names.data} is the same table as a standard CSV file")
     for excluded in profile.excluded:
         print(f"  not a feature: {excluded.name!r}: {excluded.reason} (--keep {excluded.name!r} to use it)")
     for warning in profile.warnings:

@@ -66,11 +66,20 @@ def load_suite_dict(suite_path: Path) -> dict:
     return data
 
 
-def read_csv(data_path: Path):
-    """Load a CSV into pandas with a clear error when it cannot be read."""
+def read_csv(data_path: Path, any_dialect: bool = False):
+    """Load a CSV into pandas with a clear error when it cannot be read. any_dialect: a file that separates
+    fields otherwise (semicolons and decimal commas, tabs, ...) is read as the standard CSV file `mlops data add`
+    keeps of it (ml_service/data/dialect.py); without it, only as the pipelines read data/ (pandas' defaults)."""
+    import io
+
     import pandas as pd
 
+    from ml_service.data import dialect
+
     try:
+        found = dialect.of(data_path) if any_dialect else dialect.Dialect()
+        if not found.standard:
+            return pd.read_csv(io.StringIO(dialect.standard_text(data_path, found)))
         return pd.read_csv(data_path)
     except FileNotFoundError:
         raise DataContractError(f"{data_path}: data file not found") from None
@@ -78,10 +87,10 @@ def read_csv(data_path: Path):
         raise DataContractError(f"{data_path}: not a readable CSV file: {exc}") from None
 
 
-def validate_file(data_path: Path, suite_path: Path) -> ValidationResult:
-    """Validate one CSV file against the suite."""
+def validate_file(data_path: Path, suite_path: Path, any_dialect: bool = False) -> ValidationResult:
+    """Validate one CSV file against the suite (any_dialect: see read_csv)."""
     suite = load_suite_dict(suite_path)
-    frame = read_csv(data_path)
+    frame = read_csv(data_path, any_dialect)
     return validate_frame(frame, suite, Path(data_path))
 
 

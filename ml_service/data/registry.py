@@ -144,7 +144,7 @@ def check(settings: Settings, name: str, path: Path):
     if project.contract is None:
         raise DataSetError(f"model project '{project.project}' declares no contract for data set '{name}' in "
                            "mlops.yml: a version must be checked against one")
-    result = validate_file(Path(path), project.contract)
+    result = validate_file(Path(path), project.contract, any_dialect=True)
     return result, write_report(result, settings.reports_dir)
 
 
@@ -162,6 +162,15 @@ def add(settings: Settings, name: str, path: Path, origin: str = "") -> Version:
     if not result.success:
         raise DataRejected(f"{result.summary()}\nreport: {report}\nnothing was stored: data set '{name}' "
                            "keeps its versions")
+    from ml_service.data import dialect
+
+    with tempfile.TemporaryDirectory(prefix="mlops-data-") as tmp:  # the version is kept as a standard CSV file
+        _, standard = dialect.standard_file(path, Path(tmp))
+        return _register(settings, name, project, result.rows, standard, origin or str(path.resolve()))
+
+
+def _register(settings: Settings, name: str, project: ModelProject, rows: int, path: Path, origin: str) -> Version:
+    """Store the checked standard CSV file at path as the next version of data set name (or find it stored)."""
     from mlflow.entities import Dataset, DatasetInput, RunStatus
 
     from ml_service.workspace import tracking
@@ -178,7 +187,7 @@ def add(settings: Settings, name: str, path: Path, origin: str = "") -> Version:
         experiment_id = tracking.ensure_experiment(client, settings, EXPERIMENT)
         run = client.create_run(experiment_id, run_name=f"{name} v{number}", tags={
             KIND_TAG: "dataset", NAME_TAG: name, VERSION_TAG: str(number), DIGEST_TAG: sha,
-            ROWS_TAG: str(result.rows), ORIGIN_TAG: origin or str(path.resolve())})
+            ROWS_TAG: str(rows), ORIGIN_TAG: origin})
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 copy = Path(tmp) / f"{name}-v{number}.csv"

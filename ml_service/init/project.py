@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from ml_service.config import yaml_problem
+from ml_service.data.dialect import Dialect, standard_text
 from ml_service.init import InitError
 from ml_service.init.config_entry import add_model
 from ml_service.init.names import ProjectNames, check_free, project_names
@@ -32,6 +33,7 @@ class Plan:
     profile: Profile
     files: dict[str, str] = field(default_factory=dict)
     config_text: str = ""
+    dialect: Dialect = Dialect()  # how source separates fields; data/ gets a standard CSV file
 
     @property
     def entry(self) -> dict[str, str]:
@@ -66,7 +68,7 @@ def render_plan(root: Path, source: Path, target: str, task: str | None, names: 
         profile = profile_frame(frame, target, task, keep, drop)
     except InitError as exc:
         raise InitError(f"{source}: {exc}") from None
-    plan = Plan(Path(root), Path(source), names, profile)
+    plan = Plan(Path(root), Path(source), names, profile, dialect=frame.attrs["dialect"])
     plan.files = project_files(profile, names, frame, names.data)
     return plan
 
@@ -91,7 +93,14 @@ def write_plan(plan: Plan) -> list[Path]:
     with FileTransaction(root) as files:
         for rel, text in plan.files.items():
             files.write(rel, text)
-        if (root / names.data).resolve() != plan.source.resolve():
+        same = (root / names.data).resolve() == plan.source.resolve()
+        if not plan.dialect.standard:  # the pipelines read data/ with pandas.read_csv's defaults
+            text = standard_text(plan.source, plan.dialect)
+            if same:
+                files.replace(names.data, text)
+            else:
+                files.write(names.data, text)
+        elif not same:
             files.copy(plan.source, names.data)
         files.mkdirs(root / ".pipelines")
         files.adopt([root / rel for rel in names.pipelines])

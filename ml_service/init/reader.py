@@ -45,7 +45,8 @@ def check_header(path: Path, text: str) -> list[str]:
     names = list(header)
     if len(names) < 2:
         raise InitError(f"{path}: has {len(names)} column ({', '.join(map(repr, names))}); a CSV file with "
-                        "feature columns and a target column, separated by commas, is needed")
+                        "feature columns and a target column is needed (fields separated by commas, semicolons, "
+                        "tabs, '|' or aligned with blanks)")
     if all(NUMBER.match(name) for name in names):
         raise InitError(f"{path}: has no header line (its first line holds numbers only); "
                         "add a first line with the column names")
@@ -65,13 +66,20 @@ def check_header(path: Path, text: str) -> list[str]:
 
 def read_table(path: Path):
     """The CSV file at path as a pandas DataFrame, with at least MIN_ROWS rows and a proper header; its
-    attrs["unnamed_first"] says whether the first column had no name (pandas calls it 'Unnamed: 0')."""
+    attrs["unnamed_first"] says whether the first column had no name (pandas calls it 'Unnamed: 0'), its
+    attrs["dialect"] how the file separates fields (a file that is not a standard CSV is read as the standard
+    CSV that init writes into data/: ml_service/data/dialect.py)."""
     import pandas as pd
 
+    from ml_service.data import dialect as dialects
+
     path = Path(path)
-    names = check_header(path, _head(path))
+    head = _head(path)
+    dialect = dialects.sniff(head)
+    text = None if dialect.standard else dialects.standard_text(path, dialect)
+    names = check_header(path, head if text is None else text[:SNIFF_BYTES])
     try:
-        frame = pd.read_csv(path)  # exactly as the pipeline's steps read it
+        frame = pd.read_csv(path if text is None else io.StringIO(text))  # as the pipeline's steps read data/
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InitError(f"{path}: not a readable CSV file: {first}") from None
@@ -81,6 +89,7 @@ def read_table(path: Path):
     if len(frame) == 0:
         raise InitError(f"{path}: has a header but no data rows")
     frame.attrs["unnamed_first"] = names[0] == ""
+    frame.attrs["dialect"] = dialect
     if len(frame) < MIN_ROWS:
         raise InitError(f"{path}: has {len(frame)} data rows; at least {MIN_ROWS} are needed to train and test "
                         "a model")

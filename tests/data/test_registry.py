@@ -300,3 +300,25 @@ def test_data_add_without_a_file_or_collected_rows_is_a_usage_error(workspace, f
     assert registry.versions(workspace, name) == [] and dataset_runs(workspace) == []
     assert main(["data", "add", name, str(valid), "--no-triggers"]) == 0
     assert [v.version for v in registry.versions(workspace, name)] == [1]
+
+
+def test_a_semicolon_export_of_a_file_is_the_same_version_kept_as_a_standard_csv(workspace, files, tmp_path):
+    """A version saved as spreadsheets save it in decimal-comma locales (';' between fields) is checked, stored and
+    hashed as the standard CSV file the pipelines read: the comma file of the same table is that version again. A
+    ';' file that breaks the contract is still refused."""
+    valid, broken = files
+    name = workspace.model.dataset
+    excel, standard = tmp_path / "excel.csv", tmp_path / "standard.csv"
+    excel.write_text("".join(";".join(v.replace(".", ",") for v in row) + "\n" for row in rows_of(valid)))
+    standard.write_text("".join(",".join(row) + "\n" for row in rows_of(valid)))
+    before = excel.read_bytes()
+    first = registry.add(workspace, name, excel)
+    assert (first.version, first.new, first.sha256) == (1, True, registry.sha256_of(standard))
+    assert first.origin == str(excel.resolve()) and excel.read_bytes() == before
+    assert registry.materialize(workspace, name).read_bytes() == standard.read_bytes()
+    assert registry.add(workspace, name, standard).new is False
+    semicolon_broken = tmp_path / "broken.csv"
+    semicolon_broken.write_text("".join(";".join(row) + "\n" for row in rows_of(broken)))
+    with pytest.raises(registry.DataRejected):
+        registry.add(workspace, name, semicolon_broken)
+    assert [v.version for v in registry.versions(workspace, name)] == [1]

@@ -310,6 +310,28 @@ def test_data_already_in_place_is_used_where_it_is(tmp_path, monkeypatch):
     assert yaml.safe_load((repo / "mlops.yml").read_text())["models"][0]["data"] == "data/in_place.csv"
 
 
+def test_a_spreadsheets_semicolon_export_makes_the_same_project_as_its_csv_file(tmp_path):
+    """Saved as Excel saves it in a decimal-comma locale (pandas: sep=';', decimal=','), or already in place
+    in data/: data/ gets the standard CSV file, byte for byte what pandas writes with its defaults, and the
+    contract is the same."""
+    from ml_service.data.dialect import Dialect
+    from ml_service.init.project import init_project
+
+    csv = write_csv(tmp_path / "c.csv", "regression")
+    pd.read_csv(csv).to_csv(tmp_path / "excel.csv", sep=";", decimal=",", index=False)
+    plain = init_project(make_repo(tmp_path / "a"), csv, TARGETS["regression"], project="spend")
+    excel = init_project(make_repo(tmp_path / "b"), tmp_path / "excel.csv", TARGETS["regression"], project="spend")
+    assert (excel.dialect, plain.dialect) == (Dialect(";", ","), Dialect())
+    assert (tmp_path / "b" / "data" / "spend.csv").read_bytes() == csv.read_bytes()
+    contract = excel.entry["contract"]
+    assert (tmp_path / "b" / contract).read_text() == (tmp_path / "a" / contract).read_text()
+    repo = make_repo(tmp_path / "c")
+    (repo / "data").mkdir()
+    shutil.copy(tmp_path / "excel.csv", repo / "data" / "spend.csv")
+    init_project(repo, repo / "data" / "spend.csv", TARGETS["regression"], project="spend")
+    assert (repo / "data" / "spend.csv").read_bytes() == csv.read_bytes()
+
+
 def test_any_column_name_reaches_mlops_yml_and_the_code_intact(tmp_path, monkeypatch, capsys):
     """A target named with spaces, quotes, a backslash and an emoji: the mlops.yml entry and the code hold it."""
     repo = make_repo(tmp_path / "repo")
