@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import json
 import re
+from datetime import datetime
 from typing import Any, Callable
 
 from ml_service.errors import MLOpsError
 
 TOKEN = re.compile(r"""
     \s*(?:
-      (?P<number>-?\d+(?:\.\d+)?(?![\w.]))
+      (?P<version>\d+\.\d+\.\d+(?:\.\d+)?(?![\w.]))
+    | (?P<number>-?(?:\d+(?:\.\d+)?|\.\d+)(?![\w.]))
     | '(?P<string>(?:[^']|'')*)'
     | (?P<name>[A-Za-z_][\w\-]*)
     | (?P<punct>[()\[\],.])
@@ -24,6 +26,22 @@ TOKEN = re.compile(r"""
 
 class ExpressionError(MLOpsError):
     """An expression cannot be parsed or evaluated; the message quotes it."""
+
+
+class Version(tuple):
+    """A version literal (`1.2.3`) or a value converted to one: two to four whole-number parts, compared part by
+    part (expressions.md "Version": "Must start with a number and contain two or three period (.) characters")."""
+
+    @classmethod
+    def parse(cls, text: str) -> "Version | None":
+        """C#'s Version.TryParse: Major.Minor at least, at most four parts, each a non-negative whole number."""
+        parts = str(text).strip().split(".")
+        if not 2 <= len(parts) <= 4 or not all(p.isdigit() and p.isascii() for p in parts):
+            return None
+        return cls(int(p) for p in parts)
+
+    def __str__(self) -> str:
+        return ".".join(map(str, self))
 
 
 class _Missing:
@@ -46,6 +64,8 @@ def tokenize(text: str) -> list[tuple[str, Any]]:
         value = match.group(kind)
         if kind == "string":
             value = value.replace("''", "'")
+        elif kind == "version":
+            value = Version.parse(value)
         elif kind == "number":
             value = float(value) if "." in value else int(value)
         tokens.append((kind, value))
@@ -80,7 +100,7 @@ class _Parser:
 
     def expression(self):
         kind, value = self.take()
-        if kind in ("number", "string"):
+        if kind in ("number", "string", "version"):
             node = ("literal", value)
         elif kind == "name":
             lowered = value.lower()
@@ -133,7 +153,7 @@ def to_bool(value: Any) -> bool:
         return value != 0
     if isinstance(value, str):
         return value != ""
-    return True
+    return True  # a version, a date, an array, an object
 
 
 def as_bool(value: Any) -> bool:
@@ -144,14 +164,32 @@ def as_bool(value: Any) -> bool:
 
 
 def to_str(value: Any) -> str:
-    """Azure string conversion (booleans as True / False, whole numbers without .0)."""
+    """Azure string conversion (booleans as True / False, numbers as "0.#######", a date as
+    "yyyy-MM-dd HH:mm:sszzz"; the agent's EvaluationResult.TryConvertToString). A list or a mapping has no string
+    form: join() makes it empty, other uses are an error."""
     if value is None or isinstance(value, _Missing):
         return ""
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.7f}".rstrip("0").rstrip(".") or "0"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, (dict, list)):  # no string form on Azure (text() refuses it); here: its JSON
+        return json.dumps(_plain(value))
     return str(value)
+
+
+def text(value: Any) -> str:
+    """A value where Azure needs a string (a ${{ }} inside text, format()'s arguments): to_str, but a list or
+    a mapping is an error, as Azure's TryConvertToString fails for them."""
+    if isinstance(value, (dict, list)):
+        kind = "Object" if isinstance(value, dict) else "Array"
+        raise ExpressionError(f"unable to convert from {kind} to String: an {kind.lower()} cannot be spliced into "
+                              "text (use convertToJson() or join())")
+    return to_str(value)
 
 
 def _to_number(value: Any) -> float | None:
@@ -173,25 +211,49 @@ def _coerce_bool(value: Any) -> bool:
     return to_bool(value)
 
 
+def _to_version(value: Any) -> "Version | None":
+    if isinstance(value, Version):
+        return value
+    if isinstance(value, (bool, dict, list)) or value is None or isinstance(value, _Missing):
+        return None
+    return Version.parse(to_str(value))
+
+
+def _fold(text: str) -> str:
+    """Ordinal ignore-case, as .NET's OrdinalIgnoreCase does it (upper-cased: '_' sorts after 'Z')."""
+    return text.upper()
+
+
 def equals(left: Any, right: Any) -> bool:
-    """Azure eq(): convert right to left's type; strings compare ignoring case."""
+    """Azure eq(): convert right to left's type (False when it cannot be); strings compare ignoring case."""
     if isinstance(left, bool):
         return left == _coerce_bool(right)
     if isinstance(left, (int, float)):
         number = _to_number(right)
         return number is not None and float(left) == number
+    if isinstance(left, Version):
+        return left == _to_version(right)
     if left is None or isinstance(left, _Missing):
         return right is None or isinstance(right, _Missing) or right == ""
-    return to_str(left).lower() == to_str(right).lower()
+    if isinstance(left, (dict, list)):  # the same object only (EvaluationResult.Equals: ReferenceEquals)
+        return left is right
+    if isinstance(right, (dict, list)):
+        return False
+    return _fold(to_str(left)) == _fold(to_str(right))
 
 
 def _compare(left, right) -> int:
+    if isinstance(left, Version):
+        version = _to_version(right)
+        if version is None:
+            raise ExpressionError(f"cannot compare version {left} with {to_str(right)!r}: not a version")
+        return (left > version) - (left < version)
     if isinstance(left, (int, float)) and not isinstance(left, bool):
         number = _to_number(right)
         if number is None:
             raise ExpressionError(f"cannot compare {left!r} with {right!r}")
         return (left > number) - (left < number)
-    a, b = to_str(left).lower(), to_str(right).lower()
+    a, b = _fold(to_str(left)), _fold(to_str(right))
     return (a > b) - (a < b)
 
 
@@ -307,16 +369,13 @@ def _call(name: str, values: list) -> Any:
     if name == "replace":
         need(3)
         return to_str(values[0]).replace(to_str(values[1]), to_str(values[2]))
-    if name == "join":
+    if name == "join":  # expressions.md: "Complex objects are converted to empty string"
         need(2)
         items = values[1] if isinstance(values[1], list) else [values[1]]
-        return to_str(values[0]).join(to_str(v) for v in items)
+        return to_str(values[0]).join("" if isinstance(v, (dict, list)) else to_str(v) for v in items)
     if name == "format":
         need(1)
-        text = to_str(values[0])
-        for i, v in enumerate(values[1:]):
-            text = text.replace("{%d}" % i, to_str(v))
-        return text
+        return format_text(to_str(values[0]), values[1:])
     if name == "length":
         need(1)
         return len(values[0]) if isinstance(values[0], (str, list, dict)) else 0
@@ -332,12 +391,84 @@ def _call(name: str, values: list) -> Any:
     raise ExpressionError(f"function {name}() is not supported")
 
 
+FORMAT_ITEM = re.compile(r"\{(\d+)(?::((?:[^{}]|\}\})*))?\}")
+DATE_SPECIFIER = re.compile(r"\\.|yyyy|yy|MM|M|dd|d|HH|H|mm|m|ss|s|f{1,7}|K|zzz| +")
+
+
+def format_text(pattern: str, args: list) -> str:
+    """Azure's format(): {N} takes argument N, {N:specifiers} formats a date (pipeline.startTime) with .NET's
+    custom specifiers, {{ and }} are literal braces; anything else is an error. Followed: the expression
+    function Format of Azure's expression library (its v1 'Legacy/Format.cs', as carried by
+    ChristopherHX/runner.server) and expressions.md "format"."""
+    out, index = [], 0
+    while index < len(pattern):
+        if pattern.startswith("{{", index) or pattern.startswith("}}", index):
+            out.append(pattern[index])
+            index += 2
+            continue
+        char = pattern[index]
+        if char == "}":
+            raise ExpressionError(f"format(): the format string {pattern!r} is invalid (a lone '}}'; write '}}}}')")
+        if char != "{":
+            out.append(char)
+            index += 1
+            continue
+        match = FORMAT_ITEM.match(pattern, index)
+        if not match:
+            raise ExpressionError(f"format(): the format string {pattern!r} is invalid (a lone '{{'; write '{{{{')")
+        number, specifiers = int(match.group(1)), match.group(2)
+        if number >= len(args):
+            raise ExpressionError(f"format(): {{{number}}} has no argument in {pattern!r}")
+        value = args[number]
+        if specifiers:
+            if not isinstance(value, datetime):
+                raise ExpressionError(f"format(): the specifiers '{specifiers}' are only for a date "
+                                      f"(pipeline.startTime), got {to_str(value)!r}")
+            out.append(_format_date(value, specifiers.replace("}}", "}")))
+        else:
+            out.append(text(value))
+        index = match.end()
+    return "".join(out)
+
+
+def _format_date(moment: datetime, specifiers: str) -> str:
+    """.NET custom date and time format specifiers, those Azure's format() takes."""
+    pieces, position = [], 0
+    for match in DATE_SPECIFIER.finditer(specifiers):
+        if match.start() != position:
+            break
+        position = match.end()
+        spec = match.group(0)
+        if spec.startswith("\\"):
+            pieces.append(spec[1:])
+        elif spec.startswith(" "):
+            pieces.append(spec)
+        elif spec.startswith("f"):
+            pieces.append(f"{moment.microsecond:06d}0"[:len(spec)])
+        elif spec == "K" or spec == "zzz":
+            offset = moment.utcoffset()
+            minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+            sign = "-" if minutes < 0 else "+"
+            pieces.append(f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}")
+        else:
+            value = {"yyyy": moment.year, "yy": moment.year % 100, "MM": moment.month, "M": moment.month,
+                     "dd": moment.day, "d": moment.day, "HH": moment.hour, "H": moment.hour, "mm": moment.minute,
+                     "m": moment.minute, "ss": moment.second, "s": moment.second}[spec]
+            pieces.append(f"{value:0{4 if spec == 'yyyy' else len(spec)}d}")
+    if position != len(specifiers):
+        raise ExpressionError(f"format(): the date specifiers '{specifiers}' are not valid (yyyy, yy, MM, M, dd, d, "
+                              "HH, H, mm, m, ss, s, f..fffffff, K, zzz)")
+    return "".join(pieces)
+
+
 def _plain(value: Any) -> Any:
     """value as JSON data: a missing property is null."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
+    if isinstance(value, (Version, datetime)):
+        return to_str(value)
     return None if isinstance(value, _Missing) else value
 
 

@@ -18,7 +18,6 @@ from ml_service.ci.model import expressions as ex
 from ml_service.ci.model.yamlload import Mapping, YamlError, load_file, load_text, located
 from ml_service.errors import MLOpsError
 
-EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else|each)\b(.*?)\}\}$", re.DOTALL)
 INSERT = re.compile(r"^\$\{\{\s*insert\s*\}\}$")  # templates.md: "use the special property ${{ insert }}"
 EACH = re.compile(r"^\s*(\w+)\s+in\s+(.+)$", re.DOTALL)
@@ -35,6 +34,41 @@ BOOLEAN_WORDS = {"true": True, "y": True, "yes": True, "on": True, "false": Fals
 
 class TemplateError(MLOpsError):
     """A pipeline file or template cannot be compiled; the message names the file and the problem."""
+
+
+def expression_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, inner text) of each ${{ }} in text. As Azure's template reader finds them (TemplateReader's
+    ParseScalar, shared with GitHub Actions' runner): after `${{` the first `}}` outside a 'single-quoted'
+    string closes it, so `${{ format('{{{0}}}', 'a') }}` is one expression; an unclosed one is an error."""
+    spans, position = [], 0
+    while True:
+        start = text.find("${{", position)
+        if start < 0:
+            return spans
+        in_string, index = False, start + 3
+        while index < len(text):
+            char = text[index]
+            if char == "'":
+                in_string = not in_string  # '' (an escaped quote) flips twice
+            elif not in_string and text.startswith("}}", index):
+                break
+            index += 1
+        else:
+            raise TemplateError(f"the expression is not closed (no '}}}}'): {text[start:start + 80]!r}")
+        spans.append((start, index + 2, text[start + 3:index]))
+        position = index + 2
+
+
+def whole_expression(text: str) -> str | None:
+    """The inner text when text (stripped) is exactly one ${{ }}; else None."""
+    stripped = text.strip()
+    if not stripped.startswith("${{"):
+        return None
+    try:
+        spans = expression_spans(stripped)
+    except TemplateError:
+        return None
+    return spans[0][2] if len(spans) == 1 and spans[0][:2] == (0, len(stripped)) else None
 
 
 def read_yaml(path: Path) -> Any:
@@ -195,11 +229,23 @@ class Compiler:
             raise TemplateError(f"{path}: {exc}") from None
 
     def _string(self, text: str, context: dict, path: Path) -> Any:
-        whole = EXPR.fullmatch(text.strip())
-        if whole and "${{" not in whole.group(1):
-            value = self._eval(whole.group(1), context, path)
+        whole = whole_expression(text)
+        if whole is not None:
+            value = self._eval(whole, context, path)
             return None if isinstance(value, ex._Missing) else value
-        return EXPR.sub(lambda m: ex.to_str(self._eval(m.group(1), context, path)), text)
+        try:
+            spans = expression_spans(text)
+        except TemplateError as exc:
+            raise TemplateError(f"{path}: {exc}") from None
+        out, position = [], 0
+        for start, end, inner in spans:
+            try:
+                value = ex.text(self._eval(inner, context, path))
+            except ex.ExpressionError as exc:
+                raise TemplateError(f"{path}: ${{{{{inner}}}}}: {exc}") from None
+            out += [text[position:start], value]
+            position = end
+        return "".join(out) + text[position:]
 
     def _directive(self, key: Any):
         if isinstance(key, str):
@@ -359,6 +405,11 @@ class Compiler:
             flush()
             if isinstance(item, dict) and "template" in item:
                 added = self._include(item, context, path)
+            elif isinstance(item, str) and whole_expression(item) is not None:
+                # `- ${{ parameters.preBuild }}` with a stepList: the list's items take the item's place
+                # (docs/pipelines/process/templates.md, "Parameter data types": steps `- ${{ parameters.preBuild }}`)
+                value = self.expand(item, context, path)
+                added = value if isinstance(value, list) else [value]
             else:
                 added = [self.expand(item, context, path)]
             result.extend(added)

@@ -16,6 +16,7 @@ import shutil
 import signal
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -48,6 +49,10 @@ class Engine:
         self.approval_check = approvals
         self.report = report or (lambda path, record: None)
         self.masker = Masker()
+        run = store.get_run(run_id)
+        # pipeline.startTime: the run's start as a date, for format('{0:yyyyMMdd}', pipeline.startTime) in $[ ] and
+        # conditions (expressions.md "counter"; in the time zone $(Date:...) of the run number uses)
+        self.pipeline_root = {"startTime": datetime.fromtimestamp(run.created or time.time()).astimezone()}
         for var in variables.values():
             if var.secret:
                 self.masker.add(var.value)
@@ -134,7 +139,8 @@ class Engine:
 
     def condition(self, condition: str, dep_results: list[str], roots: dict, where: str,
                   named: dict[str, str] | None = None) -> bool:
-        return planner.condition_holds(condition, dep_results, self.canceled, roots, where, named)
+        return planner.condition_holds(condition, dep_results, self.canceled, {"pipeline": self.pipeline_root, **roots},
+                                       where, named)
 
     def _stage_dependencies(self, names: list[str]) -> dict:
         return {n: {"result": self.state["results"].get(n, ""),
@@ -200,7 +206,7 @@ class Engine:
         for name, var in parse_variables(declared, self.groups).items():
             match = RUNTIME.match(var.value)
             if match:
-                context = {"variables": self.values({**variables, **result}), **roots}
+                context = {"pipeline": self.pipeline_root, "variables": self.values({**variables, **result}), **roots}
                 try:
                     counter = functools.partial(self.store.counter, self.run_id)
                     value = ex.to_str(ex.run(match.group(1), ex.Context(context, counter=counter)))
@@ -288,7 +294,7 @@ class Engine:
                 raise EngineError(f"job {path}: strategy matrix must be a mapping or a $[ ] expression, got "
                                   f"{matrix[:60]!r}")
             try:
-                text = ex.to_str(ex.run(runtime.group(1), ex.Context(roots)))
+                text = ex.to_str(ex.run(runtime.group(1), ex.Context({"pipeline": self.pipeline_root, **roots})))
                 matrix = yaml.safe_load(text) if text.strip() else {}
             except (ex.ExpressionError, yaml.YAMLError) as exc:
                 raise EngineError(f"job {path}: strategy matrix: {exc}") from None
