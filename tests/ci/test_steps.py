@@ -212,13 +212,16 @@ def test_an_output_variable_is_read_by_the_named_step_and_by_dependent_jobs(proj
     ("##vso[task.complete result=Failed;]done", "Failed"),
     ("##vso[task.complete result=failed;]done", "Failed"),
 ])
-def test_task_complete_sets_the_result_whatever_the_exit_code(project, command, result):
+def test_task_complete_sets_the_result_and_a_failing_exit_code_still_fails(project, command, result):
+    """The agent merges task.complete's result with the script's end, the worse winning
+    (TaskCommandExtension.cs: TaskResultUtil.MergeTaskResults); `failed` is no TaskResult name (Enum.TryParse is
+    case-sensitive): the command fails the step."""
     text = f"steps:\n  - bash: |\n      echo '{command}'\n      exit 0\n    displayName: step\n"
     _, _, found = step_result(project, text)
     assert found["step"]["result"] == result
     text = f"steps:\n  - bash: |\n      echo '{command}'\n      exit 5\n    displayName: step\n"
     _, _, found = step_result(project, text)
-    assert found["step"]["result"] == result
+    assert found["step"]["result"] == "Failed"
 
 
 def test_log_issues_are_kept_in_the_detail_and_prepend_path_lasts_for_the_job(project, tmp_path):

@@ -41,17 +41,31 @@ class Exit:
     pid: int = 0  # the leader of the step's process group (what it left running ends with the job)
 
 
+ESCAPES = (("%3B", ";"), ("%0D", "\r"), ("%0A", "\n"), ("%5D", "]"), ("%AZP25", "%"))
+
+
+def unescape(text: str) -> str:
+    """A logging command's property or message as the agent reads it (Agent.Sdk/CommandStringConvertor.cs:
+    %3B ;  %0D CR  %0A LF  %5D ]  and, DECODE_PERCENTS being on by default, %AZP25 %)."""
+    for escaped, plain in ESCAPES:
+        text = text.replace(escaped, plain)
+    return text
+
+
 def parse_command(line: str) -> Command | None:
-    """The logging command in a line of output, if any."""
+    """The logging command in a line of output, if any: as the agent's Command.TryParse, the properties split at
+    ';' and the first '=', both unescaped, and the message is everything after ']' (only the line's end removed)."""
     match = VSO.search(line)
     if not match:
         return None
     fields = {}
-    for part in match.group(2).strip().split(";"):
-        if "=" in part:
-            key, value = part.split("=", 1)
-            fields[key.strip().lower()] = value.strip()
-    return Command(match.group(1).lower(), fields, match.group(3).strip())
+    for part in match.group(2).split(";"):
+        key, _, value = part.partition("=")
+        # spaces around a key or value are dropped: the agent would read " issecret " as another key and leave the
+        # value unmasked; here it is a secret, as its author meant (masking more never changes what a step does)
+        if key.strip() and value.strip():
+            fields[key.strip().lower()] = unescape(value.strip())
+    return Command(match.group(1).lower(), fields, unescape(match.group(3).rstrip("\r\n")))
 
 
 CHUNK = 65536  # bytes read from a step's output at a time

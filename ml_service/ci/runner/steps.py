@@ -7,6 +7,7 @@ retries and continueOnError apply, and what a job's steps leave running ends wit
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -16,10 +17,72 @@ from ml_service.ci.runner import macros, process, reaper, sources
 from ml_service.ci.runner import tasks
 from ml_service.ci.runner.step_factory import (CheckoutStep, DownloadStep, PublishStep, ShellStep, Step, TaskStep,
                                                new_step)
-from ml_service.ci.runner.tasks import TaskError, run_task
+from ml_service.ci.runner.tasks import TaskError, minimatch, run_task
 from ml_service.processes import kill_group
 
 SUMMARY_LIMIT = 4000  # characters of one uploaded summary
+
+
+# task.complete result=...: the agent's TaskResult names, read with Enum.TryParse (case-sensitive)
+COMPLETE_RESULTS = {"Succeeded": Result.SUCCEEDED, "SucceededWithIssues": Result.SUCCEEDED_WITH_ISSUES,
+                    "Failed": Result.FAILED, "Canceled": Result.CANCELED, "Skipped": Result.SKIPPED,
+                    "Abandoned": Result.FAILED}
+RESULT_ORDER = [Result.SUCCEEDED, Result.SUCCEEDED_WITH_ISSUES, Result.FAILED, Result.CANCELED, Result.SKIPPED]
+# logging commands a step with `target: {commands: restricted}` may still use (the agent's
+# [CommandRestriction(AllowedInRestrictedMode = true)]: TaskCommandExtension.cs, TelemetryCommandExtension.cs)
+RESTRICTED_ALLOWED = {"task.logdetail", "task.logissue", "task.complete", "task.setprogress", "task.setsecret",
+                      "task.setvariable", "task.debug", "task.settaskvariable", "task.prependpath",
+                      "telemetry.publish"}
+
+
+def merge_results(current: Result, coming: Result) -> Result:
+    """The agent's TaskResultUtil.MergeTaskResults: Canceled or Skipped stay; otherwise the worse one wins."""
+    if RESULT_ORDER.index(current) > RESULT_ORDER.index(Result.FAILED):
+        return current
+    return coming if RESULT_ORDER.index(coming) >= RESULT_ORDER.index(current) else current
+
+
+class Restrictions:
+    """A step's `target: {commands: any | restricted, settableVariables: none | [patterns]}`
+    (yaml-schema steps.script "target"; the agent's TaskRestrictionsChecker.cs and TaskRestrictionsExtension.cs):
+    a refused command or variable is ignored with a warning, as the agent does, and the step goes on."""
+
+    def __init__(self, restricted: bool, allowed: list[str] | None):
+        self.restricted = restricted
+        self.allowed = allowed  # None: every variable may be set; []: none
+
+    @classmethod
+    def of(cls, target) -> "Restrictions":
+        if not isinstance(target, dict):
+            return cls(False, None)
+        restricted = str(target.get("commands", "any")).strip().lower() == "restricted"
+        settable = target.get("settableVariables")
+        if settable is None:
+            allowed = None
+        elif isinstance(settable, str) and settable.strip().lower() == "none":
+            allowed = []
+        elif isinstance(settable, dict):  # settableVariables: {allowed: [...]}, the long form
+            allowed = [str(v) for v in settable.get("allowed") or []]
+        elif isinstance(settable, list):
+            allowed = [str(v) for v in settable]
+        else:
+            allowed = [str(settable)]
+        return cls(restricted, allowed)
+
+    def allows(self, command: process.Command, issues: list[str]) -> bool:
+        if self.restricted and command.area not in RESTRICTED_ALLOWED:
+            issues.append(f"warning: ##vso[{command.area}] is not allowed in this step (target commands: restricted)"
+                          " and was ignored")
+            return False
+        return True
+
+    def settable(self, variable: str, issues: list[str]) -> bool:
+        if self.allowed is None or any(minimatch.matches(variable.lower(), [pattern.lower()])
+                                       for pattern in self.allowed):  # Minimatcher.Check, IgnoreCase
+            return True
+        issues.append(f"warning: variable {variable} may not be set by this step (target settableVariables) and was "
+                      "not set")
+        return False
 
 
 class Steps:
@@ -224,9 +287,12 @@ class Steps:
             timeout = None
         issues: list[str] = []
         complete: list[Result] = []
+        restrictions = Restrictions.of(step.get("target"))
 
         def on_command(command: process.Command) -> None:
-            verdict = self._vso(command, name, stage, job, variables, issues)
+            if not restrictions.allows(command, issues):
+                return
+            verdict = self._vso(command, name, stage, job, variables, issues, restrictions)
             if verdict:
                 complete.append(verdict)
 
@@ -244,12 +310,15 @@ class Steps:
             with open(log_path, "a") as log:
                 log.write(f"##[error]the step exceeded {which}; its process tree was killed\n")
             return Result.FAILED, f"timed out after {timeout / 60:.2f} minutes"
-        if complete:
-            return complete[-1], "; ".join(issues)
         issues += ended.issues
+        # the step's result merges what task.complete said with how the process ended, the worse winning (the
+        # agent's TaskResultUtil.MergeTaskResults: task.complete result=Succeeded does not undo an exit code 1)
         if ended.code != 0:
             return Result.FAILED, f"exited with code {ended.code}" + (f"; {'; '.join(issues)}" if issues else "")
-        return Result.SUCCEEDED, "; ".join(issues)
+        result = Result.SUCCEEDED
+        for said in complete:
+            result = merge_results(result, said)
+        return result, "; ".join(issues)
 
     def _task(self, kind, step, name, stage, job, variables, log_path, deadline=float("inf")) -> tuple[Result, str]:
         inputs = {k: macros.expand(ex.to_str(v), variables) for k, v in (step.get("inputs") or {}).items()}
@@ -290,10 +359,16 @@ class Steps:
                 "resources": self.engine.store.get_run(self.engine.run_id).resources,
                 "definitions": self.engine.definitions, "registries": self.engine.registries}
 
-    def _vso(self, command: process.Command, name, stage, job, variables, issues) -> Result | None:
+    def _vso(self, command: process.Command, name, stage, job, variables, issues,
+             restrictions: "Restrictions | None" = None) -> Result | None:
         fields, message = command.fields, command.message
         if command.area == "task.setvariable":
             var_name = fields.get("variable", "")
+            if not var_name:  # the agent throws MissingVariableName: the command fails the step
+                issues.append("error: ##vso[task.setvariable] without a variable name")
+                return Result.FAILED
+            if restrictions is not None and not restrictions.settable(var_name, issues):
+                return None
             # a value holding a secret (in any form) stays secret, whatever the command says
             secret = fields.get("issecret", "").lower() == "true" or self.engine.masker(message) != message
             if secret:
@@ -319,14 +394,24 @@ class Steps:
             else:
                 variables[var_name] = var
         elif command.area == "task.prependpath":
+            if restrictions is not None and not restrictions.settable("PATH", issues):
+                return None
+            if message in self.prepended:  # the agent moves a path prepended again to the front
+                self.prepended.remove(message)
             self.prepended.append(message)
         elif command.area == "task.logissue":
             issues.append(f"{fields.get('type', 'warning')}: {message}")
         elif command.area == "task.complete":
-            return {"succeeded": Result.SUCCEEDED, "succeededwithissues": Result.SUCCEEDED_WITH_ISSUES,
-                    "failed": Result.FAILED}.get(fields.get("result", "").lower())
-        elif command.area == "task.uploadsummary":  # a markdown summary attached to the run (shown when it ends)
+            said = COMPLETE_RESULTS.get(fields.get("result", ""))
+            if said is None:  # the agent: Enum.TryParse fails -> InvalidCommandResult, the command fails the step
+                issues.append(f"error: ##vso[task.complete] result={fields.get('result', '')!r} is not one of "
+                              f"{', '.join(COMPLETE_RESULTS)} (the names are case-sensitive)")
+                return Result.FAILED
+            return said
+        elif command.area in ("task.uploadsummary", "build.uploadsummary"):  # a markdown summary of the run
             self._attach_summary(message, issues)
+        elif command.area == "artifact.upload":
+            return self._upload_artifact(fields, message, variables, issues)
         elif command.area == "task.setsecret":  # mask the value from here on (logging-commands.md)
             self.engine.masker.add(message)
         elif command.area == "build.updatebuildnumber":
@@ -335,6 +420,31 @@ class Steps:
             pass  # only shown in Azure's web UI (a progress bar, an endpoint, a tag): nothing to do here
         else:  # never silently: the log says this command had no effect here
             issues.append(f"warning: logging command ##vso[{command.area}] has no local meaning and was ignored")
+        return None
+
+    def _upload_artifact(self, fields: dict, message: str, variables, issues: list[str]) -> Result | None:
+        """##vso[artifact.upload artifactname=NAME;containerfolder=F]PATH: the file or folder's files become (part
+        of) the run's artifact NAME, which later jobs download (the agent's ArtifactUploadCommand: the name is
+        required, a missing path fails the step, an empty folder is a warning; uploads to one name add up)."""
+        name = fields.get("artifactname", "")
+        if not name:
+            issues.append("error: ##vso[artifact.upload] needs artifactname")
+            return Result.FAILED
+        source = Path(message.strip())
+        if not source.is_absolute():
+            source = Path(variables["System.DefaultWorkingDirectory"].value) / source
+        if not source.exists():
+            issues.append(f"error: ##vso[artifact.upload]: {source} does not exist")
+            return Result.FAILED
+        if source.is_dir() and not any(p.is_file() for p in source.rglob("*")):
+            issues.append(f"warning: ##vso[artifact.upload]: {source} is empty; artifact {name} not uploaded")
+            return None
+        target = self.engine.store.artifacts_dir(self.engine.run_id) / name
+        target.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copy(source, target / source.name)
         return None
 
     def _attach_summary(self, path: str, issues: list[str]) -> None:
