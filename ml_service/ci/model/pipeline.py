@@ -73,6 +73,8 @@ class Job:
     services: object = None  # service containers of the job (preflight.py names them)
     agentless: bool = False  # `pool: server` (its own, its stage's or the pipeline's): an agentless job
     pool_where: str = ""  # file:line of the `pool: server` that makes it agentless
+    workspace_clean: str = ""  # `workspace: {clean: outputs | resources | all}` (phases.md "Workspace")
+    cancel_timeout_minutes: float = 5.0  # how long always() steps may run once the job is canceled (timed out)
 
 
 @dataclass
@@ -268,7 +270,10 @@ def _job(raw: dict, stage: str, pool=None, pool_at: str = "") -> Job:
                                                                 60.0),
                continue_on_error=ex.as_bool(raw.get("continueOnError", False)), where=_at(raw, "dependsOn"),
                agentless=is_server(raw["pool"] if "pool" in raw else pool),
-               pool_where=(_at(raw, "pool") if "pool" in raw else pool_at).rstrip(": "))
+               pool_where=(_at(raw, "pool") if "pool" in raw else pool_at).rstrip(": "),
+               workspace_clean=str((raw.get("workspace") or {}).get("clean") or "").strip().lower()
+               if isinstance(raw.get("workspace"), dict) else "",
+               cancel_timeout_minutes=minutes(raw.get("cancelTimeoutInMinutes"), f"job {stage}.{name}", 5.0) or 5.0)
 
 
 def ordered(items: Iterable[T]) -> list[T]:

@@ -68,6 +68,7 @@ class Engine:
         for value in self.vault.values():
             self.masker.add(value)
         self.canceled = False
+        self.job_canceled = False  # the running job passed its timeoutInMinutes: canceled, as Azure cancels it
         self.log_max_bytes = 0  # a step log's cap (mlops.yml ci.log_max_mb; 0: steplog's default)
         self.definitions: dict[str, str] = {}  # pipeline file stem -> definition name (mlops.yml ci.pipelines)
         self.repositories: dict = {}  # mlops.yml ci.repositories: alias or project/repo -> path or git URL
@@ -139,8 +140,8 @@ class Engine:
 
     def condition(self, condition: str, dep_results: list[str], roots: dict, where: str,
                   named: dict[str, str] | None = None) -> bool:
-        return planner.condition_holds(condition, dep_results, self.canceled, {"pipeline": self.pipeline_root, **roots},
-                                       where, named)
+        return planner.condition_holds(condition, dep_results, self.canceled or self.job_canceled,
+                                       {"pipeline": self.pipeline_root, **roots}, where, named)
 
     def _stage_dependencies(self, names: list[str]) -> dict:
         return {n: {"result": self.state["results"].get(n, ""),
@@ -336,6 +337,7 @@ class Engine:
         if job.agentless:  # an agentless job: no agent, no sources (Azure gives a server job no checkout)
             checkouts, project_root = {}, self.source_dir
         else:
+            sources.prepare_directories(variables, job.workspace_clean)
             checkouts, project_root = self._sources(job, variables)
         variables = expand_nested(variables)
         for var in variables.values():
@@ -345,6 +347,7 @@ class Engine:
         workspace = Path(variables["Pipeline.Workspace"].value)
         self.steps.start_job(checkouts, self.platform(project_root, workspace) if self.platform else {})
         results: list[str] = []
+        timed_out = self.job_canceled = False
         try:
             done = self.state.setdefault("steps", {})  # an agentless job's finished steps, for its resume
             for index, step in enumerate(job.steps):
@@ -352,9 +355,16 @@ class Engine:
                 if step_path in done:
                     results.append(done[step_path])
                     continue
+                if not timed_out and not job.agentless and time.time() >= deadline:
+                    # the job ran past timeoutInMinutes: Azure cancels it ("how long to run the job before
+                    # automatically cancelling", phases.md "Timeouts"). The agent (StepsRunner.cs) then sets the job's
+                    # result and Agent.JobStatus to Canceled and runs only the steps whose condition still holds
+                    # (always(), canceled()), for at most cancelTimeoutInMinutes.
+                    timed_out = self.job_canceled = True
+                    deadline = time.time() + job.cancel_timeout_minutes * 60
                 ran = [r for r in results if r != Result.SKIPPED]  # Agent.JobStatus: the job's result so far
-                variables["Agent.JobStatus"] = Var(str(planner.worst(ran) if ran else Result.SUCCEEDED),
-                                                   readonly=True, literal=True)
+                status = Result.CANCELED if timed_out else (planner.worst(ran) if ran else Result.SUCCEEDED)
+                variables["Agent.JobStatus"] = Var(str(status), readonly=True, literal=True)
                 result = self.steps.run(stage, job, step, step_path, variables, results, deadline)
                 if result == WAITING:  # a ManualValidation: the run waits for its decision (validation.py)
                     self.record(path, "job", status="waiting", detail="waiting for manual validation")
@@ -364,12 +374,18 @@ class Engine:
                     done[step_path] = str(result)
                     self.save()
                 results.append(result)
+                if result == Result.CANCELED and not timed_out and not job.agentless and time.time() >= deadline:
+                    timed_out = self.job_canceled = True  # the job's limit ended this step: the job is canceled
+                    deadline = time.time() + job.cancel_timeout_minutes * 60
             ran = [r for r in results if r != Result.SKIPPED]
             self.steps.post_job(planner.worst(ran).ok if ran else True)
         finally:
             self.steps.end_job()
         ran = [r for r in results if r != Result.SKIPPED]
         result = planner.worst(ran) if ran else Result.SUCCEEDED
+        if timed_out or Result.CANCELED in ran:  # a timed-out job is canceled (the agent: jobContext.Result)
+            result = Result.CANCELED
+        self.job_canceled = False
         if result == Result.FAILED and job.continue_on_error:
             result = Result.SUCCEEDED_WITH_ISSUES
         self.record(path, "job", status="completed", result=result, finished=time.time())

@@ -38,6 +38,31 @@ class SourcesError(MLOpsError):
     """The run's sources cannot be made; the message says which commit or folder, and why."""
 
 
+def prepare_directories(variables: dict, clean: str = "") -> None:
+    """A job's directories as the agent makes them when the job starts (Agent.Worker/Build/BuildDirectoryManager.cs
+    PrepareDirectory): $(Build.ArtifactStagingDirectory) and $(Common.TestResultsDirectory) are deleted and made
+    again for every job ("always deleted and recreated prior to every build", phases.md "Workspace"), so a job
+    never finds what an earlier job left there; `workspace: clean: outputs` empties $(Build.BinariesDirectory),
+    `all` the whole $(Pipeline.Workspace) (`resources`: the sources, which every job here gets clean anyway)."""
+    def fresh(folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    workspace = Path(variables["Pipeline.Workspace"].value)
+    if clean == "all":
+        for entry in list(workspace.iterdir()) if workspace.is_dir() else []:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        for sub in ("a", "b", "s", "_temp", "TestResults"):
+            (workspace / sub).mkdir(parents=True, exist_ok=True)
+    fresh(Path(variables["Build.ArtifactStagingDirectory"].value))
+    fresh(Path(variables["Common.TestResultsDirectory"].value))
+    if clean == "outputs":
+        fresh(Path(variables["Build.BinariesDirectory"].value))
+
+
 def _git(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})

@@ -309,7 +309,9 @@ class Steps:
             which = "the job's timeoutInMinutes" if job_limit else "timeoutInMinutes"
             with open(log_path, "a") as log:
                 log.write(f"##[error]the step exceeded {which}; its process tree was killed\n")
-            return Result.FAILED, f"timed out after {timeout / 60:.2f} minutes"
+            # the step's own limit fails it; the job's limit cancels the job, and the step with it (StepsRunner.cs:
+            # OperationCanceledException from the job's token -> TaskResult.Canceled)
+            return (Result.CANCELED if job_limit else Result.FAILED), f"timed out after {timeout / 60:.2f} minutes"
         issues += ended.issues
         # the step's result merges what task.complete said with how the process ended, the worse winning (the
         # agent's TaskResultUtil.MergeTaskResults: task.complete result=Succeeded does not undo an exit code 1)
