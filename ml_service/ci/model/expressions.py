@@ -351,7 +351,8 @@ def _call(name: str, values: list) -> Any:
     if name == "containsvalue":
         need(2)
         items = values[0].values() if isinstance(values[0], dict) else values[0] or []
-        return any(equals(v, values[1]) for v in items)
+        # expressions.md: "converts each item to match the type of the right parameter"
+        return any(equals(values[1], v) for v in items)
     if name == "startswith":
         need(2)
         return to_str(values[0]).lower().startswith(to_str(values[1]).lower())
