@@ -33,7 +33,11 @@ def parse_variables(declared, groups: dict | None = None) -> dict:
         if "group" in item:
             name = str(item["group"])
             if groups is None or name not in groups:
-                raise VariableError(f"variable group '{name}' is not defined (mlops.yml: ci.variable_groups)")
+                at = f"{item.where('group')}: " if hasattr(item, "where") else ""
+                raise VariableError(f"{at}variable group '{name}' is not defined (mlops.yml: ci.variable_groups): "
+                                    "a variable group is Azure DevOps library data; define it there as "
+                                    f"{name}: {{variables: {{NAME: value}}, secrets: [NAME]}} (secrets are read "
+                                    "from the environment or .env)")
             result.update(groups[name])
         elif "name" in item:
             result[str(item["name"])] = _var(item.get("value", ""), readonly=ex.as_bool(item.get("readonly", False)))
