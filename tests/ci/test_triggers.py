@@ -138,7 +138,7 @@ def test_excluded_paths_do_not_count_and_unknown_changes_run():
     ({"stages": ["Registered"]}, "Succeeded", {"Retrain": "Succeeded", "Registered": "Skipped"}, False),
     ({"stages": ["Registered"]}, "Failed", {"Registered": "Succeeded", "Later": "Failed"}, True),
     ({"stages": ["A", "B"]}, "Succeeded", {"A": "Succeeded"}, False),
-    ({"tags": ["production"]}, "Succeeded", {}, False),   # local runs carry no tags
+    ({"tags": ["production"]}, "Succeeded", {}, False),   # the run carries no tag (see the tags test below)
     ({"branches": {"exclude": ["main"]}}, "Succeeded", {}, False),   # the source run's branch is excluded
     ({"branches": {"include": ["*"], "exclude": ["ma*"]}}, "Succeeded", {}, False),
     ({"branches": {"include": ["main"]}, "stages": ["A"]}, "Failed", {"A": "Succeeded"}, True),
@@ -153,6 +153,17 @@ def test_completion_triggers(trigger, result, stages, fires):
     if trigger is not None:
         resource["trigger"] = trigger
     assert triggers.resource_trigger_matches(resource, "main", result, stages) is fires
+
+
+@pytest.mark.parametrize("wanted, carried, fires", [
+    (["production"], ["Production"], True),
+    (["production", "signed"], ["production"], False),  # tags are AND'ed
+    (["production", "signed"], ["signed", "production", "x"], True),
+    (["production"], [], False),
+])
+def test_completion_trigger_tags(wanted, carried, fires):
+    resource = {"pipeline": "up", "source": "upstream", "trigger": {"tags": wanted}}
+    assert triggers.resource_trigger_matches(resource, "main", "Succeeded", {}, carried) is fires
 
 
 @pytest.mark.parametrize("resource, connection, payload, fires", [

@@ -104,19 +104,23 @@ def trigger_matches(spec, branch: str, changed: list[str] | None) -> bool:
 
 
 def resource_trigger_matches(resource: dict, branch: str, result: str = "Succeeded",
-                             stages: dict[str, str] | None = None) -> bool:
+                             stages: dict[str, str] | None = None, tags: list[str] | None = None) -> bool:
     """Does a completed run of the source pipeline (its result, its stage results) trigger this resource?
 
     resources.pipelines[].trigger: true, or a mapping (enabled, branches, stages, tags); absent,
     false or none: no trigger. Without `stages:` the source run must have succeeded; with it,
-    every listed stage must have. A `tags:` filter never matches locally (local runs have no tags).
+    every listed stage must have. With `tags:`, the source run must carry every listed tag (added by its steps
+    with ##vso[build.addbuildtag]; resources.md: the trigger's tags are AND'ed), compared ignoring case.
     """
     trigger = resource.get("trigger")
     if trigger is None or trigger is False or str(trigger).lower() in ("false", "none"):
         return False
     if not isinstance(trigger, dict):
         return as_bool(trigger) and result in OK
-    if not as_bool(trigger.get("enabled", True)) or trigger.get("tags"):
+    if not as_bool(trigger.get("enabled", True)):
+        return False
+    carried = {str(t).lower() for t in tags or []}
+    if trigger.get("tags") and not all(str(t).lower() in carried for t in _names(trigger["tags"])):
         return False
     if not branch_filter_matches(trigger, branch):
         return False

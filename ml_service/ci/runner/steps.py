@@ -418,8 +418,17 @@ class Steps:
             self.engine.masker.add(message)
         elif command.area == "build.updatebuildnumber":
             variables["Build.BuildNumber"] = Var(message, readonly=True, literal=True)
-        elif command.area in ("task.setprogress", "task.setendpoint", "build.addbuildtag"):
-            pass  # only shown in Azure's web UI (a progress bar, an endpoint, a tag): nothing to do here
+        elif command.area == "build.addbuildtag":  # the run's tags: what resources.pipelines tags filters read
+            tag = message.strip()
+            if not tag:  # the agent: BuildTagRequired, the command fails the step
+                issues.append("error: ##vso[build.addbuildtag] needs a tag")
+                return Result.FAILED
+            tags = self.engine.state.setdefault("tags", [])
+            if tag not in tags:
+                tags.append(tag)
+                self.engine.save()
+        elif command.area in ("task.setprogress", "task.setendpoint"):
+            pass  # only shown in Azure's web UI (a progress bar, an endpoint): nothing to do here
         else:  # never silently: the log says this command had no effect here
             issues.append(f"warning: logging command ##vso[{command.area}] has no local meaning and was ignored")
         return None

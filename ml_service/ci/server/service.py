@@ -465,7 +465,8 @@ def completion_triggers(settings: Settings, store: Store, run_id: int) -> list[i
         resources = (section.get("pipelines") or []) if isinstance(section, dict) else []
         for resource in resources:
             if not isinstance(resource, dict) or str(resource.get("source")) not in names or \
-                    not triggers.resource_trigger_matches(resource, run.branch, result, stages):
+                    not triggers.resource_trigger_matches(resource, run.branch, result, stages,
+                                                          (run.state or {}).get("tags", [])):
                 continue
             alias = str(resource.get("pipeline"))
             info = {alias: resource_info(settings, run)}

@@ -46,3 +46,13 @@ def test_artifact_upload_publishes_what_a_later_job_downloads(project):
     run = project.run("vso_artifact.yml")
     assert run.out.get("one") == "one" and run.out.get("two") == "two"  # before: ignored, the download failed
     assert run.result == "succeeded"
+
+
+def test_build_tags_fire_the_completion_triggers_that_ask_for_them(project):
+    """##vso[build.addbuildtag] tags the run (the agent's BuildAddBuildTagCommand); a resources.pipelines trigger
+    with `tags:` fires when the source run carries every listed tag (resources-pipelines-pipeline-trigger.md)."""
+    project.add("tag_producer.yml", "tag_consumer.yml", "tag_consumer_other.yml")
+    run = project.run("tag_producer.yml")
+    assert run.out.get("producer") == "ran"
+    fired = [project.result(project.store(), r).out.get("consumer") for r in run.triggered]
+    assert fired == ["tagged"]  # before: no run (a tags filter never matched); "signed" is missing for the other
