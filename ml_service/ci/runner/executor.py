@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ml_service.ci.model import expressions as ex
 from ml_service.ci.model.pipeline import WAITING, EngineError, Job, Outcome, Result, Stage, Var, normalize, ordered
-from ml_service.ci.runner import macros, planner, sources
+from ml_service.ci.runner import macros, planner, process, sources
 from ml_service.ci.runner.macros import RUNTIME, expand_nested
 from ml_service.ci.runner.masking import Masker
 from ml_service.ci.runner.steps import Steps
@@ -68,6 +68,7 @@ class Engine:
         for value in self.vault.values():
             self.masker.add(value)
         self.canceled = False
+        self.cancels = 0  # how many cancels came (a step during which one came ends Canceled)
         self.job_canceled = False  # the running job passed its timeoutInMinutes: canceled, as Azure cancels it
         self.log_max_bytes = 0  # a step log's cap (mlops.yml ci.log_max_mb; 0: steplog's default)
         self.definitions: dict[str, str] = {}  # pipeline file stem -> definition name (mlops.yml ci.pipelines)
@@ -135,12 +136,22 @@ class Engine:
         return Outcome("completed", str(Result.SUCCEEDED if overall == Result.SKIPPED else overall))
 
     def _on_cancel(self, signum, frame):
+        """A cancel (SIGTERM from `mlops ci cancel`). As on Azure, the running step is canceled and the run goes on
+        with what still applies: steps, jobs and stages whose condition holds when the run is canceled (always(),
+        canceled(); conditions.md, the agent's StepsRunner.cs re-evaluating conditions). A second cancel, or one
+        that comes when no step process runs, stops the run at once."""
+        first = not self.canceled
         self.canceled = True
+        self.cancels += 1
+        if first and process.cancel_running():
+            return
         raise KeyboardInterrupt("canceled")
 
     def condition(self, condition: str, dep_results: list[str], roots: dict, where: str,
-                  named: dict[str, str] | None = None) -> bool:
-        return planner.condition_holds(condition, dep_results, self.canceled or self.job_canceled,
+                  named: dict[str, str] | None = None, step: bool = False) -> bool:
+        """A stage's or job's condition sees whether the run was canceled; a step's, whether its job was (canceled
+        or timed out while it ran: a job that starts after a cancel runs its steps as any job does)."""
+        return planner.condition_holds(condition, dep_results, self.job_canceled if step else self.canceled,
                                        {"pipeline": self.pipeline_root, **roots}, where, named)
 
     def _stage_dependencies(self, names: list[str]) -> dict:
@@ -348,6 +359,7 @@ class Engine:
         self.steps.start_job(checkouts, self.platform(project_root, workspace) if self.platform else {})
         results: list[str] = []
         timed_out = self.job_canceled = False
+        cancels = self.cancels
         try:
             done = self.state.setdefault("steps", {})  # an agentless job's finished steps, for its resume
             for index, step in enumerate(job.steps):
@@ -362,8 +374,10 @@ class Engine:
                     # (always(), canceled()), for at most cancelTimeoutInMinutes.
                     timed_out = self.job_canceled = True
                     deadline = time.time() + job.cancel_timeout_minutes * 60
+                if self.cancels != cancels:  # the run was canceled while this job ran: the job is canceled
+                    self.job_canceled = True
                 ran = [r for r in results if r != Result.SKIPPED]  # Agent.JobStatus: the job's result so far
-                status = Result.CANCELED if timed_out else (planner.worst(ran) if ran else Result.SUCCEEDED)
+                status = Result.CANCELED if self.job_canceled else (planner.worst(ran) if ran else Result.SUCCEEDED)
                 variables["Agent.JobStatus"] = Var(str(status), readonly=True, literal=True)
                 result = self.steps.run(stage, job, step, step_path, variables, results, deadline)
                 if result == WAITING:  # a ManualValidation: the run waits for its decision (validation.py)
@@ -383,7 +397,7 @@ class Engine:
             self.steps.end_job()
         ran = [r for r in results if r != Result.SKIPPED]
         result = planner.worst(ran) if ran else Result.SUCCEEDED
-        if timed_out or Result.CANCELED in ran:  # a timed-out job is canceled (the agent: jobContext.Result)
+        if timed_out or self.job_canceled or Result.CANCELED in ran:  # the agent's jobContext.Result
             result = Result.CANCELED
         self.job_canceled = False
         if result == Result.FAILED and job.continue_on_error:

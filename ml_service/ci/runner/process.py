@@ -18,6 +18,16 @@ from typing import Callable
 from ml_service.processes import kill_group, start_watched
 
 VSO = re.compile(r"##vso\[([\w.]+)([^\]]*)\](.*)")
+RUNNING: set[int] = set()  # process groups of the step processes running now (what a cancel ends first)
+
+
+def cancel_running() -> bool:
+    """Kill the process group of every step running now; whether there was one (a run's cancel: the step ends
+    Canceled and the run goes on with the steps and jobs whose condition still holds, as Azure's agent does)."""
+    groups = list(RUNNING)
+    for pgid in groups:
+        kill_group(pgid)
+    return bool(groups)
 MAX_ENVIRONMENT = 1_500_000  # bytes of environment; Linux refuses argv + env over ARG_MAX (2 MB by default)
 MAX_ENV_VALUE = 131_072 - 1  # one "NAME=value" string: MAX_ARG_STRLEN
 
@@ -150,6 +160,7 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
         except OSError as exc:
             log.write(f"##[error]the step cannot start: {exc.strerror or exc}\n")
             return Exit(126, issues=[f"the step cannot start: {exc.strerror or exc}"])
+        RUNNING.add(proc.pid)
         timer = _Killer(proc, timeout)
         wrote_stderr: list[bool] = []
 
@@ -174,6 +185,7 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout
             log.write("##[error]the run was canceled\n")
             raise
         finally:
+            RUNNING.discard(proc.pid)
             timer.cancel()
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:

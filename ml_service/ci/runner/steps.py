@@ -165,7 +165,8 @@ class Steps:
             return Result.SKIPPED
         roots = {"variables": self.engine.values(variables)}
         if not self.engine.condition(step.condition,
-                                     [r for r in previous if r != Result.SKIPPED], roots, f"step {display}"):
+                                     [r for r in previous if r != Result.SKIPPED], roots, f"step {display}",
+                                     step=True):
             self.engine.record(path, "step", status="completed", result=Result.SKIPPED)
             return Result.SKIPPED
         log_path = self.engine.store.log_path(self.engine.run_id, path.replace("/", "."))
@@ -178,6 +179,7 @@ class Steps:
         started = time.time()
         self.engine.record(path, "step", status="running", started=started, log=str(log_path))
         result, detail = Result.FAILED, ""
+        cancels = self.engine.cancels
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 with open(log_path, "a") as log:
@@ -185,6 +187,8 @@ class Steps:
             result, detail = self._execute(step, stage, job, variables, log_path, deadline)
             if result != Result.FAILED or self.engine.canceled:
                 break
+        if self.engine.cancels != cancels and result == Result.FAILED:  # the run's cancel ended it
+            result, detail = Result.CANCELED, "canceled"
         if result == Result.FAILED and step.continue_on_error:
             result, detail = Result.SUCCEEDED_WITH_ISSUES, f"continued on error: {detail}"
         self.engine.record(path, "step", status="completed", result=result, finished=time.time(), detail=detail[:4000])
