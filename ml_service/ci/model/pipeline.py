@@ -63,6 +63,7 @@ class Job:
     variables: list
     display: str = ""
     environment: str = ""
+    environment_resource: str = ""  # the resource of the environment a deployment targets (name.resource)
     timeout_minutes: float = 60.0
     continue_on_error: bool = False
     where: str = ""  # file:line of its dependsOn (or of the job), for errors
@@ -241,11 +242,23 @@ def _job(raw: dict, stage: str, pool=None, pool_at: str = "") -> Job:
         raise EngineError(f"{_at(raw)}stage {stage}: every job needs a 'job' or 'deployment' name")
     value = raw.get("job") if "job" in raw else raw.get("deployment")
     name = "" if value is None else str(value)
-    environment = ""
+    environment = resource = ""
     checkout = True
     if "deployment" in raw:
         env = raw.get("environment")
-        environment = str(env.get("name") if isinstance(env, dict) else env or "")
+        # `environment: name.resource` and {name, resourceName, resourceType} target a resource of the environment
+        # (deployment-jobs.md, yaml-schema jobs-deployment-environment): the environment, its approvals and
+        # $(Environment.Name) are the part before the first dot; $(Environment.ResourceName) the rest
+        if isinstance(env, dict):
+            environment, resource = str(env.get("name") or ""), str(env.get("resourceName") or "")
+            kind = str(env.get("resourceType") or "").strip().lower()
+            if kind == "virtualmachine":
+                raise EngineError(f"{_at(raw, 'environment')}job {stage}.{name}: environment resourceType "
+                                  "VirtualMachine runs the deployment on each virtual machine registered in the "
+                                  "environment, which a local run has none of: remove resourceType (the steps then "
+                                  "run here once) or deploy with a script step")
+        else:
+            environment, _, resource = str(env or "").partition(".")
         strategy = raw.get("strategy") or {}
         if set(strategy) - {"runOnce"}:
             raise EngineError(f"{_at(raw, 'strategy')}job {stage}.{name}: only strategy runOnce is supported locally "
@@ -266,7 +279,8 @@ def _job(raw: dict, stage: str, pool=None, pool_at: str = "") -> Job:
                container_where=_at(raw, "container").rstrip(": "),
                condition=str(raw.get("condition") or "succeeded()"), steps=steps,
                variables=raw.get("variables") or [], display=str(raw.get("displayName") or name or ""),
-               environment=environment, timeout_minutes=minutes(raw.get("timeoutInMinutes"), f"job {stage}.{name}",
+               environment=environment, environment_resource=resource if "deployment" in raw else "",
+               timeout_minutes=minutes(raw.get("timeoutInMinutes"), f"job {stage}.{name}",
                                                                 60.0),
                continue_on_error=ex.as_bool(raw.get("continueOnError", False)), where=_at(raw, "dependsOn"),
                agentless=is_server(raw["pool"] if "pool" in raw else pool),

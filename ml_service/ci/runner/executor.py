@@ -341,7 +341,8 @@ class Engine:
             ("System.PhaseName", job.name), ("Agent.JobStatus", str(Result.SUCCEEDED)),
             ("System.JobPositionInPhase", leg.get("System.JobPositionInPhase", "1")),
             ("System.TotalJobsInPhase", leg.get("System.TotalJobsInPhase", "1")),
-            *((("Environment.Name", job.environment), ("Strategy.Name", "runOnce")) if job.environment else ()))})
+            *((("Environment.Name", job.environment), ("Environment.ResourceName", job.environment_resource),
+               ("Strategy.Name", "runOnce")) if job.environment else ()))})
         if leg_name:
             job = replace(job, display=display)
             job.leg = leg_name
