@@ -14,17 +14,35 @@ from pathlib import Path
 from ml_service.ci.model import expressions as ex
 from ml_service.ci.model.pipeline import Var
 
-MACRO = re.compile(r"\$\(([A-Za-z_][\w.\-]*)\)")
 RUNTIME = re.compile(r"^\s*\$\[(.*)\]\s*$", re.DOTALL)
 # What would make a value run as code, or break out of quotes, when spliced into a bash script.
 SHELL_SYNTAX = re.compile(r"[`$;&|<>\"'\\\n\r]")
 MAX_NESTING = 50
 
 
+def substitute(text: str, lookup) -> str:
+    """$(name) macros replaced as the agent replaces them (Util/VarUtil.cs ExpandValues): a macro is `$(` to the
+    next `)`, whatever it holds (`$(my var with spaces)` too); lookup(name) gives the value or None (then the text
+    stays as written and the search goes on one character later, so `$(a$(b))` still expands b); an inserted
+    value is never expanded again."""
+    start = 0
+    while True:
+        prefix = text.find("$(", start)
+        suffix = text.find(")", prefix + 2) if prefix >= 0 else -1
+        if prefix < 0 or suffix < 0:
+            return text
+        value = lookup(text[prefix + 2:suffix]) if suffix > prefix + 2 else None
+        if value is None:
+            start = prefix + 1
+            continue
+        text = text[:prefix] + value + text[suffix + 1:]
+        start = prefix + len(value)
+
+
 def expand(text: str, variables: dict[str, Var]) -> str:
     """$(name) replaced by the variable's value (names without case); unknown names are left as written."""
     lowered = {k.lower(): v.value for k, v in variables.items()}
-    return MACRO.sub(lambda m: lowered.get(m.group(1).lower(), m.group(0)), text)
+    return substitute(text, lambda name: lowered.get(name.lower()))
 
 
 def expand_script(text: str, variables: dict[str, Var]) -> tuple[str, list[str]]:
@@ -32,14 +50,20 @@ def expand_script(text: str, variables: dict[str, Var]) -> tuple[str, list[str]]
     lowered = {k.lower(): (k, v.value) for k, v in variables.items()}
     spliced: list[str] = []
 
-    def substitute(match) -> str:
-        found = lowered.get(match.group(1).lower())
+    def value(name: str) -> str | None:
+        found = lowered.get(name.lower())
         if found is None:
-            return match.group(0)
+            return None
         if SHELL_SYNTAX.search(found[1]) and found[0] not in spliced:
             spliced.append(found[0])
         return found[1]
-    return MACRO.sub(substitute, text), spliced
+    return substitute(text, value), spliced
+
+
+def env_name(name: str) -> str:
+    """A variable's environment name, as the agent makes it (VarUtil.ConvertToEnvVariableFormat): dots and spaces
+    to underscores, upper-cased."""
+    return name.replace(".", "_").replace(" ", "_").upper()
 
 
 def step_environment(step: dict, variables: dict[str, Var], prepended: list[str],
@@ -51,9 +75,9 @@ def step_environment(step: dict, variables: dict[str, Var], prepended: list[str]
     for name, var in variables.items():
         if var.secret:  # only through env: (it may also sit in our own environment, its source)
             env.pop(name, None)
-            env.pop(name.upper().replace(".", "_"), None)
+            env.pop(env_name(name), None)
         else:
-            env[name.upper().replace(".", "_")] = var.value
+            env[env_name(name)] = var.value
     for key, value in (step.get("env") or {}).items():
         env[str(key)] = expand(ex.to_str(value) if not isinstance(value, str) else value, variables)
     # Nothing of mlops's own environment on PATH (a script's python/pip would be ours, and `pip install` would
@@ -96,10 +120,10 @@ def expand_nested(variables: dict[str, Var]) -> dict[str, Var]:
         if name in stack or len(stack) > MAX_NESTING:
             return var.value
 
-        def substitute(match) -> str:
-            ref = lowered.get(match.group(1).lower())
-            return value_of(ref, (*stack, name)) if ref else match.group(0)
-        done[name] = MACRO.sub(substitute, var.value)
+        def lookup(reference: str) -> str | None:
+            ref = lowered.get(reference.lower())
+            return value_of(ref, (*stack, name)) if ref else None
+        done[name] = substitute(var.value, lookup)
         return done[name]
     return {name: var if var.literal else Var(value_of(name, ()), var.secret, var.readonly, var.literal)
             for name, var in variables.items()}

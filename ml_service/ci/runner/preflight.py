@@ -16,7 +16,7 @@ from typing import Callable
 from ml_service.ci.model import repositories
 from ml_service.ci.model.pipeline import Stage
 from ml_service.ci.runner import sources, tasks
-from ml_service.ci.runner.macros import MACRO
+from ml_service.ci.runner.macros import substitute
 from ml_service.ci.runner.step_factory import kind_of
 
 
@@ -62,7 +62,7 @@ def _connection_problem(step: dict, registries: dict, variables: dict[str, str])
     """Why a task's service connection cannot be had here ('' when it can or the task needs none); the inputs'
     $(macros) of the pipeline's, stage's and job's own variables are expanded first, as the agent does."""
     module = tasks.module(str(step["task"]))
-    given = {k: MACRO.sub(lambda m: variables.get(m.group(1), m.group(0)), v) if isinstance(v, str) else v
+    given = {k: substitute(v, variables.get) if isinstance(v, str) else v
              for k, v in (step.get("inputs") or {}).items()}
     try:
         if module is tasks.helm_deploy and module.needs_cloud(given):
