@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import time
+import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -337,6 +338,8 @@ class Engine:
         variables.update({name: Var(value, readonly=True, literal=True) for name, value in (
             ("System.StageName", stage.name), ("System.StageDisplayName", stage.display),
             ("System.PhaseDisplayName", job.display), ("System.JobName", leg_name or job.name),
+            # System.JobId: "a unique identifier for a single attempt of a single job" (variables docs): a GUID
+            ("System.JobId", str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-ci:{self.run_id}/{path}"))),
             ("System.JobDisplayName", display), ("Agent.JobName", display if leg_name else job.name),
             ("System.PhaseName", job.name), ("Agent.JobStatus", str(Result.SUCCEEDED)),
             ("System.JobPositionInPhase", leg.get("System.JobPositionInPhase", "1")),

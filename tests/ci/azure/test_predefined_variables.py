@@ -49,3 +49,14 @@ def test_pull_request_variables_in_a_pull_request_run(project):
     assert run.out["prSource"] == "refs/heads/feature/x"
     assert run.out["prTarget"] == "refs/heads/main"
     assert run.out["prId"] and "$(" not in run.out["prId"]
+
+
+def test_every_job_has_its_own_job_id(project):
+    """System.JobId: "A unique identifier for a single attempt of a single job" (docs/pipelines/build/variables.md);
+    before: undefined, so $(System.JobId) ran as a command."""
+    import uuid
+
+    project.add("job_id.yml")
+    run = project.run("job_id.yml")
+    ids = [run.out.get("A", ""), run.out.get("B", "")]
+    assert all(str(uuid.UUID(i)) == i for i in ids) and ids[0] != ids[1]
