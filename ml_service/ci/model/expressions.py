@@ -199,10 +199,16 @@ def _to_number(value: Any) -> float | None:
         return float(value)
     if value is None or isinstance(value, _Missing):
         return 0.0
-    try:
-        return float(str(value).strip())
-    except ValueError:
+    if isinstance(value, (dict, list, Version, datetime)):
         return None
+    text = str(value)
+    if text == "":
+        return 0.0  # expressions.md "String to number": '' is 0
+    # otherwise .NET's parse with AllowDecimalPoint | AllowLeadingSign | AllowLeading/TrailingWhite | AllowThousands
+    # (expressions.md): '1,000' is 1000; '1e3', '1_000', 'nan', 'inf', '0x10' are not numbers
+    if not NUMBER_TEXT.fullmatch(text):
+        return None
+    return float(text.strip().replace(",", ""))
 
 
 def _coerce_bool(value: Any) -> bool:
@@ -392,6 +398,7 @@ def _call(name: str, values: list) -> Any:
     raise ExpressionError(f"function {name}() is not supported")
 
 
+NUMBER_TEXT = re.compile(r"\s*[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)\s*")
 FORMAT_ITEM = re.compile(r"\{(\d+)(?::((?:[^{}]|\}\})*))?\}")
 DATE_SPECIFIER = re.compile(r"\\.|yyyy|yy|MM|M|dd|d|HH|H|mm|m|ss|s|f{1,7}|K|zzz| +")
 

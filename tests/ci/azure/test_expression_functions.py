@@ -35,6 +35,7 @@ def test_versions_objects_and_ordinal_case(project):
     assert run.out["same"] == "True"
     assert run.out["joinobj"] == "[]"  # before: the mapping's Python text
     assert run.out["ordinal"] == "False"  # '_' sorts after 'Z' upper-cased, as .NET's OrdinalIgnoreCase
+    assert run.out["thousands"] == "True False"  # .NET's number parse: thousands yes, exponents no
     assert run.out["containsValueCast"] == "True"  # each item converted to the right parameter's type: '01' is 1
 
 
