@@ -82,11 +82,14 @@ def paths_filter_matches(spec, changed: list[str] | None) -> bool:
     if changed is None:  # unknown change set (first push of a branch): run
         return True
     for path in changed:
-        if include and not any(_path_matches(p, path) for p in include):
-            continue
-        if any(_path_matches(p, path) for p in exclude):
-            continue
-        return True
+        # the most specific (longest) filter that matches a path decides: "If you exclude a path, you can't also
+        # include it unless you qualify it to a deeper folder" (repos/azure-repos-git.md "Paths"); no includes
+        # means the root is included
+        included = max((len(str(p).strip("/")) for p in include if _path_matches(p, path)),
+                       default=-1 if include else 0)
+        excluded = max((len(str(p).strip("/")) for p in exclude if _path_matches(p, path)), default=-1)
+        if included >= 0 and included > excluded:
+            return True
     return False
 
 
