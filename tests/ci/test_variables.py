@@ -38,8 +38,8 @@ def test_list_form_names_values_readonly_and_groups_in_order():
     ([{"template": "t.yml"}], None, "unexpected variables entry {'template': 't.yml'} (templates are expanded "
                                     "before this)"),
     ([{"group": "g"}], None, "variable group 'g' is not defined (mlops.yml: ci.variable_groups): a variable group "
-                                  "is Azure DevOps library data; define it there as g: {variables: {NAME: value}, "
-                                  "secrets: [NAME]} (secrets are read from the environment or .env)"),
+                             "is Azure DevOps library data; define it there as g: {variables: {NAME: value}, "
+                             "secrets: [NAME]} (secrets are read from the environment or .env)"),
     ([{"group": "h"}], {"g": {}}, "variable group 'h' is not defined (mlops.yml: ci.variable_groups): a variable group "
                                   "is Azure DevOps library data; define it there as h: {variables: {NAME: value}, "
                                   "secrets: [NAME]} (secrets are read from the environment or .env)"),

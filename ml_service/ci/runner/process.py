@@ -28,6 +28,8 @@ def cancel_running() -> bool:
     for pgid in groups:
         kill_group(pgid)
     return bool(groups)
+
+
 MAX_ENVIRONMENT = 1_500_000  # bytes of environment; Linux refuses argv + env over ARG_MAX (2 MB by default)
 MAX_ENV_VALUE = 131_072 - 1  # one "NAME=value" string: MAX_ARG_STRLEN
 
