@@ -27,6 +27,9 @@ if [ -f "$secrets_dir/aws_secret_access_key" ]; then  # S3-compatible artifact s
   AWS_SECRET_ACCESS_KEY="$(read_secret aws_secret_access_key)"
 fi
 export MLFLOW_DISABLE_TELEMETRY=true
+# no job runner: the platform runs no MLflow job (GenAI scorers, prompt optimization), and each kind's consumer
+# is one more Python process polling for ever
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 db_host="${MLFLOW_DB_HOST:-127.0.0.1}" db_port="${MLFLOW_DB_PORT:-5432}" db_user="${MLFLOW_DB_USER:-mlflow}"
 state_dir="${MLFLOW_STATE_DIR:-/var/lib/mlflow}"

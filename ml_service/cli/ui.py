@@ -11,6 +11,7 @@ def cmd_ui(args) -> int:
     import os
     import subprocess
 
+    from ml_service.team.server import NO_JOB_RUNNER
     from ml_service.workspace.tracking import is_local_store
 
     settings = command_settings(args)
@@ -23,7 +24,7 @@ def cmd_ui(args) -> int:
             "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
     try:
-        return subprocess.call(argv, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+        return subprocess.call(argv, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **NO_JOB_RUNNER})
     except KeyboardInterrupt:
         return 0
 

@@ -19,7 +19,7 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, fresh_store
-from tests.team.test_workspace import clean_env, run_mlops, start_team
+from tests.team.test_workspace import clean_env, run_mlops, session_commands, start_team
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "team_migrated_model"
@@ -245,6 +245,8 @@ def test_the_real_server_files_validate_and_the_server_script_serves(server, tmp
         ini = (tmp_path / "basic_auth.ini").read_text()
         assert "postgresql+psycopg2://mlflow@127.0.0.1:" in ini and password not in ini
         assert password not in (tmp_path / "server.log").read_text()
+        beside = session_commands(process.pid)  # no MLflow job runner beside the server (the script turns it off)
+        assert not [command for command in beside if "huey" in command or "_job_runner" in command], beside
     finally:
         os.killpg(process.pid, 15)
         process.wait(60)
@@ -278,8 +280,8 @@ def plain_server(tmp_path_factory):
     process = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
                                 "--serve-artifacts", "--artifacts-destination", str(base / "artifacts"),
                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                               env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               env={**env, "MLFLOW_DISABLE_TELEMETRY": "true", **team.NO_JOB_RUNNER}, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
         while not team.answers(uri):  # a wait, not a timing assertion: the server's start depends on the machine
             assert process.poll() is None, (base / "server.log").read_text()[-3000:]

@@ -60,6 +60,19 @@ def start_team(state_dir: Path, outputs: list | None = None) -> dict[str, str]:
     return env
 
 
+def session_commands(session: int) -> list[str]:
+    """The command lines of the processes in a session (a server started with start_new_session leads its own)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session:  # after the name: state, ppid, pgrp, session
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return found
+
+
 def stored_secrets(state_dir: Path) -> list[str]:
     folder = state_dir / "team" / "secrets"
     return [p.read_text().strip() for p in folder.iterdir() if p.is_file() and p.name != "pgpass"]
@@ -104,6 +117,10 @@ def test_up_starts_postgres_and_an_authenticated_mlflow_server_and_points_this_c
     assert refused.value.code == 401
     for path in (state_dir / "team" / "secrets").iterdir():
         assert path.stat().st_mode & 0o077 == 0, path  # 0600
+    # no MLflow job runner beside it (the platform runs no MLflow job; each consumer is a process polling for ever)
+    server = session_commands(json.loads((state_dir / "team" / "team.json").read_text())["pid"])
+    assert any("mlflow" in command and " server " in command for command in server), server
+    assert not [command for command in server if "huey" in command or "_job_runner" in command], server
     team["outputs"].append(status.stdout + status.stderr)
 
 
