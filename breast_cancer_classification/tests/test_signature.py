@@ -11,11 +11,14 @@ from breast_cancer_classification.training.features import FEATURES, model_input
 
 
 def saved(model, data, path):
-    """The model saved as an MLflow sklearn model with the signature the register step records."""
+    """The model saved as an MLflow sklearn model with the signature and requirements the register step records
+    (named requirements: inferring them imports the model again in a new Python process)."""
     import mlflow.sklearn
+    import sklearn
 
     mlflow.sklearn.save_model(model, path, serialization_format="pickle",
-                              signature=model_signature(model, signature_frame(data)))
+                              signature=model_signature(model, signature_frame(data)),
+                              pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
     return path
 
 
