@@ -22,7 +22,8 @@ def double_model(tmp_path):
 
     x = pd.DataFrame({"age": np.arange(20.0), "bmi": np.linspace(18, 30, 20)})
     model = LinearRegression().fit(x, x["age"] * 2 + x["bmi"])
-    mlflow.sklearn.save_model(model, tmp_path / "m", signature=infer_signature(x, model.predict(x)))
+    mlflow.sklearn.save_model(model, tmp_path / "m", signature=infer_signature(x, model.predict(x)),
+                              pip_requirements=[])  # inferring them imports the model again in a new process
     return mlflow.pyfunc.load_model(str(tmp_path / "m"))
 
 
