@@ -19,7 +19,8 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT, fresh_store
-from tests.team.test_workspace import clean_env, run_mlops, session_commands, start_team
+from tests.support.procs import session_commands
+from tests.team.test_workspace import clean_env, run_mlops, start_team
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "team_migrated_model"

@@ -21,6 +21,7 @@ import pytest
 
 from ml_service.config import load_settings
 from tests.conftest import ROOT
+from tests.support.procs import session_commands
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "team_flow_model"
@@ -58,19 +59,6 @@ def start_team(state_dir: Path, outputs: list | None = None) -> dict[str, str]:
     if outputs is not None:
         outputs.append(started.stdout + started.stderr)
     return env
-
-
-def session_commands(session: int) -> list[str]:
-    """The command lines of the processes in a session (a server started with start_new_session leads its own)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) == session:  # after the name: state, ppid, pgrp, session
-                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except (OSError, IndexError, ValueError):
-            continue  # ended meanwhile
-    return found
 
 
 def stored_secrets(state_dir: Path) -> list[str]:

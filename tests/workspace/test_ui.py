@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT, fresh_store
+from tests.support.procs import session_commands
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,9 @@ def test_mlops_ui_answers_with_the_workspace(workspace):
         with urllib.request.urlopen(search, timeout=30) as response:
             models = json.loads(response.read())["registered_models"]
         assert [m["name"] for m in models] == [workspace.model_name]  # this workspace's registry, nothing else
+        beside = session_commands(ui.pid)  # MLflow's job runner is off: no process polls for jobs no one runs
+        assert any(" server " in command for command in beside), beside
+        assert not [command for command in beside if "huey" in command or "_job_runner" in command], beside
     finally:
         if ui.poll() is None:
             os.killpg(ui.pid, signal.SIGTERM)
