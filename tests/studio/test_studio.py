@@ -329,6 +329,21 @@ def test_a_password_of_exactly_the_minimum_length_is_accepted_and_one_shorter_re
         users.check_name(long_name + "n")
 
 
+def test_a_user_hashed_with_other_scrypt_parameters_is_checked_with_that_users_own(project):
+    """A users.json written with other work factors (an earlier release's, or a tuned one) keeps working: each
+    entry's own parameters win over today's defaults, for the right password and against a wrong one."""
+    state = project.state_dir
+    own = {"n": 2 ** 12, "r": 4, "p": 2}
+    assert own != users.SCRYPT
+    salt = os.urandom(16)
+    data = users._read(users.users_file(state))
+    data["old@example.com"] = {"salt": salt.hex(), "hash": users._hash(PASSWORD, salt, own).hex(), "scrypt": own}
+    users._write(users.users_file(state), data)
+    assert users.verify(state, "old@example.com", PASSWORD)
+    assert not users.verify(state, "old@example.com", PASSWORD + "x")
+    assert users.verify(state, "alice@example.com", PASSWORD)  # today's parameters, stored with the entry too
+
+
 def test_the_users_file_stays_0600_when_it_is_rewritten(project):
     path = users.users_file(project.state_dir)
     path.chmod(0o644)  # loosened by hand
