@@ -322,3 +322,19 @@ def test_a_semicolon_export_of_a_file_is_the_same_version_kept_as_a_standard_csv
     with pytest.raises(registry.DataRejected):
         registry.add(workspace, name, semicolon_broken)
     assert [v.version for v in registry.versions(workspace, name)] == [1]
+
+
+def test_adding_content_that_is_already_a_version_queues_no_pipeline(workspace, files):
+    """`mlops data add` (cli/data.py), in-process: a new version queues its retrain (ResourceTrigger); the same
+    content again is that version (exit 0) and queues nothing: a scheduled `data add` of unchanged data never
+    retrains."""
+    from ml_service.cli import main
+
+    valid, _ = files
+    name = workspace.model.dataset
+    store = service.open_store(workspace)
+    assert main(["data", "add", name, str(valid), "--no-triggers"]) == 0
+    assert [r.reason for r in store.list_runs()] == ["ResourceTrigger"]
+    assert main(["data", "add", name, str(valid), "--no-triggers"]) == 0
+    assert [r.reason for r in store.list_runs()] == ["ResourceTrigger"]
+    assert [v.version for v in registry.versions(workspace, name)] == [1]
