@@ -76,6 +76,18 @@ def test_a_condition_runs_its_step_when_the_value_is_true_and_its_outcome_then_d
     assert nothing.outcome == "completed"
 
 
+def test_a_condition_on_a_reused_step_reads_its_reused_value(workspace):
+    """The second run reuses b: its value `flag` (true) still runs c, which is not reusable (the runner's own
+    condition, not the no-op recorder's)."""
+    flagged = pipeline(f"""
+  b: {{function: "{HERE}:say", params: {{outcome: "B", flag: true}}}}
+  c: {{function: "{HERE}:say", params: {{outcome: "C"}}, when: b.flag, reuse: false}}
+""")
+    assert [s.status for s in run_pipeline(workspace, flagged).steps] == ["done", "done"]
+    again = run_pipeline(workspace, flagged)
+    assert [s.status for s in again.steps] == ["reused", "done"] and again.outcome == "C"
+
+
 def test_a_reused_step_hands_later_steps_the_run_that_produced_its_outputs(workspace):
     client = tracking.connect(workspace)
     definition = pipeline(f"""
