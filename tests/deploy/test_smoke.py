@@ -1,6 +1,8 @@
 """The smoke test's own rules (smoke.py), in-process: what counts as a prediction, when /score and the v2
 endpoint agree (a relative tolerance of 1e-6, on both sides of it), how rows become a v2 request, and where the
-payload comes from. Against a real scoring service: tests/serving/test_http.py."""
+payload comes from; smoke_test against a stand-in service on 127.0.0.1 that answers wrongly on purpose (v2 and
+/score disagree, too few predictions, a 5xx to a malformed request). Against a real scoring service:
+tests/serving/test_http.py."""
 from __future__ import annotations
 
 import math
@@ -74,3 +76,80 @@ def test_the_payload_is_the_example_the_service_advertises_for_score():
     assert advertised_example({"paths": {}}) is None
     broken = {"paths": {"/score": {"post": {"requestBody": {"content": {"application/json": {"example": [1]}}}}}}}
     assert advertised_example(broken) is None
+
+
+class _Service:
+    """A stand-in scoring service on 127.0.0.1 whose answers a test chooses: /score predicts `score`, the v2
+    endpoint predicts `v2`, a malformed request gets `malformed` (the real service: tests/serving/test_http.py,
+    which always agrees with itself)."""
+
+    def __init__(self, score, v2, malformed=400):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        spec = {"paths": {"/score": {"post": {"requestBody": {"content": {"application/json": {
+            "example": {"data": [[1.0, 2.0], [3.0, 4.0]]}}}}}}, "/v2/models/m/infer": {}}}
+        answers = {"/v2/health/ready": (200, {}), "/openapi.json": (200, spec),
+                   "/v2/models/m": (200, {"inputs": [{"name": "a", "datatype": "FP64", "shape": [-1]},
+                                                     {"name": "b", "datatype": "FP64", "shape": [-1]}]})}
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(*answers.get(self.path, (404, {})))
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/score":
+                    rows = body.get("data")
+                    self._send(*((200, {"result": score}) if isinstance(rows, list) else (malformed, {"error": "no"})))
+                else:
+                    self._send(200, {"outputs": [{"name": "predict", "datatype": "FP64", "shape": [len(v2)],
+                                                  "data": v2}]})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self.url
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_service_whose_v2_endpoint_and_score_agree_passes_and_one_whose_v2_predicts_otherwise_fails():
+    from ml_service.deploy.smoke import smoke_test
+
+    with _Service(score=[1.5, 2.5], v2=[1.5, 2.5]) as url:
+        assert smoke_test(url, timeout_s=10).checks == ["ready", "score", "v2 infer", "malformed request refused"]
+    with _Service(score=[1.5, 2.5], v2=[1.5, 9.5]) as url:
+        with pytest.raises(SmokeTestError, match="predicted"):
+            smoke_test(url, timeout_s=10)
+
+
+def test_a_service_that_answers_fewer_predictions_than_rows_or_a_5xx_to_a_malformed_request_fails():
+    from ml_service.deploy.smoke import smoke_test
+
+    with _Service(score=[1.5], v2=[1.5]) as url:
+        with pytest.raises(SmokeTestError, match="expected 'result' with 2"):
+            smoke_test(url, timeout_s=10)
+    for status, ok in ((400, True), (499, True), (500, False), (200, False)):
+        with _Service(score=[1.5, 2.5], v2=[1.5, 2.5], malformed=status) as url:
+            if ok:
+                assert smoke_test(url, timeout_s=10).checks[-1] == "malformed request refused"
+            else:
+                with pytest.raises(SmokeTestError, match=f"HTTP {status}, expected a 4xx"):
+                    smoke_test(url, timeout_s=10)
