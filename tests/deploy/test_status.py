@@ -80,3 +80,23 @@ def test_an_environment_serves_the_champion_only_when_its_checked_live_version_i
     state = status.environment_state(settings, "qa")
     assert (state.live, state.in_sync, state.as_dict()["release"]) == ("2", True, None)
     assert main(["deploy", "check", "qa"]) == 0
+
+
+def test_another_models_live_deployment_in_the_environment_is_not_this_models(settings):
+    """Two models share QA: the other model's live version (the same number as this model's champion) does not make
+    this model's environment serve its champion; its own live record does. Helm records: no container to check."""
+    from ml_service.workspace.tracking import connect
+
+    client = connect(settings)
+    name = settings.model_name
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, "file:///nowhere/model")
+    client.set_registered_model_alias(name, "champion", "2")
+    records.record(settings, "qa", "another-model", "2", "img:other", "http://127.0.0.1:1/", records.LIVE, "helm",
+                   target="scoring-other")
+    state = status.environment_state(settings, "qa")
+    assert (state.champion, state.live, state.in_sync) == ("2", None, False)
+    live(settings, "2", "scoring-mine", mode="helm")
+    state = status.environment_state(settings, "qa")
+    assert (state.champion, state.live, state.in_sync) == ("2", "2", True)
