@@ -169,6 +169,28 @@ def test_a_killed_runs_user_is_deleted_by_the_next_run(team, tmp_path):
     assert user not in run_users(team) and run_users(team) == []
 
 
+def test_a_sweep_deletes_run_users_past_the_age_limit_and_keeps_younger_ones_of_other_machines(team):
+    """Run users this checkout has no record of (another machine's runs): one older than MAX_AGE_SECONDS is left over
+    by a killed run and deleted; one younger may be a run going on elsewhere and is kept (a minute either side)."""
+    import secrets
+
+    from ml_service.team import run_user
+
+    api = admin_api(team)
+    now = int(time.time())
+    old = f"{run_user.PREFIX}{now - run_user.MAX_AGE_SECONDS - 60}-0000aaaa"
+    young = f"{run_user.PREFIX}{now - run_user.MAX_AGE_SECONDS + 60}-0000bbbb"
+    for name in (old, young):
+        api.create_user(name, secrets.token_urlsafe(24))
+    settings = load_settings(team["env"])
+    try:
+        deleted = run_user.sweep(settings)
+        assert old in deleted and young not in deleted
+        assert old not in run_users(team) and young in run_users(team)
+    finally:
+        run_user.delete(settings, young)
+
+
 def _start(team, pipeline: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ml_service.cli", "pipeline", "run", str(pipeline)],
                             cwd=team["env"]["MLOPS_ROOT"], env=team["env"], stdout=subprocess.PIPE,
