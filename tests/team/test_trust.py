@@ -196,6 +196,23 @@ def test_a_reader_cannot_hold_the_registration_lock_and_a_since_tag_cannot_make_
             assert len(held) == 1 and held[0].tags["mlops.owner"].split("|")[2] == str(os.getpid())
 
 
+def test_an_edit_grant_on_a_model_lets_its_user_take_the_models_registration_lock(team):
+    """`mlops workspace grant USER EDIT --model NAME` grants the lock object `mlops-lock.NAME` too (registering takes
+    it): the user holds the lock as the admin does; the reader, with no grant, still cannot (the test above)."""
+    from ml_service.workspace import server_lock
+
+    added = run_mlops(team["env"], "workspace", "user", "add", "editor")
+    assert added.returncode == 0, added.stderr
+    granted = run_mlops(team["env"], "workspace", "grant", "editor", "EDIT", "--model", MODEL)
+    assert granted.returncode == 0, granted.stderr
+    team["editor"] = (team["state_dir"] / "secrets" / "users" / "editor").read_text().strip()
+    lock = server_lock.lock_name(MODEL)
+    with acting_as(team, "editor") as editor:
+        with server_lock.hold(editor, MODEL, wait=10):
+            held = editor.search_model_versions(f"name='{lock}' and tags.`{server_lock.STATE_TAG}` = 'held'")
+            assert len(held) == 1 and held[0].tags["mlops.owner"].split("|")[2] == str(os.getpid())
+
+
 def test_a_ticket_is_stale_on_the_servers_clock(team):
     """A ticket another host left (its owner cannot be checked from here) is broken once the server's own
     timestamp of it is older than stale_after, and not before."""
