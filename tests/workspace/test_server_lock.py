@@ -3,7 +3,8 @@
 owner; staleness is measured on the server's clock (the versions' last_updated_timestamp), never on a tag.
 
 Run in-process against a real MLflow sqlite store (the same registry code an MLflow server runs). The attack by
-a reader on a real team server is tests/team/test_trust.py's."""
+a reader on a real team server is tests/team/test_trust.py's; ticket order is checked against MLflow's own server
+(versions are text over REST)."""
 from __future__ import annotations
 
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 
 from ml_service.workspace import owners, server_lock, tracking
 from ml_service.workspace.registry import RegistryError
+from tests.team.test_migrate import plain_server  # noqa: F401 (a module fixture: MLflow's own server, no users)
 
 pytestmark = pytest.mark.integration
 OTHER_HOST = "another-host.example|boot|4242|1234"
@@ -65,6 +67,28 @@ def test_the_lock_names_its_owner_excludes_a_second_taker_and_is_released_after(
     assert held(client, "m") == [] and held(client, "other") == []
     with server_lock.hold(client, "m", wait=0):  # free again
         assert held(client, "m") == ["3"]
+
+
+def test_tickets_are_ordered_as_numbers_when_they_pass_from_9_to_10(plain_server, monkeypatch):  # noqa: F811
+    """Against a real MLflow server (its REST API answers versions as text, where the sqlite store above answers
+    numbers): ticket 9 holds the lock and ticket 10 ("10" sorts before "9" as text) waits; once 9 is released, the
+    next ticket takes it."""
+    import mlflow
+
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    client = mlflow.MlflowClient(plain_server, plain_server)
+    for _ in range(8):
+        with server_lock.hold(client, "m", wait=0):
+            pass
+    with server_lock.hold(client, "m", wait=0):
+        assert held(client, "m") == ["9"]
+        with pytest.raises(RegistryError, match="waited 0s"):
+            with server_lock.hold(client, "m", wait=0):
+                pytest.fail("ticket 10 took the lock ticket 9 holds")
+        assert held(client, "m") == ["9"]
+    with server_lock.hold(client, "m", wait=0):
+        assert held(client, "m") == ["11"]
 
 
 def test_the_lock_is_released_when_the_registration_fails(client):
