@@ -124,3 +124,19 @@ def test_deploy_status_and_list_show_the_canary_track(routed, capsys):
     assert main(["deploy", "list", "--json"]) == 0
     listed = [(d["environment"], d["track"], d["version"], d["status"]) for d in json.loads(capsys.readouterr().out)]
     assert listed == [("production", "canary", "2", "desired"), ("production", "stable", "1", "desired")]
+
+
+def test_deploy_status_takes_the_model_projects_name_for_its_registered_model(routed, capsys):
+    """`--model` names the registered model or its project (the folder): both give the same row."""
+    from ml_service.cli import main
+
+    project_name = next(m.project for m in routed.models if m.name == NAME)
+    assert project_name != NAME
+    production.deploy_prod(routed, f"{NAME}:1")
+    capsys.readouterr()
+    rows = []
+    for given in (NAME, project_name):
+        assert main(["deploy", "status", "production", "--model", given, "--json"]) == 0
+        rows += json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == [NAME, NAME]
+    assert rows[1]["desired"] == rows[0]["desired"] and rows[1]["desired"]["stable"]["version"] == "1"
