@@ -204,6 +204,7 @@ def test_v2_per_column_inputs_with_bytes_give_the_score_predictions(classifier):
     ({"radius": {"datatype": "BYTES", "data": ["22"]}}, "has datatype 'BYTES'; the column is double: send FP64"),
     ({"grade": {"data": [7]}}, "row[0] column 'grade' is not a string: 7"),
     ({"count": {"shape": [2], "data": [1, 2]}}, "inputs[3] ('count') has 2 rows; inputs[0] has 1"),
+    ({"radius": {"shape": [2], "data": [9.0, 10.0]}}, "inputs[1] ('texture') has 1 rows; inputs[0] has 2"),  # fewer
     ({"count": {"shape": [1, 2], "data": [[1, 2]]}}, "inputs[3].shape must be [rows] or [rows, 1]"),
     ({"count": {"shape": [1], "data": []}}, "inputs[3].data has 0 values; shape [1] needs 1"),
     ({"radius": {"name": "size"}}, "unknown input(s) 'size'; the model's columns are radius, texture"),
