@@ -179,3 +179,26 @@ def test_mlops_studio_starts_the_mlflow_ui_beside_it_links_there_and_stops_it(pr
     while answers(f"http://127.0.0.1:{mlflow_port}/health") is not None:  # stopped with the Studio
         assert time.monotonic() < deadline, "the MLflow UI outlived the Studio"
         time.sleep(0.3)
+
+
+def test_a_qa_rollback_offers_the_models_own_last_replaced_version_never_a_failed_one_or_another_models(project):
+    """The rollback button of a model in QA: its own newest replaced version, not a newer failed deploy (it never
+    served), nor another model's replaced version (newer still)."""
+    import re
+
+    from ml_service.deploy import records
+
+    url = "http://127.0.0.1:1"  # nothing answers: health is shown as down, the buttons stay
+    for version in ("1", "2"):
+        records.record(project, "qa", MODEL, version, f"mlops/{MODEL}:{version}", url, records.LIVE, "external")
+    records.record(project, "qa", MODEL, "3", f"mlops/{MODEL}:3", url, records.FAILED, "external")
+    for version in ("5", "6"):
+        records.record(project, "qa", "other_model", version, f"mlops/other:{version}", url, records.LIVE,
+                       "external")
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    status, _, page = browser.request("GET", "/deployments")
+    assert status == 200
+    offered = dict(re.findall(r'name="model" value="([^"]+)">\s*<input type="hidden" name="version" value="(\d+)">\s*'
+                              r'<button type="submit" name="action" value="rollback">', page))
+    assert offered == {MODEL: "1", "other_model": "5"}
