@@ -40,6 +40,9 @@ def test_the_first_version_is_the_default_and_later_ones_only_when_asked(workspa
     second = publish.publish(workspace, definition(2), make_default=False)
     assert (second.version, second.default) == (2, False)
     assert publish.load_published(workspace, "pub")[1].version == 1  # the default, not the latest
+    kept = publish.publish(workspace, definition(2), make_default=False)  # unchanged, --no-default: nothing moves
+    assert (kept.version, kept.new, kept.default) == (2, False, False)
+    assert publish.load_published(workspace, "pub")[1].version == 1
     same = publish.publish(workspace, definition(2))  # unchanged, but now made the default
     assert (same.version, same.new, same.default) == (2, False, True)
     assert publish.load_published(workspace, "pub")[1].version == 2
