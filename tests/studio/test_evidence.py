@@ -134,3 +134,20 @@ def test_a_release_that_names_no_version_says_so(store_and_client):
     for ref in ("models:/m@champion", f"{MODEL}:x"):  # no version, no reference: never asked of MLflow
         unclear = evidence.gather(settings, store, waiting_release(store, ref), client)
         assert unclear.version == "" and ref in unclear.problems[0] and unclear.metric == ""
+
+
+def test_the_smoke_evidence_is_the_smoke_steps_not_a_stage_or_job_named_smoke(store_and_client):
+    """A job `Deploy and smoke test QA` succeeds as a whole whatever its smoke step did: the approver is shown the
+    step's own result."""
+    settings, store, client = store_and_client
+    approval = waiting_release(store, f"{MODEL}:1")
+    run_id = approval["run_id"]
+    store.set_record(run_id, "QA", "stage", name="QA", display="QA", status="completed", result="Succeeded")
+    store.set_record(run_id, "QA/Deploy", "job", name="Deploy", display="Deploy and smoke test QA",
+                     status="completed", result="Succeeded")
+    store.set_record(run_id, "QA/Deploy/smoke", "step", name="smoke", display="Smoke test QA", status="completed",
+                     result="Failed")
+    store.set_record(run_id, "QA/Deploy/build", "step", name="build", display="Build the image", status="completed",
+                     result="Succeeded")
+    found = evidence.gather(settings, store, approval, None)
+    assert [(r["kind"], r["display"], r["result"]) for r in found.smoke] == [("step", "Smoke test QA", "Failed")]
