@@ -143,3 +143,28 @@ def test_serve_runs_a_version_through_the_score_module_of_its_own_project(worksp
         stop(server)
     assert scored["result"] == [1]
     assert len(scored["probabilities"][0]) == 2 and scored["classes"] == [0, 1]
+
+
+def test_serve_uses_a_projects_score_module_only_for_that_projects_model(workspace, tmp_path, monkeypatch):
+    """`mlops serve` (cli/serve.py) in-process, the server call recorded: with breast_cancer_classification selected,
+    its registered model is scored by its score module; a model of no project by the default scorer, never by the
+    selected project's module."""
+    import ml_service.serving.__main__ as serving_main
+    from ml_service.cli import main
+    from ml_service.serving.config import load_serving_settings
+    from ml_service.workspace.tracking import connect
+    from tests.support.registered import register_folder
+
+    monkeypatch.setenv("MLOPS_MODEL", "breast_cancer_classification")
+    selected = workspace.select("breast_cancer_classification").model
+    default = load_serving_settings().score_module
+    assert selected.score_module and selected.score_module != default
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors: {}\n")
+    seen = []
+    monkeypatch.setattr(serving_main, "serve", lambda host, port, workers, settings: seen.append(settings))
+    for name, module in ((selected.name, selected.score_module), ("no_project_model", default)):
+        version = register_folder(connect(workspace), name, folder, selected.experiment)
+        assert main(["serve", "--model", f"{name}:{version.version}", "--port", "1"]) == 0
+        assert (seen[-1].model_name, seen[-1].score_module) == (name, module)
