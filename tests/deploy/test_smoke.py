@@ -80,19 +80,20 @@ def test_the_payload_is_the_example_the_service_advertises_for_score():
 
 class _Service:
     """A stand-in scoring service on 127.0.0.1 whose answers a test chooses: /score predicts `score`, the v2
-    endpoint predicts `v2`, a malformed request gets `malformed` (the real service: tests/serving/test_http.py,
-    which always agrees with itself)."""
+    endpoint predicts `v2` (None: 1.5 for each row sent), a malformed request gets `malformed`, its metadata lists
+    `inputs` (the real service: tests/serving/test_http.py, which always agrees with itself). `received`: the
+    /score bodies, in order."""
 
-    def __init__(self, score, v2, malformed=400):
+    def __init__(self, score, v2, malformed=400, inputs=("a", "b")):
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         spec = {"paths": {"/score": {"post": {"requestBody": {"content": {"application/json": {
             "example": {"data": [[1.0, 2.0], [3.0, 4.0]]}}}}}}, "/v2/models/m/infer": {}}}
+        received = self.received = []
         answers = {"/v2/health/ready": (200, {}), "/openapi.json": (200, spec),
-                   "/v2/models/m": (200, {"inputs": [{"name": "a", "datatype": "FP64", "shape": [-1]},
-                                                     {"name": "b", "datatype": "FP64", "shape": [-1]}]})}
+                   "/v2/models/m": (200, {"inputs": [{"name": n, "datatype": "FP64", "shape": [-1]} for n in inputs]})}
 
         class Handler(BaseHTTPRequestHandler):
             def _send(self, status, body):
@@ -109,11 +110,14 @@ class _Service:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path == "/score":
+                    received.append(body)
                     rows = body.get("data")
-                    self._send(*((200, {"result": score}) if isinstance(rows, list) else (malformed, {"error": "no"})))
+                    result = [1.5] * len(rows) if score is None and isinstance(rows, list) else score
+                    self._send(*((200, {"result": result}) if isinstance(rows, list) else (malformed, {"error": "no"})))
                 else:
-                    self._send(200, {"outputs": [{"name": "predict", "datatype": "FP64", "shape": [len(v2)],
-                                                  "data": v2}]})
+                    data = [1.5] * body["inputs"][0]["shape"][0] if v2 is None else v2
+                    self._send(200, {"outputs": [{"name": "predict", "datatype": "FP64", "shape": [len(data)],
+                                                  "data": data}]})
 
             def log_message(self, *args):
                 pass
