@@ -67,6 +67,16 @@ def test_only_the_validations_approvers_may_decide(project):
     assert "released" not in project.result(project.store(), run.run.id).out
 
 
+@pytest.mark.parametrize("minutes, seconds", [("60", 3600.0), ("0.5", 30.0), ("0", 4320 * 60.0)])
+def test_a_validation_waits_its_timeout_in_minutes_as_seconds_or_the_jobs_when_it_has_none(project, minutes, seconds):
+    """The pending validation's bound, as stored (no clock involved): the step's timeoutInMinutes in seconds; 0 means
+    none of its own, and the job's 4320 minutes apply."""
+    project.add("agentless_validation.yml")
+    run = project.run("agentless_validation.yml", params={"minutes": minutes})
+    [approval] = project.store().approvals(run.run.id)
+    assert approval["timeout_at"] - approval["requested"] == pytest.approx(seconds)
+
+
 @pytest.mark.parametrize("on_timeout, step, result", [("resume", "Succeeded", "succeeded"),
                                                       ("reject", "Failed", "failed")])
 def test_on_timeout_resumes_or_rejects_without_anyone_deciding(project, on_timeout, step, result):
