@@ -149,3 +149,19 @@ def test_exactly_keep_files_newest_files_are_kept(tmp_path, keep):
         collector.collect({"i": i})
     collector.close()
     assert [r["i"] for r in _records(tmp_path)] == list(range(8 - keep, 8))
+
+
+def test_the_file_being_written_is_never_deleted_though_another_workers_files_are_newer(tmp_path):
+    """Workers share the folder: another worker's file, written later than this one's (its mtime ahead), is among
+    the newest; with keep_files=1 this worker still keeps the file it writes to, and every record it collects."""
+    import os
+
+    other = tmp_path / "predictions-99999999-999999-1-000001.jsonl"  # another worker's current file
+    other.write_text('{"i": -1}\n')
+    ahead = time.time() + 3600
+    os.utime(other, (ahead, ahead))
+    collector = Collector(str(tmp_path), max_bytes=1_000_000, keep_files=1)
+    for i in range(3):
+        collector.collect({"i": i})
+    collector.close()
+    assert sorted(r["i"] for r in _records(tmp_path)) == [-1, 0, 1, 2]
