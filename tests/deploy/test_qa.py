@@ -234,3 +234,24 @@ def test_concurrent_redeploys_take_turns_and_leave_exactly_one_container(qa, sec
                 if c.id != serving.id]  # nothing left behind, running or not
     live = [d for d in records.list_deployments(qa, "qa") if d.model_name == MODEL and d.status == records.LIVE]
     assert [d.target for d in live] == [serving.name]
+
+
+def test_the_qa_containers_of_a_model_are_this_workspaces_only(workspace, docker_engine):
+    """Two workspaces share one Docker engine: a QA deploy replaces (removes) the containers qa_containers finds,
+    so another workspace's QA container of a model of the same name is never among them."""
+    import dataclasses
+
+    from ml_service.deploy import qa
+
+    other = dataclasses.replace(workspace, tracking_uri=workspace.tracking_uri + "-another")
+    made = []
+    try:
+        for settings in (workspace, other):
+            made.append(docker_engine.containers.create(workspace.base_image, ["true"], labels={
+                qa.ENV_LABEL: "qa", "mlops.model.name": "shared_name", "mlops.workspace": qa.workspace_label(settings),
+                "mlops.test": "qa-workspaces"}))
+        assert [c.id for c in qa.qa_containers(docker_engine, workspace, "shared_name")] == [made[0].id]
+        assert [c.id for c in qa.qa_containers(docker_engine, other, "shared_name")] == [made[1].id]
+    finally:
+        for container in made:
+            container.remove(force=True)
