@@ -31,6 +31,7 @@ class Published:
     default: bool
     new: bool = False
     project: str = ""
+    user: str = ""  # who published it (on a team server: the user the server authenticated)
 
 
 def _store(settings: Settings):
@@ -50,7 +51,8 @@ def _versions(client, experiment_id: str, name: str | None = None) -> list[Publi
         version = int(run.data.tags["mlops.pipeline.version"])
         default = experiment.tags.get(f"default.{run_name}") == str(version)
         found.append(Published(run_name, version, run.info.run_id, run.data.tags.get("mlops.pipeline.digest", ""),
-                               run.info.start_time, default, project=run.data.tags.get("mlops.model.project", "")))
+                               run.info.start_time, default, project=run.data.tags.get("mlops.model.project", ""),
+                               user=str(run.info.user_id or "")))
     return sorted(found, key=lambda p: (p.name, p.version))
 
 
@@ -115,7 +117,28 @@ def load_published(settings: Settings, name: str, version: int | None = None) ->
         if chosen is None:
             have = ", ".join(str(p.version) for p in versions)
             raise PipelineError(f"pipeline '{name}' has no version {version} (published: {have})")
+    _check_publisher(settings, client, chosen)
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(chosen.id, DEFINITION, tmp)
         text = Path(path).read_text()
     return parse_pipeline(text, f"published pipeline {name} v{chosen.version}"), chosen
+
+
+def _check_publisher(settings: Settings, client, chosen: Published) -> None:
+    """Refuse a published version whose publisher may not write the experiment of the project it runs as.
+
+    A definition names the functions a run calls, with their inputs and params: it is code the platform runs with
+    the credentials of whoever runs it. Any team user can create the experiment `mlops-published-pipelines` when it
+    does not exist yet (MLflow makes its creator MANAGE it), so who may write that experiment proves nothing; the
+    rule is the one a model version's writer meets (workspace/provenance.py): write access to the project."""
+    from ml_service.workspace.provenance import untrusted_writer
+
+    project = settings.select(chosen.project) if chosen.project in {m.project for m in settings.models} else settings
+    experiment = client.get_experiment_by_name(project.experiment)
+    why = untrusted_writer(settings.tracking_uri, chosen.user, experiment.experiment_id) if experiment else ""
+    if experiment is None and chosen.user and settings.tracking_uri.startswith(("http://", "https://")):
+        why = f"published by {chosen.user!r} while the project's experiment does not exist"
+    if why:
+        raise PipelineError(f"refusing published pipeline {chosen.name} v{chosen.version}: {why} "
+                            f"'{project.experiment}'. Publish it again from a checkout whose user may write it "
+                            f"(`mlops pipeline publish`), or run the pipeline file (`mlops pipeline run`)")
