@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -72,8 +73,12 @@ def artifact(request: Request):
     return artifacts.response(path, request)
 
 
+LINE_END = re.compile(r"\r\n|\r|\n")  # every line end of the SSE format: a step's CR must not start a field
+
+
 def _sse(event: str, data: str) -> bytes:
-    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    """One server-sent event; each line of data (CR, LF or CRLF ended, as EventSource reads them) a data field."""
+    lines = "".join(f"data: {line}\n" for line in LINE_END.split(data))
     return f"event: {event}\n{lines}\n".encode()
 
 
