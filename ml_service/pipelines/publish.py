@@ -59,12 +59,16 @@ def _versions(client, experiment_id: str, name: str | None = None) -> list[Publi
 def publish(settings: Settings, pipeline: Pipeline, make_default: bool = True) -> Published:
     """Record pipeline as the next version of its name (or return the identical latest one).
 
-    Under the workspace's registration lock: two publishes at once never both take the same version.
+    Under the project's registration lock: two publishes at once never both take the same version. On a team server
+    that lock is the project's `mlops-lock.<model>`, which `mlops workspace up` makes the admin's and grants to the
+    project's writers; a lock of the pipeline's own name would be a registered model any user could create first and
+    hold for ever (a reader blocking every publish).
     """
     from ml_service.workspace.promotion import registry_lock
 
     context = {"tracking_uri": settings.tracking_uri, "state_dir": str(settings.state_dir)}
-    with registry_lock(context, f"published-pipeline-{pipeline.name}", settings=settings):
+    lock = settings.model_name if settings.models else f"published-pipeline-{pipeline.name}"
+    with registry_lock(context, lock, settings=settings):
         return _publish(settings, pipeline, make_default)
 
 
@@ -77,7 +81,7 @@ def _publish(settings: Settings, pipeline: Pipeline, make_default: bool) -> Publ
         if make_default and not latest.default:
             client.set_experiment_tag(experiment_id, f"default.{pipeline.name}", str(latest.version))
         return Published(latest.name, latest.version, latest.id, digest, latest.created,
-                         make_default or latest.default, project=latest.project)
+                         make_default or latest.default, project=latest.project, user=latest.user)
     version = versions[-1].version + 1 if versions else 1
     run = client.create_run(experiment_id, run_name=f"{pipeline.name} v{version}", tags={
         "mlops.kind": "published_pipeline",
@@ -95,7 +99,8 @@ def _publish(settings: Settings, pipeline: Pipeline, make_default: bool) -> Publ
     if make_default or not versions:
         client.set_experiment_tag(experiment_id, f"default.{pipeline.name}", str(version))
     return Published(pipeline.name, version, run.info.run_id, digest, run.info.start_time,
-                     make_default or not versions, new=True, project=settings.project if settings.models else "")
+                     make_default or not versions, new=True, project=settings.project if settings.models else "",
+                     user=str(run.info.user_id or ""))
 
 
 def list_published(settings: Settings) -> list[Published]:

@@ -360,3 +360,24 @@ def test_a_data_set_version_a_reader_added_is_not_a_version(team, tmp_path):
     with acting_as(team, "admin"):
         assert [v.run_id for v in registry.versions(settings, "diabetes")] == []
         assert registry.data_path(settings, settings.model) == settings.model.data
+
+
+def test_a_reader_cannot_block_publishing_the_projects_pipeline(team, monkeypatch):
+    """The reader creates the lock a publish of `diabetes-retrain` would take and holds it with a ticket of another
+    host (never stale while they touch it). The admin's publish must not wait for it."""
+    from ml_service.pipelines import publish
+    from ml_service.pipelines.definition import load_pipeline
+    from ml_service.workspace import server_lock
+
+    settings = load_settings(team["env"])
+    pipeline = load_pipeline(settings.pipeline_file)
+    lock = server_lock.lock_name(f"published-pipeline-{pipeline.name}")
+    with acting_as(team, "reader") as reader:
+        reader.create_registered_model(lock)
+        reader.create_model_version(lock, server_lock.SOURCE, tags={
+            "mlops.owner": "another-host.example|boot|4242|1234", server_lock.STATE_TAG: server_lock.HELD})
+    held = server_lock.hold
+    monkeypatch.setattr(server_lock, "hold", lambda client, name, wait=900, **kw: held(client, name, wait=20, **kw))
+    with acting_as(team, "admin"):
+        published = publish.publish(settings, pipeline)
+    assert published.name == pipeline.name and published.user == "admin"
