@@ -110,8 +110,8 @@ class AuthMiddleware:
     user and the login form is not used; requests without it are refused.
 
     still_a_user(name, stamp) (team mode: the team server's users) is asked about a session's user at most every
-    recheck_seconds: False (the user was deleted, or its password changed) ends the session; None (the store cannot say) keeps it until the
-    next look-up.
+    recheck_seconds: False (the user was deleted, or its password changed) ends the session; None (the store cannot
+    say) keeps it until the next look-up.
     """
 
     def __init__(self, app, sessions: Sessions, trusted_header: str = "",

@@ -304,4 +304,3 @@ def test_with_the_server_stopped_a_login_is_refused_and_opens_nothing(team):
     assert status == 503 and "Traceback" not in page
     assert not again.opens() and sessions(team) == before
     assert carol.opens("/runs") and opened in sessions(team)  # a page of the local run store
-
