@@ -289,7 +289,42 @@ def claim_projects(settings: Settings, tracking_uri: str, admin_password: str) -
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise TeamError(f"cannot create the registered model {name}: {exc.message}") from None
-    return created
+    experiments = {client.get_experiment_by_name(e).experiment_id: e
+                   for e in [*(p.experiment for p in settings.models), *PLATFORM_EXPERIMENTS]}
+    models = {n for p in settings.models for n in (p.name, server_lock.lock_name(p.name))}
+    return created + reclaim(tracking_uri, experiments, set(models))
+
+
+def reclaim(tracking_uri: str, experiments: dict[str, str], models: set[str]) -> list[str]:
+    """Take MANAGE on the objects `up` claims (experiment id -> name, registered model names) from every user but an
+    admin: READ instead. Whoever created one before `up` did (an older workspace, a project added later) MANAGEs it
+    and could hold the lock or grant themselves EDIT. Called as the admin; returns what was taken, in words."""
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.team.users import set_permission
+    from ml_service.workspace.auth_api import AuthApi
+
+    api = AuthApi(tracking_uri)
+    try:
+        listed = api.request("/api/2.0/mlflow/users/list", "GET").get("users", [])
+    except MlflowException as exc:
+        raise TeamError(f"cannot list the users of {tracking_uri}: {exc.message}") from None
+    taken = []
+    for user in listed:
+        username = str(user.get("username", ""))
+        if user.get("is_admin") or not username:
+            continue
+        for role in user.get("roles", []) or []:
+            for grant in role.get("permissions", []) or []:
+                kind, target = grant.get("resource_type"), str(grant.get("resource_pattern", ""))
+                claimed = target in experiments if kind == "experiment" else kind == "registered_model" and \
+                    target in models
+                if grant.get("permission") != "MANAGE" or not claimed:
+                    continue
+                set_permission(api, username, kind, target, "READ")
+                what = f"experiment {experiments[target]}" if kind == "experiment" else f"registered model {target}"
+                taken.append(f"{username}: READ (was MANAGE) on {what}")
+    return taken
 
 
 def stop_server(settings: Settings) -> bool:

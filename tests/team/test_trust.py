@@ -381,3 +381,23 @@ def test_a_reader_cannot_block_publishing_the_projects_pipeline(team, monkeypatc
     with acting_as(team, "admin"):
         published = publish.publish(settings, pipeline)
     assert published.name == pipeline.name and published.user == "admin"
+
+
+def test_up_again_takes_a_creators_manage_on_what_it_claims_away(team):
+    """A reader who created the lock of the project's model and a platform experiment before `up` claimed them
+    MANAGEs them (could hold the lock for ever, grant themselves EDIT): `up` again leaves them READ there."""
+    from mlflow.server import get_app_client
+
+    from ml_service.team.users import auth_api, set_permission
+    from ml_service.workspace import server_lock
+    from tests.team.test_workspace import run_mlops
+
+    lock = server_lock.lock_name(MODEL)
+    experiment_id = as_if_the_reader_created(team, "mlops-datasets")
+    set_permission(auth_api(load_settings(team["env"])), "reader", "registered_model", lock, "MANAGE")
+    again = run_mlops(team["env"], "workspace", "up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    with acting_as(team, "admin"):
+        permissions = get_app_client("basic-auth", tracking_uri=team["uri"])
+        assert permissions.get_user_permission("reader", "registered_model", lock).permission == "READ"
+        assert permissions.get_user_permission("reader", "experiment", experiment_id).permission == "READ"
