@@ -118,7 +118,29 @@ def versions(settings: Settings, name: str, client=None) -> list[Version]:
     runs = client.search_runs([experiment.experiment_id],
                               filter_string=f"tags.`{NAME_TAG}` = '{name}' and attributes.status = 'FINISHED'",
                               max_results=10000)
-    return sorted((_version(r) for r in runs if VERSION_TAG in r.data.tags), key=lambda v: v.version)
+    trusted = _writers(settings, client, name)
+    return sorted((_version(r) for r in runs if VERSION_TAG in r.data.tags and trusted(str(r.info.user_id or ""))),
+                  key=lambda v: v.version)
+
+
+def _writers(settings: Settings, client, name: str):
+    """user -> whether a version added by that user counts: on a team server, a user who may write the experiment
+    of a project using the data set (a retrain trains on the newest version, so a reader's would poison it; any
+    team user can create `mlops-datasets` when it does not exist yet). The rule of workspace/provenance.py."""
+    from ml_service.workspace.provenance import untrusted_writer
+
+    if not settings.tracking_uri.startswith(("http://", "https://")):
+        return lambda user: True
+    experiments = [client.get_experiment_by_name(p.experiment) for p in projects_using(settings, name)]
+    ids = [e.experiment_id for e in experiments if e is not None]
+    known: dict[str, bool] = {}
+
+    def trusted(user: str) -> bool:
+        if user not in known:
+            known[user] = any(not untrusted_writer(settings.tracking_uri, user, i) for i in ids)
+        return known[user]
+
+    return trusted
 
 
 def get(settings: Settings, name: str, version: int | None = None, client=None) -> Version:

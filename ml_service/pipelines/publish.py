@@ -31,6 +31,7 @@ class Published:
     default: bool
     new: bool = False
     project: str = ""
+    user: str = ""  # who published it (on a team server: the user the server authenticated)
 
 
 def _store(settings: Settings):
@@ -50,19 +51,24 @@ def _versions(client, experiment_id: str, name: str | None = None) -> list[Publi
         version = int(run.data.tags["mlops.pipeline.version"])
         default = experiment.tags.get(f"default.{run_name}") == str(version)
         found.append(Published(run_name, version, run.info.run_id, run.data.tags.get("mlops.pipeline.digest", ""),
-                               run.info.start_time, default, project=run.data.tags.get("mlops.model.project", "")))
+                               run.info.start_time, default, project=run.data.tags.get("mlops.model.project", ""),
+                               user=str(run.info.user_id or "")))
     return sorted(found, key=lambda p: (p.name, p.version))
 
 
 def publish(settings: Settings, pipeline: Pipeline, make_default: bool = True) -> Published:
     """Record pipeline as the next version of its name (or return the identical latest one).
 
-    Under the workspace's registration lock: two publishes at once never both take the same version.
+    Under the project's registration lock: two publishes at once never both take the same version. On a team server
+    that lock is the project's `mlops-lock.<model>`, which `mlops workspace up` makes the admin's and grants to the
+    project's writers; a lock of the pipeline's own name would be a registered model any user could create first and
+    hold for ever (a reader blocking every publish).
     """
     from ml_service.workspace.promotion import registry_lock
 
     context = {"tracking_uri": settings.tracking_uri, "state_dir": str(settings.state_dir)}
-    with registry_lock(context, f"published-pipeline-{pipeline.name}", settings=settings):
+    lock = settings.model_name if settings.models else f"published-pipeline-{pipeline.name}"
+    with registry_lock(context, lock, settings=settings):
         return _publish(settings, pipeline, make_default)
 
 
@@ -75,7 +81,7 @@ def _publish(settings: Settings, pipeline: Pipeline, make_default: bool) -> Publ
         if make_default and not latest.default:
             client.set_experiment_tag(experiment_id, f"default.{pipeline.name}", str(latest.version))
         return Published(latest.name, latest.version, latest.id, digest, latest.created,
-                         make_default or latest.default, project=latest.project)
+                         make_default or latest.default, project=latest.project, user=latest.user)
     version = versions[-1].version + 1 if versions else 1
     run = client.create_run(experiment_id, run_name=f"{pipeline.name} v{version}", tags={
         "mlops.kind": "published_pipeline",
@@ -93,7 +99,8 @@ def _publish(settings: Settings, pipeline: Pipeline, make_default: bool) -> Publ
     if make_default or not versions:
         client.set_experiment_tag(experiment_id, f"default.{pipeline.name}", str(version))
     return Published(pipeline.name, version, run.info.run_id, digest, run.info.start_time,
-                     make_default or not versions, new=True, project=settings.project if settings.models else "")
+                     make_default or not versions, new=True, project=settings.project if settings.models else "",
+                     user=str(run.info.user_id or ""))
 
 
 def list_published(settings: Settings) -> list[Published]:
@@ -115,7 +122,28 @@ def load_published(settings: Settings, name: str, version: int | None = None) ->
         if chosen is None:
             have = ", ".join(str(p.version) for p in versions)
             raise PipelineError(f"pipeline '{name}' has no version {version} (published: {have})")
+    _check_publisher(settings, client, chosen)
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(chosen.id, DEFINITION, tmp)
         text = Path(path).read_text()
     return parse_pipeline(text, f"published pipeline {name} v{chosen.version}"), chosen
+
+
+def _check_publisher(settings: Settings, client, chosen: Published) -> None:
+    """Refuse a published version whose publisher may not write the experiment of the project it runs as.
+
+    A definition names the functions a run calls, with their inputs and params: it is code the platform runs with
+    the credentials of whoever runs it. Any team user can create the experiment `mlops-published-pipelines` when it
+    does not exist yet (MLflow makes its creator MANAGE it), so who may write that experiment proves nothing; the
+    rule is the one a model version's writer meets (workspace/provenance.py): write access to the project."""
+    from ml_service.workspace.provenance import untrusted_writer
+
+    project = settings.select(chosen.project) if chosen.project in {m.project for m in settings.models} else settings
+    experiment = client.get_experiment_by_name(project.experiment)
+    why = untrusted_writer(settings.tracking_uri, chosen.user, experiment.experiment_id) if experiment else ""
+    if experiment is None and chosen.user and settings.tracking_uri.startswith(("http://", "https://")):
+        why = f"published by {chosen.user!r} while the project's experiment does not exist"
+    if why:
+        raise PipelineError(f"refusing published pipeline {chosen.name} v{chosen.version}: {why} "
+                            f"'{project.experiment}'. Publish it again from a checkout whose user may write it "
+                            f"(`mlops pipeline publish`), or run the pipeline file (`mlops pipeline run`)")

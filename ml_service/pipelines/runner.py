@@ -33,7 +33,8 @@ EXECUTED_TAG = "mlops.step.executed"
 REUSED_TAG = "mlops.step.reused_from"
 OUTCOME_TAG = "mlops.outcome"
 CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                        "MLOPS_RUN_USER")  # a step gets the run's, never the runner's
+                        "MLOPS_RUN_USER",  # a step gets the run's, never the runner's
+                        "MLOPS_TOKEN")  # a person's proof for approvals (ci/server/identity.py): never a step's
 
 
 @dataclass

@@ -113,7 +113,8 @@ async def login(request: Request):
     limits.succeeded(name, address)
     studio.sessions.drop(session_of(request).id)
     response = RedirectResponse(target, status_code=303)
-    set_cookie(response, studio.sessions.new(user), request.url.scheme == "https")
+    stamp = await asyncio.to_thread(logins.stamp, studio.settings, user)  # a later password change ends it
+    set_cookie(response, studio.sessions.new(user, stamp), request.url.scheme == "https")
     return response
 
 

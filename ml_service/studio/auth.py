@@ -36,6 +36,7 @@ class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     seen: float = field(default_factory=time.time)
     confirmed: float = field(default_factory=time.monotonic)  # when the user's store last confirmed the user
+    stamp: str = ""  # the user's password stamp at login (team mode, logins.stamp): a change ends the session
 
 
 class Sessions:
@@ -65,9 +66,9 @@ class Sessions:
             return None
         return Session(session_id, "", self._sign("csrf", nonce))
 
-    def new(self, user: str = "") -> Session:
+    def new(self, user: str = "", stamp: str = "") -> Session:
         """A fresh session (a new id: a login never keeps the id it came with)."""
-        session = Session(secrets.token_urlsafe(32), user)
+        session = Session(secrets.token_urlsafe(32), user, stamp=stamp)
         with self._lock:
             self._sessions[session.id] = session
         return session
@@ -108,13 +109,13 @@ class AuthMiddleware:
     With a trusted header configured (a reverse proxy that authenticates), the header names the
     user and the login form is not used; requests without it are refused.
 
-    still_a_user(name) (team mode: the team server's users) is asked about a session's user at most every
-    recheck_seconds: False (the user was deleted) ends the session; None (the store cannot say) keeps it until the
-    next look-up.
+    still_a_user(name, stamp) (team mode: the team server's users) is asked about a session's user at most every
+    recheck_seconds: False (the user was deleted, or its password changed) ends the session; None (the store cannot
+    say) keeps it until the next look-up.
     """
 
     def __init__(self, app, sessions: Sessions, trusted_header: str = "",
-                 still_a_user: Callable[[str], bool | None] | None = None, recheck_seconds: float = 60.0):
+                 still_a_user: Callable[[str, str], bool | None] | None = None, recheck_seconds: float = 60.0):
         self.app = app
         self.sessions = sessions
         self.trusted_header = trusted_header.lower()
@@ -126,7 +127,7 @@ class AuthMiddleware:
 
         if self.still_a_user is None or time.monotonic() - session.confirmed < self.recheck_seconds:
             return True
-        answer = await asyncio.to_thread(self.still_a_user, session.user)
+        answer = await asyncio.to_thread(self.still_a_user, session.user, session.stamp)
         if answer is False:
             self.sessions.drop(session.id)
             return False

@@ -31,9 +31,15 @@ def check(settings: Settings, name: str, password: str) -> str | None:
     return users.canonical(settings.state_dir, name)  # one spelling per user (names match casefolded)
 
 
-def still_a_user(settings: Settings) -> Callable[[str], bool | None] | None:
-    """How a session's user is looked up again (team mode: is it still a server user?); None: never (the Studio's
-    own users: removing one with `mlops studio user remove` ends nothing before the session's idle time)."""
+def stamp(settings: Settings, name: str) -> str:
+    """What a session of name keeps to notice a password change (team mode: the server's password stamp); ""."""
+    return team_login.password_stamp(settings, name) if team_server(settings) else ""
+
+
+def still_a_user(settings: Settings) -> Callable[[str, str], bool | None] | None:
+    """How a session's user is looked up again, with the session's stamp (team mode: is it still a server user with
+    the password of the login?); None: never (the Studio's own users: removing one with `mlops studio user remove`
+    ends nothing before the session's idle time)."""
     if not team_server(settings):
         return None
     return functools.partial(team_login.still_a_user, settings)

@@ -3,8 +3,10 @@ artifacts, trigger chain), and the approvals with Approve and Reject."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -72,8 +74,12 @@ def artifact(request: Request):
     return artifacts.response(path, request)
 
 
+LINE_END = re.compile(r"\r\n|\r|\n")  # every line end of the SSE format: a step's CR must not start a field
+
+
 def _sse(event: str, data: str) -> bytes:
-    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    """One server-sent event; each line of data (CR, LF or CRLF ended, as EventSource reads them) a data field."""
+    lines = "".join(f"data: {line}\n" for line in LINE_END.split(data))
     return f"event: {event}\n{lines}\n".encode()
 
 
@@ -88,6 +94,7 @@ async def log_stream(request: Request):
 
     async def events():
         offset, pending = 0, b""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a piece may end inside a character
         while True:
             current = await asyncio.to_thread(runs_mod.step_record, store, run_id, path) or {}
             log = Path(current.get("log") or record.get("log") or "")
@@ -100,12 +107,14 @@ async def log_stream(request: Request):
             if data:
                 offset += len(data)
                 text, _, pending = (pending + data).rpartition(b"\n")
+                if len(pending) >= CHUNK:  # a line longer than a chunk (no newline, a progress bar): sent in pieces,
+                    text, pending = (text + b"\n" + pending if text else pending), b""  # never held whole
                 if text:
-                    yield _sse("log", text.decode(errors="replace"))
+                    yield _sse("log", decoder.decode(text))
                 continue
             if current.get("status") not in ("running", "pending"):
                 if pending:
-                    yield _sse("log", pending.decode(errors="replace"))
+                    yield _sse("log", decoder.decode(pending, final=True))
                 yield _sse("end", current.get("result") or current.get("status") or "")
                 return
             if await request.is_disconnected():

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 CURRENT_USER = "/api/2.0/mlflow/users/current"
 GET_USER = "/api/2.0/mlflow/users/get"  # MLflow 2.x has no /users/current; a user may read their own row here
 LIST_USERS = "/api/2.0/mlflow/users/list"
+STAMP = "/api/2.0/mlops/users/password-stamp"  # team/server_auth.py STAMP_PATH (the server side imports Flask)
 TIMEOUT = 10.0
 
 
@@ -90,14 +91,33 @@ def _server_name(settings: Settings, name: str, timeout: float) -> str | None:
     return identity.find(names, name)
 
 
-def still_a_user(settings: Settings, name: str, timeout: float = TIMEOUT) -> bool | None:
-    """True when the server still has the user name (exactly so spelled), False when it does not (deleted), None
+def password_stamp(settings: Settings, name: str, timeout: float = TIMEOUT) -> str:
+    """A digest of name's stored password hash, as the team server of `mlops workspace up` gives it to an admin
+    (team/server_auth.py); it changes when the password does. "" when the server cannot say (another server, not an
+    admin asking, no answer)."""
+    try:
+        status, body = _get(settings, f"{STAMP}?username={quote(name)}", settings.tracking_username,
+                            settings.tracking_password, timeout)
+    except LoginUnavailable:
+        return ""
+    return str(body.get("stamp") or "") if status == 200 else ""
+
+
+def still_a_user(settings: Settings, name: str, stamp: str = "", timeout: float = TIMEOUT) -> bool | None:
+    """True when the server still has the user name (exactly so spelled) with the password it had at the login
+    (stamp: password_stamp then, "" when unknown), False when it does not (deleted, or its password changed), None
     when it cannot say (it does not answer, or the checkout's user may not list users)."""
     try:
         names = server_users(settings, timeout)
     except LoginUnavailable:
         return None
-    return None if names is None else name in names
+    if names is not None and name not in names:
+        return False
+    if stamp:
+        now = password_stamp(settings, name, timeout)
+        if now and now != stamp:
+            return False
+    return None if names is None else True
 
 
 def check(settings: Settings, name: str, password: str, timeout: float = TIMEOUT) -> str | None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 PREFIX = "mlops-run-"
 MAX_AGE_SECONDS = 2 * 24 * 3600  # a run user this old is left over by a killed run on some machine
 WRITE = "EDIT"
+STEP_EXPERIMENTS = ("mlops-batch",)  # platform experiments a step writes (batch/record.py); up makes them the admin's
 
 
 class RunUserError(MLOpsError):
@@ -88,6 +89,10 @@ def create(settings: Settings, experiment_id: str, model_name: str) -> RunCreden
     _note(settings, username)
     try:
         set_permission(client, username, "experiment", experiment_id, WRITE)
+        for shared in STEP_EXPERIMENTS:  # what a step records beyond its project (a batch step's job)
+            found = _experiment_id(settings, shared)
+            if found:
+                set_permission(client, username, "experiment", found, WRITE)
         for name in (model_name, lock_name(model_name)):
             _claim(settings, name)  # the checkout's (as `up` does): never the run user's to manage
             set_permission(client, username, "registered_model", name, WRITE)
@@ -98,6 +103,14 @@ def create(settings: Settings, experiment_id: str, model_name: str) -> RunCreden
                                f"{exc.message}") from None
         raise
     return RunCredential(username, password)
+
+
+def _experiment_id(settings: Settings, name: str) -> str:
+    """The id of the named experiment on the server ('' when there is none: the step creates it, as the run user)."""
+    import mlflow
+
+    found = mlflow.MlflowClient(settings.tracking_uri).get_experiment_by_name(name)
+    return found.experiment_id if found is not None else ""
 
 
 def _claim(settings: Settings, name: str) -> None:

@@ -250,9 +250,16 @@ def up(settings: Settings, workers: int = 2) -> dict:
     return state
 
 
+# The platform's own experiments (each module that writes one names it: pipelines/publish.py, data/registry.py,
+# deploy/records.py, workspace/champion.py, monitor/check.py, batch/record.py). What they hold is acted on:
+# a published definition is run, the newest data set version trained on, a deployment record believed.
+PLATFORM_EXPERIMENTS = ("mlops-published-pipelines", "mlops-datasets", "mlops-deployments", "mlops-registry",
+                        "mlops-monitoring", "mlops-batch")
+
+
 def claim_projects(settings: Settings, tracking_uri: str, admin_password: str) -> list[str]:
     """Create, as the admin, each mlops.yml project's experiment, registered model and registration lock
-    (`mlops-lock.<model>`) that does not exist yet; returns what was created.
+    (`mlops-lock.<model>`), and the platform's own experiments, that do not exist yet; returns what was created.
 
     MLflow gives the creator of an experiment or registered model MANAGE on it, and lets any user create one.
     Created here first, they belong to the admin: users keep the default READ until granted EDIT, so a reader
@@ -266,14 +273,15 @@ def claim_projects(settings: Settings, tracking_uri: str, admin_password: str) -
     os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=admin_password)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     created = []
-    for project in settings.models:
-        if client.get_experiment_by_name(project.experiment) is None:
+    for experiment in [*(p.experiment for p in settings.models), *PLATFORM_EXPERIMENTS]:
+        if client.get_experiment_by_name(experiment) is None:
             try:
-                client.create_experiment(project.experiment)
-                created.append(f"experiment {project.experiment}")
+                client.create_experiment(experiment)
+                created.append(f"experiment {experiment}")
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise TeamError(f"cannot create the experiment {project.experiment}: {exc.message}") from None
+                    raise TeamError(f"cannot create the experiment {experiment}: {exc.message}") from None
+    for project in settings.models:
         for name in (project.name, server_lock.lock_name(project.name)):
             try:
                 client.create_registered_model(name, description="created by `mlops workspace up` (the admin's)")
@@ -281,7 +289,42 @@ def claim_projects(settings: Settings, tracking_uri: str, admin_password: str) -
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise TeamError(f"cannot create the registered model {name}: {exc.message}") from None
-    return created
+    experiments = {client.get_experiment_by_name(e).experiment_id: e
+                   for e in [*(p.experiment for p in settings.models), *PLATFORM_EXPERIMENTS]}
+    models = {n for p in settings.models for n in (p.name, server_lock.lock_name(p.name))}
+    return created + reclaim(tracking_uri, experiments, set(models))
+
+
+def reclaim(tracking_uri: str, experiments: dict[str, str], models: set[str]) -> list[str]:
+    """Take MANAGE on the objects `up` claims (experiment id -> name, registered model names) from every user but an
+    admin: READ instead. Whoever created one before `up` did (an older workspace, a project added later) MANAGEs it
+    and could hold the lock or grant themselves EDIT. Called as the admin; returns what was taken, in words."""
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.team.users import set_permission
+    from ml_service.workspace.auth_api import AuthApi
+
+    api = AuthApi(tracking_uri)
+    try:
+        listed = api.request("/api/2.0/mlflow/users/list", "GET").get("users", [])
+    except MlflowException as exc:
+        raise TeamError(f"cannot list the users of {tracking_uri}: {exc.message}") from None
+    taken = []
+    for user in listed:
+        username = str(user.get("username", ""))
+        if user.get("is_admin") or not username:
+            continue
+        for role in user.get("roles", []) or []:
+            for grant in role.get("permissions", []) or []:
+                kind, target = grant.get("resource_type"), str(grant.get("resource_pattern", ""))
+                claimed = target in experiments if kind == "experiment" else kind == "registered_model" and \
+                    target in models
+                if grant.get("permission") != "MANAGE" or not claimed:
+                    continue
+                set_permission(api, username, kind, target, "READ")
+                what = f"experiment {experiments[target]}" if kind == "experiment" else f"registered model {target}"
+                taken.append(f"{username}: READ (was MANAGE) on {what}")
+    return taken
 
 
 def stop_server(settings: Settings) -> bool:

@@ -7,6 +7,9 @@ MLflow calls it before every request, inside the request. After MLflow's basic a
   sent, before the answer leaves the server (another name it sent is kept as the claim `mlops.claimed_user`);
 - `mlflow.user` cannot be written or deleted afterwards (`runs/set-tag`, `runs/log-batch`, `runs/delete-tag`)
   except with the authenticated user's own name: 403.
+It also answers `GET /api/2.0/mlops/users/password-stamp?username=NAME` for an admin: a digest of the user's stored
+password hash, which changes when the password does (MLflow's API says nothing of it). The Studio keeps the stamp of
+a login and ends the session when the stamp changes (team/login.py), so a changed password ends open sessions.
 So the "written by a user who may write the project's experiment" check (workspace/provenance.py) reads a name the
 server vouches for. The server process imports this module; it imports Flask and MLflow's server modules, which the
 CLI never loads.
@@ -14,6 +17,7 @@ CLI never loads.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 
@@ -22,6 +26,7 @@ from ml_service.identity import CLAIMED_TAG  # where the platform keeps a claime
 USER_TAG = "mlflow.user"
 _CREATE = "/mlflow/runs/create"
 _TAG_WRITES = ("/mlflow/runs/set-tag", "/mlflow/runs/log-batch", "/mlflow/runs/delete-tag")
+STAMP_PATH = "/api/2.0/mlops/users/password-stamp"
 _log = logging.getLogger(__name__)
 
 
@@ -36,6 +41,8 @@ def authenticate():
         return result
     g.mlops_run_user_checked = True
     path = request.path.rstrip("/")
+    if request.method == "GET" and path == STAMP_PATH:
+        return _password_stamp(username, request.args.get("username", ""))
     if request.method == "POST" and path.endswith(_CREATE):
         after_this_request(functools.partial(_own_run, username, _sent_user(_body(request))))
     elif path.endswith(_TAG_WRITES):
@@ -43,6 +50,22 @@ def authenticate():
         if forged:
             return _forbidden(forged)
     return result
+
+
+def _password_stamp(asking: str, username: str):
+    """The answer to STAMP_PATH: {"stamp": a digest of username's password hash} for an admin, else 403."""
+    from flask import Response
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth import store
+
+    if not store.get_user(asking).is_admin:
+        return _forbidden("only an admin may read a user's password stamp")
+    try:
+        user = store.get_user(username)
+    except MlflowException:
+        return _forbidden(f"no user {username!r}", 404, "RESOURCE_DOES_NOT_EXIST")
+    stamp = hashlib.sha256(user.password_hash.encode()).hexdigest()[:32]
+    return Response(json.dumps({"stamp": stamp}), status=200, mimetype="application/json")
 
 
 def _body(request):

@@ -98,6 +98,18 @@ def _writer_permission(tracking_uri: str, username: str, experiment_id: str) -> 
     return str(result.get("permission", ""))
 
 
+def untrusted_writer(tracking_uri: str, user: str, experiment_id: str) -> str:
+    """Why user, who wrote something the platform will act on (a published pipeline, a data set version), is not a
+    writer of the experiment ('' when it is, or when the server cannot say: not a team server, a user it does not
+    have, or this user may not ask). The same rule as a model version's writer (check)."""
+    if not tracking_uri.startswith(("http://", "https://")) or not user:
+        return ""
+    permission = _writer_permission(tracking_uri, user, experiment_id)
+    if permission is None or permission in WRITERS:
+        return ""
+    return f"written by {user!r}, who has {permission} (not write access) on the project's experiment"
+
+
 def check(client, version, experiment: str, tracking_uri: str = "", _depth: int = 0) -> None:
     """Raise UntrustedModelError unless version was trained in experiment by a writer (see the module)."""
     from mlflow.exceptions import MlflowException
@@ -126,11 +138,9 @@ def check(client, version, experiment: str, tracking_uri: str = "", _depth: int 
     if not _files_are_the_runs(client, version, run):
         raise _refuse(version, f"its files ({version.source}) are not those of its source run {run_id}",
                       experiment)
-    if tracking_uri.startswith(("http://", "https://")) and run.info.user_id:
-        permission = _writer_permission(tracking_uri, run.info.user_id, expected.experiment_id)
-        if permission is not None and permission not in WRITERS:
-            raise _refuse(version, f"its source run {run_id} was written by {run.info.user_id!r}, who has "
-                          f"{permission} (not write access) on the experiment '{experiment}'", experiment)
+    why = untrusted_writer(tracking_uri, str(run.info.user_id or ""), expected.experiment_id)
+    if why:
+        raise _refuse(version, f"its source run {run_id} was {why} '{experiment}'", experiment)
 
 
 def check_for_settings(client, version, tracking_uri: str = "") -> None:

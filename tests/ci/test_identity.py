@@ -196,3 +196,44 @@ def test_identity_falls_back_to_git_user_email(project, monkeypatch, capsys):
     assert store.approvals(run.id)[0]["status"] == "pending"
     monkeypatch.setenv("MLOPS_USER", "someone@example.com")  # MLOPS_USER wins over git
     assert service.identity(load_settings()) == "someone@example.com"
+
+
+def test_a_pipeline_step_never_holds_the_approvers_token(tmp_path, monkeypatch):
+    """The approver exported MLOPS_TOKEN in the shell the engine runs from; a step of another run (anyone's pushed
+    code) runs `mlops ci approve` on the waiting release. It must not be decided with the approver's token."""
+    from tests.ci.helpers import make_project, run_text
+
+    settings = make_project(tmp_path, monkeypatch, mlops_yml(["lead@example.com"], False))
+    store, run_id = waiting(settings)
+    _, token = identity.create_token(settings, "lead@example.com")
+    monkeypatch.setenv("MLOPS_TOKEN", token)
+    step = f"{sys.executable} -m ml_service.cli ci approve {run_id} --comment from-a-step"
+    _, hostile = run_text(load_settings(), f"steps:\n  - script: {step}\n")
+    assert hostile.result == "failed"  # the step's approve was refused
+    assert [a["status"] for a in store.approvals(run_id)] == ["pending"]
+    assert store.get_run(run_id).status == "waiting"
+
+
+def test_an_ml_pipeline_step_gets_no_mlops_token(tmp_path, monkeypatch):
+    from ml_service.pipelines.runner import step_env
+    from tests.ci.helpers import make_project
+
+    settings = make_project(tmp_path, monkeypatch)
+    monkeypatch.setenv("MLOPS_TOKEN", "mlops_the-approvers-token")
+    assert "MLOPS_TOKEN" not in step_env(settings)
+
+
+def test_a_pipeline_step_cannot_approve_as_the_os_account(tmp_path, monkeypatch):
+    """The OS account that runs the engine is an approver (a laptop's owner); a step of another run (anyone's pushed
+    code, daemonized so that it is not the step's child) runs `mlops ci approve` on the waiting release: refused."""
+    from tests.ci.helpers import make_project, run_text
+
+    settings = make_project(tmp_path, monkeypatch, mlops_yml([ME], True))
+    store, run_id = waiting(settings)
+    marker = tmp_path / "approve-ended"
+    approve = f"{sys.executable} -m ml_service.cli ci approve {run_id} --comment from-a-step"
+    script = f"( setsid sh -c '{approve}; touch {marker}' & ) ; while [ ! -e {marker} ]; do sleep 0.1; done"
+    run_text(load_settings(), f"steps:\n  - script: \"{script}\"\n")
+    assert marker.exists()
+    assert [a["status"] for a in store.approvals(run_id)] == ["pending"]
+    assert store.get_run(run_id).status == "waiting"

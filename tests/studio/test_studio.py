@@ -539,3 +539,46 @@ def test_a_qa_action_runs_only_a_model_of_mlops_yml_and_a_version_number(project
     form = {"csrf": browser.csrf("/runs"), "model": model, "version": version, "action": "rollback"}
     assert browser.request("POST", "/deployments/qa", form)[0] == 400
     assert not (project.state_dir / "studio" / "actions").exists()  # no `mlops deploy qa` was started
+
+
+def test_a_carriage_return_in_a_steps_output_cannot_end_the_live_log_stream(project):
+    """EventSource ends a line at CR as at LF: a step printing CR + `event: end` would close every viewer's tail
+    while the step goes on (what it prints next is then never seen live)."""
+    store = Store(project.state_dir / "ci")
+    run_id = store.create_run("build", "build.yml", "Manual", "main", "a" * 40, "dev", {}, "/nowhere")
+    log = store.log_path(run_id, "S.J.00")
+    log.write_bytes(b"build ok\revent: end\rdata: Succeeded\r\rafter the forged end\n")
+    store.set_record(run_id, "S/J/00", "step", name="step", status="completed", result="Failed", log=str(log))
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    status, _, body = browser.request("GET", f"/runs/{run_id}/log/S/J/00")
+    assert status == 200
+    events, name, data = [], "message", []
+    for line in re.split(r"\r\n|\r|\n", body):  # the stream as the browser parses it (the SSE spec)
+        if line == "":
+            if data:
+                events.append((name, "\n".join(data)))
+            name, data = "message", []
+        elif line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            data.append(line[len("data: "):])
+    assert [n for n, _ in events].count("end") == 1 and events[-1] == ("end", "Failed")
+    assert any("after the forged end" in d for n, d in events if n == "log")
+
+
+def test_a_step_output_without_newlines_is_streamed_in_bounded_pieces(project):
+    """A progress bar (or a hostile step) writing megabytes without a newline: the stream must not hold the whole
+    line in memory (nor copy it again at every read); every event carries a bounded piece."""
+    store = Store(project.state_dir / "ci")
+    run_id = store.create_run("build", "build.yml", "Manual", "main", "a" * 40, "dev", {}, "/nowhere")
+    log = store.log_path(run_id, "S.J.00")
+    log.write_bytes(b"x" * (4 * 1024 * 1024))
+    store.set_record(run_id, "S/J/00", "step", name="step", status="completed", result="Succeeded", log=str(log))
+    browser = Browser(create_app(project))
+    browser.log_in("alice@example.com")
+    status, _, body = browser.request("GET", f"/runs/{run_id}/log/S/J/00")
+    assert status == 200
+    pieces = re.findall(r"data: (x+)\n", body)
+    assert sum(map(len, pieces)) == 4 * 1024 * 1024  # all of it, in order
+    assert max(map(len, pieces)) <= 2 * 64 * 1024  # at most a chunk kept plus a chunk read

@@ -299,3 +299,122 @@ def test_a_run_is_recorded_as_its_authenticated_creator_whatever_the_client_send
     with acting_as(team, "admin"):
         assert stored() == ("reader", "reader")
         assert client_of(team).get_run(run_id).data.tags["note"] == "mine"
+
+
+def as_if_the_reader_created(team, experiment: str) -> str:
+    """The reader MANAGEs experiment, as its creator would: the state of a workspace where a reader created one of
+    the platform's experiments before `up` did (an older workspace). Returns the experiment's id."""
+    from ml_service.team.users import auth_api, set_permission
+
+    with acting_as(team, "admin") as admin:
+        found = admin.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else admin.create_experiment(experiment)
+        set_permission(auth_api(load_settings(team["env"])), "reader", "experiment", experiment_id, "MANAGE")
+    return experiment_id
+
+
+def test_up_makes_the_platforms_own_experiments_the_admins_so_a_reader_writes_none(team):
+    """Published pipelines (run by retrains), data set versions (trained on), deployment records (believed): a
+    reader who could create these experiments would own them."""
+    from mlflow.exceptions import MlflowException
+
+    from ml_service.batch import record
+    from ml_service.data import registry
+    from ml_service.deploy import records
+    from ml_service.monitor import check
+    from ml_service.pipelines import publish
+    from ml_service.workspace import champion
+
+    platform = {m.EXPERIMENT for m in (record, registry, records, check, publish, champion)}
+    with acting_as(team, "reader") as reader:
+        for name in sorted(platform):
+            experiment = reader.get_experiment_by_name(name)
+            assert experiment is not None, f"up left {name} for anyone to create"
+            with pytest.raises(MlflowException) as refused:
+                reader.create_run(experiment.experiment_id)
+            assert refused.value.get_http_status_code() == 403, name
+
+
+def test_a_pipeline_a_reader_published_never_runs_in_a_writers_retrain(team, tmp_path):
+    """The reader (MANAGE on mlops-published-pipelines, as if they had created it) publishes a definition that
+    calls a function of their choice and makes it the default; the retrain pipeline runs `mlops pipeline run
+    --published` as the admin. The function must not run."""
+    from tests.team.test_workspace import run_mlops
+
+    marker = tmp_path / "pwned"
+    experiment_id = as_if_the_reader_created(team, "mlops-published-pipelines")
+    definition = tmp_path / "pipeline.yml"
+    definition.write_text("name: diabetes-retrain\nsteps:\n  train:\n    function: tests.team.hostile_step:mark\n"
+                          f"    params: {{marker: {str(marker)!r}}}\n")
+    with acting_as(team, "reader") as reader:
+        run = reader.create_run(experiment_id, tags={
+            "mlops.kind": "published_pipeline", "mlops.pipeline.name": "diabetes-retrain",
+            "mlops.pipeline.version": "99", "mlops.pipeline.digest": "reader"})
+        reader.log_artifact(run.info.run_id, str(definition))
+        reader.set_terminated(run.info.run_id)
+        reader.set_experiment_tag(experiment_id, "default.diabetes-retrain", "99")
+    ran = run_mlops(team["env"], "pipeline", "run", "--published", "diabetes-retrain", timeout=600)
+    assert not marker.exists(), "the reader's published pipeline ran in the admin's retrain"
+    assert ran.returncode != 0
+    assert "refusing published pipeline diabetes-retrain v99" in ran.stderr, ran.stderr
+
+
+def test_a_data_set_version_a_reader_added_is_not_a_version(team, tmp_path):
+    """The reader (MANAGE on mlops-datasets) adds a newer version of the diabetes data set: the next retrain would
+    train on it. It must not count as a version."""
+    from ml_service.data import registry
+
+    experiment_id = as_if_the_reader_created(team, registry.EXPERIMENT)
+    poisoned = tmp_path / "diabetes-v7.csv"
+    poisoned.write_text("AGE,SEX,BMI,BP,S1,S2,S3,S4,S5,S6,Y\n" + "0,0,0,0,0,0,0,0,0,0,0\n" * 20)
+    with acting_as(team, "reader") as reader:
+        run = reader.create_run(experiment_id, tags={
+            registry.KIND_TAG: "dataset", registry.NAME_TAG: "diabetes", registry.VERSION_TAG: "7",
+            registry.DIGEST_TAG: registry.sha256_of(poisoned), registry.ROWS_TAG: "20"})
+        reader.log_artifact(run.info.run_id, str(poisoned), registry.ARTIFACT_DIR)
+        reader.set_terminated(run.info.run_id)
+    settings = load_settings(team["env"])
+    with acting_as(team, "admin"):
+        assert [v.run_id for v in registry.versions(settings, "diabetes")] == []
+        assert registry.data_path(settings, settings.model) == settings.model.data
+
+
+def test_a_reader_cannot_block_publishing_the_projects_pipeline(team, monkeypatch):
+    """The reader creates the lock a publish of `diabetes-retrain` would take and holds it with a ticket of another
+    host (never stale while they touch it). The admin's publish must not wait for it."""
+    from ml_service.pipelines import publish
+    from ml_service.pipelines.definition import load_pipeline
+    from ml_service.workspace import server_lock
+
+    settings = load_settings(team["env"])
+    pipeline = load_pipeline(settings.pipeline_file)
+    lock = server_lock.lock_name(f"published-pipeline-{pipeline.name}")
+    with acting_as(team, "reader") as reader:
+        reader.create_registered_model(lock)
+        reader.create_model_version(lock, server_lock.SOURCE, tags={
+            "mlops.owner": "another-host.example|boot|4242|1234", server_lock.STATE_TAG: server_lock.HELD})
+    held = server_lock.hold
+    monkeypatch.setattr(server_lock, "hold", lambda client, name, wait=900, **kw: held(client, name, wait=20, **kw))
+    with acting_as(team, "admin"):
+        published = publish.publish(settings, pipeline)
+    assert published.name == pipeline.name and published.user == "admin"
+
+
+def test_up_again_takes_a_creators_manage_on_what_it_claims_away(team):
+    """A reader who created the lock of the project's model and a platform experiment before `up` claimed them
+    MANAGEs them (could hold the lock for ever, grant themselves EDIT): `up` again leaves them READ there."""
+    from mlflow.server import get_app_client
+
+    from ml_service.team.users import auth_api, set_permission
+    from ml_service.workspace import server_lock
+    from tests.team.test_workspace import run_mlops
+
+    lock = server_lock.lock_name(MODEL)
+    experiment_id = as_if_the_reader_created(team, "mlops-datasets")
+    set_permission(auth_api(load_settings(team["env"])), "reader", "registered_model", lock, "MANAGE")
+    again = run_mlops(team["env"], "workspace", "up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    with acting_as(team, "admin"):
+        permissions = get_app_client("basic-auth", tracking_uri=team["uri"])
+        assert permissions.get_user_permission("reader", "registered_model", lock).permission == "READ"
+        assert permissions.get_user_permission("reader", "experiment", experiment_id).permission == "READ"

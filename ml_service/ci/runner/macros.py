@@ -14,6 +14,8 @@ from pathlib import Path
 from ml_service.ci.model import expressions as ex
 from ml_service.ci.model.pipeline import Var
 
+PERSONAL_TOKEN = "MLOPS_TOKEN"  # ml_service/env.py: an approver's proof of identity (ci/server/identity.py)
+
 RUNTIME = re.compile(r"^\s*\$\[(.*)\]\s*$", re.DOTALL)
 # What would make a value run as code, or break out of quotes, when spliced into a bash script.
 SHELL_SYNTAX = re.compile(r"[`$;&|<>\"'\\\n\r]")
@@ -69,8 +71,10 @@ def env_name(name: str) -> str:
 def step_environment(step: dict, variables: dict[str, Var], prepended: list[str],
                      platform: dict[str, str] | None = None) -> dict[str, str]:
     """The process environment of a step: ours, the platform's (where `mlops` in a step finds the project and
-    the workspace: sources.platform_environment), the variables (never the secrets), its env:, PATH."""
+    the workspace: sources.platform_environment), the variables (never the secrets), its env:, PATH. Never our
+    MLOPS_TOKEN: it proves a person (an approver's `mlops ci approve`), and a step is whoever wrote its code."""
     env = dict(os.environ)
+    env.pop(PERSONAL_TOKEN, None)
     env.update(platform or {})
     for name, var in variables.items():
         if var.secret:  # only through env: (it may also sit in our own environment, its source)

@@ -61,6 +61,17 @@ def _stat(pid: int) -> tuple[str, int, int, int] | None:
     return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
 
 
+def ancestors(pid: int) -> list[int]:
+    """The parent of pid, its parent, ... up to (not including) pid 1: the processes pid descends from. An
+    orphaned step process is re-parented to the engine (a subreaper), so the engine stays among them."""
+    found: list[int] = []
+    current = _stat(pid)
+    while current is not None and current[1] > 1 and current[1] not in found:
+        found.append(current[1])
+        current = _stat(current[1])
+    return found
+
+
 def reap_orphans(groups: set[int], wait: float = 0.0) -> None:
     """Reap our children (orphans of the steps re-parented to this subreaper) that belong to one of the steps'
     process groups or sessions, once dead; with wait, keep at it up to that many seconds while any is still

@@ -42,6 +42,8 @@ def decide(settings: Settings, store: Store, run_id: int, approve: bool, comment
                          allow_self_approval=bool(approval.get("allow_self", 1)))
     else:
         check = approval_config(settings, approval["environment"]) or Approval()
+    if approver is None:
+        _not_from_a_step(store)
     try:
         candidates = ident.proven(settings, approver, recheck=True)
     except ident.IdentityError as exc:
@@ -98,3 +100,18 @@ def supersede_older(store: Store, run_id: int) -> list[int]:
                                                  "for approval (this newer run does)")
         store.update_run(run_id, state=state)
     return [r.id for r in older]
+
+
+def _not_from_a_step(store: Store) -> None:
+    """CIError when this process descends from the engine of a running pipeline run: a step runs whoever pushed its
+    code, as the OS account (an approver's proof on the command line). The Studio's session is not affected."""
+    import os
+
+    from ml_service.ci.runner.reaper import ancestors
+
+    engines = store.running_engines()
+    inside = next((engines[pid] for pid in ancestors(os.getpid()) if pid in engines), None)
+    if inside is not None:
+        raise CIError(f"a decision cannot be taken from inside pipeline run {inside}: its steps run the code of "
+                      "whoever pushed it, as this OS account. Decide in the Studio, or with `mlops ci approve` from "
+                      "a shell of your own")

@@ -169,6 +169,12 @@ class Store:
         with self._db() as db:
             db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))
 
+    def running_engines(self) -> dict[int, int]:
+        """pid of the engine process -> run id, for every run that is running now."""
+        with self._db() as db:
+            rows = db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND pid IS NOT NULL").fetchall()
+        return {int(row["pid"]): int(row["id"]) for row in rows if row["pid"]}
+
     def start_run(self, run_id: int, pid: int, owner: str, started: float) -> bool:
         """Mark a queued or waiting run running in this process; False when it is not queued or waiting (it
         completed, was canceled, or another process runs it), whatever runs at once."""
