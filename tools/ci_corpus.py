@@ -44,7 +44,11 @@ sys.path.insert(0, str(HERE))
 
 MIRRORS = Path("/work/.mirror")
 CORPUS = Path("/work/corpus")
-SANDBOX_IMAGE = "mlops-python:3.11-bookworm"
+# The sandbox needs git (checkout, the engine's sources); environment_setup/base_image.sh builds the base
+# without it, so a run uses an image FROM it with git added (CI_CORPUS_IMAGE names another).
+SANDBOX_IMAGE = os.environ.get("CI_CORPUS_IMAGE", "mlops-ci-corpus:git")
+SANDBOX_RECIPE = ("FROM mlops-python:3.11-bookworm\nRUN apt-get update -qq && apt-get install -y -qq "
+                  "--no-install-recommends git && rm -rf /var/lib/apt/lists/*\n")
 RUN_LIMIT_S = 240  # wall clock of one sandboxed run
 PLACEHOLDER_BRANCH = "main"
 PLACEHOLDER_COMMIT = "0" * 40
@@ -788,6 +792,9 @@ def sandbox_run(tree: Path, rel: str, params: dict, groups: list[str]) -> dict:
     except Exception as exc:  # noqa: BLE001
         outcome["crash"] = f"{type(exc).__name__}: {exc}"
     run = store.get_run(run_id)
+    for record in store.records(run_id):  # refused when the run compiles (a variable group, a checkout ...)
+        if record["kind"] == "error" and "refused" not in outcome:
+            outcome["refused"] = record["detail"] or record["display"] or "refused"
     steps = [{"path": r["path"], "display": r["display"], "result": r["result"] or r["status"],
               "detail": (r["detail"] or "")[:300]} for r in store.records(run_id) if r["kind"] == "step"]
     outcome.update({"result": run.result, "status": run.status, "steps": steps})
@@ -805,14 +812,16 @@ def run_in_sandbox(name: str, label: str, rel: str, params: dict, groups: list[s
                         ignore=shutil.ignore_patterns("SOURCE.json"))
         venv = Path(sys.prefix)
         base = Path(os.path.realpath(sys.executable)).parent.parent
-        argv = ["timeout", str(RUN_LIMIT_S), "docker", "run", "--rm", "--network", "none", "--cpus", "1",
-                "--memory", "1g", "--pids-limit", "512",
+        container = f"{os.environ.get('CI_CORPUS_PREFIX', 'ci-corpus')}-{Path(scratch).name}"
+        argv = ["timeout", str(RUN_LIMIT_S), "docker", "run", "--rm", "--name", container, "--network", "none",
+                "--cpus", "1", "--memory", "1g", "--pids-limit", "512",
                 "-v", f"{base}:{base}:ro", "-v", f"{venv}:{venv}:ro", "-v", f"{HERE}:/engine:ro",
                 "-v", f"{scratch}:/scratch", "-e", "PYTHONPATH=/engine", "-e", "HOME=/scratch/home",
                 "-w", "/scratch/tree", SANDBOX_IMAGE, f"{venv}/bin/python", "/engine/tools/ci_corpus.py",
                 "sandbox-run", "/scratch/tree", rel, json.dumps(params), json.dumps(groups)]
         done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode == 124:
+        if done.returncode == 124:  # timeout ended the docker client only: the container would run on
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True)
             return {"timeout": RUN_LIMIT_S}
         try:
             return json.loads(done.stdout.strip().splitlines()[-1])
@@ -827,9 +836,20 @@ def _first_failure(outcome: dict) -> str:
     return ""
 
 
+def sandbox_image() -> None:
+    """Build the sandbox image (the base image with git) when it is not there yet."""
+    if subprocess.run(["docker", "image", "inspect", SANDBOX_IMAGE], capture_output=True).returncode == 0:
+        return
+    print(f"building {SANDBOX_IMAGE} (the base image with git)", flush=True)
+    subprocess.run(["docker", "build", "-q", "-t", SANDBOX_IMAGE, "-"], input=SANDBOX_RECIPE, text=True, check=True,
+                   capture_output=True)
+
+
 def check(corpus: Path, run: bool, only: str = "") -> dict:
     """Compile (and run) every pipeline of the corpus; compile unused templates through a stub; the census."""
     engine_names = _engine_predefined()
+    if run:
+        sandbox_image()
     results = {"files": {}}
     for repo_dir in sorted(p for p in corpus.iterdir() if p.is_dir()):
         source = json.loads((repo_dir / "SOURCE.json").read_text())
@@ -864,7 +884,11 @@ def check(corpus: Path, run: bool, only: str = "") -> dict:
                 entry = results["files"][f"{name}:{file.relative_to(repo_dir)}"]
                 entry["includes"] = sorted(str(t.relative_to(repo_dir)) for t, _, alias in
                                            _closure(file, root, loaded) if not alias and t.exists())
-                groups = sorted({f["detail"] for f in entry["census"] if f["construct"] == "variable group"})
+                # the groups of the file and of every template it includes (a variables template holds most)
+                census_of = [entry["census"], *(results["files"].get(f"{name}:{rel}", {}).get("census", [])
+                                                for rel in entry["includes"])]
+                groups = sorted({f["detail"] for found in census_of for f in found
+                                 if f["construct"] == "variable group"})
                 if entry["role"] == "template":
                     if not entry["included"] and isinstance(doc, dict):
                         entry["compile"] = compile_template(file, root, doc, set(groups))
