@@ -792,9 +792,10 @@ def sandbox_run(tree: Path, rel: str, params: dict, groups: list[str]) -> dict:
     except Exception as exc:  # noqa: BLE001
         outcome["crash"] = f"{type(exc).__name__}: {exc}"
     run = store.get_run(run_id)
-    for record in store.records(run_id):  # refused when the run compiles (a variable group, a checkout ...)
-        if record["kind"] == "error" and "refused" not in outcome:
-            outcome["refused"] = record["detail"] or record["display"] or "refused"
+    for record in store.records(run_id):  # refused as the run compiles (a variable group) or is planned (container:)
+        refusal = record["kind"] == "error" or (record["kind"] == "plan" and run.result != "succeeded")
+        if refusal and record["detail"] and "refused" not in outcome:
+            outcome["refused"] = record["detail"]
     steps = [{"path": r["path"], "display": r["display"], "result": r["result"] or r["status"],
               "detail": (r["detail"] or "")[:300]} for r in store.records(run_id) if r["kind"] == "step"]
     outcome.update({"result": run.result, "status": run.status, "steps": steps})
