@@ -28,3 +28,10 @@ def test_a_variable_group_named_in_an_included_variables_template_is_given_to_th
     entry = results["files"]["owner/repo:azure-pipelines.yml"]
     assert entry["compile"]["status"] == "compiled", entry["compile"].get("message")
     assert entry["category"] == "compiled"
+
+
+def test_a_refusal_in_a_file_named_functionapp_is_not_taken_for_a_missing_expression_function():
+    tool = load_tool()
+    assert tool._unclear("templates/node.js-functionapp-to-linux-on-azure.yml:33: task NodeTool@0 is not supported "
+                         "locally") == ""
+    assert tool._unclear("a.yml:3: function foo() is not supported") != ""

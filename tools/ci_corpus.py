@@ -724,7 +724,7 @@ def _unclear(message: str) -> str:
                    "mapping form"
     if "found: upload" in message:
         return "`upload:` is Azure's deprecated spelling of `publish:` (the schema accepts it)"
-    if "function" in message and "is not supported" in message:
+    if re.search(r"function \S+\(\) is not supported", message):  # not a file named *functionapp*
         return "an expression function is missing"
     if "internal error" in message:
         return "a crash"
