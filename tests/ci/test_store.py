@@ -113,6 +113,25 @@ def test_a_run_whose_engine_died_is_ended_failed_with_the_reason_and_a_live_one_
     assert store.get_run(alive).status == "running" and store.get_run(waiting).status == "waiting"
 
 
+def test_a_dead_runs_finished_steps_keep_their_result_and_only_unfinished_ones_fail(store):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = queue(store, status="running", pid=dead.pid)
+    store.set_record(gone, "S/J/00", "step", status="completed", result="Succeeded")
+    store.set_record(gone, "S/J/01", "step", status="completed", result="Skipped")
+    store.set_record(gone, "S/J/02", "step", status="running")
+    store.set_record(gone, "S/J/03", "step")
+    assert store.reconcile() == [gone]
+    results = {r["path"]: r["result"] for r in store.records(gone)}
+    assert [results[f"S/J/0{i}"] for i in range(4)] == ["Succeeded", "Skipped", "Failed", "Failed"]
+
+
+def test_a_counter_counts_per_pipeline_and_prefix(store):
+    first, other = queue(store, pipeline="a"), queue(store, pipeline="b")
+    assert (store.counter(first, "1.x", 100), store.counter(other, "1.x", 100)) == (100, 100)
+    assert store.counter(queue(store, pipeline="a"), "1.x", 100) == 101
+    assert store.counter(queue(store, pipeline="b"), "1.x", 100) == 101
+
 def test_an_approval_times_out_only_after_its_deadline(store):
     expired, current = queue(store, status="waiting"), queue(store, status="waiting")
     store.request_approval(expired, "Deploy", "Ship", "production", 3600)
