@@ -132,6 +132,7 @@ def test_a_counter_counts_per_pipeline_and_prefix(store):
     assert store.counter(queue(store, pipeline="a"), "1.x", 100) == 101
     assert store.counter(queue(store, pipeline="b"), "1.x", 100) == 101
 
+
 def test_an_approval_times_out_only_after_its_deadline(store):
     expired, current = queue(store, status="waiting"), queue(store, status="waiting")
     store.request_approval(expired, "Deploy", "Ship", "production", 3600)
