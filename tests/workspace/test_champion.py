@@ -121,3 +121,17 @@ def test_the_cli_takes_a_models_uri_and_refuses_a_version_that_is_not_ascii_digi
         assert main(["model", "delete", bad]) == 2, bad
     assert holder(client) == "3" and len(records(client)) == 1
     assert sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'")) == ["1", "2", "3"]
+
+
+def test_model_list_and_show_without_a_name_read_the_selected_projects_registered_model(workspace, client, capsys,
+                                                                                         monkeypatch):
+    """The selected project's registered model name (here NAME, not the project's folder name) and its champion."""
+    monkeypatch.setenv("MLOPS_MODEL_NAME", NAME)
+    champion.promote(workspace, NAME, "2")
+    client.set_registered_model_alias(NAME, "production", "3")
+    capsys.readouterr()
+    assert main(["model", "list"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["3", "2", "1"]
+    assert main(["model", "show"]) == 0
+    shown = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines()[:2])
+    assert (shown["name"].strip(), shown["version"].strip()) == (NAME, "2")
