@@ -140,3 +140,19 @@ def test_deploy_status_takes_the_model_projects_name_for_its_registered_model(ro
         rows += json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == [NAME, NAME]
     assert rows[1]["desired"] == rows[0]["desired"] and rows[1]["desired"]["stable"]["version"] == "1"
+
+
+def test_deploy_status_without_a_model_shows_every_model_of_mlops_yml(routed, capsys):
+    import yaml
+
+    from ml_service.cli import main
+
+    (routed.root / "mlops.yml").write_text(yaml.safe_dump({
+        "models": [{"project": "proj", "name": NAME}, {"project": "other", "name": OTHER}],
+        "environments": {"production": {"values": {"route": canary_tests.ROUTE}}}}))
+    production.deploy_prod(routed, f"{NAME}:1")
+    capsys.readouterr()
+    assert main(["deploy", "status", "production", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["model"], (r["desired"] or {}).get("stable", {}).get("version")) for r in rows] == \
+        [(NAME, "1"), (OTHER, None)]

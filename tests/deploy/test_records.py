@@ -299,3 +299,16 @@ def test_deploy_list_labels_only_the_canary_rows_canary(settings, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert sorted((r["model"], r["version"], r["track"]) for r in listed) == \
         sorted((model, version, track) for (model, version), track in tracks.items())
+
+
+def test_deploy_list_shows_what_is_current_and_with_all_every_record(settings, capsys):
+    from ml_service.cli import main
+
+    for version in ("1", "2"):
+        records.record(settings, "production", MODEL, version, f"img:{version}", "", LIVE, "helm")
+    capsys.readouterr()
+    assert main(["deploy", "list", "--json"]) == 0
+    assert [(r["version"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [("2", "live")]
+    assert main(["deploy", "list", "--all", "--json"]) == 0
+    assert [(r["version"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [("2", "live"),
+                                                                                         ("1", "replaced")]
