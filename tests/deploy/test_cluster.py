@@ -124,3 +124,19 @@ def test_a_missing_release_has_no_values_and_uninstalling_it_is_no_error(project
     assert cluster.exists(release)
     cluster.uninstall(release)
     assert not cluster.exists(release) and release not in releases(project)
+
+
+def test_the_smoke_test_through_the_service_sends_the_deployed_models_own_payload(project, fake_cluster, monkeypatch):
+    """Two model projects, the first selected: a release of the second is smoke tested with the second's
+    scoring/smoke.json (the payload fits its columns), not the selected project's."""
+    from ml_service.config import load_settings
+
+    (project.root / "mlops.yml").write_text(f"models:\n  - {{project: proj, name: {NAME}}}\n"
+                                            "  - {project: other, name: other_model}\n")
+    for folder, value in (("proj", 1), ("other", 2)):
+        (project.root / folder / "scoring").mkdir(parents=True)
+        (project.root / folder / "scoring" / "smoke.json").write_text(json.dumps({"data": [[value]]}))
+    sent = []
+    monkeypatch.setattr(cluster, "smoke_test", lambda url, **given: sent.append(given["payload"]))
+    cluster.smoke_through_service(load_settings(), "scoring-other-model", "other_model", 1)
+    assert sent == [{"data": [[2]]}]
