@@ -872,3 +872,20 @@ def test_a_run_already_running_elsewhere_is_not_run_twice(project):
     with pytest.raises(service.CIError, match=f"run {run_id} \\(pipe\\) is running"):
         service.execute(project, store, run_id)
     assert store.records(run_id) == []
+
+
+def test_the_latest_run_of_a_pipeline_is_of_the_branch_asked_for(project):
+    """resources.pipelines with a branch: the newest succeeded run of that branch, not a newer one of another."""
+    store = Store(project.state_dir / "ci")
+
+    def completed(branch: str, result: str = "succeeded") -> int:
+        run_id = store.create_run("build", "build.yml", "Manual", branch, "c0ffee", "dev", {}, "/src")
+        store.update_run(run_id, status="completed", result=result)
+        return run_id
+
+    main_run = completed("main")
+    completed("feature")
+    completed("main", "failed")
+    assert service.latest_run(project, store, "build", "refs/heads/main").id == main_run
+    assert service.latest_run(project, store, "build", "main").id == main_run
+    assert service.latest_run(project, store, "build", "release") is None
