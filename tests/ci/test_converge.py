@@ -302,3 +302,13 @@ def test_on_another_branch_make_run_still_follows_the_whole_chain(repo):
     assert all(r.branch == "feature" for r in by_name.values())
     assert make_run(repo).returncode == 0
     assert len(runs(repo)) == 3
+
+
+def test_recording_one_projects_chain_keeps_the_others(tmp_path, monkeypatch):
+    """`make run --project beta` after alpha's chain: alpha's record stays, so its next `make run` reruns nothing."""
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    settings = load_settings()
+    converge.write_state(settings, "alpha", {"tree": "a1"})
+    converge.write_state(settings, "beta", {"tree": "b1"})
+    converge.write_state(settings, "beta", {"tree": "b2"})
+    assert converge.read_state(settings) == {"alpha": {"tree": "a1"}, "beta": {"tree": "b2"}}
