@@ -310,5 +310,5 @@ def test_deploy_list_shows_what_is_current_and_with_all_every_record(settings, c
     assert main(["deploy", "list", "--json"]) == 0
     assert [(r["version"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [("2", "live")]
     assert main(["deploy", "list", "--all", "--json"]) == 0
-    assert [(r["version"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [("2", "live"),
-                                                                                         ("1", "replaced")]
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["version"], r["status"]) for r in listed] == [("2", "live"), ("1", "replaced")]

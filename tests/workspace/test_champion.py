@@ -123,8 +123,8 @@ def test_the_cli_takes_a_models_uri_and_refuses_a_version_that_is_not_ascii_digi
     assert sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'")) == ["1", "2", "3"]
 
 
-def test_model_list_and_show_without_a_name_read_the_selected_projects_registered_model(workspace, client, capsys,
-                                                                                         monkeypatch):
+def test_model_list_and_show_without_a_name_read_the_selected_projects_registered_model(
+        workspace, client, capsys, monkeypatch):
     """The selected project's registered model name (here NAME, not the project's folder name) and its champion."""
     monkeypatch.setenv("MLOPS_MODEL_NAME", NAME)
     champion.promote(workspace, NAME, "2")
