@@ -14,7 +14,7 @@ from pathlib import Path
 from ml_service.ci.model import expressions as ex
 from ml_service.ci.model.pipeline import Var
 
-PERSONAL_TOKEN = "MLOPS_TOKEN"  # ml_service/env.py: an approver's proof of identity (ci/server/identity.py)
+PERSONAL_TOKEN = "MLOPS_TOKEN"  # ml_service/env.py: an approver's proof of identity (ml_service/ci/server/identity.py)
 
 RUNTIME = re.compile(r"^\s*\$\[(.*)\]\s*$", re.DOTALL)
 # What would make a value run as code, or break out of quotes, when spliced into a bash script.
